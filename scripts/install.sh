@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything knet and its tests need on a fresh Debian machine (run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  iproute2                      # ip netns/link/addr/route: node and pod namespaces
+  iptables                      # iptables-restore: kube-proxy iptables mode
+  nftables                      # nft: kube-proxy nftables mode
+  conntrack                     # stale UDP flow cleanup, as kube-proxy does
+  containernetworking-plugins   # bridge, host-local, loopback, portmap CNI plugins
+  etcd-server                   # optional etcd storage backend
+  procps iputils-ping curl dnsutils util-linux  # ps, ping, curl, dig, nsenter inside nodes/pods
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "knet: needs root to install: ${missing[*]} (run: sudo bash scripts/install.sh)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "knet: kubectl not found on PATH; the api and e2e tests use the real kubectl." >&2
+  echo "      install kubectl (https://kubernetes.io/docs/tasks/tools/) and run again." >&2
+  exit 1
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[dev]"

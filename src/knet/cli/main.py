@@ -1,0 +1,46 @@
+"""The `knet` command line.
+
+Each concern registers its own commands in its own module (see COMMAND_MODULES), so the
+component commands (`knet apiserver`, `knet kube-proxy`, ...) live next to their owners and a
+missing optional piece never breaks the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# Modules that expose `register(group: click.Group) -> None`.
+COMMAND_MODULES = (
+    "knet.cli.apiserver",
+    "knet.cli.controlplane",
+    "knet.cli.kubelet",
+    "knet.cli.proxy",
+    "knet.cli.dns",
+    "knet.cli.cluster",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="knet")
+def cli() -> None:
+    """knet: a Kubernetes cluster's service networking on one Linux machine."""
+
+
+def _register_all(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that concern has not been built yet
+                continue
+            raise
+        module.register(group)
+
+
+_register_all(cli)
+
+
+def main() -> None:
+    cli()
