@@ -1,0 +1,208 @@
+"""The async Kubernetes REST client (aiohttp + orjson) of docs/contracts.md s.2."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from knet.client.config import ClientConfig, ssl_context
+from knet.client.errors import ApiError
+from knet.client.paths import PATCH_CONTENT_TYPES, list_params, resource_path, watch_params
+from knet.client.watch import LineSplitter, WatchEvent, parse_event
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+
+
+class ApiClient:
+    """One connection pool to one API server. Use as `async with ApiClient(config) as api:`."""
+
+    def __init__(self, config: ClientConfig, *, user_agent: str = "knet") -> None:
+        self.config = config
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ApiClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self.config) or False, limit=64)
+            self._session = aiohttp.ClientSession(
+                base_url=self.config.server, connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        token = self.config.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("ApiClient is not open: use `async with ApiClient(config)`")
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        data = orjson.dumps(body) if body is not None else None
+        async with self.session.request(
+            method,
+            path,
+            params=params,
+            data=data,
+            headers=self._headers(content_type if data is not None else None),
+            timeout=REQUEST_TIMEOUT,
+        ) as resp:
+            raw = await resp.read()
+            return _decode(resp.status, raw)
+
+    # -- verbs --------------------------------------------------------------------------------
+
+    async def get(self, api_version: str, resource: str, name: str, *, namespace: str | None = None,
+                  subresource: str | None = None) -> dict[str, Any]:
+        path = resource_path(api_version, resource, namespace=namespace, name=name, subresource=subresource)
+        return await self.request("GET", path)
+
+    async def list(
+        self,
+        api_version: str,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """A whole list; follows `continue` tokens when `limit` pages it."""
+        path = resource_path(api_version, resource, namespace=namespace)
+        params = list_params(label_selector=label_selector, field_selector=field_selector,
+                             resource_version=resource_version, limit=limit)
+        result = await self.request("GET", path, params=params)
+        items = list(result.get("items") or [])
+        while (token := (result.get("metadata") or {}).get("continue")) and limit:
+            params = list_params(label_selector=label_selector, field_selector=field_selector,
+                                 limit=limit, continue_token=token)
+            result_page = await self.request("GET", path, params=params)
+            items.extend(result_page.get("items") or [])
+            result = {**result, "metadata": result_page.get("metadata") or {}}
+        result["items"] = items
+        return result
+
+    async def watch(
+        self,
+        api_version: str,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        allow_bookmarks: bool = True,
+        timeout_seconds: int | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """Yields events until the server ends the stream; ERROR events are yielded, not raised."""
+        path = resource_path(api_version, resource, namespace=namespace)
+        params = watch_params(resource_version=resource_version, label_selector=label_selector,
+                              field_selector=field_selector, allow_bookmarks=allow_bookmarks,
+                              timeout_seconds=timeout_seconds)
+        async with self.session.get(path, params=params, headers=self._headers(),
+                                    timeout=WATCH_TIMEOUT) as resp:
+            if resp.status >= 300:
+                _decode(resp.status, await resp.read())
+            splitter = LineSplitter()
+            async for chunk in resp.content.iter_any():
+                for line in splitter.feed(chunk):
+                    yield parse_event(line)
+            for line in splitter.flush():
+                yield parse_event(line)
+
+    async def create(self, api_version: str, resource: str, obj: dict[str, Any], *,
+                     namespace: str | None = None, name: str | None = None,
+                     subresource: str | None = None, field_manager: str | None = None) -> dict[str, Any]:
+        """POST a new object; `name` + `subresource` post to a subresource (pods/NAME/binding)."""
+        path = resource_path(api_version, resource, namespace=namespace, name=name, subresource=subresource)
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.request("POST", path, params=params, body=obj)
+
+    async def update(self, api_version: str, resource: str, obj: dict[str, Any], *,
+                     namespace: str | None = None, subresource: str | None = None,
+                     field_manager: str | None = None) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        if namespace is None:
+            namespace = obj["metadata"].get("namespace")
+        path = resource_path(api_version, resource, namespace=namespace, name=name, subresource=subresource)
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.request("PUT", path, params=params, body=obj)
+
+    async def patch(self, api_version: str, resource: str, name: str, patch: Any, *,
+                    patch_type: str = "merge", subresource: str | None = None,
+                    field_manager: str | None = None, namespace: str | None = None,
+                    force: bool | None = None) -> dict[str, Any]:
+        path = resource_path(api_version, resource, namespace=namespace, name=name, subresource=subresource)
+        params: dict[str, str] = {}
+        if field_manager:
+            params["fieldManager"] = field_manager
+        if force is not None:
+            params["force"] = "true" if force else "false"
+        return await self.request("PATCH", path, params=params or None, body=patch,
+                                  content_type=PATCH_CONTENT_TYPES[patch_type])
+
+    async def delete(self, api_version: str, resource: str, name: str, *, namespace: str | None = None,
+                     grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                     preconditions: dict[str, str] | None = None) -> dict[str, Any]:
+        path = resource_path(api_version, resource, namespace=namespace, name=name)
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        if preconditions:
+            options["preconditions"] = preconditions
+        return await self.request("DELETE", path, body=options)
+
+
+def _decode(status: int, raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        body = {"message": raw.decode(errors="replace")[:500]}
+    if status >= 300:
+        if not isinstance(body, dict) or body.get("kind") != "Status":
+            message = body.get("message", "") if isinstance(body, dict) else ""
+            raise ApiError(status, _REASONS.get(status, "Unknown"), message or f"HTTP {status}", None)
+        raise ApiError.from_status(status, body)
+    return body if isinstance(body, dict) else {"items": body}
+
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+            409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
+            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+
+__all__ = ["ApiClient"]
