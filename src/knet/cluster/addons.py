@@ -1,0 +1,341 @@
+"""The cluster add-ons kubeadm installs, as wire dicts (kubeadm `phases/addons/{proxy,dns}`).
+
+Pure: each function takes the resolved ClusterConfig and returns API objects; `knet up` creates
+them. Field values follow kubeadm v1.29's manifests so `kubectl get -o yaml` and `kubectl
+describe` show what an operator sees on a kubeadm cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knet.cluster.config import ClusterConfig
+
+KUBE_SYSTEM = "kube-system"
+KUBE_PROXY_IMAGE_REPO = "registry.k8s.io/kube-proxy"
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+# kubeadm marshals the KubeProxyConfiguration with every field present (Go zero values) and keys
+# sorted, which is what `kubectl -n kube-system get cm kube-proxy -o yaml` shows on a kubeadm cluster.
+_KUBE_PROXY_CONFIG = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+bindAddress: 0.0.0.0
+bindAddressHardFail: false
+clientConnection:
+  acceptContentTypes: ""
+  burst: 0
+  contentType: ""
+  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+  qps: 0
+clusterCIDR: {cluster_cidr}
+configSyncPeriod: 0s
+conntrack:
+  maxPerCore: null
+  min: null
+  tcpBeLiberal: false
+  tcpCloseWaitTimeout: null
+  tcpEstablishedTimeout: null
+  udpStreamTimeout: 0s
+  udpTimeout: 0s
+detectLocal:
+  bridgeInterface: ""
+  interfaceNamePrefix: ""
+detectLocalMode: ""
+enableProfiling: false
+healthzBindAddress: ""
+hostnameOverride: ""
+iptables:
+  localhostNodePorts: null
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  strictARP: false
+  syncPeriod: 0s
+  tcpFinTimeout: 0s
+  tcpTimeout: 0s
+  udpTimeout: 0s
+kind: KubeProxyConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+  verbosity: 0
+metricsBindAddress: ""
+mode: {mode}
+nftables:
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+nodePortAddresses: null
+oomScoreAdj: null
+portRange: ""
+showHiddenMetricsForVersion: ""
+winkernel:
+  enableDSR: false
+  forwardHealthCheckVip: false
+  networkName: ""
+  rootHnsEndpointName: ""
+  sourceVip: \"\""""
+
+_KUBE_PROXY_KUBECONFIG = f"""\
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority: {SA_DIR}/ca.crt
+    server: {{server}}
+  name: default
+contexts:
+- context:
+    cluster: default
+    namespace: default
+    user: default
+  name: default
+current-context: default
+users:
+- name: default
+  user:
+    tokenFile: {SA_DIR}/token"""
+
+# kubeadm's default Corefile (cmd/kubeadm/app/phases/addons/dns/manifests.go), upstream resolver
+# /etc/resolv.conf.
+_COREFILE = """\
+.:53 {{
+    errors
+    health {{
+       lameduck 5s
+    }}
+    ready
+    kubernetes {dns_domain} in-addr.arpa ip6.arpa {{
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }}
+    prometheus :9153
+    forward . /etc/resolv.conf {{
+       max_concurrent 1000
+    }}
+    cache 30
+    loop
+    reload
+    loadbalance
+}}
+"""
+
+
+def kube_proxy_config_text(config: ClusterConfig) -> str:
+    mode = f'"{config.proxy_mode}"' if not config.proxy_mode else config.proxy_mode
+    return _KUBE_PROXY_CONFIG.format(cluster_cidr=config.pod_subnet, mode=mode)
+
+
+def kube_proxy_kubeconfig_text(config: ClusterConfig) -> str:
+    # kubeadm points kube-proxy at the control-plane endpoint; `controlplane` resolves to its IP in
+    # every node's and pod's /etc/hosts.
+    return _KUBE_PROXY_KUBECONFIG.format(server=f"https://{config.control_plane.name}:{config.api_server_port}")
+
+
+def kube_proxy_configmap(config: ClusterConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kube-proxy", "namespace": KUBE_SYSTEM, "labels": {"app": "kube-proxy"}},
+        "data": {
+            "config.conf": kube_proxy_config_text(config),
+            "kubeconfig.conf": kube_proxy_kubeconfig_text(config),
+        },
+    }
+
+
+def service_account(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": KUBE_SYSTEM}}
+
+
+def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
+    labels = {"k8s-app": "kube-proxy"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "kube-proxy", "namespace": KUBE_SYSTEM, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "priorityClassName": "system-node-critical",
+                    "containers": [
+                        {
+                            "name": "kube-proxy",
+                            "image": f"{KUBE_PROXY_IMAGE_REPO}:{config.kubernetes_version}",
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": [
+                                "/usr/local/bin/kube-proxy",
+                                "--config=/var/lib/kube-proxy/config.conf",
+                                "--hostname-override=$(NODE_NAME)",
+                            ],
+                            "securityContext": {"privileged": True},
+                            "volumeMounts": [
+                                {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
+                                {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
+                                {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
+                            ],
+                            "env": [
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
+                                }
+                            ],
+                        }
+                    ],
+                    "hostNetwork": True,
+                    "serviceAccountName": "kube-proxy",
+                    "volumes": [
+                        {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
+                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                        {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
+                    ],
+                    "tolerations": [{"operator": "Exists"}],
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                },
+            },
+        },
+    }
+
+
+def coredns_configmap(config: ClusterConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "coredns", "namespace": KUBE_SYSTEM},
+        "data": {"Corefile": _COREFILE.format(dns_domain=config.dns_domain)},
+    }
+
+
+def coredns_deployment(config: ClusterConfig, replicas: int = 2) -> dict[str, Any]:
+    labels = {"k8s-app": "kube-dns"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": KUBE_SYSTEM, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "priorityClassName": "system-cluster-critical",
+                    "serviceAccountName": "coredns",
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {
+                                            "matchExpressions": [
+                                                {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}
+                                            ]
+                                        },
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                    "tolerations": [
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                    ],
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "containers": [
+                        {
+                            "name": "coredns",
+                            "image": COREDNS_IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "resources": {
+                                "limits": {"memory": "170Mi"},
+                                "requests": {"cpu": "100m", "memory": "70Mi"},
+                            },
+                            "args": ["-conf", "/etc/coredns/Corefile"],
+                            "volumeMounts": [
+                                {"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": True}
+                            ],
+                            "ports": [
+                                {"containerPort": 53, "name": "dns", "protocol": "UDP"},
+                                {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
+                                {"containerPort": 9153, "name": "metrics", "protocol": "TCP"},
+                            ],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+                                "readOnlyRootFilesystem": True,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                                "initialDelaySeconds": 60,
+                                "timeoutSeconds": 5,
+                                "successThreshold": 1,
+                                "failureThreshold": 5,
+                            },
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"}},
+                        }
+                    ],
+                    "dnsPolicy": "Default",
+                    "volumes": [
+                        {
+                            "name": "config-volume",
+                            "configMap": {"name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def kube_dns_service(config: ClusterConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kube-dns",
+            "namespace": KUBE_SYSTEM,
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+        },
+        "spec": {
+            "clusterIP": config.dns_service_ip,
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+            ],
+            "selector": {"k8s-app": "kube-dns"},
+        },
+    }
+
+
+def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(apiVersion, resource, object) in the order kubeadm creates them: kube-proxy, then CoreDNS."""
+    return [
+        ("v1", "serviceaccounts", service_account("kube-proxy")),
+        ("v1", "configmaps", kube_proxy_configmap(config)),
+        ("apps/v1", "daemonsets", kube_proxy_daemonset(config)),
+        ("v1", "serviceaccounts", service_account("coredns")),
+        ("v1", "configmaps", coredns_configmap(config)),
+        ("v1", "services", kube_dns_service(config)),
+        ("apps/v1", "deployments", coredns_deployment(config)),
+    ]

@@ -1,0 +1,62 @@
+"""Node agent command lines (docs/contracts.md sections 6 and 7). Pure."""
+
+from __future__ import annotations
+
+from knet.cluster.config import ClusterConfig, NodeSpec
+from knet.cluster.paths import ClusterPaths
+
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+CNI_BIN_DIR = "/usr/lib/cni"
+
+
+def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, knet: list[str], *,
+                 port: int = 10250, address: str = "0.0.0.0") -> list[str]:
+    """`knet kubelet ...` for one node, with kubeadm's control-plane label and taint flags."""
+    node_pki = paths.node_dir(node.name) / "pki"
+    argv = [
+        *knet, "kubelet",
+        f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}",
+        f"--kubeconfig={paths.kubelet_kubeconfig(node.name)}",
+        f"--root-dir={paths.node_dir(node.name)}",
+        f"--pod-manifest-path={paths.manifests_dir(node.name)}",
+        f"--cluster-dns={config.dns_service_ip}",
+        f"--cluster-domain={config.dns_domain}",
+        f"--dataplane={config.dataplane}",
+        f"--cni-bin-dir={CNI_BIN_DIR}",
+        f"--cni-conf-dir={paths.cni_conf_dir(node.name)}",
+        f"--tls-cert-file={node_pki / 'kubelet.crt'}",
+        f"--tls-private-key-file={node_pki / 'kubelet.key'}",
+        f"--client-ca-file={paths.pki / 'ca.crt'}",
+        f"--kubernetes-version={config.kubernetes_version}",
+        f"--address={address}",
+        f"--port={port}",
+    ]
+    if node.is_control_plane:
+        argv += [f"--node-labels={CONTROL_PLANE_LABEL}=", f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
+    return argv
+
+
+def sim_node_list(nodes: tuple[NodeSpec, ...]) -> str:
+    """The --sim-node-list file: `NAME IP` per line."""
+    return "".join(f"{n.name} {n.ip}\n" for n in nodes)
+
+
+def sim_kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node_list_file: str, knet: list[str], *,
+                     port: int) -> list[str]:
+    """One `knet kubelet --dataplane=sim` process hosting every simulated worker node."""
+    return [
+        *knet, "kubelet",
+        "--dataplane=sim",
+        f"--sim-node-list={node_list_file}",
+        f"--kubeconfig={paths.kubelet_kubeconfig('sim-workers')}",
+        f"--root-dir={paths.node_dir('sim-workers')}",
+        f"--cluster-dns={config.dns_service_ip}",
+        f"--cluster-domain={config.dns_domain}",
+        f"--tls-cert-file={paths.node_dir('sim-workers') / 'pki' / 'kubelet.crt'}",
+        f"--tls-private-key-file={paths.node_dir('sim-workers') / 'pki' / 'kubelet.key'}",
+        f"--client-ca-file={paths.pki / 'ca.crt'}",
+        f"--kubernetes-version={config.kubernetes_version}",
+        "--address=127.0.0.1",
+        f"--port={port}",
+    ]

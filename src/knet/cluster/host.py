@@ -1,0 +1,92 @@
+"""What `knet up` needs to know about this host: can it run the real dataplane, which networks
+are taken, which tools are missing. Read-only probes; the decisions are in config.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from knet.cluster.paths import list_cluster_names, state_root
+
+REAL_MODE_TOOLS = ("ip", "nsenter", "iptables", "iptables-restore", "nft", "unshare")
+CNI_BIN_DIR = Path("/usr/lib/cni")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+INSTALL_HINT = "sudo bash scripts/install.sh   (or: apt-get install iproute2 iptables nftables " \
+               "conntrack containernetworking-plugins util-linux)"
+
+
+def missing_tools() -> list[str]:
+    missing = [t for t in REAL_MODE_TOOLS if shutil.which(t) is None]
+    missing += [f"{CNI_BIN_DIR}/{p}" for p in CNI_PLUGINS if not (CNI_BIN_DIR / p).exists()]
+    return missing
+
+
+def real_dataplane_problem() -> str | None:
+    """None when root and network namespaces work here; else why not (for the user)."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    missing = missing_tools()
+    if missing:
+        return f"missing tools: {', '.join(missing)}; install them with: {INSTALL_HINT}"
+    try:
+        probe = subprocess.run(["unshare", "--net", "--uts", "--pid", "--fork", "true"],
+                               capture_output=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot create namespaces: {exc}"
+    if probe.returncode != 0:
+        return f"cannot create namespaces: {probe.stderr.decode(errors='replace').strip()}"
+    return None
+
+
+def host_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination in the host's routing tables (so a new node network clashes with none)."""
+    try:
+        out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True,
+                             text=True, timeout=5).stdout
+        routes = json.loads(out or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    nets = []
+    for r in routes:
+        dst = r.get("dst", "")
+        if dst in ("", "default") or r.get("type") in ("local", "broadcast"):
+            continue
+        try:
+            nets.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def other_cluster_networks(exclude: str, root: Path | None = None) -> list[ipaddress.IPv4Network]:
+    """Node networks of the other clusters with a state dir (running or not)."""
+    nets = []
+    base = root or state_root()
+    for name in list_cluster_names(base):
+        if name == exclude:
+            continue
+        try:
+            values = yaml.safe_load((base / name / "cluster.yaml").read_text())
+            nets.append(ipaddress.IPv4Network(values["nodeNetwork"]))
+        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+            continue
+    return nets
+
+
+def free_tcp_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
+    import socket
+
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free TCP port")

@@ -1,0 +1,163 @@
+"""Static pod manifests of the control plane, as kubeadm writes them to /etc/kubernetes/manifests.
+
+Pure: ClusterConfig + paths -> Pod dicts. The controlplane node's kubelet runs them (and restarts
+them when they die) and creates their mirror pods `kube-apiserver-controlplane`, ...
+The containers run `knet <component>` with kubeadm's flag sets, so `ps -ef` on the control plane
+shows the flags an operator looks for (--service-cluster-ip-range, --cluster-cidr, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knet.cluster.config import ClusterConfig
+from knet.cluster.paths import ClusterPaths
+
+IMAGE_REGISTRY = "registry.k8s.io"
+
+
+def _flags(values: dict[str, str]) -> list[str]:
+    # kubeadm sorts the flags by name; so do we, so ps -ef reads the same.
+    return [f"--{k}={v}" for k, v in sorted(values.items())]
+
+
+def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    pki = paths.pki
+    flags = {
+        "advertise-address": config.control_plane.ip,
+        "bind-address": config.api_server_host,
+        "client-ca-file": str(pki / "ca.crt"),
+        "kubelet-client-certificate": str(pki / "apiserver-kubelet-client.crt"),
+        "kubelet-client-key": str(pki / "apiserver-kubelet-client.key"),
+        "secure-port": str(config.api_server_port),
+        "service-account-issuer": f"https://kubernetes.default.svc.{config.dns_domain}",
+        "service-account-key-file": str(pki / "sa.pub"),
+        "service-account-signing-key-file": str(pki / "sa.key"),
+        "service-cluster-ip-range": config.service_subnet,
+        "tls-cert-file": str(pki / "apiserver.crt"),
+        "tls-private-key-file": str(pki / "apiserver.key"),
+        "token-auth-file": str(paths.token_file),
+    }
+    if config.storage == "etcd":
+        flags["storage"] = f"etcd://{config.api_server_host}:2379"
+    else:
+        flags["data-dir"] = str(paths.data)
+    return _flags(flags)
+
+
+def controller_manager_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    pki = paths.pki
+    kubeconfig = str(paths.component_kubeconfig("controller-manager"))
+    return _flags(
+        {
+            "allocate-node-cidrs": "true",
+            "authentication-kubeconfig": kubeconfig,
+            "authorization-kubeconfig": kubeconfig,
+            "bind-address": "127.0.0.1",
+            "client-ca-file": str(pki / "ca.crt"),
+            "cluster-cidr": config.pod_subnet,
+            "cluster-name": "kubernetes",
+            "cluster-signing-cert-file": str(pki / "ca.crt"),
+            "cluster-signing-key-file": str(pki / "ca.key"),
+            "controllers": "*,bootstrapsigner,tokencleaner",
+            "kubeconfig": kubeconfig,
+            "leader-elect": "true",
+            "node-cidr-mask-size": str(config.node_cidr_mask_size),
+            "root-ca-file": str(pki / "ca.crt"),
+            "service-account-private-key-file": str(pki / "sa.key"),
+            "service-cluster-ip-range": config.service_subnet,
+            "use-service-account-credentials": "true",
+        }
+    )
+
+
+def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    kubeconfig = str(paths.component_kubeconfig("scheduler"))
+    return _flags(
+        {
+            "authentication-kubeconfig": kubeconfig,
+            "authorization-kubeconfig": kubeconfig,
+            "bind-address": "127.0.0.1",
+            "kubeconfig": kubeconfig,
+            "leader-elect": "true",
+        }
+    )
+
+
+def etcd_command(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    host = config.api_server_host
+    return [
+        "etcd",
+        f"--advertise-client-urls=http://{host}:2379",
+        f"--data-dir={paths.data / 'etcd'}",
+        f"--listen-client-urls=http://{host}:2379",
+        f"--listen-peer-urls=http://{host}:2380",
+        f"--initial-advertise-peer-urls=http://{host}:2380",
+        f"--initial-cluster={config.control_plane.name}=http://{host}:2380",
+        f"--name={config.control_plane.name}",
+        "--snapshot-count=10000",
+    ]
+
+
+def static_pod(
+    component: str, command: list[str], config: ClusterConfig, *, image: str | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A control-plane static pod shaped like kubeadm's (labels component/tier, hostNetwork)."""
+    metadata: dict[str, Any] = {
+        "name": component,
+        "namespace": "kube-system",
+        "labels": {"component": component, "tier": "control-plane"},
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "containers": [
+                {
+                    "name": component,
+                    "image": image or f"{IMAGE_REGISTRY}/{component}:{config.kubernetes_version}",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command,
+                    "resources": {"requests": {"cpu": "250m" if component == "kube-apiserver" else "100m"}},
+                }
+            ],
+            "hostNetwork": True,
+            "priority": 2000001000,
+            "priorityClassName": "system-node-critical",
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        },
+    }
+
+
+def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths, knet_argv: list[str]) -> dict[str, dict]:
+    """File name -> static pod, for the controlplane node's --pod-manifest-path.
+
+    knet_argv is how to run the knet CLI on this machine (e.g. ["/usr/local/bin/knet"]).
+    """
+    advertise = f"{config.control_plane.ip}:{config.api_server_port}"
+    manifests = {
+        "kube-apiserver.yaml": static_pod(
+            "kube-apiserver",
+            [*knet_argv, "apiserver", *apiserver_flags(config, paths)],
+            config,
+            annotations={"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": advertise},
+        ),
+        "kube-controller-manager.yaml": static_pod(
+            "kube-controller-manager",
+            [*knet_argv, "controller-manager", *controller_manager_flags(config, paths)],
+            config,
+        ),
+        "kube-scheduler.yaml": static_pod(
+            "kube-scheduler", [*knet_argv, "scheduler", *scheduler_flags(config, paths)], config
+        ),
+    }
+    if config.storage == "etcd":
+        manifests["etcd.yaml"] = static_pod(
+            "etcd", etcd_command(config, paths), config, image=f"{IMAGE_REGISTRY}/etcd:3.5.10-0",
+            annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls": f"http://{config.api_server_host}:2379"},
+        )
+    return manifests

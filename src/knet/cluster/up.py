@@ -1,0 +1,157 @@
+"""`knet up`: build a cluster from its config and return when it is usable.
+
+Order (what the user sees):  ✓ Writing configuration  ✓ Starting control-plane
+✓ Installing CNI  ✓ Nodes Ready  ✓ kube-proxy ready  ✓ CoreDNS ready
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from knet.cluster import addons, agents, bootstrap, kubeconfig, processes, readiness
+from knet.cluster.config import ClusterConfig
+from knet.cluster.paths import ClusterPaths
+from knet.cluster.pki import load_cert_key, write_file
+
+POLL_SECONDS = 0.05
+
+
+class UpError(RuntimeError):
+    """`knet up` could not finish; the message tells the user what to do next."""
+
+
+def start_node_machines(config: ClusterConfig, paths: ClusterPaths) -> None:
+    """Real mode: one machine per node, in parallel (the bridge first, which all of them share)."""
+    from knet.net import machines
+
+    net = machines.cluster_network(config.name, config.node_network)
+    machines.ensure_bridge(net)
+    hosts = {n.name: n.ip for n in config.nodes}
+    with ThreadPoolExecutor(max_workers=min(8, len(config.nodes))) as pool:
+        futures = [
+            pool.submit(machines.create_node_machine, net, n.name, n.ip, hosts=hosts,
+                        service_cidr=config.service_subnet)
+            for n in config.nodes
+        ]
+        for f in futures:
+            f.result()
+
+
+def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:
+    knet = bootstrap.knet_argv()
+    if config.dataplane == "real":
+        from knet.net.machines import node_exec_argv
+
+        for node in config.nodes:
+            argv = node_exec_argv(config.name, node.name) + agents.kubelet_argv(config, paths, node, knet)
+            processes.spawn(f"kubelet-{node.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
+        return
+    # Simulated: the control plane's node agent runs its static pods as host processes; every
+    # worker lives in one shared agent process.
+    from knet.cluster.host import free_tcp_port
+
+    cp = config.control_plane
+    argv = agents.kubelet_argv(config, paths, cp, knet, port=free_tcp_port(), address="127.0.0.1")
+    processes.spawn(f"kubelet-{cp.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
+    if config.workers:
+        ca = load_cert_key(paths.pki, "ca")
+        bootstrap.write_node_identity(config, paths, ca, "sim-workers", "127.0.0.1")
+        node_list = paths.root / "sim-nodes.txt"
+        write_file(node_list, agents.sim_node_list(config.workers))
+        argv = agents.sim_kubelet_argv(config, paths, str(node_list), knet, port=free_tcp_port())
+        processes.spawn("kubelet-sim-workers", argv, pids_dir=paths.pids, logs_dir=paths.logs)
+
+
+async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: ClusterPaths) -> Any:
+    """Poll an async check until it returns something truthy (its result) or time runs out."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except Exception as exc:  # the API may not answer yet; keep polling
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise UpError(
+                f"timed out after {timeout:.0f}s waiting for {what}{detail}; "
+                f"see the logs in {paths.logs} and clean up with: knet down --name {paths.name}"
+            )
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _create_addons(api, config: ClusterConfig) -> None:
+    from knet.client import ApiError
+
+    for api_version, resource, obj in addons.addon_objects(config):
+        try:
+            await api.create(api_version, resource, obj, namespace=obj["metadata"]["namespace"])
+        except ApiError as exc:
+            if exc.status != 409:  # already there (a re-run)
+                raise
+
+
+async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[str], None],
+                   timeout: float = 120.0) -> None:
+    """Wait for the control plane, install the add-ons and wait until everything runs."""
+    from knet.client import ApiClient, load_config
+
+    names = {n.name for n in config.nodes}
+    async with ApiClient(load_config(kubeconfig=str(paths.admin_kubeconfig))) as api:
+        async def apiserver_ready():
+            await api.get("v1", "namespaces", "kube-system")
+            return True
+
+        await _wait("the API server", apiserver_ready, timeout, paths)
+        await _create_addons(api, config)
+        say("Starting control-plane")
+
+        async def cni_ready():
+            nodes = (await api.list("v1", "nodes"))["items"]
+            return not readiness.nodes_without_pod_cidr(nodes, names)
+
+        await _wait("every node to register and get a podCIDR", cni_ready, timeout, paths)
+        say("Installing CNI")
+
+        async def nodes_ready():
+            nodes = (await api.list("v1", "nodes"))["items"]
+            return not readiness.nodes_ready(nodes, names)
+
+        await _wait("nodes to become Ready", nodes_ready, timeout, paths)
+        say("Nodes Ready")
+
+        async def proxies_ready():
+            pods = (await api.list("v1", "pods", namespace="kube-system", label_selector="k8s-app=kube-proxy"))
+            return not readiness.pods_not_running_on(pods["items"], names)
+
+        await _wait("a running kube-proxy pod on every node", proxies_ready, timeout, paths)
+        say("kube-proxy ready")
+
+        async def dns_ready():
+            pods = await api.list("v1", "pods", namespace="kube-system", label_selector="k8s-app=kube-dns")
+            return readiness.running_ready_count(pods["items"]) >= 2
+
+        await _wait("CoreDNS pods to be Running and Ready", dns_ready, timeout, paths)
+        say("CoreDNS ready")
+
+
+def bring_up(config: ClusterConfig, paths: ClusterPaths, say: Callable[[str], None],
+             timeout: float = 120.0) -> None:
+    """Everything `knet up` does after resolving the config. Raises UpError."""
+    bootstrap.write_config(config, paths)
+    bootstrap.write_pki(config, paths)
+    bootstrap.write_manifests(config, paths)
+    say("Writing configuration")
+    if config.dataplane == "real":
+        start_node_machines(config, paths)
+    start_agents(config, paths)
+    asyncio.run(converge(config, paths, say, timeout))
+    admin = kubeconfig.read(paths.admin_kubeconfig)
+    assert admin is not None
+    kubeconfig.install(kubeconfig.user_kubeconfig_path(), admin, config.context_name)

@@ -1,0 +1,115 @@
+"""The kubeadm add-ons as knet creates them, checked against what an operator sees on a
+kubeadm v1.29 cluster (the reference transcript in /work/shared/reference)."""
+
+from __future__ import annotations
+
+import yaml
+
+from knet.cluster import addons
+from knet.cluster.config import resolve
+
+
+def reference_config(**flags):
+    config, _ = resolve(None, **flags)
+    return config
+
+
+def test_kube_proxy_config_conf_is_a_full_kube_proxy_configuration():
+    text = addons.kube_proxy_config_text(reference_config())
+    conf = yaml.safe_load(text)
+    assert conf["apiVersion"] == "kubeproxy.config.k8s.io/v1alpha1"
+    assert conf["kind"] == "KubeProxyConfiguration"
+    assert conf["mode"] == ""
+    assert conf["clusterCIDR"] == "10.244.0.0/16"
+    assert conf["bindAddress"] == "0.0.0.0"
+    assert conf["metricsBindAddress"] == ""
+    assert conf["clientConnection"]["kubeconfig"] == "/var/lib/kube-proxy/kubeconfig.conf"
+    assert conf["iptables"] == {"localhostNodePorts": None, "masqueradeAll": False, "masqueradeBit": None,
+                                "minSyncPeriod": "0s", "syncPeriod": "0s"}
+    # kubeadm writes keys in sorted order, mode as the empty string literally
+    assert 'mode: ""\n' in text
+    top_keys = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(" ")]
+    assert top_keys == sorted(top_keys)
+    assert not text.endswith("\n")  # shown as a |- block by kubectl, as on kubeadm
+
+
+def test_proxy_mode_flag_lands_in_the_config():
+    conf = yaml.safe_load(addons.kube_proxy_config_text(reference_config(proxy_mode="nftables")))
+    assert conf["mode"] == "nftables"
+
+
+def test_kube_proxy_kubeconfig_uses_the_service_account_files_and_controlplane_name():
+    kc = yaml.safe_load(addons.kube_proxy_kubeconfig_text(reference_config()))
+    cluster = kc["clusters"][0]["cluster"]
+    assert cluster == {"certificate-authority": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+                       "server": "https://controlplane:6443"}
+    assert kc["users"][0]["user"] == {"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert kc["current-context"] == "default"
+
+
+def test_kube_proxy_configmap_metadata():
+    cm = addons.kube_proxy_configmap(reference_config())
+    assert cm["metadata"] == {"name": "kube-proxy", "namespace": "kube-system", "labels": {"app": "kube-proxy"}}
+    assert sorted(cm["data"]) == ["config.conf", "kubeconfig.conf"]
+
+
+def test_kube_proxy_daemonset_matches_kubeadm():
+    ds = addons.kube_proxy_daemonset(reference_config())
+    spec = ds["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == "registry.k8s.io/kube-proxy:v1.29.0"
+    assert container["command"] == ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf",
+                                    "--hostname-override=$(NODE_NAME)"]
+    assert container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert container["securityContext"] == {"privileged": True}
+    assert spec["hostNetwork"] is True
+    assert spec["priorityClassName"] == "system-node-critical"
+    assert spec["serviceAccountName"] == "kube-proxy"
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    assert {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}} in spec["volumes"]
+    assert {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"} in container["volumeMounts"]
+    assert ds["spec"]["selector"] == {"matchLabels": {"k8s-app": "kube-proxy"}}
+
+
+def test_coredns_deployment_matches_kubeadm():
+    dep = addons.coredns_deployment(reference_config())
+    assert dep["spec"]["replicas"] == 2
+    spec = dep["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == "registry.k8s.io/coredns/coredns:v1.11.1"
+    assert container["args"] == ["-conf", "/etc/coredns/Corefile"]
+    assert [(p["containerPort"], p["protocol"], p["name"]) for p in container["ports"]] == [
+        (53, "UDP", "dns"), (53, "TCP", "dns-tcp"), (9153, "TCP", "metrics")]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080, "scheme": "HTTP"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8181, "scheme": "HTTP"}
+    assert dep["spec"]["template"]["metadata"]["labels"] == {"k8s-app": "kube-dns"}
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in spec["tolerations"]
+    term = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert spec["serviceAccountName"] == "coredns"
+    assert spec["dnsPolicy"] == "Default"
+
+
+def test_kube_dns_service_is_the_tenth_address_with_three_ports():
+    svc = addons.kube_dns_service(reference_config())
+    assert svc["spec"]["clusterIP"] == "10.96.0.10"
+    assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    assert svc["metadata"]["labels"]["kubernetes.io/name"] == "CoreDNS"
+    assert svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
+
+
+def test_corefile_is_kubeadms_default_for_the_dns_domain():
+    corefile = addons.coredns_configmap(reference_config())["data"]["Corefile"]
+    assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
+    for directive in ("errors", "ready", "prometheus :9153", "forward . /etc/resolv.conf", "cache 30",
+                      "loop", "reload", "loadbalance", "pods insecure", "ttl 30"):
+        assert directive in corefile
+
+
+def test_addons_are_created_in_dependency_order():
+    kinds = [(o["kind"], o["metadata"]["name"]) for _, _, o in addons.addon_objects(reference_config())]
+    assert kinds.index(("ServiceAccount", "kube-proxy")) < kinds.index(("DaemonSet", "kube-proxy"))
+    assert kinds.index(("ConfigMap", "coredns")) < kinds.index(("Deployment", "coredns"))
+    assert ("Service", "kube-dns") in kinds

@@ -1,0 +1,79 @@
+"""Static pod manifests and node agent command lines (what `ps -ef` shows on the control plane)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from knet.cluster import agents
+from knet.cluster.config import resolve
+from knet.cluster.manifests import control_plane_manifests
+from knet.cluster.paths import ClusterPaths
+
+PATHS = ClusterPaths(Path("/state/demo"))
+
+
+def config(**flags):
+    c, _ = resolve({"name": "demo"}, **flags)
+    return c
+
+
+def command_of(manifest):
+    return manifest["spec"]["containers"][0]["command"]
+
+
+def test_control_plane_static_pods_carry_kubeadms_flags():
+    manifests = control_plane_manifests(config(), PATHS, ["/usr/bin/knet"])
+    assert sorted(manifests) == ["kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
+    api = command_of(manifests["kube-apiserver.yaml"])
+    assert api[:2] == ["/usr/bin/knet", "apiserver"]
+    for flag in ("--service-cluster-ip-range=10.96.0.0/12", "--advertise-address=172.30.0.2",
+                 "--secure-port=6443", "--data-dir=/state/demo/data",
+                 "--client-ca-file=/state/demo/pki/ca.crt"):
+        assert flag in api
+    kcm = command_of(manifests["kube-controller-manager.yaml"])
+    for flag in ("--allocate-node-cidrs=true", "--cluster-cidr=10.244.0.0/16", "--node-cidr-mask-size=24",
+                 "--service-cluster-ip-range=10.96.0.0/12", "--controllers=*,bootstrapsigner,tokencleaner",
+                 "--kubeconfig=/state/demo/kubeconfig/controller-manager.conf"):
+        assert flag in kcm
+    # flags sorted by name, as kubeadm writes them
+    assert kcm[2:] == sorted(kcm[2:])
+    sched = command_of(manifests["kube-scheduler.yaml"])
+    assert "--kubeconfig=/state/demo/kubeconfig/scheduler.conf" in sched
+
+
+def test_static_pods_look_like_kubeadms():
+    pod = control_plane_manifests(config(), PATHS, ["knet"])["kube-apiserver.yaml"]
+    assert pod["metadata"]["labels"] == {"component": "kube-apiserver", "tier": "control-plane"}
+    assert pod["metadata"]["namespace"] == "kube-system"
+    assert pod["spec"]["hostNetwork"] is True
+    assert pod["spec"]["priorityClassName"] == "system-node-critical"
+    assert pod["spec"]["containers"][0]["image"] == "registry.k8s.io/kube-apiserver:v1.29.0"
+
+
+def test_etcd_storage_adds_an_etcd_static_pod():
+    c, _ = resolve({"name": "demo", "storage": "etcd"})
+    manifests = control_plane_manifests(c, PATHS, ["knet"])
+    assert command_of(manifests["etcd.yaml"])[0] == "etcd"
+    assert "--storage=etcd://172.30.0.2:2379" in command_of(manifests["kube-apiserver.yaml"])
+
+
+def test_kubelet_flags_for_control_plane_and_worker():
+    c = config()
+    cp = agents.kubelet_argv(c, PATHS, c.control_plane, ["knet"])
+    assert cp[:2] == ["knet", "kubelet"]
+    for flag in ("--hostname-override=controlplane", "--node-ip=172.30.0.2", "--cluster-dns=10.96.0.10",
+                 "--cluster-domain=cluster.local", "--dataplane=real",
+                 "--pod-manifest-path=/state/demo/nodes/controlplane/manifests",
+                 "--kubeconfig=/state/demo/kubeconfig/kubelet-controlplane.conf",
+                 "--node-labels=node-role.kubernetes.io/control-plane=",
+                 "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule",
+                 "--kubernetes-version=v1.29.0"):
+        assert flag in cp
+    worker = agents.kubelet_argv(c, PATHS, c.workers[0], ["knet"])
+    assert "--hostname-override=node01" in worker
+    assert not any(a.startswith(("--node-labels", "--register-with-taints")) for a in worker)
+
+
+def test_sim_node_list():
+    c, _ = resolve(None, nodes=3)
+    assert agents.sim_node_list(c.workers) == "node01 172.30.0.3\nnode02 172.30.0.4\n"
