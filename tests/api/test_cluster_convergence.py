@@ -1,0 +1,100 @@
+"""A simulated cluster converges like Kubernetes: deployments, services, scaling, deleted pods,
+and control-plane processes killed with SIGKILL (the kubelet restarts its static pods)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from knet.cluster.processes import proc_cmdline
+from knet.cluster.testing import ClusterUnderTest
+
+pytestmark = [
+    pytest.mark.api,
+    pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the real kubectl"),
+]
+
+IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.39"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = ClusterUnderTest.up(nodes=3, dataplane="sim")
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def component_pid(cluster, component: str) -> int | None:
+    marker = f"{cluster.state_dir}/{cluster.name}/"
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if marker in args and component in proc_cmdline(int(pid)) and "kubelet" not in proc_cmdline(int(pid)):
+            return int(pid)
+    return None
+
+
+def running_pods(cluster, selector: str) -> list[dict]:
+    out = cluster.kubectl("get", "pods", "-l", selector, "-o", "json").stdout
+    return [p for p in json.loads(out)["items"]
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_endpoints(cluster, service: str) -> set[str]:
+    out = cluster.kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}", "-o",
+                          "json").stdout
+    ips = set()
+    for eps in json.loads(out)["items"]:
+        for ep in eps.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready"):
+                ips.update(ep["addresses"])
+    return ips
+
+
+def test_deployment_expose_scale_and_delete_converge(cluster):
+    cluster.kubectl("create", "deployment", "web", f"--image={IMAGE}", "--replicas=3")
+    cluster.kubectl("expose", "deployment", "web", "--port=80", "--target-port=8080")
+    pods = cluster.wait_for("3 running web pods", lambda: len(running_pods(cluster, "app=web")) == 3 and
+                            running_pods(cluster, "app=web"))
+    # spread over the two schedulable workers (controlplane is tainted)
+    assert {p["spec"]["nodeName"] for p in pods} == {"node01", "node02"}
+    pod_ips = {p["status"]["podIP"] for p in pods}
+    cluster.wait_for("endpoints of web", lambda: ready_endpoints(cluster, "web") == pod_ips)
+
+    cluster.kubectl("scale", "deployment", "web", "--replicas=5")
+    cluster.wait_for("5 running web pods", lambda: len(running_pods(cluster, "app=web")) == 5)
+    cluster.wait_for("5 endpoints", lambda: len(ready_endpoints(cluster, "web")) == 5)
+
+    victim = running_pods(cluster, "app=web")[0]["metadata"]["name"]
+    cluster.kubectl("delete", "pod", victim, "--wait=false")
+    cluster.wait_for("a replacement pod", lambda: len(running_pods(cluster, "app=web")) == 5 and
+                     victim not in {p["metadata"]["name"] for p in running_pods(cluster, "app=web")})
+    cluster.wait_for("endpoints without the deleted pod",
+                     lambda: len(ready_endpoints(cluster, "web")) == 5)
+
+
+@pytest.mark.parametrize("component", ["apiserver", "controller-manager", "scheduler"])
+def test_killed_control_plane_process_is_restarted_and_converges(cluster, component):
+    before = component_pid(cluster, component)
+    assert before, f"no {component} process of the cluster"
+    os.kill(before, signal.SIGKILL)
+    after = cluster.wait_for(f"{component} restarted", lambda: (component_pid(cluster, component) or before)
+                             != before and component_pid(cluster, component), timeout=30)
+    assert after != before
+    # the whole loop still works: API -> controllers -> scheduler -> node agents
+    name = f"after-{component}"
+    cluster.wait_for("the API answering", lambda: cluster.kubectl("get", "ns", "default", check=False)
+                     .returncode == 0, timeout=30)
+    cluster.kubectl("create", "deployment", name, f"--image={IMAGE}", "--replicas=2")
+    cluster.wait_for(f"{name} running", lambda: len(running_pods(cluster, f"app={name}")) == 2, timeout=40)
+    mirror = f"kube-{component}-controlplane"
+    cluster.wait_for(f"mirror pod {mirror} Running", lambda: cluster.kubectl(
+        "get", "pod", mirror, "-n", "kube-system", "-o", "jsonpath={.status.phase}", check=False
+    ).stdout == "Running", timeout=30)

@@ -1,0 +1,103 @@
+"""A real 3-node cluster as an operator sees it from inside the nodes (`knet ssh`), and a
+`knet down` that leaves the host as it found it."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+
+import pytest
+
+from knet.cluster.testing import ClusterUnderTest
+
+pytestmark = pytest.mark.e2e
+
+
+def node_ips(cluster) -> dict[str, str]:
+    return {n["name"]: n["ip"] for n in cluster.config["nodes"]}
+
+
+@pytest.mark.parametrize("node", ["controlplane", "node01", "node02"])
+def test_ssh_hostname_and_address(knet_cluster, node):
+    assert knet_cluster.ssh(node, "hostname").stdout.strip() == node
+    addrs = knet_cluster.ssh(node, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+    assert f"inet {node_ips(knet_cluster)[node]}/24" in addrs
+
+
+def test_node_ips_are_in_the_node_network_and_match_kubectl(knet_cluster):
+    network = ipaddress.IPv4Network(knet_cluster.config["nodeNetwork"])
+    out = knet_cluster.kubectl("get", "nodes", "-o",
+                               "jsonpath={range .items[*]}{.metadata.name} {.status.addresses[0].address}"
+                               "{'\\n'}{end}").stdout
+    seen = dict(line.split() for line in out.strip().splitlines())
+    assert seen == node_ips(knet_cluster)
+    assert all(ipaddress.IPv4Address(ip) in network for ip in seen.values())
+
+
+def test_ps_in_a_worker_shows_only_that_nodes_agents(knet_cluster):
+    out = knet_cluster.ssh("node01", "ps", "-ef").stdout
+    kubelet_lines = [line for line in out.splitlines() if " kubelet " in line]
+    assert len(kubelet_lines) == 1 and "--hostname-override=node01" in kubelet_lines[0]
+    proxy_lines = [line for line in out.splitlines() if "kube-proxy" in line and "--config=" in line]
+    assert proxy_lines and "--hostname-override=node01" in proxy_lines[0]
+    assert "--hostname-override=node02" not in out
+    assert "apiserver" not in out
+
+
+def test_ps_on_controlplane_shows_kubeadms_flags(knet_cluster):
+    out = knet_cluster.ssh("controlplane", "ps", "-ef").stdout
+    assert "--service-cluster-ip-range=10.96.0.0/12" in out
+    assert "--cluster-cidr=10.244.0.0/16" in out
+    assert "--allocate-node-cidrs=true" in out
+
+
+def test_controlplane_resolves_inside_nodes(knet_cluster):
+    out = knet_cluster.ssh("node01", "getent", "hosts", "controlplane").stdout
+    assert out.split()[0] == node_ips(knet_cluster)["controlplane"]
+
+
+def test_iptables_list_in_a_node_shows_kube_proxy_chains(knet_cluster):
+    def listing():
+        out = knet_cluster.ssh("node01", "iptables", "-t", "nat", "--list", "-n").stdout
+        return "KUBE-SERVICES" in out and out
+
+    out = knet_cluster.wait_for("kube-proxy's chains in node01", listing, timeout=20)
+    assert "KUBE-POSTROUTING" in out
+
+
+def _host_snapshot() -> dict[str, set[str]]:
+    def lines(*argv: str) -> set[str]:
+        return set(subprocess.run(argv, capture_output=True, text=True).stdout.splitlines())
+
+    links = {line.split(":")[1].strip().split("@")[0] for line in lines("ip", "-o", "link", "show")}
+    mounts = {line.split()[1] for line in lines("cat", "/proc/self/mounts")}
+    return {"netns": {line.split()[0] for line in lines("ip", "netns", "list") if line},
+            "links": links, "mounts": mounts}
+
+
+def _knet_processes(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line]
+
+
+def test_up_then_down_leaves_no_trace(tmp_path):
+    from knet.cluster.host import real_dataplane_problem
+
+    if real_dataplane_problem():
+        pytest.skip(real_dataplane_problem())
+    before = _host_snapshot()
+    cluster = ClusterUnderTest.up(nodes=2, dataplane="real", state_dir=tmp_path)
+    try:
+        during = _host_snapshot()
+        assert {f"knet-{cluster.name}-controlplane", f"knet-{cluster.name}-node01"} <= during["netns"]
+        assert during["links"] - before["links"], "no bridge/veth created"
+        assert _knet_processes(str(tmp_path))
+    finally:
+        result = cluster.down()
+    assert result.returncode == 0, result.stderr
+    after = _host_snapshot()
+    assert after["netns"] == before["netns"]
+    assert after["links"] == before["links"]
+    assert after["mounts"] == before["mounts"]
+    assert _knet_processes(str(tmp_path)) == []
+    assert not (tmp_path / cluster.name).exists()
