@@ -1,0 +1,172 @@
+"""ReplicaSet controller: keep spec.replicas active pods from the template; report status."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from knet.client import Api, ApiError
+from knet.client.events import EventRecorder
+from knet.client.selectors import labels_match_selector
+from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
+from knet.controllers.expectations import Expectations
+from knet.controllers.podutil import (
+    get_condition,
+    is_active,
+    is_pod_available,
+    is_pod_ready,
+    parse_time,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def pod_from_template(template: Obj, owner: Obj, namespace: str, generate_name: str) -> Obj:
+    meta = copy.deepcopy(template.get("metadata") or {})
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": generate_name, "namespace": namespace,
+                     "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
+                     "ownerReferences": [owner_reference(owner)]},
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def deletion_rank(pod: Obj) -> tuple[Any, ...]:
+    """Sort key: pods to delete first come first (upstream ActivePods ordering)."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    ready_since = parse_time((get_condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    created = parse_time(pod["metadata"].get("creationTimestamp"))
+    return (
+        bool(spec.get("nodeName")),                      # unscheduled first
+        _PHASE_RANK.get(status.get("phase") or "Pending", 0),  # pending < unknown < running
+        is_pod_ready(pod),                               # not ready first
+        -(ready_since.timestamp() if ready_since else 0),  # ready for less time first
+        -restarts,                                       # more restarts first
+        -(created.timestamp() if created else 0),        # newer first
+    )
+
+
+def compute_replica_diff(replicas: int, pods: list[Obj], pending_creates: int = 0) -> tuple[int, list[Obj]]:
+    """(pods to create, pods to delete) so that `replicas` active pods exist."""
+    active = [p for p in pods if is_active(p)]
+    diff = replicas - len(active) - pending_creates
+    if diff > 0:
+        return diff, []
+    if diff < 0 and len(active) > replicas:
+        victims = sorted(active, key=deletion_rank)[: len(active) - replicas]
+        return 0, victims
+    return 0, []
+
+
+def compute_rs_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
+    min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+    template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+    active = [p for p in pods if is_active(p)]
+    status: Obj = {
+        "replicas": len(active),
+        "fullyLabeledReplicas": sum(1 for p in active if all(
+            (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items())),
+        "readyReplicas": sum(1 for p in active if is_pod_ready(p)),
+        "availableReplicas": sum(1 for p in active if is_pod_available(p, min_ready, now)),
+        "observedGeneration": rs["metadata"].get("generation", 1),
+    }
+    for cond in (rs.get("status") or {}).get("conditions") or []:
+        status.setdefault("conditions", []).append(cond)
+    return status
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset"
+
+    def __init__(self, api: Api, informers: InformerFactory, *, recorder: EventRecorder | None = None,
+                 burst: int = 100) -> None:
+        super().__init__()
+        self.api = api
+        self.recorder = recorder or EventRecorder(api, "replicaset-controller")
+        self.burst = burst
+        self.expectations = Expectations()
+        self.replicasets = informers.get("apps/v1", "replicasets")
+        self.pods = informers.get("v1", "pods")
+        self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
+        self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
+
+    def initial_keys(self) -> list[str]:
+        return self.replicasets.keys()
+
+    def _pod_changed(self, pod: Obj) -> None:
+        ref = controller_of(pod)
+        if ref and ref.get("kind") == "ReplicaSet":
+            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+
+    def owned_pods(self, rs: Obj) -> list[Obj]:
+        ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
+        return [p for p in self.pods.list() if p["metadata"].get("namespace") == ns
+                and (controller_of(p) or {}).get("uid") == uid]
+
+    async def sync_key(self, key: str) -> None:
+        ns, name = split_key(key)
+        rs = self.replicasets.get(key)
+        if rs is None or rs["metadata"].get("deletionTimestamp"):
+            self.expectations.forget(key)
+            return
+        rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+        pods = self.owned_pods(rs)
+        await self._adopt_orphans(rs, pods)
+        seen = {p["metadata"]["name"] for p in pods}
+        pending_creates, pending_deletes = self.expectations.pending(key, seen)
+        pods = [p for p in pods if p["metadata"]["name"] not in pending_deletes]
+        replicas = int((rs.get("spec") or {}).get("replicas", 1))
+        to_create, to_delete = compute_replica_diff(replicas, pods, len(pending_creates))
+        template = (rs.get("spec") or {}).get("template") or {}
+        for _ in range(min(to_create, self.burst)):
+            body = pod_from_template(template, rs, ns or "default", f"{name}-")
+            created = await self.api.create("v1", "pods", body, namespace=ns)
+            self.expectations.expect_create(key, created["metadata"]["name"])
+            await self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        for pod in to_delete:
+            try:
+                await self.api.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+            self.expectations.expect_delete(key, pod["metadata"]["name"])
+            await self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        now = datetime.now(UTC)
+        status = compute_rs_status(rs, pods, now)
+        if {k: v for k, v in (rs.get("status") or {}).items()} != status:
+            try:
+                await self.api.update("apps/v1", "replicasets", {**rs, "status": status}, namespace=ns,
+                                      subresource="status")
+            except ApiError as exc:
+                if exc.conflict:
+                    self.queue.add_after(key, 0.1)  # a newer version is in flight; sync again
+                elif not exc.not_found:
+                    raise
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready and status["readyReplicas"] > status["availableReplicas"]:
+            self.queue.add_after(key, 1.0)
+
+    async def _adopt_orphans(self, rs: Obj, owned: list[Obj]) -> None:
+        """Pods matching the selector with no controller become ours (upstream ClaimPods)."""
+        selector = (rs.get("spec") or {}).get("selector")
+        ns = rs["metadata"]["namespace"]
+        for pod in self.pods.list():
+            if pod["metadata"].get("namespace") != ns or controller_of(pod) is not None or not is_active(pod):
+                continue
+            if not labels_match_selector(selector, pod["metadata"].get("labels")):
+                continue
+            refs = list(pod["metadata"].get("ownerReferences") or []) + [owner_reference(rs)]
+            try:
+                adopted = await self.api.patch("v1", "pods", pod["metadata"]["name"],
+                                               {"metadata": {"ownerReferences": refs}}, namespace=ns)
+                owned.append(adopted)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise

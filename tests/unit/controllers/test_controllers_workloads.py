@@ -1,0 +1,151 @@
+"""ReplicaSet and Deployment: pure rollout arithmetic tables, then both controllers over FakeApi."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.controllers.deployment import (
+    DeploymentController,
+    compute_rollout,
+    compute_surge_unavailable,
+    compute_template_hash,
+)
+from knet.controllers.replicaset import ReplicaSetController, compute_replica_diff
+
+
+def deploy(replicas=3, surge=None, unavailable=None, strategy="RollingUpdate", image="nginx"):
+    rolling = {k: v for k, v in (("maxSurge", surge), ("maxUnavailable", unavailable)) if v is not None}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "strategy": {"type": strategy, **({"rollingUpdate": rolling} if rolling else {})},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def rs(name, replicas, available=None, created="2026-01-01T00:00:00Z"):
+    return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"replicas": replicas},
+            "status": {"replicas": replicas, "availableReplicas": replicas if available is None else available}}
+
+
+@pytest.mark.parametrize(("replicas", "surge", "unavail", "expected"), [
+    pytest.param(3, None, None, (1, 0), id="defaults-25pct-3"),
+    pytest.param(10, None, None, (3, 2), id="defaults-25pct-10"),
+    pytest.param(4, 0, 0, (0, 1), id="both-zero-means-one-unavailable"),
+    pytest.param(4, "50%", 1, (2, 1), id="mixed"),
+])
+def test_surge_and_unavailable(replicas, surge, unavail, expected):
+    assert compute_surge_unavailable(deploy(replicas, surge, unavail)) == expected
+
+
+@pytest.mark.parametrize(("new", "olds", "expected"), [
+    pytest.param(rs("new", 0, 0), [rs("old", 3)], {"new": 1}, id="surge-one-new"),
+    pytest.param(rs("new", 1, 0), [rs("old", 3)], {}, id="new-not-available-old-held"),
+    pytest.param(rs("new", 1, 1), [rs("old", 3)], {"old": 2}, id="new-available-old-down"),
+    pytest.param(rs("new", 3, 3), [rs("old", 1)], {"old": 0}, id="finish"),
+    pytest.param(rs("new", 1, 0), [rs("old", 3, 1)], {}, id="unhealthy-old-no-budget-at-max-unavailable-0"),
+    pytest.param(rs("new", 3, 3), [], {}, id="steady"),
+    pytest.param(rs("new", 3, 3), [rs("old", 0)], {}, id="steady-with-history"),
+])
+def test_rolling_update_steps(new, olds, expected):
+    assert compute_rollout(deploy(3), new, olds) == expected
+
+
+def test_unhealthy_old_replicas_are_cleaned_up_first():
+    # maxUnavailable 1: budget = 4 total - 2 minAvailable - 1 new unavailable = 1 unhealthy old pod
+    assert compute_rollout(deploy(3, unavailable=1), rs("new", 1, 0), [rs("old", 3, 1)]) == {"old": 2}
+
+
+def test_recreate_waits_for_old_pods():
+    d = deploy(3, strategy="Recreate")
+    assert compute_rollout(d, rs("new", 0, 0), [rs("old", 3)]) == {"old": 0}
+    gone = rs("old", 0)
+    gone["status"]["replicas"] = 2
+    assert compute_rollout(d, rs("new", 0, 0), [gone]) == {}
+    assert compute_rollout(d, rs("new", 0, 0), [rs("old", 0)]) == {"new": 3}
+
+
+def test_template_hash_is_stable_and_safe():
+    h = compute_template_hash(deploy()["spec"]["template"])
+    assert h == compute_template_hash(deploy()["spec"]["template"])
+    assert h != compute_template_hash(deploy(image="httpd")["spec"]["template"])
+    assert h != compute_template_hash(deploy()["spec"]["template"], collision_count=1)
+    assert set(h) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+def _pod(name, ready=True, node="node01", phase="Running"):
+    return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": node}, "status": {"phase": phase, "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_replica_diff_deletes_unscheduled_and_unready_first():
+    pods = [_pod("ready"), _pod("unready", ready=False), _pod("unscheduled", node=None, phase="Pending")]
+    assert compute_replica_diff(3, pods) == (0, [])
+    _, victims = compute_replica_diff(1, pods)
+    assert [p["metadata"]["name"] for p in victims] == ["unscheduled", "unready"]
+    assert compute_replica_diff(5, pods, pending_creates=1)[0] == 1
+
+
+async def make_ready(api, ns="default"):
+    """Play the kubelet: every pod of the namespace becomes Running and Ready."""
+    for p in api.objects("v1", "pods"):
+        if p.get("status", {}).get("phase") != "Running":
+            p["status"] = {"phase": "Running", "podIP": "10.244.1.9",
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            await api.update("v1", "pods", p, namespace=ns, subresource="status")
+
+
+async def test_deployment_rollout_scale_and_status(harness):
+    api = harness.api
+    api.seed("apps/v1", "deployments", deploy(3))
+    await harness.start(DeploymentController(api, harness.informers),
+                        ReplicaSetController(api, harness.informers))
+
+    async def converged(image, replicas):
+        await make_ready(api)
+        [d] = api.objects("apps/v1", "deployments")
+        st = d.get("status") or {}
+        pods = api.objects("v1", "pods")
+        return (st.get("updatedReplicas") == replicas and st.get("availableReplicas") == replicas
+                and st.get("replicas") == replicas and len(pods) == replicas
+                and all(p["spec"]["containers"][0]["image"] == image for p in pods))
+
+    await harness.until(lambda: converged("nginx", 3))
+    [first_rs] = api.objects("apps/v1", "replicasets")
+    h = first_rs["metadata"]["labels"]["pod-template-hash"]
+    assert first_rs["metadata"]["name"] == f"web-{h}"
+    assert all(p["metadata"]["name"].startswith(f"web-{h}-") for p in api.objects("v1", "pods"))
+    assert all(p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" for p in api.objects("v1", "pods"))
+    # rolling update to a new image: pods are replaced, never fewer than 3 - 0 available (maxUnavailable 0)
+    d = (await api.get("apps/v1", "deployments", "web", namespace="default"))
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = "httpd"
+    d["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    await api.update("apps/v1", "deployments", d, namespace="default")
+    await harness.until(lambda: converged("httpd", 3))
+    rss = {r["metadata"]["name"]: r for r in api.objects("apps/v1", "replicasets")}
+    assert rss[first_rs["metadata"]["name"]]["spec"]["replicas"] == 0
+    [d] = api.objects("apps/v1", "deployments")
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    conds = {c["type"]: c["reason"] for c in d["status"]["conditions"]}
+    assert conds == {"Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
+    # scale down
+    await api.patch("apps/v1", "deployments", "web", {"spec": {"replicas": 1}}, namespace="default")
+    await harness.until(lambda: converged("httpd", 1))
+    reasons = {e["reason"] for e in api.objects("v1", "events")}
+    assert {"ScalingReplicaSet", "SuccessfulCreate", "SuccessfulDelete"} <= reasons
+
+
+async def test_replicaset_replaces_deleted_pod(harness):
+    api = harness.api
+    api.seed("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    await harness.start(ReplicaSetController(api, harness.informers))
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 2)
+    victim = api.objects("v1", "pods")[0]["metadata"]["name"]
+    await api.delete("v1", "pods", victim, namespace="default")
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 2
+                        and victim not in {p["metadata"]["name"] for p in api.objects("v1", "pods")})
+    await harness.until(lambda: api.objects("apps/v1", "replicasets")[0].get("status", {}).get("replicas") == 2)
