@@ -1,0 +1,189 @@
+"""knet cluster benchmark: `knet up` to usable, pod create-to-Running latency, and a scale run.
+
+    python bench/cluster_bench.py                       # everything at full size
+    python bench/cluster_bench.py --quick               # small sizes (seconds)
+    python bench/cluster_bench.py --scale-nodes 100 --scale-pods 3000 --skip-real
+
+Measures
+  1. `knet up --dataplane sim` (2 nodes) wall time to usable (goal < 3 s);
+  2. `knet up --dataplane real` (2 nodes) wall time to usable (goal < 5 s; needs root);
+  3. pod create-to-Running p50/p99, creating pods at --rate pods/s on the sim cluster (goal p99 < 200 ms);
+  4. scale: --scale-nodes simulated nodes and --scale-pods pods (Deployments of 1,000), time until all
+     Running (goal 30,000 pods on 1,000 nodes within 60 s) and the cluster processes' memory (RSS).
+Each cluster is torn down with `knet down` afterwards, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from knet.cluster.processes import proc_cmdline
+from knet.cluster.testing import ClusterUnderTest
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def cluster_rss_mib(cluster: ClusterUnderTest) -> tuple[float, dict[str, float]]:
+    """Resident memory of every process whose command line names the cluster's state dir."""
+    marker = f"{cluster.state_dir}/{cluster.name}/"
+    per: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = proc_cmdline(int(entry))
+        if not any(marker in a for a in argv):
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        rss_kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        component = next((a for a in argv if a in ("apiserver", "controller-manager", "scheduler", "kubelet")),
+                         "other")
+        per[f"{component}[{entry}]"] = rss_kib / 1024
+    return sum(per.values()), per
+
+
+def bench_up(dataplane: str, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        with ClusterUnderTest.up(nodes=2, dataplane=dataplane) as cluster:
+            times.append(cluster.up_seconds)
+    return times
+
+
+async def pod_latency(cluster: ClusterUnderTest, count: int, rate: float) -> list[float]:
+    """Create `count` pods at `rate`/s; latency = creation request sent -> watch sees Running."""
+    from knet.client import ApiClient, load_config
+
+    ns = "bench-latency"
+    async with ApiClient(load_config(kubeconfig=str(cluster.admin_kubeconfig))) as api:
+        await api.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        sent: dict[str, float] = {}
+        running: dict[str, float] = {}
+        listing = await api.list("v1", "pods", namespace=ns)
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            async for ev in api.watch("v1", "pods", namespace=ns,
+                                      resource_version=listing["metadata"]["resourceVersion"]):
+                if ev.type not in ("ADDED", "MODIFIED"):
+                    continue
+                name = ev.object["metadata"]["name"]
+                if ev.object.get("status", {}).get("phase") == "Running" and name not in running:
+                    running[name] = time.monotonic()
+                    if len(running) >= count:
+                        done.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+        interval = 1.0 / rate
+        start = time.monotonic()
+        for i in range(count):
+            name = f"lat-{i:05d}"
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                   "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.39",
+                                            "args": ["netexec", "--http-port=8080"]}]}}
+            await asyncio.sleep(max(0.0, start + i * interval - time.monotonic()))
+            sent[name] = time.monotonic()
+            await api.create("v1", "pods", pod, namespace=ns)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=60)
+        finally:
+            watcher.cancel()
+        await api.delete("v1", "namespaces", ns)
+    return [(running[n] - sent[n]) * 1000 for n in sent if n in running]
+
+
+async def scale_run(cluster: ClusterUnderTest, pods: int, per_deployment: int = 1000,
+                    timeout: float = 300) -> float:
+    """Create Deployments totalling `pods` replicas; seconds until every pod is Running."""
+    from knet.client import ApiClient, load_config
+
+    ns = "bench-scale"
+    async with ApiClient(load_config(kubeconfig=str(cluster.admin_kubeconfig))) as api:
+        await api.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        start = time.monotonic()
+        remaining, i = pods, 0
+        while remaining > 0:
+            replicas = min(per_deployment, remaining)
+            name = f"scale-{i:03d}"
+            await api.create("apps/v1", "deployments", {
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}},
+                namespace=ns)
+            remaining -= replicas
+            i += 1
+        while True:
+            page = await api.list("v1", "pods", namespace=ns, field_selector="status.phase=Running")
+            n = len(page["items"])
+            if n >= pods:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"only {n}/{pods} pods Running after {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: 1 up each, 40 pods, 50 nodes/1,000 pods")
+    parser.add_argument("--up-repeats", type=int, default=3)
+    parser.add_argument("--skip-real", action="store_true", help="skip the real-dataplane `knet up`")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--pods", type=int, default=200, help="pods for the latency run")
+    parser.add_argument("--rate", type=float, default=20.0, help="pods per second for the latency run")
+    parser.add_argument("--scale-nodes", type=int, default=1000)
+    parser.add_argument("--scale-pods", type=int, default=30000)
+    args = parser.parse_args()
+    if args.quick:
+        args.up_repeats, args.pods, args.scale_nodes, args.scale_pods = 1, 40, 50, 1000
+
+    ok = True
+    sim = bench_up("sim", args.up_repeats)
+    print(f"knet up --dataplane sim (2 nodes): min {min(sim):.2f}s median {statistics.median(sim):.2f}s "
+          f"(goal < 3 s) {'OK' if min(sim) < 3 else 'MISSED'}")
+    if not args.skip_real:
+        from knet.cluster.host import real_dataplane_problem
+
+        problem = real_dataplane_problem()
+        if problem:
+            print(f"knet up --dataplane real: skipped ({problem})")
+        else:
+            real = bench_up("real", args.up_repeats)
+            print(f"knet up --dataplane real (2 nodes): min {min(real):.2f}s median {statistics.median(real):.2f}s "
+                  f"(goal < 5 s) {'OK' if min(real) < 5 else 'MISSED'}")
+
+    with ClusterUnderTest.up(nodes=3, dataplane="sim") as cluster:
+        lat = asyncio.run(pod_latency(cluster, args.pods, args.rate))
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        print(f"pod create->Running at {args.rate:g}/s, {len(lat)}/{args.pods} pods: p50 {p50:.0f} ms "
+              f"p99 {p99:.0f} ms (goal p99 < 200 ms) {'OK' if p99 < 200 else 'MISSED'}")
+        ok &= len(lat) == args.pods
+
+    if not args.skip_scale:
+        with ClusterUnderTest.up(nodes=args.scale_nodes + 1, dataplane="sim", timeout=300) as cluster:
+            print(f"knet up --dataplane sim ({args.scale_nodes + 1} nodes): {cluster.up_seconds:.1f}s")
+            seconds = asyncio.run(scale_run(cluster, args.scale_pods))
+            total, per = cluster_rss_mib(cluster)
+            print(f"scale: {args.scale_pods} pods on {args.scale_nodes} sim nodes all Running in {seconds:.1f}s "
+                  f"(goal < 60 s) {'OK' if seconds < 60 else 'MISSED'}; memory RSS {total:.0f} MiB: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items())))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
