@@ -1,0 +1,397 @@
+"""The iptables renderer: the model -> iptables-restore input, as upstream kube-proxy v1.29+ writes it.
+
+Pure: no I/O. Same chains (KUBE-SERVICES, KUBE-SVC-/SVL-/EXT-/FW-/SEP-, KUBE-NODEPORTS,
+KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-FORWARD, KUBE-FIREWALL, KUBE-PROXY-FIREWALL,
+KUBE-EXTERNAL-SERVICES), same rule order, --comment texts and probabilities.
+
+Partial syncs (KEP-3453): `Renderer.render(state, changed=...)` writes every top-level chain but
+only the per-service chains of the Services in `changed`; iptables-restore --noflush leaves the
+other chains as they are. Per-service fragments are cached so a partial sync costs O(changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from knet.proxy import names
+from knet.proxy.model import Endpoint, NamespacedName, ProxyState, ServicePort, ServicePortName
+from knet.proxy.options import LARGE_CLUSTER_ENDPOINTS_THRESHOLD, RenderOptions
+from knet.proxy.topology import categorize_endpoints
+
+KUBE_SERVICES = "KUBE-SERVICES"
+KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
+KUBE_NODEPORTS = "KUBE-NODEPORTS"
+KUBE_POSTROUTING = "KUBE-POSTROUTING"
+KUBE_MARK_MASQ = "KUBE-MARK-MASQ"
+KUBE_FORWARD = "KUBE-FORWARD"
+KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
+KUBE_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain; kube-proxy fills it when localhost NodePorts are on
+KUBE_PROXY_CANARY = "KUBE-PROXY-CANARY"
+
+FILTER_TOP_CHAINS = (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL)
+NAT_TOP_CHAINS = (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ)
+SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
+
+
+@dataclass(frozen=True)
+class JumpRule:
+    """A rule in a built-in chain jumping to one of ours (upstream iptablesJumpChains)."""
+    table: str
+    chain: str  # ours
+    source: str  # built-in chain
+    comment: str
+    extra: tuple[str, ...] = ()
+
+    def args(self) -> list[str]:
+        out = []
+        if self.comment:
+            out += ["-m", "comment", "--comment", self.comment]
+        return out + list(self.extra) + ["-j", self.chain]
+
+
+_NEW = ("-m", "conntrack", "--ctstate", "NEW")
+JUMP_RULES = (
+    JumpRule("filter", KUBE_EXTERNAL_SERVICES, "INPUT", "kubernetes externally-visible service portals", _NEW),
+    JumpRule("filter", KUBE_EXTERNAL_SERVICES, "FORWARD", "kubernetes externally-visible service portals", _NEW),
+    JumpRule("filter", KUBE_NODEPORTS, "INPUT", "kubernetes health check service ports"),
+    JumpRule("filter", KUBE_SERVICES, "FORWARD", "kubernetes service portals", _NEW),
+    JumpRule("filter", KUBE_SERVICES, "OUTPUT", "kubernetes service portals", _NEW),
+    JumpRule("filter", KUBE_FORWARD, "FORWARD", "kubernetes forwarding rules"),
+    JumpRule("filter", KUBE_PROXY_FIREWALL, "INPUT", "kubernetes load balancer firewall", _NEW),
+    JumpRule("filter", KUBE_PROXY_FIREWALL, "OUTPUT", "kubernetes load balancer firewall", _NEW),
+    JumpRule("filter", KUBE_PROXY_FIREWALL, "FORWARD", "kubernetes load balancer firewall", _NEW),
+    JumpRule("nat", KUBE_SERVICES, "OUTPUT", "kubernetes service portals"),
+    JumpRule("nat", KUBE_SERVICES, "PREROUTING", "kubernetes service portals"),
+    JumpRule("nat", KUBE_POSTROUTING, "POSTROUTING", "kubernetes postrouting rules"),
+    # the kubelet's firewall chain: created by kube-proxy too, never deleted by its cleanup
+    JumpRule("filter", KUBE_FIREWALL, "INPUT", ""),
+    JumpRule("filter", KUBE_FIREWALL, "OUTPUT", ""),
+)
+
+
+def quote(comment: str) -> str:
+    return f'"{comment}"' if " " in comment else comment
+
+
+@lru_cache(maxsize=1001)
+def probability(n: int) -> str:
+    return f"{1.0 / n:0.10f}"
+
+
+@lru_cache(maxsize=65536)
+def _chain_names(spn: ServicePortName) -> tuple[str, str, str, str]:
+    s, proto = str(spn), spn.protocol.lower()
+    h = names.port_proto_hash(s, proto)
+    return "KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h, "KUBE-FW-" + h
+
+
+def sep_chain(spn: ServicePortName, ep: Endpoint) -> str:
+    return names.iptables_endpoint_chain(str(spn), spn.protocol.lower(), str(ep))
+
+
+@dataclass
+class ServiceRules:
+    """One service port's part of the ruleset."""
+    filter_rules: dict[str, list[str]] = field(default_factory=dict)  # top-level filter chain -> rules
+    nat_top_rules: dict[str, list[str]] = field(default_factory=dict)  # KUBE-SERVICES / KUBE-NODEPORTS
+    nat_chains: list[str] = field(default_factory=list)  # per-service chains, in creation order
+    nat_rules: list[str] = field(default_factory=list)  # rules of those chains
+    no_local_internal: bool = False
+    no_local_external: bool = False
+
+    def add_filter(self, chain: str, rule: str) -> None:
+        self.filter_rules.setdefault(chain, []).append(rule)
+
+    def add_nat_top(self, chain: str, rule: str) -> None:
+        self.nat_top_rules.setdefault(chain, []).append(rule)
+
+
+def render_service(svc: ServicePort, endpoints: list[Endpoint], opts: RenderOptions,
+                   large_cluster: bool = False) -> ServiceRules:
+    """Upstream syncProxyRules' loop body for one service port."""
+    out = ServiceRules()
+    spn = svc.name
+    name = str(spn)
+    proto = svc.protocol.lower()
+    pm = f"-m {proto} -p {proto}"
+    port = str(svc.port)
+    cat = categorize_endpoints(endpoints, svc)
+    cluster_chain, local_chain, ext_chain, fw_chain = _chain_names(spn)
+    uses_cluster_chain = bool(cat.cluster) and svc.uses_cluster_endpoints
+    uses_local_chain = bool(cat.local) and svc.uses_local_endpoints
+
+    internal_chain, has_internal = cluster_chain, cat.has_any
+    if svc.internal_policy_local:
+        internal_chain = local_chain
+        if not cat.local:
+            has_internal = False
+    external_policy_chain, has_external = cluster_chain, cat.has_any
+    if svc.external_policy_local:
+        external_policy_chain = local_chain
+        if not cat.local:
+            has_external = False
+    uses_ext_chain = cat.has_any and svc.externally_accessible
+    lb_chain = ext_chain
+    uses_fw = cat.has_any and bool(svc.load_balancer_ips) and bool(svc.load_balancer_source_ranges)
+    if uses_fw:
+        lb_chain = fw_chain
+
+    int_target = int_comment = ext_target = ext_comment = ""
+    if not cat.has_any:
+        int_target = ext_target = "REJECT"
+        int_comment = ext_comment = f'"{name} has no endpoints"'
+    else:
+        if not has_internal:
+            int_target, int_comment = "DROP", f'"{name} has no local endpoints"'
+            out.no_local_internal = True
+        if not has_external:
+            ext_target, ext_comment = "DROP", f'"{name} has no local endpoints"'
+            out.no_local_external = True
+
+    # Capture the clusterIP.
+    if has_internal:
+        out.add_nat_top(KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {pm} '
+                                       f'-d {svc.cluster_ip} --dport {port} -j {internal_chain}')
+    else:
+        out.add_filter(KUBE_SERVICES, f"-A KUBE-SERVICES -m comment --comment {int_comment} {pm} "
+                                      f"-d {svc.cluster_ip} --dport {port} -j {int_target}")
+    # Capture externalIPs.
+    for ip in svc.external_ips:
+        if cat.has_any:
+            out.add_nat_top(KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {pm} '
+                                           f"-d {ip} --dport {port} -j {ext_chain}")
+        if not has_external:
+            out.add_filter(KUBE_EXTERNAL_SERVICES, f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} "
+                                                   f"{pm} -d {ip} --dport {port} -j {ext_target}")
+    # Capture load-balancer ingress.
+    for ip in svc.load_balancer_ips:
+        if cat.has_any:
+            out.add_nat_top(KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" '
+                                           f"{pm} -d {ip} --dport {port} -j {lb_chain}")
+        if uses_fw:
+            out.add_filter(KUBE_PROXY_FIREWALL,
+                           f'-A KUBE-PROXY-FIREWALL -m comment --comment "{name} traffic not accepted by {fw_chain}" '
+                           f"{pm} -d {ip} --dport {port} -j DROP")
+    if not has_external:
+        for ip in svc.load_balancer_ips:
+            out.add_filter(KUBE_EXTERNAL_SERVICES, f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} "
+                                                   f"{pm} -d {ip} --dport {port} -j {ext_target}")
+    # Capture nodeports.
+    if svc.node_port:
+        np = str(svc.node_port)
+        if cat.has_any:
+            if opts.nfacct and opts.effective_localhost_node_ports:
+                out.add_nat_top(KUBE_NODEPORTS, f"-A KUBE-NODEPORTS -m comment --comment {name} {pm} "
+                                                f"-d 127.0.0.0/8 --dport {np} -m nfacct --nfacct-name "
+                                                f"localhost_nps_accepted_pkts -j {ext_chain}")
+            out.add_nat_top(KUBE_NODEPORTS, f"-A KUBE-NODEPORTS -m comment --comment {name} {pm} "
+                                            f"--dport {np} -j {ext_chain}")
+        if not has_external:
+            out.add_filter(KUBE_EXTERNAL_SERVICES, f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} "
+                                                   f"-m addrtype --dst-type LOCAL {pm} --dport {np} -j {ext_target}")
+    # Capture healthCheckNodePorts.
+    if svc.health_check_node_port:
+        out.add_filter(KUBE_NODEPORTS, f'-A KUBE-NODEPORTS -m comment --comment "{name} health check node port" '
+                                       f"-m tcp -p tcp --dport {svc.health_check_node_port} -j ACCEPT")
+
+    rules = out.nat_rules
+    chains = out.nat_chains
+    # Set up internal traffic handling.
+    if has_internal:
+        match = f'-m comment --comment "{name} cluster IP" {pm} -d {svc.cluster_ip} --dport {port}'
+        if opts.masquerade_all:
+            rules.append(f"-A {internal_chain} {match} -j KUBE-MARK-MASQ")
+        elif opts.cluster_cidr:
+            # off-cluster traffic to a ClusterIP may be routed back out: masquerade it
+            rules.append(f"-A {internal_chain} {match} ! -s {opts.cluster_cidr} -j KUBE-MARK-MASQ")
+    # Set up external traffic handling.
+    if uses_ext_chain:
+        chains.append(ext_chain)
+        if not svc.external_policy_local:
+            rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external destinations" '
+                         f"-j KUBE-MARK-MASQ")
+        else:
+            if opts.cluster_cidr:
+                rules.append(f'-A {ext_chain} -m comment --comment "pod traffic for {name} external destinations" '
+                             f"-s {opts.cluster_cidr} -j {cluster_chain}")
+            rules.append(f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} external '
+                         f'destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ')
+            rules.append(f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} external '
+                         f'destinations" -m addrtype --src-type LOCAL -j {cluster_chain}')
+        if has_external:
+            rules.append(f"-A {ext_chain} -j {external_policy_chain}")
+    # Set up the firewall chain.
+    if uses_fw:
+        chains.append(fw_chain)
+        head = f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP"'
+        allow_from_node = False
+        for cidr in svc.load_balancer_source_ranges:
+            rules.append(f"{head} -s {cidr} -j {ext_chain}")
+            if opts.node_ip and _contains(cidr, opts.node_ip):
+                allow_from_node = True
+        if allow_from_node:
+            for ip in svc.load_balancer_ips:
+                rules.append(f"{head} -s {ip} -j {ext_chain}")
+        rules.append(f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by '
+                     f'KUBE-PROXY-FIREWALL"')
+    if uses_cluster_chain:
+        chains.append(cluster_chain)
+        _service_to_endpoint_rules(rules, name, svc, cluster_chain, cat.cluster, large_cluster)
+    if uses_local_chain:
+        chains.append(local_chain)
+        _service_to_endpoint_rules(rules, name, svc, local_chain, cat.local, large_cluster)
+    # The per-endpoint chains.
+    comment = "" if large_cluster else f" -m comment --comment {name}"
+    for ep in cat.all_reachable:
+        chain = sep_chain(spn, ep)
+        chains.append(chain)
+        rules.append(f"-A {chain}{comment} -s {ep.ip} -j KUBE-MARK-MASQ")
+        affinity = f" -m recent --name {chain} --set" if svc.session_affinity_client_ip else ""
+        rules.append(f"-A {chain}{comment}{affinity} {pm} -j DNAT --to-destination {ep}")
+    return out
+
+
+def _contains(cidr: str, ip: str) -> bool:
+    import ipaddress
+    return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+
+
+def _service_to_endpoint_rules(rules: list[str], name: str, svc: ServicePort, chain: str,
+                               endpoints: list[Endpoint], large_cluster: bool) -> None:
+    spn = svc.name
+    def comment(ep: Endpoint) -> str:
+        return "" if large_cluster else f' -m comment --comment "{name} -> {ep}"'
+    if svc.session_affinity_client_ip:
+        for ep in endpoints:
+            sep = sep_chain(spn, ep)
+            rules.append(f"-A {chain}{comment(ep)} -m recent --name {sep} --rcheck --seconds "
+                         f"{svc.sticky_seconds} --reap -j {sep}")
+    n = len(endpoints)
+    for i, ep in enumerate(endpoints):
+        stat = f" -m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else ""
+        rules.append(f"-A {chain}{comment(ep)}{stat} -j {sep_chain(spn, ep)}")
+
+
+@dataclass
+class RenderResult:
+    text: str
+    nat_chains: set[str]  # every per-service chain that should exist after this sync
+    written_services: int  # how many service ports' chains are in `text`
+    no_local_internal: int = 0
+    no_local_external: int = 0
+
+
+class Renderer:
+    """Renders a state; caches per-service fragments between syncs (invalidate what changed)."""
+
+    def __init__(self, opts: RenderOptions) -> None:
+        self.opts = opts
+        self._cache: dict[ServicePortName, ServiceRules] = {}
+        self._large_cluster: bool | None = None
+
+    def invalidate(self, services: Iterable[NamespacedName] | None = None) -> None:
+        if services is None:
+            self._cache.clear()
+            return
+        wanted = set(services)
+        for spn in [s for s in self._cache if s.service in wanted]:
+            del self._cache[spn]
+
+    def render(self, state: ProxyState, changed: set[NamespacedName] | None = None,
+               stale_chains: Iterable[str] = ()) -> RenderResult:
+        """changed=None: a full sync (every chain); else only the chains of the changed Services."""
+        opts = self.opts
+        large = state.total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+        if large != self._large_cluster:
+            self._cache.clear()
+            self._large_cluster = large
+            changed = None
+        if changed is not None:
+            self.invalidate(changed)
+        for spn in [s for s in self._cache if s not in state.services]:
+            del self._cache[spn]
+
+        filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
+        nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
+        nat_chain_lines: list[str] = []
+        nat_rules: list[str] = []
+        active: set[str] = set()
+        written = nli = nle = 0
+        for spn in sorted(state.services):
+            frag = self._cache.get(spn)
+            if frag is None:
+                frag = render_service(state.services[spn], state.endpoints.get(spn, []), opts, large)
+                self._cache[spn] = frag
+            for chain, lines in frag.filter_rules.items():
+                filter_rules[chain].extend(lines)
+            for chain, lines in frag.nat_top_rules.items():
+                nat_top[chain].extend(lines)
+            active.update(frag.nat_chains)
+            nli += frag.no_local_internal
+            nle += frag.no_local_external
+            if changed is None or spn.service in changed:
+                written += 1
+                nat_chain_lines.extend(f":{c} - [0:0]" for c in frag.nat_chains)
+                nat_rules.extend(frag.nat_rules)
+
+        mark = opts.masquerade_mark
+        lines = ["*filter"]
+        chains_in_filter = list(FILTER_TOP_CHAINS)
+        if opts.effective_localhost_node_ports:
+            chains_in_filter.append(KUBE_FIREWALL)
+            filter_rules[KUBE_FIREWALL].append(
+                '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+                "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
+        lines.extend(f":{c} - [0:0]" for c in chains_in_filter)
+        if not opts.tcp_be_liberal:
+            acct = " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts" if opts.nfacct else ""
+            filter_rules[KUBE_FORWARD].append(f"-A KUBE-FORWARD -m conntrack --ctstate INVALID{acct} -j DROP")
+        filter_rules[KUBE_FORWARD].append(
+            f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT')
+        filter_rules[KUBE_FORWARD].append(
+            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
+            "--ctstate RELATED,ESTABLISHED -j ACCEPT")
+        for chain in chains_in_filter:
+            lines.extend(filter_rules[chain])
+        lines.append("COMMIT")
+
+        lines.append("*nat")
+        lines.extend(f":{c} - [0:0]" for c in NAT_TOP_CHAINS)
+        lines.extend(nat_chain_lines)
+        stale = sorted(c for c in stale_chains if c not in active and c.startswith(SERVICE_CHAIN_PREFIXES))
+        lines.extend(f":{c} - [0:0]" for c in stale)
+        lines.extend(nat_top[KUBE_NODEPORTS])
+        lines.extend(nat_top[KUBE_SERVICES])
+        lines.extend(_nodeports_tail(opts))
+        lines.append(f"-A KUBE-MARK-MASQ -j MARK --or-mark {mark}")
+        lines.append(f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN")
+        lines.append(f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}")
+        lines.append('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
+                     "-j MASQUERADE" + (" --random-fully" if opts.random_fully else ""))
+        lines.extend(nat_rules)
+        lines.extend(f"-X {c}" for c in stale)
+        lines.append("COMMIT")
+        return RenderResult("\n".join(lines) + "\n", active, written, nli, nle)
+
+
+def _nodeports_tail(opts: RenderOptions) -> list[str]:
+    head = ('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last '
+            'rule in this chain"')
+    if opts.node_ports_match_all:
+        dest = "-m addrtype --dst-type LOCAL"
+        if not opts.effective_localhost_node_ports:
+            dest += " ! -d 127.0.0.0/8"
+        return [f"{head} {dest} -j KUBE-NODEPORTS"]
+    out = []
+    for ip in opts.node_port_ips():
+        if ip.startswith("127.") and not opts.effective_localhost_node_ports:
+            continue
+        out.append(f"{head} -d {ip} -j KUBE-NODEPORTS")
+    return out
+
+
+def render(state: ProxyState, opts: RenderOptions) -> str:
+    """The full iptables-restore input kube-proxy would write for this state."""
+    return Renderer(opts).render(state).text
