@@ -65,6 +65,9 @@ class ClusterCache:
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
+    def off_change(self, listener: Callable[[], None]) -> None:
+        self._listeners = [fn for fn in self._listeners if fn != listener]
+
     def _changed(self) -> None:
         self.generation += 1
         self.modified = int(time.time())

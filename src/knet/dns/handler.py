@@ -1,0 +1,274 @@
+"""A whole query, wire in -> wire out: validation, server blocks, the kubernetes zones, forwarding,
+EDNS0, truncation, and the wire-answer cache.
+
+`handle()` answers at once (bytes), drops (None), or returns a coroutine when the answer needs
+the upstream (forwarding, ExternalName targets). The one place that renders responses is
+`_render`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from knet.dns.answer import RR, KubernetesZones, Reply, serve
+from knet.dns.corefile import CacheConfig
+from knet.dns.forward import Forwarder
+from knet.dns.metrics import Metrics, rcode_label, type_label
+from knet.dns.wirecache import WireCache, WireEntry
+
+TCP_MAX = 65535
+UDP_MIN = 512
+MAX_ROTATIONS = 8
+META_TYPES = {dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY}
+INF = float("inf")
+
+Outcome = bytes | None | Coroutine[Any, Any, bytes | None]
+
+
+@dataclass
+class Block:
+    """What one Corefile server block does with a query."""
+
+    zones: list[str]
+    kubernetes: KubernetesZones | None = None
+    forwarder: Forwarder | None = None
+    forward_from: str = "."
+    cache: CacheConfig | None = None
+    loadbalance: bool = False
+
+    def forwards(self, name: str) -> bool:
+        f = self.forward_from
+        return self.forwarder is not None and (f == "." or name == f or name.endswith("." + f))
+
+
+@dataclass
+class QueryHandler:
+    blocks: list[Block]
+    metrics: Metrics = field(default_factory=Metrics)
+    wire_cache: WireCache = field(default_factory=WireCache)
+
+    def block_for(self, name: str) -> Block | None:
+        best, best_len = None, -1
+        for block in self.blocks:
+            for zone in block.zones:
+                if (zone == "." or name == zone or name.endswith("." + zone)) and len(zone) > best_len:
+                    best, best_len = block, len(zone)
+        return best
+
+    # ------------------------------------------------------------------ entry
+    def handle(self, wire: bytes, proto: str = "udp", family: str = "1") -> Outcome:
+        t0 = time.perf_counter()
+        if len(wire) < 12 or wire[2] & 0x80:  # too short for a header, or a response: drop
+            self.metrics.dropped += 1
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.message.ShortHeader:
+            self.metrics.dropped += 1
+            return None
+        except Exception:  # noqa: BLE001 - any undecodable message is a format error
+            return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
+        if query.opcode() != dns.opcode.QUERY:
+            return self._bare(wire, dns.rcode.NOTIMP, proto, family, t0)
+        if len(query.question) != 1:
+            return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
+        q = query.question[0]
+        if query.edns > 0:
+            return self._finish(query, dns.rcode.BADVERS, Reply(), proto, family, t0, cacheable=False)
+        if q.rdclass != dns.rdataclass.IN:
+            return self._finish(query, dns.rcode.NOTIMP, Reply(), proto, family, t0, cacheable=False)
+        if q.rdtype in META_TYPES:
+            return self._finish(query, dns.rcode.FORMERR, Reply(), proto, family, t0, cacheable=False)
+        if q.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)
+
+        qname = q.name.to_text()
+        name = qname.lower()
+        block = self.block_for(name)
+        if block is None:
+            return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)
+        reply = serve(block.kubernetes, qname, q.rdtype) if block.kubernetes else None
+        if reply is not None and not reply.fallthrough:
+            if reply.chase:
+                return self._chase(block, query, reply, proto, family, t0)
+            cacheable = proto == "udp" and reply.rcode != dns.rcode.SERVFAIL
+            return self._finish(query, reply.rcode, reply, proto, family, t0, cacheable=cacheable,
+                                authoritative=True, key=wire[2:], loadbalance=block.loadbalance)
+        if block.forwards(name):
+            assert block.forwarder is not None
+            if block.forwarder.saturated:
+                return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)
+            return self._forward(block, query, wire, proto, family, t0)
+        return self._finish(query, dns.rcode.SERVFAIL, Reply(), proto, family, t0, cacheable=False)
+
+    # ------------------------------------------------------------------ upstream
+    async def _forward(self, block: Block, query: dns.message.Message, wire: bytes, proto: str,
+                       family: str, t0: float) -> bytes | None:
+        assert block.forwarder is not None
+        answer = await block.forwarder.query(wire)
+        if answer is None:
+            rendered = self._finish(query, dns.rcode.SERVFAIL, Reply(), proto, family, t0, cacheable=False)
+            if block.cache is not None and proto == "udp" and rendered is not None:
+                self._remember_forwarded(wire, rendered, block.cache.servfail_ttl, query, dns.rcode.SERVFAIL)
+            return rendered
+        max_size = self._max_size(query, proto)
+        if len(answer) > max_size:
+            # Too big for the client's buffer: tell it to come back over TCP.
+            return self._finish(query, dns.rcode.NOERROR, Reply(), proto, family, t0, cacheable=False,
+                                truncated=True)
+        rcode = (answer[3] & 0x0F)
+        if block.cache is not None and proto == "udp" and rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            ttl = self._answer_ttl(answer, block.cache)
+            if ttl > 0:
+                self._remember_forwarded(wire, answer, ttl, query, rcode)
+        self._observe(proto, family, query.question[0].rdtype, rcode, t0)
+        return answer
+
+    def _remember_forwarded(self, wire: bytes, answer: bytes, ttl: float, query: dns.message.Message,
+                            rcode: int) -> None:
+        denial = rcode != dns.rcode.NOERROR or answer[6:8] == b"\x00\x00"
+        entry = WireEntry((answer[2:],), time.perf_counter() + ttl, type_label(query.question[0].rdtype),
+                          rcode_label(rcode), denial)
+        self.wire_cache.put_forwarded(wire[2:], entry)
+
+    @staticmethod
+    def _answer_ttl(answer: bytes, cache: CacheConfig) -> int:
+        try:
+            msg = dns.message.from_wire(answer)
+        except Exception:  # noqa: BLE001 - do not cache what we cannot read
+            return 0
+        if msg.answer:
+            return min(min(r.ttl for r in msg.answer), cache.ttl)
+        soa = [r for r in msg.authority if r.rdtype == dns.rdatatype.SOA]
+        if soa:
+            return min(soa[0].ttl, soa[0][0].minimum, cache.denial_ttl)
+        return 0
+
+    async def _chase(self, block: Block, query: dns.message.Message, reply: Reply, proto: str, family: str,
+                     t0: float) -> bytes | None:
+        """ExternalName targets outside the zone: CNAME plus what the upstream says about them."""
+        qtype = query.question[0].rdtype
+        if block.forwarder is not None:
+            for target in reply.chase:
+                ask = dns.message.make_query(target, qtype)
+                answer = await block.forwarder.query(ask.to_wire())
+                if answer is None:
+                    continue
+                try:
+                    msg = dns.message.from_wire(answer)
+                except Exception:  # noqa: BLE001 - an unreadable upstream answer adds nothing
+                    continue
+                for rrset in msg.answer:
+                    reply.answer.extend((rrset.name.to_text(), rrset.ttl, rdata) for rdata in rrset)
+        return self._finish(query, reply.rcode, reply, proto, family, t0, cacheable=False, authoritative=True)
+
+    # ------------------------------------------------------------------ rendering
+    @staticmethod
+    def _max_size(query: dns.message.Message, proto: str) -> int:
+        if proto == "tcp":
+            return TCP_MAX
+        if query.edns >= 0:
+            return max(UDP_MIN, min(query.payload, TCP_MAX))
+        return UDP_MIN
+
+    def _finish(self, query: dns.message.Message, rcode: int, reply: Reply, proto: str, family: str, t0: float,
+                *, cacheable: bool, authoritative: bool = False, key: bytes | None = None,
+                loadbalance: bool = False, truncated: bool = False) -> bytes:
+        max_size = self._max_size(query, proto)
+        variants = _rotations(reply.answer) if loadbalance else [reply.answer]
+        tails = []
+        for answer in variants:
+            wire = _render(query, rcode, answer, reply.authority, reply.additional, max_size,
+                           authoritative=authoritative, truncated=truncated)
+            tails.append(wire[2:])
+        qtype = query.question[0].rdtype if query.question else -1
+        if cacheable and key is not None:
+            denial = rcode != dns.rcode.NOERROR or not reply.answer
+            self.wire_cache.put_cluster(key, WireEntry(tuple(tails), INF, type_label(qtype), rcode_label(rcode), denial))
+            self.metrics.cache_misses += 1
+        self._observe(proto, family, qtype, rcode, t0)
+        return query.id.to_bytes(2, "big") + tails[0]
+
+    def _bare(self, wire: bytes, rcode: int, proto: str, family: str, t0: float) -> bytes:
+        """An answer to a query we cannot parse: its header with QR and RCODE set, nothing else."""
+        flags = int.from_bytes(wire[2:4], "big")
+        opcode_bits = flags & 0x7800
+        rd = flags & 0x0100
+        header = wire[:2] + (0x8000 | opcode_bits | rd | rcode).to_bytes(2, "big") + b"\x00" * 8
+        self._observe(proto, family, -1, rcode, t0)
+        return header
+
+    def _observe(self, proto: str, family: str, qtype: int, rcode: int, t0: float) -> None:
+        self.metrics.observe(proto, family, type_label(qtype), rcode_label(rcode), time.perf_counter() - t0)
+
+
+def _rrsets(records: list[RR]) -> list[dns.rrset.RRset]:
+    """Consecutive records of one owner and type become one RRset, keeping their order."""
+    out: list[dns.rrset.RRset] = []
+    for owner, ttl, rdata in records:
+        last = out[-1] if out else None
+        if last is not None and last.rdtype == rdata.rdtype and last.name.to_text().lower() == owner.lower():
+            last.add(rdata)
+            continue
+        rrset = dns.rrset.RRset(dns.name.from_text(owner), dns.rdataclass.IN, rdata.rdtype)
+        rrset.update_ttl(ttl)
+        rrset.add(rdata)
+        out.append(rrset)
+    return out
+
+
+def _rotations(answer: list[RR]) -> list[list[RR]]:
+    """The loadbalance plugin's shuffling, precomputed: rotations of the address records."""
+    addr = [i for i, (_, _, r) in enumerate(answer) if r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)]
+    if len(addr) < 2:
+        return [answer]
+    out = []
+    for shift in range(min(len(addr), MAX_ROTATIONS)):
+        rotated = list(answer)
+        for j, i in enumerate(addr):
+            rotated[i] = answer[addr[(j + shift) % len(addr)]]
+        out.append(rotated)
+    return out
+
+
+def _render(query: dns.message.Message, rcode: int, answer: list[RR], authority: list[RR], additional: list[RR],
+            max_size: int, *, authoritative: bool, truncated: bool = False) -> bytes:
+    resp = dns.message.make_response(query, our_payload=max(UDP_MIN, query.payload) if query.edns >= 0 else 1232)
+    if query.edns >= 0:
+        resp.use_edns(0, query.ednsflags & dns.flags.DO, max(UDP_MIN, min(query.payload, TCP_MAX)))
+    resp.set_rcode(rcode)
+    if authoritative:
+        resp.flags |= dns.flags.AA
+    if truncated:
+        resp.flags |= dns.flags.TC
+    resp.answer = _rrsets(answer)
+    resp.authority = _rrsets(authority)
+    resp.additional = _rrsets(additional)
+    try:
+        return resp.to_wire(max_size=max_size)
+    except dns.exception.TooBig:
+        pass
+    # Keep the answer if it fits without the extras; else send TC and let the client use TCP.
+    resp.additional = []
+    try:
+        wire = resp.to_wire(max_size=max_size)
+        if not additional:
+            return wire
+    except dns.exception.TooBig:
+        resp.answer, resp.authority = [], []
+    resp.flags |= dns.flags.TC
+    return resp.to_wire(max_size=max_size)

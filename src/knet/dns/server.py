@@ -1,0 +1,156 @@
+"""The DNS listeners: UDP (with the wire-cache fast path) and TCP (length-prefixed), on asyncio.
+
+A hit in the wire cache is answered inside `datagram_received` with one dict lookup and one
+`sendto`. Everything else goes to `QueryHandler.handle`. A client sending more cache misses than
+`miss_rate` per second has the excess dropped, so a flood of junk from one address cannot take
+the server from everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+
+from knet.dns.handler import QueryHandler
+
+log = logging.getLogger("knet.dns")
+
+TCP_IDLE_TIMEOUT = 10.0
+MAX_TCP_CONNECTIONS = 256
+
+
+class _Bucket:
+    __slots__ = ("tokens", "stamp")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, handler: QueryHandler, *, miss_rate: float = 2000.0, miss_burst: float = 4000.0) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+        self.miss_rate = miss_rate
+        self.miss_burst = miss_burst
+        self.buckets: dict[str, _Bucket] = {}
+        self.family = "1"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_INET6:
+            self.family = "2"
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        t0 = time.perf_counter()
+        handler = self.handler
+        entry = handler.wire_cache.get(data[2:], t0)
+        if entry is not None:
+            self.transport.sendto(data[:2] + entry.next_tail(), addr)  # type: ignore[union-attr]
+            metrics = handler.metrics
+            metrics.cache_hits["denial" if entry.denial else "success"] += 1
+            metrics.observe("udp", self.family, entry.qtype, entry.rcode, time.perf_counter() - t0)
+            return
+        if not self._allow_miss(addr[0], t0):
+            handler.metrics.dropped += 1
+            return
+        try:
+            outcome = handler.handle(data, "udp", self.family)
+        except Exception:  # noqa: BLE001 - one bad query must not stop the server
+            log.exception("query from %s failed", addr)
+            handler.metrics.panics += 1
+            return
+        if outcome is None:
+            return
+        if isinstance(outcome, bytes):
+            self.transport.sendto(outcome, addr)  # type: ignore[union-attr]
+            return
+        asyncio.ensure_future(self._later(outcome, addr))
+
+    async def _later(self, pending, addr: tuple) -> None:
+        try:
+            answer = await pending
+        except Exception:  # noqa: BLE001
+            log.exception("query from %s failed", addr)
+            return
+        if answer is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(answer, addr)
+
+    def _allow_miss(self, host: str, now: float) -> bool:
+        bucket = self.buckets.get(host)
+        if bucket is None:
+            if len(self.buckets) > 10_000:  # many sources: forget the idle ones
+                self.buckets.clear()
+            bucket = self.buckets[host] = _Bucket(self.miss_burst, now)
+        bucket.tokens = min(self.miss_burst, bucket.tokens + (now - bucket.stamp) * self.miss_rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class TcpServer:
+    def __init__(self, handler: QueryHandler) -> None:
+        self.handler = handler
+        self.connections = 0
+
+    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.connections >= MAX_TCP_CONNECTIONS:
+            writer.close()
+            return
+        self.connections += 1
+        sock = writer.get_extra_info("socket")
+        family = "2" if sock is not None and sock.family == socket.AF_INET6 else "1"
+        try:
+            while True:
+                try:
+                    prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                    size = int.from_bytes(prefix, "big")
+                    wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_TIMEOUT)
+                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                    return
+                outcome = self.handler.handle(wire, "tcp", family)
+                if outcome is not None and not isinstance(outcome, bytes):
+                    outcome = await outcome
+                if outcome is None:
+                    return  # a message we drop ends the connection
+                writer.write(len(outcome).to_bytes(2, "big") + outcome)
+                await writer.drain()
+        except Exception:  # noqa: BLE001
+            log.exception("tcp connection failed")
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: bool = False
+                    ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
+    """Listen on HOST:PORT, UDP and TCP. HOST "" means every IPv4 address."""
+    loop = asyncio.get_running_loop()
+    bind = host or "0.0.0.0"
+    sock = socket.socket(_family(bind), socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((bind, port))
+    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=sock)
+    actual_port = sock.getsockname()[1]
+    tcp = await asyncio.start_server(TcpServer(handler).serve_connection, bind, actual_port,
+                                     reuse_address=True, reuse_port=reuse_port or None)
+    return udp, tcp
