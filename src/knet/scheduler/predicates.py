@@ -1,0 +1,263 @@
+"""Scheduling decisions as pure functions: which nodes a pod fits (filters, with upstream's
+reason strings) and how good each one is (least-allocated + spreading of a workload's pods)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from knet.client.selectors import Requirement, field_value, labels_match_selector
+from knet.scheduler.quantity import bytes_of, milli_cpu
+
+Obj = dict[str, Any]
+DEFAULT_MILLI_CPU = 100          # upstream's non-zero defaults for scoring pods without requests
+DEFAULT_MEMORY = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Resources:
+    milli_cpu: int = 0
+    memory: int = 0
+    pods: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods)
+
+
+def pod_requests(pod: Obj) -> Resources:
+    """Sum of containers, at least the largest init container, plus overhead (upstream semantics)."""
+    spec = pod.get("spec") or {}
+
+    def req(container: Obj) -> tuple[int, int]:
+        r = (container.get("resources") or {}).get("requests") or {}
+        return milli_cpu(r.get("cpu")), bytes_of(r.get("memory"))
+
+    cpu = sum(req(c)[0] for c in spec.get("containers") or [])
+    mem = sum(req(c)[1] for c in spec.get("containers") or [])
+    for init in spec.get("initContainers") or []:
+        icpu, imem = req(init)
+        cpu, mem = max(cpu, icpu), max(mem, imem)
+    overhead = spec.get("overhead") or {}
+    return Resources(cpu + milli_cpu(overhead.get("cpu")), mem + bytes_of(overhead.get("memory")), 1)
+
+
+def node_allocatable(node: Obj) -> Resources | None:
+    alloc = (node.get("status") or {}).get("allocatable") or (node.get("status") or {}).get("capacity")
+    if not alloc:
+        return None
+    return Resources(milli_cpu(alloc.get("cpu")) if alloc.get("cpu") else 10**9,
+                     bytes_of(alloc.get("memory")) if alloc.get("memory") else 10**18,
+                     int(alloc.get("pods") or 110))
+
+
+@dataclass
+class NodeInfo:
+    node: Obj
+    pods: list[Obj] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.node["metadata"]["name"]
+
+    @property
+    def requested(self) -> Resources:
+        total = Resources()
+        for p in self.pods:
+            total = total + pod_requests(p)
+        return total
+
+
+# -- filters: None = fits, else the reason upstream prints ------------------------------------
+
+def filter_node_name(pod: Obj, info: NodeInfo) -> str | None:
+    want = (pod.get("spec") or {}).get("nodeName")
+    return None if not want or want == info.name else "node(s) didn't match the requested node name"
+
+
+def filter_unschedulable(pod: Obj, info: NodeInfo) -> str | None:
+    if not (info.node.get("spec") or {}).get("unschedulable"):
+        return None
+    taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+    if any(tolerates(t, taint) for t in (pod.get("spec") or {}).get("tolerations") or []):
+        return None
+    return "node(s) were unschedulable"
+
+
+def _node_selector_term_matches(term: Obj, node: Obj) -> bool:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    exprs = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not exprs and not fields:
+        return False  # an empty term matches nothing (upstream)
+    for e in exprs:
+        if not Requirement(e["key"], e["operator"], tuple(e.get("values") or ())).matches(labels):
+            return False
+    for f in fields:
+        value = field_value(node, f["key"]) if f["key"] != "metadata.name" else node["metadata"]["name"]
+        if not Requirement("f", f["operator"], tuple(f.get("values") or ())).matches({"f": value}):
+            return False
+    return True
+
+
+def node_matches_selector_and_affinity(pod: Obj, node: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    selector = spec.get("nodeSelector") or {}
+    if selector and not labels_match_selector({"matchLabels": selector}, (node.get("metadata") or {}).get("labels")):
+        return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution")) or {}
+    terms = required.get("nodeSelectorTerms")
+    if terms is not None and required:
+        return any(_node_selector_term_matches(t, node) for t in terms)
+    return True
+
+
+def filter_node_affinity(pod: Obj, info: NodeInfo) -> str | None:
+    return None if node_matches_selector_and_affinity(pod, info.node) else \
+        "node(s) didn't match Pod's node affinity/selector"
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    if not toleration.get("key"):
+        return op == "Exists"  # empty key + Exists tolerates everything
+    if toleration["key"] != taint.get("key"):
+        return False
+    return op == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def untolerated_taint(pod: Obj, node: Obj, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")) -> Obj | None:
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in effects and not any(tolerates(t, taint) for t in tolerations):
+            return taint
+    return None
+
+
+def filter_taints(pod: Obj, info: NodeInfo) -> str | None:
+    taint = untolerated_taint(pod, info.node)
+    if taint is None:
+        return None
+    return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
+
+
+def filter_resources(pod: Obj, info: NodeInfo) -> list[str]:
+    alloc = node_allocatable(info.node)
+    if alloc is None:
+        return []
+    want, used = pod_requests(pod), info.requested
+    reasons = []
+    if used.pods + 1 > alloc.pods:
+        reasons.append("Too many pods")
+    if want.milli_cpu and used.milli_cpu + want.milli_cpu > alloc.milli_cpu:
+        reasons.append("Insufficient cpu")
+    if want.memory and used.memory + want.memory > alloc.memory:
+        reasons.append("Insufficient memory")
+    return reasons
+
+
+def _host_ports(pod: Obj) -> set[tuple[str, str, int]]:
+    out = set()
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                out.add((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(p["hostPort"])))
+    return out
+
+
+def filter_host_ports(pod: Obj, info: NodeInfo) -> str | None:
+    want = _host_ports(pod)
+    if not want:
+        return None
+    used = set().union(*(_host_ports(p) for p in info.pods)) if info.pods else set()
+    for ip, proto, port in want:
+        for uip, uproto, uport in used:
+            same_port = (proto, port) == (uproto, uport)
+            if same_port and (ip == uip or "0.0.0.0" in (ip, uip)):
+                return "node(s) didn't have free ports for the requested pod ports"
+    return None
+
+
+def compute_filter_reasons(pod: Obj, info: NodeInfo) -> list[str]:
+    """Every reason this node does not fit (empty list: it fits)."""
+    reasons: list[str] = []
+    for check in (filter_node_name, filter_unschedulable, filter_node_affinity, filter_taints, filter_host_ports):
+        reason = check(pod, info)
+        if reason:
+            reasons.append(reason)
+            return reasons  # upstream stops at the first failing plugin
+    return filter_resources(pod, info)
+
+
+def format_unschedulable_message(total_nodes: int, reasons_per_node: dict[str, list[str]]) -> str:
+    """`0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {...}.`"""
+    counts: Counter[str] = Counter()
+    for reasons in reasons_per_node.values():
+        counts.update(set(reasons))
+    if total_nodes == 0:
+        return "no nodes available to schedule pods"
+    parts = sorted(f"{n} {reason}" for reason, n in counts.items())
+    return f"0/{total_nodes} nodes are available: {', '.join(parts)}."
+
+
+# -- scores: higher is better, each 0..100 -----------------------------------------------------
+
+def score_least_allocated(pod: Obj, info: NodeInfo) -> float:
+    alloc = node_allocatable(info.node)
+    if alloc is None or alloc.milli_cpu <= 0 or alloc.memory <= 0:
+        return 50.0
+    want = pod_requests(pod)
+    cpu = info.requested.milli_cpu + (want.milli_cpu or DEFAULT_MILLI_CPU)
+    mem = info.requested.memory + (want.memory or DEFAULT_MEMORY)
+    free_cpu = max(alloc.milli_cpu - cpu, 0) * 100 / alloc.milli_cpu
+    free_mem = max(alloc.memory - mem, 0) * 100 / alloc.memory
+    return (free_cpu + free_mem) / 2
+
+
+def _same_workload(a: Obj, b: Obj) -> bool:
+    if a["metadata"].get("namespace") != b["metadata"].get("namespace"):
+        return False
+    ref_a = next((r for r in a["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    ref_b = next((r for r in b["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    if ref_a is not None or ref_b is not None:
+        return ref_a is not None and ref_b is not None and ref_a.get("uid") == ref_b.get("uid")
+    labels = a["metadata"].get("labels")
+    return bool(labels) and labels == b["metadata"].get("labels")
+
+
+def compute_spread_counts(pod: Obj, infos: list[NodeInfo]) -> dict[str, int]:
+    return {i.name: sum(1 for p in i.pods if _same_workload(pod, p)) for i in infos}
+
+
+def compute_scores(pod: Obj, feasible: list[NodeInfo], spread_weight: float = 2.0) -> dict[str, float]:
+    """least-allocated (weight 1) + selector spread (weight 2, as PodTopologySpread's default)."""
+    counts = compute_spread_counts(pod, feasible)
+    most = max(counts.values(), default=0)
+    scores = {}
+    for info in feasible:
+        spread = 100.0 if most == 0 else 100.0 * (most - counts[info.name]) / most
+        scores[info.name] = score_least_allocated(pod, info) + spread_weight * spread
+    return scores
+
+
+def select_host(scores: dict[str, float]) -> str:
+    """Highest score; ties go to the first node by name, so decisions are reproducible."""
+    return min(scores, key=lambda name: (-scores[name], name))
+
+
+def schedule(pod: Obj, infos: list[NodeInfo]) -> tuple[str | None, dict[str, list[str]]]:
+    """(chosen node or None, reasons per rejected node)."""
+    rejected: dict[str, list[str]] = {}
+    feasible = []
+    for info in infos:
+        reasons = compute_filter_reasons(pod, info)
+        if reasons:
+            rejected[info.name] = reasons
+        else:
+            feasible.append(info)
+    if not feasible:
+        return None, rejected
+    return select_host(compute_scores(pod, feasible)), rejected

@@ -1,0 +1,92 @@
+"""Scheduling decisions: filter reasons, the FailedScheduling message, scoring and spreading."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.scheduler.predicates import (
+    NodeInfo,
+    compute_filter_reasons,
+    format_unschedulable_message,
+    pod_requests,
+    schedule,
+)
+from knet.scheduler.quantity import bytes_of, milli_cpu
+
+CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def node(name, taints=(), labels=None, cpu="2", memory="4Gi", pods="110", unschedulable=False):
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "spec": {"taints": list(taints), **({"unschedulable": True} if unschedulable else {})},
+            "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods}}}
+
+
+def pod(name="p", cpu=None, memory=None, owner="rs-1", **spec):
+    requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+    meta = {"name": name, "namespace": "default", "labels": {"app": "web"}}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": "web", "uid": owner, "controller": True}]
+    return {"metadata": meta, "spec": {"containers": [{"name": "c", "resources": {"requests": requests}}], **spec}}
+
+
+@pytest.mark.parametrize(("text", "mcpu"), [("100m", 100), ("1", 1000), ("0.5", 500), ("2.5", 2500), (None, 0)])
+def test_cpu_quantities(text, mcpu):
+    assert milli_cpu(text) == mcpu
+
+
+@pytest.mark.parametrize(("text", "n"), [("128Mi", 128 * 2**20), ("1G", 10**9), ("1e3", 1000), ("4Gi", 4 * 2**30)])
+def test_memory_quantities(text, n):
+    assert bytes_of(text) == n
+
+
+def test_requests_take_max_of_init_containers():
+    p = pod(cpu="100m", memory="64Mi", initContainers=[{"name": "i", "resources": {"requests": {"cpu": "500m"}}}])
+    r = pod_requests(p)
+    assert (r.milli_cpu, r.memory) == (500, 64 * 2**20)
+
+
+@pytest.mark.parametrize(("the_pod", "the_node", "reasons"), [
+    pytest.param(pod(), node("cp", taints=[CP_TAINT]), ["node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"], id="cp-taint"),
+    pytest.param(pod(tolerations=[{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                                   "effect": "NoSchedule"}]), node("cp", taints=[CP_TAINT]), [], id="tolerated"),
+    pytest.param(pod(tolerations=[{"operator": "Exists"}]), node("cp", taints=[CP_TAINT]), [], id="tolerate-all"),
+    pytest.param(pod(nodeSelector={"disk": "ssd"}), node("n"), ["node(s) didn't match Pod's node affinity/selector"], id="selector"),
+    pytest.param(pod(nodeSelector={"disk": "ssd"}), node("n", labels={"disk": "ssd"}), [], id="selector-ok"),
+    pytest.param(pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]}}}),
+        node("n1"), ["node(s) didn't match Pod's node affinity/selector"], id="matchFields-daemonset"),
+    pytest.param(pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}]}}}),
+        node("n1", labels={"zone": "b"}), [], id="affinity-notin"),
+    pytest.param(pod(cpu="3"), node("n"), ["Insufficient cpu"], id="cpu"),
+    pytest.param(pod(cpu="1", memory="8Gi"), node("n"), ["Insufficient memory"], id="memory"),
+    pytest.param(pod(nodeName="other"), node("n"), ["node(s) didn't match the requested node name"], id="nodename"),
+    pytest.param(pod(), node("n", unschedulable=True), ["node(s) were unschedulable"], id="cordoned"),
+])
+def test_filters(the_pod, the_node, reasons):
+    assert compute_filter_reasons(the_pod, NodeInfo(the_node)) == reasons
+
+
+def test_too_many_pods_counts_existing_pods():
+    info = NodeInfo(node("n", pods="1"), pods=[pod("existing")])
+    assert compute_filter_reasons(pod(), info) == ["Too many pods"]
+
+
+def test_unschedulable_message_like_upstream():
+    chosen, rejected = schedule(pod(cpu="3"), [NodeInfo(node("controlplane", taints=[CP_TAINT])),
+                                               NodeInfo(node("node01"))])
+    assert chosen is None
+    assert format_unschedulable_message(2, rejected) == (
+        "0/2 nodes are available: 1 Insufficient cpu, "
+        "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }.")
+
+
+def test_replicas_spread_across_nodes_and_least_allocated_wins():
+    a, b = NodeInfo(node("node01")), NodeInfo(node("node02"))
+    a.pods.append(pod("web-1"))
+    assert schedule(pod("web-2"), [a, b])[0] == "node02"  # spread: node02 has none of this workload
+    b.pods.append(pod("web-2"))
+    other = pod("db", cpu="1500m", owner="rs-db")
+    b.pods.append(other)
+    assert schedule(pod("web-3"), [a, b])[0] == "node01"  # equal spread, node01 less allocated
