@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 DEFAULT_PORT = 53
-IMPLEMENTED = ("errors", "log", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "loop",
-               "reload", "loadbalance")
+IMPLEMENTED = ("errors", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "reload", "loadbalance")
 
 
 class CorefileError(ValueError):
@@ -70,8 +69,6 @@ class ServerBlock:
     reload: tuple[float, float] | None = None  # (interval, jitter) seconds
     loadbalance: bool = False
     errors: bool = False
-    log: bool = False
-    loop: bool = False
     ignored: list[str] = field(default_factory=list)
 
 
@@ -286,10 +283,6 @@ def _plugins(b: ServerBlock, directives: list[Directive]) -> ServerBlock:
             b.loadbalance = True
         elif d.name == "errors":
             b.errors = True
-        elif d.name == "log":
-            b.log = True
-        elif d.name == "loop":
-            b.loop = True
         else:
             b.ignored.append(d.name)
     return b
