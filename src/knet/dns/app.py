@@ -54,8 +54,9 @@ def describe(config: DnsConfig) -> list[str]:
 
 
 class DnsApp:
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, api: object | None = None) -> None:
         self.options = options
+        self.api = api  # an already-open API client; None: open one from the kubeconfig
         self.cache = ClusterCache()
         self.running: Running | None = None
         self.sync_task: asyncio.Task | None = None
@@ -77,12 +78,19 @@ class DnsApp:
         from knet.client import ApiClient, load_config
         from knet.dns.sync import run_sync
 
-        api_config = load_config(self.options.kubeconfig or k.kubeconfig, k.kubeconfig_context)
-        api = ApiClient(api_config, user_agent="knet-dns")
+        watch_pods = k.pods == "verified"
+        if self.api is not None:
+            given = self.api
 
-        async def sync() -> None:
-            async with api:
-                await run_sync(api, self.cache, watch_pods=k.pods == "verified")
+            async def sync() -> None:
+                await run_sync(given, self.cache, watch_pods=watch_pods)
+        else:
+            api = ApiClient(load_config(self.options.kubeconfig or k.kubeconfig, k.kubeconfig_context),
+                            user_agent="knet-dns")
+
+            async def sync() -> None:
+                async with api:
+                    await run_sync(api, self.cache, watch_pods=watch_pods)
 
         self.sync_task = asyncio.create_task(sync())
         loop = asyncio.get_running_loop()
@@ -124,21 +132,29 @@ class DnsApp:
             await old.stop()
         self.running = await self.serve(config)
 
-    async def run(self) -> None:
+    async def start(self) -> DnsConfig:
         config, self.digest = self.read_config()
         for line in describe(config):
             log.info("%s", line)
         await self.start_sync(config)
         await self.replace(config)
+        return config
+
+    async def stop(self) -> None:
+        if self.running is not None:
+            await self.running.stop()
+            self.running = None
+        if self.sync_task is not None:
+            self.sync_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.sync_task
+
+    async def run(self) -> None:
         try:
+            config = await self.start()
             await self.reload_loop(config)
         finally:
-            if self.running is not None:
-                await self.running.stop()
-            if self.sync_task is not None:
-                self.sync_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self.sync_task
+            await self.stop()
 
     async def reload_loop(self, config: DnsConfig) -> None:
         while True:
@@ -146,20 +162,25 @@ class DnsApp:
                 await asyncio.Event().wait()  # no reload plugin: serve this config forever
             interval, jitter = config.reload  # type: ignore[misc]
             await asyncio.sleep(max(0.5, interval + random.uniform(-jitter, jitter) / 2))
-            try:
-                new, digest = self.read_config()
-            except Exception as exc:  # noqa: BLE001 - a broken Corefile keeps the old one running
-                log.error("reload: keeping the running Corefile: %s", exc)
-                continue
-            if digest == self.digest:
-                continue
-            log.info("reload: Corefile changed, restarting servers")
-            for line in describe(new):
-                log.info("%s", line)
-            try:
-                await self.replace(new)
-            except OSError as exc:
-                log.error("reload failed (%s); restoring the previous Corefile", exc)
-                await self.replace(config)
-                continue
-            config, self.digest = new, digest
+            config = await self.reload_once(config)
+
+    async def reload_once(self, config: DnsConfig) -> DnsConfig:
+        """Re-read the Corefile; restart the servers if it changed. Returns the config in force."""
+        try:
+            new, digest = self.read_config()
+        except Exception as exc:  # noqa: BLE001 - a broken Corefile keeps the old one running
+            log.error("reload: keeping the running Corefile: %s", exc)
+            return config
+        if digest == self.digest:
+            return config
+        log.info("reload: Corefile changed, restarting servers")
+        for line in describe(new):
+            log.info("%s", line)
+        try:
+            await self.replace(new)
+        except OSError as exc:
+            log.error("reload failed (%s); restoring the previous Corefile", exc)
+            await self.replace(config)
+            return config
+        self.digest = digest
+        return new

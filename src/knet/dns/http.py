@@ -33,7 +33,10 @@ class HttpEndpoints:
             status, body = fn()
             return web.Response(status=status, body=body.encode(), headers={"Content-Type": ctype})
 
-        self.routes.setdefault(split_address(addr, default_port), []).append(web.get(path, handle))
+        key = split_address(addr, default_port)
+        if key[1] == 0:  # port 0 (tests): a server of its own, whatever port it gets
+            key = (key[0], -len(self.routes) - 1)
+        self.routes.setdefault(key, []).append(web.get(path, handle))
 
     async def start(self) -> None:
         for (host, port), routes in self.routes.items():
@@ -41,7 +44,7 @@ class HttpEndpoints:
             app.add_routes(routes)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = web.TCPSite(runner, host, max(port, 0), reuse_address=True)
             await site.start()
             self.runners.append(runner)
             sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port for :0
