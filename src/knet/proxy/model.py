@@ -17,6 +17,7 @@ Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_STICKY_SECONDS = 10800
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 class NamespacedName(NamedTuple):
@@ -258,12 +259,18 @@ class EndpointsChangeTracker:
     hostname: str
     slices: dict[NamespacedName, dict[str, SliceInfo]] = field(default_factory=dict)
     changed: set[NamespacedName] = field(default_factory=set)
+    # endpoints.kubernetes.io/last-change-trigger-time of pending changes (network programming latency)
+    trigger_times: list[str] = field(default_factory=list)
 
     def update(self, previous: Obj | None, current: Obj | None) -> bool:
         if previous is not None:
             self._remove(previous)
         if current is not None:
             info = slice_info(current)
+            trigger = ((current.get("metadata") or {}).get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION)
+            if trigger and (previous is None or trigger != ((previous.get("metadata") or {}).get(
+                    "annotations") or {}).get(TRIGGER_TIME_ANNOTATION)):
+                self.trigger_times.append(trigger)
             if info is not None:
                 name = (current.get("metadata") or {}).get("name") or ""
                 by_name = self.slices.setdefault(info.service, {})

@@ -1,0 +1,317 @@
+"""Netfilter: how rules reach the kernel. `RealNetfilter` runs iptables-restore / nft in the network
+namespace the process is in (or, for tests, in a named one); `FakeNetfilter` keeps the tables in
+memory and enforces what the kernel enforces (no jump to a missing chain, no deleting a chain in
+use, atomic restores), like upstream's pkg/util/iptables/testing/fake.go.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class NetfilterError(Exception):
+    pass
+
+
+class Netfilter(Protocol):
+    def iptables_restore(self, text: str, *, noflush: bool = True) -> None: ...
+    def iptables_save(self, table: str) -> str: ...
+    def iptables(self, *args: str) -> bool: ...  # one iptables command; True if it succeeded
+    def nft(self, script: str) -> None: ...  # `nft -f -`, atomic
+    def nft_list(self, *what: str) -> str: ...  # `nft list ...`
+
+
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+
+
+@dataclass
+class RealNetfilter:
+    netns: str | None = None  # None: the namespace this process runs in (the node's)
+
+    def _argv(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else list(argv)
+
+    def iptables_restore(self, text: str, *, noflush: bool = True) -> None:
+        argv = ["iptables-restore", "-w", "5"] + (["--noflush"] if noflush else [])
+        p = _run(self._argv(*argv), text)
+        if p.returncode != 0:
+            raise NetfilterError(f"iptables-restore failed: {p.stderr.strip()}")
+
+    def iptables_save(self, table: str) -> str:
+        p = _run(self._argv("iptables-save", "-t", table))
+        if p.returncode != 0:
+            raise NetfilterError(f"iptables-save failed: {p.stderr.strip()}")
+        return p.stdout
+
+    def iptables(self, *args: str) -> bool:
+        return _run(self._argv("iptables", "-w", "5", *args)).returncode == 0
+
+    def nft(self, script: str) -> None:
+        p = _run(self._argv("nft", "-f", "-"), script)
+        if p.returncode != 0:
+            raise NetfilterError(f"nft -f failed: {p.stderr.strip()[:2000]}")
+
+    def nft_list(self, *what: str) -> str:
+        p = _run(self._argv("nft", *what))
+        if p.returncode != 0:
+            raise NetfilterError(f"nft {' '.join(what)} failed: {p.stderr.strip()}")
+        return p.stdout
+
+
+BUILTIN_CHAINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+}
+TERMINAL_TARGETS = {"ACCEPT", "DROP", "RETURN", "REJECT", "DNAT", "SNAT", "MASQUERADE", "MARK", "LOG", "QUEUE"}
+
+
+@dataclass
+class FakeIptables:
+    """iptables tables in memory: chain -> list of rule argument strings (after "-A CHAIN ")."""
+    tables: dict[str, dict[str, list[str]]] = field(
+        default_factory=lambda: {t: {c: [] for c in cs} for t, cs in BUILTIN_CHAINS.items()})
+    restores: list[str] = field(default_factory=list)
+
+    def restore(self, text: str, noflush: bool) -> None:
+        new = {t: {c: list(r) for c, r in cs.items()} for t, cs in self.tables.items()}
+        table: dict[str, list[str]] | None = None
+        tname = ""
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                tname = line[1:]
+                table = new.setdefault(tname, {c: [] for c in BUILTIN_CHAINS.get(tname, ())})
+                if not noflush:
+                    for c in list(table):
+                        if c in BUILTIN_CHAINS.get(tname, ()):
+                            table[c] = []
+                        else:
+                            del table[c]
+                continue
+            if table is None:
+                raise NetfilterError(f"line {lineno}: rule outside a table")
+            if line == "COMMIT":
+                self._check(tname, table)
+                table = None
+                continue
+            if line.startswith(":"):
+                chain = line[1:].split()[0]
+                table[chain] = []  # declaring a chain flushes it (also with --noflush)
+            elif line.startswith("-A "):
+                chain, _, rest = line[3:].partition(" ")
+                if chain not in table:
+                    raise NetfilterError(f"line {lineno}: chain {chain!r} does not exist")
+                table[chain].append(rest)
+            elif line.startswith("-I "):
+                parts = line[3:].split(" ", 1)
+                chain = parts[0]
+                if chain not in table:
+                    raise NetfilterError(f"line {lineno}: chain {chain!r} does not exist")
+                table[chain].insert(0, parts[1] if len(parts) > 1 else "")
+            elif line.startswith("-X "):
+                chain = line[3:].strip()
+                if chain not in table:
+                    raise NetfilterError(f"line {lineno}: cannot delete missing chain {chain!r}")
+                del table[chain]
+            elif line.startswith("-F "):
+                table[line[3:].strip()] = []
+            else:
+                raise NetfilterError(f"line {lineno}: cannot parse {line!r}")
+        if table is not None:
+            raise NetfilterError("missing COMMIT")
+        self.tables = new
+        self.restores.append(text)
+
+    @staticmethod
+    def _check(tname: str, table: dict[str, list[str]]) -> None:
+        for chain, rules in table.items():
+            for rule in rules:
+                m = re.search(r"(?:^|\s)-[jg] (\S+)", rule)
+                if m and m.group(1) not in TERMINAL_TARGETS and m.group(1) not in table:
+                    raise NetfilterError(f"rule {rule!r} in {tname}/{chain} jumps to a non-existent chain")
+
+    def save(self, tname: str) -> str:
+        table = self.tables.get(tname, {})
+        lines = [f"*{tname}"]
+        lines += [f":{c} {'ACCEPT' if c in BUILTIN_CHAINS.get(tname, ()) else '-'} [0:0]" for c in table]
+        for c, rules in table.items():
+            lines += [f"-A {c} {r}".rstrip() for r in rules]
+        lines.append("COMMIT")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class FakeNftTable:
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    sets: dict[str, set[str]] = field(default_factory=dict)  # sets and maps: keys only
+
+
+_REF = re.compile(r"(?:goto|jump) ([^\s,}]+)")
+_SETREF = re.compile(r"@([^\s,}]+)")
+
+
+@dataclass
+class FakeNft:
+    """Table `ip kube-proxy` in memory; a script applies atomically or not at all."""
+    tables: dict[str, FakeNftTable] = field(default_factory=dict)
+    scripts: list[str] = field(default_factory=list)
+
+    def apply(self, script: str) -> None:
+        import copy
+        tables = copy.deepcopy(self.tables)
+        for lineno, line in enumerate(script.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                self._apply_line(tables, line)
+            except (KeyError, IndexError) as exc:
+                raise NetfilterError(f"line {lineno}: {line!r}: {exc}") from None
+        for name, t in tables.items():
+            for chain, rules in t.chains.items():
+                for rule in rules:
+                    for target in _REF.findall(rule):
+                        if target not in t.chains:
+                            raise NetfilterError(f"{name}/{chain}: rule {rule!r} jumps to a non-existent chain")
+                    for s in _SETREF.findall(rule):
+                        if s not in t.sets:
+                            raise NetfilterError(f"{name}/{chain}: rule {rule!r} uses a non-existent set {s}")
+        self.tables = tables
+        self.scripts.append(script)
+
+    @staticmethod
+    def _apply_line(tables: dict[str, FakeNftTable], line: str) -> None:
+        words = line.split()
+        verb, kind = words[0], words[1]
+        if kind == "table":
+            tname = f"{words[2]} {words[3]}"
+            if verb == "add":
+                tables.setdefault(tname, FakeNftTable())
+            elif verb == "delete":
+                if tname not in tables:
+                    raise KeyError("no such table")
+                del tables[tname]
+            elif verb == "flush":
+                t = tables[tname]
+                for c in t.chains:
+                    t.chains[c] = []
+            return
+        tname = f"{words[2]} {words[3]}"
+        t = tables[tname]
+        name = words[4]
+        if kind == "chain":
+            if verb == "add":
+                t.chains.setdefault(name, [])
+            elif verb == "flush":
+                t.chains[name] = []
+            elif verb == "delete":
+                for other, rules in t.chains.items():
+                    if other != name and any(name in _REF.findall(r) for r in rules):
+                        raise NetfilterError(f"delete chain {name}: in use by {other}")
+                for s in t.sets.values():
+                    if any(k.endswith(f"goto {name}") for k in s):
+                        raise NetfilterError(f"delete chain {name}: in use by a map element")
+                del t.chains[name]
+        elif kind in ("set", "map"):
+            if verb == "add":
+                t.sets.setdefault(name, set())
+            elif verb == "flush":
+                t.sets[name] = set()
+            elif verb == "delete":
+                del t.sets[name]
+        elif kind == "rule":
+            if verb != "add":
+                raise NetfilterError(f"unsupported: {line}")
+            t.chains[name].append(" ".join(words[5:]))
+        elif kind == "element":
+            body = line[line.index("{") + 1: line.rindex("}")].strip()
+            key = body.split(" comment ")[0].split(" : ")[0].strip()
+            target = body.split(" : ")[1].strip() if " : " in body else ""
+            entry = f"{key} -> {target}" if target else key
+            s = t.sets[name]
+            if verb == "add":
+                for target_chain in _REF.findall(target):
+                    if target_chain not in t.chains:
+                        raise NetfilterError(f"element {body!r} jumps to a non-existent chain")
+                if any(e.split(" -> ")[0] == key for e in s):
+                    raise NetfilterError(f"element {key!r} exists in {name}")
+                s.add(entry)
+            elif verb == "delete":
+                matches = [e for e in s if e.split(" -> ")[0] == key]
+                if not matches:
+                    raise NetfilterError(f"element {key!r} not in {name}")
+                s.discard(matches[0])
+
+
+@dataclass
+class FakeNetfilter:
+    ipt: FakeIptables = field(default_factory=FakeIptables)
+    nf: FakeNft = field(default_factory=FakeNft)
+    fail_next: int = 0  # make the next N applies fail (to test retries)
+    commands: list[str] = field(default_factory=list)
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise NetfilterError("injected failure")
+
+    def iptables_restore(self, text: str, *, noflush: bool = True) -> None:
+        self._maybe_fail()
+        self.ipt.restore(text, noflush)
+
+    def iptables_save(self, table: str) -> str:
+        return self.ipt.save(table)
+
+    def iptables(self, *args: str) -> bool:
+        self.commands.append(shlex.join(args))
+        args_l = list(args)
+        if args_l[:1] == ["-t"]:
+            tname, args_l = args_l[1], args_l[2:]
+        else:
+            tname = "filter"
+        table = self.ipt.tables.setdefault(tname, {})
+        op, chain, rest = args_l[0], args_l[1] if len(args_l) > 1 else "", " ".join(args_l[2:])
+        if op == "-N":
+            if chain in table:
+                return False
+            table[chain] = []
+            return True
+        if op == "-X":
+            return table.pop(chain, None) is not None
+        if op == "-F":
+            if chain in table:
+                table[chain] = []
+            return chain in table
+        if op == "-C":
+            return rest in table.get(chain, [])
+        if op == "-I":
+            table.setdefault(chain, []).insert(0, rest)
+            return True
+        if op == "-D":
+            if rest in table.get(chain, []):
+                table[chain].remove(rest)
+                return True
+            return False
+        return False
+
+    def nft(self, script: str) -> None:
+        self._maybe_fail()
+        self.nf.apply(script)
+
+    def nft_list(self, *what: str) -> str:
+        t = self.nf.tables.get("ip kube-proxy")
+        if t is None:
+            raise NetfilterError("No such file or directory")
+        lines = ["table ip kube-proxy {"]
+        lines += [f"\tset {s} {{\n\t}}" for s in t.sets]
+        lines += [f"\tchain {c} {{\n\t}}" for c in t.chains]
+        lines.append("}")
+        return "\n".join(lines) + "\n"

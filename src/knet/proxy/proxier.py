@@ -1,0 +1,301 @@
+"""The proxier: applies the model to the kernel, one sync at a time (upstream's syncProxyRules).
+
+A sync consumes the change trackers, renders (only the changed Services' chains on a partial
+sync; everything on a full sync, which also happens every syncPeriod and after any failure) and
+applies atomically (iptables-restore --noflush, or one `nft -f` transaction). Syncs are rate
+limited by minSyncPeriod (upstream's BoundedFrequencyRunner, burst 2). A failed apply leaves the
+previous ruleset in place (both tools are all-or-nothing), is counted, and is retried as a full
+sync after minSyncPeriod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from knet.proxy import iptables, nftables
+from knet.proxy.conntrack import Conntrack, plan_cleanup
+from knet.proxy.metrics import Metrics
+from knet.proxy.model import (
+    EndpointsChangeTracker,
+    EndpointsMap,
+    NamespacedName,
+    Obj,
+    ProxyState,
+    ServiceChangeTracker,
+    ServicePortMap,
+)
+from knet.proxy.netfilter import Netfilter, NetfilterError
+from knet.proxy.options import RenderOptions
+
+log = logging.getLogger("knet.proxy")
+
+IPTABLES_OWN_CHAINS = {
+    "filter": (iptables.KUBE_SERVICES, iptables.KUBE_EXTERNAL_SERVICES, iptables.KUBE_FORWARD,
+               iptables.KUBE_NODEPORTS, iptables.KUBE_PROXY_FIREWALL),
+    "nat": (iptables.KUBE_SERVICES, iptables.KUBE_NODEPORTS, iptables.KUBE_POSTROUTING, iptables.KUBE_MARK_MASQ),
+}
+CANARY_TABLES = ("mangle", "nat", "filter")
+
+
+@dataclass
+class SyncOutcome:
+    full: bool
+    ok: bool
+    seconds: float
+    written_services: int
+    error: str = ""
+
+
+class Proxier:
+    def __init__(self, mode: str, opts: RenderOptions, netfilter: Netfilter, *, hostname: str,
+                 sync_period: float = 30.0, min_sync_period: float = 1.0, metrics: Metrics | None = None,
+                 conntrack: Conntrack | None = None) -> None:
+        if mode not in ("iptables", "nftables"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.opts = opts
+        self.netfilter = netfilter
+        self.sync_period = sync_period
+        self.min_sync_period = min_sync_period
+        self.metrics = metrics or Metrics()
+        self.conntrack = conntrack
+        self.services = ServicePortMap()
+        self.endpoints = EndpointsMap()
+        self.service_changes = ServiceChangeTracker()
+        self.endpoint_changes = EndpointsChangeTracker(hostname)
+        self.services_synced = False
+        self.endpoints_synced = False
+        self.need_full_sync = True
+        self.last_sync_ok = 0.0  # time.time() of the last successful sync
+        self.queued_since = 0.0  # time.time() of the oldest change not yet programmed (0: none)
+        self._ipt = iptables.Renderer(opts)
+        self._nft = nftables.Renderer(opts)
+        self._nft_chains: set[str] = set()
+        self._nft_sets: set[str] = set()
+        self._nft_elements: dict[nftables.Element, str] = {}
+        self._nft_pending_delete: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sync_times: list[float] = []
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def on_service(self, previous: Obj | None, current: Obj | None) -> None:
+        if self.service_changes.update(previous, current):
+            self.metrics.inc("kubeproxy_sync_proxy_rules_service_changes_total")
+            self._queue()
+
+    def on_endpoint_slice(self, previous: Obj | None, current: Obj | None) -> None:
+        if self.endpoint_changes.update(previous, current):
+            self.metrics.inc("kubeproxy_sync_proxy_rules_endpoint_changes_total")
+            self._queue()
+
+    def _queue(self) -> None:
+        now = time.time()
+        if not self.queued_since:
+            self.queued_since = now
+        self.metrics.set("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", now)
+        self._wake.set()
+
+    @property
+    def initialized(self) -> bool:
+        return self.services_synced and self.endpoints_synced
+
+    def state(self) -> ProxyState:
+        return ProxyState(self.services, self.endpoints)
+
+    # -- one sync ---------------------------------------------------------------------------------------
+
+    def sync(self) -> SyncOutcome:
+        start = time.monotonic()
+        full = self.need_full_sync
+        changed = self.service_changes.pending() | self.endpoint_changes.pending()
+        self.metrics.set("kubeproxy_sync_proxy_rules_service_changes_pending", len(self.service_changes.items))
+        self.metrics.set("kubeproxy_sync_proxy_rules_endpoint_changes_pending", len(self.endpoint_changes.changed))
+        triggers = list(self.endpoint_changes.trigger_times)
+        self.endpoint_changes.trigger_times.clear()
+        svc_result = self.services.apply(self.service_changes)
+        ep_result = self.endpoints.apply(self.endpoint_changes)
+        queued_since, self.queued_since = self.queued_since, 0.0
+        try:
+            if self.mode == "iptables":
+                written = self._sync_iptables(None if full else changed)
+            else:
+                written = self._sync_nftables(None if full else changed)
+        except NetfilterError as exc:
+            # the kernel still has the previous ruleset; retry everything on the next sync
+            self.need_full_sync = True
+            self.queued_since = queued_since or time.time()
+            if self.mode == "iptables":
+                self.metrics.inc("kubeproxy_sync_proxy_rules_iptables_restore_failures_total")
+                if not full:
+                    self.metrics.inc("kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total")
+            else:
+                self.metrics.inc("kubeproxy_sync_proxy_rules_nftables_sync_failures_total")
+            log.error("sync failed (%s sync), will retry as a full sync: %s", "full" if full else "partial", exc)
+            return SyncOutcome(full, False, time.monotonic() - start, 0, str(exc))
+        self.need_full_sync = False
+        if self.conntrack is not None:
+            for args in plan_cleanup(self.services, svc_result, ep_result):
+                self.conntrack.run(args)
+        elapsed = time.monotonic() - start
+        self.metrics.observe_sync(elapsed, full)
+        now = time.time()
+        for t in triggers:
+            try:
+                when = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            self.metrics.programming.observe(max(0.0, now - when))
+        self.last_sync_ok = now
+        log.info("synced %s rules (%s sync, %d service ports written) in %.3fs", self.mode,
+                 "full" if full else "partial", written, elapsed)
+        return SyncOutcome(full, True, elapsed, written)
+
+    def _sync_iptables(self, changed: set[NamespacedName] | None) -> int:
+        nf = self.netfilter
+        stale: list[str] = []
+        if changed is None:
+            nat = nf.iptables_save("nat")
+            stale = re.findall(r"^:(KUBE-(?:SVC|SVL|EXT|FW|SEP)-\S+)", nat, re.M)
+        result = self._ipt.render(self.state(), changed, stale)
+        try:
+            nf.iptables_restore(result.text, noflush=True)
+        except NetfilterError:
+            self._ipt.invalidate()
+            raise
+        if changed is None:
+            self._ensure_iptables_jumps()
+        self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                                  'traffic_policy="internal"', result.no_local_internal)
+        self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                                  'traffic_policy="external"', result.no_local_external)
+        return result.written_services
+
+    def _ensure_iptables_jumps(self) -> None:
+        nf = self.netfilter
+        for table in CANARY_TABLES:
+            nf.iptables("-t", table, "-N", iptables.KUBE_PROXY_CANARY)
+        nf.iptables("-t", "filter", "-N", iptables.KUBE_FIREWALL)
+        for jump in iptables.JUMP_RULES:
+            args = jump.args()
+            if not nf.iptables("-t", jump.table, "-C", jump.source, *args):
+                if not nf.iptables("-t", jump.table, "-I", jump.source, *args):
+                    raise NetfilterError(f"cannot add jump {jump.source} -> {jump.chain} in {jump.table}")
+
+    def _nft_existing(self) -> tuple[set[str], set[str]]:
+        try:
+            listing = self.netfilter.nft_list("list", "table", "ip", nftables.TABLE)
+        except NetfilterError:
+            return set(), set()
+        chains = set(re.findall(r"^\s*chain (\S+) \{", listing, re.M))
+        sets = set(re.findall(r"^\s*set (\S+) \{", listing, re.M))
+        return chains, sets
+
+    def _sync_nftables(self, changed: set[NamespacedName] | None) -> int:
+        if changed is None:
+            chains, sets = self._nft_existing()
+            script = self._nft.sync(self.state(), existing_chains=chains, existing_sets=sets)
+            self._nft_pending_delete = set()
+        else:
+            script = self._nft.sync(self.state(), changed=changed, existing_chains=self._nft_chains,
+                                    existing_sets=self._nft_sets, existing_elements=self._nft_elements,
+                                    delete_chains=self._nft_pending_delete)
+        try:
+            self.netfilter.nft(script.text)
+        except NetfilterError:
+            self._nft.invalidate()
+            raise
+        if changed is not None:
+            # chains flushed now are deleted by the next sync, once no element refers to them
+            self._nft_pending_delete = {c for c in self._nft_chains if c not in script.chains
+                                        and c.startswith(nftables.SERVICE_CHAIN_PREFIXES)}
+            script.chains |= self._nft_pending_delete
+        self._nft_chains, self._nft_sets, self._nft_elements = script.chains, script.sets, script.elements
+        self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                                  'traffic_policy="internal"', script.no_local_internal)
+        self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                                  'traffic_policy="external"', script.no_local_external)
+        return script.written_services
+
+    # -- the other mode's leftovers ------------------------------------------------------------------
+
+    def cleanup_other_mode(self) -> None:
+        if self.mode == "iptables":
+            cleanup_nftables(self.netfilter)
+        else:
+            cleanup_iptables(self.netfilter)
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync when something changed (at most 2 syncs per minSyncPeriod), and fully every syncPeriod."""
+        last_full = time.monotonic()
+        while True:
+            if not self.initialized:
+                self._wake.clear()
+                await self._wait(1.0)
+                continue
+            now = time.monotonic()
+            self._sync_times = [t for t in self._sync_times if now - t < self.min_sync_period]
+            if len(self._sync_times) >= 2:
+                await asyncio.sleep(self.min_sync_period - (now - self._sync_times[0]))
+                continue
+            if now - last_full >= self.sync_period:
+                self.need_full_sync = True
+            self._wake.clear()
+            full = self.need_full_sync
+            outcome = await asyncio.get_running_loop().run_in_executor(None, self.sync)
+            self._sync_times.append(time.monotonic())
+            if outcome.ok and full:
+                last_full = time.monotonic()
+            if not outcome.ok:
+                await asyncio.sleep(self.min_sync_period or 1.0)
+                continue
+            await self._wait(max(0.0, self.sync_period - (time.monotonic() - last_full)))
+
+    async def _wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+def cleanup_nftables(nf: Netfilter) -> None:
+    for family in ("ip", "ip6"):
+        try:
+            nf.nft_list("list", "table", family, nftables.TABLE)
+        except NetfilterError:
+            continue
+        nf.nft(f"delete table {family} {nftables.TABLE}\n")
+
+
+def cleanup_iptables(nf: Netfilter) -> None:
+    """Remove the iptables mode's jump rules and chains (upstream CleanupLeftovers); KUBE-FIREWALL is
+    the kubelet's and stays."""
+    for jump in iptables.JUMP_RULES:
+        if jump.chain == iptables.KUBE_FIREWALL:
+            continue
+        while nf.iptables("-t", jump.table, "-D", jump.source, *jump.args()):
+            pass
+    lines: list[str] = []
+    for table in ("filter", "nat", "mangle"):
+        try:
+            saved = nf.iptables_save(table)
+        except NetfilterError:
+            continue
+        own = [c for c in re.findall(r"^:(\S+)", saved, re.M)
+               if c in IPTABLES_OWN_CHAINS.get(table, ()) or c == iptables.KUBE_PROXY_CANARY
+               or c.startswith(iptables.SERVICE_CHAIN_PREFIXES)]
+        if not own:
+            continue
+        lines.append(f"*{table}")
+        lines += [f":{c} - [0:0]" for c in own]
+        lines += [f"-X {c}" for c in own]
+        lines.append("COMMIT")
+    if lines:
+        nf.iptables_restore("\n".join(lines) + "\n", noflush=True)
