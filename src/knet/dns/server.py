@@ -137,7 +137,8 @@ def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: bool = False
+async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: bool = False,
+                    miss_rate: float = 2000.0, miss_burst: float = 4000.0,
                     ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
     """Listen on HOST:PORT, UDP and TCP. HOST "" means every IPv4 address."""
     loop = asyncio.get_running_loop()
@@ -149,7 +150,7 @@ async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: 
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((bind, port))
-    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=sock)
+    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler, miss_rate=miss_rate, miss_burst=miss_burst), sock=sock)
     actual_port = sock.getsockname()[1]
     tcp = await asyncio.start_server(TcpServer(handler).serve_connection, bind, actual_port,
                                      reuse_address=True, reuse_port=reuse_port or None)
