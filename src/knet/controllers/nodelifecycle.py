@@ -82,6 +82,7 @@ class NodeLifecycleController:
         self.leases = informers.get("coordination.k8s.io/v1", "leases", namespace=LEASE_NAMESPACE)
         self.pods = informers.get("v1", "pods")
         self._observed: dict[str, tuple[tuple[str, str], float]] = {}
+        self.passes = 0  # completed monitor passes (tests and logs wait on it)
 
     async def run(self) -> None:
         while True:
@@ -114,6 +115,7 @@ class NodeLifecycleController:
             await self._sync_taints(node, now)
         for gone in set(self._observed) - names:
             self._observed.pop(gone, None)
+        self.passes += 1
 
     async def _mark_unknown(self, node: Obj, now: str) -> None:
         name = node["metadata"]["name"]

@@ -1,0 +1,59 @@
+"""ServiceAccounts, the garbage collector, --controllers and durations."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.cli.controlplane import parse_duration
+from knet.controllers.garbagecollector import GarbageCollector
+from knet.controllers.manager import enabled_controllers
+from knet.controllers.serviceaccount import ServiceAccountController
+
+
+async def test_default_serviceaccount_and_root_ca_in_every_namespace(harness):
+    api = harness.api
+    api.seed("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    await harness.start(ServiceAccountController(api, harness.informers, root_ca="PEM"))
+    api.seed("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}})
+    await harness.until(lambda: {(s["metadata"]["namespace"], s["metadata"]["name"])
+                                 for s in api.objects("v1", "serviceaccounts")} == {("default", "default"),
+                                                                                    ("dev", "default")})
+    await harness.until(lambda: len(api.objects("v1", "configmaps")) == 2)
+    assert api.objects("v1", "configmaps")[0]["data"] == {"ca.crt": "PEM"}
+    await api.delete("v1", "serviceaccounts", "default", namespace="dev")  # recreated, as upstream
+    await harness.until(lambda: len(api.objects("v1", "serviceaccounts")) == 2)
+
+
+async def test_gc_deletes_orphans_but_not_dependents_of_live_owners(harness):
+    api = harness.api
+    owner = api.seed("apps/v1", "replicasets", {"metadata": {"name": "live", "namespace": "default"}, "spec": {}})
+
+    def pod(name, uid, kind="ReplicaSet"):
+        return {"metadata": {"name": name, "namespace": "default", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": kind, "name": "x", "uid": uid, "controller": True}]}, "spec": {}}
+
+    api.seed("v1", "pods", pod("kept", owner["metadata"]["uid"]))
+    api.seed("v1", "pods", pod("orphan", "gone-uid"))
+    api.seed("v1", "pods", pod("unknown-kind", "gone-uid", kind="Widget"))
+    api.seed("v1", "pods", {"metadata": {"name": "on-deleted-node", "namespace": "default"},
+                            "spec": {"nodeName": "node09"}})
+    gc = GarbageCollector(api, harness.informers, period=0.05)
+    await harness.start(gc)
+    await harness.until(lambda: sorted(p["metadata"]["name"] for p in api.objects("v1", "pods"))
+                        == ["kept", "unknown-kind"])
+
+
+@pytest.mark.parametrize(("flag", "on", "off"), [
+    pytest.param("*", {"deployment", "endpointslice", "nodeipam"}, set(), id="star"),
+    pytest.param("*,bootstrapsigner,tokencleaner", {"daemonset"}, set(), id="kubeadm"),
+    pytest.param("*,-nodelifecycle", {"deployment"}, {"nodelifecycle"}, id="disable"),
+    pytest.param("deployment,replicaset", {"deployment", "replicaset"}, {"daemonset"}, id="explicit"),
+])
+def test_controllers_flag(flag, on, off):
+    chosen = set(enabled_controllers(flag.split(",")))
+    assert on <= chosen and not (off & chosen)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("40s", 40), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("5", 5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
