@@ -1,0 +1,96 @@
+"""Golden tests: both renderers against upstream kube-proxy's expected output for the same inputs
+(pkg/proxy/iptables/proxier_test.go and pkg/proxy/nftables/proxier_test.go), compared after
+upstream's own normalisation. Address plan: pods 10.0.0.0/8, ClusterIPs 172.30.0.0/16, node
+test-node at 192.168.0.2, externalIPs 192.168.99.0/24, LB IPs 1.2.3.4 / 5.6.7.8, clients 203.0.113.0/24.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+
+from knet.proxy import iptables, nftables
+from knet.proxy.model import state_from_objects
+from knet.proxy.options import RenderOptions
+
+from .proxy_golden_helpers import GOLDEN, load_objects, normalize_iptables, normalize_nftables
+
+NODE = "test-node"
+# upstream NewFakeProxier (iptables): detect-local by CIDR, NodePorts on all addresses, fake iptables
+# without --random-fully; the newest upstream also counts with nfacct.
+IPT_OPTS = RenderOptions(node_name=NODE, node_ip="192.168.0.2", cluster_cidr="10.0.0.0/8", random_fully=False)
+# upstream NewFakeProxier (nftables): nodePortAddresses = the node IP, service CIDR 172.30.0.0/16.
+NFT_OPTS = RenderOptions(node_name=NODE, node_ip="192.168.0.2", cluster_cidr="10.0.0.0/8",
+                         node_port_addresses=("192.168.0.2/32",),
+                         node_ips=("127.0.0.1", "192.168.0.2", "192.168.1.2", "192.168.99.11"),
+                         service_cidrs=("172.30.0.0/16",))
+
+
+def _diff(expected: list[str], got: list[str]) -> str:
+    return "\n".join(difflib.unified_diff(expected, got, "expected", "rendered", lineterm=""))
+
+
+IPTABLES_CASES = [
+    pytest.param("overall.yaml", "iptables_overall.golden", RenderOptions(**{**IPT_OPTS.__dict__, "nfacct": True}),
+                 id="overall-clusterip-nodeport-externalip-lb-sourceranges-affinity-etplocal-noendpoints"),
+    pytest.param("etp_local.yaml", "iptables_etp_local.golden", IPT_OPTS, id="etp-local-with-local-endpoint"),
+    pytest.param("nonlocal_external_ips.yaml", "iptables_nonlocal_external_ips.golden", IPT_OPTS,
+                 id="external-ip-cluster-policy"),
+    pytest.param("localhost_nodeports_no_detector.yaml", "iptables_localhost_nodeports_no_detector.golden",
+                 RenderOptions(node_name=NODE, node_ip="192.168.0.2", random_fully=False),
+                 id="nodeport-etp-local-no-local-detector"),
+]
+
+
+@pytest.mark.parametrize(("objects", "golden", "opts"), IPTABLES_CASES)
+def test_iptables_matches_upstream(objects: str, golden: str, opts: RenderOptions) -> None:
+    state = state_from_objects(load_objects(objects), NODE)
+    expected = normalize_iptables((GOLDEN / golden).read_text())
+    got = normalize_iptables(iptables.render(state, opts))
+    assert got == expected, _diff(expected, got)
+
+
+NFTABLES_CASES = [
+    pytest.param("overall.yaml", "nftables_overall.golden", NFT_OPTS, id="overall-upstream"),
+    pytest.param("etp_local.yaml", "nftables_etp_local.golden", NFT_OPTS, id="etp-local-with-local-endpoint"),
+    pytest.param("nonlocal_external_ips.yaml", "nftables_nonlocal_external_ips.golden", NFT_OPTS,
+                 id="external-ip-cluster-policy"),
+    pytest.param("localhost_nodeports_no_detector.yaml", "nftables_nodeports_all_addresses.golden",
+                 RenderOptions(node_name=NODE, node_ip="192.168.0.2"), id="nodeports-on-all-addresses"),
+]
+
+
+@pytest.mark.parametrize(("objects", "golden", "opts"), NFTABLES_CASES)
+def test_nftables_matches_golden(objects: str, golden: str, opts: RenderOptions) -> None:
+    state = state_from_objects(load_objects(objects), NODE)
+    expected = normalize_nftables((GOLDEN / golden).read_text())
+    got = normalize_nftables(nftables.render(state, opts))
+    assert got == expected, _diff(expected, got)
+
+
+def test_normalize_iptables_orders_like_upstream() -> None:
+    text = "\n".join([
+        "*nat", ":KUBE-SVC-B - [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-NODEPORTS - [0:0]", ":KUBE-A - [0:0]",
+        f'-A KUBE-SERVICES -m comment --comment "{NODEPORTS_TAIL_TEXT}" -j KUBE-NODEPORTS',
+        '-A KUBE-SERVICES -m comment --comment "ns2/b cluster IP" -j KUBE-SVC-B',
+        '-A KUBE-SERVICES -m comment --comment "ns1/a cluster IP" -j KUBE-A',
+        "-A KUBE-SVC-B -j KUBE-A", "-A KUBE-SVC-B -j DROP", "COMMIT",
+        "*filter", ":KUBE-FORWARD - [0:0]", "COMMIT",
+    ])
+    assert normalize_iptables(text) == [
+        "*filter", ":KUBE-FORWARD - [0:0]", "COMMIT",
+        "*nat", ":KUBE-NODEPORTS - [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-A - [0:0]", ":KUBE-SVC-B - [0:0]",
+        '-A KUBE-SERVICES -m comment --comment "ns1/a cluster IP" -j KUBE-A',
+        '-A KUBE-SERVICES -m comment --comment "ns2/b cluster IP" -j KUBE-SVC-B',
+        f'-A KUBE-SERVICES -m comment --comment "{NODEPORTS_TAIL_TEXT}" -j KUBE-NODEPORTS',
+        "-A KUBE-SVC-B -j KUBE-A", "-A KUBE-SVC-B -j DROP", "COMMIT",
+    ]
+
+
+NODEPORTS_TAIL_TEXT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+
+
+def test_normalize_nftables_ignores_order_blanks_and_comments() -> None:
+    assert normalize_nftables("# x\nadd b\n\nadd a\n") == normalize_nftables("add a\nadd b\n")
+    assert normalize_nftables("add a\n") != normalize_nftables("add b\n")
