@@ -37,3 +37,20 @@ def conditions_equal_ignoring_times(a: list[Obj] | None, b: list[Obj] | None) ->
         return sorted(({k: v for k, v in c.items() if not k.endswith("Time")} for c in conds or []),
                       key=lambda c: c.get("type", ""))
     return strip(a) == strip(b)
+
+
+def _prune(value: Any) -> Any:
+    """Drop what Go's omitempty drops on status counters (None, 0, "", [], {}), recursively.
+    False is kept: endpoint conditions are *bool, where missing means "unknown", not false."""
+    if isinstance(value, dict):
+        out = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not False and v not in (None, 0, "", [], {}) or v is False}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def semantically_equal(a: Any, b: Any) -> bool:
+    """Equal up to empty/zero fields, so a server that omits `readyReplicas: 0` does not make a
+    controller write the same status forever."""
+    return _prune(a) == _prune(b)

@@ -14,6 +14,7 @@ from typing import Any
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
+from knet.controllers.conditions import semantically_equal
 from knet.controllers.deployment import compute_template_hash, resolve_int_or_percent
 from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import is_active, is_pod_available, is_pod_ready, is_terminal
@@ -265,7 +266,7 @@ class DaemonSetController(Controller):
             await self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         status = compute_daemon_status(ds, nodes, pods, template_hash, now)
         current = {k: v for k, v in (ds.get("status") or {}).items() if k in status}
-        if current != status:
+        if not semantically_equal(current, status):
             try:
                 merged = {**(ds.get("status") or {}), **status}
                 await self.api.update("apps/v1", "daemonsets", {**ds, "status": merged}, namespace=ns,

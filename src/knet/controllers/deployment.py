@@ -19,7 +19,7 @@ import orjson
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
-from knet.controllers.conditions import set_condition
+from knet.controllers.conditions import semantically_equal, set_condition
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class DeploymentController(Controller):
             await self.api.patch("apps/v1", "deployments", meta["name"],
                                  {"metadata": {"annotations": {REVISION: want_rev}}}, namespace=meta["namespace"])
             return  # the update comes back through the informer and syncs status then
-        if status == (deploy.get("status") or {}):
+        if semantically_equal(status, deploy.get("status") or {}):
             return
         try:
             await self.api.update("apps/v1", "deployments", {**deploy, "status": status},

@@ -14,6 +14,7 @@ from typing import Any
 from knet.client import Api, ApiError
 from knet.client.selectors import labels_match_selector
 from knet.controllers.base import Controller, InformerFactory, owner_reference, split_key
+from knet.controllers.conditions import semantically_equal
 from knet.controllers.podutil import find_port, is_pod_ready, is_terminal, is_terminating, pod_ips
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ class SlicePlan:
 
 
 def _slice_body_equal(current: Obj, desired: Obj) -> bool:
-    return (current.get("endpoints") or []) == desired["endpoints"] \
-        and (current.get("ports") or []) == desired["ports"] \
+    return semantically_equal(current.get("endpoints") or [], desired["endpoints"]) \
+        and semantically_equal(current.get("ports") or [], desired["ports"]) \
         and current.get("addressType") == desired["addressType"] \
         and (current["metadata"].get("labels") or {}) == desired["metadata"]["labels"]
 
@@ -298,7 +299,7 @@ class EndpointSliceController(Controller):
                 if not exc.already_exists:
                     raise
                 current = await self.api.get("v1", "endpoints", name, namespace=ns)
-        if (current.get("subsets") or []) == desired["subsets"] and \
+        if semantically_equal(current.get("subsets") or [], desired["subsets"]) and \
                 (current["metadata"].get("labels") or {}) == desired["metadata"]["labels"]:
             return
         updated = {**current, "subsets": desired["subsets"],

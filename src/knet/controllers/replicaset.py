@@ -11,6 +11,7 @@ from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.client.selectors import labels_match_selector
 from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
+from knet.controllers.conditions import semantically_equal
 from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import (
     get_condition,
@@ -140,7 +141,7 @@ class ReplicaSetController(Controller):
             await self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         now = datetime.now(UTC)
         status = compute_rs_status(rs, pods, now)
-        if {k: v for k, v in (rs.get("status") or {}).items()} != status:
+        if not semantically_equal(rs.get("status") or {}, status):
             try:
                 await self.api.update("apps/v1", "replicasets", {**rs, "status": status}, namespace=ns,
                                       subresource="status")
