@@ -44,7 +44,7 @@ def _prune(value: Any) -> Any:
     False is kept: endpoint conditions are *bool, where missing means "unknown", not false."""
     if isinstance(value, dict):
         out = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not False and v not in (None, 0, "", [], {}) or v is False}
+        return {k: v for k, v in out.items() if v is False or v not in (None, 0, "", [], {})}
     if isinstance(value, list):
         return [_prune(v) for v in value]
     return value
