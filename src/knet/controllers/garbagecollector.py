@@ -40,9 +40,12 @@ class GarbageCollector:
     name = "garbagecollector"
 
     def __init__(self, api: Api, informers: InformerFactory, *, period: float = 10.0,
-                 dependents: tuple[tuple[str, str], ...] = DEPENDENTS) -> None:
+                 dependents: tuple[tuple[str, str], ...] = DEPENDENTS, owners: bool = True) -> None:
         self.api = api
         self.period = period
+        self.owners = owners  # False: only pod GC (pods bound to deleted nodes)
+        if not owners:
+            dependents = (("v1", "pods"),)
         self.dependents = {d: informers.get(*d) for d in dependents}
         self.nodes = informers.get("v1", "nodes")
         self._wake = asyncio.Event()
@@ -79,9 +82,9 @@ class GarbageCollector:
         for (api_version, resource), inf in self.dependents.items():
             for obj in inf.list():
                 meta = obj["metadata"]
-                if meta.get("deletionTimestamp"):
+                if self.owners and meta.get("deletionTimestamp"):
                     await self._finish_finalizers(api_version, resource, obj, known)
-                refs = owner_refs(obj)
+                refs = owner_refs(obj) if self.owners else []
                 if refs and await self._all_owners_gone(meta.get("namespace"), refs, known):
                     await self._delete(api_version, resource, obj)
                     continue

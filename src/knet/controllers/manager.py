@@ -69,6 +69,11 @@ def _garbagecollector(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
     return GarbageCollector(api, inf)
 
 
+def _podgc(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+    from knet.controllers.garbagecollector import GarbageCollector
+    return GarbageCollector(api, inf, owners=False)
+
+
 def _namespace(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
     from knet.controllers.namespace import NamespaceController
     return NamespaceController(api, inf)
@@ -82,13 +87,17 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
     "daemonset": _daemonset,
     "nodelifecycle": _nodelifecycle,
     "serviceaccount": _serviceaccount,
+    "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
 }
+# knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
+# namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
+DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
 KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "root-ca-cert-publisher", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
-                   "job", "cronjob", "statefulset", "podgc", "resourcequota", "horizontalpodautoscaling",
+                   "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "clusterrole-aggregation", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
@@ -103,7 +112,7 @@ def enabled_controllers(spec: tuple[str, ...] | list[str]) -> list[str]:
     for name in CONTROLLERS:
         if f"-{name}" in items:
             continue
-        if star or name in items:
+        if name in items or (star and name not in DISABLED_BY_DEFAULT):
             chosen.append(name)
     return chosen
 

@@ -43,11 +43,23 @@ async def test_gc_deletes_orphans_but_not_dependents_of_live_owners(harness):
                         == ["kept", "unknown-kind"])
 
 
+async def test_pod_gc_only_removes_pods_of_deleted_nodes(harness):
+    api = harness.api
+    api.seed("v1", "nodes", {"metadata": {"name": "node01"}})
+    for name, node in (("here", "node01"), ("gone", "node09")):
+        api.seed("v1", "pods", {"metadata": {"name": name, "namespace": "default", "ownerReferences": [
+            {"kind": "ReplicaSet", "name": "x", "uid": "missing", "controller": True}]}, "spec": {"nodeName": node}})
+    await harness.start(GarbageCollector(api, harness.informers, period=0.05, owners=False))
+    await harness.until(lambda: [p["metadata"]["name"] for p in api.objects("v1", "pods")] == ["here"])
+
+
 @pytest.mark.parametrize(("flag", "on", "off"), [
     pytest.param("*", {"deployment", "endpointslice", "nodeipam"}, set(), id="star"),
     pytest.param("*,bootstrapsigner,tokencleaner", {"daemonset"}, set(), id="kubeadm"),
     pytest.param("*,-nodelifecycle", {"deployment"}, {"nodelifecycle"}, id="disable"),
     pytest.param("deployment,replicaset", {"deployment", "replicaset"}, {"daemonset"}, id="explicit"),
+    pytest.param("*", {"podgc"}, {"garbagecollector", "namespace"}, id="apiserver-does-gc-and-namespaces"),
+    pytest.param("*,garbagecollector", {"garbagecollector"}, {"namespace"}, id="opt-in-gc"),
 ])
 def test_controllers_flag(flag, on, off):
     chosen = set(enabled_controllers(flag.split(",")))
