@@ -31,7 +31,7 @@ class _Bucket:
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, handler: QueryHandler, *, miss_rate: float = 2000.0, miss_burst: float = 4000.0) -> None:
+    def __init__(self, handler: QueryHandler, *, miss_rate: float = 5000.0, miss_burst: float = 10000.0) -> None:
         self.handler = handler
         self.transport: asyncio.DatagramTransport | None = None
         self.miss_rate = miss_rate
@@ -138,7 +138,7 @@ def _family(host: str) -> int:
 
 
 async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: bool = False,
-                    miss_rate: float = 2000.0, miss_burst: float = 4000.0,
+                    miss_rate: float = 5000.0, miss_burst: float = 10000.0,
                     ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
     """Listen on HOST:PORT, UDP and TCP. HOST "" means every IPv4 address."""
     loop = asyncio.get_running_loop()
