@@ -1,0 +1,157 @@
+"""The proxier against the fake netfilter: partial vs full syncs, stale chains, failures, cleanup."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.proxy.conntrack import FakeConntrack
+from knet.proxy.netfilter import FakeNetfilter, NetfilterError
+from knet.proxy.options import RenderOptions
+from knet.proxy.proxier import Proxier
+
+from .proxy_objects import endpoint_slice, ep, service
+
+OPTS = RenderOptions(node_name="node01", node_ip="192.168.0.2", cluster_cidr="10.244.0.0/16")
+
+
+def make(mode: str) -> tuple[Proxier, FakeNetfilter, FakeConntrack]:
+    nf, ct = FakeNetfilter(), FakeConntrack()
+    p = Proxier(mode, OPTS, nf, hostname="node01", conntrack=ct)
+    p.services_synced = p.endpoints_synced = True
+    return p, nf, ct
+
+
+def nat_chains(nf: FakeNetfilter) -> set[str]:
+    return set(nf.ipt.tables["nat"])
+
+
+def test_iptables_full_then_partial_sync_writes_only_changed_services() -> None:
+    p, nf, _ = make("iptables")
+    for i in range(3):
+        p.on_service(None, service(f"s{i}", f"10.96.0.{10 + i}"))
+        p.on_endpoint_slice(None, endpoint_slice(f"s{i}", [ep(f"10.244.1.{10 + i}")]))
+    first = p.sync()
+    assert first.ok and first.full and first.written_services == 3
+    # the jump rules from the built-in chains exist, and the canary
+    assert any("KUBE-SERVICES" in r for r in nf.ipt.tables["nat"]["PREROUTING"])
+    assert "KUBE-PROXY-CANARY" in nf.ipt.tables["mangle"]
+    p.on_endpoint_slice(endpoint_slice("s1", [ep("10.244.1.11")]),
+                        endpoint_slice("s1", [ep("10.244.1.11"), ep("10.244.2.7")]))
+    second = p.sync()
+    assert second.ok and not second.full and second.written_services == 1
+    restore = nf.ipt.restores[-1]
+    assert "ns1/s1:p80 -> 10.244.2.7:80" in restore and "ns1/s0:p80 ->" not in restore
+    # the unchanged services' chains are still there (--noflush), the new endpoint has its chain
+    svc_rules = [r for c, rs in nf.ipt.tables["nat"].items() if c.startswith("KUBE-SVC-") for r in rs]
+    assert sum("->" in r for r in svc_rules) == 4
+
+
+def test_iptables_deleted_service_chains_are_removed_on_full_sync() -> None:
+    p, nf, _ = make("iptables")
+    svc = service("s0", "10.96.0.10")
+    p.on_service(None, svc)
+    p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
+    p.sync()
+    assert any(c.startswith("KUBE-SEP-") for c in nat_chains(nf))
+    p.on_service(svc, None)
+    p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]), None)
+    p.sync()  # partial: the chains are unreferenced now
+    assert not any("10.96.0.10" in r for r in nf.ipt.tables["nat"]["KUBE-SERVICES"])
+    p.need_full_sync = True
+    p.sync()
+    assert not any(c.startswith(("KUBE-SEP-", "KUBE-SVC-")) for c in nat_chains(nf))
+
+
+def test_failed_apply_keeps_old_rules_counts_and_retries_full() -> None:
+    p, nf, _ = make("iptables")
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
+    assert p.sync().ok
+    before = {t: {c: list(r) for c, r in cs.items()} for t, cs in nf.ipt.tables.items()}
+    nf.fail_next = 1
+    p.on_service(None, service("s1", "10.96.0.11"))
+    out = p.sync()
+    assert not out.ok and p.need_full_sync
+    assert nf.ipt.tables == before  # nothing half-applied
+    assert p.metrics.counters["kubeproxy_sync_proxy_rules_iptables_restore_failures_total"] == 1
+    assert p.metrics.counters["kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total"] == 1
+    retry = p.sync()
+    assert retry.ok and retry.full
+    assert any("10.96.0.11" in r for r in nf.ipt.tables["filter"]["KUBE-SERVICES"])  # no endpoints: REJECT
+
+
+def test_fake_iptables_rejects_jump_to_missing_chain() -> None:
+    nf = FakeNetfilter()
+    with pytest.raises(NetfilterError, match="non-existent chain"):
+        nf.iptables_restore("*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j KUBE-SVC-NOPE\nCOMMIT\n")
+
+
+def test_nftables_incremental_sync_changes_only_what_changed() -> None:
+    p, nf, _ = make("nftables")
+    for i in range(3):
+        p.on_service(None, service(f"s{i}", f"10.96.0.{10 + i}"))
+        p.on_endpoint_slice(None, endpoint_slice(f"s{i}", [ep(f"10.244.1.{10 + i}")]))
+    assert p.sync().full
+    table = nf.nf.tables["ip kube-proxy"]
+    assert len(table.sets["service-ips"]) == 3
+    old = endpoint_slice("s2", [ep("10.244.1.12")])
+    p.on_endpoint_slice(old, endpoint_slice("s2", [ep("10.244.1.99")]))
+    out = p.sync()
+    assert out.ok and not out.full and out.written_services == 1
+    script = nf.nf.scripts[-1]
+    assert "s0" not in script and "10.244.1.99" in script
+    # the old endpoint chain is flushed now and deleted by the next sync
+    stale = [c for c in table.chains if "10.244.1.12" in c]
+    table = nf.nf.tables["ip kube-proxy"]
+    assert any("10.244.1.12" in c for c in table.chains)
+    p.on_service(None, service("s3", "10.96.0.13"))
+    assert p.sync().ok
+    table = nf.nf.tables["ip kube-proxy"]
+    assert stale and not any("10.244.1.12" in c for c in table.chains)
+    # scaling to zero: the ClusterIP moves to the reject map
+    p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]), None)
+    assert p.sync().ok
+    assert "10.96.0.10 . tcp . 80 -> goto reject-chain" in table.sets["no-endpoint-services"] or \
+        "10.96.0.10 . tcp . 80 -> goto reject-chain" in nf.nf.tables["ip kube-proxy"].sets["no-endpoint-services"]
+
+
+def test_switching_modes_cleans_up_the_other_mode() -> None:
+    p, nf, _ = make("iptables")
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
+    p.sync()
+    q = Proxier("nftables", OPTS, nf, hostname="node01")
+    q.cleanup_other_mode()
+    assert not any(c.startswith("KUBE-") and c != "KUBE-FIREWALL" for t in nf.ipt.tables.values() for c in t)
+    assert not any("KUBE-SERVICES" in r for t in nf.ipt.tables.values() for rs in t.values() for r in rs)
+    q.services_synced = q.endpoints_synced = True
+    q.on_service(None, service("s0", "10.96.0.10"))
+    assert q.sync().ok and "ip kube-proxy" in nf.nf.tables
+    r = Proxier("iptables", OPTS, nf, hostname="node01")
+    r.cleanup_other_mode()
+    assert "ip kube-proxy" not in nf.nf.tables
+
+
+def test_udp_endpoint_removal_clears_conntrack() -> None:
+    p, _, ct = make("iptables")
+    udp = [{"name": "dns", "port": 53, "protocol": "UDP"}]
+    p.on_service(None, service("dns", "10.96.0.10", ports=udp, type="NodePort"))
+    a = endpoint_slice("dns", [ep("10.244.1.5"), ep("10.244.1.6")], ports=udp)
+    p.on_endpoint_slice(None, a)
+    p.sync()
+    assert ["-D", "--orig-dst", "10.96.0.10", "-p", "udp"] in ct.calls  # newly active UDP service
+    ct.calls.clear()
+    p.on_endpoint_slice(a, endpoint_slice("dns", [ep("10.244.1.5")], ports=udp))
+    p.sync()
+    assert ct.calls == [["-D", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.1.6", "-p", "udp"]]
+
+
+def test_metrics_text_has_upstream_names() -> None:
+    p, _, _ = make("iptables")
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.sync()
+    text = p.metrics.text()
+    for name in ("kubeproxy_sync_proxy_rules_duration_seconds_bucket", "kubeproxy_sync_full_proxy_rules_duration_seconds",
+                 "kubeproxy_sync_partial_proxy_rules_duration_seconds", "kubeproxy_network_programming_duration_seconds",
+                 "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "kubeproxy_sync_proxy_rules_service_changes_total 1"):
+        assert name in text
