@@ -1,0 +1,235 @@
+"""Node machines: a node as a real Linux network stack on this host (docs/contracts.md s.7).
+
+A node is a network namespace `knet-CLUSTER-NODE` with `eth0` (a veth into the cluster's host
+bridge), plus UTS/PID/mount namespaces held by `node_init.py` (the node's PID 1). Nothing is
+routed or NATed beyond the cluster's own bridge: the host gets only an address on that bridge,
+nodes get no default route.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from knet.net.names import ClusterNetwork, hosts_file_text, link_prefix, netns_name, netns_prefix
+from knet.net.state import cluster_dir, node_dir
+
+__all__ = [
+    "ClusterNetwork",
+    "NodeMachine",
+    "cluster_network",
+    "create_node_machine",
+    "delete_node_machine",
+    "node_exec_argv",
+    "teardown_cluster_network",
+]
+
+NODE_INIT = Path(__file__).with_name("node_init.py")
+
+
+@dataclass(frozen=True)
+class NodeMachine:
+    cluster: str
+    node: str
+    netns: str
+    ip: str
+    init_pid: int
+    host_link: str
+    bridge: str
+
+
+def cluster_network(cluster: str, node_cidr: str = "172.30.0.0/24") -> ClusterNetwork:
+    return ClusterNetwork(cluster, node_cidr)
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def _link_exists(name: str) -> bool:
+    return _ip("link", "show", "dev", name, check=False).returncode == 0
+
+
+def _netns_list() -> list[str]:
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def ensure_bridge(net: ClusterNetwork) -> None:
+    if not _link_exists(net.bridge):
+        _ip("link", "add", net.bridge, "type", "bridge")
+        _ip("addr", "add", net.gateway, "dev", net.bridge)
+    _ip("link", "set", net.bridge, "up")
+
+
+def _machine_file(cluster: str, node: str) -> Path:
+    return node_dir(cluster, node) / "machine.json"
+
+
+def load_machine(cluster: str, node: str) -> NodeMachine | None:
+    try:
+        return NodeMachine(**json.loads(_machine_file(cluster, node).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def create_node_machine(
+    net: ClusterNetwork,
+    node: str,
+    ip: str,
+    *,
+    hosts: dict[str, str] | None = None,
+    service_cidr: str | None = "10.96.0.0/12",
+) -> NodeMachine:
+    """Create (or return the running) node machine `node` with address `ip` on `net`."""
+    existing = load_machine(net.cluster, node)
+    if existing and _pid_alive(existing.init_pid) and existing.ip == ip:
+        return existing
+    if existing:
+        delete_node_machine(net.cluster, node)
+    ensure_bridge(net)
+    ns = netns_name(net.cluster, node)
+    host_link = net.host_link(node)
+    if ns not in _netns_list():
+        _ip("netns", "add", ns)
+    if _link_exists(host_link):
+        _ip("link", "del", host_link)
+    _ip("-n", ns, "link", "del", "eth0", check=False)
+    _ip("link", "add", host_link, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    _ip("link", "set", host_link, "master", net.bridge, "up")
+    batch = [
+        "link set lo up",
+        f"addr add {ip}/{net.prefixlen} dev eth0",
+        "link set eth0 up",
+    ]
+    if service_cidr:
+        # Locally generated packets are routed before OUTPUT's DNAT: without a route to the
+        # service range, connect() to a ClusterIP fails. A link route (no gateway) keeps a
+        # packet that no rule rewrote inside the node network.
+        batch.append(f"route replace {service_cidr} dev eth0 scope link")
+    subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(batch) + "\n", text=True,
+                   check=True, capture_output=True)
+    subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
+                    "echo 1 > /proc/sys/net/ipv4/ip_forward; "
+                    "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null; true"],
+                   check=True, capture_output=True)
+    ndir = node_dir(net.cluster, node)
+    ndir.mkdir(parents=True, exist_ok=True)
+    hosts_path = ndir / "hosts"
+    hosts_path.write_text(hosts_file_text(node, ip, hosts or {}))
+    pidfile = ndir / "init.pid"
+    pidfile.unlink(missing_ok=True)
+    subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-I", str(NODE_INIT), "--hostname", node,
+         "--hosts-file", str(hosts_path), "--pidfile", str(pidfile)],
+        check=True, capture_output=True, text=True,
+    )
+    machine = NodeMachine(net.cluster, node, ns, ip, int(pidfile.read_text()), host_link, net.bridge)
+    _machine_file(net.cluster, node).write_text(json.dumps(asdict(machine)))
+    return machine
+
+
+def node_exec_argv(cluster: str, node: str) -> list[str]:
+    """argv prefix that runs a command inside the node (its net, UTS, PID and mount namespaces)."""
+    machine = load_machine(cluster, node)
+    if machine is None or not _pid_alive(machine.init_pid):
+        raise LookupError(f"node {node!r} of cluster {cluster!r} is not running")
+    return ["nsenter", f"--target={machine.init_pid}", "--net", "--uts", "--pid", "--mount", "--"]
+
+
+def _netns_inode(ns: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{ns}").st_ino
+    except OSError:
+        return None
+
+
+def _pids_in_netns(inode: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return [p for p in pids if p != os.getpid()]
+
+
+def _kill_and_wait(pids: list[int], timeout: float = 5.0) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.01)
+
+
+def _destroy_netns(ns: str) -> None:
+    inode = _netns_inode(ns)
+    if inode is not None:
+        _kill_and_wait(_pids_in_netns(inode))
+    _ip("netns", "del", ns, check=False)
+
+
+def delete_node_machine(cluster: str, node: str) -> None:
+    """Kill every process of the node, then remove its namespace and veth. Idempotent."""
+    machine = load_machine(cluster, node)
+    if machine and _pid_alive(machine.init_pid):
+        # PID 1 of a PID namespace dying takes every process of the namespace with it.
+        _kill_and_wait([machine.init_pid])
+    _destroy_netns(netns_name(cluster, node))
+    net = ClusterNetwork(cluster)
+    _ip("link", "del", net.host_link(node), check=False)
+    _machine_file(cluster, node).unlink(missing_ok=True)
+
+
+def _host_links_with_prefix(prefix: str) -> list[str]:
+    out = _ip("-o", "link", "show", check=False).stdout
+    names = []
+    for line in out.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        if name.startswith(prefix):
+            names.append(name)
+    return names
+
+
+def teardown_cluster_network(cluster: str) -> None:
+    """Remove every node, namespace and link of `cluster`, including a crash's leftovers."""
+    nodes_root = cluster_dir(cluster) / "nodes"
+    if nodes_root.is_dir():
+        for ndir in nodes_root.iterdir():
+            if (ndir / "machine.json").exists():
+                delete_node_machine(cluster, ndir.name)
+    for ns in _netns_list():
+        if ns.startswith(netns_prefix(cluster)):
+            _destroy_netns(ns)
+    prefix = link_prefix(cluster)
+    for name in _host_links_with_prefix(prefix):
+        if not name.endswith("br"):
+            _ip("link", "del", name, check=False)
+    for name in _host_links_with_prefix(prefix):
+        _ip("link", "del", name, check=False)
