@@ -295,7 +295,7 @@ class DeploymentController(Controller):
                                          namespace=ns, subresource="status")
                     return
             await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
-                                      f"Scaled up replica set {body['metadata']['name']} from 0 to {start}")
+                                      f"Scaled up replica set {body['metadata']['name']} to {start}")
         elif new_rs is not None and revision_of(new_rs) <= max_revision and not spec.get("paused"):
             # a rollback to an older template: that RS becomes the newest revision
             await self.api.patch("apps/v1", "replicasets", new_rs["metadata"]["name"],
@@ -312,7 +312,7 @@ class DeploymentController(Controller):
                     "spec": {"replicas": count}}, namespace=ns)
                 direction = "up" if count > before else "down"
                 await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
-                                          f"Scaled {direction} replica set {rs_name} from {before} to {count}")
+                                          f"Scaled {direction} replica set {rs_name} to {count} from {before}")
             await self._cleanup_history(deploy, owned.old)
         await self._sync_status(deploy, new_rs, ([new_rs] if new_rs else []) + owned.old)
 
