@@ -62,6 +62,9 @@ class Informer:
         self.watch_timeout_seconds = watch_timeout_seconds
         self.max_backoff = max_backoff
         self._cache: dict[str, Obj] = {}
+        # indexers (client-go's cache.Indexers): name -> fn(obj) -> values; index: name -> value -> keys
+        self._indexers: dict[str, Callable[[Obj], list[str]]] = {"namespace": _namespace_of}
+        self._index: dict[str, dict[str, set[str]]] = {"namespace": {}}
         self._handlers: list[tuple[AddHandler | None, UpdateHandler | None, DeleteHandler | None]] = []
         self._synced = asyncio.Event()
         self._kind: str | None = None
@@ -84,6 +87,46 @@ class Informer:
 
     def keys(self) -> list[str]:
         return list(self._cache)
+
+    def add_indexer(self, name: str, fn: Callable[[Obj], list[str]]) -> None:
+        """Index the cache by fn(obj) (e.g. pods by spec.nodeName); add before run()."""
+        self._indexers[name] = fn
+        self._index[name] = {}
+        for key, obj in self._cache.items():
+            self._index_add(key, obj, only=name)
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        keys = self._index[name].get(value, ())
+        return [self._cache[k] for k in keys if k in self._cache]
+
+    def in_namespace(self, namespace: str) -> list[Obj]:
+        return self.by_index("namespace", namespace)
+
+    def _index_add(self, key: str, obj: Obj, only: str | None = None) -> None:
+        for name, fn in self._indexers.items():
+            if only is None or name == only:
+                for value in fn(obj):
+                    self._index[name].setdefault(value, set()).add(key)
+
+    def _index_remove(self, key: str, obj: Obj | None) -> None:
+        if obj is None:
+            return
+        for name, fn in self._indexers.items():
+            for value in fn(obj):
+                bucket = self._index[name].get(value)
+                if bucket is not None:
+                    bucket.discard(key)
+                    if not bucket:
+                        del self._index[name][value]
+
+    def _store(self, key: str, obj: Obj | None) -> Obj | None:
+        """Put (or with None, remove) one object, keeping the indexes in step; returns the previous."""
+        prev = self._cache.pop(key, None)
+        self._index_remove(key, prev)
+        if obj is not None:
+            self._cache[key] = obj
+            self._index_add(key, obj)
+        return prev
 
     def add_handler(self, on_add: AddHandler | None = None, on_update: UpdateHandler | None = None,
                     on_delete: DeleteHandler | None = None) -> None:
@@ -125,6 +168,9 @@ class Informer:
             fresh[object_key(item)] = item
         old = self._cache
         self._cache = fresh
+        self._index = {name: {} for name in self._indexers}
+        for key, obj in fresh.items():
+            self._index_add(key, obj)
         self.resource_version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         for key, obj in old.items():
             if key not in fresh:
@@ -159,11 +205,10 @@ class Informer:
                 self._fill_type(obj)
                 key = object_key(obj)
                 if ev.type == "DELETED":
-                    prev = self._cache.pop(key, None)
+                    prev = self._store(key, None)
                     await self._dispatch("DELETED", obj, prev)
                 else:
-                    prev = self._cache.get(key)
-                    self._cache[key] = obj
+                    prev = self._store(key, obj)
                     await self._dispatch("MODIFIED" if prev is not None else "ADDED", obj, prev)
                 if rv:
                     self.resource_version = rv
@@ -193,6 +238,11 @@ class Informer:
                     await result
             except Exception:  # noqa: BLE001 -- one broken handler must not stop the informer
                 log.exception("informer %s handler failed", self.resource)
+
+
+def _namespace_of(obj: Obj) -> list[str]:
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
 
 
 def _fire_soon(fn: Callable[..., Any], *args: Any) -> None:

@@ -239,8 +239,7 @@ class DaemonSetController(Controller):
             return
         ds = {**ds, "apiVersion": "apps/v1", "kind": "DaemonSet"}
         uid = ds["metadata"]["uid"]
-        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns
-                and (controller_of(p) or {}).get("uid") == uid]
+        pods = [p for p in self.pods.in_namespace(ns or "") if (controller_of(p) or {}).get("uid") == uid]
         seen = {p["metadata"]["name"] for p in pods}
         pending_creates, pending_deletes = self.expectations.pending(key, seen)
         pods = [p for p in pods if p["metadata"]["name"] not in pending_deletes]

@@ -255,8 +255,7 @@ class DeploymentController(Controller):
 
     def _owned(self, deploy: Obj, new_name: str) -> _Owned:
         ns, uid = deploy["metadata"]["namespace"], deploy["metadata"]["uid"]
-        owned = [rs for rs in self.replicasets.list() if rs["metadata"].get("namespace") == ns
-                 and (controller_of(rs) or {}).get("uid") == uid]
+        owned = [rs for rs in self.replicasets.in_namespace(ns) if (controller_of(rs) or {}).get("uid") == uid]
         new = find_new_rs(deploy, owned, new_name)
         return _Owned(new, [rs for rs in owned if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]])
 

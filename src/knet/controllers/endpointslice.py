@@ -251,8 +251,8 @@ class EndpointSliceController(Controller):
                 continue
             ns = candidate["metadata"].get("namespace")
             labels = candidate["metadata"].get("labels") or {}
-            for svc in self.services.list():
-                if svc["metadata"].get("namespace") == ns and service_selects_pods(svc) and \
+            for svc in self.services.in_namespace(ns):
+                if service_selects_pods(svc) and \
                         labels_match_selector({"matchLabels": svc["spec"]["selector"]}, labels):
                     self.enqueue_obj(svc)
 
@@ -264,8 +264,8 @@ class EndpointSliceController(Controller):
     async def sync_key(self, key: str) -> None:
         ns, name = split_key(key)
         service = self.services.get(key)
-        mine = [s for s in self.slices.list() if s["metadata"].get("namespace") == ns
-                and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
+        mine = [s for s in self.slices.in_namespace(ns or "")
+                if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY]
         if service is None or not service_selects_pods(service):
             # Deleted service: owner references let GC remove slices; do it directly too.
@@ -274,7 +274,7 @@ class EndpointSliceController(Controller):
                     await _ignore_missing(self.api.delete("discovery.k8s.io/v1", "endpointslices",
                                                           s["metadata"]["name"], namespace=ns))
             return
-        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns]
+        pods = self.pods.in_namespace(ns or "")
         nodes = {n["metadata"]["name"]: n for n in self.nodes.list()}
         plan = compute_slice_plan(service, pods, nodes, mine)
         for obj in plan.create:

@@ -108,8 +108,7 @@ class ReplicaSetController(Controller):
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
-        return [p for p in self.pods.list() if p["metadata"].get("namespace") == ns
-                and (controller_of(p) or {}).get("uid") == uid]
+        return [p for p in self.pods.in_namespace(ns) if (controller_of(p) or {}).get("uid") == uid]
 
     async def sync_key(self, key: str) -> None:
         ns, name = split_key(key)
@@ -158,8 +157,8 @@ class ReplicaSetController(Controller):
         """Pods matching the selector with no controller become ours (upstream ClaimPods)."""
         selector = (rs.get("spec") or {}).get("selector")
         ns = rs["metadata"]["namespace"]
-        for pod in self.pods.list():
-            if pod["metadata"].get("namespace") != ns or controller_of(pod) is not None or not is_active(pod):
+        for pod in self.pods.in_namespace(ns):
+            if controller_of(pod) is not None or not is_active(pod):
                 continue
             if not labels_match_selector(selector, pod["metadata"].get("labels")):
                 continue
