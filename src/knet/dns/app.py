@@ -8,8 +8,13 @@ import contextlib
 import hashlib
 import logging
 import random
+import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dns.message
+import dns.rdatatype
 
 from knet.dns.build import build_handlers
 from knet.dns.cache import ClusterCache
@@ -61,6 +66,7 @@ class DnsApp:
         self.running: Running | None = None
         self.sync_task: asyncio.Task | None = None
         self.digest = ""
+        self.loop_detected = asyncio.Event()
 
     def read_config(self) -> tuple[DnsConfig, str]:
         text = self.options.corefile.read_text()
@@ -131,6 +137,7 @@ class DnsApp:
                 self.cache.off_change(handler.wire_cache.forget_cluster)
             await old.stop()
         self.running = await self.serve(config)
+        await self.probe_loops(config, self.running)
 
     async def start(self) -> DnsConfig:
         config, self.digest = self.read_config()
@@ -150,11 +157,50 @@ class DnsApp:
                 await self.sync_task
 
     async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (then lameduck) or a detected forwarding loop (exit 1)."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stopping.set)
         try:
             config = await self.start()
-            await self.reload_loop(config)
+            waits = [asyncio.create_task(self.reload_loop(config)), asyncio.create_task(stopping.wait()),
+                     asyncio.create_task(self.loop_detected.wait())]
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for t in pending:
+                t.cancel()
+            for t in done:
+                t.result()
+            if self.loop_detected.is_set():
+                raise SystemExit(1)
+            lameduck = max((b.lameduck for b in config.blocks), default=0.0)
+            if lameduck:
+                log.info("lameduck: serving %.1fs more before shutdown", lameduck)
+                await asyncio.sleep(lameduck)
         finally:
             await self.stop()
+
+    def _loop_found(self, name: str) -> None:
+        log.error("Loop detected: the upstream sent our probe %s back to us; exiting (CoreDNS loop plugin)", name)
+        self.loop_detected.set()
+
+    async def probe_loops(self, config: DnsConfig, running: Running) -> None:
+        """The loop plugin: send ourselves a random HINFO query per forwarding block."""
+        for b in config.blocks:
+            if not (b.loop and b.forward):
+                continue
+            handler = running.handlers[b.port]
+            handler.on_loop = self._loop_found
+            zone = b.zones[0]
+            name = f"{random.randrange(1 << 62)}.{random.randrange(1 << 62)}.{'' if zone == '.' else zone}"
+            handler.loop_probes[name] = 0
+            port = running.transports[0].get_extra_info("sockname")[1] if b.port == 0 else b.port
+            wire = dns.message.make_query(name, dns.rdatatype.HINFO).to_wire()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)
+                with contextlib.suppress(OSError):
+                    s.sendto(wire, (self.options.host or "127.0.0.1", port))
 
     async def reload_loop(self, config: DnsConfig) -> None:
         while True:

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 
 DEFAULT_PORT = 53
-IMPLEMENTED = ("errors", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "reload", "loadbalance")
+IMPLEMENTED = ("errors", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "loop", "reload",
+               "loadbalance")
 
 
 class CorefileError(ValueError):
@@ -69,6 +70,8 @@ class ServerBlock:
     reload: tuple[float, float] | None = None  # (interval, jitter) seconds
     loadbalance: bool = False
     errors: bool = False
+    loop: bool = False
+    lameduck: float = 0.0  # health's lameduck: keep serving this long after SIGTERM
     ignored: list[str] = field(default_factory=list)
 
 
@@ -269,6 +272,9 @@ def _plugins(b: ServerBlock, directives: list[Directive]) -> ServerBlock:
             b.cache = _cache(d)
         elif d.name == "health":
             b.health = _addr(d, ":8080")
+            for opt in d.block:
+                if opt.name == "lameduck" and opt.args:
+                    b.lameduck = _duration(opt.args[0])
         elif d.name == "ready":
             b.ready = _addr(d, ":8181")
         elif d.name == "prometheus":
@@ -283,6 +289,8 @@ def _plugins(b: ServerBlock, directives: list[Directive]) -> ServerBlock:
             b.loadbalance = True
         elif d.name == "errors":
             b.errors = True
+        elif d.name == "loop":
+            b.loop = True
         else:
             b.ignored.append(d.name)
     return b

@@ -35,6 +35,7 @@ UDP_MIN = 512
 MAX_ROTATIONS = 8
 META_TYPES = {dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY}
 INF = float("inf")
+LOOP_LIMIT = 2  # the loop plugin: a probe seen more than twice came back through the upstream
 
 Outcome = bytes | None | Coroutine[Any, Any, bytes | None]
 
@@ -60,6 +61,9 @@ class QueryHandler:
     blocks: list[Block]
     metrics: Metrics = field(default_factory=Metrics)
     wire_cache: WireCache = field(default_factory=WireCache)
+    # The loop plugin's probe names -> times seen; past LOOP_LIMIT, on_loop(name) is called.
+    loop_probes: dict[str, int] = field(default_factory=dict)
+    on_loop: Any = None
 
     def block_for(self, name: str) -> Block | None:
         best, best_len = None, -1
@@ -98,6 +102,10 @@ class QueryHandler:
 
         qname = q.name.to_text()
         name = qname.lower()
+        if self.loop_probes and name in self.loop_probes:
+            self.loop_probes[name] += 1
+            if self.loop_probes[name] > LOOP_LIMIT and self.on_loop is not None:
+                self.on_loop(name)
         block = self.block_for(name)
         if block is None:
             return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)

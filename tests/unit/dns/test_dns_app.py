@@ -4,6 +4,7 @@ change. The API is the client's in-memory FakeApi; sockets are real, on loopback
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import aiohttp
 import dns.message
@@ -59,7 +60,7 @@ async def test_dns_app_serves_reports_and_reloads(dnskit, tmp_path, caplog):
         resp = await ask(port, "web.default.svc.cluster.local.")
         assert [r.to_text() for r in resp.answer[0]] == ["10.96.0.20"] and resp.answer[0].ttl == 30
         # the ignored plugins are named at start
-        assert "ignored (not implemented by knet): .:0 loop" in caplog.text
+        assert "ignored (not implemented by knet): .:0 loop" not in caplog.text
         assert "ignored (not implemented by knet): .:0 hosts" in caplog.text
 
         bound = list(app.running.http.bound.values())
@@ -105,4 +106,36 @@ async def test_dns_app_not_ready_before_sync(tmp_path):
         assert (await ask(port, "web.default.svc.cluster.local.")).rcode() == dns.rcode.SERVFAIL
     finally:
         app_module.SYNC_WAIT = saved
+        await app.stop()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_dns_app_loop_plugin_detects_forwarding_to_itself(tmp_path):
+    port = free_udp_port()
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:{port} {{\n  forward . 127.0.0.1:{port}\n  loop\n}}\n")
+    app = DnsApp(Options(corefile=corefile, host="127.0.0.1", forward_timeout=0.5))
+    await app.start()
+    try:
+        await asyncio.wait_for(app.loop_detected.wait(), 5)
+    finally:
+        await app.stop()
+
+
+async def test_dns_app_loop_plugin_quiet_without_a_loop(tmp_path):
+    port = free_udp_port()
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:{port} {{\n  forward . 127.0.0.1:9\n  loop\n}}\n")
+    app = DnsApp(Options(corefile=corefile, host="127.0.0.1", forward_timeout=0.2))
+    await app.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert not app.loop_detected.is_set()
+        assert list(app.running.handlers[port].loop_probes.values()) == [1]
+    finally:
         await app.stop()

@@ -274,3 +274,17 @@ async def test_dns_server_metrics_text(dns_server):
     assert 'coredns_dns_requests_total{family="1",proto="udp",server="dns://:0",type="A",view="",zone="."}' in text
     assert "coredns_dns_request_duration_seconds_bucket{" in text and 'le="+Inf"' in text
     assert 'coredns_cache_hits_total{server="dns://:0",type="success",view="",zones="."} ' in text
+
+
+async def test_dns_server_externalname_cname_and_upstream_answer(dns_server, dnskit):
+    port, cache = dns_server["port"], dns_server["cache"]
+    cache.upsert_service(to_service(dnskit.service("ext", "testns", type_="ExternalName", external_name="example.test")))
+    for _ in range(6):  # the answering upstream is picked first only some of the time
+        resp = await ask(port, "ext.testns.svc.cluster.local.")
+        if addresses(resp):
+            break
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert resp.answer[0].rdtype == T.CNAME and resp.answer[0][0].to_text() == "example.test."
+    assert addresses(resp) == ["192.0.2.7"]
+    cname = await ask(port, "ext.testns.svc.cluster.local.", T.CNAME)
+    assert [r.to_text() for r in cname.answer[0]] == ["example.test."]
