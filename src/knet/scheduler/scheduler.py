@@ -52,6 +52,7 @@ class Scheduler:
         self.unschedulable: set[str] = set()
         self.assumed: dict[str, tuple[str, Obj, float]] = {}  # pod key -> (node, pod, when)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pods.add_indexer("nodeName", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
         self.nodes.add_handler(lambda n: self._retry_unschedulable(), lambda o, n: self._node_updated(o, n),
                                lambda n: None)
 
@@ -90,12 +91,9 @@ class Scheduler:
     # -- decisions --------------------------------------------------------------------------------
 
     def node_infos(self) -> list[NodeInfo]:
-        infos = {n["metadata"]["name"]: NodeInfo(n) for n in self.nodes.list()}
-        seen = set()
-        for pod in self.pods.list():
-            if _occupies_node(pod) and pod["spec"]["nodeName"] in infos:
-                infos[pod["spec"]["nodeName"]].pods.append(pod)
-                seen.add(object_key(pod))
+        infos = {n["metadata"]["name"]: NodeInfo(n, list(self.pods.by_index("nodeName", n["metadata"]["name"])))
+                 for n in self.nodes.list()}
+        seen = {object_key(p) for info in infos.values() for p in info.pods}
         now = time.monotonic()
         for key, (node, pod, when) in list(self.assumed.items()):
             if key in seen or now - when > ASSUME_TTL:
