@@ -1,0 +1,62 @@
+"""A pod sandbox's holder process (the "pause" container). Stdlib only, starts in milliseconds.
+
+It unshares the pod's namespaces (mount always; network and UTS unless the pod uses the host's
+network), sets the hostname, brings `lo` up, bind-mounts the pod's files (resolv.conf, hosts,
+volumes) in its private mount namespace, prints `ok` and then only reaps orphans. Containers
+join its namespaces with nsenter; CNI configures `/proc/PID/ns/net`.
+argv: pause.py HOSTNAME|- NEWNET(0|1) MOUNTS_JSON   (MOUNTS_JSON: [[source, target, readonly]])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "net"))
+import linux  # noqa: E402
+
+
+def _ensure_target(source: str, target: str) -> None:
+    if os.path.exists(target):
+        return
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+
+
+def main() -> None:
+    hostname, new_net, mounts = sys.argv[1], sys.argv[2] == "1", json.loads(sys.argv[3])
+    flags = linux.CLONE_NEWNS
+    if new_net:
+        flags |= linux.CLONE_NEWNET | linux.CLONE_NEWUTS
+    linux.unshare(flags)
+    linux.make_mounts_private()
+    if new_net:
+        linux.set_hostname(hostname)
+        linux.set_link_up("lo")
+    for source, target, read_only in mounts:
+        _ensure_target(source, target)
+        linux.bind_mount(source, target, read_only=bool(read_only))
+    sys.stdout.write("ok\n")
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as exc:  # tell the kubelet why, on the line it reads
+        sys.stdout.write(f"error: {exc}\n")
+        sys.exit(1)
