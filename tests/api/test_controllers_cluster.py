@@ -1,0 +1,414 @@
+"""knet controller-manager + knet scheduler against the real `knet apiserver`, observed with the
+real kubectl: node podCIDRs, Deployments/ReplicaSets/pods spread over nodes, EndpointSlices that
+follow readiness, scale, pod deletion, DaemonSets, FailedScheduling, and convergence after the
+controller-manager and scheduler are killed and restarted.
+
+There is no kubelet here: the test itself plays the node agents' part (it marks pods bound to
+its nodes Running/Ready with an address from the node's podCIDR, and can stop doing so), which
+is exactly the API traffic a kubelet produces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+pytestmark = pytest.mark.api
+
+NODES = ("ctl-cp", "ctl-node01", "ctl-node02")
+CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wait_for(what, fn, timeout=30.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 -- keep polling; report the last failure
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True,
+                              text=True, timeout=60)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def create(self, *generator: str) -> None:
+        """`kubectl create <generator>` sent as JSON: kubectl 1.32's typed generators post protobuf,
+        which knet's apiserver does not decode (yet); the object is the one kubectl would create."""
+        obj = self(*generator, "--dry-run=client", "-o", "json").stdout
+        proc = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", "create", "-f", "-"], input=obj,
+                              text=True, capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            raise AssertionError(f"kubectl create {' '.join(generator)} failed: {proc.stderr}")
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+
+class Component:
+    """A knet control-plane process with its log in a file (shown when a test fails)."""
+
+    def __init__(self, argv: list[str], log_path: str) -> None:
+        self.argv, self.log_path = argv, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 -- owned by the child process
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class FakeNodeAgents:
+    """Plays the kubelets of NODES through the API: node status heartbeats and pod status."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        from kubernetes import client, config
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+        self.core = client.CoreV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.stopped_nodes: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._ip_seq: dict[str, int] = {}
+
+    def register_nodes(self) -> None:
+        for name in NODES:
+            body = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+                    "spec": {"taints": [CP_TAINT]} if name == "ctl-cp" else {}}
+            self.core.create_node(body)
+            self._post_node_status(name)
+
+    def _post_node_status(self, name: str) -> None:
+        from kubernetes import client
+        node = self.core.read_node_status(name)
+        stamp = datetime.now(UTC)
+        resources = {"cpu": "2", "memory": "4Gi", "pods": "110"}
+        node.status = client.V1NodeStatus(
+            conditions=[client.V1NodeCondition(type="Ready", status="True", reason="KubeletReady",
+                                               message="kubelet is posting ready status",
+                                               last_heartbeat_time=stamp, last_transition_time=stamp)],
+            allocatable=resources, capacity=resources)
+        self.core.replace_node_status(name, node)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 -- conflicts and races: next tick retries
+                pass
+
+    def _renew_leases(self) -> None:
+        renew = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for name in NODES:
+            if name in self.stopped_nodes:
+                continue
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": name, "namespace": "kube-node-lease"},
+                    "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renew}}
+            try:
+                self.coordination.patch_namespaced_lease(name, "kube-node-lease", {"spec": body["spec"]})
+            except Exception:  # noqa: BLE001 -- first time: create it
+                self.coordination.create_namespaced_lease("kube-node-lease", body)
+
+    def _tick(self) -> None:
+        self._renew_leases()
+        pods = self.core.list_pod_for_all_namespaces().items
+        for pod in pods:
+            node = pod.spec.node_name
+            if node not in NODES or node in self.stopped_nodes or pod.metadata.deletion_timestamp:
+                continue
+            if pod.status.phase == "Running":
+                continue
+            cidr = self.core.read_node(node).spec.pod_cidr
+            if not cidr:
+                continue
+            seq = self._ip_seq[node] = self._ip_seq.get(node, 1) + 1
+            ip = str(ipaddress.ip_network(cidr)[seq])
+            body = {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.0.2.1",
+                               "startTime": now(),
+                               "conditions": [{"type": t, "status": "True", "lastTransitionTime": now()}
+                                              for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}}
+            self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, body)
+        # pods being deleted on our nodes: the "kubelet" confirms the deletion
+        for pod in pods:
+            if pod.spec.node_name in NODES and pod.metadata.deletion_timestamp:
+                self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ctl_apiserver(tmp_path_factory):
+    """A `knet apiserver` of our own (in-memory storage) with an admin kubeconfig."""
+    from knet.cluster.pki import create_control_plane_pki, write_client_kubeconfig
+
+    root = tmp_path_factory.mktemp("ctl-apiserver")
+    pki = create_control_plane_pki(root / "pki")
+    port = free_port()
+    server = f"https://127.0.0.1:{port}"
+    kubeconfig = write_client_kubeconfig(root / "admin.conf", pki.ca(), server=server, user="kubernetes-admin",
+                                         groups=["system:masters"])
+    log = open(root / "apiserver.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["knet", "apiserver", "--bind-address=127.0.0.1", f"--secure-port={port}", "--storage=memory:",
+         "--advertise-address=127.0.0.1", "--service-cluster-ip-range=10.96.0.0/12",
+         f"--tls-cert-file={pki.apiserver_crt}", f"--tls-private-key-file={pki.apiserver_key}",
+         f"--client-ca-file={pki.ca_crt}", f"--service-account-key-file={pki.sa_pub}",
+         f"--service-account-signing-key-file={pki.sa_key}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        kubectl = Kubectl(str(kubeconfig))
+        wait_for("the apiserver", lambda: proc.poll() is None and kubectl("get", "--raw", "/readyz", check=False)
+                 .returncode == 0, timeout=30)
+        yield kubeconfig
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def cluster(ctl_apiserver, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("controlplane")
+    kubeconfig = str(ctl_apiserver)
+    knet = ["knet"]
+    cm = Component([*knet, "controller-manager", "--allocate-node-cidrs=true", f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
+                    "--cluster-cidr=10.244.0.0/16", "--cluster-name=kubernetes",
+                    "--controllers=*,bootstrapsigner,tokencleaner", "--leader-elect=true",
+                    "--node-cidr-mask-size=24", "--service-cluster-ip-range=10.96.0.0/12",
+                    "--use-service-account-credentials=true", "--node-monitor-grace-period=4s",
+                    "--node-monitor-period=1s"], str(logs / "controller-manager.log"))
+    sched = Component([*knet, "scheduler", f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
+                       "--leader-elect=true"], str(logs / "scheduler.log"))
+    agents = FakeNodeAgents(kubeconfig)
+    kubectl = Kubectl(kubeconfig)
+    try:
+        agents.register_nodes()
+        cm.start()
+        sched.start()
+        agents.start()
+        yield {"kubectl": kubectl, "cm": cm, "sched": sched, "agents": agents, "logs": logs}
+    finally:
+        agents.stop()
+        cm.stop()
+        sched.stop()
+        for name in NODES:
+            kubectl("delete", "node", name, "--ignore-not-found", "--wait=false", check=False)
+        for log in ("controller-manager.log", "scheduler.log"):
+            path = logs / log
+            if path.exists():
+                sys.stderr.write(f"--- {log} (tail) ---\n{path.read_text()[-3000:]}\n")
+
+
+@pytest.fixture
+def ns(cluster):
+    name = f"ctl-{uuid.uuid4().hex[:6]}"
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    subprocess.run(["kubectl", f"--kubeconfig={cluster['kubectl'].kubeconfig}", "create", "-f", "-"],
+                   input=manifest, text=True, check=True, capture_output=True)
+    yield name
+    cluster["kubectl"]("delete", "namespace", name, "--wait=false", check=False)
+
+
+def ready_ips(kubectl, ns, svc):
+    slices = kubectl.json("get", "endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={svc}")["items"]
+    return sorted(a for s in slices for e in s.get("endpoints") or [] if e["conditions"].get("ready")
+                  for a in e["addresses"])
+
+
+def web_pods(kubectl, ns):
+    return [p for p in kubectl.json("get", "pods", "-n", ns, "-l", "app=web")["items"]
+            if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_nodes_get_distinct_pod_cidrs(cluster):
+    kubectl = cluster["kubectl"]
+
+    def cidrs():
+        got = {n["metadata"]["name"]: n["spec"].get("podCIDR") for n in kubectl.json("get", "nodes")["items"]
+               if n["metadata"]["name"] in NODES}
+        return got if all(got.values()) and len(got) == 3 else None
+
+    got = wait_for("podCIDRs", cidrs)
+    assert len(set(got.values())) == 3
+    assert all(ipaddress.ip_network(c).subnet_of(ipaddress.ip_network("10.244.0.0/16"))
+               and c.endswith("/24") for c in got.values())
+
+
+def test_default_serviceaccount_appears(cluster, ns):
+    wait_for("default serviceaccount", lambda: cluster["kubectl"]("get", "sa", "default", "-n", ns, check=False)
+             .returncode == 0)
+
+
+def test_deployment_expose_scale_delete_and_restart_converge(cluster, ns):
+    kubectl = cluster["kubectl"]
+    kubectl.create("create", "deployment", "web", "--image=registry.k8s.io/e2e-test-images/agnhost:2.39",
+            "--replicas=3", "-n", ns)
+    kubectl("expose", "deployment", "web", "--port=80", "--target-port=8080", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    pods = web_pods(kubectl, ns)
+    assert len(pods) == 3
+    assert {p["spec"]["nodeName"] for p in pods} == {"ctl-node01", "ctl-node02"}  # spread, not the control plane
+    rs = kubectl.json("get", "rs", "-n", ns)["items"][0]
+    assert all(p["metadata"]["labels"]["pod-template-hash"] == rs["metadata"]["labels"]["pod-template-hash"]
+               for p in pods)
+    table = kubectl("get", "deploy", "web", "-n", ns).stdout
+    assert table.split("\n")[1].split()[1:4] == ["3/3", "3", "3"], table
+    ips = sorted(p["status"]["podIP"] for p in web_pods(kubectl, ns))
+    wait_for("3 ready endpoints", lambda: ready_ips(kubectl, ns, "web") == ips)
+    describe = kubectl("describe", "svc", "web", "-n", ns).stdout
+    assert "Endpoints:" in describe and ips[0] in describe
+
+    kubectl("scale", "deployment", "web", "--replicas=5", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    wait_for("5 ready endpoints", lambda: len(ready_ips(kubectl, ns, "web")) == 5)
+
+    victim = web_pods(kubectl, ns)[0]["metadata"]["name"]
+    kubectl("delete", "pod", victim, "-n", ns, "--wait=false")
+    wait_for("a replacement", lambda: len(web_pods(kubectl, ns)) == 5
+             and victim not in {p["metadata"]["name"] for p in web_pods(kubectl, ns)}
+             and len(ready_ips(kubectl, ns, "web")) == 5)
+
+    # kill both control-plane components; change the world; restart; everything converges again
+    cluster["cm"].kill()
+    cluster["sched"].kill()
+    kubectl("scale", "deployment", "web", "--replicas=2", "-n", ns)
+    cluster["cm"].start()
+    cluster["sched"].start()
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    wait_for("2 pods and 2 endpoints", lambda: len(web_pods(kubectl, ns)) == 2
+             and sorted(p["status"].get("podIP") for p in web_pods(kubectl, ns)) == ready_ips(kubectl, ns, "web"))
+    assert len(kubectl.json("get", "rs", "-n", ns)["items"]) == 1  # no duplicate ReplicaSet after restart
+
+
+def test_rolling_update_replaces_every_pod(cluster, ns):
+    kubectl = cluster["kubectl"]
+    kubectl.create("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    before = {p["metadata"]["name"] for p in web_pods(kubectl, ns)}
+    kubectl("set", "image", "deployment/web", "nginx=httpd", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    after = web_pods(kubectl, ns)
+    assert len(after) == 2 and not before & {p["metadata"]["name"] for p in after}
+    assert {p["spec"]["containers"][0]["image"] for p in after} == {"httpd"}
+    assert "2 " in kubectl("rollout", "history", "deployment/web", "-n", ns).stdout
+
+
+def test_unschedulable_pod_reports_failed_scheduling(cluster, ns):
+    kubectl = cluster["kubectl"]
+    kubectl.create("run", "picky", "--image=nginx", "-n", ns, "--overrides",
+            json.dumps({"spec": {"nodeSelector": {"disk": "ssd"}}}))
+    describe = wait_for("FailedScheduling", lambda: (out := kubectl("describe", "pod", "picky", "-n", ns).stdout)
+                        and "FailedScheduling" in out and out)
+    assert "0/3 nodes are available:" in describe
+    assert "node(s) didn't match Pod's node affinity/selector" in describe
+    pod = kubectl.json("get", "pod", "picky", "-n", ns)
+    cond = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
+    kubectl("label", "node", "ctl-node02", "disk=ssd")
+    try:
+        bound = wait_for("binding after the label", lambda: kubectl.json("get", "pod", "picky", "-n", ns)["spec"]
+                         .get("nodeName"))
+        assert bound == "ctl-node02"
+        events = kubectl("get", "events", "-n", ns, "--field-selector", "reason=Scheduled").stdout
+        assert f"Successfully assigned {ns}/picky to ctl-node02" in events
+    finally:
+        kubectl("label", "node", "ctl-node02", "disk-")
+
+
+def test_daemonset_one_pod_per_eligible_node(cluster, ns):
+    kubectl = cluster["kubectl"]
+    manifest = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": ns},
+                "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                         "template": {"metadata": {"labels": {"app": "agent"}},
+                                      "spec": {"containers": [{"name": "a", "image": "nginx"}]}}}}
+    subprocess.run(["kubectl", f"--kubeconfig={kubectl.kubeconfig}", "apply", "-f", "-"],
+                   input=json.dumps(manifest), text=True, check=True, capture_output=True)
+
+    def placed():
+        pods = kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"]
+        return sorted(p["spec"].get("nodeName") or "-" for p in pods)
+
+    wait_for("a pod on each worker", lambda: placed() == ["ctl-node01", "ctl-node02"])  # cp is tainted
+    name = kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"][0]["metadata"]["name"]
+    assert "Controlled By:  DaemonSet/agent" in kubectl("describe", "pod", name, "-n", ns).stdout
+    wait_for("DESIRED/READY 2/2", lambda: kubectl.json("get", "ds", "agent", "-n", ns)["status"].get("numberReady") == 2)
+
+
+def test_silent_node_goes_unknown_and_endpoints_not_ready(cluster, ns):
+    kubectl = cluster["kubectl"]
+    agents = cluster["agents"]
+    kubectl.create("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", ns)
+    kubectl("expose", "deployment", "web", "--port=80", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    wait_for("2 ready endpoints", lambda: len(ready_ips(kubectl, ns, "web")) == 2)
+    on_node02 = [p["status"]["podIP"] for p in web_pods(kubectl, ns) if p["spec"]["nodeName"] == "ctl-node02"]
+    agents.stopped_nodes.add("ctl-node02")  # its kubelet stops posting; grace period is 4s here
+    try:
+        def ready_status():
+            node = kubectl.json("get", "node", "ctl-node02")
+            return next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready")
+
+        wait_for("Ready=Unknown", lambda: ready_status() == "Unknown")
+        wait_for("its endpoints not ready", lambda: not set(on_node02) & set(ready_ips(kubectl, ns, "web")))
+    finally:
+        agents.stopped_nodes.discard("ctl-node02")
+        agents._post_node_status("ctl-node02")
