@@ -1,1 +1,33 @@
-"""knet.api.resources."""
+"""One module per kind (defaults, validation, table columns); `build_registry()` lists them in
+the order discovery serves them."""
+
+from __future__ import annotations
+
+from knet.api.registry import Registry
+
+
+def build_registry() -> Registry:
+    from knet.api.resources import (
+        configmaps,
+        daemonsets,
+        deployments,
+        endpoints,
+        endpointslices,
+        events,
+        events_v1,
+        leases,
+        namespaces,
+        networkpolicies,
+        nodes,
+        pods,
+        replicasets,
+        secrets,
+        serviceaccounts,
+        services,
+    )
+
+    registry = Registry()
+    for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
+                   daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases):
+        registry.add(module.RESOURCE)
+    return registry

@@ -1,0 +1,114 @@
+"""The resource registry: one `ResourceType` per kind drives routing, discovery, OpenAPI,
+tables and validation. Kinds register in `knet.api.resources`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from knet.api.errors import FieldError
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "string"
+    format: str = ""
+    description: str = ""
+    priority: int = 0
+
+
+def _no_defaults(obj: dict) -> None:
+    return None
+
+
+def _no_validation(obj: dict, old: dict | None) -> list[FieldError]:
+    return []
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    resource: str  # plural, as in URLs
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # status, scale, log, exec, binding, token, finalize, eviction
+    verbs: tuple[str, ...] = ALL_VERBS
+    # The Python client model (kubernetes.client.models) giving this kind's schema.
+    model: str = ""
+    # metadata.name rule: "subdomain" (DNS-1123), "label" (DNS-1123 label), "dns1035", "path".
+    name_rule: str = "subdomain"
+    defaults: Callable[[dict], None] = _no_defaults
+    validate: Callable[[dict, dict | None], list[FieldError]] = _no_validation
+    columns: tuple[Column, ...] = ()
+    row: Callable[[dict], list] | None = None
+    # Field selectors supported beyond metadata.name / metadata.namespace.
+    field_labels: tuple[str, ...] = ()
+    # Whether spec changes bump metadata.generation (kinds with a spec).
+    has_generation: bool = False
+    # Deleting a Service/Endpoints etc. returns the object; some kinds return a Status.
+    delete_returns_status: bool = False
+    allow_create_on_update: bool = False
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.group}/{self.resource}" if self.group else self.resource
+
+    @property
+    def has_status(self) -> bool:
+        return "status" in self.subresources
+
+    @property
+    def supported_fields(self) -> frozenset[str]:
+        base = {"metadata.name"}
+        if self.namespaced:
+            base.add("metadata.namespace")
+        return frozenset(base | set(self.field_labels))
+
+
+@dataclass
+class Registry:
+    types: list[ResourceType] = field(default_factory=list)
+    _by_gvr: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+
+    def add(self, rt: ResourceType) -> None:
+        self.types.append(rt)
+        self._by_gvr[(rt.group, rt.version, rt.resource)] = rt
+
+    def lookup(self, group: str, version: str, resource: str) -> ResourceType | None:
+        return self._by_gvr.get((group, version, resource))
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """group -> versions, in registration order (core group "" first)."""
+        out: dict[str, list[str]] = {}
+        for rt in self.types:
+            versions = out.setdefault(rt.group, [])
+            if rt.version not in versions:
+                versions.append(rt.version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [rt for rt in self.types if rt.group == group and rt.version == version]
+
+    def by_kind(self, group: str, kind: str) -> ResourceType | None:
+        for rt in self.types:
+            if rt.group == group and rt.kind == kind:
+                return rt
+        return None

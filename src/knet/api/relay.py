@@ -1,0 +1,140 @@
+"""pods/log and pods/exec: relayed to the pod's node agent (docs/contracts.md s.4). The
+apiserver authenticates to it with --kubelet-client-certificate and checks it against the
+cluster CA; exec is a WebSocket relay that speaks the same channel subprotocol on both legs."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from knet.api import errors
+from knet.api.errors import ApiError
+from knet.api.rest import ObjectService
+
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                  "channel.k8s.io")
+
+
+class KubeletRelay:
+    def __init__(self, service: ObjectService, ca_file: str | None, client_cert: str | None, client_key: str | None) -> None:
+        self.service = service
+        ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        ctx.check_hostname = False  # kubelets are addressed by IP; the CA check is what matters
+        if not ca_file:
+            ctx.verify_mode = ssl.CERT_NONE
+        if client_cert and client_key:
+            ctx.load_cert_chain(client_cert, client_key)
+        self._ssl = ctx
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _target(self, ns: str, name: str, container: str | None) -> tuple[str, str]:
+        """(kubelet base URL, container name) for a pod."""
+        rt = self.service.registry.lookup("", "v1", "pods")
+        pod = self.service.entry(rt, ns, name).obj
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        inits = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+        if not container:
+            if len(containers) != 1:
+                raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                         f"[{' '.join(containers)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+            container = containers[0]
+        elif container not in containers and container not in inits:
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        node = self.service.store.get("nodes", "", node_name)
+        if node is None:
+            raise errors.not_found("nodes", "", node_name)
+        nobj = node.obj
+        endpoint = ((nobj.get("metadata") or {}).get("annotations") or {}).get("knet.io/kubelet-endpoint")
+        if not endpoint:
+            status = nobj.get("status") or {}
+            ip = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250
+            if not ip:
+                raise ApiError(500, "InternalError", f"node {node_name} has no InternalIP to reach its kubelet")
+            endpoint = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return f"https://{endpoint}", container
+
+    async def logs(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+        q = request.query
+        base, container = self._target(ns, name, q.get("container"))
+        params = {k: q[k] for k in ("follow", "previous", "tailLines", "timestamps", "sinceSeconds", "sinceTime",
+                                    "limitBytes") if k in q}
+        url = f"{base}/containerLogs/{ns}/{name}/{container}"
+        try:
+            upstream = await self.session().get(url, params=params, ssl=self._ssl)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ApiError(500, "InternalError", f'Get "{url}": {exc}') from None
+        async with upstream:
+            if upstream.status != 200:
+                text = await upstream.text()
+                raise ApiError(upstream.status if upstream.status in (400, 404) else 500,
+                               "BadRequest" if upstream.status == 400 else "InternalError", text.strip())
+            resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await resp.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+            except (ConnectionResetError, aiohttp.ClientError):
+                pass
+            return resp
+
+    async def exec(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+        q = request.query
+        base, container = self._target(ns, name, q.get("container"))
+        params = [("command", c) for c in q.getall("command", [])]
+        for k in ("stdin", "stdout", "stderr", "tty"):
+            if k in q:
+                params.append((k, q[k]))
+        if not any(k == "command" for k, _ in params):
+            raise errors.bad_request("you must specify at least 1 command")
+        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+        protocols = [p for p in offered if p in EXEC_PROTOCOLS] or list(EXEC_PROTOCOLS)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ApiError(400, "BadRequest", "Upgrade request required")
+        url = f"{base.replace('https://', 'wss://')}/exec/{ns}/{name}/{container}?{urlencode(params)}"
+        try:
+            upstream = await self.session().ws_connect(url, protocols=protocols, ssl=self._ssl, max_msg_size=0,
+                                                       autoping=True)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ApiError(500, "InternalError", f"error dialing backend: {exc}") from None
+        chosen = upstream.protocol
+        ws = web.WebSocketResponse(protocols=[chosen] if chosen else (), max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+
+        async def pump(src, dst) -> None:
+            async for msg in src:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await dst.send_bytes(msg.data)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await dst.send_str(msg.data)
+                else:
+                    break
+
+        down = asyncio.ensure_future(pump(upstream, ws))
+        up = asyncio.ensure_future(pump(ws, upstream))
+        try:
+            # Either side closing ends the session (v5 half-closes stdin with a channel message,
+            # not a WebSocket close, so the first close is the end).
+            await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (down, up):
+                t.cancel()
+            await upstream.close()
+            await ws.close()
+        return ws

@@ -1,0 +1,465 @@
+"""The object operations behind the REST verbs: create, get, list, update, patch, delete,
+with Kubernetes' rules for metadata, status subresources, generation, optimistic
+concurrency, dry runs, graceful deletion, finalizers and Service allocation."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import random
+import uuid
+
+import orjson
+
+from knet.api import errors, schema
+from knet.api import patch as patches
+from knet.api.allocation import ServiceAllocator
+from knet.api.errors import ApiError, FieldError, invalid, required
+from knet.api.printing import timestamp
+from knet.api.registry import Registry, ResourceType
+from knet.api.selectors import FieldSelector, LabelSelector
+from knet.api.storage import AlreadyExists, Conflict, Entry, NotFound, Store
+from knet.api.validation import name_errors, validate_annotations, validate_labels
+
+GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
+SERVER_META = ("uid", "creationTimestamp", "resourceVersion", "generation", "selfLink", "deletionTimestamp",
+               "deletionGracePeriodSeconds")
+
+
+def deep_copy(obj: dict) -> dict:
+    return orjson.loads(orjson.dumps(obj))
+
+
+def field_value(obj: dict, path: str) -> str | None:
+    """The value a field selector compares (bools as true/false, absent as "")."""
+    if path == "source" and obj.get("kind") == "Event":
+        return (obj.get("source") or {}).get("component") or obj.get("reportingComponent") or ""
+    if path == "status.podIPs":
+        ips = (obj.get("status") or {}).get("podIPs") or []
+        return ips[0].get("ip") if ips else ""
+    cur = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def _spec_part(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Options:
+    def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
+                 force: bool = False) -> None:
+        self.dry_run, self.field_validation, self.field_manager, self.force = dry_run, field_validation, field_manager, force
+        self.warnings: list[str] = []
+
+
+class ObjectService:
+    def __init__(self, registry: Registry, store: Store, allocator: ServiceAllocator) -> None:
+        self.registry, self.store, self.allocator = registry, store, allocator
+
+    # --- reads -------------------------------------------------------------------------------
+    def entry(self, rt: ResourceType, ns: str, name: str) -> Entry:
+        e = self.store.get(rt.bucket, ns if rt.namespaced else "", name)
+        if e is None:
+            raise errors.not_found(rt.resource, rt.group, name)
+        return e
+
+    def list(self, rt: ResourceType, ns: str | None, labels: LabelSelector, fields: FieldSelector,
+             limit: int = 0, continue_token: str | None = None) -> tuple[list[Entry], dict]:
+        start_after: tuple[str, str] | None = None
+        if continue_token:
+            try:
+                tok = orjson.loads(base64.urlsafe_b64decode(continue_token + "=" * (-len(continue_token) % 4)))
+                start_after = (tok["ns"], tok["name"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise errors.bad_request("continue key is not valid: illegal base64 data") from exc
+        # A field selector on metadata.namespace narrows like a namespace (kubectl describe uses it).
+        entries, rev = self.store.list(rt.bucket, ns if rt.namespaced else None)
+        out: list[Entry] = []
+        more = False
+        remaining = 0
+        for e in entries:
+            meta = e.obj.get("metadata") or {}
+            if start_after is not None and (meta.get("namespace", ""), meta.get("name", "")) <= start_after:
+                continue
+            if not labels.empty and not labels.matches(meta.get("labels")):
+                continue
+            if not fields.empty and not fields.matches(lambda f, o=e.obj: field_value(o, f)):
+                continue
+            if limit and len(out) >= limit:
+                more = True
+                remaining += 1
+                continue
+            out.append(e)
+        list_meta: dict = {"resourceVersion": str(rev)}
+        if more and out:
+            last = out[-1].obj["metadata"]
+            token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rev, "ns": last.get("namespace", ""), "name": last["name"]})
+            list_meta["continue"] = base64.urlsafe_b64encode(token).decode().rstrip("=")
+            list_meta["remainingItemCount"] = remaining
+        return out, list_meta
+
+    # --- shared write checks -----------------------------------------------------------------
+    def _check_namespace(self, rt: ResourceType, ns: str) -> None:
+        if not rt.namespaced:
+            return
+        e = self.store.get("namespaces", "", ns)
+        if e is None:
+            raise errors.not_found("namespaces", "", ns)
+        if (e.obj.get("metadata") or {}).get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f'{rt.resource}{"." + rt.group if rt.group else ""} "{{name}}" is forbidden: '
+                           f"unable to create new content in namespace {ns} because it is being terminated",
+                           {"kind": rt.resource})
+
+    def _decode_check(self, rt: ResourceType, obj, opts: Options, subresource: str | None = None) -> dict:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("Object 'Kind' is missing in the request body")
+        # Like kube-apiserver's decoder, a body without apiVersion/kind takes the endpoint's.
+        kind = obj.setdefault("kind", rt.kind)
+        api_version = obj.get("apiVersion")
+        if kind != rt.kind or (api_version is not None and api_version != rt.api_version):
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
+                if kind == rt.kind else
+                f"the object provided is unrecognized or of the wrong kind ({kind}) for this resource ({rt.kind})")
+        if not isinstance(obj.get("metadata", {}), dict):
+            raise errors.bad_request("metadata must be an object")
+        if opts.field_validation in ("Strict", "Warn") and rt.model:
+            unknown = schema.unknown_fields(obj, rt.model)
+            if unknown:
+                msgs = [f'unknown field "{u}"' for u in unknown]
+                if opts.field_validation == "Strict":
+                    raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
+                opts.warnings += msgs
+        obj.setdefault("apiVersion", rt.api_version)
+        obj.setdefault("metadata", {})
+        return obj
+
+    def _validate(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        meta = obj["metadata"]
+        name = meta.get("name", "")
+        errs: list[FieldError] = []
+        if not name:
+            errs.append(required("metadata.name", "name or generateName is required"))
+        else:
+            for msg in name_errors(name, rt.name_rule):
+                errs.append(invalid("metadata.name", name, msg))
+        if rt.namespaced and not meta.get("namespace"):
+            errs.append(required("metadata.namespace"))
+        errs += validate_labels(meta.get("labels"), "metadata.labels")
+        errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
+        if not errs:
+            errs += rt.validate(obj, old)
+        if errs:
+            raise errors.invalid_object(rt.kind, rt.group, name, errs)
+
+    @staticmethod
+    def _normalise(rt: ResourceType, obj: dict) -> dict:
+        out = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": obj["metadata"]}
+        for k, v in obj.items():
+            if k not in out:
+                out[k] = v
+        return out
+
+    # --- create ------------------------------------------------------------------------------
+    async def create(self, rt: ResourceType, ns: str, obj, opts: Options) -> dict:
+        obj = self._decode_check(rt, obj, opts)
+        meta = obj["metadata"]
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if meta.get("resourceVersion"):
+            raise ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created",
+                           {"causes": [{"message": "resourceVersion should not be set on objects to be created"}]})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choice(GENERATE_ALPHABET) for _ in range(5))
+        self._check_namespace(rt, ns)
+        for k in SERVER_META:
+            meta.pop(k, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = timestamp()
+        if rt.has_generation:
+            meta["generation"] = 1
+        if rt.has_status and rt.resource != "nodes":
+            obj.pop("status", None)  # status is written through the status subresource
+        rt.defaults(obj)
+        obj = self._normalise(rt, obj)
+        self._validate(rt, obj, None)
+        taken = None
+        if rt.resource == "services":
+            taken, errs = self.allocator.allocate(obj, None)
+            if errs:
+                raise errors.invalid_object(rt.kind, rt.group, meta["name"], errs)
+        if opts.field_manager or opts.force:
+            self._record_manager(obj, None, opts, "Update")
+        if opts.dry_run:
+            if taken is not None:
+                self.allocator.release(taken)
+            return obj
+        try:
+            entry = await self.store.create(rt.bucket, meta.get("namespace", "") if rt.namespaced else "", meta["name"], obj)
+        except AlreadyExists:
+            if taken is not None:
+                self.allocator.release(taken)
+            raise errors.already_exists(rt.resource, rt.group, meta["name"]) from None
+        return entry.obj
+
+    # --- update ------------------------------------------------------------------------------
+    def _merge_for_update(self, rt: ResourceType, new: dict, old: dict, subresource: str | None) -> dict:
+        old_meta = old["metadata"]
+        if subresource in ("status", "finalize"):
+            merged = deep_copy(old)
+            if subresource == "status":
+                merged["status"] = new.get("status", {})
+            else:
+                merged.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
+            return merged
+        meta = new.setdefault("metadata", {})
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
+            if k in old_meta:
+                meta[k] = old_meta[k]
+            else:
+                meta.pop(k, None)
+        if rt.has_status:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if rt.has_generation:
+            gen = old_meta.get("generation", 1)
+            meta["generation"] = gen + 1 if _spec_part(new) != _spec_part(old) else gen
+        return new
+
+    async def update(self, rt: ResourceType, ns: str, name: str, obj, opts: Options,
+                     subresource: str | None = None) -> tuple[int, dict]:
+        obj = self._decode_check(rt, obj, opts, subresource)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+        meta["name"] = name
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = ns
+        current = self.store.get(rt.bucket, ns if rt.namespaced else "", name)
+        if current is None:
+            if rt.allow_create_on_update and subresource is None:
+                meta.pop("resourceVersion", None)
+                return 201, await self.create(rt, ns, obj, opts)
+            raise errors.not_found(rt.resource, rt.group, name)
+        expected = None
+        if meta.get("resourceVersion"):
+            try:
+                expected = int(meta["resourceVersion"])
+            except ValueError:
+                raise errors.bad_request(f"invalid resource version: {meta['resourceVersion']}") from None
+        if meta.get("uid") and meta["uid"] != current.obj["metadata"].get("uid"):
+            raise errors.conflict(rt.resource, rt.group, name,
+                                  f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+                                  f"{current.obj['metadata'].get('uid')}")
+        return 200, await self._write_update(rt, current, obj, opts, subresource, expected)
+
+    async def _write_update(self, rt: ResourceType, current: Entry, new: dict, opts: Options,
+                            subresource: str | None, expected: int | None) -> dict:
+        old = current.obj
+        name = old["metadata"]["name"]
+        if expected is not None and expected != current.revision:
+            raise errors.conflict(rt.resource, rt.group, name)
+        new = self._merge_for_update(rt, new, old, subresource)
+        if subresource is None:
+            rt.defaults(new)
+        new = self._normalise(rt, new)
+        new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
+        self._validate(rt, new, old)
+        if opts.field_manager:
+            self._record_manager(new, old, opts, "Update")
+        if new == old:
+            return old  # a no-op write keeps the resourceVersion, as kube-apiserver does
+        taken = None
+        if rt.resource == "services" and subresource is None:
+            taken, errs = self.allocator.allocate(new, old)
+            if errs:
+                raise errors.invalid_object(rt.kind, rt.group, name, errs)
+        ns = old["metadata"].get("namespace", "") if rt.namespaced else ""
+        meta = new["metadata"]
+        finished = meta.get("deletionTimestamp") and not meta.get("finalizers") and not (
+            rt.resource == "namespaces" and (new.get("spec") or {}).get("finalizers")) and not (
+            rt.resource == "pods" and meta.get("deletionGracePeriodSeconds"))
+        if opts.dry_run:
+            if taken is not None:
+                self.allocator.release(taken)
+            return new
+        try:
+            if finished:
+                entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
+            else:
+                entry = await self.store.update(rt.bucket, ns, name, new, expected_revision=current.revision)
+        except Conflict:
+            if taken is not None:
+                self.allocator.release(taken)
+            raise errors.conflict(rt.resource, rt.group, name) from None
+        except NotFound:
+            if taken is not None:
+                self.allocator.release(taken)
+            raise errors.not_found(rt.resource, rt.group, name) from None
+        if rt.resource == "services" and subresource is None:
+            self.allocator.release_unused(old, None if finished else new)
+        return entry.obj
+
+    # --- patch -------------------------------------------------------------------------------
+    async def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, body, opts: Options,
+                    subresource: str | None = None) -> tuple[int, dict]:
+        current = self.store.get(rt.bucket, ns if rt.namespaced else "", name)
+        if current is None:
+            if patch_type == "apply" and subresource is None:
+                obj = self._decode_check(rt, copy.deepcopy(body), opts)
+                obj.setdefault("metadata", {})["name"] = name
+                self._record_manager(obj, None, opts, "Apply")
+                return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None))
+            raise errors.not_found(rt.resource, rt.group, name)
+        old = current.obj
+        try:
+            if patch_type == "json":
+                new = patches.json_patch(old, body)
+            elif patch_type == "merge":
+                if not isinstance(body, dict):
+                    raise patches.PatchError("merge patch must be a JSON object")
+                new = patches.merge_patch(old, body)
+            elif patch_type == "strategic":
+                new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
+            elif patch_type == "apply":
+                if not isinstance(body, dict):
+                    raise errors.bad_request("apply patch must be an object")
+                self._decode_check(rt, copy.deepcopy(body), opts)
+                new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
+            else:
+                raise errors.unsupported_media_type(patch_type)
+        except patches.PatchError as exc:
+            raise ApiError(422 if patch_type != "json" else 422, "Invalid" if patch_type != "json" else "Invalid",
+                           str(exc)) from None
+        if not isinstance(new, dict):
+            raise errors.bad_request("the patch produced a non-object")
+        if opts.field_validation in ("Strict", "Warn") and rt.model and patch_type != "apply":
+            unknown = schema.unknown_fields(new, rt.model)
+            if unknown:
+                msgs = [f'unknown field "{u}"' for u in unknown]
+                if opts.field_validation == "Strict":
+                    raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
+                opts.warnings += msgs
+        expected = None
+        patched_rv = (new.get("metadata") or {}).get("resourceVersion")
+        if patched_rv and patched_rv != old["metadata"].get("resourceVersion"):
+            try:
+                expected = int(patched_rv)
+            except ValueError:
+                raise errors.bad_request(f"invalid resource version: {patched_rv}") from None
+        new.setdefault("metadata", {})["name"] = name
+        if patch_type == "apply":
+            self._record_manager(new, old, opts, "Apply")
+        inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager)
+        result = await self._write_update(rt, current, new, inner, subresource, expected)
+        return 200, result
+
+    @staticmethod
+    def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str) -> None:
+        """A managedFields entry per (manager, operation), as the server-side apply machinery
+        keeps (without per-field ownership)."""
+        manager = opts.field_manager or ("kubectl" if operation == "Apply" else "unknown")
+        entries = list(((old or obj).get("metadata") or {}).get("managedFields") or [])
+        entries = [e for e in entries if not (e.get("manager") == manager and e.get("operation") == operation)]
+        entries.append({"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
+                        "time": timestamp(), "fieldsType": "FieldsV1", "fieldsV1": {}})
+        obj.setdefault("metadata", {})["managedFields"] = entries
+
+    # --- delete ------------------------------------------------------------------------------
+    async def delete(self, rt: ResourceType, ns: str, name: str, options: dict, opts: Options) -> tuple[int, dict]:
+        current = self.entry(rt, ns, name)
+        obj = current.obj
+        meta = obj["metadata"]
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise errors.conflict(rt.resource, rt.group, name,
+                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {meta.get('uid')}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+            raise errors.conflict(rt.resource, rt.group, name,
+                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                  f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
+        policy = options.get("propagationPolicy")
+        if options.get("orphanDependents") is True:
+            policy = "Orphan"
+        grace = options.get("gracePeriodSeconds")
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+
+        graceful = 0
+        if rt.resource == "pods":
+            phase = (obj.get("status") or {}).get("phase")
+            if (obj.get("spec") or {}).get("nodeName") and phase not in ("Succeeded", "Failed"):
+                graceful = grace if grace is not None else (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+                if graceful is None or graceful < 0:
+                    graceful = 30
+            if grace == 0:
+                graceful = 0
+        needs_wait = bool(finalizers) or graceful > 0 or rt.resource == "namespaces"
+        if not needs_wait:
+            if opts.dry_run:
+                return 200, obj
+            try:
+                entry = await self.store.delete(rt.bucket, ns if rt.namespaced else "", name)
+            except NotFound:
+                raise errors.not_found(rt.resource, rt.group, name) from None
+            if rt.resource == "services":
+                self.allocator.release_unused(obj, None)
+            return 200, self._deleted_response(rt, entry.obj)
+        new = deep_copy(obj)
+        nmeta = new["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        if rt.resource == "pods" and graceful >= 0 and (nmeta.get("deletionTimestamp") is None or
+                                                          graceful < (nmeta.get("deletionGracePeriodSeconds") or 0)):
+            nmeta["deletionTimestamp"] = timestamp(now + dt.timedelta(seconds=graceful))
+            nmeta["deletionGracePeriodSeconds"] = graceful
+        elif nmeta.get("deletionTimestamp") is None:
+            nmeta["deletionTimestamp"] = timestamp(now)
+            nmeta["deletionGracePeriodSeconds"] = 0
+        nmeta["finalizers"] = finalizers
+        if not finalizers:
+            nmeta.pop("finalizers")
+        if rt.resource == "namespaces":
+            new.setdefault("status", {})["phase"] = "Terminating"
+        if new == obj:
+            return 200, obj
+        if opts.dry_run:
+            return 200, new
+        if rt.resource == "pods" and graceful == 0 and not finalizers:
+            entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
+            return 200, entry.obj
+        try:
+            entry = await self.store.update(rt.bucket, ns if rt.namespaced else "", name, new,
+                                            expected_revision=current.revision)
+        except (Conflict, NotFound):
+            raise errors.conflict(rt.resource, rt.group, name) from None
+        return 200, entry.obj
+
+    @staticmethod
+    def _deleted_response(rt: ResourceType, obj: dict) -> dict:
+        if rt.delete_returns_status:
+            meta = obj.get("metadata") or {}
+            details = {"name": meta.get("name", ""), "kind": rt.resource, "uid": meta.get("uid", "")}
+            if rt.group:
+                details["group"] = rt.group
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        return obj

@@ -1,0 +1,536 @@
+"""The knet API server: aiohttp over TLS, one dispatcher for every Kubernetes path.
+
+Request flow: authenticate (client certificate, bearer token) -> parse the path into
+(group, version, resource, namespace, name, subresource) -> decode the body (JSON or YAML,
+3 MiB limit) -> ObjectService verb -> encode (JSON, or a Table for kubectl) -> or a
+metav1.Status for any error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import yaml
+from aiohttp import web
+
+from knet.api import discovery, errors, openapi, protobuf, subresources, tables
+from knet.api.allocation import ServiceAllocator
+from knet.api.auth import PUBLIC_PATHS, Authenticator, read_token_file
+from knet.api.bootstrap import Bootstrapper
+from knet.api.errors import ApiError
+from knet.api.lifecycle import Lifecycle
+from knet.api.registry import ResourceType
+from knet.api.relay import KubeletRelay
+from knet.api.resources import build_registry
+from knet.api.rest import ObjectService, Options
+from knet.api.selectors import parse_field_selector, parse_label_selector
+from knet.api.storage import Store, open_store
+from knet.api.tokens import TokenSigner, TokenVerifier
+from knet.api.watch import watch_events
+
+log = logging.getLogger("knet.api")
+
+MAX_BODY = 3 * 1024 * 1024
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-knet", "gitCommit": "knet", "gitTreeState": "clean",
+           "buildDate": "2026-01-01T00:00:00Z", "goVersion": "python", "compiler": "cpython", "platform": "linux/amd64"}
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply-cbor",
+}
+
+
+@dataclass
+class ApiServerConfig:
+    bind_address: str = "127.0.0.1"
+    secure_port: int = 6443
+    advertise_address: str | None = None
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_node_port_range: str = "30000-32767"
+    tls_cert_file: str | None = None
+    tls_private_key_file: str | None = None
+    client_ca_file: str | None = None
+    token_auth_file: str | None = None
+    service_account_key_files: list[str] = field(default_factory=list)
+    service_account_signing_key_file: str | None = None
+    service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
+    storage: str = "memory:"
+    kubelet_client_certificate: str | None = None
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None
+
+
+def _json(obj, status: int = 200, content_type: str = "application/json", headers: dict | None = None) -> web.Response:
+    body = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+    h = dict(headers) if headers else {}
+    h["Content-Type"] = content_type
+    return web.Response(body=body, status=status, headers=h)
+
+
+def _status_response(exc: ApiError, headers: dict | None = None) -> web.Response:
+    return _json(exc.status(), exc.code, headers=headers)
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in ("true", "1", "t", "yes")
+
+
+class ApiServer:
+    def __init__(self, config: ApiServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.registry = build_registry()
+        self.store = store or open_store(config.storage)
+        self.allocator = ServiceAllocator(config.service_cluster_ip_range, config.service_node_port_range)
+        self.service = ObjectService(self.registry, self.store, self.allocator)
+        tokens = read_token_file(Path(config.token_auth_file).read_text()) if config.token_auth_file else {}
+        verifier = None
+        pub_keys = [Path(p).read_bytes() for p in config.service_account_key_files]
+        if config.service_account_signing_key_file:
+            signing = Path(config.service_account_signing_key_file).read_bytes()
+            self.signer: TokenSigner | None = TokenSigner(signing, config.service_account_issuer)
+            pub_keys.append(signing)
+        else:
+            self.signer = None
+        if pub_keys:
+            verifier = TokenVerifier(pub_keys, [config.service_account_issuer])
+        self.auth = Authenticator(tokens, verifier)
+        self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority or config.client_ca_file,
+                                  config.kubelet_client_certificate, config.kubelet_client_key)
+        advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
+                                                 else "127.0.0.1")
+        self.advertise = advertise
+        self.bootstrap = Bootstrapper(self.registry, self.service, advertise, config.secure_port)
+        self.lifecycle = Lifecycle(self.registry, self.service)
+        self.openapi = openapi.OpenAPI(self.registry)
+        self.ready = False
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def ssl_context(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not (c.tls_cert_file and c.tls_private_key_file):
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(c.tls_cert_file, c.tls_private_key_file)
+        if c.client_ca_file:
+            ctx.load_verify_locations(c.client_ca_file)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY + 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def start(self) -> None:
+        self.allocator.rebuild([e.obj for e in self.store.list("services")[0]])
+        await self.bootstrap.ensure()
+        self.lifecycle.start()
+        self.bootstrap.start()
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.bind_address, self.config.secure_port,
+                           ssl_context=self.ssl_context(), backlog=1024, reuse_address=True)
+        await site.start()
+        self.ready = True
+        log.info("knet apiserver serving on %s:%s", self.config.bind_address, self.config.secure_port)
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.bootstrap.stop()
+        await self.lifecycle.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.relay.close()
+        await self.store.close()
+
+    # --- dispatch ------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        try:
+            if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+                return self._public(path, request)
+            transport = request.transport
+            peercert = transport.get_extra_info("peercert") if transport is not None else None
+            user = self.auth.authenticate(request.headers.get("Authorization"), peercert)
+            if user is None:
+                raise errors.unauthorized()
+            return await self._route(request, path)
+        except ApiError as exc:
+            return _status_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return _status_response(errors.too_large())
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug: answer like kube-apiserver's panic handler, keep serving
+            log.exception("internal error on %s %s", request.method, path)
+            return _status_response(ApiError(500, "InternalError", f"an error on the server has prevented the request from succeeding: {exc}"))
+
+    def _public(self, path: str, request: web.Request) -> web.Response:
+        if path == "/version":
+            return _json(VERSION)
+        if path.startswith("/readyz") and not self.ready:
+            return web.Response(status=500, text="[-]ready failed: not serving yet\nreadyz check failed")
+        if "verbose" in request.query:
+            checks = ["ping", "log", "etcd", "poststarthook/start-service-ip-repair-controllers",
+                      "poststarthook/bootstrap-controller"]
+            body = "".join(f"[+]{c} ok\n" for c in checks) + f"{path.strip('/').split('/')[0]} check passed\n"
+            return web.Response(text=body)
+        return web.Response(text="ok")
+
+    async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
+        parts = [p for p in path.split("/") if p]
+        method = request.method
+        accept = request.headers.get("Accept", "")
+        if not parts:
+            return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
+                                    "/readyz", "/version"] + [f"/apis/{g}" for g in self.registry.group_versions() if g]})
+        if parts[0] == "openapi":
+            return self.openapi.serve(request, parts[1:])
+        if parts[0] == "api":
+            group, rest = "", parts[1:]
+            if not rest:
+                return self._discovery_root(accept, core=True)
+        elif parts[0] == "apis":
+            if len(parts) == 1:
+                return self._discovery_root(accept, core=False)
+            group, rest = parts[1], parts[2:]
+            if not rest:
+                doc = discovery.api_group(self.registry, group)
+                if doc is None:
+                    raise errors.not_found_path()
+                return _json(doc)
+        else:
+            raise errors.not_found_path()
+        version, rest = rest[0], rest[1:]
+        if not rest:
+            doc = discovery.api_resource_list(self.registry, group, version)
+            if doc is None:
+                raise errors.not_found_path()
+            return _json(doc)
+        watch = False
+        if rest[0] == "watch":
+            watch, rest = True, rest[1:]
+        ns = None
+        if rest and rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            ns, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise errors.not_found_path()
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None:
+            raise errors.not_found_path()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and sub not in rt.subresources:
+            raise errors.not_found_path()
+        if rt.namespaced and ns is None and name is not None:
+            raise errors.not_found_path()
+        if not rt.namespaced and ns is not None:
+            raise errors.not_found_path()
+        q = request.query
+        if method == "GET" and (watch or _flag(q.get("watch"))):
+            if name is not None:
+                raise errors.method_not_allowed()
+            return await self._watch(request, rt, ns)
+        if name is None:
+            if method == "GET":
+                return self._list(request, rt, ns)
+            if method == "POST":
+                if rt.namespaced and ns is None:
+                    raise errors.method_not_allowed()
+                return await self._create(request, rt, ns or "")
+            if method == "DELETE":
+                return await self._delete_collection(request, rt, ns)
+            raise errors.method_not_allowed()
+        return await self._object(request, rt, ns or "", name, sub)
+
+    def _discovery_root(self, accept: str, core: bool) -> web.Response:
+        for media in accept.split(","):
+            media = media.strip().replace(" ", "")
+            if "as=APIGroupDiscoveryList" in media and "g=apidiscovery.k8s.io" in media:
+                v = "v2" if "v=v2;" in media + ";" or media.endswith("v=v2") else "v2beta1"
+                ct = discovery.AGGREGATED_V2 if v == "v2" else discovery.AGGREGATED_V2BETA1
+                return _json(discovery.aggregated(self.registry, core, f"apidiscovery.k8s.io/{v}"), content_type=ct)
+            if media.split(";")[0] in ("application/json", "*/*", ""):
+                break
+        if core:
+            return _json(discovery.api_versions(f"{self.advertise}:{self.config.secure_port}"))
+        return _json(discovery.api_group_list(self.registry))
+
+    # --- bodies and options --------------------------------------------------------------------
+    async def _body(self, request: web.Request, allow_patch: bool = False) -> tuple[object, str]:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            raise errors.too_large()
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise errors.too_large()
+        ctype = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        kind = "object"
+        if ctype in PATCH_TYPES:
+            if not allow_patch:
+                raise errors.unsupported_media_type(ctype)
+            kind = PATCH_TYPES[ctype]
+            if kind == "apply-cbor":
+                raise errors.unsupported_media_type(ctype)
+        elif allow_patch:
+            raise errors.unsupported_media_type(ctype)
+        elif ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw), kind
+            except protobuf.ProtobufError as exc:
+                raise errors.bad_request(str(exc)) from None
+        elif ctype not in ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "*/*"):
+            raise errors.unsupported_media_type(ctype)
+        if not raw.strip():
+            raise errors.bad_request("the body of the request was empty" if not allow_patch else "empty patch")
+        try:
+            if ctype in ("application/json", "application/json-patch+json", "application/merge-patch+json",
+                         "application/strategic-merge-patch+json", "*/*"):
+                try:
+                    return orjson.loads(raw), kind
+                except orjson.JSONDecodeError:
+                    if ctype != "*/*":
+                        raise
+            return yaml.safe_load(raw.decode()), kind
+        except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
+                raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+
+    @staticmethod
+    def _options(request: web.Request, body: dict | None = None) -> Options:
+        q = request.query
+        dry = q.getall("dryRun", [])
+        if body and isinstance(body.get("dryRun"), list):
+            dry = dry + body["dryRun"]
+        for d in dry:
+            if d != "All":
+                raise errors.bad_request(f'Invalid dryRun value: "{d}": valid values are "All"')
+        fv = q.get("fieldValidation", "Warn")
+        if fv not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn", "Strict", got "{fv}"')
+        manager = q.get("fieldManager")
+        if manager is not None and len(manager) > 128:
+            raise errors.bad_request("fieldManager: Too long: may not be longer than 128 characters")
+        return Options(dry_run=bool(dry), field_validation=fv, field_manager=manager, force=_flag(q.get("force")))
+
+    @staticmethod
+    def _warn_headers(opts: Options) -> dict | None:
+        if not opts.warnings:
+            return None
+        return {"Warning": ", ".join(f'299 - "{w}"' for w in opts.warnings)}
+
+    def _render(self, request: web.Request, rt: ResourceType, obj: dict, status: int = 200,
+                headers: dict | None = None) -> web.Response:
+        accept = request.headers.get("Accept")
+        if tables.wants_table(accept):
+            ver = tables.table_version(accept)
+            tbl = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                               include=request.query.get("includeObject", "Metadata"), api_version=ver)
+            return _json(tbl, status, headers=headers)
+        return _json(obj, status, headers=headers)
+
+    # --- verbs ---------------------------------------------------------------------------------
+    def _selectors(self, request: web.Request, rt: ResourceType):
+        q = request.query
+        labels = parse_label_selector(q.get("labelSelector"))
+        fields = parse_field_selector(q.get("fieldSelector"), rt.supported_fields)
+        return labels, fields
+
+    def _list(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        q = request.query
+        labels, fields = self._selectors(request, rt)
+        if rt.namespaced and ns is None:
+            ns = fields.value_of("metadata.namespace")
+        try:
+            limit = int(q.get("limit", "0") or 0)
+        except ValueError:
+            raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
+        entries, list_meta = self.service.list(rt, ns, labels, fields, max(limit, 0), q.get("continue"))
+        accept = request.headers.get("Accept")
+        if tables.wants_table(accept):
+            tbl = tables.table(rt, [e.obj for e in entries], list_meta=list_meta,
+                               include=q.get("includeObject", "Metadata"), api_version=tables.table_version(accept))
+            return _json(tbl)
+        head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
+        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
+        return _json(body)
+
+    async def _watch(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.StreamResponse:
+        q = request.query
+        labels, fields = self._selectors(request, rt)
+        if rt.namespaced and ns is None:
+            ns = fields.value_of("metadata.namespace")
+        timeout = None
+        if q.get("timeoutSeconds"):
+            try:
+                timeout = float(q["timeoutSeconds"])
+            except ValueError:
+                raise errors.bad_request("invalid timeoutSeconds") from None
+        accept = request.headers.get("Accept")
+        as_table = tables.wants_table(accept)
+        table_version = tables.table_version(accept)
+        include = q.get("includeObject", "Metadata")
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        first = True
+        events = watch_events(self.service, rt, ns, resource_version=q.get("resourceVersion"), labels=labels,
+                              fields=fields, bookmarks=_flag(q.get("allowWatchBookmarks")), timeout=timeout)
+        try:
+            async for etype, obj in events:
+                if as_table and etype not in ("ERROR", "BOOKMARK"):
+                    obj = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                       include=include, api_version=table_version, headers=first)
+                    first = False
+                await resp.write(b'{"type":"' + etype.encode() + b'","object":' + orjson.dumps(obj) + b"}\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            await events.aclose()
+        return resp
+
+    async def _create(self, request: web.Request, rt: ResourceType, ns: str) -> web.Response:
+        body, _ = await self._body(request)
+        opts = self._options(request)
+        obj = await self.service.create(rt, ns, body, opts)
+        return self._render(request, rt, obj, 201, self._warn_headers(opts))
+
+    async def _delete_options(self, request: web.Request) -> tuple[dict, Options]:
+        options: dict = {}
+        if request.can_read_body:
+            raw = await request.content.read(MAX_BODY + 1)
+            if raw.strip():
+                try:
+                    options = protobuf.decode(raw) if raw.startswith(protobuf.MAGIC) else orjson.loads(raw)
+                except protobuf.ProtobufError as exc:
+                    raise errors.bad_request(str(exc)) from None
+                except orjson.JSONDecodeError:
+                    try:
+                        options = yaml.safe_load(raw.decode()) or {}
+                    except yaml.YAMLError as exc:
+                        raise errors.bad_request(f"invalid DeleteOptions: {exc}") from None
+                if not isinstance(options, dict):
+                    raise errors.bad_request("invalid DeleteOptions")
+        q = request.query
+        if "gracePeriodSeconds" in q:
+            try:
+                options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise errors.bad_request("invalid gracePeriodSeconds") from None
+        if "propagationPolicy" in q:
+            options["propagationPolicy"] = q["propagationPolicy"]
+        if "orphanDependents" in q:
+            options["orphanDependents"] = _flag(q["orphanDependents"])
+        policy = options.get("propagationPolicy")
+        if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+            raise errors.invalid_object("DeleteOptions", "", "", [errors.not_supported(
+                "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+        return options, self._options(request, options)
+
+    async def _delete_collection(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        labels, fields = self._selectors(request, rt)
+        options, opts = await self._delete_options(request)
+        entries, meta = self.service.list(rt, ns, labels, fields)
+        items = []
+        for e in entries:
+            m = e.obj["metadata"]
+            try:
+                _, obj = await self.service.delete(rt, m.get("namespace", ""), m["name"], options, opts)
+                items.append(obj)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items})
+
+    async def _object(self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str | None) -> web.StreamResponse:
+        method = request.method
+        svc = self.service
+        if sub == "log":
+            if method != "GET":
+                raise errors.method_not_allowed()
+            return await self.relay.logs(request, ns, name)
+        if sub == "exec":
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed()
+            return await self.relay.exec(request, ns, name)
+        if sub in ("binding", "eviction", "token"):
+            if method != "POST":
+                raise errors.method_not_allowed()
+            body, _ = await self._body(request)
+            opts = self._options(request)
+            if sub == "binding":
+                return _json(await subresources.bind(svc, rt, ns, name, body, opts), 201)
+            if sub == "eviction":
+                return _json(await subresources.evict(svc, rt, ns, name, body, opts), 201)
+            return _json(await subresources.token_request(svc, self.signer, rt, ns, name, body, opts), 201)
+        if sub == "scale":
+            return await self._scale(request, rt, ns, name)
+        if method == "GET":
+            entry = svc.entry(rt, ns, name)
+            if tables.wants_table(request.headers.get("Accept")):
+                return self._render(request, rt, entry.obj)
+            return _json(entry.raw)
+        if method == "PUT":
+            body, _ = await self._body(request)
+            opts = self._options(request)
+            code, obj = await svc.update(rt, ns, name, body, opts, sub)
+            return self._render(request, rt, obj, code, self._warn_headers(opts))
+        if method == "PATCH":
+            body, patch_type = await self._body(request, allow_patch=True)
+            opts = self._options(request)
+            if patch_type == "apply" and not opts.field_manager:
+                raise errors.bad_request("PATCH with apply requires fieldManager query parameter")
+            code, obj = await svc.patch(rt, ns, name, patch_type, body, opts, sub)
+            return self._render(request, rt, obj, code, self._warn_headers(opts))
+        if method == "DELETE":
+            if sub is not None:
+                raise errors.method_not_allowed()
+            options, opts = await self._delete_options(request)
+            code, obj = await svc.delete(rt, ns, name, options, opts)
+            return _json(obj, code)
+        raise errors.method_not_allowed()
+
+    async def _scale(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.Response:
+        svc = self.service
+        method = request.method
+        if method == "GET":
+            return _json(subresources.scale_of(svc.entry(rt, ns, name).obj))
+        opts = self._options(request)
+        if method == "PUT":
+            body, _ = await self._body(request)
+            return _json(await subresources.update_scale(svc, rt, ns, name, body or {}, opts))
+        if method == "PATCH":
+            body, patch_type = await self._body(request, allow_patch=True)
+            from knet.api import patch as patches
+
+            current = subresources.scale_of(svc.entry(rt, ns, name).obj)
+            try:
+                if patch_type == "json":
+                    new = patches.json_patch(current, body)
+                else:
+                    new = patches.merge_patch(current, body)
+            except patches.PatchError as exc:
+                raise ApiError(422, "Invalid", str(exc)) from None
+            return _json(await subresources.update_scale(svc, rt, ns, name, new, opts))
+        raise errors.method_not_allowed()
+
+
+async def serve(config: ApiServerConfig, stop: asyncio.Event | None = None) -> None:
+    server = ApiServer(config)
+    await server.start()
+    try:
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        await server.stop()

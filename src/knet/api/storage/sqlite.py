@@ -1,0 +1,232 @@
+"""SQLite backend of the Store: one file, WAL journal, synchronous=FULL (a write is on disk
+before it is acknowledged), one table of (key, value, revision) plus the global revision.
+
+All objects are also held in memory (reads and LISTs never touch the disk). Writes are
+checked and applied in memory on the event loop (so revision checks are race-free), then
+committed in batches by one writer thread (group commit: many concurrent writes share one
+fsync); a write's caller and the watchers hear of it only once its batch is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sqlite3
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, TooOld
+
+HISTORY_SIZE = 50_000  # events kept for watch resume
+
+
+def _db_key(bucket: str, namespace: str, name: str) -> str:
+    return f"/registry/{bucket}/{namespace}/{name}" if namespace else f"/registry/{bucket}/{name}"
+
+
+class _Watcher:
+    __slots__ = ("bucket", "namespace", "queue")
+
+    def __init__(self, bucket: str, namespace: str | None) -> None:
+        self.bucket, self.namespace = bucket, namespace
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, bucket TEXT NOT NULL, ns TEXT NOT NULL,"
+            " name TEXT NOT NULL, value BLOB NOT NULL, revision INTEGER NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+        row = self._db.execute("SELECT v FROM meta WHERE k='revision'").fetchone()
+        self._revision = row[0] if row else 1
+        # bucket -> (namespace, name) -> Entry
+        self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
+        for bucket, ns, name, value, rev in self._db.execute("SELECT bucket, ns, name, value, revision FROM kv"):
+            self._objects[bucket][(ns, name)] = Entry(orjson.loads(value), bytes(value), rev)
+        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
+        self._oldest = self._revision  # watches may start at this revision or later
+        self._watchers: set[_Watcher] = set()
+        self._listeners: list = []
+        self._pending: list[tuple[Event, asyncio.Future]] = []
+        self._flushing = False
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knet-sqlite")
+        self._closed = False
+
+    # --- reads -------------------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def get(self, bucket: str, namespace: str, name: str) -> Entry | None:
+        return self._objects[bucket].get((namespace, name))
+
+    def list(self, bucket: str, namespace: str | None = None) -> tuple[list[Entry], int]:
+        objs = self._objects[bucket]
+        if namespace is None:
+            keys = sorted(objs)
+        else:
+            keys = sorted(k for k in objs if k[0] == namespace)
+        return [objs[k] for k in keys], self._revision
+
+    def buckets(self) -> list[str]:
+        return [b for b, objs in self._objects.items() if objs]
+
+    # --- writes ------------------------------------------------------------------------------
+    async def create(self, bucket: str, namespace: str, name: str, obj: dict) -> Entry:
+        objs = self._objects[bucket]
+        if (namespace, name) in objs:
+            raise AlreadyExists(name)
+        rev = self._next_revision()
+        entry = self._stamp(obj, rev)
+        objs[(namespace, name)] = entry
+        return await self._commit(Event("ADDED", bucket, namespace, name, entry, None, rev))
+
+    async def update(self, bucket: str, namespace: str, name: str, obj: dict,
+                     expected_revision: int | None = None) -> Entry:
+        objs = self._objects[bucket]
+        prev = objs.get((namespace, name))
+        if prev is None:
+            raise NotFound(name)
+        if expected_revision is not None and expected_revision != prev.revision:
+            raise Conflict(name)
+        rev = self._next_revision()
+        entry = self._stamp(obj, rev)
+        objs[(namespace, name)] = entry
+        return await self._commit(Event("MODIFIED", bucket, namespace, name, entry, prev, rev))
+
+    async def delete(self, bucket: str, namespace: str, name: str,
+                     expected_revision: int | None = None) -> Entry:
+        objs = self._objects[bucket]
+        prev = objs.get((namespace, name))
+        if prev is None:
+            raise NotFound(name)
+        if expected_revision is not None and expected_revision != prev.revision:
+            raise Conflict(name)
+        rev = self._next_revision()
+        del objs[(namespace, name)]
+        # The DELETED event carries the last state at the deletion's revision, as etcd3 watch does.
+        last = dict(prev.obj)
+        last["metadata"] = {**prev.obj.get("metadata", {}), "resourceVersion": str(rev)}
+        entry = Entry(last, orjson.dumps(last), rev)
+        return await self._commit(Event("DELETED", bucket, namespace, name, entry, prev, rev))
+
+    def _next_revision(self) -> int:
+        if self._closed:
+            raise RuntimeError("store closed")
+        self._revision += 1
+        return self._revision
+
+    @staticmethod
+    def _stamp(obj: dict, rev: int) -> Entry:
+        obj["metadata"]["resourceVersion"] = str(rev)
+        return Entry(obj, orjson.dumps(obj), rev)
+
+    async def _commit(self, event: Event) -> Entry:
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((event, fut))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await fut
+        return event.entry
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await loop.run_in_executor(self._writer, self._write_batch, [e for e, _ in batch])
+                except Exception as exc:  # the disk failed: no caller may believe its write landed
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for event, fut in batch:
+                    self._publish(event)
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _write_batch(self, events: list[Event]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for ev in events:
+                key = _db_key(ev.bucket, ev.namespace, ev.name)
+                if ev.type == "DELETED":
+                    db.execute("DELETE FROM kv WHERE key=?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO kv (key, bucket, ns, name, value, revision) VALUES (?,?,?,?,?,?)",
+                        (key, ev.bucket, ev.namespace, ev.name, ev.entry.raw, ev.revision))
+            db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('revision', ?)", (events[-1].revision,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # --- watch -------------------------------------------------------------------------------
+    def _publish(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._oldest = self._history[0].revision
+        self._history.append(event)
+        for listener in self._listeners:
+            listener(event)
+        for w in self._watchers:
+            if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
+                w.queue.put_nowait(event)
+
+    def add_listener(self, listener) -> None:
+        """`listener(event)` is called synchronously for every durable event, in order."""
+        self._listeners.append(listener)
+
+    def oldest_revision(self) -> int:
+        return self._oldest
+
+    async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
+        if since < self._oldest:
+            raise TooOld(since, self._oldest)
+        watcher = _Watcher(bucket, namespace)
+        # Register before replaying so nothing published meanwhile is missed; the replay covers
+        # history up to now and the queue everything after (deduplicated by revision).
+        self._watchers.add(watcher)
+        try:
+            last = since
+            history = self._history
+            lo, hi = 0, len(history)
+            while lo < hi:  # binary search: history is ordered by revision
+                mid = (lo + hi) // 2
+                if history[mid].revision <= since:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            for ev in [history[i] for i in range(lo, len(history))]:
+                if ev.revision > since and ev.bucket == bucket and (namespace is None or ev.namespace == namespace):
+                    last = ev.revision
+                    yield ev
+            while True:
+                ev = await watcher.queue.get()
+                if ev.revision > last:
+                    last = ev.revision
+                    yield ev
+        finally:
+            self._watchers.discard(watcher)
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._flushing:
+            await asyncio.sleep(0.005)
+        self._writer.shutdown(wait=True)
+        self._db.close()
