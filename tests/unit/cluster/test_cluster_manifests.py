@@ -51,7 +51,7 @@ def test_static_pods_look_like_kubeadms():
 
 
 def test_etcd_storage_adds_an_etcd_static_pod():
-    c, _ = resolve({"name": "demo", "storage": "etcd"})
+    c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
     manifests = control_plane_manifests(c, PATHS, ["knet"])
     assert command_of(manifests["etcd.yaml"])[0] == "etcd"
     assert "--storage=etcd://172.30.0.2:2379" in command_of(manifests["kube-apiserver.yaml"])
