@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -389,7 +390,7 @@ def test_daemonset_one_pod_per_eligible_node(cluster, ns):
 
     wait_for("a pod on each worker", lambda: placed() == ["ctl-node01", "ctl-node02"])  # cp is tainted
     name = kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"][0]["metadata"]["name"]
-    assert "Controlled By:  DaemonSet/agent" in kubectl("describe", "pod", name, "-n", ns).stdout
+    assert re.search(r"Controlled By:\s+DaemonSet/agent\n", kubectl("describe", "pod", name, "-n", ns).stdout)
     wait_for("DESIRED/READY 2/2", lambda: kubectl.json("get", "ds", "agent", "-n", ns)["status"].get("numberReady") == 2)
 
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from knet.client import Api, Informer
+from knet.client import Api, ApiError, Informer
 from knet.client.informer import object_key
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,22 @@ class Controller:
                 self.queue.forget(key)
             except asyncio.CancelledError:
                 raise
+            except ApiError as exc:
+                if namespace_terminating(exc):
+                    self.queue.forget(key)  # its namespace is going away with everything in it
+                else:
+                    log.warning("%s: sync %s failed: %s", self.name, key, exc)
+                    self.queue.add_rate_limited(key)
             except Exception as exc:  # noqa: BLE001 -- retry with back-off, like client-go
                 log.warning("%s: sync %s failed: %s", self.name, key, exc)
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
+
+
+def namespace_terminating(exc: ApiError) -> bool:
+    """403 "unable to create new content in namespace X because it is being terminated"."""
+    return exc.status == 403 and "being terminated" in exc.message
 
 
 def split_key(key: str) -> tuple[str | None, str]:

@@ -291,20 +291,33 @@ class EndpointSliceController(Controller):
         desired = compute_endpoints(service, pods)
         ns, name = service["metadata"]["namespace"], service["metadata"]["name"]
         current = self.endpoints.get(f"{ns}/{name}")
-        if current is None:
+        for attempt in range(3):
+            if current is None:
+                try:
+                    await self.api.create("v1", "endpoints", desired, namespace=ns)
+                    return
+                except ApiError as exc:
+                    if not exc.already_exists:
+                        raise
+                    current = await self.api.get("v1", "endpoints", name, namespace=ns)
+            if semantically_equal(current.get("subsets") or [], desired["subsets"]) and \
+                    (current["metadata"].get("labels") or {}) == desired["metadata"]["labels"]:
+                return
+            updated = {**current, "subsets": desired["subsets"],
+                       "metadata": {**current["metadata"], "labels": desired["metadata"]["labels"]}}
             try:
-                await self.api.create("v1", "endpoints", desired, namespace=ns)
+                await self.api.update("v1", "endpoints", updated, namespace=ns)
                 return
             except ApiError as exc:
-                if not exc.already_exists:
+                # the cache was behind (often our own previous write): re-read and re-apply
+                if not exc.conflict or attempt == 2:
                     raise
-                current = await self.api.get("v1", "endpoints", name, namespace=ns)
-        if semantically_equal(current.get("subsets") or [], desired["subsets"]) and \
-                (current["metadata"].get("labels") or {}) == desired["metadata"]["labels"]:
-            return
-        updated = {**current, "subsets": desired["subsets"],
-                   "metadata": {**current["metadata"], "labels": desired["metadata"]["labels"]}}
-        await self.api.update("v1", "endpoints", updated, namespace=ns)
+                try:
+                    current = await self.api.get("v1", "endpoints", name, namespace=ns)
+                except ApiError as get_exc:
+                    if not get_exc.not_found:
+                        raise
+                    current = None
 
 
 async def _ignore_missing(coro: Any) -> None:
