@@ -1,0 +1,569 @@
+"""The node agent (kubelet): registers its Node(s), keeps their Lease, runs the pods bound to
+them and reports their status. One process hosts one real node, or many simulated ones."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import subprocess
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from knet.client import ApiClient, ApiError, Informer, load_config
+from knet.client.events import build_event
+from knet.net import cni
+from knet.node import nodeobject, static
+from knet.node.config import KubeletConfig
+from knet.node.podworker import PodWorker
+from knet.node.runtime import RealRuntime, SimRuntime
+from knet.node.status import now_rfc3339
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+STATUS_REPORT_EVERY = 60.0   # a node status nobody changed is re-posted this often
+EVENT_QUEUE_MAX = 1000       # client-go's broadcaster drops events beyond its queue too
+
+
+def _micro_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class NodeAgent:
+    """One node: its registration, lease, pods and pod network."""
+
+    def __init__(self, kubelet: Kubelet, name: str, node_ip: str, *, labels: dict[str, str],
+                 taints: list[Obj], static_host: bool, annotations: dict[str, str] | None = None) -> None:
+        self.kubelet = kubelet
+        self.cfg = kubelet.cfg
+        self.name = name
+        self.node_ip = node_ip
+        self.labels = labels
+        self.taints = taints
+        self.annotations = annotations or {}
+        self.static_host = static_host
+        self.root_dir = self.cfg.root_dir if len(kubelet.nodes_spec) <= 1 else f"{self.cfg.root_dir}/{name}"
+        if self.cfg.dataplane == "sim":
+            self.runtime: RealRuntime | SimRuntime = SimRuntime()
+        else:
+            self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir)
+        self.pod_cidr: str | None = self.cfg.pod_cidr
+        if self.pod_cidr:
+            self._apply_pod_cidr(self.pod_cidr)
+        self.workers: dict[str, PodWorker] = {}
+        self.node_uid: str | None = None
+        self.registered = False
+        self.last_status: Obj | None = None
+        self.last_report = 0.0
+        self.static_pods: dict[str, Obj] = {}  # file -> pod
+        self.well_known_hosts = _hosts_entries() if self.cfg.dataplane == "real" else {}
+
+    # -- facade used by pod workers -------------------------------------------------------
+    @property
+    def api(self) -> ApiClient | None:
+        return self.kubelet.api if self.kubelet.api_ready else None
+
+    def services(self) -> list[Obj]:
+        return self.kubelet.services.list() if self.kubelet.services is not None else []
+
+    def config_map_value(self, ns: str, name: str, key: str) -> str | None:
+        data = self.kubelet.cached("configmaps", ns, name)
+        return None if data is None else (data.get("data") or {}).get(key)
+
+    def secret_value(self, ns: str, name: str, key: str) -> str | None:
+        data = self.kubelet.cached("secrets", ns, name)
+        value = None if data is None else (data.get("data") or {}).get(key)
+        return base64.b64decode(value).decode(errors="replace") if value is not None else None
+
+    def config_map_data(self, ns: str, name: str) -> dict[str, str] | None:
+        data = self.kubelet.cached("configmaps", ns, name)
+        return None if data is None else dict(data.get("data") or {})
+
+    def secret_data(self, ns: str, name: str) -> dict[str, str] | None:
+        data = self.kubelet.cached("secrets", ns, name)
+        if data is None:
+            return None
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in (data.get("data") or {}).items()}
+
+    def status_changed(self, worker: PodWorker) -> None:
+        self.kubelet.dirty_pods[worker.uid] = worker
+        self.kubelet.status_wakeup.set()
+
+    async def event(self, pod: Obj, event_type: str, reason: str, message: str, field_path: str | None) -> None:
+        self.kubelet.record_event(pod, event_type, reason, message, self.name, field_path)
+
+    def retry_pod(self, worker: PodWorker) -> None:
+        """A pod whose sandbox failed: start a fresh worker for it (unless it went away)."""
+        if self.workers.get(worker.uid) is worker:
+            fresh = PodWorker(self, worker.pod, static=worker.static)
+            self.workers[worker.uid] = fresh
+            fresh.start()
+
+    async def pod_terminated(self, worker: PodWorker) -> None:
+        """Containers stopped after a graceful delete: remove the object (gracePeriodSeconds=0)."""
+        self.workers.pop(worker.uid, None)
+        self.kubelet.dirty_pods.pop(worker.uid, None)
+        api = self.api
+        if api is None or worker.static:
+            return
+        try:
+            await api.delete("v1", "pods", worker.name, namespace=worker.namespace, grace_period_seconds=0,
+                             preconditions={"uid": worker.uid})
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                log.warning("deleting pod %s: %s", worker.key, exc)
+
+    # -- pod network ---------------------------------------------------------------------
+    def _apply_pod_cidr(self, cidr: str) -> None:
+        if isinstance(self.runtime, SimRuntime):
+            self.runtime.allocator.set_cidr(cidr)
+        else:
+            wanted = cni.pod_network_conflist(cidr, f"{self.root_dir}/cni/ipam")
+            if cni.load_conflist(self.cfg.cni_conf_dir) != wanted:
+                cni.write_conflist(self.cfg.cni_conf_dir, wanted)
+
+    def set_pod_cidr(self, cidr: str | None) -> None:
+        if cidr and cidr != self.pod_cidr:
+            self.pod_cidr = cidr
+            self._apply_pod_cidr(cidr)
+            self.kubelet.node_status_wakeup.set()
+            for worker in list(self.workers.values()):
+                if worker.sandbox is None and worker.message:
+                    pass  # its retry loop picks the network up
+
+    # -- pods ----------------------------------------------------------------------------
+    def on_pod(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        if static.is_mirror(pod):
+            return
+        uid = meta["uid"]
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return
+        if meta.get("deletionTimestamp"):
+            asyncio.create_task(self._delete_unknown(pod))
+            return
+        worker = PodWorker(self, pod)
+        self.workers[uid] = worker
+        worker.start()
+
+    async def _delete_unknown(self, pod: Obj) -> None:
+        api = self.api
+        if api is not None:
+            with contextlib.suppress(ApiError):
+                await api.delete("v1", "pods", pod["metadata"]["name"], namespace=pod["metadata"].get("namespace"),
+                                 grace_period_seconds=0, preconditions={"uid": pod["metadata"]["uid"]})
+
+    def on_pod_deleted(self, pod: Obj) -> None:
+        worker = self.workers.pop(pod["metadata"].get("uid", ""), None)
+        if worker is not None:
+            asyncio.create_task(worker.terminate(0, delete_object=False))
+
+    def sync_static_pods(self) -> None:
+        manifests = static.read_manifests(self.cfg.pod_manifest_path)
+        seen = set()
+        for fname, text in manifests.items():
+            try:
+                pod = static.static_pod(text, self.name)
+            except Exception as exc:  # noqa: BLE001 -- a bad manifest is skipped, as upstream
+                log.warning("static pod %s: %s", fname, exc)
+                continue
+            seen.add(fname)
+            old = self.static_pods.get(fname)
+            if old is not None and old["metadata"]["uid"] == pod["metadata"]["uid"]:
+                continue
+            if old is not None:
+                self._stop_static(old)
+            self.static_pods[fname] = pod
+            worker = PodWorker(self, pod, static=True)
+            self.workers[pod["metadata"]["uid"]] = worker
+            worker.start()
+            self.status_changed(worker)
+        for fname in set(self.static_pods) - seen:
+            self._stop_static(self.static_pods.pop(fname))
+
+    def _stop_static(self, pod: Obj) -> None:
+        worker = self.workers.pop(pod["metadata"]["uid"], None)
+        if worker is not None:
+            asyncio.create_task(worker.terminate(None, delete_object=False))
+        api = self.api
+        if api is not None:
+            asyncio.create_task(self._delete_mirror(pod))
+
+    async def _delete_mirror(self, pod: Obj) -> None:
+        with contextlib.suppress(ApiError):
+            await self.kubelet.api.delete("v1", "pods", pod["metadata"]["name"], namespace=pod["metadata"]["namespace"],
+                                          grace_period_seconds=0)
+
+    async def sync_mirror_pods(self) -> None:
+        api = self.api
+        if api is None or self.kubelet.pods is None or not self.kubelet.pods.has_synced:
+            return
+        for pod in list(self.static_pods.values()):
+            meta = pod["metadata"]
+            existing = self.kubelet.pods.get(f"{meta['namespace']}/{meta['name']}")
+            if existing is not None and (existing["metadata"].get("annotations") or {}).get(static.MIRROR) \
+                    == meta["annotations"][static.HASH] and not existing["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                if existing is not None:
+                    await api.delete("v1", "pods", meta["name"], namespace=meta["namespace"], grace_period_seconds=0)
+                await api.create("v1", "pods", static.mirror_pod(pod, self.node_uid), namespace=meta["namespace"])
+                worker = self.workers.get(meta["uid"])
+                if worker is not None:
+                    self.status_changed(worker)
+            except ApiError as exc:
+                if exc.status != 409:
+                    log.warning("mirror pod %s: %s", meta["name"], exc)
+
+    # -- node object --------------------------------------------------------------------------
+    def network_ready(self) -> bool:
+        return self.runtime.network_ready()
+
+    def compute_status(self, previous: list[Obj] | None) -> Obj:
+        return nodeobject.node_status(
+            node_ip=self.node_ip, hostname=self.name, facts=self.kubelet.facts,
+            kubelet_version=self.cfg.kubernetes_version, port=self.kubelet.port, max_pods=self.cfg.max_pods,
+            network_ready=self.network_ready(), now=now_rfc3339(), previous=previous)
+
+    async def register(self, api: ApiClient) -> None:
+        node = nodeobject.node_object(self.name, labels=self.labels, taints=self.taints, pod_cidr=self.cfg.pod_cidr,
+                                      annotations=self.annotations, facts=self.kubelet.facts)
+        try:
+            created = await api.create("v1", "nodes", node)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            created = await api.get("v1", "nodes", self.name)
+            merged_labels = dict(created["metadata"].get("labels") or {}, **node["metadata"]["labels"])
+            created = await api.patch("v1", "nodes", self.name, {"metadata": {
+                "labels": merged_labels, "annotations": node["metadata"]["annotations"]}})
+        self.node_uid = created["metadata"]["uid"]
+        self.set_pod_cidr((created.get("spec") or {}).get("podCIDR"))
+        await self.report_status(api, force=True)
+        self.registered = True
+
+    async def report_status(self, api: ApiClient, force: bool = False) -> None:
+        previous = self.last_status["conditions"] if self.last_status else None
+        status = self.compute_status(previous)
+        comparable = _without_heartbeats(status)
+        if not force and self.last_status is not None and comparable == _without_heartbeats(self.last_status) \
+                and time.monotonic() - self.last_report < STATUS_REPORT_EVERY:
+            return
+        await api.patch("v1", "nodes", self.name, {"status": status}, subresource="status")
+        self.last_status = status
+        self.last_report = time.monotonic()
+
+    async def renew_lease(self, api: ApiClient) -> None:
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": self.name, "leaseDurationSeconds": self.cfg.node_lease_duration_seconds,
+                     "renewTime": _micro_now()},
+        }
+        if self.node_uid:
+            lease["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.name,
+                                                     "uid": self.node_uid}]
+        try:
+            await api.patch("coordination.k8s.io/v1", "leases", self.name, {"spec": lease["spec"]},
+                            namespace="kube-node-lease")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            await api.create("coordination.k8s.io/v1", "leases", lease, namespace="kube-node-lease")
+
+    def pod_status_target(self, worker: PodWorker) -> tuple[str, str]:
+        return worker.namespace, worker.name
+
+
+def _without_heartbeats(status: Obj) -> Obj:
+    return dict(status, conditions=[{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+                                    for c in status["conditions"]])
+
+
+def _hosts_entries() -> dict[str, str]:
+    """The node's /etc/hosts names (controlplane, node01, ...), written into every pod's hosts."""
+    out: dict[str, str] = {}
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and "." in words[0] and not words[0].startswith("127."):
+                    for name in words[1:]:
+                        out.setdefault(name, words[0])
+    except OSError:
+        pass
+    return out
+
+
+class Kubelet:
+    """The process: shared API client, informers, status writer, HTTP server; one or many nodes."""
+
+    def __init__(self, cfg: KubeletConfig) -> None:
+        self.cfg = cfg
+        self.facts = nodeobject.host_facts()
+        self.port = cfg.port
+        self.api: ApiClient | None = None
+        self.api_ready = False
+        self.pods: Informer | None = None
+        self.services: Informer | None = None
+        self.node_informer: Informer | None = None
+        self.dirty_pods: dict[str, PodWorker] = {}
+        self.status_wakeup = asyncio.Event()
+        self.node_status_wakeup = asyncio.Event()
+        self.events: asyncio.Queue = asyncio.Queue(maxsize=EVENT_QUEUE_MAX)
+        self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
+        self.routes: dict[str, str] = {}
+        if cfg.sim_nodes:
+            self.nodes_spec = list(cfg.sim_nodes)
+        else:
+            self.nodes_spec = [(cfg.hostname_override, cfg.node_ip)]
+        self.nodes: dict[str, NodeAgent] = {}
+        for i, (name, ip) in enumerate(self.nodes_spec):
+            annotations = {"knet.io/kubelet-endpoint": f"127.0.0.1:{cfg.port}"} if cfg.sim_nodes else {}
+            self.nodes[name] = NodeAgent(self, name, ip, labels=dict(cfg.node_labels),
+                                         taints=list(cfg.register_with_taints), static_host=(i == 0),
+                                         annotations=annotations)
+        self.static_node = self.nodes.get(cfg.hostname_override) if cfg.hostname_override else None
+
+    # -- helpers -----------------------------------------------------------------------
+    def find_worker(self, namespace: str, name: str) -> PodWorker | None:
+        for node in self.nodes.values():
+            for worker in node.workers.values():
+                if worker.namespace == namespace and worker.name == name and not worker.stopped.is_set():
+                    return worker
+        for node in self.nodes.values():
+            for worker in node.workers.values():
+                if worker.namespace == namespace and worker.name == name:
+                    return worker
+        return None
+
+    def cached(self, resource: str, ns: str, name: str) -> Obj | None:
+        """ConfigMaps/Secrets for env: read synchronously from the last fetch (prefetched at sandbox time)."""
+        entry = self._cache.get((resource, ns, name))
+        return entry[1] if entry else None
+
+    async def prefetch(self, pod: Obj) -> None:
+        api = self.api if self.api_ready else None
+        if api is None:
+            return
+        ns = pod["metadata"].get("namespace", "default")
+        wanted = set()
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            for var in c.get("env") or []:
+                src = var.get("valueFrom") or {}
+                if "configMapKeyRef" in src:
+                    wanted.add(("configmaps", src["configMapKeyRef"]["name"]))
+                if "secretKeyRef" in src:
+                    wanted.add(("secrets", src["secretKeyRef"]["name"]))
+            for src in c.get("envFrom") or []:
+                if "configMapRef" in src:
+                    wanted.add(("configmaps", src["configMapRef"]["name"]))
+                if "secretRef" in src:
+                    wanted.add(("secrets", src["secretRef"]["name"]))
+        for resource, name in wanted:
+            try:
+                obj = await api.get("v1", resource, name, namespace=ns)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                obj = None
+            self._cache[(resource, ns, name)] = (time.monotonic(), obj)
+
+    def record_event(self, pod: Obj, event_type: str, reason: str, message: str, host: str,
+                     field_path: str | None) -> None:
+        ev = build_event(pod, event_type, reason, message, "kubelet", host)
+        if field_path:
+            ev["involvedObject"]["fieldPath"] = field_path
+        with contextlib.suppress(asyncio.QueueFull):
+            self.events.put_nowait(ev)
+
+    # -- loops -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        from knet.node.server import start_server
+
+        runner = await start_server(self)
+        scheme = "https" if runner.app["ssl"] is not None else "http"
+        for node in self.nodes.values():
+            host = node.node_ip if self.cfg.address in ("0.0.0.0", "::") else self.cfg.address
+            with contextlib.suppress(OSError):
+                os.makedirs(node.root_dir, exist_ok=True)
+                with open(f"{node.root_dir}/kubelet-endpoint", "w") as f:
+                    f.write(f"{scheme}://{host}:{self.port}\n")
+        try:
+            if self.static_node is not None and self.cfg.pod_manifest_path:
+                self.static_node.sync_static_pods()
+            tasks = [asyncio.create_task(self._static_loop()), asyncio.create_task(self._api_main())]
+            await asyncio.gather(*tasks)
+        finally:
+            await self.shutdown()
+            await runner.cleanup()
+
+    async def shutdown(self) -> None:
+        """On exit, stop pods this process started (their processes would otherwise linger)."""
+        for node in self.nodes.values():
+            await asyncio.gather(*(w.terminate(0, delete_object=False) for w in list(node.workers.values())),
+                                 return_exceptions=True)
+
+    async def _static_loop(self) -> None:
+        if self.static_node is None or not self.cfg.pod_manifest_path:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            self.static_node.sync_static_pods()
+            with contextlib.suppress(Exception):
+                await self.static_node.sync_mirror_pods()
+
+    async def _api_main(self) -> None:
+        if not self.cfg.kubeconfig:
+            await asyncio.Event().wait()  # standalone: static pods only
+        config = load_config(kubeconfig=self.cfg.kubeconfig)
+        async with ApiClient(config) as api:
+            self.api = api
+            while True:  # wait for the apiserver (it may be one of our own static pods)
+                try:
+                    await api.get("v1", "namespaces", "default")
+                    break
+                except Exception:  # noqa: BLE001
+                    await asyncio.sleep(0.5)
+            self.api_ready = True
+            sem = asyncio.Semaphore(32)
+
+            async def register(node: NodeAgent) -> None:
+                async with sem:
+                    while True:
+                        try:
+                            await node.register(api)
+                            return
+                        except Exception as exc:  # noqa: BLE001
+                            log.warning("registering node %s: %s", node.name, exc)
+                            await asyncio.sleep(1.0)
+
+            await asyncio.gather(*(register(n) for n in self.nodes.values()))
+            single = len(self.nodes) == 1
+            self.pods = Informer(api, "v1", "pods", field_selector=f"spec.nodeName={self.cfg.hostname_override}"
+                                 if single else None)
+            self.pods.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
+                                  on_delete=self._on_pod_deleted)
+            self.node_informer = Informer(api, "v1", "nodes")
+            self.node_informer.add_handler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
+            tasks = [asyncio.create_task(self.pods.run()), asyncio.create_task(self.node_informer.run())]
+            if self.cfg.dataplane == "real":
+                self.services = Informer(api, "v1", "services")
+                tasks.append(asyncio.create_task(self.services.run()))
+            tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
+                      asyncio.create_task(self._node_status_loop(api)), asyncio.create_task(self._event_writer(api))]
+            for node in self.nodes.values():
+                for worker in node.workers.values():
+                    node.status_changed(worker)
+            await asyncio.gather(*tasks)
+
+    def _node_of(self, pod: Obj) -> NodeAgent | None:
+        return self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
+
+    async def _on_pod(self, pod: Obj) -> None:
+        node = self._node_of(pod)
+        if node is None:
+            return
+        if pod["metadata"]["uid"] not in node.workers and node.runtime.runs_processes(pod, False):
+            try:
+                await self.prefetch(pod)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("prefetch for %s: %s", pod["metadata"]["name"], exc)
+        node.on_pod(pod)
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        node = self._node_of(pod)
+        if node is not None and not static.is_mirror(pod):
+            node.on_pod_deleted(pod)
+
+    def _on_node(self, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        cidr = (obj.get("spec") or {}).get("podCIDR")
+        if name in self.nodes:
+            self.nodes[name].node_uid = obj["metadata"]["uid"]
+            self.nodes[name].set_pod_cidr(cidr)
+            return
+        if self.cfg.dataplane != "real" or not cidr:
+            return
+        ip = next((a["address"] for a in (obj.get("status") or {}).get("addresses") or []
+                   if a.get("type") == "InternalIP"), None)
+        if ip and self.routes.get(cidr) != ip:
+            # host-gw: every other node's pod range via that node, on the node network.
+            result = subprocess.run(["ip", "route", "replace", cidr, "via", ip, "dev", "eth0"],
+                                    capture_output=True, text=True)
+            if result.returncode == 0:
+                self.routes[cidr] = ip
+            else:
+                log.warning("route %s via %s: %s", cidr, ip, result.stderr.strip())
+
+    async def _status_writer(self, api: ApiClient) -> None:
+        sem = asyncio.Semaphore(16)
+
+        async def write(worker: PodWorker) -> None:
+            async with sem:
+                namespace, name = worker.namespace, worker.name
+                status = worker.status()
+                try:
+                    await api.patch("v1", "pods", name, {"status": status}, subresource="status",
+                                    namespace=namespace)
+                except ApiError as exc:
+                    if exc.status != 404:
+                        log.warning("status of %s/%s: %s", namespace, name, exc)
+                except Exception as exc:  # noqa: BLE001 -- retried on the next change
+                    log.warning("status of %s/%s: %s", namespace, name, exc)
+                if status["phase"] in ("Succeeded", "Failed"):
+                    await worker.teardown_if_finished()
+
+        while True:
+            await self.status_wakeup.wait()
+            self.status_wakeup.clear()
+            batch = list(self.dirty_pods.values())
+            self.dirty_pods.clear()
+            await asyncio.gather(*(write(w) for w in batch))
+
+    async def _lease_loop(self, api: ApiClient) -> None:
+        interval = self.cfg.node_lease_duration_seconds / 4
+        sem = asyncio.Semaphore(32)
+
+        async def renew(node: NodeAgent) -> None:
+            async with sem:
+                try:
+                    await node.renew_lease(api)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("lease of %s: %s", node.name, exc)
+
+        while True:
+            t0 = time.monotonic()
+            await asyncio.gather(*(renew(n) for n in self.nodes.values()))
+            await asyncio.sleep(max(0.5, interval - (time.monotonic() - t0)))
+
+    async def _node_status_loop(self, api: ApiClient) -> None:
+        sem = asyncio.Semaphore(32)
+
+        async def report(node: NodeAgent) -> None:
+            async with sem:
+                try:
+                    await node.report_status(api)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("status of node %s: %s", node.name, exc)
+
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.node_status_wakeup.wait(), self.cfg.node_status_update_frequency)
+            self.node_status_wakeup.clear()
+            await asyncio.gather(*(report(n) for n in self.nodes.values()))
+
+    async def _event_writer(self, api: ApiClient) -> None:
+        while True:
+            ev = await self.events.get()
+            with contextlib.suppress(Exception):
+                await api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])

@@ -1,0 +1,296 @@
+"""One pod's life on a node: sandbox, containers, restarts with back-off, probes, termination."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from knet.node import dnsconfig, podenv, probes, volumes
+from knet.node.runtime import Sandbox, new_id, signal_process, spawn_container
+from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
+from knet.node.workloads import container_argv
+
+if TYPE_CHECKING:
+    from knet.node.agent import NodeAgent
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+BACKOFF_RESET_AFTER = 600.0
+
+
+def backoff_delay(crashes: int) -> float:
+    """kubelet's CrashLoopBackOff: the first restart is immediate, then 10s, 20s, ... 5m."""
+    if crashes <= 1:
+        return 0.0
+    return min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (crashes - 2))
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+@dataclass
+class ContainerRun:
+    spec: Obj
+    record: ContainerRecord
+    process: asyncio.subprocess.Process | None = None
+    crashes: int = 0
+    log_index: int = 0
+    probe_tasks: list[asyncio.Task] = field(default_factory=list)
+    killing_reason: str = ""
+
+
+class PodWorker:
+    def __init__(self, agent: NodeAgent, pod: Obj, *, static: bool = False) -> None:
+        self.agent = agent
+        self.pod = pod
+        self.static = static
+        meta = pod["metadata"]
+        self.uid = meta["uid"]
+        self.key = f"{meta.get('namespace', 'default')}/{meta['name']}"
+        self.dir = Path(agent.root_dir) / "pods" / self.uid
+        self.sandbox: Sandbox | None = None
+        self.start_time = now_rfc3339()
+        self.created_at = time.time()
+        self.runs: dict[str, ContainerRun] = {
+            c["name"]: ContainerRun(c, ContainerRecord(c["name"], c.get("image", "")))
+            for c in pod["spec"].get("containers") or []
+        }
+        self.stopping = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.message = ""
+        self.reason = ""
+        self.task: asyncio.Task | None = None
+        self.runs_processes = agent.runtime.runs_processes(pod, static)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def namespace(self) -> str:
+        return self.pod["metadata"].get("namespace", "default")
+
+    @property
+    def name(self) -> str:
+        return self.pod["metadata"]["name"]
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod {self.key}")
+
+    def update(self, pod: Obj) -> None:
+        self.pod = pod
+        if pod["metadata"].get("deletionTimestamp") and not self.stopping.is_set():
+            grace = pod["metadata"].get("deletionGracePeriodSeconds")
+            asyncio.create_task(self.terminate(int(grace) if grace is not None else None, delete_object=True))
+
+    # -- status ----------------------------------------------------------------------------
+    def records(self) -> list[ContainerRecord]:
+        return [run.record for run in self.runs.values()]
+
+    def status(self) -> Obj:
+        return compute_pod_status(
+            self.pod, self.records(), host_ip=self.agent.node_ip,
+            pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
+            sandbox_ready=self.sandbox is not None and not self.stopping.is_set(),
+            message=self.message, reason=self.reason)
+
+    def changed(self) -> None:
+        self.agent.status_changed(self)
+
+    async def event(self, event_type: str, reason: str, message: str, field_path: str | None = None) -> None:
+        await self.agent.event(self.pod, event_type, reason, message, field_path)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            await self._create_sandbox()
+        except Exception as exc:  # noqa: BLE001 -- reported on the pod, retried
+            log.warning("pod %s: sandbox: %s", self.key, exc)
+            self.message = str(exc)
+            await self.event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+            self.changed()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 2.0)
+            if not self.stopping.is_set():
+                self.agent.retry_pod(self)
+            return
+        self.message = ""
+        self.changed()
+        await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
+
+    async def _create_sandbox(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        hostname = dnsconfig.pod_hostname(self.pod)
+        mounts: list[tuple[str, str, bool]] = []
+        if self.runs_processes:
+            paths = await volumes.materialise(self.agent.api, self.pod, self.dir)
+            mounts = volumes.bind_mounts(self.pod, paths)
+            resolv = self.dir / "resolv.conf"
+            resolv.write_text(dnsconfig.resolv_conf(
+                self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,
+                host_resolv=_read("/etc/resolv.conf")))
+            mounts.insert(0, (str(resolv), "/etc/resolv.conf", False))
+            if not self.pod["spec"].get("hostNetwork"):
+                hosts = self.dir / "etc-hosts"
+                hosts.touch()
+                mounts.insert(1, (str(hosts), "/etc/hosts", False))
+        self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
+        if self.runs_processes and not self.pod["spec"].get("hostNetwork"):
+            # Written in place: the sandbox has bind-mounted this very inode.
+            with open(self.dir / "etc-hosts", "w") as f:
+                f.write(dnsconfig.hosts_file(self.pod, self.sandbox.ip, cluster_domain=self.agent.cfg.cluster_domain,
+                                             extra=self.agent.well_known_hosts))
+
+    def _env(self, container: Obj) -> dict[str, str]:
+        pod = dict(self.pod)
+        pod["status"] = dict(pod.get("status") or {}, podIP=self.sandbox.ip if self.sandbox else "",
+                             podIPs=[{"ip": self.sandbox.ip}] if self.sandbox else [])
+        return podenv.container_env(
+            pod, container, node_name=self.agent.name, host_ip=self.agent.node_ip,
+            services=self.agent.services(), config_map_value=self.agent.config_map_value,
+            secret_value=self.agent.secret_value, config_map_data=self.agent.config_map_data,
+            secret_data=self.agent.secret_data)
+
+    def log_path(self, container: str, index: int) -> Path:
+        return self.dir / "logs" / container / f"{index}.log"
+
+    async def _container_loop(self, run: ContainerRun) -> None:
+        rec = run.record
+        policy = self.pod["spec"].get("restartPolicy") or "Always"
+        field_path = f"spec.containers{{{rec.name}}}"
+        while not self.stopping.is_set():
+            if rec.ran:
+                if not should_restart(policy, rec.exit_code or 0):
+                    return
+                delay = backoff_delay(run.crashes)
+                if delay:
+                    rec.state, rec.reason = "waiting", "CrashLoopBackOff"
+                    rec.message = (f"back-off {int(delay)}s restarting failed container={rec.name} "
+                                   f"pod={self.name}_{self.namespace}({self.uid})")
+                    self.changed()
+                    await self.event("Warning", "BackOff", f"Back-off restarting failed container {rec.name} in pod "
+                                     f"{self.name}_{self.namespace}({self.uid})", field_path)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), delay)
+                    if self.stopping.is_set():
+                        return
+                rec.restart_count += 1
+            try:
+                env = self._env(run.spec)
+                command, args = podenv.command_and_args(run.spec, env)
+            except (LookupError, ValueError) as exc:
+                rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
+                self.changed()
+                await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 2.0)
+                continue
+            image = run.spec.get("image", "")
+            await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine', field_path)
+            rec.container_id = new_id()
+            rec.ready = False
+            await self.event("Normal", "Created", f"Created container {rec.name}", field_path)
+            if self.runs_processes:
+                run.log_index = rec.restart_count
+                try:
+                    run.process = await spawn_container(
+                        self.sandbox, container_argv(run.spec, command, args), env,
+                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod))
+                except OSError as exc:
+                    rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
+                    rec.ran, rec.exit_code = True, 128
+                    run.crashes += 1
+                    self.changed()
+                    await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+                    continue
+            rec.state, rec.reason, rec.message = "running", "", ""
+            rec.started_at = now_rfc3339()
+            rec.started = "startupProbe" not in run.spec
+            rec.ready = "readinessProbe" not in run.spec and rec.started
+            started_mono = time.monotonic()
+            await self.event("Normal", "Started", f"Started container {rec.name}", field_path)
+            self.changed()
+            run.probe_tasks = probes.start_probes(self, run)
+            if run.process is None:
+                await self.stopping.wait()  # simulated: runs until the pod goes away
+                return
+            exit_code = await run.process.wait()
+            for task in run.probe_tasks:
+                task.cancel()
+            run.probe_tasks = []
+            sig = -exit_code if exit_code < 0 else None
+            rec.exit_code = 128 + sig if sig else exit_code
+            rec.signal = None
+            rec.finished_at = now_rfc3339()
+            rec.state, rec.ready, rec.started, rec.ran = "terminated", False, False, True
+            rec.reason = "Completed" if rec.exit_code == 0 else "Error"
+            rec.message = ""
+            if time.monotonic() - started_mono > BACKOFF_RESET_AFTER:
+                run.crashes = 0
+            run.crashes += 1
+            if not self.stopping.is_set() and should_restart(policy, rec.exit_code):
+                rec.last_state = rec.state_dict()
+            run.process = None
+            self.changed()
+
+    async def kill_container(self, run: ContainerRun, grace: float, reason_message: str) -> None:
+        proc = run.process
+        if proc is None or proc.returncode is not None:
+            return
+        await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
+        signal_process(proc, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+        except TimeoutError:
+            signal_process(proc, signal.SIGKILL)
+            await proc.wait()
+
+    async def terminate(self, grace: int | None, *, delete_object: bool) -> None:
+        """Graceful stop: SIGTERM, grace period, SIGKILL; sandbox down; then the pod object goes."""
+        if self.stopping.is_set():
+            await self.stopped.wait()
+            return
+        self.stopping.set()
+        if grace is None:
+            grace = int(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        await asyncio.gather(*(self.kill_container(run, max(grace, 0), f"Stopping container {run.record.name}")
+                               for run in self.runs.values()))
+        for run in self.runs.values():
+            for task in run.probe_tasks:
+                task.cancel()
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task, 5)
+        if self.sandbox is not None:
+            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+        self.stopped.set()
+        if delete_object:
+            await self.agent.pod_terminated(self)
+
+    async def teardown_if_finished(self) -> None:
+        """A pod that has completed (Succeeded/Failed) gives its sandbox back."""
+        status = self.status()
+        if status["phase"] in ("Succeeded", "Failed") and self.sandbox is not None and not self.stopping.is_set():
+            self.stopping.set()
+            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+            self.stopped.set()
+
+    def exec_prefix(self) -> list[str]:
+        if self.sandbox is None:
+            raise LookupError("pod sandbox is not running")
+        return self.sandbox.enter_argv()
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""

@@ -1,0 +1,183 @@
+"""Pod runtimes: where a pod's sandbox and container processes come from.
+
+RealRuntime: a pause process per pod holding its namespaces, CNI for its network, containers as
+processes joined to those namespaces with nsenter. SimRuntime: addresses from the podCIDR in
+Python, no processes (except for static pods, which run as host processes in both modes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knet.net import cni
+
+Obj = dict[str, Any]
+PAUSE = Path(__file__).with_name("pause.py")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+@dataclass
+class Sandbox:
+    id: str
+    ip: str
+    pid: int | None = None           # the pause process (None: no namespaces of its own)
+    new_net: bool = False
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    def enter_argv(self) -> list[str]:
+        """argv prefix joining the pod's namespaces (empty: run as a plain host process)."""
+        if self.pid is None:
+            return []
+        argv = ["nsenter", f"--target={self.pid}", "--mount"]
+        if self.new_net:
+            argv += ["--net", "--uts"]
+        return [*argv, "--"]
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str], log_path: Path,
+                          hostname: str) -> asyncio.subprocess.Process:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
+    full_env.update(env)
+    with open(log_path, "ab", buffering=0) as log:
+        return await asyncio.create_subprocess_exec(
+            *sandbox.enter_argv(), *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            env=full_env, cwd="/", start_new_session=True)
+
+
+def signal_process(proc: asyncio.subprocess.Process, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+class RealRuntime:
+    """Pods as namespaces on this node (the kubelet runs inside the node's namespaces)."""
+
+    name = "real"
+
+    def __init__(self, cni_bin_dir: str, cni_conf_dir: str) -> None:
+        self.cni_bin_dir = cni_bin_dir
+        self.cni_conf_dir = cni_conf_dir
+
+    def runs_processes(self, pod: Obj, static: bool) -> bool:
+        return True
+
+    def network_ready(self) -> bool:
+        return cni.load_conflist(self.cni_conf_dir) is not None
+
+    async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
+                             node_ip: str) -> Sandbox:
+        host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        conflist = None
+        if not host_network:
+            conflist = cni.load_conflist(self.cni_conf_dir)
+            if conflist is None:
+                raise SandboxError("network is not ready: cni config uninitialized")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", str(PAUSE), hostname, "0" if host_network else "1", json.dumps(mounts),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        assert proc.stdout is not None
+        line = (await proc.stdout.readline()).decode().strip()
+        if line != "ok":
+            await proc.wait()
+            raise SandboxError(f"failed to create pod sandbox: {line or 'pause exited'}")
+        sandbox = Sandbox(id=new_id(), ip=node_ip, pid=proc.pid, new_net=not host_network, process=proc)
+        if conflist is not None:
+            try:
+                result = await cni.add_pod(conflist, self.cni_bin_dir, sandbox.id, f"/proc/{proc.pid}/ns/net", pod)
+            except cni.CniError as exc:
+                proc.kill()
+                await proc.wait()
+                raise SandboxError(f"failed to set up sandbox network: {exc}") from exc
+            sandbox.ip = result.ip
+        return sandbox
+
+    async def remove_sandbox(self, sandbox: Sandbox, pod: Obj) -> None:
+        if sandbox.new_net and sandbox.pid is not None:
+            conflist = cni.load_conflist(self.cni_conf_dir)
+            if conflist is not None:
+                try:
+                    await cni.del_pod(conflist, self.cni_bin_dir, sandbox.id, f"/proc/{sandbox.pid}/ns/net", pod)
+                except cni.CniError:
+                    pass  # the address is released by host-local even when the netns is gone
+        if sandbox.process is not None and sandbox.process.returncode is None:
+            sandbox.process.send_signal(signal.SIGKILL)
+            await sandbox.process.wait()
+
+
+class PodCidrAllocator:
+    """Pod IPs from a podCIDR for the simulated dataplane; an IP in use is never handed out."""
+
+    def __init__(self) -> None:
+        self.cidr: ipaddress.IPv4Network | None = None
+        self.used: set[str] = set()
+        self._next = 2
+
+    def set_cidr(self, cidr: str) -> None:
+        net = ipaddress.IPv4Network(cidr, strict=False)
+        if net != self.cidr:
+            self.cidr, self._next = net, 2
+
+    def allocate(self) -> str:
+        if self.cidr is None:
+            raise SandboxError("network is not ready: node has no podCIDR yet")
+        size = self.cidr.num_addresses
+        for _ in range(size):
+            offset = self._next
+            self._next = self._next + 1 if self._next + 1 < size - 1 else 2
+            ip = str(self.cidr.network_address + offset)
+            if ip not in self.used:
+                self.used.add(ip)
+                return ip
+        raise SandboxError(f"no free addresses left in {self.cidr}")
+
+    def release(self, ip: str) -> None:
+        self.used.discard(ip)
+
+
+class SimRuntime:
+    """No namespaces: addresses in Python, built-in workloads reported Running without a process.
+    Static pods (the control plane) still run as host processes."""
+
+    name = "sim"
+
+    def __init__(self) -> None:
+        self.allocator = PodCidrAllocator()
+
+    def runs_processes(self, pod: Obj, static: bool) -> bool:
+        return static
+
+    def network_ready(self) -> bool:
+        return self.allocator.cidr is not None
+
+    async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
+                             node_ip: str) -> Sandbox:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return Sandbox(id=new_id(), ip=node_ip)
+        return Sandbox(id=new_id(), ip=self.allocator.allocate())
+
+    async def remove_sandbox(self, sandbox: Sandbox, pod: Obj) -> None:
+        if not (pod.get("spec") or {}).get("hostNetwork"):
+            self.allocator.release(sandbox.ip)

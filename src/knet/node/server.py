@@ -1,0 +1,298 @@
+"""The kubelet's HTTP API (docs/contracts.md section 4): container logs and exec.
+
+Exec speaks Kubernetes' WebSocket channel protocol (v5.channel.k8s.io / v4.channel.k8s.io):
+every binary message starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize,
+255 close in v5); the final Status goes on channel 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pty
+import ssl
+import struct
+import termios
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from knet.node.agent import Kubelet
+    from knet.node.podworker import PodWorker
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def exec_status(exit_code: int | None, error: str | None = None) -> dict[str, Any]:
+    """The metav1.Status kubelet sends on the error channel when a command ends. Pure."""
+    if error is not None:
+        return {"metadata": {}, "status": "Failure", "message": error, "reason": "InternalError"}
+    if exit_code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {
+        "metadata": {}, "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {exit_code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
+    }
+
+
+def _find(kubelet: Kubelet, request: web.Request) -> tuple[PodWorker, str]:
+    ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+    worker = kubelet.find_worker(ns, pod)
+    if worker is None:
+        raise web.HTTPNotFound(text=f'pod "{pod}" not found in namespace "{ns}"')
+    if container not in worker.runs:
+        raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {pod}")
+    return worker, container
+
+
+def _since_filter(lines: list[bytes], tail: int | None) -> list[bytes]:
+    if tail is not None:
+        return lines[-tail:] if tail > 0 else []
+    return lines
+
+
+async def container_logs(request: web.Request) -> web.StreamResponse:
+    kubelet: Kubelet = request.app["kubelet"]
+    worker, container = _find(kubelet, request)
+    run = worker.runs[container]
+    q = request.query
+    previous = q.get("previous") in ("true", "1")
+    follow = q.get("follow") in ("true", "1") and not previous
+    tail = int(q["tailLines"]) if q.get("tailLines") else None
+    timestamps = q.get("timestamps") in ("true", "1")
+    index = run.log_index - 1 if previous else run.log_index
+    if previous and (run.record.restart_count == 0 or index < 0):
+        raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{worker.name}" not found')
+    path = worker.log_path(container, index)
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    await resp.prepare(request)
+
+    def stamp(line: bytes) -> bytes:
+        if not timestamps:
+            return line
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode() + b" " + line
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            lines = data.splitlines(keepends=True)
+            for line in _since_filter(lines, tail):
+                await resp.write(stamp(line))
+            while follow:
+                chunk = f.read()
+                if chunk:
+                    await resp.write(chunk)
+                    continue
+                running = run.process is not None and run.process.returncode is None and run.log_index == index
+                if not running:
+                    break
+                await asyncio.sleep(0.1)
+    except FileNotFoundError:
+        pass
+    await resp.write_eof()
+    return resp
+
+
+async def exec_handler(request: web.Request) -> web.StreamResponse:
+    kubelet: Kubelet = request.app["kubelet"]
+    worker, container = _find(kubelet, request)
+    command = request.query.getall("command", [])
+    if not command:
+        raise web.HTTPBadRequest(text="you must specify at least 1 command")
+    want_stdin = request.query.get("stdin") in ("true", "1")
+    tty = request.query.get("tty") in ("true", "1")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+    await ws.prepare(request)
+    v5 = ws.ws_protocol == "v5.channel.k8s.io"
+    if worker.runs[container].process is None and worker.runs_processes:
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(None, f"container {container} is not running"))
+                            .encode())
+        await ws.close()
+        return ws
+    argv = [*worker.exec_prefix(), *command]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+           "TERM": "xterm" if tty else "dumb"}
+    try:
+        if tty:
+            code = await _exec_tty(ws, argv, env, want_stdin, v5)
+        else:
+            code = await _exec_pipes(ws, argv, env, want_stdin, v5)
+        status = exec_status(code)
+    except OSError as exc:
+        status = exec_status(None, f"failed to exec in container: {exc}")
+    if not ws.closed:
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        await ws.close()
+    return ws
+
+
+async def _exec_pipes(ws: web.WebSocketResponse, argv: list[str], env: dict[str, str], want_stdin: bool,
+                      v5: bool) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+
+    async def pump(stream: asyncio.StreamReader, channel: int) -> None:
+        while chunk := await stream.read(65536):
+            await ws.send_bytes(bytes([channel]) + chunk)
+
+    async def feed() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, payload = msg.data[0], msg.data[1:]
+            if channel == STDIN and proc.stdin is not None:
+                if payload:
+                    proc.stdin.write(payload)
+                    with contextlib.suppress(ConnectionError):
+                        await proc.stdin.drain()
+            elif channel == CLOSE and v5 and payload[:1] == bytes([STDIN]) and proc.stdin is not None:
+                proc.stdin.close()
+        if proc.returncode is None and proc.stdin is not None:
+            proc.stdin.close()
+
+    feeder = asyncio.create_task(feed()) if want_stdin else None
+    await asyncio.gather(pump(proc.stdout, STDOUT), pump(proc.stderr, STDERR))
+    code = await proc.wait()
+    if feeder is not None:
+        feeder.cancel()
+    return code
+
+
+async def _exec_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, str], want_stdin: bool,
+                    v5: bool) -> int:
+    master, slave = pty.openpty()
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=slave, stdout=slave, stderr=slave,
+                                                preexec_fn=controlling_tty)
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    out_queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            data = b""
+        out_queue.put_nowait(data)
+        if not data:
+            loop.remove_reader(master)
+
+    loop.add_reader(master, readable)
+
+    async def pump() -> None:
+        while data := await out_queue.get():
+            await ws.send_bytes(bytes([STDOUT]) + data)
+
+    async def feed() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, payload = msg.data[0], msg.data[1:]
+            if channel == STDIN and payload:
+                os.write(master, payload)
+            elif channel == RESIZE:
+                with contextlib.suppress(ValueError, KeyError, OSError):
+                    size = json.loads(payload)
+                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size["Height"], size["Width"], 0, 0))
+
+    feeder = asyncio.create_task(feed())
+    pumper = asyncio.create_task(pump())
+    code = await proc.wait()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(pumper, 1.0)
+    loop.remove_reader(master)
+    os.close(master)
+    feeder.cancel()
+    return code
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def list_pods(request: web.Request) -> web.Response:
+    kubelet: Kubelet = request.app["kubelet"]
+    items = [w.pod for n in kubelet.nodes.values() for w in n.workers.values()]
+    return web.json_response({"kind": "PodList", "apiVersion": "v1", "items": items})
+
+
+async def containers(request: web.Request) -> web.Response:
+    """What `knet crictl` lists: every container of this process's node(s)."""
+    kubelet: Kubelet = request.app["kubelet"]
+    rows = []
+    for node in kubelet.nodes.values():
+        for w in node.workers.values():
+            for run in w.runs.values():
+                rec = run.record
+                rows.append({"id": rec.container_id, "image": rec.image, "created": run_created(w, run),
+                             "state": rec.state, "name": rec.name, "attempt": rec.restart_count,
+                             "podId": w.sandbox.id if w.sandbox else "", "pod": w.name, "namespace": w.namespace,
+                             "node": node.name, "podCreated": w.created_at,
+                             "podState": "Ready" if w.sandbox and not w.stopped.is_set() else "NotReady"})
+    return web.json_response({"containers": rows})
+
+
+def run_created(worker: PodWorker, run: Any) -> float:
+    return worker.created_at
+
+
+def _ssl_context(kubelet: Kubelet) -> ssl.SSLContext | None:
+    cfg = kubelet.cfg
+    if not (cfg.tls_cert_file and cfg.tls_private_key_file and os.path.exists(cfg.tls_cert_file)):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_private_key_file)
+    if cfg.client_ca_file and os.path.exists(cfg.client_ca_file):
+        ctx.load_verify_locations(cfg.client_ca_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+@web.middleware
+async def require_client_cert(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With a client CA, logs/exec/pods need a client certificate signed by it."""
+    ctx = request.app.get("ssl")
+    if ctx is not None and ctx.verify_mode != ssl.CERT_NONE and request.path != "/healthz":
+        transport = request.transport
+        sslobj = transport.get_extra_info("ssl_object") if transport else None
+        if sslobj is None or not sslobj.getpeercert():
+            raise web.HTTPUnauthorized(text="Unauthorized")
+    return await handler(request)
+
+
+async def start_server(kubelet: Kubelet) -> web.AppRunner:
+    app = web.Application(middlewares=[require_client_cert])
+    app["kubelet"] = kubelet
+    ctx = _ssl_context(kubelet)
+    app["ssl"] = ctx
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/pods", list_pods)
+    app.router.add_get("/containers", containers)
+    app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", exec_handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, kubelet.cfg.address, kubelet.cfg.port, ssl_context=ctx, reuse_address=True)
+    await site.start()
+    if kubelet.cfg.port == 0:
+        kubelet.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    log.info("kubelet API on %s:%s", kubelet.cfg.address, kubelet.port)
+    return runner
+
+
+__all__ = ["exec_status", "start_server"]

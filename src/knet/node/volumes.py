@@ -1,0 +1,159 @@
+"""A pod's volumes materialised as files under the pod directory, and the bind mounts that put
+them at each container's mountPath (in the pod's private mount namespace)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+from knet.client import ApiError
+
+Obj = dict[str, Any]
+
+
+def _write_items(target: Path, data: dict[str, bytes], items: list[Obj] | None, mode: int = 0o644) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    chosen = {i["key"]: i.get("path", i["key"]) for i in items} if items else {k: k for k in data}
+    for key, rel in chosen.items():
+        if key not in data:
+            continue
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data[key])
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+
+
+def _config_map_data(obj: Obj) -> dict[str, bytes]:
+    data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    return data
+
+
+def _secret_data(obj: Obj) -> dict[str, bytes]:
+    data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+    return data
+
+
+async def _get(api: Any, resource: str, ns: str, name: str, optional: bool) -> Obj | None:
+    try:
+        return await api.get("v1", resource, name, namespace=ns)
+    except ApiError as exc:
+        if exc.status == 404 and optional:
+            return None
+        raise
+
+
+def _downward(pod: Obj, items: list[Obj]) -> dict[str, bytes]:
+    from knet.node.podenv import field_value
+
+    out: dict[str, bytes] = {}
+    meta = pod["metadata"]
+    for item in items:
+        path = item["path"]
+        ref = item.get("fieldRef")
+        if not ref:
+            continue
+        fp = ref["fieldPath"]
+        if fp in ("metadata.labels", "metadata.annotations"):
+            values = meta.get(fp.split(".")[1]) or {}
+            out[path] = "\n".join(f'{k}="{v}"' for k, v in sorted(values.items())).encode()
+        else:
+            out[path] = field_value(pod, fp, (pod.get("spec") or {}).get("nodeName", ""),
+                                    (pod.get("status") or {}).get("hostIP", "")).encode()
+    return out
+
+
+async def _service_account_token(api: Any, pod: Obj, source: Obj) -> bytes:
+    meta = pod["metadata"]
+    sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    request = {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [source["audience"]] if source.get("audience") else [],
+                 "expirationSeconds": int(source.get("expirationSeconds") or 3607),
+                 "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                    "uid": meta.get("uid", "")}},
+    }
+    answer = await api.create("v1", "serviceaccounts", request, namespace=meta.get("namespace", "default"),
+                              name=sa, subresource="token")
+    return answer["status"]["token"].encode()
+
+
+async def materialise(api: Any | None, pod: Obj, pod_dir: Path) -> dict[str, Path]:
+    """Write every volume's files; returns volume name -> host path to bind."""
+    ns = pod["metadata"].get("namespace", "default")
+    paths: dict[str, Path] = {}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        name = vol["name"]
+        target = pod_dir / "volumes" / name
+        if "hostPath" in vol:
+            hp = vol["hostPath"]
+            path = Path(hp["path"])
+            if not path.exists():
+                kind = hp.get("type") or ""
+                if kind == "FileOrCreate":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+                elif kind == "DirectoryOrCreate":
+                    path.mkdir(parents=True, exist_ok=True)
+            paths[name] = path
+        elif "emptyDir" in vol:
+            target.mkdir(parents=True, exist_ok=True)
+            paths[name] = target
+        elif "configMap" in vol and api is not None:
+            src = vol["configMap"]
+            obj = await _get(api, "configmaps", ns, src["name"], bool(src.get("optional")))
+            _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
+            paths[name] = target
+        elif "secret" in vol and api is not None:
+            src = vol["secret"]
+            obj = await _get(api, "secrets", ns, src["secretName"], bool(src.get("optional")))
+            _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
+            paths[name] = target
+        elif "downwardAPI" in vol:
+            _write_items(target, _downward(pod, vol["downwardAPI"].get("items") or []), None)
+            paths[name] = target
+        elif "projected" in vol and api is not None:
+            for source in vol["projected"].get("sources") or []:
+                if "serviceAccountToken" in source:
+                    tok = source["serviceAccountToken"]
+                    _write_items(target, {tok["path"]: await _service_account_token(api, pod, tok)}, None, 0o600)
+                elif "configMap" in source:
+                    src = source["configMap"]
+                    obj = await _get(api, "configmaps", ns, src["name"], True)
+                    _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
+                elif "secret" in source:
+                    src = source["secret"]
+                    obj = await _get(api, "secrets", ns, src["name"], True)
+                    _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
+                elif "downwardAPI" in source:
+                    _write_items(target, _downward(pod, source["downwardAPI"].get("items") or []), None)
+            target.mkdir(parents=True, exist_ok=True)
+            paths[name] = target
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            paths[name] = target
+    return paths
+
+
+def bind_mounts(pod: Obj, volume_paths: dict[str, Path]) -> list[tuple[str, str, bool]]:
+    """(source, mountPath, readOnly) for every container's volumeMounts (pods share one mount
+    namespace here, so the union of all containers' mounts)."""
+    mounts: dict[str, tuple[str, str, bool]] = {}
+    spec = pod.get("spec") or {}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for vm in container.get("volumeMounts") or []:
+            src = volume_paths.get(vm["name"])
+            if src is None:
+                continue
+            if vm.get("subPath"):
+                src = src / vm["subPath"]
+            if str(src) == vm["mountPath"]:
+                continue  # a hostPath at its own path needs no mount
+            mounts[vm["mountPath"]] = (str(src), vm["mountPath"], bool(vm.get("readOnly")))
+    # Parents first, so a mount inside another mount lands on top of it.
+    return sorted(mounts.values(), key=lambda m: m[1].count("/"))
