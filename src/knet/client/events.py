@@ -24,10 +24,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def object_reference(obj: Obj) -> Obj:
     meta = obj.get("metadata") or {}
     ref = {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"), "name": meta.get("name"),
@@ -48,7 +44,7 @@ def build_event(involved: Obj, event_type: str, reason: str, message: str, compo
         "involvedObject": ref, "reason": reason, "message": message, "type": event_type,
         "source": {"component": component, **({"host": host} if host else {})},
         "reportingComponent": component, "reportingInstance": host or "",
-        "firstTimestamp": ts, "lastTimestamp": ts, "eventTime": None, "count": 1,
+        "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
     }
 
 
@@ -83,4 +79,4 @@ class EventRecorder:
             log.warning("could not record event %s %s: %s", reason, ref.get("name"), exc)
 
 
-__all__ = ["EventRecorder", "build_event", "object_reference", "_micro_now"]
+__all__ = ["EventRecorder", "build_event", "object_reference"]
