@@ -124,7 +124,7 @@ def env(tmp_path_factory):
         yield {"kubectl": kubectl, "ports": ports, "corefile": corefile, "dns": dns, "tmp": tmp}
     finally:
         for p in reversed(procs):
-            stop(p)
+            stop(p, grace=5.0 if p is not api else 2.0)
         silent.close()
         api_log.close()
 

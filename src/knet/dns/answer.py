@@ -26,6 +26,8 @@ from dns.rdtypes.IN.AAAA import AAAA
 from dns.rdtypes.IN.SRV import SRV
 
 from knet.dns.lookup import Found, KubernetesBackend, NameError_, host_kind
+from knet.dns.objects import service_key
+from knet.dns.request import POD, SVC, InvalidRequest, is_reverse, parse_request
 
 IN = dns.rdataclass.IN
 RR = tuple[str, int, Rdata]  # owner name, TTL, rdata
@@ -128,6 +130,26 @@ def serve(plugin: KubernetesZones, qname: str, qtype: int) -> Reply | None:
         return reply
     reply.answer = records
     return reply
+
+
+def dependency(plugin: KubernetesZones, qname: str, qtype: int, reply: Reply) -> str:
+    """What a cached answer to QNAME depends on (see wirecache): the Service key, "pod", "static"
+    for a name that cannot exist, or "*" when it may depend on anything (PTR, NS, CNAME chains)."""
+    name = qname.lower()
+    zone = plugin.backend.match_zone(name)
+    if zone is None or is_reverse(zone) or qtype in (dns.rdatatype.NS, dns.rdatatype.PTR):
+        return "*"
+    if name.startswith("ns.dns.") or any(r.rdtype == dns.rdatatype.CNAME for _, _, r in reply.answer):
+        return "*"
+    try:
+        r = parse_request(name, zone)
+    except InvalidRequest:
+        return "static"
+    if r.pod_or_svc == SVC and r.service:
+        return service_key(r.service, r.namespace)
+    if r.pod_or_svc == POD and r.service:
+        return "pod"
+    return "*"
 
 
 def _addresses(backend: KubernetesBackend, name: str, qname: str, zone: str, qtype: int,

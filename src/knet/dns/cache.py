@@ -62,28 +62,30 @@ class ClusterCache:
         self._synced[kind] = True
         self._changed()
 
-    def on_change(self, listener: Callable[[], None]) -> None:
+    def on_change(self, listener: Callable[[str | None], None]) -> None:
         self._listeners.append(listener)
 
-    def off_change(self, listener: Callable[[], None]) -> None:
+    def off_change(self, listener: Callable[[str | None], None]) -> None:
         self._listeners = [fn for fn in self._listeners if fn != listener]
 
-    def _changed(self) -> None:
+    def _changed(self, key: str | None = None) -> None:
+        """Tell listeners what changed: a service_key (the Service or its endpoints), "pod" (a Pod),
+        or None (anything may have: namespaces, sync state)."""
         self.generation += 1
         self.modified = int(time.time())
         for listener in self._listeners:
-            listener()
+            listener(key)
 
     def upsert_service(self, svc: Service) -> None:
         self._drop_service(svc.key)
         self._services[svc.key] = svc
         for ip in svc.cluster_ips:
             self._svc_by_ip.setdefault(ip, []).append(svc)
-        self._changed()
+        self._changed(svc.key)
 
     def delete_service(self, key: str) -> None:
         self._drop_service(key)
-        self._changed()
+        self._changed(key)
 
     def _drop_service(self, key: str) -> None:
         old = self._services.pop(key, None)
@@ -93,17 +95,19 @@ class ClusterCache:
             _remove(self._svc_by_ip, ip, old)
 
     def upsert_endpoints(self, eps: Endpoints) -> None:
-        self._drop_endpoints(eps.namespace, eps.name)
+        old_index = self._drop_endpoints(eps.namespace, eps.name)
         self._endpoints.setdefault(eps.index, {})[_slice_id(eps.namespace, eps.name)] = eps
         for ip in {a.ip for a in eps.addresses}:
             self._eps_by_ip.setdefault(ip, []).append(eps)
-        self._changed()
+        if old_index is not None and old_index != eps.index:
+            self._changed(old_index)
+        self._changed(eps.index)
 
     def delete_endpoints(self, namespace: str, name: str) -> None:
-        self._drop_endpoints(namespace, name)
-        self._changed()
+        self._changed(self._drop_endpoints(namespace, name))
 
-    def _drop_endpoints(self, namespace: str, name: str) -> None:
+    def _drop_endpoints(self, namespace: str, name: str) -> str | None:
+        """Forget one slice; returns the service_key it belonged to (None if unknown)."""
         sid = _slice_id(namespace, name)
         for index, slices in list(self._endpoints.items()):
             old = slices.pop(sid, None)
@@ -113,17 +117,19 @@ class ClusterCache:
                 del self._endpoints[index]
             for ip in {a.ip for a in old.addresses}:
                 _remove(self._eps_by_ip, ip, old)
+            return index
+        return None
 
     def upsert_pod(self, pod: Pod) -> None:
         self._drop_pod(pod.namespace, pod.name)
         self._pods[f"{pod.namespace}/{pod.name}"] = pod
         for ip in pod.ips:
             self._pods_by_ip.setdefault(ip, []).append(pod)
-        self._changed()
+        self._changed("pod")
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self._drop_pod(namespace, name)
-        self._changed()
+        self._changed("pod")
 
     def _drop_pod(self, namespace: str, name: str) -> None:
         old = self._pods.pop(f"{namespace}/{name}", None)

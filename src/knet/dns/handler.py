@@ -24,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from knet.dns.answer import RR, KubernetesZones, Reply, serve
+from knet.dns.answer import RR, KubernetesZones, Reply, dependency, serve
 from knet.dns.corefile import CacheConfig
 from knet.dns.forward import Forwarder
 from knet.dns.metrics import Metrics, rcode_label, type_label
@@ -114,8 +114,9 @@ class QueryHandler:
             if reply.chase:
                 return self._chase(block, query, reply, proto, family, t0)
             cacheable = proto == "udp" and reply.rcode != dns.rcode.SERVFAIL
+            dep = dependency(block.kubernetes, qname, q.rdtype, reply) if cacheable else "*"  # type: ignore[arg-type]
             return self._finish(query, reply.rcode, reply, proto, family, t0, cacheable=cacheable,
-                                authoritative=True, key=wire[2:], loadbalance=block.loadbalance)
+                                authoritative=True, key=wire[2:], loadbalance=block.loadbalance, dep=dep)
         if block.forwards(name):
             assert block.forwarder is not None
             if block.forwarder.saturated:
@@ -195,7 +196,7 @@ class QueryHandler:
 
     def _finish(self, query: dns.message.Message, rcode: int, reply: Reply, proto: str, family: str, t0: float,
                 *, cacheable: bool, authoritative: bool = False, key: bytes | None = None,
-                loadbalance: bool = False, truncated: bool = False) -> bytes:
+                loadbalance: bool = False, truncated: bool = False, dep: str = "*") -> bytes:
         max_size = self._max_size(query, proto)
         variants = _rotations(reply.answer) if loadbalance else [reply.answer]
         tails = []
@@ -206,7 +207,8 @@ class QueryHandler:
         qtype = query.question[0].rdtype if query.question else -1
         if cacheable and key is not None:
             denial = rcode != dns.rcode.NOERROR or not reply.answer
-            self.wire_cache.put_cluster(key, WireEntry(tuple(tails), INF, type_label(qtype), rcode_label(rcode), denial))
+            entry = WireEntry(tuple(tails), INF, type_label(qtype), rcode_label(rcode), denial)
+            self.wire_cache.put_cluster(key, entry, dep)
             self.metrics.cache_misses += 1
         self._observe(proto, family, qtype, rcode, t0)
         return query.id.to_bytes(2, "big") + tails[0]

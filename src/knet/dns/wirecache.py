@@ -2,7 +2,10 @@
 
 Two identical queries (same name, case, type, flags, EDNS) get byte-identical answers apart
 from the ID, so a hit is `query[:2] + tail`: no parsing, no rendering. Cluster answers live
-until the cluster cache changes (then all are forgotten: no stale Service survives a change);
+until what they were computed from changes: each is tagged with a dependency (the Service key
+NAME.NAMESPACE for names of a Service, "pod", "static" for names that cannot exist, "*" for
+everything else such as PTR), and a change forgets the entries of its key and of "*"; a change
+of unknown scope (namespaces, sync state) forgets all. No stale Service survives a change;
 forwarded answers live for their TTL, capped by the Corefile's `cache` plugin.
 """
 
@@ -35,6 +38,7 @@ class WireCache:
         self.max_entries = max_entries
         self.cluster: dict[bytes, WireEntry] = {}
         self.forwarded: dict[bytes, WireEntry] = {}
+        self.deps: dict[str, list[bytes]] = {}
 
     def get(self, key: bytes, now: float) -> WireEntry | None:
         entry = self.cluster.get(key)
@@ -46,18 +50,25 @@ class WireCache:
             return None
         return entry
 
-    def put_cluster(self, key: bytes, entry: WireEntry) -> None:
+    def put_cluster(self, key: bytes, entry: WireEntry, dep: str = "*") -> None:
         if len(self.cluster) >= self.max_entries:  # a flood of distinct names: start over
-            self.cluster = {}
+            self.cluster, self.deps = {}, {}
         self.cluster[key] = entry
+        self.deps.setdefault(dep, []).append(key)
 
     def put_forwarded(self, key: bytes, entry: WireEntry) -> None:
         if len(self.forwarded) >= self.max_entries:
             self.forwarded = {}
         self.forwarded[key] = entry
 
-    def forget_cluster(self) -> None:
-        self.cluster = {}
+    def forget_cluster(self, dep: str | None = None) -> None:
+        """Forget the cluster answers that depend on DEP (and the "*" ones); None: all of them."""
+        if dep is None:
+            self.cluster, self.deps = {}, {}
+            return
+        for tag in (dep, "*"):
+            for key in self.deps.pop(tag, ()):
+                self.cluster.pop(key, None)
 
     def __len__(self) -> int:
         return len(self.cluster) + len(self.forwarded)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import socket
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -252,15 +253,26 @@ async def test_dns_server_survives_a_flood_from_one_client(dnskit):
     try:
         port = udp.get_extra_info("sockname")[1]
         flooding = asyncio.create_task(asyncio.to_thread(flood, port, 20000))
-        answered = 0
-        while not flooding.done():
-            resp = await ask(port, "svc1.testns.svc.cluster.local.", timeout=1.0)
+        answered = asked = 0
+        while not flooding.done() or asked < 3:
+            asked += 1
+            try:  # while the flood fills the socket buffer the kernel may drop a query of ours
+                resp = await ask(port, "svc1.testns.svc.cluster.local.", timeout=0.5)
+            except dns.exception.Timeout:
+                continue
             answered += addresses(resp) == ["10.0.0.1"]
         await flooding
         assert answered >= 1
-        # the flood's excess was shed, and another client is still answered afterwards
+        # the flood's excess was shed, and another client is still answered afterwards (retrying
+        # like a stub resolver: its first packet may meet a socket buffer still full of flood)
         assert handler.metrics.dropped > 0
-        assert addresses(await ask(port, "svc6.testns.svc.cluster.local.", T.AAAA)) == ["1234:abcd::1"]
+        for attempt in range(3):
+            try:
+                resp = await ask(port, "svc6.testns.svc.cluster.local.", T.AAAA, timeout=1.0)
+                break
+            except dns.exception.Timeout:
+                assert attempt < 2
+        assert addresses(resp) == ["1234:abcd::1"]
     finally:
         udp.close()
         tcp.close()
@@ -288,3 +300,20 @@ async def test_dns_server_externalname_cname_and_upstream_answer(dns_server, dns
     assert addresses(resp) == ["192.0.2.7"]
     cname = await ask(port, "ext.testns.svc.cluster.local.", T.CNAME)
     assert [r.to_text() for r in cname.answer[0]] == ["example.test."]
+
+
+async def test_dns_server_change_forgets_only_dependent_answers(dns_server, dnskit):
+    port, cache, handler = dns_server["port"], dns_server["cache"], dns_server["handler"]
+    await ask(port, "svc1.testns.svc.cluster.local.")
+    await ask(port, "hdls1.testns.svc.cluster.local.")
+    await ask(port, "1.0.0.10.in-addr.arpa.", T.PTR)
+    cluster = handler.wire_cache.cluster
+    assert len(cluster) == 3
+    # an endpoint change of hdls1 forgets hdls1's answer and the PTR ("*"), keeps svc1's
+    cache.upsert_endpoints(to_endpoints(dnskit.endpoint_slice("hdls1", "testns", [("172.0.0.9", None)])))
+    assert len(handler.wire_cache.cluster) == 1
+    assert addresses(await ask(port, "hdls1.testns.svc.cluster.local.")) == ["172.0.0.9"]
+    # a namespace change may change anything: all forgotten
+    cache.add_namespace("brand-new")
+    assert len(handler.wire_cache.cluster) == 0
+    assert addresses(await ask(port, "svc1.testns.svc.cluster.local.")) == ["10.0.0.1"]
