@@ -137,7 +137,8 @@ class ObjectService:
             if unknown:
                 msgs = [f'unknown field "{u}"' for u in unknown]
                 if opts.field_validation == "Strict":
-                    raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
+                    raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                             "strict decoding error: " + ", ".join(msgs))
                 opts.warnings += msgs
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("metadata", {})
