@@ -27,8 +27,12 @@ def _pid1(hostname: str, hosts_file: str | None, ready_fd: int) -> None:
         linux.bind_mount(hosts_file, "/etc/hosts")
     os.write(ready_fd, b"ok")
     os.close(ready_fd)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    # Signals sent from inside the node (`kill 1`) must not take the node down; teardown sends
+    # SIGKILL from the host, which PID 1 of a child namespace cannot ignore.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wake pause() to reap
     while True:  # reap every orphan of the node
         try:
             os.wait()

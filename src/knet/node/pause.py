@@ -47,6 +47,7 @@ def main() -> None:
     for fd in (0, 1):
         os.dup2(devnull, fd)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wake pause() to reap
     while True:
         try:
             os.wait()

@@ -1,0 +1,309 @@
+"""Real dataplane: node machines + `knet kubelet` + real CNI plugins against a real apiserver.
+
+Address plan: node network 172.30.77.0/24 on bridge kn<hash>br (host .1), nodes kd1 = .2,
+kd2 = .3; podCIDRs 10.244.77.0/24 (kd1) and 10.244.78.0/24 (kd2) given by --pod-cidr; the
+apiserver on the host, reached from the nodes at 172.30.77.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import KNET, KUBECTL, start_apiserver  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+NODE_CIDR = "172.30.77.0/24"
+NODES = {"kd1": "10.244.77.0/24", "kd2": "10.244.78.0/24"}
+
+
+def _root_ok() -> bool:
+    return os.geteuid() == 0 and Path("/usr/lib/cni/bridge").exists()
+
+
+def wait_for(check, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 -- keep polling until the deadline
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class MiniCluster:
+    def __init__(self, tmp: Path) -> None:
+        from knet.net.machines import cluster_network
+
+        self.tmp = tmp
+        self.name = "kd" + uuid.uuid4().hex[:6]
+        self.net = cluster_network(self.name, NODE_CIDR)
+        self.kubelets: dict[str, subprocess.Popen] = {}
+        self.api = None
+        self.ips = {node: self.net.node_ip(i) for i, node in enumerate(NODES)}
+
+    def start(self) -> None:
+        from knet.cluster.pki import issue_cert, load_cert_key, write_cert_key
+        from knet.net.machines import create_node_machine
+
+        os.environ["KNET_STATE_DIR"] = str(self.tmp / "state")
+        self.api = start_apiserver(self.tmp / "api", ["--bind-address=0.0.0.0"])
+        conf = yaml.safe_load(Path(self.api.kubeconfig).read_text())
+        gw = self.net.gateway.split("/")[0]
+        for cluster in conf["clusters"]:
+            cluster["cluster"]["server"] = f"https://{gw}:{self.api.port}"
+            cluster["cluster"].pop("certificate-authority-data", None)
+            cluster["cluster"]["insecure-skip-tls-verify"] = True
+        node_conf = self.tmp / "kubelet.conf"
+        node_conf.write_text(yaml.safe_dump(conf))
+        ca = load_cert_key(self.api.pki_dir, "ca")
+        for node, cidr in NODES.items():
+            create_node_machine(self.net, node, self.ips[node], hosts=dict(self.ips), service_cidr="10.96.0.0/12")
+            ndir = self.tmp / "nodes" / node
+            write_cert_key(ndir / "pki", "kubelet", issue_cert(ca, node, dns_names=[node],
+                                                               ip_addresses=[self.ips[node]], server=True))
+            self.start_kubelet(node, cidr, node_conf, ndir)
+        wait_for(lambda: all(self.node_ready(n) for n in NODES), 30, what="nodes Ready")
+
+    def start_kubelet(self, node: str, cidr: str, node_conf: Path, ndir: Path) -> None:
+        from knet.net.machines import node_exec_argv
+
+        argv = node_exec_argv(self.name, node) + [
+            *KNET, "kubelet", f"--hostname-override={node}", f"--node-ip={self.ips[node]}",
+            f"--kubeconfig={node_conf}", f"--root-dir={ndir}", f"--pod-cidr={cidr}",
+            "--cluster-dns=10.96.0.10", "--dataplane=real", f"--cni-conf-dir={ndir / 'cni'}",
+            f"--tls-cert-file={ndir / 'pki' / 'kubelet.crt'}", f"--tls-private-key-file={ndir / 'pki' / 'kubelet.key'}",
+            f"--client-ca-file={self.api.ca_file}",
+        ]
+        log = open(ndir / "kubelet.log", "ab")
+        self.kubelets[node] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def node_ready(self, node: str) -> bool:
+        out = self.kubectl("get", "node", node, "-o", "json")
+        if out.returncode != 0:
+            return False
+        conds = {c["type"]: c["status"] for c in json.loads(out.stdout)["status"]["conditions"]}
+        return conds.get("Ready") == "True"
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([KUBECTL, f"--kubeconfig={self.api.kubeconfig}", *args], input=input, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def kubectl_ok(self, *args: str, input: str | None = None, timeout: float = 30) -> str:
+        p = self.kubectl(*args, input=input, timeout=timeout)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    def node_sh(self, node: str, script: str, timeout: float = 20) -> subprocess.CompletedProcess:
+        from knet.net.machines import node_exec_argv
+
+        return subprocess.run(node_exec_argv(self.name, node) + ["sh", "-c", script], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def pod(self, name: str, ns: str = "default") -> dict:
+        return json.loads(self.kubectl_ok("get", "pod", name, "-n", ns, "-o", "json"))
+
+    def wait_running(self, name: str, ns: str = "default", timeout: float = 20, ready: bool = True) -> dict:
+        def check():
+            pod = self.pod(name, ns)
+            st = pod.get("status") or {}
+            if st.get("phase") != "Running" or not st.get("podIP"):
+                return None
+            if ready and not all(c.get("ready") for c in st.get("containerStatuses") or []):
+                return None
+            return pod
+        return wait_for(check, timeout, what=f"pod {name} Running")
+
+    def stop(self) -> None:
+        from knet.net.machines import teardown_cluster_network
+
+        for proc in self.kubelets.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.kubelets.values():
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        teardown_cluster_network(self.name)
+        if self.api is not None:
+            self.api.stop()
+        os.environ.pop("KNET_STATE_DIR", None)
+
+
+def _snapshot() -> dict:
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    mounts = Path("/proc/self/mountinfo").read_text()
+    return {"netns": sorted(line.split()[0] for line in netns.splitlines() if line.strip()),
+            "links": sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()),
+            "mounts": sorted(line.split()[4] for line in mounts.splitlines() if "/run/netns" in line)}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if not _root_ok():
+        pytest.skip("needs root, network namespaces and the CNI plugins")
+    c = MiniCluster(tmp_path_factory.mktemp("dataplane"))
+    c.before = _snapshot()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+NETEXEC = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.45
+    args: ["netexec", "--http-port=8080", "--udp-port=8081"]
+    ports: [{{containerPort: 8080}}, {{containerPort: 8081, protocol: UDP}}]
+    readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+"""
+
+
+def test_pods_reach_each_other_across_nodes_tcp_and_udp(cluster):
+    cluster.kubectl_ok("apply", "-f", "-", input=NETEXEC.format(name="srv1", node="kd1")
+                       + "---" + NETEXEC.format(name="srv2", node="kd2"))
+    p1 = cluster.wait_running("srv1")
+    p2 = cluster.wait_running("srv2")
+    ip1, ip2 = p1["status"]["podIP"], p2["status"]["podIP"]
+    assert ip1.startswith("10.244.77.") and ip2.startswith("10.244.78.")
+    assert p1["status"]["hostIP"] == cluster.ips["kd1"]
+    # TCP pod -> pod across nodes, by IP, from inside pod srv1 (kubectl exec, real kubectl)
+    out = cluster.kubectl_ok("exec", "srv1", "--", "curl", "-s", "--max-time", "3", f"http://{ip2}:8080/hostname")
+    assert out.strip() == "srv2"
+    # the server sees the client pod's own IP: no NAT inside the cluster
+    out = cluster.kubectl_ok("exec", "srv1", "--", "curl", "-s", "--max-time", "3", f"http://{ip2}:8080/clientip")
+    assert out.split(":")[0] == ip1
+    # UDP
+    out = cluster.kubectl_ok("exec", "srv2", "--", "sh", "-c",
+                             f"echo hostname | timeout 3 nc -u -w1 {ip1} 8081 || "
+                             f"python3 -c \"import socket;s=socket.socket(2,2);s.settimeout(3);"
+                             f"s.sendto(b'hostname',('{ip1}',8081));print(s.recv(100).decode())\"")
+    assert "srv1" in out
+
+
+def test_node_to_pod_and_pod_to_node(cluster):
+    ip2 = cluster.wait_running("srv2")["status"]["podIP"]
+    r = cluster.node_sh("kd1", f"curl -s --max-time 3 http://{ip2}:8080/clientip")
+    assert r.stdout.split(":")[0] == cluster.ips["kd1"], r
+    out = cluster.kubectl_ok("exec", "srv2", "--", "ping", "-c1", "-W2", cluster.ips["kd1"])
+    assert "1 received" in out
+
+
+def test_pod_sees_its_hostname_dns_config_and_hosts(cluster):
+    cluster.wait_running("srv1")
+    assert cluster.kubectl_ok("exec", "srv1", "--", "hostname").strip() == "srv1"
+    resolv = cluster.kubectl_ok("exec", "srv1", "--", "cat", "/etc/resolv.conf")
+    assert "nameserver 10.96.0.10" in resolv
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "options ndots:5" in resolv
+    hosts = cluster.kubectl_ok("exec", "srv1", "--", "cat", "/etc/hosts")
+    assert re.search(r"10\.244\.77\.\d+\tsrv1", hosts)
+    assert f"{cluster.ips['kd1']}\tkd1" in hosts
+
+
+def test_host_network_pod_uses_node_ip(cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  nodeName: kd2
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: nginx
+    ports: [{containerPort: 18080}]
+    readinessProbe: {tcpSocket: {port: 18080}, periodSeconds: 1}
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+    pod = cluster.wait_running("hostnet")
+    assert pod["status"]["podIP"] == cluster.ips["kd2"]
+    r = cluster.node_sh("kd1", f"curl -s --max-time 3 http://{cluster.ips['kd2']}:18080/hostname")
+    assert r.stdout.strip() == "kd2"
+    cluster.kubectl_ok("delete", "pod", "hostnet", "--wait=true")
+
+
+def test_logs_exec_exit_codes_and_restart_counting(cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  nodeName: kd1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo hello from $(POD_NAME) on $NODE; exec sleep 3600"]
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+    cluster.wait_running("talker")
+    logs = wait_for(lambda: cluster.kubectl_ok("logs", "talker"), 10, what="logs")
+    assert logs.strip() == "hello from talker on kd1"
+    p = cluster.kubectl("exec", "talker", "--", "sh", "-c", "exit 3")
+    assert p.returncode == 3
+    # kill the container's process: the kubelet restarts it and counts the restart
+    cluster.kubectl("exec", "talker", "--", "sh", "-c", "pkill -x sleep")
+    pod = wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]["restartCount"] >= 1
+                            and p["status"]["containerStatuses"][0]["state"].get("running") else None)(
+        cluster.pod("talker")), 15, what="restart")
+    last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] in (137, 143)
+    assert "RESTARTS" in cluster.kubectl_ok("get", "pod", "talker")
+    row = cluster.kubectl_ok("get", "pod", "talker", "--no-headers").split()
+    assert row[3].startswith("1")
+    prev = cluster.kubectl_ok("logs", "talker", "--previous")
+    assert "hello from talker" in prev
+
+
+def test_graceful_delete_removes_pod_and_frees_network(cluster):
+    cluster.kubectl_ok("apply", "-f", "-", input=NETEXEC.format(name="gone", node="kd2"))
+    ip = cluster.wait_running("gone")["status"]["podIP"]
+    t0 = time.monotonic()
+    cluster.kubectl_ok("delete", "pod", "gone", "--wait=true", timeout=30)
+    assert time.monotonic() - t0 < 10
+    r = cluster.node_sh("kd2", f"ping -c1 -W1 {ip}")
+    assert r.returncode != 0
+    events = cluster.kubectl_ok("get", "events", "--field-selector", "involvedObject.name=gone")
+    assert "Killing" in events and "Started" in events
+
+
+def test_teardown_leaves_machine_as_found(cluster):
+    """Run last in this module: tear down and compare with the state before the cluster."""
+    cluster.stop()
+    after = _snapshot()
+    assert after["netns"] == cluster.before["netns"]
+    assert after["links"] == cluster.before["links"]
+    assert after["mounts"] == cluster.before["mounts"]
+    leftovers = subprocess.run(["pgrep", "-f", f"knet-{cluster.name}-|node_init.py.*{cluster.name}"],
+                               capture_output=True, text=True).stdout
+    assert leftovers.strip() == ""
