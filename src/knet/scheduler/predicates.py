@@ -25,8 +25,26 @@ class Resources:
         return Resources(self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods)
 
 
+_REQUESTS_CACHE: dict[tuple[str, str, str], Resources] = {}
+
+
 def pod_requests(pod: Obj) -> Resources:
-    """Sum of containers, at least the largest init container, plus overhead (upstream semantics)."""
+    """Sum of containers, at least the largest init container, plus overhead (upstream semantics).
+    Cached per (namespace, name, resourceVersion): the scheduler asks for every pod on every node."""
+    meta = pod.get("metadata") or {}
+    rv = meta.get("resourceVersion")
+    key = (meta.get("namespace") or "", meta.get("name") or "", rv or "")
+    if rv and key in _REQUESTS_CACHE:
+        return _REQUESTS_CACHE[key]
+    result = _compute_pod_requests(pod)
+    if rv:
+        if len(_REQUESTS_CACHE) > 50_000:
+            _REQUESTS_CACHE.clear()
+        _REQUESTS_CACHE[key] = result
+    return result
+
+
+def _compute_pod_requests(pod: Obj) -> Resources:
     spec = pod.get("spec") or {}
 
     def req(container: Obj) -> tuple[int, int]:
@@ -62,9 +80,14 @@ class NodeInfo:
 
     @property
     def requested(self) -> Resources:
+        """Sum of the pods' requests, memoised until the pod list changes length."""
+        cached = self.__dict__.get("_requested")
+        if cached is not None and cached[0] == len(self.pods):
+            return cached[1]
         total = Resources()
         for p in self.pods:
             total = total + pod_requests(p)
+        self.__dict__["_requested"] = (len(self.pods), total)
         return total
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _SUFFIX = {
     "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
@@ -29,9 +30,11 @@ def parse_quantity(value: str | int | float | None) -> Decimal:
         raise ValueError(f"invalid quantity {value!r}") from exc
 
 
+@lru_cache(maxsize=4096)
 def milli_cpu(value: str | int | float | None) -> int:
     return int((parse_quantity(value) * 1000).to_integral_value(rounding="ROUND_CEILING"))
 
 
+@lru_cache(maxsize=4096)
 def bytes_of(value: str | int | float | None) -> int:
     return int(parse_quantity(value).to_integral_value(rounding="ROUND_CEILING"))
