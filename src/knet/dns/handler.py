@@ -13,21 +13,17 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import dns.edns
-import dns.exception
-import dns.flags
 import dns.message
-import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 
 from knet.dns.answer import RR, KubernetesZones, Reply, dependency, serve
 from knet.dns.corefile import CacheConfig
 from knet.dns.forward import Forwarder
 from knet.dns.metrics import Metrics, rcode_label, type_label
+from knet.dns.wire import Query, from_message, parse_query, render
 from knet.dns.wirecache import WireCache, WireEntry
 
 TCP_MAX = 65535
@@ -79,28 +75,32 @@ class QueryHandler:
         if len(wire) < 12 or wire[2] & 0x80:  # too short for a header, or a response: drop
             self.metrics.dropped += 1
             return None
-        try:
-            query = dns.message.from_wire(wire)
-        except dns.message.ShortHeader:
-            self.metrics.dropped += 1
-            return None
-        except Exception:  # noqa: BLE001 - any undecodable message is a format error
-            return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
-        if query.opcode() != dns.opcode.QUERY:
+        query = parse_query(wire)
+        if query is None:  # not a plain query: the full parser decides what it is
+            try:
+                msg = dns.message.from_wire(wire)
+            except dns.message.ShortHeader:
+                self.metrics.dropped += 1
+                return None
+            except Exception:  # noqa: BLE001 - any undecodable message is a format error
+                return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
+            if msg.opcode() != dns.opcode.QUERY:
+                return self._bare(wire, dns.rcode.NOTIMP, proto, family, t0)
+            if len(msg.question) != 1:
+                return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
+            query = from_message(msg)
+        if query.opcode != dns.opcode.QUERY:
             return self._bare(wire, dns.rcode.NOTIMP, proto, family, t0)
-        if len(query.question) != 1:
-            return self._bare(wire, dns.rcode.FORMERR, proto, family, t0)
-        q = query.question[0]
         if query.edns > 0:
             return self._finish(query, dns.rcode.BADVERS, Reply(), proto, family, t0, cacheable=False)
-        if q.rdclass != dns.rdataclass.IN:
+        if query.qclass != dns.rdataclass.IN:
             return self._finish(query, dns.rcode.NOTIMP, Reply(), proto, family, t0, cacheable=False)
-        if q.rdtype in META_TYPES:
+        if query.qtype in META_TYPES:
             return self._finish(query, dns.rcode.FORMERR, Reply(), proto, family, t0, cacheable=False)
-        if q.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+        if query.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)
 
-        qname = q.name.to_text()
+        qname = query.qname
         name = qname.lower()
         if self.loop_probes and name in self.loop_probes:
             self.loop_probes[name] += 1
@@ -109,12 +109,12 @@ class QueryHandler:
         block = self.block_for(name)
         if block is None:
             return self._finish(query, dns.rcode.REFUSED, Reply(), proto, family, t0, cacheable=False)
-        reply = serve(block.kubernetes, qname, q.rdtype) if block.kubernetes else None
+        reply = serve(block.kubernetes, qname, query.qtype) if block.kubernetes else None
         if reply is not None and not reply.fallthrough:
             if reply.chase:
                 return self._chase(block, query, reply, proto, family, t0)
             cacheable = proto == "udp" and reply.rcode != dns.rcode.SERVFAIL
-            dep = dependency(block.kubernetes, qname, q.rdtype, reply) if cacheable else "*"  # type: ignore[arg-type]
+            dep = dependency(block.kubernetes, qname, query.qtype, reply) if cacheable else "*"  # type: ignore[arg-type]
             return self._finish(query, reply.rcode, reply, proto, family, t0, cacheable=cacheable,
                                 authoritative=True, key=wire[2:], loadbalance=block.loadbalance, dep=dep)
         if block.forwards(name):
@@ -125,7 +125,7 @@ class QueryHandler:
         return self._finish(query, dns.rcode.SERVFAIL, Reply(), proto, family, t0, cacheable=False)
 
     # ------------------------------------------------------------------ upstream
-    async def _forward(self, block: Block, query: dns.message.Message, wire: bytes, proto: str,
+    async def _forward(self, block: Block, query: Query, wire: bytes, proto: str,
                        family: str, t0: float) -> bytes | None:
         assert block.forwarder is not None
         answer = await block.forwarder.query(wire)
@@ -144,14 +144,13 @@ class QueryHandler:
             ttl = self._answer_ttl(answer, block.cache)
             if ttl > 0:
                 self._remember_forwarded(wire, answer, ttl, query, rcode)
-        self._observe(proto, family, query.question[0].rdtype, rcode, t0)
+        self._observe(proto, family, query.qtype, rcode, t0)
         return answer
 
-    def _remember_forwarded(self, wire: bytes, answer: bytes, ttl: float, query: dns.message.Message,
+    def _remember_forwarded(self, wire: bytes, answer: bytes, ttl: float, query: Query,
                             rcode: int) -> None:
         denial = rcode != dns.rcode.NOERROR or answer[6:8] == b"\x00\x00"
-        entry = WireEntry((answer[2:],), time.perf_counter() + ttl, type_label(query.question[0].rdtype),
-                          rcode_label(rcode), denial)
+        entry = WireEntry((answer[2:],), time.perf_counter() + ttl, type_label(query.qtype), rcode_label(rcode), denial)
         self.wire_cache.put_forwarded(wire[2:], entry)
 
     @staticmethod
@@ -167,10 +166,10 @@ class QueryHandler:
             return min(soa[0].ttl, soa[0][0].minimum, cache.denial_ttl)
         return 0
 
-    async def _chase(self, block: Block, query: dns.message.Message, reply: Reply, proto: str, family: str,
+    async def _chase(self, block: Block, query: Query, reply: Reply, proto: str, family: str,
                      t0: float) -> bytes | None:
         """ExternalName targets outside the zone: CNAME plus what the upstream says about them."""
-        qtype = query.question[0].rdtype
+        qtype = query.qtype
         if block.forwarder is not None:
             for target in reply.chase:
                 ask = dns.message.make_query(target, qtype)
@@ -187,24 +186,24 @@ class QueryHandler:
 
     # ------------------------------------------------------------------ rendering
     @staticmethod
-    def _max_size(query: dns.message.Message, proto: str) -> int:
+    def _max_size(query: Query, proto: str) -> int:
         if proto == "tcp":
             return TCP_MAX
         if query.edns >= 0:
             return max(UDP_MIN, min(query.payload, TCP_MAX))
         return UDP_MIN
 
-    def _finish(self, query: dns.message.Message, rcode: int, reply: Reply, proto: str, family: str, t0: float,
+    def _finish(self, query: Query, rcode: int, reply: Reply, proto: str, family: str, t0: float,
                 *, cacheable: bool, authoritative: bool = False, key: bytes | None = None,
                 loadbalance: bool = False, truncated: bool = False, dep: str = "*") -> bytes:
         max_size = self._max_size(query, proto)
         variants = _rotations(reply.answer) if loadbalance else [reply.answer]
         tails = []
         for answer in variants:
-            wire = _render(query, rcode, answer, reply.authority, reply.additional, max_size,
-                           authoritative=authoritative, truncated=truncated)
+            wire = render(query, rcode, answer, reply.authority, reply.additional, max_size,
+                          authoritative=authoritative, truncated=truncated)
             tails.append(wire[2:])
-        qtype = query.question[0].rdtype if query.question else -1
+        qtype = query.qtype
         if cacheable and key is not None:
             denial = rcode != dns.rcode.NOERROR or not reply.answer
             entry = WireEntry(tuple(tails), INF, type_label(qtype), rcode_label(rcode), denial)
@@ -226,21 +225,6 @@ class QueryHandler:
         self.metrics.observe(proto, family, type_label(qtype), rcode_label(rcode), time.perf_counter() - t0)
 
 
-def _rrsets(records: list[RR]) -> list[dns.rrset.RRset]:
-    """Consecutive records of one owner and type become one RRset, keeping their order."""
-    out: list[dns.rrset.RRset] = []
-    for owner, ttl, rdata in records:
-        last = out[-1] if out else None
-        if last is not None and last.rdtype == rdata.rdtype and last.name.to_text().lower() == owner.lower():
-            last.add(rdata)
-            continue
-        rrset = dns.rrset.RRset(dns.name.from_text(owner), dns.rdataclass.IN, rdata.rdtype)
-        rrset.update_ttl(ttl)
-        rrset.add(rdata)
-        out.append(rrset)
-    return out
-
-
 def _rotations(answer: list[RR]) -> list[list[RR]]:
     """The loadbalance plugin's shuffling, precomputed: rotations of the address records."""
     addr = [i for i, (_, _, r) in enumerate(answer) if r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)]
@@ -253,32 +237,3 @@ def _rotations(answer: list[RR]) -> list[list[RR]]:
             rotated[i] = answer[addr[(j + shift) % len(addr)]]
         out.append(rotated)
     return out
-
-
-def _render(query: dns.message.Message, rcode: int, answer: list[RR], authority: list[RR], additional: list[RR],
-            max_size: int, *, authoritative: bool, truncated: bool = False) -> bytes:
-    resp = dns.message.make_response(query, our_payload=max(UDP_MIN, query.payload) if query.edns >= 0 else 1232)
-    if query.edns >= 0:
-        resp.use_edns(0, query.ednsflags & dns.flags.DO, max(UDP_MIN, min(query.payload, TCP_MAX)))
-    resp.set_rcode(rcode)
-    if authoritative:
-        resp.flags |= dns.flags.AA
-    if truncated:
-        resp.flags |= dns.flags.TC
-    resp.answer = _rrsets(answer)
-    resp.authority = _rrsets(authority)
-    resp.additional = _rrsets(additional)
-    try:
-        return resp.to_wire(max_size=max_size)
-    except dns.exception.TooBig:
-        pass
-    # Keep the answer if it fits without the extras; else send TC and let the client use TCP.
-    resp.additional = []
-    try:
-        wire = resp.to_wire(max_size=max_size)
-        if not additional:
-            return wire
-    except dns.exception.TooBig:
-        resp.answer, resp.authority = [], []
-    resp.flags |= dns.flags.TC
-    return resp.to_wire(max_size=max_size)
