@@ -60,7 +60,23 @@ def _compute_pod_requests(pod: Obj) -> Resources:
     return Resources(cpu + milli_cpu(overhead.get("cpu")), mem + bytes_of(overhead.get("memory")), 1)
 
 
+_ALLOCATABLE_CACHE: dict[tuple[str, str], Resources | None] = {}
+
+
 def node_allocatable(node: Obj) -> Resources | None:
+    meta = node.get("metadata") or {}
+    key = (meta.get("name") or "", meta.get("resourceVersion") or "")
+    if key[1] and key in _ALLOCATABLE_CACHE:
+        return _ALLOCATABLE_CACHE[key]
+    result = _compute_allocatable(node)
+    if key[1]:
+        if len(_ALLOCATABLE_CACHE) > 20_000:
+            _ALLOCATABLE_CACHE.clear()
+        _ALLOCATABLE_CACHE[key] = result
+    return result
+
+
+def _compute_allocatable(node: Obj) -> Resources | None:
     alloc = (node.get("status") or {}).get("allocatable") or (node.get("status") or {}).get("capacity")
     if not alloc:
         return None
@@ -271,16 +287,32 @@ def select_host(scores: dict[str, float]) -> str:
     return min(scores, key=lambda name: (-scores[name], name))
 
 
-def schedule(pod: Obj, infos: list[NodeInfo]) -> tuple[str | None, dict[str, list[str]]]:
-    """(chosen node or None, reasons per rejected node)."""
+def num_feasible_nodes_to_find(total: int, percentage: int = 0) -> int:
+    """Upstream's percentageOfNodesToScore: small clusters are searched whole; big ones stop after
+    max(100, adaptive %) feasible nodes (adaptive: 50% - nodes/125, at least 5%)."""
+    if total < 100:
+        return total
+    if percentage <= 0:
+        percentage = max(5, 50 - total // 125)
+    return min(total, max(100, total * percentage // 100))
+
+
+def schedule(pod: Obj, infos: list[NodeInfo], start: int = 0) -> tuple[str | None, dict[str, list[str]]]:
+    """(chosen node or None, reasons per rejected node). The search begins at `start` (rotated by
+    the caller, like upstream's nextStartNodeIndex) so a partial search still covers every node."""
     rejected: dict[str, list[str]] = {}
     feasible = []
-    for info in infos:
+    wanted = num_feasible_nodes_to_find(len(infos))
+    n = len(infos)
+    for i in range(n):
+        info = infos[(start + i) % n]
         reasons = compute_filter_reasons(pod, info)
         if reasons:
             rejected[info.name] = reasons
         else:
             feasible.append(info)
+            if len(feasible) >= wanted:
+                break
     if not feasible:
         return None, rejected
     return select_host(compute_scores(pod, feasible)), rejected

@@ -50,6 +50,7 @@ class Scheduler:
         self.nodes = informers.get("v1", "nodes")
         self.queue = WorkQueue()
         self.unschedulable: set[str] = set()
+        self._next_start = 0
         self.assumed: dict[str, tuple[str, Obj, float]] = {}  # pod key -> (node, pod, when)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.pods.add_indexer("nodeName", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
@@ -137,7 +138,9 @@ class Scheduler:
             self.unschedulable.discard(key)
             return
         infos = self.node_infos()
-        node, rejected = schedule(pod, infos)
+        node, rejected = schedule(pod, infos, start=self._next_start)
+        if infos:
+            self._next_start = (self._next_start + len(rejected) + 1) % len(infos)
         ns, name = split_key(key)
         if node is None:
             self.unschedulable.add(key)

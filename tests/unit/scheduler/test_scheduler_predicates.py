@@ -8,6 +8,7 @@ from knet.scheduler.predicates import (
     NodeInfo,
     compute_filter_reasons,
     format_unschedulable_message,
+    num_feasible_nodes_to_find,
     pod_requests,
     schedule,
 )
@@ -90,3 +91,14 @@ def test_replicas_spread_across_nodes_and_least_allocated_wins():
     other = pod("db", cpu="1500m", owner="rs-db")
     b.pods.append(other)
     assert schedule(pod("web-3"), [a, b])[0] == "node01"  # equal spread, node01 less allocated
+
+
+@pytest.mark.parametrize(("total", "wanted"), [(3, 3), (99, 99), (100, 100), (1000, 420), (5000, 500), (20000, 1000)])
+def test_nodes_to_score_like_upstream(total, wanted):
+    assert num_feasible_nodes_to_find(total) == wanted
+
+
+def test_partial_search_starts_where_told():
+    infos = [NodeInfo(node(f"n{i:03d}")) for i in range(200)]  # all feasible, 100 are enough
+    chosen, rejected = schedule(pod(), infos, start=150)
+    assert not rejected and chosen in {f"n{i:03d}" for i in list(range(150, 200)) + list(range(0, 50))}
