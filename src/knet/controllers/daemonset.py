@@ -48,11 +48,16 @@ def daemon_pod_tolerations(template_spec: Obj) -> list[Obj]:
     return tolerations
 
 
-def node_should_run_daemon(ds: Obj, node: Obj) -> bool:
-    """The node passes the template's nodeSelector/affinity and its taints are tolerated."""
-    spec = copy.deepcopy(((ds.get("spec") or {}).get("template") or {}).get("spec") or {})
+def daemon_probe(ds: Obj) -> Obj:
+    """A stand-in daemon pod (template spec + the automatic tolerations) to test nodes against."""
+    spec = dict(((ds.get("spec") or {}).get("template") or {}).get("spec") or {})
     spec["tolerations"] = daemon_pod_tolerations(spec)
-    probe = {"metadata": {}, "spec": spec}
+    return {"metadata": {}, "spec": spec}
+
+
+def node_should_run_daemon(ds: Obj, node: Obj, probe: Obj | None = None) -> bool:
+    """The node passes the template's nodeSelector/affinity and its taints are tolerated."""
+    probe = probe or daemon_probe(ds)
     if not node_matches_selector_and_affinity(probe, node):
         return False
     return untolerated_taint(probe, node) is None
@@ -131,12 +136,13 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
             plan.delete.extend(p for p in node_pods if not (p.get("metadata") or {}).get("deletionTimestamp"))
     spec = ds.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
+    probe = daemon_probe(ds)
     outdated: list[Obj] = []
     unavailable = 0
     desired = 0
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
         name = node["metadata"]["name"]
-        wanted = node_should_run_daemon(ds, node)
+        wanted = node_should_run_daemon(ds, node, probe)
         node_pods = by_node.get(name, [])
         failed = [p for p in node_pods if is_terminal(p) and (p.get("status") or {}).get("phase") == "Failed"]
         plan.delete.extend(failed)
@@ -176,7 +182,8 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
 
 def compute_daemon_status(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime) -> Obj:
     min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-    eligible = {n["metadata"]["name"] for n in nodes if node_should_run_daemon(ds, n)}
+    probe = daemon_probe(ds)
+    eligible = {n["metadata"]["name"] for n in nodes if node_should_run_daemon(ds, n, probe)}
     scheduled, misscheduled, ready, available, updated = set(), set(), 0, 0, 0
     for p in pods:
         if not is_active(p):
