@@ -20,9 +20,10 @@ stops it at the end of the session (also when tests fail). It yields an `ApiServ
 `namespace` (function scope): a fresh namespace `t-<random>` created before the test and
 deleted after it (without waiting for the termination to finish).
 
-Other engineers' api tests use these as they are; a test that needs its own apiserver (e.g.
-restarts) can call `start_apiserver(tmp_path)` which returns a started ApiServerUnderTest
-to be `.stop()`ped.
+Other engineers' api tests use these as they are. A test that needs its own apiserver (e.g.
+restarts, kill -9) uses the `apiserver_factory` fixture: `apiserver_factory(extra_args=[...],
+env={...})` returns a started ApiServerUnderTest in a fresh directory, stopped after the test
+(`.stop(kill=True)` / `.start()` restart it on the same data).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ApiServerUnderTest:
     root: Path
     port: int
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     @property
@@ -123,7 +125,7 @@ class ApiServerUnderTest:
 
     def start(self, timeout: float = 20.0) -> None:
         log = open(self.log_file, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
         log.close()
@@ -176,11 +178,27 @@ class ApiServerUnderTest:
         return kubernetes.client.ApiClient(cfg)
 
 
-def start_apiserver(root: Path, extra_args: list[str] | None = None) -> ApiServerUnderTest:
-    server = ApiServerUnderTest(Path(root), free_port(), list(extra_args or []))
+def start_apiserver(root: Path, extra_args: list[str] | None = None, env: dict | None = None) -> ApiServerUnderTest:
+    server = ApiServerUnderTest(Path(root), free_port(), list(extra_args or []), dict(env or {}))
     server.prepare()
     server.start()
     return server
+
+
+@pytest.fixture
+def apiserver_factory(tmp_path):
+    started: list[ApiServerUnderTest] = []
+
+    def make(extra_args: list[str] | None = None, env: dict | None = None) -> ApiServerUnderTest:
+        server = start_apiserver(tmp_path / f"apiserver{len(started)}", extra_args, env)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop(kill=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ N resumes after N, a compacted N is a 410 ERROR event), selector transitions
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -13,7 +14,9 @@ from knet.api.rest import ObjectService, field_value
 from knet.api.selectors import FieldSelector, LabelSelector
 from knet.api.storage import TooOld
 
-BOOKMARK_INTERVAL = 10.0
+# Idle watches get a BOOKMARK this often (kube-apiserver: about once a minute; shorter here so
+# informers' resume points stay fresh). KNET_WATCH_BOOKMARK_SECONDS overrides it (tests).
+BOOKMARK_INTERVAL = float(os.environ.get("KNET_WATCH_BOOKMARK_SECONDS", "10"))
 
 
 def _matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
