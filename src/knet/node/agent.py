@@ -335,6 +335,14 @@ class Kubelet:
         self.static_node = self.nodes.get(cfg.hostname_override) if cfg.hostname_override else None
 
     # -- helpers -----------------------------------------------------------------------
+    def ca_pem(self) -> bytes | None:
+        """The cluster CA from the kubelet's kubeconfig (for pods' service-account ca.crt)."""
+        if not self.cfg.kubeconfig:
+            return None
+        with contextlib.suppress(Exception):
+            return load_config(kubeconfig=self.cfg.kubeconfig).ca_data
+        return None
+
     def find_worker(self, namespace: str, name: str) -> PodWorker | None:
         for node in self.nodes.values():
             for worker in node.workers.values():

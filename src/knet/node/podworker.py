@@ -130,8 +130,11 @@ class PodWorker:
         hostname = dnsconfig.pod_hostname(self.pod)
         mounts: list[tuple[str, str, bool]] = []
         if self.runs_processes:
-            paths = await volumes.materialise(self.agent.api, self.pod, self.dir)
-            mounts = volumes.bind_mounts(self.pod, paths)
+            pod = self.pod if self.static or self.agent.api is None else volumes.with_service_account_volume(self.pod)
+            paths = await volumes.materialise(self.agent.api, pod, self.dir)
+            if volumes.SA_VOLUME in paths:
+                volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
+            mounts = volumes.bind_mounts(pod, paths)
             resolv = self.dir / "resolv.conf"
             resolv.write_text(dnsconfig.resolv_conf(
                 self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,

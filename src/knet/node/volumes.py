@@ -157,3 +157,39 @@ def bind_mounts(pod: Obj, volume_paths: dict[str, Path]) -> list[tuple[str, str,
             mounts[vm["mountPath"]] = (str(src), vm["mountPath"], bool(vm.get("readOnly")))
     # Parents first, so a mount inside another mount lands on top of it.
     return sorted(mounts.values(), key=lambda m: m[1].count("/"))
+
+
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+SA_VOLUME = "kube-api-access-knet"
+
+
+def with_service_account_volume(pod: Obj) -> Obj:
+    """The pod with the projected service-account volume that kube-apiserver's ServiceAccount
+    admission adds (token, kube-root-ca.crt, namespace), when it is not already there and
+    automountServiceAccountToken is not false. Pure; the API object is left untouched."""
+    import copy
+
+    spec = pod.get("spec") or {}
+    if spec.get("automountServiceAccountToken") is False:
+        return pod
+    containers = spec.get("containers") or []
+    if all(any(vm.get("mountPath") == SA_MOUNT_PATH for vm in c.get("volumeMounts") or []) for c in containers):
+        return pod
+    pod = copy.deepcopy(pod)
+    spec = pod["spec"]
+    spec.setdefault("volumes", []).append({"name": SA_VOLUME, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                       "fieldPath": "metadata.namespace"}}]}},
+    ]}})
+    for c in spec.get("containers") or []:
+        if not any(vm.get("mountPath") == SA_MOUNT_PATH for vm in c.get("volumeMounts") or []):
+            c.setdefault("volumeMounts", []).append({"name": SA_VOLUME, "mountPath": SA_MOUNT_PATH, "readOnly": True})
+    return pod
+
+
+def ensure_ca_file(volume_dir: Path, ca_pem: bytes | None) -> None:
+    """kube-root-ca.crt may not be published yet: fall back to the CA the kubelet trusts."""
+    if ca_pem and volume_dir.is_dir() and not (volume_dir / "ca.crt").exists():
+        _write_items(volume_dir, {"ca.crt": ca_pem}, None)
