@@ -93,7 +93,9 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
             if not tp or len(tp) > 15 or not DNS1123_LABEL.match(tp) or tp.isdigit():
                 errs.append(invalid(f"{path}.targetPort", tp, "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"))
         if "nodePort" in p and p["nodePort"] not in (None, 0):
-            if stype not in ("NodePort", "LoadBalancer"):
+            # A type change away from NodePort wipes the old ports (the allocator does).
+            old_type = ((old or {}).get("spec") or {}).get("type")
+            if stype not in ("NodePort", "LoadBalancer") and old_type not in ("NodePort", "LoadBalancer"):
                 errs.append(FieldError("Forbidden", f"{path}.nodePort", None,
                                        "may not be used when `type` is 'ClusterIP'"))
     if spec.get("sessionAffinity") not in (None, "None", "ClientIP"):
