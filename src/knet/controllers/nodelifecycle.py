@@ -17,7 +17,7 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
-from knet.controllers.base import InformerFactory
+from knet.controllers.base import InformerFactory, WorkQueue
 from knet.controllers.conditions import set_condition
 from knet.controllers.podutil import get_condition, is_pod_ready
 
@@ -82,17 +82,49 @@ class NodeLifecycleController:
         self.leases = informers.get("coordination.k8s.io/v1", "leases", namespace=LEASE_NAMESPACE)
         self.pods = informers.get("v1", "pods")
         self._observed: dict[str, tuple[tuple[str, str], float]] = {}
+        # taints follow Ready as soon as it changes (a node that just turned Ready must not keep
+        # repelling pods until the next monitor pass)
+        self.taint_queue = WorkQueue()
+        self.nodes.add_handler(on_add=lambda n: self.taint_queue.add(n["metadata"]["name"]),
+                               on_update=self._node_updated)
         self.passes = 0  # completed monitor passes (tests and logs wait on it)
 
+    def _node_updated(self, old: Obj, new: Obj) -> None:
+        before = (get_condition(old, "Ready") or {}).get("status")
+        after = (get_condition(new, "Ready") or {}).get("status")
+        if before != after or (old.get("spec") or {}).get("taints") != (new.get("spec") or {}).get("taints"):
+            self.taint_queue.add(new["metadata"]["name"])
+
     async def run(self) -> None:
+        taints = asyncio.create_task(self._taint_worker())
+        try:
+            while True:
+                try:
+                    await self.monitor_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("node lifecycle pass failed: %s", exc)
+                await asyncio.sleep(self.monitor_period)
+        finally:
+            taints.cancel()
+            self.taint_queue.close()
+
+    async def _taint_worker(self) -> None:
         while True:
+            name = await self.taint_queue.get()
             try:
-                await self.monitor_once()
+                node = self.nodes.get(name)
+                if node is not None:
+                    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    await self._sync_taints(node, now)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                log.warning("node lifecycle pass failed: %s", exc)
-            await asyncio.sleep(self.monitor_period)
+                log.warning("taints of node %s: %s", name, exc)
+                self.taint_queue.add_rate_limited(name)
+            finally:
+                self.taint_queue.done(name)
 
     async def monitor_once(self) -> None:
         now_mono = self.clock()

@@ -69,3 +69,17 @@ async def test_silent_node_goes_unknown_and_pods_not_ready(harness):
     await harness.until(lambda: {t["key"] for t in api.objects("v1", "nodes")[0]["spec"].get("taints", [])}
                         == {"node.kubernetes.io/unreachable"})
     assert any(e["reason"] == "NodeNotReady" for e in api.objects("v1", "events"))
+
+
+async def test_taints_leave_as_soon_as_the_node_turns_ready(harness):
+    api = harness.api
+    api.seed("v1", "nodes", node(ready="False"))
+    ctrl = NodeLifecycleController(api, harness.informers, grace_period=40, monitor_period=3600)
+    await harness.start(ctrl)
+    await harness.until(lambda: {t["key"] for t in api.objects("v1", "nodes")[0]["spec"].get("taints", [])}
+                        == {"node.kubernetes.io/not-ready"})
+    n = await api.get("v1", "nodes", "node01")
+    n["status"]["conditions"][0]["status"] = "True"
+    await api.update("v1", "nodes", n, subresource="status")
+    # no monitor pass happens within the hour: the update itself must clear the taints
+    await harness.until(lambda: not api.objects("v1", "nodes")[0]["spec"].get("taints"))
