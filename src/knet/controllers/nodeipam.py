@@ -51,7 +51,10 @@ class NodeIpamController(Controller):
 
     def initial_keys(self) -> list[str]:
         self._occupy_existing()
-        return self.nodes.keys()
+        # oldest first, then by name: nodes registered together get ranges in a stable order
+        nodes = sorted(self.nodes.list(), key=lambda n: (n["metadata"].get("creationTimestamp") or "",
+                                                         n["metadata"]["name"]))
+        return [n["metadata"]["name"] for n in nodes]
 
     def _occupy_existing(self) -> None:
         """Mark every podCIDR the API already records, before handing out any (restart safety)."""
