@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 
 import pytest
 
@@ -33,11 +32,12 @@ def cluster():
 
 def component_pid(cluster, component: str) -> int | None:
     marker = f"{cluster.state_dir}/{cluster.name}/"
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if marker in args and component in proc_cmdline(int(pid)) and "kubelet" not in proc_cmdline(int(pid)):
-            return int(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = proc_cmdline(int(entry))
+        if component in argv and "kubelet" not in argv and any(marker in a for a in argv):
+            return int(entry)
     return None
 
 

@@ -279,14 +279,23 @@ def coredns_deployment(config: ClusterConfig, replicas: int = 2) -> dict[str, An
                                 "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
                                 "readOnlyRootFilesystem": True,
                             },
+                            # kubeadm leaves periodSeconds etc. to the apiserver's defaults; they are
+                            # written out here so the object reads the same whoever defaults it.
                             "livenessProbe": {
                                 "httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
                                 "initialDelaySeconds": 60,
                                 "timeoutSeconds": 5,
+                                "periodSeconds": 10,
                                 "successThreshold": 1,
                                 "failureThreshold": 5,
                             },
-                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"}},
+                            "readinessProbe": {
+                                "httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
+                                "timeoutSeconds": 1,
+                                "periodSeconds": 10,
+                                "successThreshold": 1,
+                                "failureThreshold": 3,
+                            },
                         }
                     ],
                     "dnsPolicy": "Default",

@@ -42,21 +42,36 @@ def sim_node_list(nodes: tuple[NodeSpec, ...]) -> str:
     return "".join(f"{n.name} {n.ip}\n" for n in nodes)
 
 
-def sim_kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node_list_file: str, knet: list[str], *,
-                     port: int) -> list[str]:
-    """One `knet kubelet --dataplane=sim` process hosting every simulated worker node."""
-    return [
+def sim_kubelet_argv(config: ClusterConfig, paths: ClusterPaths, group: str, nodes: tuple[NodeSpec, ...],
+                     node_list_file: str, knet: list[str], *, port: int) -> list[str]:
+    """One `knet kubelet --dataplane=sim` process hosting simulated `nodes` (listed in node_list_file).
+
+    `--hostname-override` names the node that hosts the process's static pods (the first one); the
+    control plane gets its own process so that only it carries kubeadm's label and taint.
+    """
+    group_dir = paths.node_dir(group)
+    host = nodes[0]
+    argv = [
         *knet, "kubelet",
         "--dataplane=sim",
         f"--sim-node-list={node_list_file}",
-        f"--kubeconfig={paths.kubelet_kubeconfig('sim-workers')}",
-        f"--root-dir={paths.node_dir('sim-workers')}",
+        f"--hostname-override={host.name}",
+        f"--node-ip={host.ip}",
+        f"--kubeconfig={paths.kubelet_kubeconfig(group)}",
+        f"--root-dir={group_dir}",
         f"--cluster-dns={config.dns_service_ip}",
         f"--cluster-domain={config.dns_domain}",
-        f"--tls-cert-file={paths.node_dir('sim-workers') / 'pki' / 'kubelet.crt'}",
-        f"--tls-private-key-file={paths.node_dir('sim-workers') / 'pki' / 'kubelet.key'}",
+        f"--tls-cert-file={group_dir / 'pki' / 'kubelet.crt'}",
+        f"--tls-private-key-file={group_dir / 'pki' / 'kubelet.key'}",
         f"--client-ca-file={paths.pki / 'ca.crt'}",
         f"--kubernetes-version={config.kubernetes_version}",
         "--address=127.0.0.1",
         f"--port={port}",
     ]
+    if host.is_control_plane:
+        argv += [
+            f"--pod-manifest-path={paths.manifests_dir(host.name)}",
+            f"--node-labels={CONTROL_PLANE_LABEL}=",
+            f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule",
+        ]
+    return argv

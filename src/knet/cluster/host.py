@@ -84,6 +84,8 @@ def free_tcp_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
 
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as s:
+            # As the servers will (aiohttp sets SO_REUSEADDR): TIME_WAIT leftovers don't count.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:

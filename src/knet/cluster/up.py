@@ -20,6 +20,12 @@ from knet.cluster.pki import load_cert_key, write_file
 POLL_SECONDS = 0.05
 
 
+def static_pod_names(config: ClusterConfig) -> list[str]:
+    from knet.cluster.manifests import control_plane_manifests
+
+    return [m["metadata"]["name"] for m in control_plane_manifests(config, ClusterPaths.of(config.name), []).values()]
+
+
 class UpError(RuntimeError):
     """`knet up` could not finish; the message tells the user what to do next."""
 
@@ -50,20 +56,22 @@ def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:
             argv = node_exec_argv(config.name, node.name) + agents.kubelet_argv(config, paths, node, knet)
             processes.spawn(f"kubelet-{node.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
         return
-    # Simulated: the control plane's node agent runs its static pods as host processes; every
-    # worker lives in one shared agent process.
+    # Simulated: two agent processes host every node, one for the control plane (its static pods
+    # run as host processes; it alone carries the control-plane label and taint) and one for all
+    # workers. Both register `knet.io/kubelet-endpoint` since sim node IPs are not reachable.
     from knet.cluster.host import free_tcp_port
 
-    cp = config.control_plane
-    argv = agents.kubelet_argv(config, paths, cp, knet, port=free_tcp_port(), address="127.0.0.1")
-    processes.spawn(f"kubelet-{cp.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
+    ca = load_cert_key(paths.pki, "ca")
+    groups = [(config.control_plane.name, (config.control_plane,))]
     if config.workers:
-        ca = load_cert_key(paths.pki, "ca")
-        bootstrap.write_node_identity(config, paths, ca, "sim-workers", "127.0.0.1")
-        node_list = paths.root / "sim-nodes.txt"
-        write_file(node_list, agents.sim_node_list(config.workers))
-        argv = agents.sim_kubelet_argv(config, paths, str(node_list), knet, port=free_tcp_port())
-        processes.spawn("kubelet-sim-workers", argv, pids_dir=paths.pids, logs_dir=paths.logs)
+        groups.append(("sim-workers", config.workers))
+    for group, nodes in groups:
+        if group != config.control_plane.name:
+            bootstrap.write_node_identity(config, paths, ca, group, "127.0.0.1")
+        node_list = paths.node_dir(group) / "sim-nodes.txt"
+        write_file(node_list, agents.sim_node_list(nodes))
+        argv = agents.sim_kubelet_argv(config, paths, group, nodes, str(node_list), knet, port=free_tcp_port())
+        processes.spawn(f"kubelet-{group}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
 
 
 async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: ClusterPaths) -> Any:
@@ -138,6 +146,15 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
             return readiness.running_ready_count(pods["items"]) >= 2
 
         await _wait("CoreDNS pods to be Running and Ready", dns_ready, timeout, paths)
+
+        mirrors = {f"{component}-{config.control_plane.name}" for component in static_pod_names(config)}
+
+        async def control_plane_pods_running():
+            pods = (await api.list("v1", "pods", namespace="kube-system"))["items"]
+            running = {p["metadata"]["name"] for p in pods if readiness.pod_running_ready(p)}
+            return mirrors <= running
+
+        await _wait("the control plane's mirror pods", control_plane_pods_running, timeout, paths)
         say("CoreDNS ready")
 
 

@@ -77,3 +77,15 @@ def test_kubelet_flags_for_control_plane_and_worker():
 def test_sim_node_list():
     c, _ = resolve(None, nodes=3)
     assert agents.sim_node_list(c.workers) == "node01 172.30.0.3\nnode02 172.30.0.4\n"
+
+
+def test_sim_agents_control_plane_alone_carries_label_taint_and_static_pods():
+    c, _ = resolve(None, nodes=3, dataplane="sim")
+    cp = agents.sim_kubelet_argv(c, PATHS, "controlplane", (c.control_plane,), "/l", ["knet"], port=1)
+    assert "--hostname-override=controlplane" in cp and "--sim-node-list=/l" in cp
+    assert "--pod-manifest-path=/state/demo/nodes/controlplane/manifests" in cp
+    assert "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule" in cp
+    workers = agents.sim_kubelet_argv(c, PATHS, "sim-workers", c.workers, "/w", ["knet"], port=2)
+    assert "--kubeconfig=/state/demo/kubeconfig/kubelet-sim-workers.conf" in workers
+    assert not any(a.startswith(("--pod-manifest-path", "--register-with-taints", "--node-labels"))
+                   for a in workers)
