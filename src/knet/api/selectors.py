@@ -142,6 +142,8 @@ def parse_label_selector(text: str | None) -> LabelSelector:
             if tokens[i] != ",":
                 raise bad_request(f"unable to parse requirement: found '{tokens[i]}', expected: ','")
             i += 1
+            if i >= len(tokens):
+                raise bad_request("unable to parse requirement: found '', expected: identifier")
     return LabelSelector(tuple(reqs))
 
 
