@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.controllers.base import InformerFactory, WorkQueue
 from knet.controllers.conditions import set_condition
-from knet.controllers.podutil import get_condition, is_pod_ready
+from knet.controllers.podutil import get_condition, is_pod_ready, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,29 @@ def compute_taints(node: Obj, now: str) -> list[Obj]:
     return taints
 
 
+def compute_eviction_time(pod: Obj, node: Obj, now: datetime) -> datetime | None:
+    """When the taint-eviction controller deletes this pod from its node (None: never).
+    An untolerated NoExecute taint evicts at once; tolerated ones after the smallest
+    tolerationSeconds counted from the taint's timeAdded."""
+    from knet.scheduler.predicates import tolerates
+
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    due: datetime | None = None
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") != "NoExecute":
+            continue
+        matching = [t for t in tolerations if tolerates(t, taint)]
+        if not matching:
+            return now
+        limits = [int(t["tolerationSeconds"]) for t in matching if t.get("tolerationSeconds") is not None]
+        if not limits:
+            continue  # tolerated forever
+        added = parse_time(taint.get("timeAdded")) or now
+        at = added + timedelta(seconds=max(0, min(limits)))
+        due = at if due is None or at < due else due
+    return due
+
+
 class NodeLifecycleController:
     name = "nodelifecycle"
 
@@ -81,6 +104,8 @@ class NodeLifecycleController:
         self.nodes = informers.get("v1", "nodes")
         self.leases = informers.get("coordination.k8s.io/v1", "leases", namespace=LEASE_NAMESPACE)
         self.pods = informers.get("v1", "pods")
+        self.pods.add_indexer("nodeName", lambda p: [p["spec"]["nodeName"]] if (p.get("spec") or {}).get("nodeName")
+                              else [])
         self._observed: dict[str, tuple[tuple[str, str], float]] = {}
         # taints follow Ready as soon as it changes (a node that just turned Ready must not keep
         # repelling pods until the next monitor pass)
@@ -145,6 +170,7 @@ class NodeLifecycleController:
             if ready == "Unknown" and now_mono - prev[1] > self.grace_period:
                 await self._mark_pods_not_ready(name)  # keep pods not-ready while it stays silent
             await self._sync_taints(node, now)
+            await self._evict_for_taints(node)
         for gone in set(self._observed) - names:
             self._observed.pop(gone, None)
         self.passes += 1
@@ -181,10 +207,30 @@ class NodeLifecycleController:
             if not (exc.not_found or exc.conflict):
                 raise
 
+    async def _evict_for_taints(self, node: Obj) -> None:
+        if not any(t.get("effect") == "NoExecute" for t in (node.get("spec") or {}).get("taints") or []):
+            return
+        now = datetime.now(UTC)
+        for pod in self.pods.by_index("nodeName", node["metadata"]["name"]):
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            due = compute_eviction_time(pod, node, now)
+            if due is None or due > now:
+                continue
+            ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            log.info("evicting %s/%s from node %s (NoExecute taint)", ns, name, node["metadata"]["name"])
+            await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Normal",
+                                      "TaintManagerEviction", f"Marking for deletion Pod {ns}/{name}")
+            try:
+                await self.api.delete("v1", "pods", name, namespace=ns)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+
     async def _mark_pods_not_ready(self, node_name: str) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for pod in self.pods.list():
-            if (pod.get("spec") or {}).get("nodeName") != node_name or not is_pod_ready(pod):
+        for pod in self.pods.by_index("nodeName", node_name):
+            if not is_pod_ready(pod):
                 continue
             status = dict(pod.get("status") or {})
             status["conditions"] = set_condition(status.get("conditions"), {

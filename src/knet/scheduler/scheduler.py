@@ -53,7 +53,7 @@ class Scheduler:
         self._next_start = 0
         self.assumed: dict[str, tuple[str, Obj, float]] = {}  # pod key -> (node, pod, when)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-        self.pods.add_indexer("nodeName", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
+        self.pods.add_indexer("occupying-node", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
         self.nodes.add_handler(lambda n: self._retry_unschedulable(), lambda o, n: self._node_updated(o, n),
                                lambda n: None)
 
@@ -92,7 +92,7 @@ class Scheduler:
     # -- decisions --------------------------------------------------------------------------------
 
     def node_infos(self) -> list[NodeInfo]:
-        infos = {n["metadata"]["name"]: NodeInfo(n, list(self.pods.by_index("nodeName", n["metadata"]["name"])))
+        infos = {n["metadata"]["name"]: NodeInfo(n, list(self.pods.by_index("occupying-node", n["metadata"]["name"])))
                  for n in self.nodes.list()}
         seen = {object_key(p) for info in infos.values() for p in info.pods}
         now = time.monotonic()

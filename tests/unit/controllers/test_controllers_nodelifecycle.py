@@ -83,3 +83,27 @@ async def test_taints_leave_as_soon_as_the_node_turns_ready(harness):
     await api.update("v1", "nodes", n, subresource="status")
     # no monitor pass happens within the hour: the update itself must clear the taints
     await harness.until(lambda: not api.objects("v1", "nodes")[0]["spec"].get("taints"))
+
+
+def _pod(tolerations):
+    return {"metadata": {"name": "p"}, "spec": {"tolerations": tolerations}}
+
+
+UNREACHABLE_NODE = {"metadata": {"name": "n"}, "spec": {"taints": [
+    {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"}]}}
+
+
+@pytest.mark.parametrize(("tolerations", "due"), [
+    pytest.param([], "now", id="untolerated-at-once"),
+    pytest.param([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                   "tolerationSeconds": 300}], "2026-01-01T00:05:00+00:00", id="default-300s"),
+    pytest.param([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}], None,
+                 id="daemonset-forever"),
+])
+def test_taint_eviction_time(tolerations, due):
+    from datetime import UTC, datetime
+
+    from knet.controllers.nodelifecycle import compute_eviction_time
+    now = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    got = compute_eviction_time(_pod(tolerations), UNREACHABLE_NODE, now)
+    assert (got == now) if due == "now" else ((got.isoformat() if got else None) == due)
