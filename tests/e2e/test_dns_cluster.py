@@ -8,11 +8,11 @@ Every test makes its own namespace and deletes it, also on failure.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def service(name: str, ns: str, selector: dict, *, headless: bool = False, port_
 
 
 def apply(cluster, *objs: dict) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def wait_running(cluster, ns: str, *names: str, timeout: float = 60) -> None:
@@ -111,7 +111,8 @@ def test_dns_headless_and_srv(knet_cluster, dns_ns):
     assert len(one) == 1 and one[0] in ips
     srv = exec_in(knet_cluster, dns_ns, "client", "dig", "+short", "SRV", f"_http._tcp.{name}").stdout
     lines = sorted(line.split() for line in srv.strip().splitlines())
-    assert [(p, w, port) for p, w, port, _ in lines] == [("0", "50", "80")] * 2
+    # headless: one SRV per ready endpoint, on the endpoint's port (targetPort), weight 100/2
+    assert [(p, w, port) for p, w, port, _ in lines] == [("0", "50", "8080")] * 2
     assert sorted(t for *_, t in lines) == [f"web-0.{name}.", f"web-1.{name}."]
     # SRV of the ClusterIP Service: one target, the Service name, weight 100
     srv = exec_in(knet_cluster, dns_ns, "client", "dig", "+short", "SRV", f"_http._tcp.web.{dns_ns}.svc.cluster.local")
