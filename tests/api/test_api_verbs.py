@@ -275,3 +275,16 @@ def test_chunked_list_with_limit_and_continue(apiserver, namespace):
         "get", "--raw", f"/api/v1/namespaces/{namespace}/configmaps?limit=10&continue={first['metadata']['continue']}"))
     assert [c["metadata"]["name"] for c in first["items"] + rest["items"]] == [f"c{i}" for i in range(7)]
     assert "continue" not in rest["metadata"]
+
+
+def test_apply_a_list_validates_each_item_on_the_server(apiserver, namespace):
+    items = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "l1"}},
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "l2"}, "bogus": 1}]
+    p = apiserver.kubectl("-n", namespace, "apply", "-f", "-",
+                          input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    assert p.stdout.strip() == "configmap/l1 created"
+    assert p.stderr.strip() == ('Error from server (BadRequest): error when creating "STDIN": ConfigMap in version "v1" '
+                                'cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus"')
+    # `kubectl get -o yaml` output (a List) applies back.
+    exported = apiserver.kubectl_ok("-n", namespace, "get", "cm", "-o", "yaml")
+    assert apiserver.kubectl_ok("-n", namespace, "apply", "-f", "-", input=exported).strip() == "configmap/l1 configured"

@@ -206,6 +206,8 @@ class OpenAPI:
         return out
 
     def serve(self, request: web.Request, parts: list[str]) -> web.Response:
+        if parts == ["v2"]:
+            return self._v2(request)
         if not parts or parts[0] != "v3":
             raise errors.not_found_path()
         if len(parts) == 1:
@@ -222,3 +224,20 @@ class OpenAPI:
         if request.query.get("hash") == digest:
             headers["Cache-Control"] = "public, immutable"
         return web.Response(body=raw, content_type="application/json", headers=headers)
+
+    @staticmethod
+    def _v2(request: web.Request) -> web.Response:
+        """/openapi/v2: a Swagger 2.0 document without definitions. knet publishes its schemas in
+        OpenAPI v3 (what kubectl 1.32 uses for explain, apply and field validation); kubectl
+        only reads v2 to validate `kind: List` manifests on the client, and skips kinds it does
+        not find there (the server still validates every item, strictly)."""
+        accept = request.headers.get("Accept", "")
+        if "protobuf" in accept:
+            from knet.api.protowire import encode_bytes_field as f
+
+            info = f(1, b"Kubernetes") + f(2, b"v1.32.0")
+            # gnostic openapi_v2.Document: swagger=1, info=2, paths=8, definitions=9
+            body = f(1, b"2.0") + f(2, info) + f(8, b"") + f(9, b"")
+            return web.Response(body=body, headers={"Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"})
+        doc = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}, "definitions": {}}
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")

@@ -63,3 +63,20 @@ def signed64(v: int) -> int:
 def signed32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def encode_bytes_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (strings, bytes, embedded messages)."""
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
