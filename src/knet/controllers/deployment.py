@@ -20,6 +20,7 @@ from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
 from knet.controllers.conditions import semantically_equal, set_condition
+from knet.controllers.podutil import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -191,20 +192,49 @@ def compute_deployment_status(deploy: Obj, new_rs: Obj | None, all_rss: list[Obj
     conditions = set_condition(conditions, avail, now, heartbeat=False)
     name = new_rs["metadata"]["name"] if new_rs else ""
     complete = new_rs is not None and updated == replicas and available >= replicas and total == replicas
-    if complete:
+    prev_prog = next((c for c in old.get("conditions") or [] if c.get("type") == "Progressing"), None)
+    progressed = detect_progress(old, status)
+    deadline = spec.get("progressDeadlineSeconds", 600)
+    if spec.get("paused"):
+        prog = {"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
+                "message": "Deployment is paused"}
+    elif complete:
         prog = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                 "message": f'ReplicaSet "{name}" has successfully progressed.'}
+    elif not progressed and prev_prog is not None and deadline is not None and \
+            prev_prog.get("reason") != "NewReplicaSetAvailable" and \
+            _seconds_between(prev_prog.get("lastUpdateTime"), now) > int(deadline):
+        prog = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": f'ReplicaSet "{name}" has timed out progressing.'}
     else:
         prog = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
                 "message": f'ReplicaSet "{name}" is progressing.'}
     conditions = set_condition(conditions, prog, now)
-    # lastUpdateTime moves whenever the condition's content changes (upstream semantics)
+    # lastUpdateTime moves whenever the condition's content changes, and for Progressing also
+    # whenever the rollout made progress (upstream semantics; the progress deadline counts from it)
     for cond in conditions:
         prev = next((c for c in old.get("conditions") or [] if c.get("type") == cond["type"]), None)
         same = prev is not None and all(prev.get(k) == cond.get(k) for k in ("status", "reason", "message"))
+        if cond["type"] == "Progressing" and progressed and cond["reason"] == "ReplicaSetUpdated":
+            same = False
         cond["lastUpdateTime"] = prev.get("lastUpdateTime", now) if same else now
     status["conditions"] = sorted(conditions, key=lambda c: c["type"])
     return status
+
+
+def detect_progress(old: Obj, new: Obj) -> bool:
+    """More updated/ready/available replicas or fewer old ones than the last status (upstream
+    DeploymentProgressing)."""
+    g = lambda st, f: int(st.get(f) or 0)  # noqa: E731
+    return (g(new, "updatedReplicas") > g(old, "updatedReplicas")
+            or g(new, "replicas") - g(new, "updatedReplicas") < g(old, "replicas") - g(old, "updatedReplicas")
+            or g(new, "readyReplicas") > g(old, "readyReplicas")
+            or g(new, "availableReplicas") > g(old, "availableReplicas"))
+
+
+def _seconds_between(earlier: str | None, later: str) -> float:
+    a, b = parse_time(earlier), parse_time(later)
+    return (b - a).total_seconds() if a and b else 0.0
 
 
 def new_replicaset(deploy: Obj, template_hash: str, replicas: int, revision: int) -> Obj:
@@ -314,6 +344,9 @@ class DeploymentController(Controller):
                                           f"Scaled {direction} replica set {rs_name} to {count} from {before}")
             await self._cleanup_history(deploy, owned.old)
         await self._sync_status(deploy, new_rs, ([new_rs] if new_rs else []) + owned.old)
+        deadline = spec.get("progressDeadlineSeconds", 600)
+        if deadline is not None and not spec.get("paused"):
+            self.queue.add_after(key, float(deadline) + 1.0)  # to notice a rollout that stalls
 
     async def _cleanup_history(self, deploy: Obj, old: list[Obj]) -> None:
         limit = int((deploy.get("spec") or {}).get("revisionHistoryLimit", 10))

@@ -149,3 +149,33 @@ async def test_replicaset_replaces_deleted_pod(harness):
     await harness.until(lambda: len(api.objects("v1", "pods")) == 2
                         and victim not in {p["metadata"]["name"] for p in api.objects("v1", "pods")})
     await harness.until(lambda: api.objects("apps/v1", "replicasets")[0].get("status", {}).get("replicas") == 2)
+
+
+def _status_with_progressing(reason, last_update, updated=1, available=1, replicas=3):
+    return {"replicas": replicas, "updatedReplicas": updated, "readyReplicas": available,
+            "availableReplicas": available,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": reason,
+                            "message": 'ReplicaSet "web-new" is progressing.',
+                            "lastUpdateTime": last_update, "lastTransitionTime": last_update}]}
+
+
+@pytest.mark.parametrize(("new_available", "now", "reason"), [
+    pytest.param(1, "2026-01-01T00:09:00Z", "ReplicaSetUpdated", id="stalled-within-deadline"),
+    pytest.param(1, "2026-01-01T00:10:01Z", "ProgressDeadlineExceeded", id="stalled-past-deadline"),
+    pytest.param(2, "2026-01-01T00:10:01Z", "ReplicaSetUpdated", id="progress-resets-the-clock"),
+])
+def test_progress_deadline(new_available, now, reason):
+    from knet.controllers.deployment import compute_deployment_status
+    d = deploy(3)
+    d["status"] = _status_with_progressing("ReplicaSetUpdated", "2026-01-01T00:00:00Z")
+    new = {"metadata": {"name": "web-new"}, "status": {"replicas": 3, "readyReplicas": new_available,
+                                                          "availableReplicas": new_available}}
+    new["status"]["replicas"] = 1
+    old = {"metadata": {"name": "web-old"}, "status": {"replicas": 2, "readyReplicas": 0, "availableReplicas": 0}}
+    status = compute_deployment_status(d, new, [new, old], now)
+    prog = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert prog["reason"] == reason
+    if reason == "ProgressDeadlineExceeded":
+        assert prog["status"] == "False" and prog["message"] == 'ReplicaSet "web-new" has timed out progressing.'
+    if new_available == 2:
+        assert prog["lastUpdateTime"] == now
