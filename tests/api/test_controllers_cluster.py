@@ -413,3 +413,17 @@ def test_silent_node_goes_unknown_and_endpoints_not_ready(cluster, ns):
     finally:
         agents.stopped_nodes.discard("ctl-node02")
         agents._post_node_status("ctl-node02")
+
+
+def test_stalled_rollout_exceeds_its_progress_deadline(cluster, ns):
+    kubectl = cluster["kubectl"]
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "stuck", "namespace": ns},
+                "spec": {"replicas": 1, "progressDeadlineSeconds": 2, "selector": {"matchLabels": {"app": "stuck"}},
+                         "template": {"metadata": {"labels": {"app": "stuck"}},
+                                      "spec": {"nodeSelector": {"no-such": "node"},
+                                               "containers": [{"name": "c", "image": "nginx"}]}}}}
+    subprocess.run(["kubectl", f"--kubeconfig={kubectl.kubeconfig}", "create", "-f", "-"],
+                   input=json.dumps(manifest), text=True, check=True, capture_output=True)
+    out = kubectl("rollout", "status", "deployment/stuck", "-n", ns, "--timeout=20s", check=False)
+    assert out.returncode != 0
+    assert 'deployment "stuck" exceeded its progress deadline' in out.stderr
