@@ -89,3 +89,23 @@ def test_explain_prints_field_types_and_descriptions(apiserver):
     assert "Number or name of the port to access on the pods targeted by the service." in svc
     deploy = apiserver.kubectl_ok("explain", "deployment")
     assert deploy.splitlines()[0].split() == ["GROUP:", "apps"]
+
+
+def test_events_are_shared_between_core_and_events_k8s_io(apiserver, namespace):
+    apiserver.kubectl_ok("-n", namespace, "run", "ev", "--image=nginx")
+    uid = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "pod", "ev", "-o", "json"))["metadata"]["uid"]
+    new_style = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ev.1"},
+                 "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "knet.io/kubelet",
+                 "reportingInstance": "node01", "action": "Pulling", "reason": "Pulling", "type": "Normal",
+                 "note": "Pulling image nginx",
+                 "regarding": {"apiVersion": "v1", "kind": "Pod", "name": "ev", "namespace": namespace, "uid": uid}}
+    apiserver.kubectl_ok("-n", namespace, "create", "-f", "-", input=json.dumps(new_style))
+    core = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "events.v1.", "ev.1", "-o", "json"))
+    assert (core["apiVersion"], core["involvedObject"]["name"], core["message"]) == ("v1", "ev", "Pulling image nginx")
+    listed = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "events.v1.events.k8s.io", "-o", "json"))
+    assert [(e["apiVersion"], e["note"]) for e in listed["items"]] == [("events.k8s.io/v1", "Pulling image nginx")]
+    out = apiserver.kubectl_ok("-n", namespace, "describe", "pod", "ev")
+    assert "Pulling image nginx" in out[out.index("Events:"):]
+    p = apiserver.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(
+        {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "bad"}}))
+    assert "eventTime: Required value" in p.stderr

@@ -54,6 +54,11 @@ class ResourceType:
     # Deleting a Service/Endpoints etc. returns the object; some kinds return a Status.
     delete_returns_status: bool = False
     allow_create_on_update: bool = False
+    # Served from another kind's storage (events.k8s.io/v1 Events are core/v1 Events):
+    # (group, version, resource) of the stored kind, and the converters to and from it.
+    stored_as: tuple[str, str, str] | None = None
+    to_storage: Callable[[dict], dict] | None = None
+    from_storage: Callable[[dict], dict] | None = None
 
     @property
     def group_version(self) -> str:

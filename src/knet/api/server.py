@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from knet.api import discovery, errors, openapi, protobuf, subresources, tables
+from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, read_token_file
 from knet.api.bootstrap import Bootstrapper
@@ -356,14 +357,20 @@ class ApiServer:
             limit = int(q.get("limit", "0") or 0)
         except ValueError:
             raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
-        entries, list_meta = self.service.list(rt, ns, labels, fields, max(limit, 0), q.get("continue"))
+        stored = self._stored(rt)
+        entries, list_meta = self.service.list(stored, ns, labels, fields, max(limit, 0), q.get("continue"))
+        if stored is not rt:
+            objs = [rt.from_storage(e.obj) for e in entries]
+            raws = [orjson.dumps(o) for o in objs]
+        else:
+            objs, raws = None, [e.raw for e in entries]
         accept = request.headers.get("Accept")
         if tables.wants_table(accept):
-            tbl = tables.table(rt, [e.obj for e in entries], list_meta=list_meta,
+            tbl = tables.table(rt, objs if objs is not None else [e.obj for e in entries], list_meta=list_meta,
                                include=q.get("includeObject", "Metadata"), api_version=tables.table_version(accept))
             return _json(tbl)
         head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
-        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
+        body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
         return _json(body)
 
     async def _watch(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.StreamResponse:
@@ -386,8 +393,10 @@ class ApiServer:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         first = True
-        events = watch_events(self.service, rt, ns, resource_version=q.get("resourceVersion"), labels=labels,
-                              fields=fields, bookmarks=_flag(q.get("allowWatchBookmarks")), timeout=timeout)
+        stored = self._stored(rt)
+        events = watch_events(self.service, stored, ns, resource_version=q.get("resourceVersion"), labels=labels,
+                              fields=fields, bookmarks=_flag(q.get("allowWatchBookmarks")), timeout=timeout,
+                              convert=rt.from_storage or (lambda o: o))
         try:
             async for etype, obj in events:
                 if as_table and etype not in ("ERROR", "BOOKMARK"):
@@ -401,10 +410,16 @@ class ApiServer:
             await events.aclose()
         return resp
 
+    def _stored(self, rt: ResourceType) -> ResourceType:
+        return self.registry.lookup(*rt.stored_as) if rt.stored_as else rt
+
     async def _create(self, request: web.Request, rt: ResourceType, ns: str) -> web.Response:
         body, _ = await self._body(request)
         opts = self._options(request)
-        obj = await self.service.create(rt, ns, body, opts)
+        if rt.stored_as:
+            obj = await AliasedKind(self.registry, self.service, rt).create(ns, body, opts)
+        else:
+            obj = await self.service.create(rt, ns, body, opts)
         return self._render(request, rt, obj, 201, self._warn_headers(opts))
 
     async def _delete_options(self, request: web.Request) -> tuple[dict, Options]:
@@ -442,13 +457,14 @@ class ApiServer:
     async def _delete_collection(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
         labels, fields = self._selectors(request, rt)
         options, opts = await self._delete_options(request)
-        entries, meta = self.service.list(rt, ns, labels, fields)
+        stored = self._stored(rt)
+        entries, meta = self.service.list(stored, ns, labels, fields)
         items = []
         for e in entries:
             m = e.obj["metadata"]
             try:
-                _, obj = await self.service.delete(rt, m.get("namespace", ""), m["name"], options, opts)
-                items.append(obj)
+                _, obj = await self.service.delete(stored, m.get("namespace", ""), m["name"], options, opts)
+                items.append(rt.from_storage(obj) if rt.from_storage else obj)
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -477,6 +493,8 @@ class ApiServer:
             return _json(await subresources.token_request(svc, self.signer, rt, ns, name, body, opts), 201)
         if sub == "scale":
             return await self._scale(request, rt, ns, name)
+        if rt.stored_as:
+            return await self._aliased_object(request, rt, ns, name)
         if method == "GET":
             entry = svc.entry(rt, ns, name)
             if tables.wants_table(request.headers.get("Accept")):
@@ -501,6 +519,27 @@ class ApiServer:
             code, obj = await svc.delete(rt, ns, name, options, opts)
             return _json(obj, code)
         raise errors.method_not_allowed()
+
+    async def _aliased_object(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.Response:
+        alias = AliasedKind(self.registry, self.service, rt)
+        method = request.method
+        if method == "GET":
+            return self._render(request, rt, rt.from_storage(self.service.entry(alias.stored, ns, name).obj))
+        if method == "DELETE":
+            options, opts = await self._delete_options(request)
+            code, obj = await alias.delete(ns, name, options, opts)
+            return _json(obj, code)
+        if method == "PUT":
+            body, _ = await self._body(request)
+            opts = self._options(request)
+            code, obj = await alias.update(ns, name, body, opts)
+        elif method == "PATCH":
+            body, patch_type = await self._body(request, allow_patch=True)
+            opts = self._options(request)
+            code, obj = await alias.patch(ns, name, patch_type, body, opts)
+        else:
+            raise errors.method_not_allowed()
+        return self._render(request, rt, obj, code, self._warn_headers(opts))
 
     async def _scale(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.Response:
         svc = self.service

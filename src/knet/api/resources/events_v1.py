@@ -1,5 +1,6 @@
 """events.k8s.io/v1 Event: the same objects as core/v1 Events, stored once in core/v1 form
-and converted on the way in and out (as kube-apiserver's shared storage does)."""
+and converted on the way in and out (as kube-apiserver's shared storage does): an event
+written through either API is listed, watched and described through both."""
 
 from __future__ import annotations
 
@@ -61,5 +62,5 @@ def row(ev: dict) -> list:
 RESOURCE = ResourceType(
     group="events.k8s.io", version="v1", resource="events", kind="Event", short_names=("ev",),
     model="EventsV1Event", validate=validate, columns=core_events.COLUMNS, row=row,
-    field_labels=core_events.FIELD_LABELS,
+    field_labels=core_events.FIELD_LABELS, stored_as=("", "v1", "events"), to_storage=to_core, from_storage=from_core,
 )
