@@ -18,6 +18,7 @@ Skipped (not failed) where root or network namespaces are missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -33,6 +34,13 @@ def real_mode_problem() -> str | None:
     return real_dataplane_problem()
 
 
+def _ready_dns_endpoints(cluster: ClusterUnderTest) -> int:
+    out = cluster.kubectl("get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns",
+                          "-o", "json").stdout
+    return len({addr for eps in json.loads(out)["items"] for ep in eps.get("endpoints") or []
+                if (ep.get("conditions") or {}).get("ready") for addr in ep["addresses"]})
+
+
 @pytest.fixture(scope="session")
 def knet_cluster():
     problem = real_mode_problem()
@@ -41,6 +49,10 @@ def knet_cluster():
     cluster = ClusterUnderTest.up(nodes=3, dataplane="real",
                                   proxy_mode=os.environ.get("KNET_E2E_PROXY_MODE") or None)
     try:
+        # `knet up` returns once kube-system pods run; DNS tests also need both CoreDNS pods Ready
+        # (their second readiness probe, up to 10 s later, as on kubeadm).
+        cluster.wait_for("both CoreDNS pods Ready behind kube-dns", lambda: _ready_dns_endpoints(cluster) >= 2,
+                         timeout=40, interval=0.2)
         yield cluster
     finally:
         cluster.down()

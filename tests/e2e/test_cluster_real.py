@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 
 import pytest
 
+from knet.cluster.processes import proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 pytestmark = pytest.mark.e2e
@@ -75,9 +77,15 @@ def _host_snapshot() -> dict[str, set[str]]:
             "links": links, "mounts": mounts}
 
 
-def _knet_processes(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if marker in line]
+def _knet_processes(marker: str) -> list[list[str]]:
+    """Every process whose command line names `marker` (read from /proc: ps may cut long lines)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            argv = proc_cmdline(int(entry))
+            if any(marker in a for a in argv):
+                found.append(argv)
+    return found
 
 
 def test_up_then_down_leaves_no_trace(tmp_path):

@@ -87,7 +87,7 @@ def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[st
     """Remove cluster paths.name entirely. Returns what it did (for the user)."""
     done: list[str] = []
     records = [r for r in processes_of(paths) if r.alive]
-    processes.stop(records, grace_seconds=2.0)
+    processes.stop(records, grace_seconds=1.0)
     if records:
         done.append(f"stopped {len(records)} process(es)")
     if os.geteuid() == 0 and shutil.which("ip"):

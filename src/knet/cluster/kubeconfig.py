@@ -103,5 +103,8 @@ def uninstall(path: Path, context: str) -> bool:
     current = read(path)
     if current is None:
         return False
-    write(path, remove_entries(current, context))
+    pruned = remove_entries(current, context)
+    if pruned == current:
+        return False
+    write(path, pruned)
     return True

@@ -21,6 +21,10 @@ def pod_running_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
+def pod_running(pod: Obj) -> bool:
+    return pod.get("status", {}).get("phase") == "Running" and not pod.get("metadata", {}).get("deletionTimestamp")
+
+
 def nodes_ready(nodes: list[Obj], expected: set[str]) -> set[str]:
     """The expected nodes that are not Ready yet."""
     ready = {n["metadata"]["name"] for n in nodes if node_ready(n)}
@@ -40,3 +44,7 @@ def pods_not_running_on(pods: list[Obj], nodes: set[str]) -> set[str]:
 
 def running_ready_count(pods: list[Obj]) -> int:
     return sum(1 for p in pods if pod_running_ready(p))
+
+
+def running_count(pods: list[Obj]) -> int:
+    return sum(1 for p in pods if pod_running(p))

@@ -32,3 +32,7 @@ def test_daemonset_coverage_needs_running_ready_pods():
     pods = [pod("controlplane"), pod("node01", ready=False), pod("node02", deleting=True)]
     assert readiness.pods_not_running_on(pods, {"controlplane", "node01", "node02"}) == {"node01", "node02"}
     assert readiness.running_ready_count([pod("a"), pod("b", phase="Pending")]) == 1
+
+
+def test_running_count_ignores_terminating_pods():
+    assert readiness.running_count([pod("a", ready=False), pod("b", deleting=True), pod("c", phase="Pending")]) == 1
