@@ -231,15 +231,36 @@ def compute_filter_reasons(pod: Obj, info: NodeInfo) -> list[str]:
     return filter_resources(pod, info)
 
 
-def format_unschedulable_message(total_nodes: int, reasons_per_node: dict[str, list[str]]) -> str:
-    """`0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {...}.`"""
+# Filter failures that evicting pods could never fix (upstream: UnschedulableAndUnresolvable).
+_UNRESOLVABLE_PREFIXES = ("node(s) had untolerated taint", "node(s) didn't match Pod's node affinity/selector",
+                          "node(s) didn't match the requested node name", "node(s) were unschedulable")
+
+
+def format_unschedulable_message(total_nodes: int, reasons_per_node: dict[str, list[str]],
+                                 pod: Obj | None = None) -> str:
+    """`0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {...}.
+    preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption
+    is not helpful for scheduling.` -- the preemption part as DefaultPreemption words it when it finds
+    nothing to evict (knet does not preempt: with no PriorityClasses there is never a lower-priority
+    victim, so this is what upstream prints too)."""
     counts: Counter[str] = Counter()
     for reasons in reasons_per_node.values():
         counts.update(set(reasons))
     if total_nodes == 0:
         return "no nodes available to schedule pods"
     parts = sorted(f"{n} {reason}" for reason, n in counts.items())
-    return f"0/{total_nodes} nodes are available: {', '.join(parts)}."
+    message = f"0/{total_nodes} nodes are available: {', '.join(parts)}."
+    if pod is None:
+        return message
+    if (pod.get("spec") or {}).get("preemptionPolicy") == "Never":
+        return f"{message} preemption: not eligible due to preemptionPolicy=Never."
+    preempt: Counter[str] = Counter()
+    for reasons in reasons_per_node.values():
+        hopeless = any(r.startswith(_UNRESOLVABLE_PREFIXES) for r in reasons)
+        preempt["Preemption is not helpful for scheduling" if hopeless
+                else "No preemption victims found for incoming pod"] += 1
+    preempt_parts = sorted(f"{n} {reason}" for reason, n in preempt.items())
+    return f"{message} preemption: 0/{total_nodes} nodes are available: {', '.join(preempt_parts)}."
 
 
 # -- scores: higher is better, each 0..100 -----------------------------------------------------

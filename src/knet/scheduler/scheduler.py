@@ -144,7 +144,7 @@ class Scheduler:
         ns, name = split_key(key)
         if node is None:
             self.unschedulable.add(key)
-            message = format_unschedulable_message(len(infos), rejected)
+            message = format_unschedulable_message(len(infos), rejected, pod)
             await self._mark_unschedulable(pod, message)
             return
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},

@@ -46,7 +46,8 @@ async def test_binds_spreads_and_retries_when_a_node_arrives():
         events = await until(lambda: [e for e in api.objects("v1", "events") if e["reason"] == "FailedScheduling"])
         assert events[0]["type"] == "Warning"
         assert events[0]["message"] == ("0/1 nodes are available: 1 node(s) had untolerated taint "
-                                        "{node-role.kubernetes.io/control-plane: }.")
+                                        "{node-role.kubernetes.io/control-plane: }. preemption: 0/1 nodes are "
+                                        "available: 1 Preemption is not helpful for scheduling.")
         assert events[0]["source"]["component"] == "default-scheduler"
         p = await until(lambda: [p for p in api.objects("v1", "pods") if p["status"].get("conditions")])
         [cond] = p[0]["status"]["conditions"]

@@ -81,6 +81,13 @@ def test_unschedulable_message_like_upstream():
     assert format_unschedulable_message(2, rejected) == (
         "0/2 nodes are available: 1 Insufficient cpu, "
         "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }.")
+    assert format_unschedulable_message(2, rejected, pod(cpu="3")) == (
+        "0/2 nodes are available: 1 Insufficient cpu, "
+        "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. "
+        "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, "
+        "1 Preemption is not helpful for scheduling.")
+    assert format_unschedulable_message(2, rejected, pod(cpu="3", preemptionPolicy="Never")).endswith(
+        "preemption: not eligible due to preemptionPolicy=Never.")
 
 
 def test_replicas_spread_across_nodes_and_least_allocated_wins():
