@@ -106,11 +106,16 @@ class KubeletRelay:
         offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
         protocols = [p for p in offered if p in EXEC_PROTOCOLS] or list(EXEC_PROTOCOLS)
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise ApiError(400, "BadRequest", "Upgrade request required")
+            # kubectl falls back to SPDY when the WebSocket leg failed; knet relays WebSocket only.
+            raise ApiError(400, "BadRequest", "Upgrade request required: knet serves pods/exec over WebSocket "
+                           f"({', '.join(EXEC_PROTOCOLS[:2])}) only, not SPDY")
         url = f"{base.replace('https://', 'wss://')}/exec/{ns}/{name}/{container}?{urlencode(params)}"
         try:
             upstream = await self.session().ws_connect(url, protocols=protocols, ssl=self._ssl, max_msg_size=0,
                                                        autoping=True)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ApiError(500, "InternalError", f"error dialing backend: the kubelet answered {exc.status} "
+                           f"for {ns}/{name}/{container}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError(500, "InternalError", f"error dialing backend: {exc}") from None
         chosen = upstream.protocol
