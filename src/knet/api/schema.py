@@ -94,10 +94,27 @@ def model_fields(model: str) -> dict[str, Field]:
         desc = (getattr(info, "description", None) or "") if info is not None else ""
         required = bool(info is not None and info.is_required())
         ftype = parse_type(type_text)
-        if not desc and ftype.kind == "model":
-            desc = model_description(ftype.name)
+        if not desc:
+            desc = _REF_FIELD_DESCRIPTIONS.get(json_name, "").format(kind=type_name_of(model))
         out[json_name] = Field(json_name, ftype, desc, required)
     return out
+
+
+CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+# The descriptions the models lose on fields that reference another type (kube's OpenAPI has them).
+_REF_FIELD_DESCRIPTIONS = {
+    "metadata": f"Standard object's metadata. More info: {CONVENTIONS}#metadata",
+    "spec": f"Specification of the desired behavior of the {{kind}}. More info: {CONVENTIONS}#spec-and-status",
+    "status": f"Most recently observed status of the {{kind}}. This data may not be up to date. Populated by the "
+              f"system. Read-only. More info: {CONVENTIONS}#spec-and-status",
+}
+
+
+def type_name_of(model: str) -> str:
+    for prefix in ("CoreV1", "EventsV1", "DiscoveryV1", "AuthenticationV1", "V1"):
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return model
 
 
 @functools.cache
