@@ -20,6 +20,7 @@ log = logging.getLogger("knet.dns")
 
 TCP_IDLE_TIMEOUT = 10.0
 MAX_TCP_CONNECTIONS = 256
+MAX_TCP_PER_CLIENT = 16
 
 
 class _Bucket:
@@ -101,12 +102,15 @@ class TcpServer:
     def __init__(self, handler: QueryHandler) -> None:
         self.handler = handler
         self.connections = 0
+        self.per_client: dict[str, int] = {}
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connections >= MAX_TCP_CONNECTIONS:
-            writer.close()
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        if self.connections >= MAX_TCP_CONNECTIONS or self.per_client.get(peer, 0) >= MAX_TCP_PER_CLIENT:
+            writer.close()  # one client cannot hold every connection slot
             return
         self.connections += 1
+        self.per_client[peer] = self.per_client.get(peer, 0) + 1
         sock = writer.get_extra_info("socket")
         family = "2" if sock is not None and sock.family == socket.AF_INET6 else "1"
         try:
@@ -128,6 +132,9 @@ class TcpServer:
             log.exception("tcp connection failed")
         finally:
             self.connections -= 1
+            self.per_client[peer] -= 1
+            if not self.per_client[peer]:
+                del self.per_client[peer]
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -317,3 +317,21 @@ async def test_dns_server_change_forgets_only_dependent_answers(dns_server, dnsk
     cache.add_namespace("brand-new")
     assert len(handler.wire_cache.cluster) == 0
     assert addresses(await ask(port, "svc1.testns.svc.cluster.local.")) == ["10.0.0.1"]
+
+
+async def test_dns_server_tcp_connection_cap_per_client(dns_server):
+    port = dns_server["port"]
+    from knet.dns.server import MAX_TCP_PER_CLIENT
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_TCP_PER_CLIENT + 2)]
+    try:
+        await asyncio.sleep(0.1)
+        # another client still gets answers over TCP
+        q = dns.message.make_query("svc1.testns.svc.cluster.local.", T.A)
+        resp = await asyncio.to_thread(dns.query.tcp, q, "127.0.0.1", timeout=2, port=port, source="127.0.0.3")
+        assert addresses(resp) == ["10.0.0.1"]
+        # the same client's extra connections were closed by the server
+        held[-1].settimeout(1)
+        assert held[-1].recv(1) == b""
+    finally:
+        for s in held:
+            s.close()
