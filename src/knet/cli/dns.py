@@ -39,6 +39,9 @@ def dns_command(conf: Path, dns_port: int | None, listen: str, kubeconfig: str |
         uvloop = None
     app = DnsApp(Options(corefile=conf, kubeconfig=kubeconfig, host=listen, port=dns_port,
                          forward_timeout=forward_timeout))
+    from knet.client import ConfigError
+    from knet.dns.corefile import CorefileError
+
     try:
         if uvloop is not None:
             uvloop.run(app.run())
@@ -46,6 +49,8 @@ def dns_command(conf: Path, dns_port: int | None, listen: str, kubeconfig: str |
             asyncio.run(app.run())
     except KeyboardInterrupt:
         pass
+    except (CorefileError, ConfigError, OSError) as exc:
+        raise click.ClickException(f"{conf}: {exc}") from exc
 
 
 def register(group: click.Group) -> None:
