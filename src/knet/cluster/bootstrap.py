@@ -52,8 +52,11 @@ def write_pki(config: ClusterConfig, paths: ClusterPaths) -> None:
                                 user="system:kube-controller-manager")
     pki.write_client_kubeconfig(paths.component_kubeconfig("scheduler"), ca, server=server,
                                 user="system:kube-scheduler")
-    for node in config.nodes:
-        write_node_identity(config, paths, ca, node.name, node.ip)
+    # Real nodes each run their own agent with its own identity; simulated nodes share two
+    # agents (up.start_agents), which get theirs when they start.
+    if config.dataplane == "real":
+        for node in config.nodes:
+            write_node_identity(config, paths, ca, node.name, node.ip)
     # A static token for scripted access (kube-apiserver --token-auth-file format).
     token = secrets.token_hex(16)
     pki.write_file(paths.token_file, f'{token},kubernetes-admin,kubernetes-admin,"system:masters"\n', 0o600)

@@ -66,15 +66,15 @@ def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:
     if config.workers:
         groups.append(("sim-workers", config.workers))
     for group, nodes in groups:
-        if group != config.control_plane.name:
-            bootstrap.write_node_identity(config, paths, ca, group, "127.0.0.1")
+        bootstrap.write_node_identity(config, paths, ca, group, "127.0.0.1")
         node_list = paths.node_dir(group) / "sim-nodes.txt"
         write_file(node_list, agents.sim_node_list(nodes))
         argv = agents.sim_kubelet_argv(config, paths, group, nodes, str(node_list), knet, port=free_tcp_port())
         processes.spawn(f"kubelet-{group}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
 
 
-async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: ClusterPaths) -> Any:
+async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: ClusterPaths,
+                interval: float = POLL_SECONDS) -> Any:
     """Poll an async check until it returns something truthy (its result) or time runs out."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -91,7 +91,7 @@ async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: Clus
                 f"timed out after {timeout:.0f}s waiting for {what}{detail}; "
                 f"see the logs in {paths.logs} and clean up with: knet down --name {paths.name}"
             )
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(interval)
 
 
 async def _create_addons(api, config: ClusterConfig) -> None:
@@ -111,6 +111,8 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
     from knet.client import ApiClient, load_config
 
     names = {n.name for n in config.nodes}
+    # Listing every node and pod 20 times a second is cheap for a few nodes, not for a thousand.
+    wide = POLL_SECONDS if len(names) <= 50 else 0.5
     async with ApiClient(load_config(kubeconfig=str(paths.admin_kubeconfig))) as api:
         async def apiserver_ready():
             await api.get("v1", "namespaces", "kube-system")
@@ -124,21 +126,21 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
             nodes = (await api.list("v1", "nodes"))["items"]
             return not readiness.nodes_without_pod_cidr(nodes, names)
 
-        await _wait("every node to register and get a podCIDR", cni_ready, timeout, paths)
+        await _wait("every node to register and get a podCIDR", cni_ready, timeout, paths, wide)
         say("Installing CNI")
 
         async def nodes_ready():
             nodes = (await api.list("v1", "nodes"))["items"]
             return not readiness.nodes_ready(nodes, names)
 
-        await _wait("nodes to become Ready", nodes_ready, timeout, paths)
+        await _wait("nodes to become Ready", nodes_ready, timeout, paths, wide)
         say("Nodes Ready")
 
         async def proxies_ready():
             pods = (await api.list("v1", "pods", namespace="kube-system", label_selector="k8s-app=kube-proxy"))
             return not readiness.pods_not_running_on(pods["items"], names)
 
-        await _wait("a running kube-proxy pod on every node", proxies_ready, timeout, paths)
+        await _wait("a running kube-proxy pod on every node", proxies_ready, timeout, paths, wide)
         say("kube-proxy ready")
 
         # "Usable" is what kubeadm users check: kube-system pods Running. CoreDNS turns Ready at
