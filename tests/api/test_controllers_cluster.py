@@ -27,6 +27,10 @@ import pytest
 pytestmark = pytest.mark.api
 
 NODES = ("ctl-cp", "ctl-node01", "ctl-node02")
+# A restarted (kill -9) component waits for its predecessor's lease to expire, as upstream does;
+# short leases keep that wait short here.
+FAST_LEASE = ("--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s",
+              "--leader-elect-retry-period=1s")
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
 
@@ -236,9 +240,9 @@ def cluster(ctl_apiserver, tmp_path_factory):
                     "--controllers=*,bootstrapsigner,tokencleaner", "--leader-elect=true",
                     "--node-cidr-mask-size=24", "--service-cluster-ip-range=10.96.0.0/12",
                     "--use-service-account-credentials=true", "--node-monitor-grace-period=4s",
-                    "--node-monitor-period=1s"], str(logs / "controller-manager.log"))
+                    "--node-monitor-period=1s", *FAST_LEASE], str(logs / "controller-manager.log"))
     sched = Component([*knet, "scheduler", f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
-                       "--leader-elect=true"], str(logs / "scheduler.log"))
+                       "--leader-elect=true", *FAST_LEASE], str(logs / "scheduler.log"))
     agents = FakeNodeAgents(kubeconfig)
     kubectl = Kubectl(kubeconfig)
     try:
@@ -292,6 +296,18 @@ def test_nodes_get_distinct_pod_cidrs(cluster):
     assert len(set(got.values())) == 3
     assert all(ipaddress.ip_network(c).subnet_of(ipaddress.ip_network("10.244.0.0/16"))
                and c.endswith("/24") for c in got.values())
+
+
+def test_components_hold_their_leases(cluster):
+    kubectl = cluster["kubectl"]
+
+    def holders():
+        leases = kubectl.json("get", "leases", "-n", "kube-system")["items"]
+        return {lease["metadata"]["name"]: lease["spec"].get("holderIdentity") for lease in leases}
+
+    got = wait_for("both leases held", lambda: (h := holders()) and h.get("kube-controller-manager")
+                   and h.get("kube-scheduler") and h)
+    assert all("_" in got[n] for n in ("kube-controller-manager", "kube-scheduler"))  # HOSTNAME_UUID
 
 
 def test_default_serviceaccount_appears(cluster, ns):

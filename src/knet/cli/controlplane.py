@@ -49,11 +49,10 @@ def _setup(verbosity: int) -> None:
 
 
 _IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "client-ca-file",
-               "cluster-name", "cluster-signing-cert-file", "cluster-signing-key-file", "leader-elect",
+               "cluster-name", "cluster-signing-cert-file", "cluster-signing-key-file",
                "requestheader-client-ca-file", "service-account-private-key-file",
                "use-service-account-credentials", "secure-port", "service-cluster-ip-range", "profiling",
-               "feature-gates", "leader-elect-lease-duration", "leader-elect-renew-deadline",
-               "terminated-pod-gc-threshold", "cloud-provider", "configure-cloud-routes")
+               "feature-gates", "terminated-pod-gc-threshold", "cloud-provider", "configure-cloud-routes")
 
 
 def _ignored(names: tuple[str, ...]):
@@ -62,6 +61,61 @@ def _ignored(names: tuple[str, ...]):
             fn = click.option(f"--{name}", hidden=True, default=None, help="accepted for compatibility")(fn)
         return fn
     return deco
+
+
+def _leader_election(default_name: str):
+    """--leader-elect* flags as kube-controller-manager / kube-scheduler take them."""
+    def deco(fn):
+        options = [
+            click.option("--leader-elect", default="true", help="hold a Lease in kube-system while running"),
+            click.option("--leader-elect-lease-duration", default="15s"),
+            click.option("--leader-elect-renew-deadline", default="10s"),
+            click.option("--leader-elect-retry-period", default="2s"),
+            click.option("--leader-elect-resource-name", default=default_name),
+            click.option("--leader-elect-resource-namespace", default="kube-system"),
+            click.option("--leader-elect-resource-lock", default="leases", hidden=True),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return deco
+
+
+def _run(config, user_agent: str, flags: dict, work) -> None:
+    """Run `work(api)` (under leader election when --leader-elect) until SIGTERM/SIGINT, then
+    release the lease so a successor starts at once."""
+    import signal
+
+    from knet.client import ApiClient
+    from knet.client.leaderelection import LeaderElector, LostLeadershipError, run_as_leader
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        async with ApiClient(config, user_agent=user_agent) as api:
+            if not _bool(flags["leader_elect"]):
+                await work(api)
+                return
+            elector = LeaderElector(
+                api, flags["leader_elect_resource_name"], namespace=flags["leader_elect_resource_namespace"],
+                lease_duration=parse_duration(flags["leader_elect_lease_duration"]),
+                renew_deadline=parse_duration(flags["leader_elect_renew_deadline"]),
+                retry_period=parse_duration(flags["leader_elect_retry_period"]))
+            try:
+                await run_as_leader(elector, lambda: work(api))
+            except LostLeadershipError as exc:
+                raise click.ClickException(f"leaderelection lost: {exc}") from exc
+
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+
+
+_LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_deadline",
+            "leader_elect_retry_period", "leader_elect_resource_name", "leader_elect_resource_namespace")
 
 
 @click.command("controller-manager", context_settings={"ignore_unknown_options": False})
@@ -74,11 +128,11 @@ def _ignored(names: tuple[str, ...]):
 @click.option("--node-monitor-period", default="5s")
 @click.option("--root-ca-file", type=click.Path(dir_okay=False), default=None)
 @click.option("-v", "--v", "verbosity", type=int, default=2)
+@_leader_election("kube-controller-manager")
 @_ignored(_IGNORED_CM)
 def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_mask_size, controllers,
-                       node_monitor_grace_period, node_monitor_period, root_ca_file, verbosity, **_ignored_flags):
+                       node_monitor_grace_period, node_monitor_period, root_ca_file, verbosity, **flags):
     """Run the controllers (node IPAM, EndpointSlice, Deployment, ReplicaSet, DaemonSet, ...)."""
-    from knet.client import ApiClient
     from knet.controllers.manager import ManagerOptions, run_controller_manager
 
     _setup(verbosity)
@@ -89,49 +143,35 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         node_monitor_period=parse_duration(node_monitor_period),
         root_ca=Path(root_ca_file).read_text() if root_ca_file else None,
         controllers=tuple(controllers.split(",")))
-
-    config = _load(kubeconfig)
-
-    async def main() -> None:
-        async with ApiClient(config, user_agent="kube-controller-manager/knet") as api:
-            await run_controller_manager(api, options)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    _run(_load(kubeconfig), "kube-controller-manager/knet", {k: flags[k] for k in _LE_KEYS},
+         lambda api: run_controller_manager(api, options))
 
 
 @click.command("scheduler")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None)
 @click.option("--scheduler-name", default="default-scheduler")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
-@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "leader-elect",
-           "secure-port", "config", "profiling", "feature-gates"))
-def scheduler(kubeconfig, scheduler_name, verbosity, **_ignored_flags):
+@_leader_election("kube-scheduler")
+@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "secure-port", "config",
+           "profiling", "feature-gates"))
+def scheduler(kubeconfig, scheduler_name, verbosity, **flags):
     """Bind pending pods to nodes."""
-    from knet.client import ApiClient
     from knet.controllers.base import InformerFactory
     from knet.scheduler.scheduler import Scheduler
 
     _setup(verbosity)
-    config = _load(kubeconfig)
 
-    async def main() -> None:
-        async with ApiClient(config, user_agent="kube-scheduler/knet") as api:
-            informers = InformerFactory(api)
-            sched = Scheduler(api, informers, scheduler_name=scheduler_name)
-            informers.start()
-            try:
-                await informers.wait_synced()
-                await sched.run()
-            finally:
-                await informers.stop()
+    async def work(api) -> None:
+        informers = InformerFactory(api)
+        sched = Scheduler(api, informers, scheduler_name=scheduler_name)
+        informers.start()
+        try:
+            await informers.wait_synced()
+            await sched.run()
+        finally:
+            await informers.stop()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    _run(_load(kubeconfig), "kube-scheduler/knet", {k: flags[k] for k in _LE_KEYS}, work)
 
 
 def register(group: click.Group) -> None:
