@@ -288,3 +288,28 @@ def test_apply_a_list_validates_each_item_on_the_server(apiserver, namespace):
     # `kubectl get -o yaml` output (a List) applies back.
     exported = apiserver.kubectl_ok("-n", namespace, "get", "cm", "-o", "yaml")
     assert apiserver.kubectl_ok("-n", namespace, "apply", "-f", "-", input=exported).strip() == "configmap/l1 configured"
+
+
+def test_pod_defaults_and_admission_as_kube_apiserver(apiserver, namespace):
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dns"},
+                "spec": {"priorityClassName": "system-cluster-critical",
+                         "containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.10.1",
+                                         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+                                         "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"}]}]}}
+    apiserver.kubectl_ok("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    pod = get_json(apiserver, "-n", namespace, "get", "pod", "dns")
+    c = pod["spec"]["containers"][0]
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert c["livenessProbe"] == {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
+                                  "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+    assert (c["terminationMessagePath"], c["terminationMessagePolicy"]) == ("/dev/termination-log", "File")
+    spec = pod["spec"]
+    assert (spec["priority"], spec["preemptionPolicy"], spec["enableServiceLinks"]) == (2000000000, "PreemptLowerPriority", True)
+    assert (spec["serviceAccountName"], spec["schedulerName"], spec["dnsPolicy"]) == ("default", "default-scheduler", "ClusterFirst")
+    mount = c["volumeMounts"][0]
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount" and mount["readOnly"] is True
+    vol = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert mount["name"].startswith("kube-api-access-") and len(mount["name"]) == len("kube-api-access-") + 5
+    assert [next(iter(s)) for s in vol["projected"]["sources"]] == ["serviceAccountToken", "configMap", "downwardAPI"]
+    assert [t["key"] for t in spec["tolerations"]] == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+    assert pod["status"] == {"phase": "Pending", "qosClass": "BestEffort"}

@@ -56,6 +56,8 @@ class ResourceType:
     allow_create_on_update: bool = False
     # Served from another kind's storage (events.k8s.io/v1 Events are core/v1 Events):
     # (group, version, resource) of the stored kind, and the converters to and from it.
+    # Admission on create (mutating, like kube-apiserver's built-in plugins), after defaults.
+    admit: Callable[[dict], None] | None = None
     stored_as: tuple[str, str, str] | None = None
     to_storage: Callable[[dict], dict] | None = None
     from_storage: Callable[[dict], dict] | None = None

@@ -195,6 +195,8 @@ class ObjectService:
         if rt.has_status and rt.resource != "nodes":
             obj.pop("status", None)  # status is written through the status subresource
         rt.defaults(obj)
+        if rt.admit is not None:
+            rt.admit(obj)
         obj = self._normalise(rt, obj)
         self._validate(rt, obj, None)
         taken = None

@@ -23,7 +23,25 @@ FIELD_LABELS = ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "sp
                 "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName")
 
 
+def _probe_defaults(probe: dict | None) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("scheme", "HTTP")
+        probe["httpGet"].setdefault("path", "/")
+
+
 def _container_defaults(c: dict) -> None:
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _probe_defaults(c.get(kind))
+    for env in c.get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(ref, dict):
+            ref.setdefault("apiVersion", "v1")
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     image = c.get("image", "")
@@ -59,6 +77,35 @@ def defaults(obj: dict) -> None:
     status = obj.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", _qos(spec))
+
+
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
+
+
+def admit(pod: dict) -> None:
+    """kube-apiserver's admission for pods: Priority (the built-in system classes) and
+    ServiceAccount (the projected kube-api-access-XXXXX volume with the token, the cluster CA
+    and the namespace, mounted read-only in every container)."""
+    import random
+
+    spec = pod.setdefault("spec", {})
+    if spec.get("priorityClassName") in PRIORITY_CLASSES:
+        spec["priority"] = PRIORITY_CLASSES[spec["priorityClassName"]]
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    if all(any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []) for c in containers):
+        return
+    name = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
+    for c in containers:
+        if not any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []):
+            c.setdefault("volumeMounts", []).append({"mountPath": SA_MOUNT_PATH, "name": name, "readOnly": True})
 
 
 def _qos(spec: dict) -> str:
@@ -245,4 +292,5 @@ RESOURCE = ResourceType(
     group="", version="v1", resource="pods", kind="Pod", short_names=("po",), categories=("all",),
     subresources=("status", "binding", "log", "exec", "eviction"),
     model="V1Pod", defaults=defaults, validate=validate, columns=COLUMNS, row=row, field_labels=FIELD_LABELS,
+    admit=admit,
 )
