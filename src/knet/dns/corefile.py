@@ -221,19 +221,19 @@ def _kubernetes(d: Directive, block_zones: list[str]) -> KubernetesConfig:
     return cfg
 
 
-def _forward(d: Directive) -> ForwardConfig:
+def _forward(d: Directive, ignored: list[str]) -> ForwardConfig:
     if len(d.args) < 2:
         raise CorefileError(f"line {d.line}: forward FROM TO...")
     cfg = ForwardConfig(from_zone=_zone(d.args[0]), to=list(d.args[1:]))
     for opt in d.block:
         if opt.name == "max_concurrent" and opt.args:
             cfg.max_concurrent = int(opt.args[0])
-        elif opt.name == "expire" and opt.args:
-            pass  # connection reuse: not applicable to one-shot UDP upstream queries
+        else:  # policy, health_check, force_tcp, expire, tls...: one-shot UDP, random order
+            ignored.append(f"forward {opt.name}")
     return cfg
 
 
-def _cache(d: Directive) -> CacheConfig:
+def _cache(d: Directive, ignored: list[str]) -> CacheConfig:
     cfg = CacheConfig()
     if d.args:
         cfg.ttl = int(d.args[0])
@@ -245,6 +245,8 @@ def _cache(d: Directive) -> CacheConfig:
             cfg.denial_ttl = int(opt.args[1])
         elif opt.name == "servfail" and opt.args:
             cfg.servfail_ttl = int(_duration(opt.args[0]))
+        else:  # prefetch, serve_stale, keepttl, disable...
+            ignored.append(f"cache {opt.name}")
     return cfg
 
 
@@ -267,14 +269,16 @@ def _plugins(b: ServerBlock, directives: list[Directive]) -> ServerBlock:
         if d.name == "kubernetes":
             b.kubernetes = _kubernetes(d, b.zones)
         elif d.name == "forward":
-            b.forward = _forward(d)
+            b.forward = _forward(d, b.ignored)
         elif d.name == "cache":
-            b.cache = _cache(d)
+            b.cache = _cache(d, b.ignored)
         elif d.name == "health":
             b.health = _addr(d, ":8080")
             for opt in d.block:
                 if opt.name == "lameduck" and opt.args:
                     b.lameduck = _duration(opt.args[0])
+                else:
+                    b.ignored.append(f"health {opt.name}")
         elif d.name == "ready":
             b.ready = _addr(d, ":8181")
         elif d.name == "prometheus":

@@ -43,9 +43,11 @@ def test_dns_corefile_shapes_and_ignored():
     dns://.:1054 {
         forward . 10.0.0.1:5353 [fd00::1]:53 10.0.0.2 {
             max_concurrent 10
+            policy sequential
         }
         cache 10 {
             denial 100 5
+            prefetch 10
         }
         prometheus localhost:9999
     }
@@ -60,7 +62,8 @@ def test_dns_corefile_shapes_and_ignored():
     assert (b.zones, b.port, b.prometheus) == (["."], 1054, "localhost:9999")
     assert upstream_addresses(b.forward.to) == [("10.0.0.1", 5353), ("fd00::1", 53), ("10.0.0.2", 53)]
     assert b.forward.max_concurrent == 10 and b.cache.ttl == 10 and b.cache.denial_ttl == 5
-    assert config.ignored() == ["cluster.local.:1053 whoami", "cluster.local.:1053 kubernetes noendpoints"]
+    assert config.ignored() == ["cluster.local.:1053 whoami", "cluster.local.:1053 kubernetes noendpoints",
+                                ".:1054 forward policy", ".:1054 cache prefetch"]
 
 
 def test_dns_corefile_env_and_resolv_conf(monkeypatch):
