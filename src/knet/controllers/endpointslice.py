@@ -63,6 +63,15 @@ def endpoint_ports(service: Obj, pod: Obj) -> tuple[tuple[str, str, int, str | N
     return tuple(out)
 
 
+def pod_hostname_for(service: Obj, pod: Obj) -> str | None:
+    """A pod's hostname is published only through the Service named by its spec.subdomain (that is
+    what gives `HOSTNAME.SUBDOMAIN.NS.svc` DNS records, as upstream)."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == service["metadata"]["name"]:
+        return spec["hostname"]
+    return None
+
+
 def _slice_ports(ports: tuple[tuple[str, str, int, str | None], ...]) -> list[Obj]:
     result = []
     for name, protocol, port, app in ports:
@@ -106,8 +115,9 @@ def compute_slice_endpoints(service: Obj, pods: list[Obj], nodes: dict[str, Obj]
             zone = ((nodes.get(node_name) or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
             if zone:
                 endpoint["zone"] = zone
-        if (pod.get("spec") or {}).get("hostname"):
-            endpoint["hostname"] = pod["spec"]["hostname"]
+        hostname = pod_hostname_for(service, pod)
+        if hostname:
+            endpoint["hostname"] = hostname
         groups.setdefault(endpoint_ports(service, pod), []).append(endpoint)
     desired: list[DesiredSlice] = []
     for ports, endpoints in sorted(groups.items(), key=lambda kv: repr(kv[0])):
@@ -198,6 +208,9 @@ def compute_endpoints(service: Obj, pods: list[Obj]) -> Obj:
                                                      "uid": pod["metadata"].get("uid")}}
         if (pod.get("spec") or {}).get("nodeName"):
             address["nodeName"] = pod["spec"]["nodeName"]
+        hostname = pod_hostname_for(service, pod)
+        if hostname:
+            address["hostname"] = hostname
         ports = endpoint_ports(service, pod)
         bucket = subsets.setdefault(ports, {"addresses": [], "notReadyAddresses": []})
         ready = publish_not_ready or is_pod_ready(pod)

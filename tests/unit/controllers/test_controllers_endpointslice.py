@@ -131,3 +131,15 @@ async def test_controller_follows_readiness_and_leaves_selectorless_services_alo
     assert not [e for e in api.objects("v1", "endpoints") if e["metadata"]["name"] == "kubernetes"]
     await api.delete("v1", "services", "web", namespace="default")
     await harness.until(lambda: not api.objects("discovery.k8s.io/v1", "endpointslices"))
+
+
+@pytest.mark.parametrize(("subdomain", "published"), [("web", "web-0"), ("other", None), (None, None)])
+def test_hostname_published_only_through_the_subdomain_service(subdomain, published):
+    p = pod("web-0")
+    p["spec"]["hostname"] = "web-0"
+    if subdomain:
+        p["spec"]["subdomain"] = subdomain
+    [slc] = compute_slice_endpoints(service(), [p], NODES)
+    assert slc.endpoints[0].get("hostname") == published
+    address = compute_endpoints(service(), [p])["subsets"][0]["addresses"][0]
+    assert address.get("hostname") == published
