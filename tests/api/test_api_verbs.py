@@ -85,6 +85,13 @@ def test_server_side_apply(apiserver, namespace):
     obj = yaml.safe_load(apiserver.kubectl_ok("-n", namespace, "get", "cm", "ssa", "-o", "yaml", "--show-managed-fields"))
     assert obj["data"] == {"a": "2"}
     assert [(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+    assert obj["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}
+    # A field the manager applied before and leaves out now is removed; others' fields stay.
+    apiserver.kubectl_ok("-n", namespace, "apply", "--server-side", "-f", "-",
+                         input=cm.replace("  a: '1'\n", "  a: '1'\n  b: '2'\n"))
+    apiserver.kubectl_ok("-n", namespace, "patch", "cm", "ssa", "-p", '{"data":{"c":"3"}}')
+    apiserver.kubectl_ok("-n", namespace, "apply", "--server-side", "-f", "-", input=cm.replace("  a: '1'\n", "  b: '2'\n"))
+    assert get_json(apiserver, "-n", namespace, "get", "cm", "ssa")["data"] == {"b": "2", "c": "3"}
 
 
 def test_strategic_merge_json_and_merge_patches(apiserver, namespace):

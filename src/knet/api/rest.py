@@ -12,6 +12,7 @@ import uuid
 
 import orjson
 
+from knet.api import apply as ssa
 from knet.api import errors, schema
 from knet.api import patch as patches
 from knet.api.allocation import ServiceAllocator
@@ -328,7 +329,7 @@ class ObjectService:
             if patch_type == "apply" and subresource is None:
                 obj = self._decode_check(rt, copy.deepcopy(body), opts)
                 obj.setdefault("metadata", {})["name"] = name
-                self._record_manager(obj, None, opts, "Apply")
+                self._record_manager(obj, None, opts, "Apply", ssa.fields_v1(body, rt.model))
                 return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None))
             raise errors.not_found(rt.resource, rt.group, name)
         old = current.obj
@@ -346,6 +347,8 @@ class ObjectService:
                     raise errors.bad_request("apply patch must be an object")
                 self._decode_check(rt, copy.deepcopy(body), opts)
                 new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
+                manager = opts.field_manager or "kubectl"
+                ssa.prune(new, ssa.removed_fields(ssa.previous_apply(old, manager), ssa.fields_v1(body, rt.model)))
             else:
                 raise errors.unsupported_media_type(patch_type)
         except patches.PatchError as exc:
@@ -369,20 +372,21 @@ class ObjectService:
                 raise errors.bad_request(f"invalid resource version: {patched_rv}") from None
         new.setdefault("metadata", {})["name"] = name
         if patch_type == "apply":
-            self._record_manager(new, old, opts, "Apply")
+            self._record_manager(new, old, opts, "Apply", ssa.fields_v1(body, rt.model))
         inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager)
         result = await self._write_update(rt, current, new, inner, subresource, expected)
         return 200, result
 
     @staticmethod
-    def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str) -> None:
+    def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str,
+                        fields: dict | None = None) -> None:
         """A managedFields entry per (manager, operation), as the server-side apply machinery
         keeps (without per-field ownership)."""
         manager = opts.field_manager or ("kubectl" if operation == "Apply" else "unknown")
         entries = list(((old or obj).get("metadata") or {}).get("managedFields") or [])
         entries = [e for e in entries if not (e.get("manager") == manager and e.get("operation") == operation)]
         entries.append({"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
-                        "time": timestamp(), "fieldsType": "FieldsV1", "fieldsV1": {}})
+                        "time": timestamp(), "fieldsType": "FieldsV1", "fieldsV1": fields or {}})
         obj.setdefault("metadata", {})["managedFields"] = entries
 
     # --- delete ------------------------------------------------------------------------------
