@@ -113,6 +113,19 @@ def _netconf(conflist: dict[str, Any], plugin: dict[str, Any], prev: dict[str, A
     return conf
 
 
+def _plugins_needed(conflist: dict[str, Any], runtime: dict[str, Any]) -> list[dict[str, Any]]:
+    """Skip a capability-only plugin (portmap) when the pod asks for none of its capabilities: it
+    would pass prevResult through unchanged. Saves an exec per pod; `lo` is brought up by the
+    sandbox itself (what the loopback plugin would do)."""
+    out = []
+    for plugin in conflist["plugins"]:
+        caps = plugin.get("capabilities") or {}
+        if caps and plugin["type"] == "portmap" and not any(runtime.get(k) for k in caps):
+            continue
+        out.append(plugin)
+    return out
+
+
 def _cni_args(namespace: str, name: str, container_id: str) -> str:
     return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name};"
             f"K8S_POD_INFRA_CONTAINER_ID={container_id}")
@@ -123,10 +136,8 @@ async def add_pod(conflist: dict[str, Any], bin_dir: str, container_id: str, net
     meta = pod["metadata"]
     args = _cni_args(meta.get("namespace", "default"), meta["name"], container_id)
     runtime = {"portMappings": _port_mappings(pod.get("spec") or {})}
-    loopback = {"cniVersion": conflist["cniVersion"], "name": "cni-loopback", "type": "loopback"}
-    await _invoke(bin_dir, loopback, "ADD", container_id, netns, "lo", args)
     prev = None
-    for plugin in conflist["plugins"]:
+    for plugin in _plugins_needed(conflist, runtime):
         prev = await _invoke(bin_dir, _netconf(conflist, plugin, prev, runtime), "ADD", container_id, netns,
                              ifname, args)
     ips = (prev or {}).get("ips") or []
@@ -143,7 +154,7 @@ async def del_pod(conflist: dict[str, Any], bin_dir: str, container_id: str, net
     args = _cni_args(meta.get("namespace", "default"), meta["name"], container_id)
     runtime = {"portMappings": _port_mappings(pod.get("spec") or {})}
     errors = []
-    for plugin in reversed(conflist["plugins"]):
+    for plugin in reversed(_plugins_needed(conflist, runtime)):
         try:
             await _invoke(bin_dir, _netconf(conflist, plugin, None, runtime), "DEL", container_id, netns,
                           ifname, args)

@@ -251,12 +251,33 @@ def run_created(worker: PodWorker, run: Any) -> float:
     return worker.created_at
 
 
-def _ssl_context(kubelet: Kubelet) -> ssl.SSLContext | None:
+def _self_signed(kubelet: Kubelet) -> tuple[str, str]:
+    """Like kubelet without --tls-cert-file: a self-signed serving certificate in the root dir."""
+    from knet.cluster.pki import create_ca, issue_cert
+
+    directory = os.path.join(kubelet.cfg.root_dir, "pki")
+    crt, key = os.path.join(directory, "kubelet-self.crt"), os.path.join(directory, "kubelet-self.key")
+    if not (os.path.exists(crt) and os.path.exists(key)):
+        os.makedirs(directory, exist_ok=True)
+        name = kubelet.cfg.hostname_override or "knet-kubelet"
+        leaf = issue_cert(create_ca(f"{name}-ca"), name, dns_names=[name, "localhost"],
+                          ip_addresses=sorted({"127.0.0.1", kubelet.cfg.node_ip or "127.0.0.1"}), server=True)
+        with open(key, "wb") as f:
+            os.chmod(key, 0o600)
+            f.write(leaf.key_pem)
+        with open(crt, "wb") as f:
+            f.write(leaf.cert_pem)
+    return crt, key
+
+
+def _ssl_context(kubelet: Kubelet) -> ssl.SSLContext:
     cfg = kubelet.cfg
-    if not (cfg.tls_cert_file and cfg.tls_private_key_file and os.path.exists(cfg.tls_cert_file)):
-        return None
+    if cfg.tls_cert_file and cfg.tls_private_key_file and os.path.exists(cfg.tls_cert_file):
+        crt, key = cfg.tls_cert_file, cfg.tls_private_key_file
+    else:
+        crt, key = _self_signed(kubelet)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_private_key_file)
+    ctx.load_cert_chain(crt, key)
     if cfg.client_ca_file and os.path.exists(cfg.client_ca_file):
         ctx.load_verify_locations(cfg.client_ca_file)
         ctx.verify_mode = ssl.CERT_OPTIONAL

@@ -121,7 +121,15 @@ async def materialise(api: Any | None, pod: Obj, pod_dir: Path) -> dict[str, Pat
             for source in vol["projected"].get("sources") or []:
                 if "serviceAccountToken" in source:
                     tok = source["serviceAccountToken"]
-                    _write_items(target, {tok["path"]: await _service_account_token(api, pod, tok)}, None, 0o600)
+                    try:
+                        token = await _service_account_token(api, pod, tok)
+                    except ApiError as exc:
+                        # The volume knet adds itself (no admission did) must not block a pod
+                        # whose service account does not exist; a declared one must.
+                        if name != SA_VOLUME or exc.status != 404:
+                            raise
+                        continue
+                    _write_items(target, {tok["path"]: token}, None, 0o600)
                 elif "configMap" in source:
                     src = source["configMap"]
                     obj = await _get(api, "configmaps", ns, src["name"], True)

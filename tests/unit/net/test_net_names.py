@@ -64,3 +64,9 @@ def test_host_ports_become_port_mappings():
     spec = {"containers": [{"ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 53,
                                                                                 "protocol": "UDP"}]}]}
     assert cni._port_mappings(spec) == [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
+
+
+def test_portmap_only_runs_when_the_pod_maps_ports():
+    conf = cni.pod_network_conflist("10.244.1.0/24", "/x")
+    assert [p["type"] for p in cni._plugins_needed(conf, {"portMappings": []})] == ["bridge"]
+    assert [p["type"] for p in cni._plugins_needed(conf, {"portMappings": [{"hostPort": 1}]})] == ["bridge", "portmap"]
