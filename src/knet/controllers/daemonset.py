@@ -282,3 +282,5 @@ class DaemonSetController(Controller):
                     self.queue.add_after(key, 0.1)
                 elif not exc.not_found:
                     raise
+        if int((ds.get("spec") or {}).get("minReadySeconds") or 0) and status["numberReady"] > status["numberAvailable"]:
+            self.queue.add_after(key, 1.0)  # pods become available minReadySeconds after Ready
