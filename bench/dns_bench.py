@@ -1,6 +1,6 @@
 """Cluster DNS benchmark: queries per second and p50/p99 latency for cluster names.
 
-    python bench/dns_bench.py [--seconds 10] [--services 1000] [--window 32] [--workers 1] [--json]
+    python bench/dns_bench.py [--seconds 10] [--services 1000] [--window 32] [--cold] [--churn N] [--json]
 
 One server process (the real knet.dns handler and UDP server, built from the kubeadm Corefile
 over a cache of N Services in 10 namespaces, as the informers would fill it) on loopback, and a
@@ -28,7 +28,8 @@ def service_names(count: int) -> list[str]:
     return [f"svc{i}.ns{i % NAMESPACES}.svc.cluster.local." for i in range(count)]
 
 
-def run_server(port_out, ready, stop, services: int, cpu: int | None, reuse_port: bool, cold: bool) -> None:
+def run_server(port_out, ready, stop, services: int, cpu: int | None, reuse_port: bool, cold: bool,
+               churn: float) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     import asyncio
@@ -57,8 +58,13 @@ def run_server(port_out, ready, stop, services: int, cpu: int | None, reuse_port
                                    miss_rate=1e9, miss_burst=1e9)
         port_out.value = udp.get_extra_info("sockname")[1]
         ready.set()
+        rng = random.Random(1)
+        step = 1.0 / churn if churn else 0.1
         while not stop.is_set():
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(step)
+            if churn:  # a Service changes (as an informer update would): its cached answers go
+                i = rng.randrange(services)
+                cache.upsert_service(svcs[i])
         udp.close()
         tcp.close()
 
@@ -136,6 +142,7 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=32, help="queries kept in flight by the load generator")
     ap.add_argument("--workers", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)")
     ap.add_argument("--cold", action="store_true", help="no wire-answer cache: every query takes the full path")
+    ap.add_argument("--churn", type=float, default=0.0, help="Service updates per second during the run")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -149,7 +156,7 @@ def main() -> int:
         ready = ctx.Event()
         cpu = cpus[i % (len(cpus) - 1)] if two and args.workers == 1 else None
         p = ctx.Process(target=run_server, args=(port, ready, stop, args.services, cpu, args.workers > 1,
-                                                          args.cold))
+                                                          args.cold, args.churn))
         p.start()
         if not ready.wait(30):
             print("server did not start", file=sys.stderr)
@@ -178,7 +185,7 @@ def main() -> int:
         print("load generator failed", file=sys.stderr)
         return 1
     out.update(loadavg_1m=round(os.getloadavg()[0], 2), cpus=len(cpus))
-    out.update(services=args.services, window=args.window, workers=args.workers, cold=args.cold,
+    out.update(services=args.services, window=args.window, workers=args.workers, cold=args.cold, churn=args.churn,
                anchor_qps=33700, goal_p99_ms=2.0)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -186,7 +193,7 @@ def main() -> int:
         print(f"knet dns: {out['qps']:,.0f} queries/s  p50 {out['p50_ms']:.3f} ms  p99 {out['p99_ms']:.3f} ms  "
               f"p99.9 {out['p999_ms']:.3f} ms  ({out['queries']:,} answers, {out['errors']} errors, "
               f"{args.services} services, window {args.window}, {args.workers} server process(es)"
-              f"{', no wire cache' if args.cold else ''})")
+              f"{', no wire cache' if args.cold else ''}{f', {args.churn:g} Service updates/s' if args.churn else ''})")
         print(f"machine: {len(cpus)} CPUs, load average {out['loadavg_1m']} during the run "
               "(other work on the machine skews p99)")
         print(f"anchor: CoreDNS ~33,700 queries/s on 2 vCPUs; goal p99 < 2 ms -> "
