@@ -299,6 +299,51 @@ def test_graceful_delete_removes_pod_and_frees_network(cluster):
     assert "Killing" in events and "Started" in events
 
 
+def test_init_container_config_map_volume_and_service_env(cluster):
+    manifest = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello-from-configmap}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: backend}
+spec:
+  ports: [{port: 8080, name: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: staged}
+spec:
+  nodeName: kd2
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: cfg, configMap: {name: settings}}
+  initContainers:
+  - name: setup
+    image: busybox
+    command: ["sh", "-c", "cat /etc/settings/greeting > /work/out"]
+    volumeMounts: [{name: work, mountPath: /work}, {name: cfg, mountPath: /etc/settings}]
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "cat /work/out; echo; echo svc=$BACKEND_SERVICE_HOST:$BACKEND_SERVICE_PORT_HTTP; exec sleep 3600"]
+    volumeMounts: [{name: work, mountPath: /work}]
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+    pod = cluster.wait_running("staged")
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 0 and init["state"]["terminated"]["reason"] == "Completed"
+    svc_ip = json.loads(cluster.kubectl_ok("get", "svc", "backend", "-o", "json"))["spec"]["clusterIP"]
+    logs = wait_for(lambda: cluster.kubectl_ok("logs", "staged"), 10, what="logs")
+    assert logs.splitlines() == ["hello-from-configmap", f"svc={svc_ip}:8080"]
+    assert cluster.kubectl_ok("logs", "staged", "-c", "setup") == ""
+    # the volume is the pod's own: the host does not see /work or /etc/settings
+    assert not Path("/work/out").exists() and not Path("/etc/settings/greeting").exists()
+
+
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could

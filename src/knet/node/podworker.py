@@ -65,6 +65,13 @@ class PodWorker:
             c["name"]: ContainerRun(c, ContainerRecord(c["name"], c.get("image", "")))
             for c in pod["spec"].get("containers") or []
         }
+        self.init_runs: list[ContainerRun] = [
+            ContainerRun(c, ContainerRecord(c["name"], c.get("image", ""), reason="PodInitializing"))
+            for c in pod["spec"].get("initContainers") or []
+        ]
+        if self.init_runs:
+            for run in self.runs.values():
+                run.record.reason = "PodInitializing"
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
         self.message = ""
@@ -91,6 +98,9 @@ class PodWorker:
             asyncio.create_task(self.terminate(int(grace) if grace is not None else None, delete_object=True))
 
     # -- status ----------------------------------------------------------------------------
+    def all_runs(self) -> dict[str, ContainerRun]:
+        return {**{r.record.name: r for r in self.init_runs}, **self.runs}
+
     def records(self) -> list[ContainerRecord]:
         return [run.record for run in self.runs.values()]
 
@@ -99,7 +109,7 @@ class PodWorker:
             self.pod, self.records(), host_ip=self.agent.node_ip,
             pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
             sandbox_ready=self.sandbox is not None and not self.stopping.is_set(),
-            message=self.message, reason=self.reason)
+            message=self.message, reason=self.reason, init_records=[r.record for r in self.init_runs])
 
     def changed(self) -> None:
         self.agent.status_changed(self)
@@ -123,6 +133,12 @@ class PodWorker:
             return
         self.message = ""
         self.changed()
+        for run in self.init_runs:  # one after the other, each to a successful exit
+            await self._container_loop(run, init=True)
+            if run.record.exit_code != 0 or self.stopping.is_set():
+                return
+            run.record.ready = True
+            self.changed()
         await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
 
     async def _create_sandbox(self) -> None:
@@ -164,10 +180,12 @@ class PodWorker:
     def log_path(self, container: str, index: int) -> Path:
         return self.dir / "logs" / container / f"{index}.log"
 
-    async def _container_loop(self, run: ContainerRun) -> None:
+    async def _container_loop(self, run: ContainerRun, init: bool = False) -> None:
         rec = run.record
         policy = self.pod["spec"].get("restartPolicy") or "Always"
-        field_path = f"spec.containers{{{rec.name}}}"
+        if init:  # init containers are retried until they succeed, unless the pod never restarts
+            policy = "Never" if policy == "Never" else "OnFailure"
+        field_path = f"spec.{'initContainers' if init else 'containers'}{{{rec.name}}}"
         while not self.stopping.is_set():
             if rec.ran:
                 if not should_restart(policy, rec.exit_code or 0):
@@ -222,6 +240,10 @@ class PodWorker:
             self.changed()
             run.probe_tasks = probes.start_probes(self, run)
             if run.process is None:
+                if init:  # simulated: an init container completes at once
+                    rec.state, rec.exit_code, rec.reason, rec.ran = "terminated", 0, "Completed", True
+                    rec.finished_at = now_rfc3339()
+                    return
                 await self.stopping.wait()  # simulated: runs until the pod goes away
                 return
             exit_code = await run.process.wait()
@@ -246,6 +268,8 @@ class PodWorker:
     async def kill_container(self, run: ContainerRun, grace: float, reason_message: str) -> None:
         proc = run.process
         if proc is None or proc.returncode is not None:
+            if not self.runs_processes and run.record.state == "running":  # simulated container
+                await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
             return
         await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
         signal_process(proc, signal.SIGTERM)
@@ -264,8 +288,8 @@ class PodWorker:
         if grace is None:
             grace = int(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
         await asyncio.gather(*(self.kill_container(run, max(grace, 0), f"Stopping container {run.record.name}")
-                               for run in self.runs.values()))
-        for run in self.runs.values():
+                               for run in self.all_runs().values()))
+        for run in self.all_runs().values():
             for task in run.probe_tasks:
                 task.cancel()
         if self.task is not None:

@@ -50,7 +50,7 @@ def _find(kubelet: Kubelet, request: web.Request) -> tuple[PodWorker, str]:
     worker = kubelet.find_worker(ns, pod)
     if worker is None:
         raise web.HTTPNotFound(text=f'pod "{pod}" not found in namespace "{ns}"')
-    if container not in worker.runs:
+    if container not in worker.all_runs():
         raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {pod}")
     return worker, container
 
@@ -64,7 +64,7 @@ def _since_filter(lines: list[bytes], tail: int | None) -> list[bytes]:
 async def container_logs(request: web.Request) -> web.StreamResponse:
     kubelet: Kubelet = request.app["kubelet"]
     worker, container = _find(kubelet, request)
-    run = worker.runs[container]
+    run = worker.all_runs()[container]
     q = request.query
     previous = q.get("previous") in ("true", "1")
     follow = q.get("follow") in ("true", "1") and not previous
@@ -114,7 +114,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
     await ws.prepare(request)
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
-    if worker.runs[container].process is None and worker.runs_processes:
+    if worker.all_runs()[container].process is None and worker.runs_processes:
         await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(None, f"container {container} is not running"))
                             .encode())
         await ws.close()

@@ -136,10 +136,18 @@ def compute_pod_status(
     sandbox_ready: bool,
     message: str = "",
     reason: str = "",
+    init_records: list[ContainerRecord] | None = None,
 ) -> Obj:
     spec = pod.get("spec") or {}
+    init_records = init_records or []
     previous = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
-    phase = pod_phase(spec.get("restartPolicy") or "Always", records)
+    incomplete = [r.name for r in init_records if not (r.state == "terminated" and r.exit_code == 0)]
+    policy = spec.get("restartPolicy") or "Always"
+    if incomplete:
+        init_failed = any(r.state == "terminated" and r.exit_code not in (0, None) for r in init_records)
+        phase = "Failed" if init_failed and policy == "Never" else "Pending"
+    else:
+        phase = pod_phase(policy, records)
     completed = phase in ("Succeeded", "Failed")
     unready = [r.name for r in records if not r.ready]
     all_ready = not unready and not completed
@@ -147,7 +155,8 @@ def compute_pod_status(
     ready_reason = "PodCompleted" if completed else "ContainersNotReady"
     conditions = [
         _condition("PodReadyToStartContainers", sandbox_ready and not completed, previous),
-        _condition("Initialized", True, previous),
+        _condition("Initialized", not incomplete, previous, "ContainersNotInitialized",
+                   f"containers with incomplete status: [{' '.join(incomplete)}]"),
         _condition("Ready", all_ready, previous, ready_reason, not_ready_msg if not completed else ""),
         _condition("ContainersReady", all_ready, previous, ready_reason, not_ready_msg if not completed else ""),
         _condition("PodScheduled", True, previous),
@@ -159,6 +168,7 @@ def compute_pod_status(
         "hostIPs": [{"ip": host_ip}],
         "startTime": start_time,
         "containerStatuses": [r.status_dict() for r in records],
+        **({"initContainerStatuses": [r.status_dict() for r in init_records]} if init_records else {}),
         "qosClass": (pod.get("status") or {}).get("qosClass") or qos_class(spec),
     }
     if pod_ip:

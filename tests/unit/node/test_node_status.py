@@ -70,3 +70,31 @@ def test_should_restart(policy, code, want):
 def test_qos():
     assert qos_class({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}) == "Guaranteed"
     assert qos_class({"containers": [{"resources": {"requests": {"cpu": "100m"}}}]}) == "Burstable"
+
+
+def test_init_containers_gate_the_pod():
+    pod = {"metadata": {"name": "p"}, "spec": {"restartPolicy": "Always"}}
+    init = ContainerRecord("setup", "busybox", state="running")
+    main = ContainerRecord("c", "busybox", reason="PodInitializing")
+    status = compute_pod_status(pod, [main], host_ip="h", pod_ip="p", start_time="t", sandbox_ready=True,
+                                init_records=[init])
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Pending"
+    assert conds["Initialized"]["status"] == "False"
+    assert conds["Initialized"]["message"] == "containers with incomplete status: [setup]"
+    assert status["initContainerStatuses"][0]["name"] == "setup"
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    init.state, init.exit_code, init.ran = "terminated", 0, True
+    main.state = "running"
+    status = compute_pod_status(pod, [main], host_ip="h", pod_ip="p", start_time="t", sandbox_ready=True,
+                                init_records=[init])
+    assert status["phase"] == "Running"
+    assert next(c for c in status["conditions"] if c["type"] == "Initialized")["status"] == "True"
+
+
+def test_failed_init_container_fails_a_never_restart_pod():
+    pod = {"metadata": {"name": "p"}, "spec": {"restartPolicy": "Never"}}
+    init = ContainerRecord("setup", "busybox", state="terminated", exit_code=1, ran=True)
+    status = compute_pod_status(pod, [ContainerRecord("c", "x")], host_ip="h", pod_ip="p", start_time="t",
+                                sandbox_ready=True, init_records=[init])
+    assert status["phase"] == "Failed"
