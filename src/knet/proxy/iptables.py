@@ -395,3 +395,60 @@ def _nodeports_tail(opts: RenderOptions) -> list[str]:
 def render(state: ProxyState, opts: RenderOptions) -> str:
     """The full iptables-restore input kube-proxy would write for this state."""
     return Renderer(opts).render(state).text
+
+
+OWNED_FILTER = set(FILTER_TOP_CHAINS)
+OWNED_NAT = set(NAT_TOP_CHAINS)
+
+
+def _owned(table: str, chain: str, rendered: set[str]) -> bool:
+    if chain in rendered:
+        return True
+    return chain.startswith(SERVICE_CHAIN_PREFIXES) or chain in (OWNED_FILTER if table == "filter" else OWNED_NAT)
+
+
+def merge_with_foreign(saved: dict[str, str], rendered: str) -> str:
+    """A whole-table restore (no --noflush): kube-proxy's rendered chains plus every other chain and
+    rule from `iptables-save` of the same table, verbatim. iptables-nft restores whole tables far
+    faster than it declares many chains with --noflush (which grows quadratically), and the other
+    components' rules (kubelet, CNI, network policy) are written back as they were. Our stale
+    chains are simply left out."""
+    ours: dict[str, tuple[list[str], list[str]]] = {}
+    table = ""
+    for line in rendered.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+            ours[table] = ([], [])
+        elif line.startswith(":"):
+            ours[table][0].append(line)
+        elif line.startswith("-A "):
+            ours[table][1].append(line)
+    out: list[str] = []
+    for table, (chain_lines, rule_lines) in ours.items():
+        rendered_chains = {c.split()[0][1:] for c in chain_lines}
+        builtin: dict[str, str] = {}
+        foreign_chains: list[str] = []
+        foreign_rules: list[str] = []
+        for line in saved.get(table, "").splitlines():
+            if line.startswith(":"):
+                name, policy = line[1:].split()[0], line.split()[1]
+                if policy != "-":
+                    builtin[name] = f":{name} {policy} [0:0]"
+                elif not _owned(table, name, rendered_chains):
+                    foreign_chains.append(f":{name} - [0:0]")
+            elif line.startswith("-A "):
+                if not _owned(table, line.split()[1], rendered_chains):
+                    foreign_rules.append(line)
+        for name in BUILTIN_CHAINS[table]:
+            builtin.setdefault(name, f":{name} ACCEPT [0:0]")
+        out.append(f"*{table}")
+        out += builtin.values()
+        out += foreign_chains
+        out += chain_lines
+        out += foreign_rules
+        out += rule_lines
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
+BUILTIN_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}

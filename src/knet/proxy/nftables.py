@@ -276,7 +276,7 @@ def element_line(verb: str, elem: Element, value: str) -> str:
 
 @dataclass
 class SyncScript:
-    text: str
+    transactions: list[str]  # applied in order; each one atomic
     chains: set[str]  # per-service chains that exist after this transaction
     sets: set[str]  # affinity sets that exist after it
     elements: dict[Element, str]  # every element after it
@@ -288,8 +288,9 @@ class SyncScript:
 class Renderer:
     """Keeps per-service objects between syncs and turns a state change into one transaction."""
 
-    def __init__(self, opts: RenderOptions) -> None:
+    def __init__(self, opts: RenderOptions, chunk_lines: int = 20000) -> None:
         self.opts = opts
+        self.chunk_lines = chunk_lines  # full syncs: one huge transaction is quadratic in the kernel
         self._cache: dict[ServicePortName, ServiceObjects] = {}
 
     def invalidate(self, services: Iterable[NamespacedName] | None = None) -> None:
@@ -316,59 +317,64 @@ class Renderer:
              existing_chains: Iterable[str] = (), existing_sets: Iterable[str] = (),
              existing_elements: dict[Element, str] | None = None,
              delete_chains: Iterable[str] = ()) -> SyncScript:
-        """One `nft -f` transaction. changed=None: full sync (existing_* are what the kernel has);
-        otherwise an incremental one against existing_elements (what the last sync left)."""
+        """The `nft -f` transactions of one sync. changed=None: a full sync (existing_* are what the
+        kernel has), split into several transactions at scale (cold-start chunking, as upstream
+        #139328 proposes); otherwise one incremental transaction against existing_elements."""
         full = changed is None
         if changed is not None:
             self.invalidate(changed)
         objs = self._objects(state)
-        lines: list[str] = []
-        chain_lines: list[str] = []
-        rule_lines: list[str] = []
-        set_lines: list[str] = []
         chains: set[str] = set()
         sets: set[str] = set()
         elements: dict[Element, str] = nodeport_ip_elements(self.opts)
         written = nli = nle = 0
+        # a chain's "add; flush; rules" always go in one transaction, so every chain is whole at
+        # every moment; leaves (endpoint chains, affinity sets) go before the chains that jump to them
+        leaf_lines: list[str] = []
+        service_lines: list[str] = []
+        external_lines: list[str] = []
         for spn, o in objs:
             chains.update(o.chains)
             sets.update(o.sets)
             elements.update(o.elements)
             nli += o.no_local_internal
             nle += o.no_local_external
-            if full or spn.service in changed:  # type: ignore[operator]
-                written += 1
-                set_lines.extend(o.sets.values())
-                for c in o.chains:
-                    chain_lines.append(f"add chain {P} {c}")
-                    chain_lines.append(f"flush chain {P} {c}")
-                rule_lines.extend(o.rules)
+            if not (full or spn.service in changed):  # type: ignore[operator]
+                continue
+            written += 1
+            leaf_lines.extend(o.sets.values())
+            by_chain: dict[str, list[str]] = {c: [] for c in o.chains}
+            for rule in o.rules:
+                by_chain[rule.split(" ", 5)[4]].append(rule)
+            for c in o.chains:
+                target = (leaf_lines if c.startswith("endpoint-") else
+                          external_lines if c.startswith("external-") else service_lines)
+                target.append(f"add chain {P} {c}")
+                target.append(f"flush chain {P} {c}")
+                target.extend(by_chain[c])
+        transactions: list[str] = []
         if full:
-            lines.append(f'add table {P} {{ comment "rules for kube-proxy" ; }}')
-            lines.extend(SETS)
-            lines.extend(MAPS)
+            setup = [f'add table {P} {{ comment "rules for kube-proxy" ; }}', *SETS, *MAPS]
             for c, spec in BASE_CHAINS.items():
-                lines.append(f"add chain {P} {c}{spec}")
-                lines.append(f"flush chain {P} {c}")
-            lines.extend(f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS))
-            lines.extend(f"flush map {P} {m}" for m in MAP_NAMES)
-            lines.extend(set_lines)
-            lines.extend(chain_lines)
+                setup.append(f"add chain {P} {c}{spec}")
+                setup.append(f"flush chain {P} {c}")
+            setup.extend(base_rules(self.opts))
+            transactions.append(_join(setup))
+            for part in (leaf_lines, service_lines, external_lines):
+                transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
             stale = sorted(c for c in existing_chains if c not in chains and c.startswith(SERVICE_CHAIN_PREFIXES))
-            lines.extend(f"flush chain {P} {c}" for c in stale)
-            lines.extend(base_rules(self.opts))
-            lines.extend(rule_lines)
-            lines.extend(element_line("add", e, v) for e, v in elements.items())
-            lines.extend(f"delete chain {P} {c}" for c in stale)
-            lines.extend(f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets)
-                         if s.startswith("affinity-"))
+            final = [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
+            final += [f"flush map {P} {m}" for m in MAP_NAMES]
+            final += [element_line("add", e, v) for e, v in elements.items()]
+            final += [f"flush chain {P} {c}" for c in stale]
+            final += [f"delete chain {P} {c}" for c in stale]
+            final += [f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets) if s.startswith("affinity-")]
+            transactions.append(_join(final))
         else:
             old = existing_elements or {}
-            lines.extend(set_lines)
-            lines.extend(chain_lines)
+            lines = leaf_lines + service_lines + external_lines
             gone = sorted(c for c in existing_chains if c not in chains and c.startswith(SERVICE_CHAIN_PREFIXES))
             lines.extend(f"flush chain {P} {c}" for c in gone)
-            lines.extend(rule_lines)
             for e, v in old.items():
                 if elements.get(e) != v:
                     lines.append(element_line("delete", e, ""))
@@ -379,7 +385,24 @@ class Renderer:
             lines.extend(f"delete chain {P} {c}" for c in sorted(set(delete_chains) - chains))
             lines.extend(f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets)
                          if s.startswith("affinity-"))
-        return SyncScript("\n".join(lines) + "\n", chains, sets, elements, written, nli, nle)
+            transactions.append(_join(lines))
+        return SyncScript(transactions, chains, sets, elements, written, nli, nle)
+
+
+def _join(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def _chunks(lines: list[str], size: int) -> Iterable[list[str]]:
+    """Split at chain boundaries ("add chain" lines) into pieces of about `size` lines."""
+    piece: list[str] = []
+    for line in lines:
+        if len(piece) >= size and line.startswith(("add chain", "add set")):
+            yield piece
+            piece = []
+        piece.append(line)
+    if piece:
+        yield piece
 
 
 def render(state: ProxyState, opts: RenderOptions) -> str:

@@ -158,13 +158,14 @@ class Proxier:
 
     def _sync_iptables(self, changed: set[NamespacedName] | None) -> int:
         nf = self.netfilter
-        stale: list[str] = []
-        if changed is None:
-            nat = nf.iptables_save("nat")
-            stale = re.findall(r"^:(KUBE-(?:SVC|SVL|EXT|FW|SEP)-\S+)", nat, re.M)
-        result = self._ipt.render(self.state(), changed, stale)
+        result = self._ipt.render(self.state(), changed)
         try:
-            nf.iptables_restore(result.text, noflush=True)
+            if changed is None:
+                # whole tables (foreign rules kept): see iptables.merge_with_foreign
+                saved = {t: nf.iptables_save(t) for t in ("filter", "nat")}
+                nf.iptables_restore(iptables.merge_with_foreign(saved, result.text), noflush=False)
+            else:
+                nf.iptables_restore(result.text, noflush=True)
         except NetfilterError:
             self._ipt.invalidate()
             raise
@@ -206,7 +207,8 @@ class Proxier:
                                     existing_sets=self._nft_sets, existing_elements=self._nft_elements,
                                     delete_chains=self._nft_pending_delete)
         try:
-            self.netfilter.nft(script.text)
+            for transaction in script.transactions:
+                self.netfilter.nft(transaction)
         except NetfilterError:
             self._nft.invalidate()
             raise
