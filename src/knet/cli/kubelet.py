@@ -22,6 +22,21 @@ def _run(coro) -> None:
     asyncio.run(coro)
 
 
+async def _until_signalled(coro) -> None:
+    """SIGTERM/SIGINT cancel the agent, so that it stops the pods it started (static control-plane
+    pods in simulated mode are host processes that would otherwise outlive it)."""
+    import signal
+
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 @click.command("kubelet", context_settings={"ignore_unknown_options": False})
 @click.option("--hostname-override", default="")
 @click.option("--node-ip", default="")
@@ -81,7 +96,7 @@ def kubelet_cmd(**opts) -> None:
         node_status_update_frequency=float(freq), node_lease_duration_seconds=opts["node_lease_duration_seconds"],
         sim_nodes=sim_nodes,
     )
-    _run(Kubelet(cfg).run())
+    _run(_until_signalled(Kubelet(cfg).run()))
 
 
 @click.group("workload")

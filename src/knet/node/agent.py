@@ -412,13 +412,13 @@ class Kubelet:
             tasks = [asyncio.create_task(self._static_loop()), asyncio.create_task(self._api_main())]
             await asyncio.gather(*tasks)
         finally:
-            await self.shutdown()
+            await asyncio.shield(self.shutdown())
             await runner.cleanup()
 
     async def shutdown(self) -> None:
         """On exit, stop pods this process started (their processes would otherwise linger)."""
         for node in self.nodes.values():
-            await asyncio.gather(*(w.terminate(0, delete_object=False) for w in list(node.workers.values())),
+            await asyncio.gather(*(w.terminate(1, delete_object=False) for w in list(node.workers.values())),
                                  return_exceptions=True)
 
     async def _static_loop(self) -> None:
