@@ -102,7 +102,9 @@ class ApiServer:
         if pub_keys:
             verifier = TokenVerifier(pub_keys, [config.service_account_issuer])
         self.auth = Authenticator(tokens, verifier)
-        self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority or config.client_ca_file,
+        # As kube-apiserver: kubelet serving certificates are verified only against
+        # --kubelet-certificate-authority, when given.
+        self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority,
                                   config.kubelet_client_certificate, config.kubelet_client_key)
         advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
                                                  else "127.0.0.1")
