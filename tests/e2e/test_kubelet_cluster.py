@@ -139,3 +139,12 @@ def test_node_lease_and_ready_status(knet_cluster):
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "knet://0.1.0"
     cp = json.loads(knet_cluster.kubectl("get", "node", "controlplane", "-o", "json").stdout)
     assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in cp["spec"]["taints"]
+
+
+def test_crictl_inside_the_node_shell(knet_cluster):
+    r = knet_cluster.ssh("node01", "crictl", "ps")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "IMAGE"]
+    assert "kube-proxy" in r.stdout
+    pods = knet_cluster.ssh("node01", "crictl", "pods").stdout
+    assert pods.splitlines()[0].split()[:2] == ["POD", "ID"] and "kube-proxy-" in pods

@@ -138,16 +138,36 @@ def create_node_machine(
     ndir.mkdir(parents=True, exist_ok=True)
     hosts_path = ndir / "hosts"
     hosts_path.write_text(hosts_file_text(node, ip, hosts or {}))
+    bin_dir = _write_node_tools(net.cluster, node, ndir)
     pidfile = ndir / "init.pid"
     pidfile.unlink(missing_ok=True)
     subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-I", str(NODE_INIT), "--hostname", node,
-         "--hosts-file", str(hosts_path), "--pidfile", str(pidfile)],
+         "--hosts-file", str(hosts_path), "--pidfile", str(pidfile), "--bin-dir", str(bin_dir)],
         check=True, capture_output=True, text=True,
     )
     machine = NodeMachine(net.cluster, node, ns, ip, int(pidfile.read_text()), host_link, net.bridge)
     _machine_file(net.cluster, node).write_text(json.dumps(asdict(machine)))
     return machine
+
+
+def _write_node_tools(cluster: str, node: str, ndir: Path) -> Path:
+    """`crictl` inside the node shell, as on a kubeadm node (it asks this node's kubelet)."""
+    import shlex
+    import shutil
+
+    from knet.net.state import state_root
+
+    bin_dir = ndir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    knet = shutil.which("knet")
+    knet_argv = [knet] if knet else [sys.executable, "-c", "from knet.cli.main import main; main()"]
+    script = bin_dir / "crictl"
+    script.write_text("#!/bin/sh\n# crictl of this knet node: lists the containers its kubelet runs\n"
+                      f"KNET_STATE_DIR={shlex.quote(str(state_root()))} exec {shlex.join(knet_argv)} crictl "
+                      f"--name {shlex.quote(cluster)} {shlex.quote(node)} \"$@\"\n")
+    script.chmod(0o755)
+    return bin_dir
 
 
 def node_exec_argv(cluster: str, node: str) -> list[str]:

@@ -18,13 +18,18 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linux  # noqa: E402  (sibling module, imported by path on purpose)
 
+NODE_BIN_DIR = "/usr/local/sbin"
 
-def _pid1(hostname: str, hosts_file: str | None, ready_fd: int) -> None:
+
+def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: int) -> None:
     linux.make_mounts_private()
     linux.mount_proc()
     linux.set_hostname(hostname)
     if hosts_file:
         linux.bind_mount(hosts_file, "/etc/hosts")
+    # The node's own tools (crictl) on PATH: only over an empty /usr/local/sbin, hiding nothing.
+    if bin_dir and os.path.isdir(NODE_BIN_DIR) and not os.listdir(NODE_BIN_DIR):
+        linux.bind_mount(bin_dir, NODE_BIN_DIR, read_only=True)
     os.write(ready_fd, b"ok")
     os.close(ready_fd)
     # Signals sent from inside the node (`kill 1`) must not take the node down; teardown sends
@@ -45,6 +50,7 @@ def main() -> None:
     parser.add_argument("--hostname", required=True)
     parser.add_argument("--hosts-file")
     parser.add_argument("--pidfile", required=True)
+    parser.add_argument("--bin-dir")
     args = parser.parse_args()
     linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWPID | linux.CLONE_NEWNS)
     read_fd, write_fd = os.pipe()
@@ -57,7 +63,7 @@ def main() -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         try:
-            _pid1(args.hostname, args.hosts_file, write_fd)
+            _pid1(args.hostname, args.hosts_file, args.bin_dir, write_fd)
         except Exception as exc:  # report, never fall back into the parent's code
             os.write(write_fd, f"error: {exc}".encode())
             os._exit(1)

@@ -17,7 +17,7 @@ DEFAULT_HTTP_PORT = 80
 def knet_argv() -> list[str]:
     """How to run `knet` itself (the installed script when there is one)."""
     found = shutil.which("knet")
-    return [found] if found else [sys.executable, "-m", "knet.cli.main"]
+    return [found] if found else [sys.executable, "-c", "from knet.cli.main import main; main()"]
 
 
 def image_repository(image: str) -> str:
