@@ -1,0 +1,54 @@
+"""Kubernetes protobuf bodies (what kubectl's typed clients send) decode to wire dicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.api.protobuf import ProtobufError, decode
+from knet.api.protowire import encode_bytes_field as f
+from knet.api.protowire import encode_varint
+
+
+def varint_field(number: int, value: int) -> bytes:
+    return encode_varint(number << 3) + encode_varint(value)
+
+
+def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    type_meta = f(1, api_version.encode()) + f(2, kind.encode())
+    return b"k8s\x00" + f(1, type_meta) + f(2, raw)
+
+
+def map_entry(number: int, key: str, value: bytes) -> bytes:
+    return f(number, f(1, key.encode()) + f(2, value))
+
+
+def test_configmap_with_labels_and_binary_data():
+    meta = f(1, b"cfg") + f(3, b"default") + map_entry(11, "app", b"web") + f(8, b"")  # zero creationTimestamp
+    raw = f(1, meta) + map_entry(2, "k", b"v") + map_entry(3, "bin", b"\x00\x01")
+    obj = decode(envelope("v1", "ConfigMap", raw))
+    assert obj == {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "cfg", "namespace": "default", "labels": {"app": "web"},
+                                "creationTimestamp": None},
+                   "data": {"k": "v"}, "binaryData": {"bin": "AAE="}}
+
+
+def test_deployment_keeps_meaningful_zeros_and_int_or_string():
+    container = f(1, b"c") + f(2, b"nginx") + f(6, varint_field(3, 80))  # ports: containerPort 80
+    pod_spec = f(2, container)
+    template = f(2, pod_spec)
+    strategy = f(1, b"RollingUpdate") + f(2, f(1, varint_field(1, 0) + varint_field(2, 1)) + f(2, varint_field(1, 1) + f(3, b"25%")))
+    spec = varint_field(1, 0) + f(3, template) + f(4, strategy)  # replicas: 0 is kept
+    obj = decode(envelope("apps/v1", "Deployment", f(1, f(1, b"d")) + f(2, spec)))
+    assert obj["spec"]["replicas"] == 0
+    assert obj["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "nginx",
+                                                              "ports": [{"containerPort": 80}]}]
+    assert obj["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}}
+
+
+def test_rejects_garbage():
+    with pytest.raises(ProtobufError):
+        decode(b'{"kind": "Pod"}')
+    with pytest.raises(ProtobufError):
+        decode(b"k8s\x00\x0a\xff")
+    with pytest.raises(ProtobufError):
+        decode(envelope("example.com/v1", "Widget", b""))
