@@ -124,3 +124,11 @@ def test_bookmarks_carry_the_current_version(apiserver_factory):
     assert bookmarks, events
     assert bookmarks[0]["object"]["kind"] == "ConfigMap"
     assert int(bookmarks[0]["object"]["metadata"]["resourceVersion"]) > 0
+
+
+def test_watch_list_ends_its_initial_events_with_a_bookmark(apiserver, namespace):
+    apiserver.kubectl_ok("-n", namespace, "create", "configmap", "wl")
+    events = raw_watch(apiserver, f"/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
+                                  "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

@@ -398,7 +398,8 @@ class ApiServer:
         stored = self._stored(rt)
         events = watch_events(self.service, stored, ns, resource_version=q.get("resourceVersion"), labels=labels,
                               fields=fields, bookmarks=_flag(q.get("allowWatchBookmarks")), timeout=timeout,
-                              convert=rt.from_storage or (lambda o: o))
+                              convert=rt.from_storage or (lambda o: o),
+                              send_initial_events=_flag(q.get("sendInitialEvents")))
         try:
             async for etype, obj in events:
                 if as_table and etype not in ("ERROR", "BOOKMARK"):

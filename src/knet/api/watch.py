@@ -37,17 +37,23 @@ async def watch_events(
     bookmarks: bool,
     timeout: float | None,
     convert: Callable[[dict], dict] = lambda o: o,
+    send_initial_events: bool = False,
 ) -> AsyncIterator[tuple[str, dict]]:
     """(type, object) pairs; ends at the timeout. Raises nothing: a too-old version yields
     one ERROR event (410 Expired) as kube-apiserver streams it."""
     store = service.store
     deadline = time.monotonic() + timeout if timeout else None
     ns_filter = ns if rt.namespaced else None
-    if resource_version in (None, "", "0"):
+    if resource_version in (None, "", "0") or send_initial_events:
         entries, since = store.list(rt.bucket, ns_filter)
         for e in entries:
             if _matches(e.obj, labels, fields):
                 yield "ADDED", convert(e.obj)
+        if send_initial_events:
+            # WatchList (sendInitialEvents=true): a bookmark marks the end of the initial state.
+            yield "BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                               "metadata": {"resourceVersion": str(since),
+                                            "annotations": {"k8s.io/initial-events-end": "true"}}}
     else:
         try:
             since = int(resource_version)
