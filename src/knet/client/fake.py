@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -48,12 +49,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 class FakeApi:
-    def __init__(self) -> None:
+    def __init__(self, *, watch_latency: float = 0.0) -> None:
+        # watch_latency delays every watch event: informer caches lag behind writes, as they do
+        # against a real apiserver under load (controllers must not act on their own stale view)
+        self.watch_latency = watch_latency
         self._rv = itertools.count(1)
         self.revision = 0
         self.store: dict[tuple[str, str], dict[tuple[str | None, str], Obj]] = {}
         self.history: list[tuple[int, str, str, str, Obj]] = []  # (rv, api_version, resource, type, obj)
-        self._watchers: list[tuple[str, str, asyncio.Queue[WatchEvent]]] = []
+        self._watchers: list[tuple[str, str, asyncio.Queue[tuple[WatchEvent, float]]]] = []
         self.calls: list[tuple[str, str, str]] = []  # (verb, resource, name) for assertions on writes
 
     # -- helpers for tests --------------------------------------------------------------------
@@ -74,9 +78,10 @@ class FakeApi:
     def _emit(self, api_version: str, resource: str, etype: str, obj: Obj) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
         self.history.append((rv, api_version, resource, etype, copy.deepcopy(obj)))
+        now = time.monotonic()
         for av, res, q in self._watchers:
             if (av, res) == (api_version, resource):
-                q.put_nowait(WatchEvent(etype, copy.deepcopy(obj)))  # type: ignore[arg-type]
+                q.put_nowait((WatchEvent(etype, copy.deepcopy(obj)), now))  # type: ignore[arg-type]
 
     def _bump(self, obj: Obj) -> None:
         self.revision = next(self._rv)
@@ -149,16 +154,19 @@ class FakeApi:
                     timeout_seconds: int | None = None) -> AsyncIterator[WatchEvent]:
         lreqs = parse_label_selector(label_selector)
         freqs = parse_field_selector(field_selector)
-        q: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        q: asyncio.Queue[tuple[WatchEvent, float]] = asyncio.Queue()
         since = int(resource_version or self.revision)
         for rv, av, res, etype, obj in self.history:
             if rv > since and (av, res) == (api_version, resource):
-                q.put_nowait(WatchEvent(etype, copy.deepcopy(obj)))  # type: ignore[arg-type]
+                q.put_nowait((WatchEvent(etype, copy.deepcopy(obj)), 0.0))  # type: ignore[arg-type]
         entry = (api_version, resource, q)
         self._watchers.append(entry)
         try:
             while True:
-                ev = await q.get()
+                ev, emitted = await q.get()
+                if self.watch_latency:
+                    # delivered `watch_latency` after the write, in order (not latency per event)
+                    await asyncio.sleep(max(0.0, emitted + self.watch_latency - time.monotonic()))
                 meta = ev.object["metadata"]
                 if namespace is not None and meta.get("namespace") != namespace:
                     continue

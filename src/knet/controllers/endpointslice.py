@@ -15,6 +15,7 @@ from knet.client import Api, ApiError
 from knet.client.selectors import labels_match_selector
 from knet.controllers.base import Controller, InformerFactory, owner_reference, split_key
 from knet.controllers.conditions import semantically_equal
+from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import find_port, is_pod_ready, is_terminal, is_terminating, pod_ips
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ class EndpointSliceController(Controller):
         self.nodes = informers.get("v1", "nodes")
         self.slices = informers.get("discovery.k8s.io/v1", "endpointslices")
         self.endpoints = informers.get("v1", "endpoints")
+        self.expectations = Expectations()
         self.services.add_handler(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
         self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new, old), self._pod_changed)
         self.slices.add_handler(self._slice_changed, lambda old, new: self._slice_changed(new),
@@ -287,16 +289,28 @@ class EndpointSliceController(Controller):
                     await _ignore_missing(self.api.delete("discovery.k8s.io/v1", "endpointslices",
                                                           s["metadata"]["name"], namespace=ns))
             return
+        pending_creates, pending_deletes = self.expectations.pending(key, {s["metadata"]["name"] for s in mine})
+        if pending_creates or pending_deletes:
+            # our own last writes are not in the cache yet: acting now would duplicate slices
+            self.queue.add_after(key, 0.05)
+            return
         pods = self.pods.in_namespace(ns or "")
         nodes = {n["metadata"]["name"]: n for n in self.nodes.list()}
         plan = compute_slice_plan(service, pods, nodes, mine)
         for obj in plan.create:
-            await self.api.create("discovery.k8s.io/v1", "endpointslices", obj, namespace=ns)
+            created = await self.api.create("discovery.k8s.io/v1", "endpointslices", obj, namespace=ns)
+            self.expectations.expect_create(key, created["metadata"]["name"])
         for obj in plan.update:
-            await self.api.update("discovery.k8s.io/v1", "endpointslices", obj, namespace=ns)
+            try:
+                await self.api.update("discovery.k8s.io/v1", "endpointslices", obj, namespace=ns)
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                self.queue.add_after(key, 0.05)  # the cache was behind our previous write; look again
         for obj in plan.delete:
             await _ignore_missing(self.api.delete("discovery.k8s.io/v1", "endpointslices",
                                                   obj["metadata"]["name"], namespace=ns))
+            self.expectations.expect_delete(key, obj["metadata"]["name"])
         if self.manage_endpoints:
             await self._sync_endpoints(service, pods)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from knet.controllers.endpointslice import (
@@ -143,3 +145,19 @@ def test_hostname_published_only_through_the_subdomain_service(subdomain, publis
     assert slc.endpoints[0].get("hostname") == published
     address = compute_endpoints(service(), [p])["subsets"][0]["addresses"][0]
     assert address.get("hostname") == published
+
+
+async def test_a_burst_of_pods_never_duplicates_slices(harness):
+    from knet.client.fake import FakeApi
+    from knet.controllers.base import InformerFactory
+    api = harness.api = FakeApi(watch_latency=0.05)  # the cache lags our own writes
+    harness.informers = InformerFactory(api)
+    await harness.start(EndpointSliceController(api, harness.informers))
+    api.seed("v1", "services", service())
+    for i in range(30):
+        api.seed("v1", "pods", pod(f"p{i:02d}", ip=f"10.244.1.{i + 2}"))
+        await asyncio.sleep(0.005)
+    await harness.until(lambda: sum(len(s["endpoints"]) for s in api.objects("discovery.k8s.io/v1", "endpointslices"))
+                        == 30)
+    assert len(api.objects("discovery.k8s.io/v1", "endpointslices")) == 1
+    assert [c for c in api.calls if c[:2] == ("create", "endpointslices")].__len__() == 1
