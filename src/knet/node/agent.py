@@ -398,6 +398,11 @@ class Kubelet:
     async def run(self) -> None:
         from knet.node.server import start_server
 
+        for node in self.nodes.values():
+            if isinstance(node.runtime, RealRuntime):
+                cleaned = node.runtime.clean_orphans(f"{node.root_dir}/cni/ipam")
+                if cleaned:
+                    log.info("stopped %d processes of pods a previous kubelet left behind", cleaned)
         runner = await start_server(self)
         scheme = "https" if runner.app["ssl"] is not None else "http"
         for node in self.nodes.values():

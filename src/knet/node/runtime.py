@@ -8,6 +8,7 @@ Python, no processes (except for static pods, which run as host processes in bot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -121,6 +122,36 @@ class RealRuntime:
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return True
 
+    def clean_orphans(self, ipam_dir: str) -> int:
+        """A restarted kubelet starts from nothing: stop the sandboxes (and every process in their
+        mount namespaces, i.e. their containers) a previous kubelet of this node left behind, and
+        release their addresses. Only inside a node machine, whose PID namespace is the node's."""
+        try:
+            with open("/proc/1/cmdline", "rb") as f:
+                if b"node_init.py" not in f.read():
+                    return 0
+        except OSError:
+            return 0
+        namespaces = set()
+        for pid in _pids():
+            if _is_pause(pid):
+                with contextlib.suppress(OSError):
+                    namespaces.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+        victims = []
+        for pid in _pids():
+            with contextlib.suppress(OSError):
+                if pid != os.getpid() and os.stat(f"/proc/{pid}/ns/mnt").st_ino in namespaces:
+                    victims.append(pid)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        network_dir = Path(ipam_dir) / cni.NETWORK_NAME
+        if victims and network_dir.is_dir():
+            for entry in network_dir.iterdir():
+                if entry.name[:1].isdigit():  # one file per reserved IP; keep last_reserved_ip
+                    entry.unlink(missing_ok=True)
+        return len(victims)
+
     def network_ready(self) -> bool:
         return cni.load_conflist(self.cni_conf_dir) is not None
 
@@ -163,6 +194,20 @@ class RealRuntime:
         if sandbox.process is not None and sandbox.process.returncode is None:
             sandbox.process.send_signal(signal.SIGKILL)
             await sandbox.process.wait()
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _is_pause(pid: int) -> bool:
+    try:
+        if os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith("knet-pause"):
+            return True
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return str(PAUSE).encode() in f.read()
+    except OSError:
+        return False
 
 
 class PodCidrAllocator:

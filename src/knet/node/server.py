@@ -16,6 +16,7 @@ import os
 import pty
 import ssl
 import struct
+import subprocess
 import termios
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -128,7 +129,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         else:
             code = await _exec_pipes(ws, argv, env, want_stdin, v5)
         status = exec_status(code)
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         status = exec_status(None, f"failed to exec in container: {exc}")
     if not ws.closed:
         await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
@@ -172,13 +173,10 @@ async def _exec_pipes(ws: web.WebSocketResponse, argv: list[str], env: dict[str,
 async def _exec_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, str], want_stdin: bool,
                     v5: bool) -> int:
     master, slave = pty.openpty()
-
-    def controlling_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=slave, stdout=slave, stderr=slave,
-                                                preexec_fn=controlling_tty)
+    # `setsid --ctty` makes the pty (its stdin) the controlling terminal of a new session, as a
+    # container runtime does for `kubectl exec -t`; `--wait` hands back the command's exit code.
+    proc = await asyncio.create_subprocess_exec("setsid", "--wait", "--ctty", *argv, env=env, stdin=slave,
+                                                stdout=slave, stderr=slave)
     os.close(slave)
     loop = asyncio.get_running_loop()
     out_queue: asyncio.Queue[bytes] = asyncio.Queue()
