@@ -28,7 +28,7 @@ from knet.proxy.netfilter import RealNetfilter  # noqa: E402
 from knet.proxy.options import RenderOptions  # noqa: E402
 from knet.proxy.proxier import Proxier  # noqa: E402
 
-BENCH_NS = "knet-test-proxy-bench"
+BENCH_NS = "knet-test-proxybench"  # not under the e2e prefix, which e2e cleanup removes
 OPTS = RenderOptions(node_name="node01", node_ip="192.168.50.1", cluster_cidr="10.244.0.0/16",
                      node_ips=("192.168.50.1", "10.244.1.1", "127.0.0.1"))
 

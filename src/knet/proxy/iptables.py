@@ -290,10 +290,14 @@ class Renderer:
         self.opts = opts
         self._cache: dict[ServicePortName, ServiceRules] = {}
         self._large_cluster: bool | None = None
+        # what the last successful render put in each top-level chain: partial syncs rewrite only
+        # the chains that changed, and a few changed rules as -D/-I instead of the whole chain
+        self._top: dict[tuple[str, str], list[str]] = {}
 
     def invalidate(self, services: Iterable[NamespacedName] | None = None) -> None:
         if services is None:
             self._cache.clear()
+            self._top.clear()
             return
         wanted = set(services)
         for spn in [s for s in self._cache if s.service in wanted]:
@@ -337,14 +341,12 @@ class Renderer:
                 nat_rules.extend(frag.nat_rules)
 
         mark = opts.masquerade_mark
-        lines = ["*filter"]
         chains_in_filter = list(FILTER_TOP_CHAINS)
         if opts.effective_localhost_node_ports:
             chains_in_filter.append(KUBE_FIREWALL)
             filter_rules[KUBE_FIREWALL].append(
                 '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
                 "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
-        lines.extend(f":{c} - [0:0]" for c in chains_in_filter)
         if not opts.tcp_be_liberal:
             acct = " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts" if opts.nfacct else ""
             filter_rules[KUBE_FORWARD].append(f"-A KUBE-FORWARD -m conntrack --ctstate INVALID{acct} -j DROP")
@@ -353,27 +355,59 @@ class Renderer:
         filter_rules[KUBE_FORWARD].append(
             '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
             "--ctstate RELATED,ESTABLISHED -j ACCEPT")
-        for chain in chains_in_filter:
-            lines.extend(filter_rules[chain])
-        lines.append("COMMIT")
-
-        lines.append("*nat")
-        lines.extend(f":{c} - [0:0]" for c in NAT_TOP_CHAINS)
-        lines.extend(nat_chain_lines)
+        nat_top_all = {
+            KUBE_NODEPORTS: nat_top[KUBE_NODEPORTS],
+            KUBE_SERVICES: nat_top[KUBE_SERVICES] + _nodeports_tail(opts),
+            KUBE_MARK_MASQ: [f"-A KUBE-MARK-MASQ -j MARK --or-mark {mark}"],
+            KUBE_POSTROUTING: [
+                f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN",
+                f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}",
+                '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
+                "-j MASQUERADE" + (" --random-fully" if opts.random_fully else "")],
+        }
+        top = {**{("filter", c): filter_rules[c] for c in chains_in_filter},
+               **{("nat", c): nat_top_all[c] for c in NAT_TOP_CHAINS}}
+        decl: dict[str, list[str]] = {"filter": [], "nat": []}
+        body: dict[str, list[str]] = {"filter": [], "nat": []}
+        for (table, chain), rules in top.items():
+            old = self._top.get((table, chain)) if changed is not None else None
+            if old is None:
+                decl[table].append(f":{chain} - [0:0]")
+                body[table].extend(rules)
+            elif old != rules:
+                body[table].extend(_chain_delta(chain, old, rules) or [])
+                if not _chain_delta(chain, old, rules):
+                    decl[table].append(f":{chain} - [0:0]")
+                    body[table].extend(rules)
+        self._top = top
         stale = sorted(c for c in stale_chains if c not in active and c.startswith(SERVICE_CHAIN_PREFIXES))
+        lines = ["*filter", *decl["filter"], *body["filter"], "COMMIT", "*nat", *decl["nat"], *nat_chain_lines]
         lines.extend(f":{c} - [0:0]" for c in stale)
-        lines.extend(nat_top[KUBE_NODEPORTS])
-        lines.extend(nat_top[KUBE_SERVICES])
-        lines.extend(_nodeports_tail(opts))
-        lines.append(f"-A KUBE-MARK-MASQ -j MARK --or-mark {mark}")
-        lines.append(f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN")
-        lines.append(f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}")
-        lines.append('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
-                     "-j MASQUERADE" + (" --random-fully" if opts.random_fully else ""))
+        lines.extend(body["nat"])
         lines.extend(nat_rules)
         lines.extend(f"-X {c}" for c in stale)
         lines.append("COMMIT")
         return RenderResult("\n".join(lines) + "\n", active, written, nli, nle)
+
+
+# Rules in these chains match disjoint traffic (one destination each), so their order does not matter
+# and a changed rule can be deleted and inserted in place; KUBE-SERVICES' last rule stays last.
+_ORDER_FREE = {KUBE_SERVICES, KUBE_NODEPORTS, KUBE_EXTERNAL_SERVICES, KUBE_PROXY_FIREWALL}
+
+
+def _chain_delta(chain: str, old: list[str], new: list[str]) -> list[str] | None:
+    """-D/-I lines turning old into new, when that is small and safe; else None (rewrite)."""
+    if chain not in _ORDER_FREE or (old and new and old[-1] != new[-1] and chain == KUBE_SERVICES):
+        return None
+    old_set, new_set = set(old), set(new)
+    removed = [r for r in old if r not in new_set]
+    added = [r for r in new if r not in old_set]
+    if len(removed) + len(added) > 100 or len(removed) + len(added) > len(new) // 2:
+        return None
+    prefix = f"-A {chain} "
+    out = ["-D " + chain + " " + r[len(prefix):] for r in removed]
+    out += [f"-I {chain} 1 " + r[len(prefix):] for r in added]
+    return out
 
 
 def _nodeports_tail(opts: RenderOptions) -> list[str]:

@@ -112,10 +112,19 @@ class FakeIptables:
                 table[chain].append(rest)
             elif line.startswith("-I "):
                 parts = line[3:].split(" ", 1)
-                chain = parts[0]
+                chain, rest = parts[0], parts[1] if len(parts) > 1 else ""
                 if chain not in table:
                     raise NetfilterError(f"line {lineno}: chain {chain!r} does not exist")
-                table[chain].insert(0, parts[1] if len(parts) > 1 else "")
+                pos, _, spec = rest.partition(" ")
+                if pos.isdigit():
+                    table[chain].insert(int(pos) - 1, spec)
+                else:
+                    table[chain].insert(0, rest)
+            elif line.startswith("-D "):
+                chain, _, spec = line[3:].partition(" ")
+                if spec not in table.get(chain, []):
+                    raise NetfilterError(f"line {lineno}: no such rule in {chain!r}: {spec!r}")
+                table[chain].remove(spec)
             elif line.startswith("-X "):
                 chain = line[3:].strip()
                 if chain not in table:

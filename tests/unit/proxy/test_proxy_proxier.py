@@ -155,3 +155,29 @@ def test_metrics_text_has_upstream_names() -> None:
                  "kubeproxy_sync_partial_proxy_rules_duration_seconds", "kubeproxy_network_programming_duration_seconds",
                  "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "kubeproxy_sync_proxy_rules_service_changes_total 1"):
         assert name in text
+
+
+def test_iptables_partial_sync_patches_top_level_chains_in_place() -> None:
+    p, nf, _ = make("iptables")
+    for i in range(4):
+        p.on_service(None, service(f"s{i}", f"10.96.0.{10 + i}"))
+        p.on_endpoint_slice(None, endpoint_slice(f"s{i}", [ep(f"10.244.1.{10 + i}")]))
+    p.sync()
+    # a new Service: its KUBE-SERVICES rule is inserted, nothing else in the chain is rewritten
+    p.on_service(None, service("s9", "10.96.0.19"))
+    p.on_endpoint_slice(None, endpoint_slice("s9", [ep("10.244.1.19")]))
+    assert p.sync().ok
+    restore = nf.ipt.restores[-1]
+    assert ":KUBE-SERVICES" not in restore and "-I KUBE-SERVICES 1 " in restore
+    services = nf.ipt.tables["nat"]["KUBE-SERVICES"]
+    assert any("10.96.0.19" in r for r in services) and "nodeports" in services[-1]
+    # deleted: its rule goes with -D and its chains with -X on the next full sync
+    p.on_service(service("s9", "10.96.0.19"), None)
+    assert p.sync().ok
+    assert "-D KUBE-SERVICES " in nf.ipt.restores[-1]
+    assert not any("10.96.0.19" in r for r in nf.ipt.tables["nat"]["KUBE-SERVICES"])
+    # the result equals what a full sync writes
+    partial_state = {c: sorted(r) for c, r in nf.ipt.tables["nat"].items() if c.startswith("KUBE-SERV")}
+    p.need_full_sync = True
+    assert p.sync().ok
+    assert partial_state == {c: sorted(r) for c, r in nf.ipt.tables["nat"].items() if c.startswith("KUBE-SERV")}
