@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,17 +81,23 @@ class Proxier:
         self._nft_elements: dict[nftables.Element, str] = {}
         self._nft_pending_delete: set[str] = set()
         self._wake = asyncio.Event()
+        # handlers run on the event loop, sync() in a worker thread: the trackers are shared
+        self._lock = threading.Lock()
         self._sync_times: list[float] = []
 
     # -- inputs --------------------------------------------------------------------------------------
 
     def on_service(self, previous: Obj | None, current: Obj | None) -> None:
-        if self.service_changes.update(previous, current):
+        with self._lock:
+            changed = self.service_changes.update(previous, current)
+        if changed:
             self.metrics.inc("kubeproxy_sync_proxy_rules_service_changes_total")
             self._queue()
 
     def on_endpoint_slice(self, previous: Obj | None, current: Obj | None) -> None:
-        if self.endpoint_changes.update(previous, current):
+        with self._lock:
+            changed = self.endpoint_changes.update(previous, current)
+        if changed:
             self.metrics.inc("kubeproxy_sync_proxy_rules_endpoint_changes_total")
             self._queue()
 
@@ -113,13 +120,15 @@ class Proxier:
     def sync(self) -> SyncOutcome:
         start = time.monotonic()
         full = self.need_full_sync
-        changed = self.service_changes.pending() | self.endpoint_changes.pending()
-        self.metrics.set("kubeproxy_sync_proxy_rules_service_changes_pending", len(self.service_changes.items))
-        self.metrics.set("kubeproxy_sync_proxy_rules_endpoint_changes_pending", len(self.endpoint_changes.changed))
-        triggers = list(self.endpoint_changes.trigger_times)
-        self.endpoint_changes.trigger_times.clear()
-        svc_result = self.services.apply(self.service_changes)
-        ep_result = self.endpoints.apply(self.endpoint_changes)
+        with self._lock:
+            changed = self.service_changes.pending() | self.endpoint_changes.pending()
+            self.metrics.set("kubeproxy_sync_proxy_rules_service_changes_pending", len(self.service_changes.items))
+            self.metrics.set("kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+                             len(self.endpoint_changes.changed))
+            triggers = list(self.endpoint_changes.trigger_times)
+            self.endpoint_changes.trigger_times.clear()
+            svc_result = self.services.apply(self.service_changes)
+            ep_result = self.endpoints.apply(self.endpoint_changes)
         queued_since, self.queued_since = self.queued_since, 0.0
         try:
             if self.mode == "iptables":
