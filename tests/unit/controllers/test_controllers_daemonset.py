@@ -84,8 +84,12 @@ def test_plan_creates_missing_deletes_ineligible_and_rolls_one_at_a_time():
     assert [p["metadata"]["name"] for p in plan.delete] == ["p-a"] and plan.create_on == []
 
 
-async def test_one_pod_per_node_new_nodes_get_pods(harness):
-    api = harness.api
+@pytest.mark.parametrize("latency", [pytest.param(0.0, id="fresh-cache"), pytest.param(0.03, id="lagging-cache")])
+async def test_one_pod_per_node_new_nodes_get_pods(harness, latency):
+    from knet.client.fake import FakeApi
+    from knet.controllers.base import InformerFactory
+    api = harness.api = FakeApi(watch_latency=latency)
+    harness.informers = InformerFactory(api)
     api.seed("v1", "nodes", node("controlplane", [CP_TAINT]))
     api.seed("v1", "nodes", node("node01"))
     api.seed("apps/v1", "daemonsets", ds(tolerations=[{"operator": "Exists"}]))
@@ -101,5 +105,6 @@ async def test_one_pod_per_node_new_nodes_get_pods(harness):
     await harness.until(lambda: api.objects("apps/v1", "daemonsets")[0].get("status", {}).get(
         "currentNumberScheduled") == 3)
     assert d["metadata"]["name"] == "kube-proxy"
+    assert len([c for c in api.calls if c[:2] == ("create", "pods")]) == 3  # one per node, never twice
     await api.delete("v1", "nodes", "node02")
     await harness.until(lambda: placement() == ["controlplane", "node01"])

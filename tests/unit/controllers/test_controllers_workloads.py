@@ -96,8 +96,12 @@ async def make_ready(api, ns="default"):
             await api.update("v1", "pods", p, namespace=ns, subresource="status")
 
 
-async def test_deployment_rollout_scale_and_status(harness):
-    api = harness.api
+@pytest.mark.parametrize("latency", [pytest.param(0.0, id="fresh-cache"), pytest.param(0.03, id="lagging-cache")])
+async def test_deployment_rollout_scale_and_status(harness, latency):
+    from knet.client.fake import FakeApi
+    from knet.controllers.base import InformerFactory
+    api = harness.api = FakeApi(watch_latency=latency)
+    harness.informers = InformerFactory(api)
     api.seed("apps/v1", "deployments", deploy(3))
     await harness.start(DeploymentController(api, harness.informers),
                         ReplicaSetController(api, harness.informers))
@@ -132,6 +136,9 @@ async def test_deployment_rollout_scale_and_status(harness):
     # scale down
     await api.patch("apps/v1", "deployments", "web", {"spec": {"replicas": 1}}, namespace="default")
     await harness.until(lambda: converged("httpd", 1))
+    # never more pods than replicas + maxSurge were asked for at once: no duplicate creations
+    creates = [c for c in api.calls if c[:2] == ("create", "pods")]
+    assert len(creates) == 3 + 3  # three pods, then three replacements
     reasons = {e["reason"] for e in api.objects("v1", "events")}
     assert {"ScalingReplicaSet", "SuccessfulCreate", "SuccessfulDelete"} <= reasons
 
