@@ -344,6 +344,84 @@ spec:
     assert not Path("/work/out").exists() and not Path("/etc/settings/greeting").exists()
 
 
+def test_exec_stdin_tty_and_follow_logs(cluster):
+    import asyncio
+    import ssl
+
+    import aiohttp
+
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  nodeName: kd1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+    cluster.wait_running("chatty")
+    assert cluster.kubectl_ok("exec", "-i", "chatty", "--", "sh", "-c", "cat; echo done",
+                              input="from stdin\n") == "from stdin\ndone\n"
+    follow = subprocess.Popen([KUBECTL, f"--kubeconfig={cluster.api.kubeconfig}", "logs", "-f", "chatty"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [follow.stdout.readline() for _ in range(8)]  # keeps streaming as the container writes
+        assert lines[-1].startswith("line ") and int(lines[-1].split()[1]) >= 7
+    finally:
+        follow.kill()
+        follow.wait()
+
+    # A tty exec straight at the kubelet (what the apiserver relays for `kubectl exec -it`), with a
+    # resize message on channel 4 and the exit status on channel 3.
+    async def tty_exec() -> list[bytes]:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        pki = cluster.api.pki_dir
+        ctx.load_cert_chain(pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")
+        url = (f"https://{cluster.ips['kd1']}:10250/exec/default/chatty/c?command=sh&command=-c"
+               "&command=tty%3Bstty%20size%3Bexit%205&stdout=true&stdin=true&tty=true")
+        frames = []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, ssl=ctx, protocols=("v5.channel.k8s.io",)) as ws:
+                assert ws.protocol == "v5.channel.k8s.io"
+                await ws.send_bytes(b"\x04" + b'{"Width":100,"Height":40}')
+                async for msg in ws:
+                    frames.append(msg.data)
+        return frames
+
+    frames = asyncio.run(asyncio.wait_for(tty_exec(), 15))
+    out = b"".join(f[1:] for f in frames if f[:1] == b"\x01").decode()
+    assert out.splitlines()[0].startswith("/dev/pts/") and "40 100" in out
+    status = json.loads(next(f[1:] for f in frames if f[:1] == b"\x03"))
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "5"}]
+
+
+def test_host_port_maps_to_the_pod(cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: hostported}
+spec:
+  nodeName: kd1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: nginx
+    ports: [{containerPort: 80, hostPort: 18081}]
+    readinessProbe: {httpGet: {port: 80, path: /healthz}, periodSeconds: 1}
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+    cluster.wait_running("hostported")
+    r = cluster.node_sh("kd2", f"curl -s --max-time 3 http://{cluster.ips['kd1']}:18081/hostname")
+    assert r.stdout.strip() == "hostported", r
+
+
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could
