@@ -118,8 +118,9 @@ class ReplicaSetController(Controller):
             return
         rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
         pods = self.owned_pods(rs)
-        await self._adopt_orphans(rs, pods)
         seen = {p["metadata"]["name"] for p in pods}
+        pods = await self._release_unmatched(rs, pods)
+        await self._adopt_orphans(rs, pods)
         pending_creates, pending_deletes = self.expectations.pending(key, seen)
         pods = [p for p in pods if p["metadata"]["name"] not in pending_deletes]
         replicas = int((rs.get("spec") or {}).get("replicas", 1))
@@ -152,6 +153,25 @@ class ReplicaSetController(Controller):
         min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
         if min_ready and status["readyReplicas"] > status["availableReplicas"]:
             self.queue.add_after(key, 1.0)
+
+    async def _release_unmatched(self, rs: Obj, owned: list[Obj]) -> list[Obj]:
+        """Owned pods whose labels no longer match the selector are let go (their ownerReference
+        removed), as upstream ClaimPods does: relabelling a pod takes it out of the set."""
+        selector = (rs.get("spec") or {}).get("selector")
+        kept = []
+        for pod in owned:
+            if labels_match_selector(selector, pod["metadata"].get("labels")):
+                kept.append(pod)
+                continue
+            refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]]
+            try:
+                await self.api.patch("v1", "pods", pod["metadata"]["name"],
+                                     {"metadata": {"ownerReferences": refs or None}},
+                                     namespace=pod["metadata"]["namespace"])
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+        return kept
 
     async def _adopt_orphans(self, rs: Obj, owned: list[Obj]) -> None:
         """Pods matching the selector with no controller become ours (upstream ClaimPods)."""

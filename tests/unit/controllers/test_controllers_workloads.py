@@ -186,3 +186,18 @@ def test_progress_deadline(new_available, now, reason):
         assert prog["status"] == "False" and prog["message"] == 'ReplicaSet "web-new" has timed out progressing.'
     if new_available == 2:
         assert prog["lastUpdateTime"] == now
+
+
+async def test_relabelled_pod_is_released_and_replaced(harness):
+    api = harness.api
+    api.seed("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    await harness.start(ReplicaSetController(api, harness.informers))
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 2)
+    quarantined = api.objects("v1", "pods")[0]["metadata"]["name"]
+    await api.patch("v1", "pods", quarantined, {"metadata": {"labels": {"a": "debug"}}}, namespace="default")
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 3)
+    pod = await api.get("v1", "pods", quarantined, namespace="default")
+    assert not pod["metadata"].get("ownerReferences")  # an orphan now, kept for debugging
