@@ -4,7 +4,7 @@ Starts a real `knet apiserver` (TLS, client certificates, SQLite store in a temp
 and measures, over HTTPS with keep-alive connections:
   1. single-object GET: throughput and p50/p99 latency with 50 concurrent clients (closed loop),
   2. CREATE (ConfigMaps): the same,
-  3. GET and CREATE at a fixed 500 req/s (open loop, 50 connections): p99 latency,
+  3. GET, CREATE and PATCH at a fixed 500 req/s (open loop, 50 connections): p99 latency,
   4. LIST of 10,000 pods (JSON, and as kubectl's Table),
   5. watch fan-out: 100 watchers of pods; delay until all of them saw one update.
 Goal (issue 3): p99 of mutating and single-object calls under 50 ms at 500 req/s on 2 cores;
@@ -153,6 +153,16 @@ async def run(url: str, ctx: ssl.SSLContext, args) -> None:
         report("GET configmap at 500 req/s", lat, el, err)
         lat, el, err = await open_loop(s, lambda ss, i: create_cm(ss, i, "rate"), 500, args.seconds)
         report("CREATE configmap at 500 req/s", lat, el, err)
+
+        async def patch_cm(session, i):
+            r = await session.patch(f"/api/v1/namespaces/bench/configmaps/cm-{i % 1000}",
+                                    data=orjson.dumps({"data": {"n": str(i)}}),
+                                    headers={"Content-Type": "application/strategic-merge-patch+json"})
+            await r.read()
+            return r.status == 200
+
+        lat, el, err = await open_loop(s, patch_cm, 500, args.seconds)
+        report("PATCH configmap at 500 req/s", lat, el, err)
 
         # LIST of N pods.
         async def create_pod(session, i):

@@ -21,6 +21,7 @@ import orjson
 from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, TooOld
 
 HISTORY_SIZE = 50_000  # events kept for watch resume
+MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
 
 
 def _db_key(bucket: str, namespace: str, name: str) -> str:
@@ -28,11 +29,12 @@ def _db_key(bucket: str, namespace: str, name: str) -> str:
 
 
 class _Watcher:
-    __slots__ = ("bucket", "namespace", "queue")
+    __slots__ = ("bucket", "namespace", "queue", "overflowed")
 
     def __init__(self, bucket: str, namespace: str | None) -> None:
         self.bucket, self.namespace = bucket, namespace
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.overflowed = False
 
 
 class SqliteStore:
@@ -186,6 +188,14 @@ class SqliteStore:
             listener(event)
         for w in self._watchers:
             if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
+                if w.overflowed:
+                    continue
+                if w.queue.qsize() >= MAX_PENDING:
+                    # A watcher this far behind is cut off (kube-apiserver does the same); its
+                    # client resumes from the last version it saw.
+                    w.overflowed = True
+                    w.queue.put_nowait(None)
+                    continue
                 w.queue.put_nowait(event)
 
     def add_listener(self, listener) -> None:
@@ -218,6 +228,8 @@ class SqliteStore:
                     yield ev
             while True:
                 ev = await watcher.queue.get()
+                if ev is None:
+                    return
                 if ev.revision > last:
                     last = ev.revision
                     yield ev
