@@ -443,3 +443,15 @@ def test_stalled_rollout_exceeds_its_progress_deadline(cluster, ns):
     out = kubectl("rollout", "status", "deployment/stuck", "-n", ns, "--timeout=20s", check=False)
     assert out.returncode != 0
     assert 'deployment "stuck" exceeded its progress deadline' in out.stderr
+
+
+def test_relabelled_pod_leaves_its_replicaset(cluster, ns):
+    kubectl = cluster["kubectl"]
+    kubectl.create("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    victim = web_pods(kubectl, ns)[0]["metadata"]["name"]
+    kubectl("label", "pod", victim, "-n", ns, "app=debug", "--overwrite")
+    wait_for("a replacement", lambda: len(web_pods(kubectl, ns)) == 2
+             and victim not in {p["metadata"]["name"] for p in web_pods(kubectl, ns)})
+    wait_for("the quarantined pod orphaned", lambda: not kubectl.json("get", "pod", victim, "-n", ns)["metadata"]
+             .get("ownerReferences"))
