@@ -320,3 +320,21 @@ def test_pod_defaults_and_admission_as_kube_apiserver(apiserver, namespace):
     assert [next(iter(s)) for s in vol["projected"]["sources"]] == ["serviceAccountToken", "configMap", "downwardAPI"]
     assert [t["key"] for t in spec["tolerations"]] == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
     assert pod["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
+
+
+def test_kubectl_edit_sends_a_patch_of_the_edited_fields(apiserver, namespace, tmp_path):
+    apiserver.kubectl_ok("-n", namespace, "apply", "-f", "-", input=DEPLOY)
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i -e 's/replicas: 2/replicas: 6/' -e 's/image: busybox$/image: busybox:1.36/' \"$1\"\n")
+    editor.chmod(0o755)
+    import os
+    import subprocess
+
+    p = subprocess.run(["kubectl", f"--kubeconfig={apiserver.kubeconfig}", "-n", namespace, "edit", "deploy", "web"],
+                       env={**os.environ, "EDITOR": str(editor), "KUBE_EDITOR": str(editor)},
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "deployment.apps/web edited"
+    d = get_json(apiserver, "-n", namespace, "get", "deploy", "web")
+    assert d["spec"]["replicas"] == 6
+    assert [c["image"] for c in d["spec"]["template"]["spec"]["containers"]] == ["nginx:1.25", "busybox:1.36"]
