@@ -69,3 +69,21 @@ def test_controllers_flag(flag, on, off):
 @pytest.mark.parametrize(("text", "seconds"), [("40s", 40), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("5", 5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+async def test_namespace_controller_empties_then_finalizes(harness):
+    from knet.controllers.namespace import NamespaceController
+    api = harness.api
+    api.seed("v1", "namespaces", {"metadata": {"name": "gone", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+                                  "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}})
+    api.seed("v1", "namespaces", {"metadata": {"name": "kept"}, "spec": {"finalizers": ["kubernetes"]}})
+    for ns in ("gone", "kept"):
+        api.seed("v1", "configmaps", {"metadata": {"name": "c", "namespace": ns}})
+        api.seed("apps/v1", "deployments", {"metadata": {"name": "d", "namespace": ns}, "spec": {}})
+    await harness.start(NamespaceController(api, harness.informers))
+    await harness.until(lambda: next(n for n in api.objects("v1", "namespaces")
+                                     if n["metadata"]["name"] == "gone")["spec"]["finalizers"] == [])
+    assert {o["metadata"]["namespace"] for o in api.objects("v1", "configmaps")} == {"kept"}
+    assert {o["metadata"]["namespace"] for o in api.objects("apps/v1", "deployments")} == {"kept"}
+    kept = next(n for n in api.objects("v1", "namespaces") if n["metadata"]["name"] == "kept")
+    assert kept["spec"]["finalizers"] == ["kubernetes"]
