@@ -422,6 +422,40 @@ spec:
     assert r.stdout.strip() == "hostported", r
 
 
+def test_run_to_completion_pods_succeed_or_fail_with_their_exit_code(cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: oneshot-ok}
+spec:
+  nodeName: kd1
+  restartPolicy: Never
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "echo finished"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: oneshot-bad}
+spec:
+  nodeName: kd2
+  restartPolicy: Never
+  containers: [{name: c, image: busybox, command: ["sh", "-c", "exit 42"]}]
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+
+    def phase(name):
+        return cluster.pod(name)["status"].get("phase")
+
+    wait_for(lambda: phase("oneshot-ok") == "Succeeded", 15, what="Succeeded")
+    wait_for(lambda: phase("oneshot-bad") == "Failed", 15, what="Failed")
+    term = cluster.pod("oneshot-bad")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (42, "Error")
+    assert "Completed" in cluster.kubectl_ok("get", "pod", "oneshot-ok")
+    assert cluster.kubectl_ok("logs", "oneshot-ok") == "finished\n"
+    t0 = time.monotonic()
+    cluster.kubectl_ok("delete", "pod", "oneshot-ok", "oneshot-bad", "--wait=true", timeout=30)
+    assert time.monotonic() - t0 < 10
+
+
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could

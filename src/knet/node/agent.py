@@ -145,11 +145,11 @@ class NodeAgent:
         if worker is not None:
             worker.update(pod)
             return
+        if meta.get("deletionTimestamp"):  # nothing of it runs here: remove the object at once
+            asyncio.create_task(self._delete_unknown(pod))
+            return
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
-            return
-        if meta.get("deletionTimestamp"):
-            asyncio.create_task(self._delete_unknown(pod))
             return
         worker = PodWorker(self, pod)
         self.workers[uid] = worker

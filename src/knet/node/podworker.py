@@ -74,6 +74,8 @@ class PodWorker:
                 run.record.reason = "PodInitializing"
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
+        self.delete_requested = False
+        self.deleted = False
         self.message = ""
         self.reason = ""
         self.task: asyncio.Task | None = None
@@ -93,7 +95,8 @@ class PodWorker:
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
-        if pod["metadata"].get("deletionTimestamp") and not self.stopping.is_set():
+        if pod["metadata"].get("deletionTimestamp") and not self.delete_requested:
+            self.delete_requested = True
             grace = pod["metadata"].get("deletionGracePeriodSeconds")
             asyncio.create_task(self.terminate(int(grace) if grace is not None else None, delete_object=True))
 
@@ -281,8 +284,11 @@ class PodWorker:
 
     async def terminate(self, grace: int | None, *, delete_object: bool) -> None:
         """Graceful stop: SIGTERM, grace period, SIGKILL; sandbox down; then the pod object goes."""
-        if self.stopping.is_set():
+        if self.stopping.is_set():  # already stopping or stopped (e.g. a completed pod)
             await self.stopped.wait()
+            if delete_object and not self.deleted:
+                self.deleted = True
+                await self.agent.pod_terminated(self)
             return
         self.stopping.set()
         if grace is None:
@@ -298,7 +304,8 @@ class PodWorker:
         if self.sandbox is not None:
             await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
         self.stopped.set()
-        if delete_object:
+        if delete_object and not self.deleted:
+            self.deleted = True
             await self.agent.pod_terminated(self)
 
     async def teardown_if_finished(self) -> None:
