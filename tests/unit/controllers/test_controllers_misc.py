@@ -87,3 +87,24 @@ async def test_namespace_controller_empties_then_finalizes(harness):
     assert {o["metadata"]["namespace"] for o in api.objects("apps/v1", "deployments")} == {"kept"}
     kept = next(n for n in api.objects("v1", "namespaces") if n["metadata"]["name"] == "kept")
     assert kept["spec"]["finalizers"] == ["kubernetes"]
+
+
+@pytest.mark.parametrize("finalizer", ["orphan", "foregroundDeletion"])
+async def test_gc_finishes_orphan_and_foreground_deletions(harness, finalizer):
+    api = harness.api
+    owner = api.seed("apps/v1", "replicasets", {"metadata": {
+        "name": "rs", "namespace": "default", "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "finalizers": [finalizer]}, "spec": {}})
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": owner["metadata"]["uid"],
+           "controller": True}
+    for name in ("a", "b"):
+        api.seed("v1", "pods", {"metadata": {"name": name, "namespace": "default", "ownerReferences": [ref]},
+                                "spec": {}})
+    await harness.start(GarbageCollector(api, harness.informers, period=0.05))
+    await harness.until(lambda: not api.objects("apps/v1", "replicasets")[0]["metadata"].get("finalizers"))
+    pods = api.objects("v1", "pods")
+    if finalizer == "orphan":
+        assert sorted(p["metadata"]["name"] for p in pods) == ["a", "b"]
+        assert all(not p["metadata"].get("ownerReferences") for p in pods)
+    else:
+        assert pods == []
