@@ -21,9 +21,20 @@ pytestmark = [
 IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.39"
 
 
+CLUSTER_CONFIG = """\
+kind: Cluster
+apiVersion: knet.io/v1alpha1
+nodes: [controlplane, node01, node02]
+podSubnet: 10.244.0.0/16
+serviceSubnet: 10.96.0.0/12
+"""
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    c = ClusterUnderTest.up(nodes=3, dataplane="sim")
+def cluster(tmp_path_factory):
+    config_file = tmp_path_factory.mktemp("cluster-config") / "cluster.yaml"
+    config_file.write_text(CLUSTER_CONFIG)
+    c = ClusterUnderTest.up(nodes=None, dataplane="sim", extra_args=("--config", str(config_file)))
     try:
         yield c
     finally:
@@ -56,6 +67,11 @@ def ready_endpoints(cluster, service: str) -> set[str]:
             if (ep.get("conditions") or {}).get("ready"):
                 ips.update(ep["addresses"])
     return ips
+
+
+def test_the_config_file_made_three_nodes(cluster):
+    out = cluster.kubectl("get", "nodes", "-o", "name").stdout.split()
+    assert out == ["node/controlplane", "node/node01", "node/node02"]
 
 
 def test_deployment_expose_scale_and_delete_converge(cluster):

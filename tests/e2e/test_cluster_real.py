@@ -94,8 +94,13 @@ def test_up_then_down_leaves_no_trace(tmp_path):
     if real_dataplane_problem():
         pytest.skip(real_dataplane_problem())
     before = _host_snapshot()
-    cluster = ClusterUnderTest.up(nodes=2, dataplane="real", state_dir=tmp_path)
+    cluster = ClusterUnderTest.up(nodes=2, dataplane="real", state_dir=tmp_path, proxy_mode="nftables")
     try:
+        # --proxy-mode reaches kube-proxy: its table appears in the node
+        cm = cluster.kubectl("get", "cm", "kube-proxy", "-n", "kube-system", "-o", "jsonpath={.data.config\\.conf}")
+        assert "\nmode: nftables\n" in cm.stdout
+        cluster.wait_for("kube-proxy's nftables table in node01", lambda: cluster.ssh(
+            "node01", "nft", "list", "table", "ip", "kube-proxy").returncode == 0, timeout=20)
         during = _host_snapshot()
         assert {f"knet-{cluster.name}-controlplane", f"knet-{cluster.name}-node01"} <= during["netns"]
         assert during["links"] - before["links"], "no bridge/veth created"

@@ -74,6 +74,13 @@ def up_command(name, nodes, dataplane, proxy_mode, config_file, timeout) -> None
         bring_up(config, paths, _say_step(started), timeout=timeout)
     except UpError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted; remove what was made with: knet down --name {config.name}") from None
+    except Exception as exc:  # a failed step: say which, and how to clean up
+        raise click.ClickException(
+            f"{type(exc).__name__}: {exc}; logs are in {paths.logs}; "
+            f"remove what was made with: knet down --name {config.name}"
+        ) from exc
     click.echo(f'Set kubectl context to "{config.context_name}"')
     click.echo("You can now use your cluster with:\n")
     click.echo(f"kubectl cluster-info --context {config.context_name}\n")

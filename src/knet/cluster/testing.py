@@ -45,7 +45,7 @@ class ClusterUnderTest:
         return self.state_dir / self.name / "kubeconfig" / "admin.conf"
 
     @classmethod
-    def up(cls, *, name: str | None = None, nodes: int = 2, dataplane: str = "sim",
+    def up(cls, *, name: str | None = None, nodes: int | None = 2, dataplane: str = "sim",
            proxy_mode: str | None = None, extra_args: tuple[str, ...] = (), timeout: float = 120.0,
            state_dir: Path | None = None) -> ClusterUnderTest:
         """`knet up`; on failure the half-made cluster is removed and the error raised with logs."""
@@ -57,8 +57,9 @@ class ClusterUnderTest:
         kube_dir = Path(tempfile.mkdtemp(prefix=f"knet-kube-{name}-"))
         own.append(kube_dir)
         cluster = cls(name=name, state_dir=state_dir, kubeconfig=kube_dir / "config", _own_dirs=own)
-        argv = [*knet_argv(), "up", "--name", name, "--nodes", str(nodes), "--dataplane", dataplane,
-                "--wait", str(timeout), *extra_args]
+        argv = [*knet_argv(), "up", "--name", name, "--dataplane", dataplane, "--wait", str(timeout), *extra_args]
+        if nodes is not None:
+            argv += ["--nodes", str(nodes)]
         if proxy_mode:
             argv += ["--proxy-mode", proxy_mode]
         started = time.monotonic()
