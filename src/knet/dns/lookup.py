@@ -7,7 +7,9 @@ Pure: no I/O, the cache is the only input.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 from knet.dns.cache import ClusterCache
@@ -47,11 +49,16 @@ class Found:
         return host_kind(self.host)
 
 
+@functools.lru_cache(maxsize=65536)
 def host_kind(host: str) -> str:
-    try:
-        return "A" if ipaddress.ip_address(host).version == 4 else "AAAA"
-    except ValueError:
-        return "CNAME"
+    """"A" for an IPv4 address, "AAAA" for IPv6, else "CNAME" (a name)."""
+    for family, kind in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA")):
+        try:
+            socket.inet_pton(family, host)
+            return kind
+        except OSError:
+            continue
+    return "CNAME"
 
 
 def fqdn(name: str) -> str:

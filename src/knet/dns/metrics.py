@@ -6,6 +6,7 @@ dict increment and a bisect on the request path; rendering happens only on a scr
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections import defaultdict
 
@@ -18,11 +19,13 @@ MONITORED_TYPES = {"A", "AAAA", "NS", "PTR", "SRV", "TXT", "CNAME", "SOA", "MX",
                    "HTTPS", "SVCB", "IXFR", "AXFR", "ANY"}
 
 
+@functools.lru_cache(maxsize=1024)
 def type_label(qtype: int) -> str:
     text = dns.rdatatype.to_text(qtype) if qtype >= 0 else "other"
     return text if text in MONITORED_TYPES else "other"
 
 
+@functools.lru_cache(maxsize=64)
 def rcode_label(rcode: int) -> str:
     try:
         return dns.rcode.to_text(rcode)
