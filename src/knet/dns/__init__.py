@@ -8,5 +8,8 @@ Layout, after CoreDNS's plugin/kubernetes:
 - `lookup`    reads the cache for a `RecordRequest` (pure);
 - `answer`    turns a question into a `Reply` for the kubernetes zones (pure, one place);
 - `handler`   a whole query: validation, zones, forwarding, EDNS0, truncation, the wire cache;
-- `server`, `http`, `sync`, `app`: the side effects (sockets, endpoints, informers, reload).
+- `wire`      the plain-query parser and the response renderer; `wirecache` precomputed answers;
+- `forward`   the upstream resolvers; `metrics` CoreDNS's Prometheus counters; `build` wiring;
+- `server`, `http`, `sync`, `localaddrs`, `app`: the side effects (sockets, HTTP endpoints,
+  informers, interface addresses, reload and signals). `knet dns` is knet.cli.dns.
 """

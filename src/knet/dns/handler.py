@@ -2,8 +2,8 @@
 EDNS0, truncation, and the wire-answer cache.
 
 `handle()` answers at once (bytes), drops (None), or returns a coroutine when the answer needs
-the upstream (forwarding, ExternalName targets). The one place that renders responses is
-`_render`.
+the upstream (forwarding, ExternalName targets). Every response we compose is rendered in one
+place, `_finish` (with `wire.render`); forwarded answers pass through with the client's ID.
 """
 
 from __future__ import annotations
