@@ -367,6 +367,16 @@ def test_rolling_update_replaces_every_pod(cluster, ns):
     assert len(after) == 2 and not before & {p["metadata"]["name"] for p in after}
     assert {p["spec"]["containers"][0]["image"] for p in after} == {"httpd"}
     assert "2 " in kubectl("rollout", "history", "deployment/web", "-n", ns).stdout
+    # undo goes back to the first ReplicaSet (no third one), which becomes revision 3
+    kubectl("rollout", "undo", "deployment/web", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    wait_for("nginx pods again", lambda: {p["spec"]["containers"][0]["image"] for p in web_pods(kubectl, ns)}
+             == {"nginx"} and len(web_pods(kubectl, ns)) == 2)
+    rss = kubectl.json("get", "rs", "-n", ns)["items"]
+    assert len(rss) == 2
+    revisions = {r["spec"]["template"]["spec"]["containers"][0]["image"]:
+                 r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for r in rss}
+    assert revisions == {"nginx": "3", "httpd": "2"}
 
 
 def test_unschedulable_pod_reports_failed_scheduling(cluster, ns):
