@@ -456,6 +456,32 @@ spec:
     assert time.monotonic() - t0 < 10
 
 
+def test_liveness_probe_failure_restarts_the_container(cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: unlively}
+spec:
+  nodeName: kd2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: nginx
+    ports: [{containerPort: 8088}]
+    livenessProbe: {httpGet: {path: /no-such-check, port: 8099}, periodSeconds: 1, failureThreshold: 2}
+"""
+    cluster.kubectl_ok("apply", "-f", "-", input=manifest)
+
+    def restarted():
+        st = cluster.pod("unlively")["status"].get("containerStatuses") or [{}]
+        return st[0].get("restartCount", 0) >= 1
+
+    wait_for(restarted, 20, what="liveness restart")
+    events = cluster.kubectl_ok("get", "events", "--field-selector", "involvedObject.name=unlively")
+    assert "Liveness probe failed" in events
+    assert "failed liveness probe, will be restarted" in events
+
+
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could
