@@ -418,6 +418,13 @@ def test_daemonset_one_pod_per_eligible_node(cluster, ns):
     name = kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"][0]["metadata"]["name"]
     assert re.search(r"Controlled By:\s+DaemonSet/agent\n", kubectl("describe", "pod", name, "-n", ns).stdout)
     wait_for("DESIRED/READY 2/2", lambda: kubectl.json("get", "ds", "agent", "-n", ns)["status"].get("numberReady") == 2)
+    # a template change rolls every daemon pod, one node at a time
+    before = {p["metadata"]["name"] for p in kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"]}
+    kubectl("rollout", "restart", "ds/agent", "-n", ns)
+    kubectl("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+    wait_for("all daemon pods replaced", lambda: (now := {
+        p["metadata"]["name"] for p in kubectl.json("get", "pods", "-n", ns, "-l", "app=agent")["items"]
+        if not p["metadata"].get("deletionTimestamp")}) and len(now) == 2 and not now & before)
 
 
 def test_silent_node_goes_unknown_and_endpoints_not_ready(cluster, ns):
