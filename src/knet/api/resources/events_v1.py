@@ -40,7 +40,11 @@ def from_core(ev: dict) -> dict:
             out[new] = ev[old]
     if ev.get("reportingComponent"):
         out["reportingController"] = ev["reportingComponent"]
-    out.setdefault("eventTime", None)
+    if not out.get("eventTime"):
+        # Legacy events have no eventTime, which events.k8s.io/v1 requires: use when it was
+        # first seen (MicroTime form).
+        first = ev.get("firstTimestamp") or (ev.get("metadata") or {}).get("creationTimestamp")
+        out["eventTime"] = first.replace("Z", ".000000Z") if first and "." not in first else first
     return out
 
 
