@@ -518,30 +518,41 @@ class Kubelet:
             else:
                 log.warning("route %s via %s: %s", cidr, ip, result.stderr.strip())
 
-    async def _status_writer(self, api: ApiClient) -> None:
-        sem = asyncio.Semaphore(16)
+    async def _status_writer(self, api: ApiClient, concurrency: int = 16) -> None:
+        """A pool of writers over the dirty set: no batch barrier, at most one write in flight per
+        pod (so a slow older status can never land after a newer one), latest status at write time."""
+        in_flight: set[str] = set()
 
         async def write(worker: PodWorker) -> None:
-            async with sem:
-                namespace, name = worker.namespace, worker.name
-                status = worker.status()
-                try:
-                    await api.patch("v1", "pods", name, {"status": status}, subresource="status",
-                                    namespace=namespace)
-                except ApiError as exc:
-                    if exc.status != 404:
-                        log.warning("status of %s/%s: %s", namespace, name, exc)
-                except Exception as exc:  # noqa: BLE001 -- retried on the next change
+            namespace, name = worker.namespace, worker.name
+            status = worker.status()
+            try:
+                await api.patch("v1", "pods", name, {"status": status}, subresource="status", namespace=namespace)
+            except ApiError as exc:
+                if exc.status != 404:
                     log.warning("status of %s/%s: %s", namespace, name, exc)
-                if status["phase"] in ("Succeeded", "Failed"):
-                    await worker.teardown_if_finished()
+            except Exception as exc:  # noqa: BLE001 -- retried on the next change
+                log.warning("status of %s/%s: %s", namespace, name, exc)
+            if status["phase"] in ("Succeeded", "Failed"):
+                await worker.teardown_if_finished()
 
-        while True:
-            await self.status_wakeup.wait()
-            self.status_wakeup.clear()
-            batch = list(self.dirty_pods.values())
-            self.dirty_pods.clear()
-            await asyncio.gather(*(write(w) for w in batch))
+        async def writer() -> None:
+            while True:
+                uid = next((u for u in self.dirty_pods if u not in in_flight), None)
+                if uid is None:
+                    self.status_wakeup.clear()
+                    await self.status_wakeup.wait()
+                    continue
+                worker = self.dirty_pods.pop(uid)
+                in_flight.add(uid)
+                try:
+                    await write(worker)
+                finally:
+                    in_flight.discard(uid)
+                    if uid in self.dirty_pods:
+                        self.status_wakeup.set()
+
+        await asyncio.gather(*(writer() for _ in range(concurrency)))
 
     async def _lease_loop(self, api: ApiClient) -> None:
         interval = self.cfg.node_lease_duration_seconds / 4
