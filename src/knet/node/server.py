@@ -115,8 +115,11 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
     await ws.prepare(request)
     v5 = ws.ws_protocol == "v5.channel.k8s.io"
-    if worker.all_runs()[container].process is None and worker.runs_processes:
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(None, f"container {container} is not running"))
+    run = worker.all_runs()[container]
+    if run.process is None or run.process.returncode is not None:
+        # Includes simulated containers: there is no process whose namespaces a command could join.
+        reason = "is simulated (no process)" if not worker.runs_processes else "is not running"
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exec_status(None, f"container {container} {reason}"))
                             .encode())
         await ws.close()
         return ws
