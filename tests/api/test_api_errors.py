@@ -170,3 +170,14 @@ def test_headless_and_external_name(apiserver, namespace):
     assert "clusterIP" not in svc["spec"] and svc["spec"]["externalName"] == "db.example.com"
     p = create_svc(apiserver, namespace, "noports", "  selector: {app: x}\n")
     assert p.stderr.strip() == 'The Service "noports" is invalid: spec.ports: Required value'
+
+
+def test_typed_secrets_and_quantities_are_validated(apiserver, namespace):
+    p = apiserver.kubectl("-n", namespace, "create", "-f", "-", input=(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tls\ntype: kubernetes.io/tls\ndata:\n  tls.crt: Y2VydA==\n"))
+    assert p.stderr.strip() == 'The Secret "tls" is invalid: data[tls.key]: Required value'
+    p = apiserver.kubectl("-n", namespace, "create", "-f", "-", input=(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: q\nspec:\n  containers:\n  - name: c\n    image: x\n"
+        "    resources:\n      limits: {cpu: lots}\n"))
+    assert p.returncode == 1
+    assert "spec.containers[0].resources.limits[cpu]: Invalid value: \"lots\": quantities must match" in p.stderr

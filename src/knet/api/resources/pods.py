@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from knet.api.errors import FieldError, duplicate, invalid, not_supported, required
 from knet.api.printing import age, parse_time
 from knet.api.registry import Column, ResourceType
 from knet.api.validation import DNS1123_LABEL, IANA_SVC_NAME, LABEL_MSG, validate_port
+
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 
 COLUMNS = (
     Column("Name", format="name", description="Name must be unique within a namespace."),
@@ -152,6 +156,12 @@ def _validate_containers(containers, path: str, names: set[str]) -> list[FieldEr
             if pname and (len(pname) > 15 or not IANA_SVC_NAME.match(pname) or "--" in pname):
                 errs.append(invalid(f"{pp}.name", pname, "must be no more than 15 characters"
                                     if len(pname) > 15 else "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"))
+        for kind in ("limits", "requests"):
+            for rname, qty in ((c.get("resources") or {}).get(kind) or {}).items():
+                if not QUANTITY.match(str(qty)):
+                    errs.append(invalid(f"{p}.resources.{kind}[{rname}]", qty,
+                                        "quantities must match the regular expression "
+                                        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
         if c.get("imagePullPolicy") not in ("Always", "IfNotPresent", "Never"):
             errs.append(not_supported(f"{p}.imagePullPolicy", c.get("imagePullPolicy"), ["Always", "IfNotPresent", "Never"]))
     return errs

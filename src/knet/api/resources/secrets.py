@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from knet.api.errors import FieldError, invalid
+from knet.api.errors import FieldError, invalid, required
 from knet.api.printing import age
 from knet.api.registry import Column, ResourceType
 from knet.api.validation import validate_config_keys
@@ -34,9 +34,24 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
             base64.b64decode(v or "", validate=True)
         except (binascii.Error, ValueError, TypeError):
             errs.append(invalid(f"data[{k}]", v, "illegal base64 data"))
+    data = obj.get("data") or {}
+    stype = obj.get("type")
+    for key in REQUIRED_KEYS.get(stype, ()):
+        if key not in data:
+            errs.append(required(f"data[{key}]"))
+    if stype == "kubernetes.io/service-account-token" and not \
+            ((obj.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/service-account.name"):
+        errs.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
     if old is not None and old.get("type") != obj.get("type"):
         errs.append(invalid("type", obj.get("type"), "field is immutable"))
     return errs
+
+
+# Keys the typed Secrets must carry (ValidateSecret in pkg/apis/core/validation).
+REQUIRED_KEYS = {"kubernetes.io/tls": ("tls.crt", "tls.key"),
+                 "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+                 "kubernetes.io/dockercfg": (".dockercfg",),
+                 "kubernetes.io/basic-auth": (), "kubernetes.io/ssh-auth": ("ssh-privatekey",)}
 
 
 def row(s: dict) -> list:
