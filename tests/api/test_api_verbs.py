@@ -338,3 +338,14 @@ def test_kubectl_edit_sends_a_patch_of_the_edited_fields(apiserver, namespace, t
     d = get_json(apiserver, "-n", namespace, "get", "deploy", "web")
     assert d["spec"]["replicas"] == 6
     assert [c["image"] for c in d["spec"]["template"]["spec"]["containers"]] == ["nginx:1.25", "busybox:1.36"]
+
+
+def test_auth_reviews(apiserver):
+    assert apiserver.kubectl_ok("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}") == "kubernetes-admin"
+    assert apiserver.kubectl_ok("auth", "can-i", "delete", "pods", "-A").strip() == "yes"
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": apiserver.token}}
+    out = json.loads(apiserver.kubectl_ok("create", "-f", "-", "-o", "json", input=json.dumps(review)))
+    assert out["status"]["authenticated"] is True and out["status"]["user"]["username"] == "admin-by-token"
+    review["spec"]["token"] = "bogus"
+    out = json.loads(apiserver.kubectl_ok("create", "-f", "-", "-o", "json", input=json.dumps(review)))
+    assert out["status"]["authenticated"] is False

@@ -22,7 +22,8 @@ from knet.api.protowire import WireError, fields, signed64
 MAGIC = b"k8s\x00"
 GROUP_PACKAGES = {"": "core", "apps": "apps", "discovery.k8s.io": "discovery", "networking.k8s.io": "networking",
                   "coordination.k8s.io": "coordination", "events.k8s.io": "events",
-                  "authentication.k8s.io": "authentication", "autoscaling": "autoscaling", "policy": "policy"}
+                  "authentication.k8s.io": "authentication", "authorization.k8s.io": "authorization",
+                  "autoscaling": "autoscaling", "policy": "policy"}
 META_KINDS = {"DeleteOptions", "Status", "List", "PartialObjectMetadata"}
 KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "port", "containerPort",
                   "expirationSeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "gracePeriodSeconds",

@@ -26,7 +26,7 @@ from knet.api.errors import ApiError
 from knet.api.lifecycle import Lifecycle
 from knet.api.registry import ResourceType
 from knet.api.relay import KubeletRelay
-from knet.api.resources import build_registry
+from knet.api.resources import build_registry, reviews
 from knet.api.rest import ObjectService, Options
 from knet.api.selectors import parse_field_selector, parse_label_selector
 from knet.api.storage import Store, open_store
@@ -167,6 +167,7 @@ class ApiServer:
             user = self.auth.authenticate(request.headers.get("Authorization"), peercert)
             if user is None:
                 raise errors.unauthorized()
+            request["user"] = user
             return await self._route(request, path)
         except ApiError as exc:
             return _status_response(exc)
@@ -244,6 +245,14 @@ class ApiServer:
             if name is not None:
                 raise errors.method_not_allowed()
             return await self._watch(request, rt, ns)
+        review = reviews.HANDLERS.get((rt.group, rt.resource))
+        if review is not None:
+            if method != "POST" or name is not None:
+                raise errors.method_not_allowed()
+            body, _ = await self._body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request("the request body must be an object")
+            return _json(review(body, request["user"], self.auth), 201)
         if name is None:
             if method == "GET":
                 return self._list(request, rt, ns)

@@ -21,6 +21,7 @@ def build_registry() -> Registry:
         nodes,
         pods,
         replicasets,
+        reviews,
         secrets,
         serviceaccounts,
         services,
@@ -30,4 +31,6 @@ def build_registry() -> Registry:
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases):
         registry.add(module.RESOURCE)
+    for rt in reviews.RESOURCES:
+        registry.add(rt)
     return registry
