@@ -77,9 +77,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def ensure_bridge(net: ClusterNetwork) -> None:
+    """The cluster's host bridge with the host's address on it. Idempotent, and safe when several
+    node machines are created at once (a lost race to create it is not an error)."""
     if not _link_exists(net.bridge):
-        _ip("link", "add", net.bridge, "type", "bridge")
-        _ip("addr", "add", net.gateway, "dev", net.bridge)
+        _ip("link", "add", net.bridge, "type", "bridge", check=False)
+    if not _link_exists(net.bridge):
+        raise RuntimeError(f"could not create bridge {net.bridge}")
+    addrs = _ip("-o", "addr", "show", "dev", net.bridge, check=False).stdout
+    if f" {net.gateway} " not in addrs:
+        _ip("addr", "replace", net.gateway, "dev", net.bridge)
     _ip("link", "set", net.bridge, "up")
 
 
@@ -237,6 +243,20 @@ def _host_links_with_prefix(prefix: str) -> list[str]:
     return names
 
 
+def _netns_of_other_clusters(cluster: str) -> set[str]:
+    from knet.net.state import state_root
+
+    owned: set[str] = set()
+    root = state_root()
+    if not root.is_dir():
+        return owned
+    for machine in root.glob("*/nodes/*/machine.json"):
+        other = machine.parent.parent.parent.name
+        if other != cluster:
+            owned.add(netns_name(other, machine.parent.name))
+    return owned
+
+
 def teardown_cluster_network(cluster: str) -> None:
     """Remove every node, namespace and link of `cluster`, including a crash's leftovers."""
     nodes_root = cluster_dir(cluster) / "nodes"
@@ -244,8 +264,10 @@ def teardown_cluster_network(cluster: str) -> None:
         for ndir in nodes_root.iterdir():
             if (ndir / "machine.json").exists():
                 delete_node_machine(cluster, ndir.name)
+    others = _netns_of_other_clusters(cluster)
     for ns in _netns_list():
-        if ns.startswith(netns_prefix(cluster)):
+        # "knet-a-" also prefixes cluster "a-b"'s namespaces: leave those that another cluster records.
+        if ns.startswith(netns_prefix(cluster)) and ns not in others:
             _destroy_netns(ns)
     prefix = link_prefix(cluster)
     for name in _host_links_with_prefix(prefix):
