@@ -80,3 +80,20 @@ async def test_too_old(tmp_path, monkeypatch):
             pass
     assert sqlite_store.HISTORY_SIZE > 1000
     await s.close()
+
+
+async def test_a_failed_commit_is_undone_in_memory(tmp_path):
+    s = SqliteStore(str(tmp_path / "db"))
+    kept = await s.create("cm", "", "kept", obj("kept"))
+
+    def broken(events):
+        raise OSError("disk full")
+
+    s._write_batch = broken
+    with pytest.raises(OSError):
+        await s.create("cm", "", "lost", obj("lost"))
+    with pytest.raises(OSError):
+        await s.update("cm", "", "kept", obj("kept", v=2))
+    assert s.get("cm", "", "lost") is None
+    assert s.get("cm", "", "kept") == kept
+    await s.close()

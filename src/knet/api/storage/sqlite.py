@@ -150,6 +150,7 @@ class SqliteStore:
                 try:
                     await loop.run_in_executor(self._writer, self._write_batch, [e for e, _ in batch])
                 except Exception as exc:  # the disk failed: no caller may believe its write landed
+                    self._revert([e for e, _ in batch])
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
@@ -160,6 +161,15 @@ class SqliteStore:
                         fut.set_result(None)
         finally:
             self._flushing = False
+
+    def _revert(self, events: list[Event]) -> None:
+        """Undo in memory what a failed commit applied, newest first, so reads match the disk."""
+        for ev in reversed(events):
+            objs = self._objects[ev.bucket]
+            if ev.prev is None:
+                objs.pop((ev.namespace, ev.name), None)
+            else:
+                objs[(ev.namespace, ev.name)] = ev.prev
 
     def _write_batch(self, events: list[Event]) -> None:
         db = self._db
