@@ -52,8 +52,10 @@ def test_processes_naming_the_state_dir_are_found(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker_arg])
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--data-dir={tmp_path}/c22"])
     try:
-        found = {r.pid for r in processes_of(paths)}
-        assert proc.pid in found and other.pid not in found
+        # until exec() the child still shows pytest's command line
+        assert wait_until(lambda: proc.pid in {r.pid for r in processes_of(paths)})
+        assert wait_until(lambda: f"--data-dir={tmp_path}/c22" in " ".join(processes.proc_cmdline(other.pid)))
+        assert other.pid not in {r.pid for r in processes_of(paths)}
     finally:
         for p in (proc, other):
             p.kill()
