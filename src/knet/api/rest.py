@@ -352,8 +352,7 @@ class ObjectService:
             else:
                 raise errors.unsupported_media_type(patch_type)
         except patches.PatchError as exc:
-            raise ApiError(422 if patch_type != "json" else 422, "Invalid" if patch_type != "json" else "Invalid",
-                           str(exc)) from None
+            raise ApiError(422, "Invalid", str(exc)) from None
         if not isinstance(new, dict):
             raise errors.bad_request("the patch produced a non-object")
         if opts.field_validation in ("Strict", "Warn") and rt.model and patch_type != "apply":

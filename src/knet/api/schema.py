@@ -126,11 +126,6 @@ def model_description(model: str) -> str:
     return doc.split("\n\n")[0].split("Attributes:")[0].strip().replace("\n", " ")
 
 
-def child_model(model: str, field: str) -> tuple[FieldType | None]:
-    f = model_fields(model).get(field)
-    return f.type if f else None
-
-
 def unknown_fields(obj, model: str, path: str = "") -> list[str]:
     """Paths of fields that the kind's schema does not know (fieldValidation=Strict)."""
     if not isinstance(obj, dict):

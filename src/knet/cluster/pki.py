@@ -8,6 +8,7 @@ Client identities follow Kubernetes: the certificate's CN is the user, its O ent
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import os
@@ -179,7 +180,6 @@ def kubeconfig(
 ) -> dict:
     """A kubeconfig dict with one cluster, one user and one context `USER@CLUSTER`
     (kubeadm names it `kubernetes-admin@kubernetes`), current."""
-    import base64
 
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()

@@ -67,12 +67,6 @@ def row(ev: dict) -> list:
             (ev.get("message") or "").strip(), first, count, (ev.get("metadata") or {}).get("name", "")]
 
 
-def field_value(ev: dict, field: str) -> str | None:
-    if field == "source":
-        return (ev.get("source") or {}).get("component") or ev.get("reportingComponent")
-    return None
-
-
 RESOURCE = ResourceType(
     group="", version="v1", resource="events", kind="Event", short_names=("ev",), model="CoreV1Event",
     defaults=defaults, validate=validate, columns=COLUMNS, row=row, field_labels=FIELD_LABELS,
