@@ -487,6 +487,10 @@ class Kubelet:
         if node is None:
             return
         if pod["metadata"]["uid"] not in node.workers and node.runtime.runs_processes(pod, False):
+            if self.services is not None and not self.services.has_synced:
+                # Service env vars need the Services: kubelet waits for that informer too.
+                with contextlib.suppress(TimeoutError):
+                    await self.services.wait_synced(timeout=5)
             try:
                 await self.prefetch(pod)
             except Exception as exc:  # noqa: BLE001
@@ -531,8 +535,10 @@ class Kubelet:
             except ApiError as exc:
                 if exc.status != 404:
                     log.warning("status of %s/%s: %s", namespace, name, exc)
-            except Exception as exc:  # noqa: BLE001 -- retried on the next change
+                    self._retry_status_later(worker)
+            except Exception as exc:  # noqa: BLE001 -- the API may be restarting: try again soon
                 log.warning("status of %s/%s: %s", namespace, name, exc)
+                self._retry_status_later(worker)
             if status["phase"] in ("Succeeded", "Failed"):
                 await worker.teardown_if_finished()
 
@@ -553,6 +559,14 @@ class Kubelet:
                         self.status_wakeup.set()
 
         await asyncio.gather(*(writer() for _ in range(concurrency)))
+
+    def _retry_status_later(self, worker: PodWorker, delay: float = 1.0) -> None:
+        def again() -> None:
+            if not worker.deleted:
+                self.dirty_pods.setdefault(worker.uid, worker)
+                self.status_wakeup.set()
+
+        asyncio.get_running_loop().call_later(delay, again)
 
     async def _lease_loop(self, api: ApiClient) -> None:
         interval = self.cfg.node_lease_duration_seconds / 4
