@@ -7,7 +7,11 @@ describe` show what an operator sees on a kubeadm cluster.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
+
+import yaml
 
 from knet.cluster.config import ClusterConfig
 
@@ -143,12 +147,18 @@ def kube_proxy_kubeconfig_text(config: ClusterConfig) -> str:
 
 
 def kube_proxy_configmap(config: ClusterConfig) -> dict[str, Any]:
+    conf = kube_proxy_config_text(config)
+    # kubeadm marks the component config it wrote with a hash of it (to detect user edits).
+    digest = hashlib.sha256(conf.encode()).hexdigest()
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "kube-proxy", "namespace": KUBE_SYSTEM, "labels": {"app": "kube-proxy"}},
+        "metadata": {
+            "name": "kube-proxy", "namespace": KUBE_SYSTEM, "labels": {"app": "kube-proxy"},
+            "annotations": {"kubeadm.kubernetes.io/component-config.hash": f"sha256:{digest}"},
+        },
         "data": {
-            "config.conf": kube_proxy_config_text(config),
+            "config.conf": conf,
             "kubeconfig.conf": kube_proxy_kubeconfig_text(config),
         },
     }
@@ -335,6 +345,74 @@ def kube_dns_service(config: ClusterConfig) -> dict[str, Any]:
             "selector": {"k8s-app": "kube-dns"},
         },
     }
+
+
+def kubeadm_config_configmap(config: ClusterConfig, certificates_dir: str) -> dict[str, Any]:
+    """kube-system/kubeadm-config: the ClusterConfiguration the cluster was made from."""
+    cluster_configuration = {
+        "apiServer": {"extraArgs": {"authorization-mode": "Node,RBAC"}, "timeoutForControlPlane": "4m0s"},
+        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "certificatesDir": certificates_dir,
+        "clusterName": "kubernetes",
+        "controlPlaneEndpoint": f"{config.control_plane.name}:{config.api_server_port}",
+        "controllerManager": {},
+        "dns": {},
+        "imageRepository": "registry.k8s.io",
+        "kind": "ClusterConfiguration",
+        "kubernetesVersion": config.kubernetes_version,
+        "networking": {"dnsDomain": config.dns_domain, "podSubnet": config.pod_subnet,
+                       "serviceSubnet": config.service_subnet},
+        "scheduler": {},
+    }
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kubeadm-config", "namespace": KUBE_SYSTEM},
+        "data": {"ClusterConfiguration": yaml.safe_dump(cluster_configuration, sort_keys=True)},
+    }
+
+
+def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
+    """kube-system/kubelet-config: the KubeletConfiguration shared by the nodes' agents."""
+    kubelet_configuration = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+        "clusterDNS": [config.dns_service_ip],
+        "clusterDomain": config.dns_domain,
+        "kind": "KubeletConfiguration",
+        "staticPodPath": "/etc/kubernetes/manifests",
+    }
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kubelet-config", "namespace": KUBE_SYSTEM},
+        "data": {"kubelet": yaml.safe_dump(kubelet_configuration, sort_keys=True)},
+    }
+
+
+def cluster_info_configmap(config: ClusterConfig, ca_pem: bytes) -> dict[str, Any]:
+    """kube-public/cluster-info: how to reach the cluster (CA and server), readable by anyone."""
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"cluster": {"certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                                  "server": f"https://{config.control_plane.name}:{config.api_server_port}"},
+                      "name": ""}],
+        "contexts": None, "current-context": "", "preferences": {}, "users": None,
+    }
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+        "data": {"kubeconfig": yaml.safe_dump(kubeconfig, sort_keys=False)},
+    }
+
+
+def bootstrap_configmaps(config: ClusterConfig, certificates_dir: str, ca_pem: bytes
+                         ) -> list[tuple[str, str, dict[str, Any]]]:
+    """The configmaps kubeadm's upload-config and bootstrap-token phases create."""
+    return [
+        ("v1", "configmaps", kubeadm_config_configmap(config, certificates_dir)),
+        ("v1", "configmaps", kubelet_config_configmap(config)),
+        ("v1", "configmaps", cluster_info_configmap(config, ca_pem)),
+    ]
 
 
 def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:

@@ -94,10 +94,12 @@ async def _wait(what: str, check: Callable[[], Any], timeout: float, paths: Clus
         await asyncio.sleep(interval)
 
 
-async def _create_addons(api, config: ClusterConfig) -> None:
+async def _create_addons(api, config: ClusterConfig, paths: ClusterPaths) -> None:
     from knet.client import ApiError
 
-    for api_version, resource, obj in addons.addon_objects(config):
+    ca_pem = (paths.pki / "ca.crt").read_bytes()
+    objects = addons.bootstrap_configmaps(config, str(paths.pki), ca_pem) + addons.addon_objects(config)
+    for api_version, resource, obj in objects:
         try:
             await api.create(api_version, resource, obj, namespace=obj["metadata"]["namespace"])
         except ApiError as exc:
@@ -119,7 +121,7 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
             return True
 
         await _wait("the API server", apiserver_ready, timeout, paths)
-        await _create_addons(api, config)
+        await _create_addons(api, config, paths)
         say("Starting control-plane")
 
         async def cni_ready():

@@ -49,7 +49,8 @@ def test_kube_proxy_kubeconfig_uses_the_service_account_files_and_controlplane_n
 
 def test_kube_proxy_configmap_metadata():
     cm = addons.kube_proxy_configmap(reference_config())
-    assert cm["metadata"] == {"name": "kube-proxy", "namespace": "kube-system", "labels": {"app": "kube-proxy"}}
+    assert {k: cm["metadata"][k] for k in ("name", "namespace", "labels")} == {
+        "name": "kube-proxy", "namespace": "kube-system", "labels": {"app": "kube-proxy"}}
     assert sorted(cm["data"]) == ["config.conf", "kubeconfig.conf"]
 
 
@@ -113,3 +114,27 @@ def test_addons_are_created_in_dependency_order():
     assert kinds.index(("ServiceAccount", "kube-proxy")) < kinds.index(("DaemonSet", "kube-proxy"))
     assert kinds.index(("ConfigMap", "coredns")) < kinds.index(("Deployment", "coredns"))
     assert ("Service", "kube-dns") in kinds
+
+
+def test_kube_proxy_configmap_carries_kubeadms_component_config_hash():
+    import hashlib
+
+    cm = addons.kube_proxy_configmap(reference_config())
+    digest = hashlib.sha256(cm["data"]["config.conf"].encode()).hexdigest()
+    assert cm["metadata"]["annotations"] == {"kubeadm.kubernetes.io/component-config.hash": f"sha256:{digest}"}
+
+
+def test_bootstrap_configmaps_as_kubeadm_uploads_them():
+    objs = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+            for _, _, o in addons.bootstrap_configmaps(reference_config(), "/state/pki", b"PEM")}
+    assert sorted(objs) == [("kube-public", "cluster-info"), ("kube-system", "kubeadm-config"),
+                            ("kube-system", "kubelet-config")]
+    cc = yaml.safe_load(objs[("kube-system", "kubeadm-config")]["data"]["ClusterConfiguration"])
+    assert cc["networking"] == {"dnsDomain": "cluster.local", "podSubnet": "10.244.0.0/16",
+                                "serviceSubnet": "10.96.0.0/12"}
+    assert cc["controlPlaneEndpoint"] == "controlplane:6443"
+    kubelet = yaml.safe_load(objs[("kube-system", "kubelet-config")]["data"]["kubelet"])
+    assert kubelet["clusterDNS"] == ["10.96.0.10"]
+    info = yaml.safe_load(objs[("kube-public", "cluster-info")]["data"]["kubeconfig"])
+    assert info["clusters"][0]["cluster"]["server"] == "https://controlplane:6443"
+    assert info["clusters"][0]["cluster"]["certificate-authority-data"] == "UEVN"
