@@ -222,6 +222,87 @@ def compute_deployment_status(deploy: Obj, new_rs: Obj | None, all_rss: list[Obj
     return status
 
 
+def detect_scaling_event(deploy: Obj, rss: list[Obj]) -> bool:
+    """An active ReplicaSet annotated with another desired size than spec.replicas: the deployment
+    was scaled (upstream isScalingEvent)."""
+    desired = str(int((deploy.get("spec") or {}).get("replicas", 1)))
+    for rs in rss:
+        if rs_replicas(rs) <= 0:
+            continue
+        annotated = (rs["metadata"].get("annotations") or {}).get(DESIRED_REPLICAS)
+        if annotated is not None and annotated != desired:
+            return True
+    return False
+
+
+def _rs_fraction(rs: Obj, deploy: Obj) -> int:
+    spec = deploy.get("spec") or {}
+    replicas = int(spec.get("replicas", 1))
+    if replicas == 0:
+        return -rs_replicas(rs)
+    surge, _ = compute_surge_unavailable(deploy)
+    max_now = replicas + surge
+    try:
+        max_before = int((rs["metadata"].get("annotations") or {}).get(MAX_REPLICAS, "0"))
+    except ValueError:
+        max_before = 0
+    if max_before == 0:
+        max_before = int((deploy.get("status") or {}).get("replicas") or 0)
+        if max_before == 0:
+            return 0
+    return int(math.floor(rs_replicas(rs) * max_now / max_before + 0.5)) - rs_replicas(rs)
+
+
+def compute_proportional_scale(deploy: Obj, new_rs: Obj | None, old_rss: list[Obj]) -> dict[str, int]:
+    """New sizes after the deployment's replicas changed (upstream `scale`): one active (or only the
+    newest) ReplicaSet takes the new count; a saturated new one means old ones go to 0; mid-rollout,
+    every active ReplicaSet grows or shrinks in proportion, leftovers to the biggest."""
+    spec = deploy.get("spec") or {}
+    replicas = int(spec.get("replicas", 1))
+    all_rss = ([new_rs] if new_rs else []) + old_rss
+    active = [rs for rs in all_rss if rs_replicas(rs) > 0]
+    if len(active) <= 1:
+        target = active[0] if active else (new_rs or (max(all_rss, key=lambda r: r["metadata"].get(
+            "creationTimestamp") or "") if all_rss else None))
+        if target is None or rs_replicas(target) == replicas:
+            return {}
+        return {target["metadata"]["name"]: replicas}
+    if new_rs is not None and rs_replicas(new_rs) == replicas and \
+            int((new_rs.get("status") or {}).get("availableReplicas") or 0) == replicas:
+        return {rs["metadata"]["name"]: 0 for rs in old_rss if rs_replicas(rs) > 0}
+    if ((spec.get("strategy") or {}).get("type") or "RollingUpdate") != "RollingUpdate":
+        return {}
+    surge, _ = compute_surge_unavailable(deploy)
+    allowed = replicas + surge if replicas > 0 else 0
+    to_add = allowed - sum(rs_replicas(rs) for rs in active)
+    if to_add == 0:
+        return {}
+    created = lambda r: r["metadata"].get("creationTimestamp") or ""  # noqa: E731
+    if to_add > 0:  # biggest first, newer first among equals
+        ordered = sorted(active, key=lambda r: (-rs_replicas(r), _neg(created(r))))
+    else:  # biggest first, older first among equals
+        ordered = sorted(active, key=lambda r: (-rs_replicas(r), created(r)))
+    added = 0
+    sizes: dict[str, int] = {}
+    for rs in ordered:
+        proportion = 0
+        if rs_replicas(rs) and to_add != added:
+            fraction = _rs_fraction(rs, deploy)
+            remaining = to_add - added
+            proportion = min(fraction, remaining) if to_add > 0 else max(fraction, remaining)
+        sizes[rs["metadata"]["name"]] = rs_replicas(rs) + proportion
+        added += proportion
+    first = ordered[0]["metadata"]["name"]
+    sizes[first] = max(0, sizes[first] + (to_add - added))
+    return {name: size for name, size in sizes.items()
+            if size != rs_replicas(next(r for r in active if r["metadata"]["name"] == name))}
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    """Sort key that orders strings descending inside an ascending sort."""
+    return tuple(-ord(c) for c in text)
+
+
 def detect_progress(old: Obj, new: Obj) -> bool:
     """More updated/ready/available replicas or fewer old ones than the last status (upstream
     DeploymentProgressing)."""
@@ -329,24 +410,41 @@ class DeploymentController(Controller):
             # a rollback to an older template: that RS becomes the newest revision
             await self.api.patch("apps/v1", "replicasets", new_rs["metadata"]["name"],
                                  {"metadata": {"annotations": {REVISION: str(max_revision + 1)}}}, namespace=ns)
-        if new_rs is not None and not spec.get("paused"):
-            for rs_name, count in compute_rollout(deploy, new_rs, owned.old).items():
-                rs = new_rs if rs_name == new_rs["metadata"]["name"] else \
-                    next(r for r in owned.old if r["metadata"]["name"] == rs_name)
-                before = rs_replicas(rs)
-                surge, _ = compute_surge_unavailable(deploy)
-                desired = int(spec.get("replicas", 1))
-                await self.api.patch("apps/v1", "replicasets", rs_name, {
-                    "metadata": {"annotations": {DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)}},
-                    "spec": {"replicas": count}}, namespace=ns)
-                direction = "up" if count > before else "down"
-                await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
-                                          f"Scaled {direction} replica set {rs_name} to {count} from {before}")
+        all_rss = ([new_rs] if new_rs else []) + owned.old
+        if detect_scaling_event(deploy, all_rss):
+            # replicas changed (kubectl scale): resize the ReplicaSets first, rollout steps later
+            await self._apply_sizes(deploy, all_rss, compute_proportional_scale(deploy, new_rs, owned.old),
+                                    annotate_active=True)
+        elif new_rs is not None and not spec.get("paused"):
+            await self._apply_sizes(deploy, all_rss, compute_rollout(deploy, new_rs, owned.old))
             await self._cleanup_history(deploy, owned.old)
         await self._sync_status(deploy, new_rs, ([new_rs] if new_rs else []) + owned.old)
         deadline = spec.get("progressDeadlineSeconds", 600)
         if deadline is not None and not spec.get("paused"):
             self.queue.add_after(key, float(deadline) + 1.0)  # to notice a rollout that stalls
+
+    async def _apply_sizes(self, deploy: Obj, rss: list[Obj], sizes: dict[str, int], *,
+                           annotate_active: bool = False) -> None:
+        """Set spec.replicas (and the desired/max-replicas annotations) of the ReplicaSets named in
+        `sizes`; with annotate_active also re-annotate every active one, as upstream scale does."""
+        spec = deploy.get("spec") or {}
+        ns = deploy["metadata"]["namespace"]
+        surge, _ = compute_surge_unavailable(deploy)
+        desired = int(spec.get("replicas", 1))
+        annotations = {DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)}
+        for rs in rss:
+            name = rs["metadata"]["name"]
+            before = rs_replicas(rs)
+            count = sizes.get(name, before)
+            stale = any((rs["metadata"].get("annotations") or {}).get(k) != v for k, v in annotations.items())
+            if count == before and not (annotate_active and before > 0 and stale):
+                continue
+            await self.api.patch("apps/v1", "replicasets", name, {
+                "metadata": {"annotations": annotations}, "spec": {"replicas": count}}, namespace=ns)
+            if count != before:
+                direction = "up" if count > before else "down"
+                await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
+                                          f"Scaled {direction} replica set {name} to {count} from {before}")
 
     async def _cleanup_history(self, deploy: Obj, old: list[Obj]) -> None:
         limit = int((deploy.get("spec") or {}).get("revisionHistoryLimit", 10))

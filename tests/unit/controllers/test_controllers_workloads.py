@@ -201,3 +201,36 @@ async def test_relabelled_pod_is_released_and_replaced(harness):
     await harness.until(lambda: len(api.objects("v1", "pods")) == 3)
     pod = await api.get("v1", "pods", quarantined, namespace="default")
     assert not pod["metadata"].get("ownerReferences")  # an orphan now, kept for debugging
+
+
+def _annotated_rs(name, replicas, created, max_replicas, desired=10, available=None):
+    r = rs(name, replicas, available, created=created)
+    r["metadata"]["annotations"] = {"deployment.kubernetes.io/max-replicas": str(max_replicas),
+                                    "deployment.kubernetes.io/desired-replicas": str(desired)}
+    return r
+
+
+def test_proportional_scaling_like_the_kubernetes_docs():
+    # docs "Proportional scaling": 10 replicas, maxSurge 3, maxUnavailable 2; a stuck rollout holds
+    # old=8, new=5; scaling to 15 adds 3 to the old ReplicaSet and 2 to the new one.
+    from knet.controllers.deployment import compute_proportional_scale, detect_scaling_event
+    d = deploy(15, surge=3, unavailable=2)
+    old = _annotated_rs("old", 8, "2026-01-01T00:00:00Z", 13)
+    new = _annotated_rs("new", 5, "2026-01-01T00:01:00Z", 13, available=0)
+    assert detect_scaling_event(d, [new, old])
+    assert compute_proportional_scale(d, new, [old]) == {"old": 11, "new": 7}
+    # and scaling back down to 10 removes them the same way
+    d10 = deploy(10, surge=3, unavailable=2)
+    old11 = _annotated_rs("old", 11, "2026-01-01T00:00:00Z", 18, desired=15)
+    new7 = _annotated_rs("new", 7, "2026-01-01T00:01:00Z", 18, desired=15, available=0)
+    assert compute_proportional_scale(d10, new7, [old11]) == {"old": 8, "new": 5}
+
+
+@pytest.mark.parametrize(("new", "olds", "expected"), [
+    pytest.param(_annotated_rs("new", 3, "b", 4, desired=3), [], {"new": 5}, id="single-active-takes-all"),
+    pytest.param(_annotated_rs("new", 5, "b", 4, desired=3), [_annotated_rs("old", 1, "a", 4, desired=3)],
+                 {"old": 0}, id="saturated-new-drops-old"),
+])
+def test_scaling_shapes(new, olds, expected):
+    from knet.controllers.deployment import compute_proportional_scale
+    assert compute_proportional_scale(deploy(5), new, olds) == expected
