@@ -96,8 +96,9 @@ def admit(pod: dict) -> None:
     spec = pod.setdefault("spec", {})
     if spec.get("priorityClassName") in PRIORITY_CLASSES:
         spec["priority"] = PRIORITY_CLASSES[spec["priorityClassName"]]
-    if spec.get("automountServiceAccountToken") is False:
-        return
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if spec.get("automountServiceAccountToken") is False or "kubernetes.io/config.mirror" in annotations:
+        return  # mirror pods of static pods get no service-account volume (as in kube-apiserver)
     containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     if all(any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []) for c in containers):
         return
