@@ -139,11 +139,11 @@ class Informer:
     # -- running ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = 0.1  # first retries quick: components often start together with the apiserver
         while True:
             try:
                 await self._list_and_replace()
-                backoff = 0.2
+                backoff = 0.1
                 while True:
                     await self._watch_once()
             except asyncio.CancelledError:

@@ -107,17 +107,22 @@ class LeaderElector:
 
     async def acquire(self) -> None:
         log.info("attempting to acquire leader lease %s/%s...", self.namespace, self.name)
+        # An API server that is not up yet (refused/5xx) is retried quickly, so a control plane
+        # whose processes start together comes up fast; a lease held by another candidate is
+        # retried every retry period, as upstream.
+        error_backoff = 0.1
         while True:
             try:
                 if await self.try_acquire_or_renew():
                     self.is_leader = True
                     log.info("successfully acquired lease %s/%s", self.namespace, self.name)
                     return
-            except ApiError as exc:
+                delay = self.retry_period * (1 + 0.2 * random.random())
+            except (ApiError, OSError) as exc:
                 log.warning("error acquiring lease %s/%s: %s", self.namespace, self.name, exc)
-            except OSError as exc:
-                log.warning("error acquiring lease %s/%s: %s", self.namespace, self.name, exc)
-            await asyncio.sleep(self.retry_period * (1 + 0.2 * random.random()))
+                delay = error_backoff
+                error_backoff = min(error_backoff * 2, self.retry_period)
+            await asyncio.sleep(delay)
 
     async def keep_renewing(self) -> None:
         """Renew until cancelled; raise LostLeadershipError when the renew deadline passes."""
