@@ -31,7 +31,11 @@ def manifests() -> str:
         svc("echo", {"app": "echo"}, type="NodePort"),
         svc("echo-local", {"app": "echo"}, type="NodePort", externalTrafficPolicy="Local"),
         svc("echo-sticky", {"app": "echo"}, sessionAffinity="ClientIP"),
-        svc("client-self", {"app": "client"}),
+        # hairpin is tried from its own pod: the node answers hairpinned packets with ICMP redirects,
+        # which share the kernel's per-destination ICMP rate limit with REJECT's port-unreachable
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hairpin", "namespace": NS, "labels": {"app": "hairpin"}},
+         "spec": {"nodeName": "node02", "containers": [container]}},
+        svc("hairpin-self", {"app": "hairpin"}),
     ]
     return yaml.safe_dump_all(docs)
 
@@ -46,11 +50,11 @@ class Echo:
     def node_port(self, name: str) -> int:
         return int(self.c.kubectl("-n", NS, "get", "svc", name, "-o", "jsonpath={.spec.ports[0].nodePort}").stdout)
 
-    def curl_from_client(self, url: str, n: int) -> list[str]:
+    def curl_from_client(self, url: str, n: int, pod: str = "client") -> list[str]:
         """n requests from the client pod; each line the answer or CURL-EXIT-<code>."""
         script = (f"for i in $(seq {n}); do out=$(curl -s -m 3 {url}) || out=CURL-EXIT-$?; "
                   'echo "$out"; done')
-        out = self.c.kubectl("-n", NS, "exec", "client", "--", "sh", "-c", script, timeout=60).stdout
+        out = self.c.kubectl("-n", NS, "exec", pod, "--", "sh", "-c", script, timeout=60).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]
 
     def pods(self) -> dict[str, dict]:
@@ -107,17 +111,27 @@ def check_traffic(cluster, echo: Echo) -> None:  # noqa: ANN001
     url = f"http://{node_ips(cluster)[node_with_pod]}:{local_np}/clientip"
     seen = cluster.ssh(other, "curl", "-s", "-m", "3", url).stdout
     assert seen.rsplit(":", 1)[0] == node_ips(cluster)[other], seen
-    # hairpin: the client pod reaches itself through its own Service
-    self_ip = echo.get("client-self")
-    assert set(echo.curl_from_client(f"http://{self_ip}/hostname", 3)) == {"client"}
+    # hairpin: a pod reaches itself through its own Service
+    self_ip = echo.get("hairpin-self")
+    assert set(echo.curl_from_client(f"http://{self_ip}/hostname", 3, pod="hairpin")) == {"hairpin"}
 
 
 def check_scale_to_zero(cluster, echo: Echo) -> None:  # noqa: ANN001
     ip = echo.get("echo")
     cluster.kubectl("-n", NS, "scale", "deploy", "echo", "--replicas=0")
-    # curl exit 7: "Failed to connect" -- connection refused, answered by kube-proxy's REJECT
-    cluster.wait_for("connection refused with 0 endpoints", lambda: echo.curl_from_client(
-        f"http://{ip}/hostname", 1) == ["CURL-EXIT-7"], timeout=60, interval=1)
+    seen: list[object] = []
+
+    def refused() -> bool:
+        # curl exit 7, "Failed to connect": connection refused, answered by kube-proxy's REJECT. Until
+        # the pods are gone their endpoints are terminating-but-serving and still get traffic.
+        seen[:] = [echo.curl_from_client(f"http://{ip}/hostname", 1),
+                   cluster.kubectl("-n", NS, "get", "endpointslices", "-o",
+                                   "jsonpath={.items[*].endpoints[*].conditions}").stdout]
+        return seen[0] == ["CURL-EXIT-7"]
+    try:
+        cluster.wait_for("connection refused with 0 endpoints", refused, timeout=120, interval=1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last curl and endpoint conditions: {seen}") from None
     cluster.kubectl("-n", NS, "scale", "deploy", "echo", "--replicas=3")
     cluster.wait_for("traffic restored after scaling back", lambda: len(set(echo.curl_from_client(
         f"http://{ip}/hostname", 20)) - {"CURL-EXIT-7", "CURL-EXIT-28"}) == 3, timeout=90, interval=1)
@@ -128,7 +142,8 @@ def echo(knet_cluster):  # noqa: ANN001, ANN201
     knet_cluster.kubectl("apply", "-f", "-", input=manifests())
     try:
         knet_cluster.kubectl("-n", NS, "rollout", "status", "deploy/echo", "--timeout=90s", timeout=100)
-        knet_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s", timeout=70)
+        knet_cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "pod/hairpin",
+                             "--timeout=60s", timeout=70)
         yield Echo(knet_cluster)
     finally:
         knet_cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)

@@ -1,1 +1,1 @@
-"""knet.trace."""
+"""knet trace: walk packets through rendered rules in Python (the simulated dataplane)."""
