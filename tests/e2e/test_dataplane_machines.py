@@ -1,11 +1,14 @@
 """Node machines on their own: namespaces, hostname, PID namespace, addresses, idempotence, and
 teardown that finds everything again (also after a crash) without touching other clusters.
 
-Address plan: 172.30.93.0/24 (cluster A) and 172.30.94.0/24 (cluster A-b)."""
+Address plan: two free /24s of 172.30.64.0/18 (clusters A and A-b), from dataplane_netplan."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import random
 import signal
 import subprocess
 import uuid
@@ -22,6 +25,21 @@ from knet.net.machines import (
 from knet.net.names import link_prefix
 
 pytestmark = pytest.mark.e2e
+
+NODE_NETWORK_POOL = ipaddress.IPv4Network("172.30.64.0/18")
+
+
+def free_node_networks(count: int = 1) -> list[str]:
+    """`count` distinct /24s of NODE_NETWORK_POOL overlapping no host route (other clusters may be up meanwhile);
+    picked at random so that concurrent test runs rarely race for the same one."""
+    routes = subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True, text=True).stdout
+    used = []
+    for line in routes.splitlines():
+        with contextlib.suppress(ValueError, IndexError):
+            used.append(ipaddress.IPv4Network(line.split()[0], strict=False))
+    candidates = [c for c in NODE_NETWORK_POOL.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used if u.prefixlen)]
+    return [str(c) for c in random.sample(candidates, count)]
+
 
 
 @pytest.fixture
@@ -45,7 +63,8 @@ def _netns():
 
 def test_node_machine_is_a_small_linux_host(names):
     cluster, _ = names
-    net = cluster_network(cluster, "172.30.93.0/24")
+    net = cluster_network(cluster, free_node_networks(1)[0])
+    prefix = net.node_ip(0).rsplit(".", 1)[0]
     hosts = {"controlplane": net.node_ip(0), "node01": net.node_ip(1)}
     cp = create_node_machine(net, "controlplane", net.node_ip(0), hosts=hosts)
     create_node_machine(net, "node01", net.node_ip(1), hosts=hosts)
@@ -57,18 +76,20 @@ def test_node_machine_is_a_small_linux_host(names):
     lines = out.splitlines()
     assert lines[0] == "node01"
     assert int(lines[1]) <= 5  # its own PID namespace: init, sh and the tools it runs
-    assert "inet 172.30.93.3/24" in lines[2]
+    assert f"inet {prefix}.3/24" in lines[2]
     assert not any(line.startswith("default") for line in lines)  # nothing routed off the cluster
     assert "10.96.0.0/12 dev eth0 scope link" in out
-    assert "1" in lines and "172.30.93.2     controlplane" in out and lines[-1] == "reach"
-    assert _run(["ip", "netns", "exec", cp.netns, "hostname", "-I"]).stdout.split() == ["172.30.93.2"]
+    assert "1" in lines and [f"{prefix}.2", "controlplane"] in [line.split() for line in lines]
+    assert lines[-1] == "reach"
+    assert _run(["ip", "netns", "exec", cp.netns, "hostname", "-I"]).stdout.split() == [f"{prefix}.2"]
     # the host reaches the nodes on the bridge, which carries the host's address
     assert _run(["ping", "-c1", "-W1", net.node_ip(1)]).returncode == 0
 
 
 def test_teardown_after_a_crash_and_beside_a_prefix_sharing_cluster(names):
     a, b = names
-    net_a, net_b = cluster_network(a, "172.30.93.0/24"), cluster_network(b, "172.30.94.0/24")
+    cidr_a, cidr_b = free_node_networks(2)
+    net_a, net_b = cluster_network(a, cidr_a), cluster_network(b, cidr_b)
     machine = create_node_machine(net_a, "n1", net_a.node_ip(0))
     create_node_machine(net_b, "n1", net_b.node_ip(0))
     # a crash: the node's init dies and its records vanish; only names on the host remain

@@ -1,14 +1,17 @@
 """Real dataplane: node machines + `knet kubelet` + real CNI plugins against a real apiserver.
 
-Address plan: node network 172.30.77.0/24 on bridge kn<hash>br (host .1), nodes kd1 = .2,
-kd2 = .3; podCIDRs 10.244.77.0/24 (kd1) and 10.244.78.0/24 (kd2) given by --pod-cidr; the
+Address plan: node network a free /24 of 172.30.64.0/18 on bridge kn<hash>br (host .1), nodes
+kd1 = .2, kd2 = .3; podCIDRs 10.244.77.0/24 (kd1) and 10.244.78.0/24 (kd2) given by --pod-cidr; the
 apiserver on the host, reached from the nodes at 172.30.77.1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -24,7 +27,21 @@ from conftest import KNET, KUBECTL, start_apiserver  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-NODE_CIDR = "172.30.77.0/24"
+NODE_NETWORK_POOL = ipaddress.IPv4Network("172.30.64.0/18")
+
+
+def free_node_networks(count: int = 1) -> list[str]:
+    """`count` distinct /24s of NODE_NETWORK_POOL overlapping no host route (other clusters may be up meanwhile);
+    picked at random so that concurrent test runs rarely race for the same one."""
+    routes = subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True, text=True).stdout
+    used = []
+    for line in routes.splitlines():
+        with contextlib.suppress(ValueError, IndexError):
+            used.append(ipaddress.IPv4Network(line.split()[0], strict=False))
+    candidates = [c for c in NODE_NETWORK_POOL.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used if u.prefixlen)]
+    return [str(c) for c in random.sample(candidates, count)]
+
+
 NODES = {"kd1": "10.244.77.0/24", "kd2": "10.244.78.0/24"}
 
 
@@ -52,7 +69,7 @@ class MiniCluster:
 
         self.tmp = tmp
         self.name = "kd" + uuid.uuid4().hex[:6]
-        self.net = cluster_network(self.name, NODE_CIDR)
+        self.net = cluster_network(self.name, free_node_networks(1)[0])
         self.kubelets: dict[str, subprocess.Popen] = {}
         self.api = None
         self.ips = {node: self.net.node_ip(i) for i, node in enumerate(NODES)}
