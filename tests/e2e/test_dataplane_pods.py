@@ -324,6 +324,11 @@ metadata: {name: settings}
 data: {greeting: hello-from-configmap}
 ---
 apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: s3cret, user: admin}
+---
+apiVersion: v1
 kind: Service
 metadata: {name: backend}
 spec:
@@ -338,6 +343,7 @@ spec:
   volumes:
   - {name: work, emptyDir: {}}
   - {name: cfg, configMap: {name: settings}}
+  - {name: creds, secret: {secretName: creds}}
   initContainers:
   - name: setup
     image: busybox
@@ -346,8 +352,10 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["sh", "-c", "cat /work/out; echo; echo svc=$BACKEND_SERVICE_HOST:$BACKEND_SERVICE_PORT_HTTP; exec sleep 3600"]
-    volumeMounts: [{name: work, mountPath: /work}]
+    command: ["sh", "-c", "cat /work/out; echo; echo svc=$BACKEND_SERVICE_HOST:$BACKEND_SERVICE_PORT_HTTP; echo pw=$PW;
+               cat /etc/creds/user; echo; exec sleep 3600"]
+    env: [{name: PW, valueFrom: {secretKeyRef: {name: creds, key: password}}}]
+    volumeMounts: [{name: work, mountPath: /work}, {name: creds, mountPath: /etc/creds, readOnly: true}]
 """
     cluster.kubectl_ok("apply", "-f", "-", input=manifest)
     pod = cluster.wait_running("staged")
@@ -355,7 +363,9 @@ spec:
     assert init["state"]["terminated"]["exitCode"] == 0 and init["state"]["terminated"]["reason"] == "Completed"
     svc_ip = json.loads(cluster.kubectl_ok("get", "svc", "backend", "-o", "json"))["spec"]["clusterIP"]
     logs = wait_for(lambda: cluster.kubectl_ok("logs", "staged"), 10, what="logs")
-    assert logs.splitlines() == ["hello-from-configmap", f"svc={svc_ip}:8080"]
+    assert logs.splitlines() == ["hello-from-configmap", f"svc={svc_ip}:8080", "pw=s3cret", "admin"]
+    ro = cluster.kubectl("exec", "staged", "-c", "main", "--", "touch", "/etc/creds/x")
+    assert ro.returncode != 0 and "Read-only file system" in ro.stderr
     assert cluster.kubectl_ok("logs", "staged", "-c", "setup") == ""
     # the volume is the pod's own: the host does not see /work or /etc/settings
     assert not Path("/work/out").exists() and not Path("/etc/settings/greeting").exists()
