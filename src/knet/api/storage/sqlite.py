@@ -20,7 +20,7 @@ import orjson
 
 from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, TooOld
 
-HISTORY_SIZE = 50_000  # events kept for watch resume
+HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
 MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
 
 
