@@ -215,10 +215,15 @@ def main() -> int:
         with ClusterUnderTest.up(nodes=args.scale_nodes + 1, dataplane="sim", timeout=300,
                                  extra_args=("--config", str(config_file))) as cluster:
             print(f"knet up --dataplane sim ({args.scale_nodes + 1} nodes): {cluster.up_seconds:.1f}s")
-            seconds = asyncio.run(scale_run(cluster, args.scale_pods, timeout=args.scale_timeout))
+            try:
+                seconds = asyncio.run(scale_run(cluster, args.scale_pods, timeout=args.scale_timeout))
+                outcome = (f"all Running in {seconds:.1f}s (goal < 60 s) {'OK' if seconds < 60 else 'MISSED'}")
+            except TimeoutError as exc:
+                ok = False
+                outcome = f"MISSED: {exc}"
             total, per = cluster_usage(cluster)
-            print(f"scale: {args.scale_pods} pods on {args.scale_nodes} sim nodes all Running in {seconds:.1f}s "
-                  f"(goal < 60 s) {'OK' if seconds < 60 else 'MISSED'}; memory RSS {total:.0f} MiB")
+            print(f"scale: {args.scale_pods} pods on {args.scale_nodes} sim nodes: {outcome}; "
+                  f"memory RSS {total:.0f} MiB")
             for component, (mib, cpu) in sorted(per.items()):
                 print(f"  {component:28s} RSS {mib:6.0f} MiB  CPU {cpu:6.1f} s")
     return 0 if ok else 1
