@@ -139,7 +139,8 @@ class ApiServer:
         await self.bootstrap.ensure()
         self.lifecycle.start()
         self.bootstrap.start()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # Open watches and exec sessions are cut at shutdown instead of being waited for.
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind_address, self.config.secure_port,
                            ssl_context=self.ssl_context(), backlog=1024, reuse_address=True)
