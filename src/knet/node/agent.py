@@ -130,10 +130,7 @@ class NodeAgent:
         if cidr and cidr != self.pod_cidr:
             self.pod_cidr = cidr
             self._apply_pod_cidr(cidr)
-            self.kubelet.node_status_wakeup.set()
-            for worker in list(self.workers.values()):
-                if worker.sandbox is None and worker.message:
-                    pass  # its retry loop picks the network up
+            self.kubelet.node_status_wakeup.set()  # Ready follows; waiting pods retry their sandbox
 
     # -- pods ----------------------------------------------------------------------------
     def on_pod(self, pod: Obj) -> None:
@@ -279,9 +276,6 @@ class NodeAgent:
             if exc.status != 404:
                 raise
             await api.create("coordination.k8s.io/v1", "leases", lease, namespace="kube-node-lease")
-
-    def pod_status_target(self, worker: PodWorker) -> tuple[str, str]:
-        return worker.namespace, worker.name
 
 
 def _without_heartbeats(status: Obj) -> Obj:

@@ -47,6 +47,7 @@ class ContainerRun:
     log_index: int = 0
     probe_tasks: list[asyncio.Task] = field(default_factory=list)
     killing_reason: str = ""
+    created_at: float = 0.0         # wall time the current instance was started (crictl CREATED)
 
 
 class PodWorker:
@@ -219,6 +220,7 @@ class PodWorker:
             image = run.spec.get("image", "")
             await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine', field_path)
             rec.container_id = new_id()
+            run.created_at = time.time()
             rec.ready = False
             await self.event("Normal", "Created", f"Created container {rec.name}", field_path)
             if self.runs_processes:

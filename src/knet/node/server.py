@@ -240,16 +240,12 @@ async def containers(request: web.Request) -> web.Response:
         for w in node.workers.values():
             for run in w.runs.values():
                 rec = run.record
-                rows.append({"id": rec.container_id, "image": rec.image, "created": run_created(w, run),
+                rows.append({"id": rec.container_id, "image": rec.image, "created": run.created_at or w.created_at,
                              "state": rec.state, "name": rec.name, "attempt": rec.restart_count,
                              "podId": w.sandbox.id if w.sandbox else "", "pod": w.name, "namespace": w.namespace,
                              "node": node.name, "podCreated": w.created_at,
                              "podState": "Ready" if w.sandbox and not w.stopped.is_set() else "NotReady"})
     return web.json_response({"containers": rows})
-
-
-def run_created(worker: PodWorker, run: Any) -> float:
-    return worker.created_at
 
 
 def _self_signed(kubelet: Kubelet) -> tuple[str, str]:
