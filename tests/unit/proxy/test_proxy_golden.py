@@ -94,3 +94,31 @@ NODEPORTS_TAIL_TEXT = "kubernetes service nodeports; NOTE: this must be the last
 def test_normalize_nftables_ignores_order_blanks_and_comments() -> None:
     assert normalize_nftables("# x\nadd b\n\nadd a\n") == normalize_nftables("add a\nadd b\n")
     assert normalize_nftables("add a\n") != normalize_nftables("add b\n")
+
+
+def test_large_cluster_mode_drops_per_endpoint_comments() -> None:
+    """Above 1000 endpoints upstream leaves out the per-endpoint --comment (rules are 40% smaller)."""
+    from .proxy_objects import endpoint_slice, ep, service
+
+    def objs(n_endpoints: int) -> list[dict]:
+        return [service("svc1", "172.30.0.41"),
+                endpoint_slice("svc1", [ep(f"10.180.{i // 250}.{i % 250 + 1}") for i in range(n_endpoints)])]
+    small = iptables.render(state_from_objects(objs(1000), NODE), IPT_OPTS)
+    large = iptables.render(state_from_objects(objs(1001), NODE), IPT_OPTS)
+    assert '-m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80"' in small
+    assert "-m comment --comment ns1/svc1:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ" in small
+    assert "-> 10.180.0.1:80" not in large and "--comment ns1/svc1:p80 -s" not in large
+    assert '--comment "ns1/svc1:p80 cluster IP"' in large  # service-level comments stay
+    assert "--probability 0.0009990010" in large  # 1/1001, 10 decimals
+
+
+def test_udp_and_sctp_ports() -> None:
+    from .proxy_objects import endpoint_slice, ep, service
+    ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "s", "port": 9, "protocol": "SCTP"}]
+    objs = [service("dns", "172.30.0.10", ports=ports), endpoint_slice("dns", [ep("10.180.0.9")], ports=ports)]
+    state = state_from_objects(objs, NODE)
+    text = iptables.render(state, IPT_OPTS)
+    assert '-m comment --comment "ns1/dns:dns cluster IP" -m udp -p udp -d 172.30.0.10 --dport 53' in text
+    assert "-m sctp -p sctp -j DNAT --to-destination 10.180.0.9:9" in text
+    nft = nftables.render(state, NFT_OPTS)
+    assert "172.30.0.10 . udp . 53 : goto service-" in nft and "meta l4proto sctp dnat to 10.180.0.9:9" in nft
