@@ -5,7 +5,7 @@ Address plan:
                                   route 10.96.0.0/12 dev kntp-n0
   pods    knet-test-proxy-pod{1,2,3}   eth0 10.244.1.{2,3,4}/24, default via 10.244.1.1, echo on :8080
   remote  knet-test-proxy-client  eth0 192.168.50.2/24; routes 10.96.0.0/12 and 10.244.0.0/16 via the node
-The echo server answers every TCP connection with "<pod name> <client address>".
+The echo server answers every TCP connection and UDP datagram on :8080 with "<pod name> <client address>".
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ POD_IPS = {"pod1": "10.244.1.2", "pod2": "10.244.1.3", "pod3": "10.244.1.4"}
 ECHO_PORT = 8080
 
 ECHO_SERVER = r"""
-import socket, sys
+import socket, sys, threading
 name = sys.argv[1]
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", int(sys.argv[2])))
+    while True:
+        data, addr = u.recvfrom(100)
+        u.sendto(f"{name} {addr[0]}".encode(), addr)
+threading.Thread(target=udp, daemon=True).start()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(128)
 print("ready", flush=True)
@@ -52,6 +58,19 @@ for _ in range(n):
         print("TIMEOUT", flush=True)
     except OSError as e:
         print("ERROR " + errno.errorcode.get(e.errno or 0, type(e).__name__), flush=True)
+"""
+
+
+UDP_CLIENT = r"""
+import socket, sys
+ip, port, n, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", sport)); u.settimeout(1)
+for _ in range(n):
+    u.sendto(b"hostname", (ip, port))
+    try:
+        print(u.recvfrom(100)[0].decode(), flush=True)
+    except TimeoutError:
+        print("TIMEOUT", flush=True)
 """
 
 
@@ -130,6 +149,11 @@ class Topology:
     def connect(self, ns: str, ip: str, port: int, n: int = 1) -> list[str]:
         """n TCP connections from namespace ns; each line "<pod> <client address>" or REFUSED/ERROR."""
         out = in_ns(ns, sys.executable, "-c", CLIENT, ip, str(port), str(n))
+        return out.split("\n")[:-1]
+
+    def udp(self, ns: str, ip: str, port: int, n: int, source_port: int) -> list[str]:
+        """n datagrams from one fixed source port (one conntrack flow); the answers or TIMEOUT."""
+        out = in_ns(ns, sys.executable, "-c", UDP_CLIENT, ip, str(port), str(n), str(source_port))
         return out.split("\n")[:-1]
 
     def wait_for(self, what: str, fn, timeout: float = 10.0):  # noqa: ANN001

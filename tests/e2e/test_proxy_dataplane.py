@@ -144,6 +144,23 @@ def test_client_ip_affinity_and_local_policy(topo: Topology, proxier: Proxier) -
     assert topo.connect(CLIENT_NS, NODE_IP, 30081, 1) == ["TIMEOUT"]
 
 
+def test_udp_flows_to_removed_endpoints_are_cleared(topo: Topology, proxier: Proxier) -> None:
+    udp = [{"name": "dns", "port": 53, "protocol": "UDP"}]
+    dns = svc("dns", "10.96.0.70", ports=udp)
+
+    def udp_slice(pods: list[str]) -> dict:
+        s = slice_("dns", pods)
+        s["ports"] = [{"name": "dns", "port": ECHO_PORT, "protocol": "UDP"}]
+        return s
+    first = udp_slice(["pod1"])
+    apply(proxier, dns, first)
+    assert topo.udp(CLIENT_NS, "10.96.0.70", 53, 2, 40053) == [f"pod1 {BRIDGE_IP}"] * 2
+    # pod1 goes away, pod2 takes over: the client's flow (same source port) must not stay on pod1
+    proxier.on_endpoint_slice(first, udp_slice(["pod2"]))
+    assert proxier.sync().ok
+    assert topo.udp(CLIENT_NS, "10.96.0.70", 53, 2, 40053) == [f"pod2 {BRIDGE_IP}"] * 2
+
+
 def test_kernel_accepts_rendered_rules(topo: Topology) -> None:
     from knet.proxy.model import state_from_objects
     objs = [svc("web", "10.96.0.50", type="LoadBalancer", externalTrafficPolicy="Local",
