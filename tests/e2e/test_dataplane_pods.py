@@ -366,6 +366,10 @@ spec:
     assert logs.splitlines() == ["hello-from-configmap", f"svc={svc_ip}:8080", "pw=s3cret", "admin"]
     ro = cluster.kubectl("exec", "staged", "-c", "main", "--", "touch", "/etc/creds/x")
     assert ro.returncode != 0 and "Read-only file system" in ro.stderr
+    # a changed Secret reaches the mounted volume of the running pod (kubelet's volume sync)
+    cluster.kubectl_ok("patch", "secret", "creds", "-p", '{"stringData": {"user": "operator"}}')
+    wait_for(lambda: cluster.kubectl_ok("exec", "staged", "--", "cat", "/etc/creds/user") == "operator", 15,
+             what="secret volume update")
     assert cluster.kubectl_ok("logs", "staged", "-c", "setup") == ""
     # the volume is the pod's own: the host does not see /work or /etc/settings
     assert not Path("/work/out").exists() and not Path("/etc/settings/greeting").exists()

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 STATUS_REPORT_EVERY = 60.0   # a node status nobody changed is re-posted this often
-EVENT_QUEUE_MAX = 1000       # client-go's broadcaster drops events beyond its queue too
+EVENT_QUEUE_MAX = 1000
+VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly       # client-go's broadcaster drops events beyond its queue too
 
 
 def _micro_now() -> str:
@@ -466,6 +467,8 @@ class Kubelet:
             if self.cfg.dataplane == "real":
                 self.services = Informer(api, "v1", "services")
                 tasks.append(asyncio.create_task(self.services.run()))
+            if self.cfg.dataplane == "real":
+                tasks.append(asyncio.create_task(self._volume_refresh_loop(api)))
             tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
                       asyncio.create_task(self._node_status_loop(api)), asyncio.create_task(self._event_writer(api))]
             for node in self.nodes.values():
@@ -553,6 +556,20 @@ class Kubelet:
                         self.status_wakeup.set()
 
         await asyncio.gather(*(writer() for _ in range(concurrency)))
+
+    async def _volume_refresh_loop(self, api: ApiClient, period: float = VOLUME_SYNC_SECONDS) -> None:
+        from knet.node import volumes
+
+        while True:
+            await asyncio.sleep(period)
+            for node in self.nodes.values():
+                for worker in list(node.workers.values()):
+                    if worker.sandbox is None or worker.stopping.is_set() or worker.static:
+                        continue
+                    try:
+                        await volumes.refresh(api, worker.pod, worker.dir)
+                    except Exception as exc:  # noqa: BLE001 -- next round
+                        log.warning("volumes of %s: %s", worker.key, exc)
 
     def _retry_status_later(self, worker: PodWorker, delay: float = 1.0) -> None:
         def again() -> None:

@@ -21,6 +21,11 @@ def _write_items(target: Path, data: dict[str, bytes], items: list[Obj] | None, 
             continue
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.read_bytes() == data[key]:
+                continue  # unchanged: leave the file (and its inode) alone
+        except OSError:
+            pass
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data[key])
         os.chmod(tmp, mode)
@@ -146,6 +151,33 @@ async def materialise(api: Any | None, pod: Obj, pod_dir: Path) -> dict[str, Pat
             target.mkdir(parents=True, exist_ok=True)
             paths[name] = target
     return paths
+
+
+async def refresh(api: Any, pod: Obj, pod_dir: Path) -> None:
+    """Bring configMap and secret volumes up to date, as the kubelet's periodic volume sync does
+    (files change in place; a key that went away goes away). subPath mounts keep their old
+    file, as upstream."""
+    ns = pod["metadata"].get("namespace", "default")
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        target = pod_dir / "volumes" / vol["name"]
+        if "configMap" in vol:
+            src = vol["configMap"]
+            obj = await _get(api, "configmaps", ns, src["name"], True)
+            data, mode = (_config_map_data(obj) if obj else {}), 0o644
+        elif "secret" in vol:
+            src = vol["secret"]
+            obj = await _get(api, "secrets", ns, src["secretName"], True)
+            data, mode = (_secret_data(obj) if obj else {}), 0o600
+        else:
+            continue
+        if obj is None or not target.is_dir():
+            continue
+        current = dict(data)
+        _write_items(target, current, src.get("items"), mode)
+        if not src.get("items"):
+            for path in target.iterdir():
+                if path.is_file() and path.name not in current:
+                    path.unlink(missing_ok=True)
 
 
 def bind_mounts(pod: Obj, volume_paths: dict[str, Path]) -> list[tuple[str, str, bool]]:
