@@ -25,7 +25,7 @@ from knet.node.status import now_rfc3339
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-STATUS_REPORT_EVERY = 60.0   # a node status nobody changed is re-posted this often
+STATUS_REPORT_EVERY = 300.0  # an unchanged node status is re-posted this often (nodeStatusReportFrequency); the Lease is the heartbeat
 EVENT_QUEUE_MAX = 1000
 VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly       # client-go's broadcaster drops events beyond its queue too
 
