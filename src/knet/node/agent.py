@@ -19,7 +19,7 @@ from knet.net import cni
 from knet.node import nodeobject, static
 from knet.node.config import KubeletConfig
 from knet.node.podworker import PodWorker
-from knet.node.runtime import RealRuntime, SimRuntime
+from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
 from knet.node.status import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class NodeAgent:
         self.static_host = static_host
         self.root_dir = self.cfg.root_dir if len(kubelet.nodes_spec) <= 1 else f"{self.cfg.root_dir}/{name}"
         if self.cfg.dataplane == "sim":
-            self.runtime: RealRuntime | SimRuntime = SimRuntime()
+            self.runtime: PodRuntime = SimRuntime()
         else:
             self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir)
         self.pod_cidr: str | None = self.cfg.pod_cidr

@@ -16,7 +16,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from knet.net import cni
 
@@ -107,6 +107,21 @@ def signal_process(proc: asyncio.subprocess.Process, sig: int) -> None:
             proc.send_signal(sig)
         except ProcessLookupError:
             pass
+
+
+class PodRuntime(Protocol):
+    """What a node agent needs from a dataplane; RealRuntime and SimRuntime implement it."""
+
+    name: str
+
+    def runs_processes(self, pod: Obj, static: bool) -> bool: ...
+
+    def network_ready(self) -> bool: ...
+
+    async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
+                             node_ip: str) -> Sandbox: ...
+
+    async def remove_sandbox(self, sandbox: Sandbox, pod: Obj) -> None: ...
 
 
 class RealRuntime:
