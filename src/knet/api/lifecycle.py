@@ -186,6 +186,12 @@ class Lifecycle:
             del new["metadata"]["finalizers"]
         await self.service._write_update(rt, e, new, Options(field_validation="Ignore"), None, e.revision)
 
+    async def _delete_quietly(self, rt: ResourceType, ns: str, name: str) -> None:
+        try:
+            await self.service.delete(rt, ns, name, {"propagationPolicy": "Background"}, Options())
+        except errors.ApiError:
+            pass  # already gone, or held: the next round looks again
+
     async def _terminate_namespace(self, ns: str) -> None:
         """The namespace controller's job: delete everything in it, wait until it is gone
         (pods may terminate gracefully), then finalize the namespace."""
@@ -194,18 +200,15 @@ class Lifecycle:
             while True:
                 remaining = 0
                 for rt in self.registry.types:
-                    if not rt.namespaced:
+                    if not rt.namespaced or rt.stored_as:
                         continue
                     entries, _ = self.store.list(rt.bucket, ns)
-                    for e in entries:
-                        remaining += 1
-                        if e.obj["metadata"].get("deletionTimestamp"):
-                            continue
-                        try:
-                            await self.service.delete(rt, ns, e.obj["metadata"]["name"],
-                                                      {"propagationPolicy": "Background"}, Options())
-                        except errors.ApiError:
-                            pass
+                    remaining += len(entries)
+                    names = [e.obj["metadata"]["name"] for e in entries
+                             if not e.obj["metadata"].get("deletionTimestamp")]
+                    # Deletes in parallel share commits (group commit) instead of one fsync each.
+                    for i in range(0, len(names), 200):
+                        await asyncio.gather(*(self._delete_quietly(rt, ns, n) for n in names[i:i + 200]))
                 if remaining == 0:
                     break
                 await asyncio.sleep(delay)

@@ -472,15 +472,19 @@ class ApiServer:
         options, opts = await self._delete_options(request)
         stored = self._stored(rt)
         entries, meta = self.service.list(stored, ns, labels, fields)
-        items = []
-        for e in entries:
-            m = e.obj["metadata"]
+        async def delete_one(m: dict) -> dict | None:
             try:
                 _, obj = await self.service.delete(stored, m.get("namespace", ""), m["name"], options, opts)
-                items.append(rt.from_storage(obj) if rt.from_storage else obj)
+                return rt.from_storage(obj) if rt.from_storage else obj
             except ApiError as exc:
                 if exc.code != 404:
                     raise
+                return None
+
+        items = []
+        metas = [e.obj["metadata"] for e in entries]
+        for i in range(0, len(metas), 200):  # in parallel, sharing commits
+            items += [o for o in await asyncio.gather(*(delete_one(m) for m in metas[i:i + 200])) if o is not None]
         return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items})
 
     async def _object(self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str | None) -> web.StreamResponse:
