@@ -1,6 +1,6 @@
 """Cluster DNS benchmark: queries per second and p50/p99 latency for cluster names.
 
-    python bench/dns_bench.py [--seconds 10] [--services 1000] [--window 32] [--cold] [--churn N] [--json]
+    python bench/dns_bench.py [--seconds 10] [--services 1000] [--window 16] [--cold] [--churn N] [--json]
 
 One server process (the real knet.dns handler and UDP server, built from the kubeadm Corefile
 over a cache of N Services in 10 namespaces, as the informers would fill it) on loopback, and a
@@ -139,7 +139,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--services", type=int, default=1000)
-    ap.add_argument("--window", type=int, default=32, help="queries kept in flight by the load generator")
+    ap.add_argument("--window", type=int, default=16, help="queries kept in flight by the load generator")
     ap.add_argument("--workers", type=int, default=1, help="server processes sharing the port (SO_REUSEPORT)")
     ap.add_argument("--cold", action="store_true", help="no wire-answer cache: every query takes the full path")
     ap.add_argument("--churn", type=float, default=0.0, help="Service updates per second during the run")
