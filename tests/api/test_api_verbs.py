@@ -349,3 +349,22 @@ def test_auth_reviews(apiserver):
     review["spec"]["token"] = "bogus"
     out = json.loads(apiserver.kubectl_ok("create", "-f", "-", "-o", "json", input=json.dumps(review)))
     assert out["status"]["authenticated"] is False
+
+
+def test_server_side_apply_conflicts_with_other_managers(apiserver, namespace):
+    apiserver.kubectl_ok("-n", namespace, "create", "configmap", "owned", "--from-literal=a=1", "--from-literal=b=2")
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: '9'\n  b: '2'\n"
+    p = apiserver.kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=cm)
+    assert p.returncode == 1
+    assert 'Apply failed with 1 conflict: conflict with "kubectl-create" using v1: .data.a' in p.stderr
+    assert get_json(apiserver, "-n", namespace, "get", "cm", "owned")["data"] == {"a": "1", "b": "2"}
+    # The same value is no conflict; --force-conflicts takes the field over.
+    apiserver.kubectl_ok("-n", namespace, "apply", "--server-side", "--force-conflicts", "-f", "-", input=cm)
+    obj = get_json(apiserver, "-n", namespace, "get", "cm", "owned", "--show-managed-fields")
+    assert obj["data"] == {"a": "9", "b": "2"}
+    owners = {m["manager"]: m["fieldsV1"] for m in obj["metadata"]["managedFields"]}
+    assert owners["kubectl"] == {"f:data": {"f:a": {}, "f:b": {}}}
+    assert owners["kubectl-create"] == {"f:data": {"f:b": {}}}
+    # Dropping b from the applied config keeps it: kubectl-create still owns it.
+    apiserver.kubectl_ok("-n", namespace, "apply", "--server-side", "-f", "-", input=cm.replace("  b: '2'\n", ""))
+    assert get_json(apiserver, "-n", namespace, "get", "cm", "owned")["data"] == {"a": "9", "b": "2"}

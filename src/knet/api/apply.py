@@ -103,3 +103,172 @@ def previous_apply(live: dict | None, manager: str) -> dict:
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
             return entry.get("fieldsV1") or {}
     return {}
+
+
+# --- ownership: flattened field paths ---------------------------------------------------------
+Path = tuple[str, ...]
+
+
+def flatten(tree: dict, prefix: Path = ()) -> set[Path]:
+    """FieldsV1 tree -> the set of owned paths (leaves, and list items marked with ".")."""
+    out: set[Path] = set()
+    for key, sub in tree.items():
+        if key == ".":
+            continue
+        path = prefix + (key,)
+        if not sub:
+            out.add(path)
+        else:
+            if "." in sub:
+                out.add(path)
+            out |= flatten(sub, path)
+    return out
+
+
+def unflatten(paths: set[Path]) -> dict:
+    tree: dict = {}
+    for path in sorted(paths):
+        node = tree
+        for key in path:
+            node = node.setdefault(key, {})
+    # A list item owned as a whole and through its fields carries the "." marker.
+    def mark(node: dict, path: Path) -> None:
+        for key, sub in node.items():
+            if key.startswith("k:") and sub and path + (key,) in paths:
+                sub["."] = {}
+            if sub:
+                mark(sub, path + (key,))
+    mark(tree, ())
+    return tree
+
+
+_MISSING = object()
+
+
+def value_at(obj, path: Path):
+    cur = obj
+    for key in path:
+        if key.startswith("f:") and isinstance(cur, dict):
+            cur = cur.get(key[2:], _MISSING)
+        elif key.startswith("k:") and isinstance(cur, list):
+            match = orjson.loads(key[2:])
+            cur = next((i for i in cur if isinstance(i, dict) and all(i.get(k) == v for k, v in match.items())),
+                       _MISSING)
+        else:
+            return _MISSING
+        if cur is _MISSING:
+            return _MISSING
+    return cur
+
+
+def path_text(path: Path) -> str:
+    """`.spec.containers[name="nginx"].image`, as field manager conflicts are worded."""
+    out = ""
+    for key in path:
+        if key.startswith("f:"):
+            out += "." + key[2:]
+        elif key.startswith("k:"):
+            match = orjson.loads(key[2:])
+            out += "[" + ",".join(f"{k}={orjson.dumps(v).decode()}" for k, v in match.items()) + "]"
+    return out
+
+
+def changed_paths(old: dict | None, new: dict, model: str) -> set[Path]:
+    """The paths an update (or create, when `old` is None) set or changed."""
+    new_paths = flatten(fields_v1(new, model))
+    if old is None:
+        return new_paths
+    return {p for p in new_paths if value_at(new, p) != value_at(old, p)}
+
+
+def managers(obj: dict | None) -> list[dict]:
+    return list(((obj or {}).get("metadata") or {}).get("managedFields") or [])
+
+
+def record_update(new: dict, old: dict | None, manager: str, api_version: str, model: str, now: str) -> None:
+    """Give `manager` (operation Update) the fields this write changed; others lose them."""
+    changed = changed_paths(old, new, model)
+    if old is not None and not changed:
+        new.setdefault("metadata", {})["managedFields"] = managers(old)  # a no-op write stays one
+        return
+    entries = []
+    mine: set[Path] = set()
+    for e in managers(old):
+        owned = flatten(e.get("fieldsV1") or {})
+        if e.get("manager") == manager and e.get("operation") == "Update":
+            mine = owned
+            continue
+        owned -= changed
+        if owned or e.get("operation") == "Apply":
+            entries.append({**e, "fieldsV1": unflatten(owned)})
+    mine = {p for p in mine | changed if value_at(new, p) is not _MISSING}
+    entries.append({"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now,
+                    "fieldsType": "FieldsV1", "fieldsV1": unflatten(mine)})
+    new.setdefault("metadata", {})["managedFields"] = entries
+
+
+def conflicts(live: dict, applied: dict, manager: str, model: str) -> list[tuple[str, Path]]:
+    """(other manager, path) for each field the configuration sets to a value that another
+    manager owns with a different live value."""
+    out = []
+    wanted = flatten(fields_v1(applied, model))
+    for e in managers(live):
+        if e.get("manager") == manager:
+            continue
+        for p in sorted(flatten(e.get("fieldsV1") or {}) & wanted):
+            theirs, ours = value_at(live, p), value_at(applied, p)
+            if isinstance(ours, dict | list):
+                continue  # a parent: its leaves are compared on their own
+            if theirs != ours:
+                out.append((e.get("manager", ""), p))
+    return out
+
+
+def take_over(live_entries: list[dict], manager: str, paths: set[Path]) -> list[dict]:
+    """Forced apply: other managers lose `paths`."""
+    out = []
+    for e in live_entries:
+        if e.get("manager") != manager:
+            owned = flatten(e.get("fieldsV1") or {}) - paths
+            e = {**e, "fieldsV1": unflatten(owned)}
+            if not owned and e.get("operation") != "Apply":
+                continue
+        out.append(e)
+    return out
+
+
+def others_own(live: dict | None, manager: str) -> set[Path]:
+    owned: set[Path] = set()
+    for e in managers(live):
+        if e.get("manager") != manager:
+            owned |= flatten(e.get("fieldsV1") or {})
+    return owned
+
+
+def keep_co_owned(removed: dict, owned: set[Path], prefix: Path = ()) -> dict:
+    """Drop from `removed` what another manager also owns (it stays)."""
+    out: dict = {}
+    for key, sub in removed.items():
+        path = prefix + (key,)
+        if any(o[:len(path)] == path for o in owned):
+            if sub is None:
+                continue
+            nested = keep_co_owned(sub, owned, path)
+            if nested:
+                out[key] = nested
+        else:
+            out[key] = sub
+    return out
+
+
+def conflict_message(found: list[tuple[str, Path]], api_version: str) -> str:
+    def who(m: str) -> str:
+        return f'"{m}" using {api_version}'
+
+    if len(found) == 1:
+        return f"Apply failed with 1 conflict: conflict with {who(found[0][0])}: {path_text(found[0][1])}"
+    lines = []
+    for m in sorted({m for m, _ in found}):
+        lines.append(f"conflicts with {who(m)}:")
+        lines += [f"- {path_text(p)}" for mm, p in found if mm == m]
+    return f"Apply failed with {len(found)} conflicts: " + "\n".join(lines)

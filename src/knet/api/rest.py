@@ -205,8 +205,8 @@ class ObjectService:
             taken, errs = self.allocator.allocate(obj, None)
             if errs:
                 raise errors.invalid_object(rt.kind, rt.group, meta["name"], errs)
-        if opts.field_manager or opts.force:
-            self._record_manager(obj, None, opts, "Update")
+        if opts.field_manager:
+            ssa.record_update(obj, None, opts.field_manager, rt.api_version, rt.model, timestamp())
         if opts.dry_run:
             if taken is not None:
                 self.allocator.release(taken)
@@ -287,7 +287,7 @@ class ObjectService:
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
         self._validate(rt, new, old)
         if opts.field_manager:
-            self._record_manager(new, old, opts, "Update")
+            ssa.record_update(new, old, opts.field_manager, rt.api_version, rt.model, timestamp())
         if new == old:
             return old  # a no-op write keeps the resourceVersion, as kube-apiserver does
         taken = None
@@ -346,9 +346,17 @@ class ObjectService:
                 if not isinstance(body, dict):
                     raise errors.bad_request("apply patch must be an object")
                 self._decode_check(rt, copy.deepcopy(body), opts)
-                new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
                 manager = opts.field_manager or "kubectl"
-                ssa.prune(new, ssa.removed_fields(ssa.previous_apply(old, manager), ssa.fields_v1(body, rt.model)))
+                found = ssa.conflicts(old, body, manager, rt.model)
+                if found and not opts.force:
+                    raise ApiError(409, "Conflict", ssa.conflict_message(found, rt.api_version), {"causes": [
+                        {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {rt.api_version}',
+                         "field": ssa.path_text(p)} for m, p in found]})
+                new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
+                if found:  # forced: the other managers lose those fields
+                    new["metadata"]["managedFields"] = ssa.take_over(ssa.managers(old), manager, {p for _, p in found})
+                removed = ssa.removed_fields(ssa.previous_apply(old, manager), ssa.fields_v1(body, rt.model))
+                ssa.prune(new, ssa.keep_co_owned(removed, ssa.others_own(new, manager)))
             else:
                 raise errors.unsupported_media_type(patch_type)
         except patches.PatchError as exc:
@@ -371,7 +379,7 @@ class ObjectService:
                 raise errors.bad_request(f"invalid resource version: {patched_rv}") from None
         new.setdefault("metadata", {})["name"] = name
         if patch_type == "apply":
-            self._record_manager(new, old, opts, "Apply", ssa.fields_v1(body, rt.model))
+            self._record_manager(new, new, opts, "Apply", ssa.fields_v1(body, rt.model))
         inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager)
         result = await self._write_update(rt, current, new, inner, subresource, expected)
         return 200, result
@@ -379,8 +387,7 @@ class ObjectService:
     @staticmethod
     def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str,
                         fields: dict | None = None) -> None:
-        """A managedFields entry per (manager, operation), as the server-side apply machinery
-        keeps (without per-field ownership)."""
+        """Set this manager's Apply entry (its applied fields) among the managedFields of `old`."""
         manager = opts.field_manager or ("kubectl" if operation == "Apply" else "unknown")
         entries = list(((old or obj).get("metadata") or {}).get("managedFields") or [])
         entries = [e for e in entries if not (e.get("manager") == manager and e.get("operation") == operation)]
