@@ -69,6 +69,9 @@ class ClusterUnderTest:
             logs = cluster.logs_tail()
             cluster.down()
             raise RuntimeError(f"knet up timed out\n{exc.stdout}\n{exc.stderr}\n{logs}") from exc
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): leave nothing behind
+            cluster.down()
+            raise
         cluster.up_seconds = time.monotonic() - started
         cluster.up_output = result.stdout + result.stderr
         if result.returncode != 0:
