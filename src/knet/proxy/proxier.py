@@ -260,7 +260,14 @@ class Proxier:
                 self.need_full_sync = True
             self._wake.clear()
             full = self.need_full_sync
-            outcome = await asyncio.get_running_loop().run_in_executor(None, self.sync)
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(None, self.sync)
+            except Exception as exc:  # noqa: BLE001 -- a bug in one sync must not stop the proxy
+                log.exception("sync crashed; retrying as a full sync")
+                self.need_full_sync = True
+                self._ipt.invalidate()
+                self._nft.invalidate()
+                outcome = SyncOutcome(full, False, 0.0, 0, repr(exc))
             self._sync_times.append(time.monotonic())
             if outcome.ok and full:
                 last_full = time.monotonic()
