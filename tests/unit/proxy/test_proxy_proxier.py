@@ -181,3 +181,34 @@ def test_iptables_partial_sync_patches_top_level_chains_in_place() -> None:
     p.need_full_sync = True
     assert p.sync().ok
     assert partial_state == {c: sorted(r) for c, r in nf.ipt.tables["nat"].items() if c.startswith("KUBE-SERV")}
+
+
+async def test_run_loop_syncs_on_changes_and_rate_limits() -> None:
+    import asyncio
+    nf = FakeNetfilter()
+    p = Proxier("iptables", OPTS, nf, hostname="node01", sync_period=30, min_sync_period=0.5)
+    task = asyncio.create_task(p.run())
+    try:
+        p.on_service(None, service("s0", "10.96.0.10"))
+        await asyncio.sleep(0.1)
+        assert nf.ipt.restores == []  # nothing before the informers have synced
+        p.services_synced = p.endpoints_synced = True
+        p._wake.set()
+        for _ in range(100):
+            if nf.ipt.restores:
+                break
+            await asyncio.sleep(0.02)
+        assert len(nf.ipt.restores) == 1 and p.last_sync_ok > 0
+        # a burst of changes: at most 2 syncs per minSyncPeriod (upstream's burst), the last change wins
+        for i in range(1, 6):
+            p.on_service(None, service(f"s{i}", f"10.96.0.{10 + i}"))
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.2)
+        assert len(nf.ipt.restores) <= 3
+        for _ in range(100):
+            if any("10.96.0.15" in r for r in nf.ipt.tables["filter"]["KUBE-SERVICES"]):
+                break
+            await asyncio.sleep(0.05)
+        assert any("10.96.0.15" in r for r in nf.ipt.tables["filter"]["KUBE-SERVICES"])
+    finally:
+        task.cancel()
