@@ -181,3 +181,14 @@ def test_typed_secrets_and_quantities_are_validated(apiserver, namespace):
         "    resources:\n      limits: {cpu: lots}\n"))
     assert p.returncode == 1
     assert "spec.containers[0].resources.limits[cpu]: Invalid value: \"lots\": quantities must match" in p.stderr
+
+
+def test_updates_that_omit_the_cluster_ip_keep_it(apiserver, namespace):
+    assert create_svc(apiserver, namespace, "hl2", "  clusterIP: None\n  selector: {app: db}\n").returncode == 0
+    svc = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "svc", "hl2", "-o", "json"))
+    for k in ("clusterIP", "clusterIPs"):
+        del svc["spec"][k]
+    svc["spec"]["selector"] = {"app": "db2"}
+    apiserver.kubectl_ok("-n", namespace, "replace", "-f", "-", input=json.dumps(svc))
+    after = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "svc", "hl2", "-o", "json"))
+    assert (after["spec"]["clusterIP"], after["spec"]["selector"]) == ("None", {"app": "db2"})

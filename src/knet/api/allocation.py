@@ -67,8 +67,9 @@ class ServiceAllocator:
             spec.pop("ipFamilyPolicy", None)
         else:
             requested = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
-            if not requested and old_ips:
-                requested = old_ips[0]  # an update that omits the ClusterIP keeps it
+            if not requested and old is not None and old_spec.get("type") != "ExternalName":
+                # An update that omits the ClusterIP keeps it (also "None" of a headless Service).
+                requested = old_ips[0] if old_ips else old_spec.get("clusterIP")
             if requested == "None":
                 spec["clusterIP"], spec["clusterIPs"] = "None", ["None"]
             elif requested and requested in old_ips:
