@@ -19,6 +19,7 @@ from knet.api.allocation import ServiceAllocator
 from knet.api.errors import ApiError, FieldError, invalid, required
 from knet.api.printing import timestamp
 from knet.api.registry import Registry, ResourceType
+from knet.api.resources import services
 from knet.api.selectors import FieldSelector, LabelSelector
 from knet.api.storage import AlreadyExists, Conflict, Entry, NotFound, Store
 from knet.api.validation import name_errors, validate_annotations, validate_labels
@@ -282,6 +283,8 @@ class ObjectService:
             raise errors.conflict(rt.resource, rt.group, name)
         new = self._merge_for_update(rt, new, old, subresource)
         if subresource is None:
+            if rt.resource == "services":
+                services.carry_over(new, old)
             rt.defaults(new)
         new = self._normalise(rt, new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")

@@ -49,6 +49,16 @@ def defaults(obj: dict) -> None:
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
+def carry_over(new: dict, old: dict) -> None:
+    """PrepareForUpdate: an update that omits the ClusterIP(s) keeps the old ones."""
+    spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+    if spec.get("type") == "ExternalName" or old_spec.get("type") == "ExternalName":
+        return
+    if not spec.get("clusterIP") and not spec.get("clusterIPs") and old_spec.get("clusterIP"):
+        spec["clusterIP"] = old_spec["clusterIP"]
+        spec["clusterIPs"] = list(old_spec.get("clusterIPs") or [old_spec["clusterIP"]])
+
+
 def validate(obj: dict, old: dict | None) -> list[FieldError]:
     spec = obj.get("spec") or {}
     errs: list[FieldError] = []
