@@ -65,6 +65,18 @@ def apiserver(**kw) -> None:
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
     if not kw["tls_cert_file"] and not kw["allow_insecure_http"]:
         raise click.UsageError("--tls-cert-file and --tls-private-key-file are required (the API is HTTPS only)")
+    import ipaddress
+
+    from knet.ipam.bitmap import PortRangeAllocator
+
+    try:
+        ipaddress.ip_network(kw["service_cluster_ip_range"], strict=True)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--service-cluster-ip-range") from None
+    try:
+        PortRangeAllocator.parse(kw["service_node_port_range"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--service-node-port-range") from None
     storage = kw["storage"]
     if storage is None:
         if kw["data_dir"] is None:
