@@ -20,10 +20,10 @@ from knet.cluster.pki import load_cert_key, write_file
 POLL_SECONDS = 0.05
 
 
-def static_pod_names(config: ClusterConfig) -> list[str]:
+def static_pod_names(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     from knet.cluster.manifests import control_plane_manifests
 
-    return [m["metadata"]["name"] for m in control_plane_manifests(config, ClusterPaths.of(config.name), []).values()]
+    return [m["metadata"]["name"] for m in control_plane_manifests(config, paths, []).values()]
 
 
 class UpError(RuntimeError):
@@ -154,7 +154,7 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
 
         await _wait("CoreDNS pods to be Running", dns_running, timeout, paths)
 
-        mirrors = {f"{component}-{config.control_plane.name}" for component in static_pod_names(config)}
+        mirrors = {f"{component}-{config.control_plane.name}" for component in static_pod_names(config, paths)}
 
         async def control_plane_pods_running():
             pods = (await api.list("v1", "pods", namespace="kube-system"))["items"]
