@@ -77,7 +77,16 @@ class Informer:
         return self._synced.is_set()
 
     async def wait_synced(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._synced.wait(), timeout)
+        if self._synced.is_set():
+            return
+        # asyncio.wait rather than wait_for, which on 3.11 can swallow a racing cancellation
+        waiter = asyncio.ensure_future(self._synced.wait())
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
+        if not done:
+            raise TimeoutError(f"informer {self.api_version}/{self.resource} not synced after {timeout}s")
 
     def get(self, key: str) -> Obj | None:
         return self._cache.get(key)

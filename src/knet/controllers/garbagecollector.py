@@ -70,11 +70,15 @@ class GarbageCollector:
             except Exception as exc:  # noqa: BLE001
                 log.warning("garbage collection pass failed: %s", exc)
             self._wake.clear()
+            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that races
+            # with the wake-up, and the collector would then never stop
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), self.period)
+                done, _ = await asyncio.wait({waiter}, timeout=self.period)
+            finally:
+                waiter.cancel()
+            if done:
                 await asyncio.sleep(0.05)  # let a burst of deletions settle into one pass
-            except TimeoutError:
-                pass
 
     async def collect_once(self) -> None:
         known = self._all_objects()

@@ -39,7 +39,10 @@ class Harness:
     async def stop(self) -> None:
         for t in self.tasks:
             t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.tasks:
+            # bounded: a controller that ignores cancellation fails the test instead of hanging the suite
+            _, pending = await asyncio.wait(self.tasks, timeout=5)
+            assert not pending, f"controllers did not stop when cancelled: {pending}"
         await self.informers.stop()
 
 
