@@ -86,8 +86,10 @@ class MiniCluster:
             cluster["cluster"]["server"] = f"https://{gw}:{self.api.port}"
             cluster["cluster"].pop("certificate-authority-data", None)
             cluster["cluster"]["insecure-skip-tls-verify"] = True
-        # No controller-manager here: make the service account its token controller would.
+        # No controller-manager here: make the service account and the CA bundle it would.
         self.kubectl("create", "serviceaccount", "default", "-n", "default")
+        self.kubectl("create", "configmap", "kube-root-ca.crt", "-n", "default",
+                     f"--from-file=ca.crt={self.api.ca_file}")
         node_conf = self.tmp / "kubelet.conf"
         node_conf.write_text(yaml.safe_dump(conf))
         ca = load_cert_key(self.api.pki_dir, "ca")

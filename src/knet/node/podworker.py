@@ -125,6 +125,15 @@ class PodWorker:
     async def _run(self) -> None:
         try:
             await self._create_sandbox()
+        except volumes.VolumeError as exc:  # e.g. kube-root-ca.crt not published yet: wait and retry
+            log.info("pod %s: %s", self.key, exc)
+            await self.event("Warning", "FailedMount", str(exc))
+            self.changed()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+            if not self.stopping.is_set():
+                self.agent.retry_pod(self)
+            return
         except Exception as exc:  # noqa: BLE001 -- reported on the pod, retried
             log.warning("pod %s: sandbox: %s", self.key, exc)
             self.message = str(exc)

@@ -44,12 +44,19 @@ def _secret_data(obj: Obj) -> dict[str, bytes]:
     return data
 
 
+class VolumeError(RuntimeError):
+    """A volume cannot be set up (yet): kubelet's FailedMount; the pod waits and retries."""
+
+
 async def _get(api: Any, resource: str, ns: str, name: str, optional: bool) -> Obj | None:
     try:
         return await api.get("v1", resource, name, namespace=ns)
     except ApiError as exc:
-        if exc.status == 404 and optional:
-            return None
+        if exc.status == 404:
+            if optional:
+                return None
+            kind = "configmap" if resource == "configmaps" else "secret"
+            raise VolumeError(f'{kind} "{name}" not found') from exc
         raise
 
 
@@ -93,64 +100,74 @@ async def materialise(api: Any | None, pod: Obj, pod_dir: Path) -> dict[str, Pat
     ns = pod["metadata"].get("namespace", "default")
     paths: dict[str, Path] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
-        name = vol["name"]
-        target = pod_dir / "volumes" / name
-        if "hostPath" in vol:
-            hp = vol["hostPath"]
-            path = Path(hp["path"])
-            if not path.exists():
-                kind = hp.get("type") or ""
-                if kind == "FileOrCreate":
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.touch()
-                elif kind == "DirectoryOrCreate":
-                    path.mkdir(parents=True, exist_ok=True)
-            paths[name] = path
-        elif "emptyDir" in vol:
-            target.mkdir(parents=True, exist_ok=True)
-            paths[name] = target
-        elif "configMap" in vol and api is not None:
-            src = vol["configMap"]
-            obj = await _get(api, "configmaps", ns, src["name"], bool(src.get("optional")))
-            _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
-            paths[name] = target
-        elif "secret" in vol and api is not None:
-            src = vol["secret"]
-            obj = await _get(api, "secrets", ns, src["secretName"], bool(src.get("optional")))
-            _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
-            paths[name] = target
-        elif "downwardAPI" in vol:
-            _write_items(target, _downward(pod, vol["downwardAPI"].get("items") or []), None)
-            paths[name] = target
-        elif "projected" in vol and api is not None:
-            for source in vol["projected"].get("sources") or []:
-                if "serviceAccountToken" in source:
-                    tok = source["serviceAccountToken"]
-                    try:
-                        token = await _service_account_token(api, pod, tok)
-                    except ApiError as exc:
-                        # The volume knet adds itself (no admission did) must not block a pod
-                        # whose service account does not exist; a declared one must.
-                        if name != SA_VOLUME or exc.status != 404:
-                            raise
-                        continue
-                    _write_items(target, {tok["path"]: token}, None, 0o600)
-                elif "configMap" in source:
-                    src = source["configMap"]
-                    obj = await _get(api, "configmaps", ns, src["name"], True)
-                    _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
-                elif "secret" in source:
-                    src = source["secret"]
-                    obj = await _get(api, "secrets", ns, src["name"], True)
-                    _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
-                elif "downwardAPI" in source:
-                    _write_items(target, _downward(pod, source["downwardAPI"].get("items") or []), None)
-            target.mkdir(parents=True, exist_ok=True)
-            paths[name] = target
-        else:
-            target.mkdir(parents=True, exist_ok=True)
-            paths[name] = target
+        try:
+            await _materialise_one(api, pod, pod_dir, vol, ns, paths)
+        except VolumeError as exc:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{vol["name"]}" : {exc}') from exc
     return paths
+
+
+async def _materialise_one(api: Any | None, pod: Obj, pod_dir: Path, vol: Obj, ns: str,
+                           paths: dict[str, Path]) -> None:
+    name = vol["name"]
+    target = pod_dir / "volumes" / name
+    if "hostPath" in vol:
+        hp = vol["hostPath"]
+        path = Path(hp["path"])
+        if not path.exists():
+            kind = hp.get("type") or ""
+            if kind == "FileOrCreate":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            elif kind == "DirectoryOrCreate":
+                path.mkdir(parents=True, exist_ok=True)
+        paths[name] = path
+    elif "emptyDir" in vol:
+        target.mkdir(parents=True, exist_ok=True)
+        paths[name] = target
+    elif "configMap" in vol and api is not None:
+        src = vol["configMap"]
+        obj = await _get(api, "configmaps", ns, src["name"], bool(src.get("optional")))
+        _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
+        paths[name] = target
+    elif "secret" in vol and api is not None:
+        src = vol["secret"]
+        obj = await _get(api, "secrets", ns, src["secretName"], bool(src.get("optional")))
+        _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
+        paths[name] = target
+    elif "downwardAPI" in vol:
+        _write_items(target, _downward(pod, vol["downwardAPI"].get("items") or []), None)
+        paths[name] = target
+    elif "projected" in vol and api is not None:
+        for source in vol["projected"].get("sources") or []:
+            if "serviceAccountToken" in source:
+                tok = source["serviceAccountToken"]
+                try:
+                    token = await _service_account_token(api, pod, tok)
+                except ApiError as exc:
+                    # The volume knet adds itself (no admission did) must not block a pod
+                    # whose service account does not exist; a declared one must.
+                    if exc.status != 404:
+                        raise
+                    if name != SA_VOLUME:
+                        raise VolumeError(f"failed to fetch token: {exc.message}") from exc
+                    continue
+                _write_items(target, {tok["path"]: token}, None, 0o600)
+            elif "configMap" in source:
+                src = source["configMap"]
+                obj = await _get(api, "configmaps", ns, src["name"], bool(src.get("optional")))
+                _write_items(target, _config_map_data(obj) if obj else {}, src.get("items"))
+            elif "secret" in source:
+                src = source["secret"]
+                obj = await _get(api, "secrets", ns, src["name"], bool(src.get("optional")))
+                _write_items(target, _secret_data(obj) if obj else {}, src.get("items"), 0o600)
+            elif "downwardAPI" in source:
+                _write_items(target, _downward(pod, source["downwardAPI"].get("items") or []), None)
+        target.mkdir(parents=True, exist_ok=True)
+        paths[name] = target
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        paths[name] = target
 
 
 async def refresh(api: Any, pod: Obj, pod_dir: Path) -> None:
@@ -219,7 +236,9 @@ def with_service_account_volume(pod: Obj) -> Obj:
     spec = pod["spec"]
     spec.setdefault("volumes", []).append({"name": SA_VOLUME, "projected": {"defaultMode": 420, "sources": [
         {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        # optional here (unlike admission's): ensure_ca_file falls back to the kubelet's own CA
+        {"configMap": {"name": "kube-root-ca.crt", "optional": True,
+                       "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
         {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
                                                                        "fieldPath": "metadata.namespace"}}]}},
     ]}})

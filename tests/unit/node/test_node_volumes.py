@@ -2,8 +2,10 @@
 
 import base64
 
+import pytest
+
 from knet.client.fake import FakeApi
-from knet.node.volumes import materialise, refresh
+from knet.node.volumes import VolumeError, materialise, refresh
 
 POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "labels": {"app": "web"}},
        "spec": {"nodeName": "n1", "volumes": [
@@ -41,3 +43,20 @@ async def test_materialise_and_refresh(tmp_path):
     inode = (paths["cfg"] / "a").stat().st_ino
     await refresh(api, POD, tmp_path)  # nothing changed: files are left alone
     assert (paths["cfg"] / "a").stat().st_ino == inode
+
+
+async def test_missing_projected_config_map_fails_the_mount_until_it_exists(tmp_path):
+    api = FakeApi()
+    await api.create("v1", "serviceaccounts", {"metadata": {"name": "default"}}, namespace="default")
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"volumes": [
+        {"name": "kube-api-access-x", "projected": {"sources": [
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}]}}
+    with pytest.raises(VolumeError) as err:
+        await materialise(api, pod, tmp_path)
+    assert str(err.value) == ('MountVolume.SetUp failed for volume "kube-api-access-x" : '
+                              'configmap "kube-root-ca.crt" not found')
+    await api.create("v1", "configmaps", {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "PEM"}},
+                     namespace="default")
+    paths = await materialise(api, pod, tmp_path)
+    assert (paths["kube-api-access-x"] / "ca.crt").read_text() == "PEM"
+
