@@ -67,14 +67,22 @@ def test_iptables_list_in_a_node_shows_kube_proxy_chains(knet_cluster):
     assert "KUBE-POSTROUTING" in out
 
 
-def _host_snapshot() -> dict[str, set[str]]:
+def _host_snapshot(cluster: str, state_dir) -> dict[str, set[str]]:
+    """What the host holds of one cluster: namespaces and links by its name prefix, mounts by
+    path (other engineers' clusters come and go on the same host meanwhile)."""
+    from knet.net.names import link_prefix
+
     def lines(*argv: str) -> set[str]:
         return set(subprocess.run(argv, capture_output=True, text=True).stdout.splitlines())
 
     links = {line.split(":")[1].strip().split("@")[0] for line in lines("ip", "-o", "link", "show")}
     mounts = {line.split()[1] for line in lines("cat", "/proc/self/mounts")}
-    return {"netns": {line.split()[0] for line in lines("ip", "netns", "list") if line},
-            "links": links, "mounts": mounts}
+    netns = {line.split()[0] for line in lines("ip", "netns", "list") if line}
+    return {
+        "netns": {n for n in netns if n.startswith(f"knet-{cluster}-")},
+        "links": {n for n in links if n.startswith(link_prefix(cluster))},
+        "mounts": {m for m in mounts if m.startswith((str(state_dir), f"/run/netns/knet-{cluster}-"))},
+    }
 
 
 def _knet_processes(marker: str) -> list[list[str]]:
@@ -93,7 +101,6 @@ def test_up_then_down_leaves_no_trace(tmp_path):
 
     if real_dataplane_problem():
         pytest.skip(real_dataplane_problem())
-    before = _host_snapshot()
     cluster = ClusterUnderTest.up(nodes=2, dataplane="real", state_dir=tmp_path, proxy_mode="nftables")
     try:
         # --proxy-mode reaches kube-proxy: its table appears in the node
@@ -101,16 +108,44 @@ def test_up_then_down_leaves_no_trace(tmp_path):
         assert "\nmode: nftables\n" in cm.stdout
         cluster.wait_for("kube-proxy's nftables table in node01", lambda: cluster.ssh(
             "node01", "nft", "list", "table", "ip", "kube-proxy").returncode == 0, timeout=20)
-        during = _host_snapshot()
-        assert {f"knet-{cluster.name}-controlplane", f"knet-{cluster.name}-node01"} <= during["netns"]
-        assert during["links"] - before["links"], "no bridge/veth created"
+        during = _host_snapshot(cluster.name, tmp_path)
+        assert during["netns"] == {f"knet-{cluster.name}-controlplane", f"knet-{cluster.name}-node01"}
+        assert len(during["links"]) == 3, during  # the bridge and one veth per node
         assert _knet_processes(str(tmp_path))
     finally:
         result = cluster.down()
     assert result.returncode == 0, result.stderr
-    after = _host_snapshot()
-    assert after["netns"] == before["netns"]
-    assert after["links"] == before["links"]
-    assert after["mounts"] == before["mounts"]
+    assert _host_snapshot(cluster.name, tmp_path) == {"netns": set(), "links": set(), "mounts": set()}
     assert _knet_processes(str(tmp_path)) == []
     assert not (tmp_path / cluster.name).exists()
+
+
+def test_down_cleans_a_half_made_cluster(tmp_path):
+    """`knet up` killed mid-way (machines made, agents starting): `knet down` still removes it all."""
+    import signal
+    import time
+
+    from knet.cluster.bootstrap import knet_argv
+    from knet.cluster.host import real_dataplane_problem
+
+    if real_dataplane_problem():
+        pytest.skip(real_dataplane_problem())
+    name = f"half{os.getpid() % 10000}"
+    env = {**os.environ, "KNET_STATE_DIR": str(tmp_path), "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    up = subprocess.Popen([*knet_argv(), "up", "--name", name, "--dataplane", "real"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (tmp_path / name / "pids" / "kubelet-node01.pid").exists():
+            time.sleep(0.02)
+        assert (tmp_path / name / "pids" / "kubelet-node01.pid").exists(), "knet up never started the agents"
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+    assert f"knet-{name}-node01" in _host_snapshot(name, tmp_path)["netns"]
+    down = subprocess.run([*knet_argv(), "down", "--name", name], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert _host_snapshot(name, tmp_path) == {"netns": set(), "links": set(), "mounts": set()}
+    assert _knet_processes(str(tmp_path)) == []
+    assert not (tmp_path / name).exists()
