@@ -79,9 +79,14 @@ class ClusterPaths:
         return self.node_dir(node) / "cni" / "net.d"
 
 
+# What only a cluster's directory holds (the state root also has shared dirs such as bin/).
+_CLUSTER_MARKERS = ("cluster.yaml", "nodes", "pids", "pki")
+
+
 def list_cluster_names(root: Path | None = None) -> list[str]:
     """Names of the clusters that have a state directory (also half-made ones)."""
     base = root or state_root()
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir())
+    return sorted(p.name for p in base.iterdir()
+                  if p.is_dir() and any((p / marker).exists() for marker in _CLUSTER_MARKERS))

@@ -44,3 +44,11 @@ def test_down_of_an_unknown_cluster_is_a_no_op(tmp_path):
 def test_ssh_to_an_unknown_cluster_or_node(tmp_path):
     result = run(tmp_path, "ssh", "--name", "ghost", "node01", "--", "hostname")
     assert result.exit_code != 0 and 'no cluster named "ghost"' in result.output
+
+
+def test_status_ignores_shared_dirs_of_the_state_root(tmp_path):
+    (tmp_path / "state" / "bin").mkdir(parents=True)  # e.g. the node agent's helper binaries
+    (tmp_path / "state" / "crashed" / "nodes").mkdir(parents=True)
+    out = run(tmp_path, "status").output
+    assert "cluster bin" not in out
+    assert "cluster crashed: dataplane=? api=no config (half-made cluster: knet down --name crashed)" in out
