@@ -63,8 +63,9 @@ def test_unknown_fields_strict_rejects_and_warn_warns(apiserver, namespace):
     assert st["message"] == ('ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
                              'unknown field "metadata.colour", unknown field "spec"')
     status, obj, headers = call(apiserver, "POST", CM.format(ns=namespace), body)
-    assert status == 201 and "spec" not in obj or obj.get("spec") == {}
-    assert 'unknown field "metadata.colour"' in headers.get("Warning", "")
+    assert status == 201 and "spec" not in obj and "colour" not in obj["metadata"]  # dropped, as decoding does
+    assert headers.get("Warning") == r'299 - "unknown field \"metadata.colour\"", 299 - "unknown field \"spec\""'
+
 
 
 def test_invalid_name_is_422_with_field_causes(apiserver, namespace):
@@ -192,3 +193,18 @@ def test_updates_that_omit_the_cluster_ip_keep_it(apiserver, namespace):
     apiserver.kubectl_ok("-n", namespace, "replace", "-f", "-", input=json.dumps(svc))
     after = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "svc", "hl2", "-o", "json"))
     assert (after["spec"]["clusterIP"], after["spec"]["selector"]) == ("None", {"app": "db2"})
+
+
+def test_unknown_fields_in_patches_warn_and_are_dropped_or_rejected_strictly(apiserver, namespace):
+    apiserver.kubectl_ok("-n", namespace, "create", "configmap", "pp")
+    p = apiserver.kubectl("-n", namespace, "patch", "cm", "pp", "-p", '{"data":{"a":"1"},"colour":"red"}')
+    assert (p.returncode, p.stdout) == (0, "configmap/pp patched\n")
+    assert p.stderr == 'Warning: unknown field "colour"\n'
+    p = apiserver.kubectl("-n", namespace, "patch", "cm", "pp", "--type=json",
+                          "-p", '[{"op":"add","path":"/colour","value":"red"}]')
+    assert 'Warning: unknown field "colour"' in p.stderr
+    obj = json.loads(apiserver.kubectl_ok("-n", namespace, "get", "cm", "pp", "-o", "json"))
+    assert "colour" not in obj and obj["data"] == {"a": "1"}
+    status, st, _ = call(apiserver, "PATCH", CM.format(ns=namespace) + "/pp?fieldValidation=Strict",
+                         '{"colour":"red"}', "application/merge-patch+json")
+    assert (status, st["message"]) == (400, 'strict decoding error: unknown field "colour"')

@@ -56,6 +56,15 @@ def _spec_part(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
+def _without_directives(value):
+    """A strategic merge patch without its $-directives and deletions (nulls)."""
+    if isinstance(value, dict):
+        return {k: _without_directives(v) for k, v in value.items() if not k.startswith("$") and v is not None}
+    if isinstance(value, list):
+        return [_without_directives(v) for v in value]
+    return value
+
+
 class Options:
     def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
                  force: bool = False) -> None:
@@ -142,6 +151,8 @@ class ObjectService:
                     raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                                              "strict decoding error: " + ", ".join(msgs))
                 opts.warnings += msgs
+        if rt.model:
+            schema.prune_unknown(obj, rt.model)
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("metadata", {})
         return obj
@@ -367,12 +378,17 @@ class ObjectService:
         if not isinstance(new, dict):
             raise errors.bad_request("the patch produced a non-object")
         if opts.field_validation in ("Strict", "Warn") and rt.model and patch_type != "apply":
-            unknown = schema.unknown_fields(new, rt.model)
+            # Merge-style patches can only add the fields they name: checking the (small) patch is
+            # enough and much cheaper than the whole object; a JSON patch is checked by its result.
+            checked = _without_directives(body) if patch_type in ("merge", "strategic") else new
+            unknown = schema.unknown_fields(checked, rt.model)
             if unknown:
                 msgs = [f'unknown field "{u}"' for u in unknown]
                 if opts.field_validation == "Strict":
                     raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
                 opts.warnings += msgs
+        if rt.model:
+            schema.prune_unknown(new, rt.model)
         expected = None
         patched_rv = (new.get("metadata") or {}).get("resourceVersion")
         if patched_rv and patched_rv != old["metadata"].get("resourceVersion"):

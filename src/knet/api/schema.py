@@ -160,5 +160,30 @@ def _unknown_in(value, ftype: FieldType, path: str) -> list[str]:
     return []
 
 
+def prune_unknown(obj, model: str) -> None:
+    """Drop the fields the kind's schema does not know, in place (what decoding into the typed
+    object does in kube-apiserver when fieldValidation is Warn or Ignore)."""
+    if not isinstance(obj, dict):
+        return
+    fields = model_fields(model)
+    if not fields:
+        return
+    for key in [k for k in obj if k not in fields]:
+        del obj[key]
+    for key, value in obj.items():
+        _prune_in(value, fields[key].type)
+
+
+def _prune_in(value, ftype: FieldType) -> None:
+    if ftype.kind == "model":
+        prune_unknown(value, ftype.name)
+    elif ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
+        for v in value:
+            _prune_in(v, ftype.item)
+    elif ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
+        for v in value.values():
+            _prune_in(v, ftype.item)
+
+
 def patch_meta(model: str, field: str) -> tuple[str, str | None]:
     return PATCH_META.get((model, field), ("", None))

@@ -341,7 +341,10 @@ class ApiServer:
     def _warn_headers(opts: Options) -> dict | None:
         if not opts.warnings:
             return None
-        return {"Warning": ", ".join(f'299 - "{w}"' for w in opts.warnings)}
+        def quoted(text: str) -> str:  # RFC 7234 warn-text: a quoted-string
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        return {"Warning": ", ".join(f"299 - {quoted(w)}" for w in opts.warnings)}
 
     def _render(self, request: web.Request, rt: ResourceType, obj: dict, status: int = 200,
                 headers: dict | None = None) -> web.Response:
