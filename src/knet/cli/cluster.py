@@ -52,15 +52,21 @@ def up_command(name, nodes, dataplane, proxy_mode, config_file, timeout) -> None
             f"remove it with: knet down --name {cluster_name}   or choose another --name"
         )
     problem = host.real_dataplane_problem() if (dataplane or (file_values or {}).get("dataplane")) != "sim" else None
-    try:
-        config, notes = config_mod.resolve(
-            file_values, name=name, nodes=nodes, dataplane=dataplane, proxy_mode=proxy_mode,
-            networks_in_use=[*host.host_networks(), *host.other_cluster_networks(str(cluster_name))],
-            real_dataplane_available=problem is None,
-        )
-    except config_mod.ConfigError as exc:
-        hint = f" ({problem})" if problem and "dataplane real" in str(exc) else ""
-        raise click.ClickException(f"{exc}{hint}") from exc
+    with host.network_choice_lock():
+        try:
+            config, notes = config_mod.resolve(
+                file_values, name=name, nodes=nodes, dataplane=dataplane, proxy_mode=proxy_mode,
+                networks_in_use=[*host.host_networks(), *host.other_cluster_networks(str(cluster_name))],
+                real_dataplane_available=problem is None,
+            )
+        except config_mod.ConfigError as exc:
+            hint = f" ({problem})" if problem and "dataplane real" in str(exc) else ""
+            raise click.ClickException(f"{exc}{hint}") from exc
+        if config.dataplane == "real":
+            # Claim the network now (the bridge's route), before another `knet up` picks it too.
+            from knet.net import machines
+
+            machines.ensure_bridge(machines.cluster_network(config.name, config.node_network))
     for note in notes:
         click.echo(f"knet: {note}" + (f" ({problem})" if problem else ""), err=True)
     if config.dataplane == "sim":

@@ -3,11 +3,15 @@ are taken, which tools are missing. Read-only probes; the decisions are in confi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -77,6 +81,19 @@ def other_cluster_networks(exclude: str, root: Path | None = None) -> list[ipadd
         except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
             continue
     return nets
+
+
+@contextlib.contextmanager
+def network_choice_lock() -> Iterator[None]:
+    """Serialise "pick a free node network, then claim it" among concurrent `knet up`s on this host
+    (the claim is the cluster bridge's connected route, which the next pick sees)."""
+    lock_dir = Path("/run/lock") if os.geteuid() == 0 and Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
+    with open(lock_dir / "knet-node-network.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def free_tcp_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
