@@ -181,7 +181,10 @@ def node_exec_argv(cluster: str, node: str) -> list[str]:
     machine = load_machine(cluster, node)
     if machine is None or not _pid_alive(machine.init_pid):
         raise LookupError(f"node {node!r} of cluster {cluster!r} is not running")
-    return ["nsenter", f"--target={machine.init_pid}", "--net", "--uts", "--pid", "--mount", "--"]
+    # nsenter forks into the PID namespace and does not pass signals on: the command gets SIGTERM
+    # when nsenter dies (stopping "the kubelet" by nsenter's pid must stop the kubelet).
+    return ["nsenter", f"--target={machine.init_pid}", "--net", "--uts", "--pid", "--mount", "--",
+            "setpriv", "--pdeathsig", "TERM", "--"]
 
 
 def _netns_inode(ns: str) -> int | None:
