@@ -99,8 +99,10 @@ def check_traffic(cluster, echo: Echo) -> None:  # noqa: ANN001
     # NodePort on every node's address
     np = echo.node_port("echo")
     for node, addr in node_ips(cluster).items():
-        got = set(echo.curl_from_client(f"http://{addr}:{np}/hostname", 6))
-        assert got and got <= set(pods), (node, got)
+        # each node's kube-proxy programs the NodePort on its own schedule: poll, as upstream e2e does
+        cluster.wait_for(f"NodePort {np} answered by the pods on {node}", lambda a=addr: (
+            got := set(echo.curl_from_client(f"http://{a}:{np}/hostname", 6))) and got <= set(pods),
+            timeout=30, interval=1)
     # ClientIP affinity pins the client to one backend
     sticky = echo.get("echo-sticky")
     assert len(set(echo.curl_from_client(f"http://{sticky}/hostname", 12))) == 1
