@@ -99,7 +99,7 @@ class NodeAgent:
 
     def retry_pod(self, worker: PodWorker) -> None:
         """A pod whose sandbox failed: start a fresh worker for it (unless it went away)."""
-        if self.workers.get(worker.uid) is worker:
+        if self.workers.get(worker.uid) is worker and not worker.delete_requested:
             fresh = PodWorker(self, worker.pod, static=worker.static)
             self.workers[worker.uid] = fresh
             fresh.start()
