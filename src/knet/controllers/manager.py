@@ -61,7 +61,14 @@ def _nodelifecycle(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
 
 def _serviceaccount(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
     from knet.controllers.serviceaccount import ServiceAccountController
-    return ServiceAccountController(api, inf, root_ca=o.root_ca)
+    return ServiceAccountController(api, inf)
+
+
+def _root_ca_cert_publisher(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+    from knet.controllers.serviceaccount import ServiceAccountController
+    if not o.root_ca:
+        return None  # upstream publishes only with --root-ca-file (or the in-cluster CA)
+    return ServiceAccountController(api, inf, root_ca=o.root_ca, service_accounts=False)
 
 
 def _garbagecollector(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
@@ -87,6 +94,7 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
     "daemonset": _daemonset,
     "nodelifecycle": _nodelifecycle,
     "serviceaccount": _serviceaccount,
+    "root-ca-cert-publisher": _root_ca_cert_publisher,
     "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
@@ -95,7 +103,7 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
 DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
-KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "root-ca-cert-publisher", "bootstrapsigner",
+KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
                    "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",

@@ -15,10 +15,12 @@ ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 class ServiceAccountController(Controller):
     name = "serviceaccount"
 
-    def __init__(self, api: Api, informers: InformerFactory, *, root_ca: str | None = None) -> None:
+    def __init__(self, api: Api, informers: InformerFactory, *, root_ca: str | None = None,
+                 service_accounts: bool = True) -> None:
         super().__init__()
         self.api = api
         self.root_ca = root_ca
+        self.service_accounts = service_accounts  # False: only publish kube-root-ca.crt
         self.namespaces = informers.get("v1", "namespaces")
         self.serviceaccounts = informers.get("v1", "serviceaccounts")
         self.configmaps = informers.get("v1", "configmaps") if root_ca else None
@@ -41,7 +43,7 @@ class ServiceAccountController(Controller):
         if ns is None or ns["metadata"].get("deletionTimestamp") or \
                 (ns.get("status") or {}).get("phase") == "Terminating":
             return
-        if self.serviceaccounts.get(f"{key}/default") is None:
+        if self.service_accounts and self.serviceaccounts.get(f"{key}/default") is None:
             await _create_if_missing(self.api, "serviceaccounts", key, {
                 "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": key}})
         if self.root_ca and self.configmaps is not None:

@@ -13,7 +13,8 @@ from knet.controllers.serviceaccount import ServiceAccountController
 async def test_default_serviceaccount_and_root_ca_in_every_namespace(harness):
     api = harness.api
     api.seed("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
-    await harness.start(ServiceAccountController(api, harness.informers, root_ca="PEM"))
+    await harness.start(ServiceAccountController(api, harness.informers),
+                        ServiceAccountController(api, harness.informers, root_ca="PEM", service_accounts=False))
     api.seed("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}})
     await harness.until(lambda: {(s["metadata"]["namespace"], s["metadata"]["name"])
                                  for s in api.objects("v1", "serviceaccounts")} == {("default", "default"),
@@ -58,7 +59,8 @@ async def test_pod_gc_only_removes_pods_of_deleted_nodes(harness):
     pytest.param("*,bootstrapsigner,tokencleaner", {"daemonset"}, set(), id="kubeadm"),
     pytest.param("*,-nodelifecycle", {"deployment"}, {"nodelifecycle"}, id="disable"),
     pytest.param("deployment,replicaset", {"deployment", "replicaset"}, {"daemonset"}, id="explicit"),
-    pytest.param("*", {"podgc"}, {"garbagecollector", "namespace"}, id="apiserver-does-gc-and-namespaces"),
+    pytest.param("*", {"podgc", "root-ca-cert-publisher"}, {"garbagecollector", "namespace"},
+                 id="apiserver-does-gc-and-namespaces"),
     pytest.param("*,garbagecollector", {"garbagecollector"}, {"namespace"}, id="opt-in-gc"),
 ])
 def test_controllers_flag(flag, on, off):
