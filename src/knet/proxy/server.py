@@ -19,6 +19,7 @@ from aiohttp import web
 
 from knet.client import ApiClient, Informer, load_config
 from knet.proxy.conntrack import ConntrackCli
+from knet.proxy.healthcheck import HealthCheckServers, desired_health_checks
 from knet.proxy.metrics import Metrics
 from knet.proxy.model import Obj
 from knet.proxy.netfilter import RealNetfilter
@@ -176,15 +177,26 @@ async def run(cfg: KubeProxyConfig) -> None:
             on_add=lambda o: proxier.on_endpoint_slice(None, o),
             on_update=lambda a, b: proxier.on_endpoint_slice(a, b),
             on_delete=lambda o: proxier.on_endpoint_slice(o, None))
+        health_checks = HealthCheckServers()
+
+        async def serve_health_checks() -> None:
+            while True:
+                with proxier._lock:
+                    wanted = desired_health_checks(proxier.services, proxier.endpoints)
+                await health_checks.update(wanted)
+                await asyncio.sleep(1.0)
+
         tasks = [asyncio.create_task(services.run()), asyncio.create_task(slices.run())]
         try:
             await services.wait_synced()
             await slices.wait_synced()
             proxier.services_synced = proxier.endpoints_synced = True
             proxier._wake.set()
+            tasks.append(asyncio.create_task(serve_health_checks()))
             await proxier.run()
         finally:
             for t in tasks:
                 t.cancel()
+            await health_checks.close()
             for r in runners:
                 await r.cleanup()

@@ -101,3 +101,41 @@ def test_healthz_is_unhealthy_until_synced_and_when_changes_wait_too_long() -> N
     p.queued_since = 930.0  # a change queued 70 s ago, more than 2 x syncPeriod
     status, body = healthz_body(p, now=1000.0)
     assert status == 503 and body["lastUpdated"].endswith("Z") and body["nodeEligible"] is True
+
+
+def test_health_check_node_ports_report_local_endpoints() -> None:
+    import json
+
+    from knet.proxy.healthcheck import desired_health_checks, health_response
+    from knet.proxy.model import state_from_objects
+
+    from .proxy_golden_helpers import load_objects
+    state = state_from_objects(load_objects("etp_local.yaml"), "test-node")
+    assert desired_health_checks(state.services, state.endpoints) == {30000: ("ns1", "svc1", 1)}
+    elsewhere = state_from_objects(load_objects("etp_local.yaml"), "other-node")
+    assert desired_health_checks(elsewhere.services, elsewhere.endpoints) == {30000: ("ns1", "svc1", 0)}
+    status, body = health_response("ns1", "svc1", 0)
+    assert status == 503 and json.loads(body)["localEndpoints"] == 0
+    assert health_response("ns1", "svc1", 2)[0] == 200
+
+
+async def test_health_check_server_answers_on_the_node_port() -> None:
+    import socket
+
+    import aiohttp
+
+    from knet.proxy.healthcheck import HealthCheckServers
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    servers = HealthCheckServers(bind="127.0.0.1")
+    try:
+        await servers.update({port: ("ns1", "svc1", 0)})
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/") as r:
+                assert r.status == 503
+            await servers.update({port: ("ns1", "svc1", 3)})
+            async with session.get(f"http://127.0.0.1:{port}/") as r:
+                assert r.status == 200 and (await r.json())["localEndpoints"] == 3
+    finally:
+        await servers.close()
