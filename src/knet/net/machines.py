@@ -8,6 +8,7 @@ nodes get no default route.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -233,6 +234,11 @@ def delete_node_machine(cluster: str, node: str) -> None:
     _destroy_netns(netns_name(cluster, node))
     net = ClusterNetwork(cluster)
     _ip("link", "del", net.host_link(node), check=False)
+    ndir = node_dir(cluster, node)
+    for name in ("hosts", "init.pid", "bin/crictl"):
+        (ndir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (ndir / "bin").rmdir()
     _machine_file(cluster, node).unlink(missing_ok=True)
 
 
