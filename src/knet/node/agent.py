@@ -51,7 +51,7 @@ class NodeAgent:
         if self.cfg.dataplane == "sim":
             self.runtime: PodRuntime = SimRuntime()
         else:
-            self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir)
+            self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir, self.root_dir)
         self.pod_cidr: str | None = self.cfg.pod_cidr
         if self.pod_cidr:
             self._apply_pod_cidr(self.pod_cidr)

@@ -54,15 +54,23 @@ class SandboxError(RuntimeError):
 _PAUSE_ARGV: list[str] | None = None
 
 
-def pause_argv() -> list[str]:
-    """The compiled pause (pause.c, built once per source version; ~1 ms to start), else pause.py."""
+def pause_argv(build_dir: Path | None = None) -> list[str]:
+    """The compiled pause (pause.c, built once per source version into build_dir; ~1 ms to
+    start), else pause.py."""
     global _PAUSE_ARGV
     if _PAUSE_ARGV is None:
-        _PAUSE_ARGV = _build_pause() or [sys.executable, "-I", "-S", str(PAUSE)]
+        _PAUSE_ARGV = (_build_pause(build_dir) if build_dir else None) or [sys.executable, "-I", "-S", str(PAUSE)]
     return _PAUSE_ARGV
 
 
-def _build_pause() -> list[str] | None:
+def pause_build_dir(root_dir: str) -> Path:
+    """The cluster's own bin dir (ROOT/NAME/bin for a root-dir ROOT/NAME/nodes/NODE, so that
+    deleting the cluster removes it), else ROOT-DIR/bin."""
+    root = Path(root_dir)
+    return root.parent.parent / "bin" if root.parent.name == "nodes" else root / "bin"
+
+
+def _build_pause(build_dir: Path) -> list[str] | None:
     import hashlib
     import shutil
     import subprocess
@@ -73,9 +81,7 @@ def _build_pause() -> list[str] | None:
     if compiler is None or not source.exists():
         return None
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    from knet.net.state import state_root
-
-    binary = state_root() / "bin" / f"knet-pause-{digest}"
+    binary = build_dir / f"knet-pause-{digest}"
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=binary.parent, delete=False) as tmp:
@@ -129,10 +135,10 @@ class RealRuntime:
 
     name = "real"
 
-    def __init__(self, cni_bin_dir: str, cni_conf_dir: str) -> None:
+    def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str) -> None:
         self.cni_bin_dir = cni_bin_dir
         self.cni_conf_dir = cni_conf_dir
-        pause_argv()  # build the C pause now rather than on the first pod
+        pause_argv(pause_build_dir(root_dir))  # build the C pause now rather than on the first pod
 
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return True
