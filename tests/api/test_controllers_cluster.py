@@ -240,7 +240,8 @@ def cluster(ctl_apiserver, tmp_path_factory):
                     "--controllers=*,bootstrapsigner,tokencleaner", "--leader-elect=true",
                     "--node-cidr-mask-size=24", "--service-cluster-ip-range=10.96.0.0/12",
                     "--use-service-account-credentials=true", "--node-monitor-grace-period=4s",
-                    "--node-monitor-period=1s", *FAST_LEASE], str(logs / "controller-manager.log"))
+                    "--node-monitor-period=1s", f"--root-ca-file={ctl_apiserver.parent / 'pki' / 'ca.crt'}",
+                    *FAST_LEASE], str(logs / "controller-manager.log"))
     sched = Component([*knet, "scheduler", f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
                        "--leader-elect=true", *FAST_LEASE], str(logs / "scheduler.log"))
     agents = FakeNodeAgents(kubeconfig)
@@ -310,9 +311,12 @@ def test_components_hold_their_leases(cluster):
     assert all("_" in got[n] for n in ("kube-controller-manager", "kube-scheduler"))  # HOSTNAME_UUID
 
 
-def test_default_serviceaccount_appears(cluster, ns):
-    wait_for("default serviceaccount", lambda: cluster["kubectl"]("get", "sa", "default", "-n", ns, check=False)
+def test_default_serviceaccount_and_root_ca_appear(cluster, ns, ctl_apiserver):
+    kubectl = cluster["kubectl"]
+    wait_for("default serviceaccount", lambda: kubectl("get", "sa", "default", "-n", ns, check=False)
              .returncode == 0)
+    ca = wait_for("kube-root-ca.crt", lambda: kubectl.json("get", "configmap", "kube-root-ca.crt", "-n", ns))
+    assert ca["data"]["ca.crt"] == (ctl_apiserver.parent / "pki" / "ca.crt").read_text()
 
 
 def test_deployment_expose_scale_delete_and_restart_converge(cluster, ns):
