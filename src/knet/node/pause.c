@@ -1,8 +1,10 @@
 /* knet pod sandbox holder ("pause"), the C twin of pause.py (same argv, same behaviour).
  *
- * argv: pause HOSTNAME NEWNET(0|1) [SOURCE TARGET READONLY(0|1)]...
+ * argv: pause HOSTNAME NEWNET(0|1) SCRATCH [SOURCE TARGET READONLY(0|1)]...
  * Unshares the mount namespace (and network + UTS when NEWNET=1), sets the hostname, brings lo
  * up, bind-mounts every SOURCE on TARGET privately, prints "ok" and then only reaps children.
+ * A TARGET missing on the host is made inside the pod only: its nearest existing ancestor gets
+ * an overlay whose upper layer is a tmpfs under SCRATCH (pause.py creates it on the host).
  * Built by the kubelet on first use when a C compiler exists; pause.py is used otherwise.
  */
 #define _GNU_SOURCE
@@ -58,14 +60,84 @@ static void ensure_target(const char *source, const char *target) {
     if (fd >= 0) close(fd);
 }
 
+/* Mount points under `dir` (from /proc/self/mountinfo), in mount order (parents first). */
+static int submounts(const char *dir, char out[][4096], int max) {
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f) return -1;
+    char line[8192];
+    int n = 0;
+    size_t len = strlen(dir);
+    while (fgets(line, sizeof line, f) && n < max) {
+        char *field = line;
+        for (int i = 0; i < 4 && field; i++) field = strchr(field, ' ') ? strchr(field, ' ') + 1 : NULL;
+        if (!field) continue;
+        char *end = strchr(field, ' ');
+        if (!end) continue;
+        *end = 0;
+        if (strncmp(field, dir, len) == 0 && field[len] == '/') snprintf(out[n++], 4096, "%s", field);
+    }
+    fclose(f);
+    return n;
+}
+
+/* Make `target` exist inside this mount namespace only: overlay its nearest existing ancestor
+ * (upper layer on a private tmpfs under `scratch`), so the host filesystem is never written.
+ * Mounts below that ancestor are bound again on top. Returns 0 when done, -1 to fall back. */
+static char overlaid[64][4096];
+static int n_overlaid = 0;
+
+static int private_target(const char *target, const char *scratch) {
+    char ancestor[4096];
+    struct stat st;
+    snprintf(ancestor, sizeof ancestor, "%s", target);
+    while (stat(ancestor, &st) != 0) {
+        char *slash = strrchr(ancestor, '/');
+        if (!slash) return -1;
+        if (slash == ancestor) { ancestor[1] = 0; break; }
+        *slash = 0;
+    }
+    if (strcmp(ancestor, "/") == 0 || !S_ISDIR(st.st_mode)) return -1;
+    int done = 0;
+    for (int i = 0; i < n_overlaid; i++)
+        if (strcmp(overlaid[i], ancestor) == 0) done = 1;
+    if (!done) {
+        if (n_overlaid >= 64) return -1;
+        static char subs[256][4096];
+        int n = submounts(ancestor, subs, 256);
+        if (n < 0) return -1;
+        int fds[256];
+        for (int i = 0; i < n; i++) fds[i] = open(subs[i], O_PATH | O_CLOEXEC);
+        char layer[4096], upper[4200], work[4200], opts[12800];
+        snprintf(layer, sizeof layer, "%s/%d", scratch, n_overlaid);
+        mkdirs(layer);
+        if (mount("tmpfs", layer, "tmpfs", 0, "mode=0755") != 0) return -1;
+        snprintf(upper, sizeof upper, "%s/upper", layer);
+        snprintf(work, sizeof work, "%s/work", layer);
+        mkdir(upper, 0755);
+        mkdir(work, 0755);
+        snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", ancestor, upper, work);
+        if (mount("overlay", ancestor, "overlay", 0, opts) != 0) return -1;
+        for (int i = 0; i < n; i++) {
+            char fdpath[64];
+            if (fds[i] < 0) continue;
+            snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fds[i]);
+            mount(fdpath, subs[i], NULL, MS_BIND | MS_REC, NULL);
+            close(fds[i]);
+        }
+        snprintf(overlaid[n_overlaid++], 4096, "%s", ancestor);
+    }
+    return 0;
+}
+
 static void noop(int sig) { (void)sig; }
 static void quit(int sig) { (void)sig; _exit(0); }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || (argc - 3) % 3 != 0) {
-        printf("error: usage: pause HOSTNAME NEWNET [SRC DST RO]...\n");
+    if (argc < 4 || (argc - 4) % 3 != 0) {
+        printf("error: usage: pause HOSTNAME NEWNET SCRATCH [SRC DST RO]...\n");
         return 2;
     }
+    const char *scratch = argv[3];
     int new_net = strcmp(argv[2], "1") == 0;
     int flags = CLONE_NEWNS | (new_net ? CLONE_NEWNET | CLONE_NEWUTS : 0);
     if (unshare(flags) != 0) fail("unshare", NULL);
@@ -81,9 +153,24 @@ int main(int argc, char **argv) {
         if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) fail("lo", "up");
         close(sock);
     }
-    for (int i = 3; i + 2 < argc; i += 3) {
+    /* Sources first (an overlay may cover their path), then make missing targets privately,
+     * then bind. */
+    int srcfd[512];
+    for (int i = 4; i + 2 < argc && (i - 4) / 3 < 512; i += 3) {
+        srcfd[(i - 4) / 3] = open(argv[i], O_PATH | O_CLOEXEC);
+        if (srcfd[(i - 4) / 3] < 0) fail("open", argv[i]);
+    }
+    for (int i = 4; i + 2 < argc; i += 3) {
+        struct stat st;
+        if (stat(argv[i + 1], &st) != 0 && private_target(argv[i + 1], scratch) != 0) {
+            ensure_target(argv[i], argv[i + 1]); /* no overlay possible: create it on the host */
+        }
         ensure_target(argv[i], argv[i + 1]);
-        if (mount(argv[i], argv[i + 1], NULL, MS_BIND, NULL) != 0) fail("bind", argv[i + 1]);
+    }
+    for (int i = 4; i + 2 < argc; i += 3) {
+        char fdpath[64];
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", srcfd[(i - 4) / 3]);
+        if (mount(fdpath, argv[i + 1], NULL, MS_BIND, NULL) != 0) fail("bind", argv[i + 1]);
         if (strcmp(argv[i + 2], "1") == 0 &&
             mount("none", argv[i + 1], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)
             fail("remount ro", argv[i + 1]);

@@ -4,7 +4,8 @@ It unshares the pod's namespaces (mount always; network and UTS unless the pod u
 network), sets the hostname, brings `lo` up, bind-mounts the pod's files (resolv.conf, hosts,
 volumes) in its private mount namespace, prints `ok` and then only reaps orphans. Containers
 join its namespaces with nsenter; CNI configures `/proc/PID/ns/net`.
-argv: pause.py HOSTNAME NEWNET(0|1) [SOURCE TARGET READONLY(0|1)]...   (as pause.c)
+argv: pause.py HOSTNAME NEWNET(0|1) SCRATCH [SOURCE TARGET READONLY(0|1)]...   (as pause.c;
+this fallback creates a missing TARGET on the host instead of in a private overlay)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _ensure_target(source: str, target: str) -> None:
 
 
 def main() -> None:
-    hostname, new_net, rest = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+    hostname, new_net, rest = sys.argv[1], sys.argv[2] == "1", sys.argv[4:]  # argv[3]: SCRATCH, unused
     mounts = [(rest[i], rest[i + 1], rest[i + 2] == "1") for i in range(0, len(rest) - 2, 3)]
     flags = linux.CLONE_NEWNS
     if new_net:

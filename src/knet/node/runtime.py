@@ -138,6 +138,7 @@ class RealRuntime:
     def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str) -> None:
         self.cni_bin_dir = cni_bin_dir
         self.cni_conf_dir = cni_conf_dir
+        self.root_dir = root_dir
         pause_argv(pause_build_dir(root_dir))  # build the C pause now rather than on the first pod
 
     def runs_processes(self, pod: Obj, static: bool) -> bool:
@@ -179,6 +180,8 @@ class RealRuntime:
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox:
         host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        scratch = f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/overlay"
+        os.makedirs(scratch, exist_ok=True)
         conflist = None
         if not host_network:
             conflist = cni.load_conflist(self.cni_conf_dir)
@@ -186,7 +189,7 @@ class RealRuntime:
                 raise SandboxError("network is not ready: cni config uninitialized")
         mount_args = [arg for src, dst, ro in mounts for arg in (src, dst, "1" if ro else "0")]
         proc = await asyncio.create_subprocess_exec(
-            *pause_argv(), hostname, "0" if host_network else "1", *mount_args,
+            *pause_argv(), hostname, "0" if host_network else "1", scratch, *mount_args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
         assert proc.stdout is not None
         line = (await proc.stdout.readline()).decode().strip()
