@@ -96,6 +96,9 @@ static int private_target(const char *target, const char *scratch) {
         if (slash == ancestor) { ancestor[1] = 0; break; }
         *slash = 0;
     }
+    char real[4096];
+    if (!realpath(ancestor, real)) return -1; /* /var/run -> /run: match mountinfo's paths */
+    snprintf(ancestor, sizeof ancestor, "%s", real);
     if (strcmp(ancestor, "/") == 0 || !S_ISDIR(st.st_mode)) return -1;
     int done = 0;
     for (int i = 0; i < n_overlaid; i++)
