@@ -227,3 +227,8 @@ def test_ssh_into_a_simulated_node_says_why_not(sim_cluster):
     result = sim_cluster.ssh("node01", "hostname")
     assert result.returncode != 0
     assert "simulated" in result.stderr
+
+
+def test_logs_of_a_control_plane_mirror_pod(sim_cluster):
+    out = sim_cluster.kubectl("logs", "-n", "kube-system", "kube-apiserver-controlplane").stdout
+    assert "serving on 127.0.0.1:" in out
