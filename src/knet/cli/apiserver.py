@@ -48,7 +48,7 @@ def _run(config) -> None:
 @click.option("--service-account-signing-key-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Directory of the SQLite store.")
-@click.option("--storage", default=None, help="Storage URL: sqlite:///PATH or memory: (overrides --data-dir).")
+@click.option("--storage", default=None, help="Storage URL: sqlite:///PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/prefix] (overrides --data-dir).")
 @click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-client-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-certificate-authority", type=click.Path(exists=True, dir_okay=False), default=None)

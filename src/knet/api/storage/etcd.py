@@ -1,0 +1,498 @@
+"""etcd backend of the Store, over etcd's v3 JSON gRPC gateway (`/v3/kv/*`, `/v3/watch`), so
+several apiservers can share one etcd.
+
+Keys are `<prefix>/<bucket>/<namespace>/<name>` (`<prefix>/<bucket>/<name>` when cluster-scoped),
+prefix `/registry` by default; values are the objects' JSON without `resourceVersion`, which is
+the key's mod_revision (as kube-apiserver stores them). etcd acknowledges a write only after its
+own fsync, so an acknowledged write is durable.
+
+Reads are synchronous (the Store interface), so every object is cached in memory: an initial
+range of the prefix, then one etcd watch on it from the next revision. Writes are checked by
+etcd itself (txn compares on create/mod revision) and a writer returns only once the watch has
+applied its revision, so a reader sees its own writes and every event (ours and other
+apiservers') reaches the cache, the listeners and the watchers once, in revision order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, StoreError, TooOld
+
+log = logging.getLogger(__name__)
+
+HISTORY_SIZE = 10_000  # events kept for watch resume; older revisions are watched on etcd itself
+MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
+PAGE = 500  # keys per range request of the initial load
+CONNECT_DEADLINE = 60.0  # seconds to wait for etcd at startup (it may start with us)
+
+
+def parse_url(url: str) -> tuple[list[str], str]:
+    """`etcd://h1:p1,h2:p2/prefix` -> (["http://h1:p1", "http://h2:p2"], "/prefix")."""
+    if not url.startswith("etcd://"):
+        raise ValueError(f"not an etcd URL: {url!r}")
+    rest = url[len("etcd://"):]
+    hosts, _, path = rest.partition("/")
+    endpoints = [h if h.startswith(("http://", "https://")) else "http://" + h for h in hosts.split(",") if h]
+    if not endpoints:
+        raise ValueError(f"no etcd endpoint in {url!r}")
+    prefix = "/" + path.strip("/") if path.strip("/") else "/registry"
+    return endpoints, prefix
+
+
+def _b64(data: str | bytes) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def _range_end(prefix: bytes) -> bytes:
+    """The first key after every key starting with `prefix` (etcd's prefix range end)."""
+    b = bytearray(prefix)
+    while b:
+        if b[-1] < 0xFF:
+            b[-1] += 1
+            return bytes(b)
+        b.pop()
+    return b"\x00"
+
+
+def _decode(value_b64: str, revision: int) -> Entry:
+    obj = orjson.loads(base64.b64decode(value_b64))
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return Entry(obj, orjson.dumps(obj), revision)
+
+
+def _encode(obj: dict) -> str:
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    return _b64(orjson.dumps({**obj, "metadata": meta}))
+
+
+class _Watcher:
+    __slots__ = ("bucket", "namespace", "queue", "overflowed")
+
+    def __init__(self, bucket: str, namespace: str | None) -> None:
+        self.bucket, self.namespace = bucket, namespace
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.overflowed = False
+
+
+class EtcdStore:
+    def __init__(self, url: str) -> None:
+        self._endpoints, self._prefix = parse_url(url)
+        self._endpoint = 0
+        self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
+        self._where: dict[bytes, tuple[str, str, str]] = {}  # etcd key -> (bucket, namespace, name)
+        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
+        self._watchers: set[_Watcher] = set()
+        self._listeners: list = []
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._watch_task: asyncio.Task | None = None
+        self._closed = False
+        self._revision = self._load()
+        self._oldest = self._revision  # the cache's history starts here
+
+    # --- keys --------------------------------------------------------------------------------
+    def _key(self, bucket: str, namespace: str, name: str) -> bytes:
+        tail = f"{bucket}/{namespace}/{name}" if namespace else f"{bucket}/{name}"
+        return f"{self._prefix}/{tail}".encode()
+
+    def _locate(self, key: bytes, obj: dict | None) -> tuple[str, str, str] | None:
+        """(bucket, namespace, name) of a key. Buckets may hold a `/` (`apps/deployments`), so a
+        key's middle is told apart from its namespace by the object's metadata.namespace."""
+        known = self._where.get(key)
+        if known is not None:
+            return known
+        text = key.decode()
+        if not text.startswith(self._prefix + "/"):
+            return None
+        middle, _, name = text[len(self._prefix) + 1:].rpartition("/")
+        if not middle or obj is None:
+            return None
+        ns = (obj.get("metadata") or {}).get("namespace") or ""
+        if ns and middle.endswith("/" + ns):
+            return middle[:-len(ns) - 1], ns, name
+        return middle, "", name
+
+    # --- etcd requests -------------------------------------------------------------------------
+    def _post_sync(self, path: str, body: dict) -> dict:
+        last: Exception | None = None
+        for _ in range(len(self._endpoints)):
+            url = self._endpoints[self._endpoint] + path
+            req = urllib.request.Request(url, data=orjson.dumps(body), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return orjson.loads(r.read())
+            except urllib.error.HTTPError as exc:
+                raise StoreError(f"etcd {path}: {exc.code} {exc.read()[:300]!r}") from exc
+            except OSError as exc:
+                last = exc
+                self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+        raise ConnectionError(f"etcd unreachable at {', '.join(self._endpoints)}: {last}")
+
+    async def _post(self, path: str, body: dict) -> dict:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        last: Exception | None = None
+        for _ in range(len(self._endpoints)):
+            url = self._endpoints[self._endpoint] + path
+            try:
+                async with self._session.post(url, data=orjson.dumps(body),
+                                              headers={"Content-Type": "application/json"}) as r:
+                    data = await r.read()
+                    if r.status != 200:
+                        raise StoreError(f"etcd {path}: {r.status} {data[:300]!r}")
+                    return orjson.loads(data)
+            except aiohttp.ClientConnectorError as exc:  # never sent: safe to try the next endpoint
+                last = exc
+                self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+        raise StoreError(f"etcd unreachable at {', '.join(self._endpoints)}: {last}")
+
+    def _load(self) -> int:
+        """Range the whole prefix (paged, at one revision) into the cache; its revision."""
+        prefix = (self._prefix + "/").encode()
+        end = _b64(_range_end(prefix))
+        deadline = time.monotonic() + CONNECT_DEADLINE
+        start, revision = prefix, 0
+        while True:
+            body = {"key": _b64(start), "range_end": end, "limit": str(PAGE)}
+            if revision:
+                body["revision"] = str(revision)
+            try:
+                resp = self._post_sync("/v3/kv/range", body)
+            except ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("waiting for etcd at %s", ", ".join(self._endpoints))
+                time.sleep(0.5)
+                continue
+            revision = revision or int(resp["header"]["revision"])
+            kvs = resp.get("kvs", [])
+            for kv in kvs:
+                key = base64.b64decode(kv["key"])
+                entry = _decode(kv["value"], int(kv["mod_revision"]))
+                where = self._locate(key, entry.obj)
+                if where is not None:
+                    self._where[key] = where
+                    self._objects[where[0]][(where[1], where[2])] = entry
+            if not resp.get("more") or not kvs:
+                return revision
+            start = base64.b64decode(kvs[-1]["key"]) + b"\x00"
+
+    # --- reads -------------------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def get(self, bucket: str, namespace: str, name: str) -> Entry | None:
+        self._ensure_watching()
+        return self._objects[bucket].get((namespace, name))
+
+    def list(self, bucket: str, namespace: str | None = None) -> tuple[list[Entry], int]:
+        self._ensure_watching()
+        objs = self._objects[bucket]
+        keys = sorted(objs) if namespace is None else sorted(k for k in objs if k[0] == namespace)
+        return [objs[k] for k in keys], self._revision
+
+    def buckets(self) -> list[str]:
+        return [b for b, objs in self._objects.items() if objs]
+
+    # --- writes ------------------------------------------------------------------------------
+    async def create(self, bucket: str, namespace: str, name: str, obj: dict) -> Entry:
+        key = _b64(self._key(bucket, namespace, name))
+        resp = await self._txn(
+            [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            [{"request_put": {"key": key, "value": _encode(obj)}}], [])
+        if not resp.get("succeeded"):
+            raise AlreadyExists(name)
+        rev = int(resp["header"]["revision"])
+        await self._caught_up(rev)
+        return self._stamp(obj, rev)
+
+    async def update(self, bucket: str, namespace: str, name: str, obj: dict,
+                     expected_revision: int | None = None) -> Entry:
+        key = _b64(self._key(bucket, namespace, name))
+        resp = await self._txn(self._compare(key, expected_revision),
+                               [{"request_put": {"key": key, "value": _encode(obj)}}],
+                               [{"request_range": {"key": key, "keys_only": True}}])
+        self._raise_failure(resp, name)
+        rev = int(resp["header"]["revision"])
+        await self._caught_up(rev)
+        return self._stamp(obj, rev)
+
+    async def delete(self, bucket: str, namespace: str, name: str,
+                     expected_revision: int | None = None) -> Entry:
+        key = _b64(self._key(bucket, namespace, name))
+        resp = await self._txn(self._compare(key, expected_revision),
+                               [{"request_delete_range": {"key": key, "prev_kv": True}}],
+                               [{"request_range": {"key": key, "keys_only": True}}])
+        self._raise_failure(resp, name)
+        rev = int(resp["header"]["revision"])
+        prev_kvs = resp["responses"][0]["response_delete_range"].get("prev_kvs") or []
+        if not prev_kvs:
+            raise NotFound(name)
+        await self._caught_up(rev)
+        # The last state at the deletion's revision, as the DELETED event carries it.
+        return _decode(prev_kvs[0]["value"], rev)
+
+    @staticmethod
+    def _compare(key: str, expected_revision: int | None) -> list[dict]:
+        if expected_revision is None:
+            return [{"key": key, "target": "CREATE", "result": "GREATER", "create_revision": "0"}]
+        return [{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": str(expected_revision)}]
+
+    @staticmethod
+    def _raise_failure(resp: dict, name: str) -> None:
+        if resp.get("succeeded"):
+            return
+        found = resp["responses"][0]["response_range"].get("kvs")
+        raise Conflict(name) if found else NotFound(name)
+
+    async def _txn(self, compare: list, success: list, failure: list) -> dict:
+        if self._closed:
+            raise RuntimeError("store closed")
+        self._ensure_watching()
+        return await self._post("/v3/kv/txn", {"compare": compare, "success": success, "failure": failure})
+
+    @staticmethod
+    def _stamp(obj: dict, rev: int) -> Entry:
+        obj["metadata"]["resourceVersion"] = str(rev)
+        return Entry(obj, orjson.dumps(obj), rev)
+
+    async def _caught_up(self, rev: int) -> None:
+        """Wait until the watch has applied revision `rev` (our own write) to the cache."""
+        if self._revision >= rev:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((rev, fut))
+        await fut
+
+    # --- the cache's etcd watch ----------------------------------------------------------------
+    def _ensure_watching(self) -> None:
+        if self._watch_task is None and not self._closed:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop yet: the first call inside one starts it (nothing is missed)
+            self._watch_task = loop.create_task(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        prefix = (self._prefix + "/").encode()
+        backoff = 0.1
+        while not self._closed:
+            try:
+                async for result in self._etcd_watch(prefix, self._revision + 1):
+                    if result.get("compact_revision") and result.get("canceled"):
+                        await self._resync()
+                        break
+                    for ev in result.get("events") or []:
+                        self._apply(ev)
+                    backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # etcd restarted or unreachable: resume from our revision
+                log.warning("etcd watch interrupted (%s); resuming from revision %d", exc, self._revision + 1)
+                self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _etcd_watch(self, prefix: bytes, start: int) -> AsyncIterator[dict]:
+        """The `result` messages of one etcd watch stream on a key prefix from `start`."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        body = {"create_request": {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)),
+                                   "start_revision": str(start), "prev_kv": True}}
+        url = self._endpoints[self._endpoint] + "/v3/watch"
+        async with self._session.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
+                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as r:
+            if r.status != 200:
+                raise StoreError(f"etcd watch: {r.status} {(await r.read())[:300]!r}")
+            buf = bytearray()
+            async for chunk in r.content.iter_any():
+                buf += chunk
+                while (i := buf.find(b"\n")) >= 0:
+                    line = bytes(buf[:i])
+                    del buf[:i + 1]
+                    if not line.strip():
+                        continue
+                    msg = orjson.loads(line)
+                    if "result" not in msg:
+                        raise StoreError(f"etcd watch: {msg.get('error') or msg}")
+                    yield msg["result"]
+                    if msg["result"].get("canceled"):
+                        return
+        raise ConnectionError("etcd watch stream ended")
+
+    def _apply(self, ev: dict) -> None:
+        kv = ev["kv"]
+        key = base64.b64decode(kv["key"])
+        rev = int(kv["mod_revision"])
+        if rev <= self._revision:
+            return  # replayed after a reconnect
+        if ev.get("type") == "DELETE":
+            where = self._where.pop(key, None)
+            prev = self._objects[where[0]].pop((where[1], where[2]), None) if where else None
+            if where is None or prev is None:
+                self._advance(rev)
+                return
+            last = dict(prev.obj)
+            last["metadata"] = {**prev.obj.get("metadata", {}), "resourceVersion": str(rev)}
+            event = Event("DELETED", where[0], where[1], where[2], Entry(last, orjson.dumps(last), rev), prev, rev)
+        else:
+            entry = _decode(kv["value"], rev)
+            where = self._locate(key, entry.obj)
+            if where is None:
+                self._advance(rev)
+                return
+            self._where[key] = where
+            objs = self._objects[where[0]]
+            prev = objs.get((where[1], where[2]))
+            objs[(where[1], where[2])] = entry
+            event = Event("ADDED" if prev is None else "MODIFIED", where[0], where[1], where[2], entry, prev, rev)
+        self._advance(rev)
+        self._publish(event)
+
+    def _advance(self, rev: int) -> None:
+        self._revision = rev
+        if self._waiters:
+            ready = [f for r, f in self._waiters if r <= rev]
+            self._waiters = [(r, f) for r, f in self._waiters if r > rev]
+            for fut in ready:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _resync(self) -> None:
+        """etcd compacted past our revision while we were away: reload the cache and end every
+        watch (its client resumes, gets 410 Gone and relists)."""
+        old = {key: (where, self._objects[where[0]].get((where[1], where[2]))) for key, where in self._where.items()}
+        self._objects.clear()
+        self._where.clear()
+        revision = await asyncio.to_thread(self._load)
+        log.warning("etcd compacted past revision %d: cache reloaded at %d", self._revision, revision)
+        # Listeners (garbage collection, namespace cleanup) still hear what changed meanwhile.
+        for where, prev in old.values():
+            now = self._objects[where[0]].get((where[1], where[2]))
+            if now is None and prev is not None:
+                for listener in self._listeners:
+                    listener(Event("DELETED", *where, prev, prev, revision))
+            elif now is not None and (prev is None or prev.revision != now.revision):
+                for listener in self._listeners:
+                    listener(Event("MODIFIED", *where, now, prev, now.revision))
+        for key, where in self._where.items():
+            if key not in old:
+                now = self._objects[where[0]][(where[1], where[2])]
+                for listener in self._listeners:
+                    listener(Event("ADDED", *where, now, None, now.revision))
+        self._history.clear()
+        self._oldest = revision
+        for w in self._watchers:
+            w.queue.put_nowait(None)
+        self._advance(revision)
+
+    # --- watch -------------------------------------------------------------------------------
+    def _publish(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._oldest = self._history[0].revision
+        self._history.append(event)
+        for listener in self._listeners:
+            listener(event)
+        for w in self._watchers:
+            if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
+                if w.overflowed:
+                    continue
+                if w.queue.qsize() >= MAX_PENDING:
+                    w.overflowed = True
+                    w.queue.put_nowait(None)
+                    continue
+                w.queue.put_nowait(event)
+
+    def add_listener(self, listener) -> None:
+        """`listener(event)` is called synchronously for every event, in revision order."""
+        self._listeners.append(listener)
+
+    def oldest_revision(self) -> int:
+        return self._oldest
+
+    async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
+        self._ensure_watching()
+        if since < self._oldest:
+            # Older than this cache's history (e.g. a version listed from another apiserver):
+            # etcd itself replays it, or says it was compacted.
+            async for ev in self._watch_etcd_since(bucket, namespace, since):
+                yield ev
+            return
+        watcher = _Watcher(bucket, namespace)
+        self._watchers.add(watcher)
+        try:
+            last = since
+            history = self._history
+            lo, hi = 0, len(history)
+            while lo < hi:  # binary search: history is ordered by revision
+                mid = (lo + hi) // 2
+                if history[mid].revision <= since:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            for ev in [history[i] for i in range(lo, len(history))]:
+                if ev.bucket == bucket and (namespace is None or ev.namespace == namespace):
+                    last = ev.revision
+                    yield ev
+            while True:
+                ev = await watcher.queue.get()
+                if ev is None:
+                    return
+                if ev.revision > last:
+                    last = ev.revision
+                    yield ev
+        finally:
+            self._watchers.discard(watcher)
+
+    async def _watch_etcd_since(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
+        prefix = self._key(bucket, namespace, "") if namespace else (f"{self._prefix}/{bucket}/").encode()
+        async for result in self._etcd_watch(prefix, since + 1):
+            if result.get("canceled"):
+                if result.get("compact_revision"):
+                    raise TooOld(since, int(result["compact_revision"]))
+                return
+            for ev in result.get("events") or []:
+                kv = ev["kv"]
+                rev = int(kv["mod_revision"])
+                key = base64.b64decode(kv["key"])
+                prev = _decode(ev["prev_kv"]["value"], int(ev["prev_kv"]["mod_revision"])) if ev.get("prev_kv") else None
+                if ev.get("type") == "DELETE":
+                    if prev is None:
+                        continue
+                    where = self._locate(key, prev.obj)
+                    entry = _decode(ev["prev_kv"]["value"], rev)
+                    kind = "DELETED"
+                else:
+                    entry = _decode(kv["value"], rev)
+                    where = self._locate(key, entry.obj)
+                    kind = "ADDED" if prev is None else "MODIFIED"
+                if where is None or where[0] != bucket or (namespace is not None and where[1] != namespace):
+                    continue
+                yield Event(kind, where[0], where[1], where[2], entry, prev, rev)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            try:
+                await self._watch_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        if self._session is not None:
+            await self._session.close()

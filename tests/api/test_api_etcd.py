@@ -1,0 +1,294 @@
+"""The etcd store against a real etcd: the Store contract (revisions, conflicts, watch replay,
+TooOld once compacted), two stores sharing one etcd, and two `knet apiserver` processes on one
+etcd seen through real kubectl, including a kill -9 that loses no acknowledged write."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from knet.api.storage import AlreadyExists, Conflict, NotFound, TooOld, open_store
+from knet.api.storage.etcd import EtcdStore, parse_url
+
+pytestmark = pytest.mark.api
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Etcd:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self) -> None:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        log = open(self.root / "etcd.log", "ab")
+        self.process = subprocess.Popen(
+            [ETCD, "--name=test", f"--data-dir={self.root / 'data'}",
+             f"--listen-client-urls=http://{self.endpoint}", f"--advertise-client-urls=http://{self.endpoint}",
+             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+             f"--initial-cluster=test={peer}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"etcd exited:\n{(self.root / 'etcd.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as r:
+                    if json.loads(r.read()).get("health") == "true":
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("etcd not healthy after 20s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def post(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(f"http://{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory):
+    if not Path(ETCD).exists():
+        pytest.skip("etcd is not installed")
+    server = Etcd(tmp_path_factory.mktemp("etcd"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def url(etcd) -> str:
+    """A fresh key prefix per test, so tests share one etcd without seeing each other."""
+    return f"etcd://{etcd.endpoint}/t{uuid.uuid4().hex[:8]}"
+
+
+def obj(name: str, namespace: str = "", **extra) -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"metadata": meta, **extra}
+
+
+def test_parse_url():
+    assert parse_url("etcd://a:1,b:2/x/y") == (["http://a:1", "http://b:2"], "/x/y")
+    assert parse_url("etcd://127.0.0.1:2379") == (["http://127.0.0.1:2379"], "/registry")
+
+
+async def test_revisions_and_conflicts(url):
+    s = open_store(url)
+    assert isinstance(s, EtcdStore)
+    a = await s.create("pods", "ns", "a", obj("a", "ns"))
+    b = await s.create("pods", "ns", "b", obj("b", "ns"))
+    assert b.revision == a.revision + 1 and a.obj["metadata"]["resourceVersion"] == str(a.revision)
+    assert s.get("pods", "ns", "a").revision == a.revision
+    with pytest.raises(AlreadyExists):
+        await s.create("pods", "ns", "a", obj("a", "ns"))
+    with pytest.raises(Conflict):
+        await s.update("pods", "ns", "a", obj("a", "ns", x=1), expected_revision=a.revision - 1)
+    a2 = await s.update("pods", "ns", "a", obj("a", "ns", x=1), expected_revision=a.revision)
+    assert a2.revision == b.revision + 1 and s.get("pods", "ns", "a").obj["x"] == 1
+    with pytest.raises(NotFound):
+        await s.update("pods", "ns", "zz", obj("zz", "ns"))
+    with pytest.raises(NotFound):
+        await s.delete("pods", "ns", "zz")
+    entries, rev = s.list("pods", "ns")
+    assert [e.obj["metadata"]["name"] for e in entries] == ["a", "b"] and rev == a2.revision
+    d = await s.delete("pods", "ns", "b", expected_revision=b.revision)
+    assert d.revision == a2.revision + 1 and d.obj["metadata"]["resourceVersion"] == str(d.revision)
+    assert s.get("pods", "ns", "b") is None
+    # A group's bucket holds a `/`; cluster-scoped objects have no namespace segment.
+    await s.create("apps/deployments", "ns", "d", obj("d", "ns"))
+    await s.create("rbac.authorization.k8s.io/clusterroles", "", "system:x", obj("system:x"))
+    assert [e.obj["metadata"]["name"] for e in s.list("apps/deployments")[0]] == ["d"]
+    await s.close()
+
+
+async def test_data_survives_reopen(url):
+    s = open_store(url)
+    await asyncio.gather(*(s.create("cm", "", f"c{i}", obj(f"c{i}")) for i in range(50)))
+    await s.create("apps/deployments", "ns", "d", obj("d", "ns"))
+    d = await s.delete("cm", "", "c3")
+    await s.close()
+    s2 = open_store(url)
+    assert s2.revision >= d.revision
+    assert len(s2.list("cm")[0]) == 49 and s2.get("cm", "", "c3") is None
+    assert s2.get("apps/deployments", "ns", "d").obj["metadata"]["name"] == "d"
+    await s2.close()
+
+
+async def test_watch_replays_then_streams(url):
+    s = open_store(url)
+    first = await s.create("cm", "a", "x", obj("x", "a"))
+    await s.update("cm", "a", "x", obj("x", "a", v=2))
+    await s.create("cm", "b", "y", obj("y", "b"))
+    events = []
+
+    async def consume():
+        async for ev in s.watch("cm", "a", first.revision):
+            events.append((ev.type, ev.name, ev.revision))
+            if len(events) == 2:
+                return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.01)
+    deleted = await s.delete("cm", "a", "x")
+    await asyncio.wait_for(task, 5)
+    assert [e[:2] for e in events] == [("MODIFIED", "x"), ("DELETED", "x")]
+    assert events[-1][2] == deleted.revision
+    await s.close()
+
+
+async def test_two_stores_share_one_etcd(url):
+    a, b = open_store(url), open_store(url)
+    b.list("cm")  # starts b's watch
+    heard = []
+    b.add_listener(lambda ev: heard.append((ev.type, ev.name)))
+    created = await a.create("cm", "ns", "shared", obj("shared", "ns", data={"k": "v"}))
+    deadline = time.monotonic() + 5
+    while b.get("cm", "ns", "shared") is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    seen = b.get("cm", "ns", "shared")
+    assert seen is not None and seen.revision == created.revision and seen.obj["data"] == {"k": "v"}
+    assert ("ADDED", "shared") in heard
+    # b's watch streams what a writes; a stale writer through b gets a Conflict from etcd.
+    got = []
+
+    async def consume():
+        async for ev in b.watch("cm", "ns", created.revision):
+            got.append((ev.type, ev.revision))
+            return
+
+    task = asyncio.create_task(consume())
+    updated = await a.update("cm", "ns", "shared", obj("shared", "ns", data={"k": "2"}),
+                             expected_revision=created.revision)
+    await asyncio.wait_for(task, 5)
+    assert got == [("MODIFIED", updated.revision)]
+    with pytest.raises(Conflict):
+        await b.update("cm", "ns", "shared", obj("shared", "ns"), expected_revision=created.revision)
+    await a.close()
+    await b.close()
+
+
+async def test_watch_older_than_the_cache_replays_from_etcd(url):
+    a = open_store(url)
+    first = await a.create("cm", "", "old", obj("old"))
+    await a.update("cm", "", "old", obj("old", v=1))
+    late = open_store(url)  # its history starts after both writes: etcd replays them
+    events = []
+    async for ev in late.watch("cm", None, first.revision - 1):
+        events.append((ev.type, ev.name))
+        if len(events) == 2:
+            break
+    assert events == [("ADDED", "old"), ("MODIFIED", "old")]
+    await a.close()
+    await late.close()
+
+
+async def test_too_old_once_compacted(url, etcd):
+    s = open_store(url)
+    first = await s.create("cm", "", "c0", obj("c0"))
+    for i in range(1, 4):
+        await s.create("cm", "", f"c{i}", obj(f"c{i}"))
+    etcd.post("/v3/kv/compaction", {"revision": str(s.revision), "physical": True})
+    fresh = open_store(url)
+    with pytest.raises(TooOld):
+        async for _ in fresh.watch("cm", None, first.revision):
+            pass
+    await s.close()
+    await fresh.close()
+
+
+# --- two apiservers on one etcd ------------------------------------------------------------------
+def post(server, path: str, obj: dict) -> int:
+    ctx = ssl.create_default_context(cafile=server.ca_file)
+    req = urllib.request.Request(server.url + path, data=json.dumps(obj).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0  # the server died mid-request: not acknowledged
+
+
+def test_two_apiservers_share_one_etcd(apiserver_factory, url):
+    first = apiserver_factory([f"--storage={url}"])
+    second = apiserver_factory([f"--storage={url}"])
+    ns = f"e-{uuid.uuid4().hex[:6]}"
+    first.kubectl_ok("create", "namespace", ns)
+    # A watch through the second apiserver sees what is created through the first.
+    watch = subprocess.Popen(["kubectl", f"--kubeconfig={second.kubeconfig}", "-n", ns, "get", "configmaps",
+                              "--watch", "--output-watch-events", "-o", "name", "--request-timeout=30s"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while ns not in second.kubectl_ok("get", "namespaces", "-o", "name") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let kubectl open its watch (its initial list is empty either way)
+        first.kubectl_ok("-n", ns, "create", "configmap", "from-first", "--from-literal=k=v")
+        line = watch.stdout.readline()
+        assert line.split() == ["ADDED", "configmap/from-first"], line + watch.stderr.read()
+    finally:
+        watch.kill()
+        watch.wait(5)
+    got = json.loads(second.kubectl_ok("-n", ns, "get", "configmap", "from-first", "-o", "json"))
+    assert got["data"] == {"k": "v"}
+
+    # kill -9 of the first apiserver while writes are in flight loses no acknowledged write.
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    acked: list[str] = []
+
+    def create(i: int) -> None:
+        if post(first, path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"d{i}"}}) == 201:
+            acked.append(f"d{i}")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(create, i) for i in range(300)]
+        deadline = time.monotonic() + 30
+        while len(acked) < 60 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        first.stop(kill=True)
+        for f in futures:
+            f.result()
+    assert len(acked) >= 60
+    # The second apiserver's cache follows etcd's watch: poll (bounded) until it has caught up.
+    deadline = time.monotonic() + 10
+    while True:
+        stored = {c["metadata"]["name"] for c in json.loads(second.kubectl_ok("get", "--raw", path))["items"]}
+        missing = set(acked) - stored
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not missing, f"{len(missing)} acknowledged writes lost: {sorted(missing)[:5]}"
