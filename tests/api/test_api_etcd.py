@@ -248,23 +248,27 @@ def test_two_apiservers_share_one_etcd(apiserver_factory, url):
     second = apiserver_factory([f"--storage={url}"])
     ns = f"e-{uuid.uuid4().hex[:6]}"
     first.kubectl_ok("create", "namespace", ns)
-    # A watch through the second apiserver sees what is created through the first.
-    watch = subprocess.Popen(["kubectl", f"--kubeconfig={second.kubeconfig}", "-n", ns, "get", "configmaps",
-                              "--watch", "--output-watch-events", "-o", "name", "--request-timeout=30s"],
+    first.kubectl_ok("-n", ns, "create", "configmap", "from-first", "--from-literal=k=v")
+    # The second apiserver lists it (its cache follows etcd's watch, so poll a moment).
+    deadline = time.monotonic() + 10
+    while second.kubectl("-n", ns, "get", "configmap", "from-first").returncode != 0:
+        assert time.monotonic() < deadline, "the second apiserver never listed the ConfigMap"
+        time.sleep(0.05)
+    got = json.loads(second.kubectl_ok("-n", ns, "get", "configmaps", "-o", "json"))
+    assert [(c["metadata"]["name"], c["data"]) for c in got["items"]] == [("from-first", {"k": "v"})]
+    # A watch through the second apiserver streams a change made through the first.
+    watch = subprocess.Popen(["kubectl", f"--kubeconfig={second.kubeconfig}", "-n", ns, "get", "configmap",
+                              "from-first", "--watch", "--no-headers", "--request-timeout=30s",
+                              "-o", "custom-columns=NAME:.metadata.name,STEP:.metadata.labels.step"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while ns not in second.kubectl_ok("get", "namespaces", "-o", "name") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # let kubectl open its watch (its initial list is empty either way)
-        first.kubectl_ok("-n", ns, "create", "configmap", "from-first", "--from-literal=k=v")
+        assert watch.stdout.readline().split() == ["from-first", "<none>"]  # the initial state
+        first.kubectl_ok("-n", ns, "label", "configmap", "from-first", "step=2")
         line = watch.stdout.readline()
-        assert line.split() == ["ADDED", "configmap/from-first"], line + watch.stderr.read()
+        assert line.split() == ["from-first", "2"], line + watch.stderr.read()
     finally:
         watch.kill()
         watch.wait(5)
-    got = json.loads(second.kubectl_ok("-n", ns, "get", "configmap", "from-first", "-o", "json"))
-    assert got["data"] == {"k": "v"}
 
     # kill -9 of the first apiserver while writes are in flight loses no acknowledged write.
     path = f"/api/v1/namespaces/{ns}/configmaps"

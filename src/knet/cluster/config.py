@@ -203,7 +203,7 @@ def resolve(
     proxy_mode: str | None = None,
     networks_in_use: Iterable[ipaddress.IPv4Network] = (),
     real_dataplane_available: bool = True,
-    allow_etcd: bool = False,
+    allow_etcd: bool = True,  # False refuses `storage: etcd` (for callers that cannot run one)
 ) -> tuple[ClusterConfig, list[str]]:
     """Merge a config file's values with flags (flags win) into a full, valid ClusterConfig.
 
@@ -258,8 +258,7 @@ def resolve(
     if storage not in ("sqlite", "etcd"):
         raise ConfigError(f"storage {storage!r}: use sqlite or etcd")
     if storage == "etcd" and not allow_etcd:
-        raise ConfigError("storage: etcd needs an etcd backend in knet apiserver, which it does not have yet "
-                          "(it stores in SQLite); remove `storage: etcd` from the cluster config")
+        raise ConfigError("storage: etcd is not allowed here; remove `storage: etcd` from the cluster config")
 
     try:
         pod_subnet = ipaddress.IPv4Network(values.get("podSubnet", "10.244.0.0/16"))

@@ -105,7 +105,6 @@ def test_explicit_real_without_root_says_what_to_do():
         pytest.param({"nodes": ["a", "a"]}, "twice", id="duplicate-node"),
         pytest.param({"nodes": 0}, "at least 1", id="no-nodes"),
         pytest.param({"proxyMode": "ipvs"}, "proxyMode", id="ipvs"),
-        pytest.param({"storage": "etcd"}, "etcd backend", id="etcd-not-in-apiserver-yet"),
         pytest.param({"podSubnet": "10.96.0.0/16"}, "overlap", id="pods-overlap-services"),
         pytest.param({"nodeNetwork": "10.244.1.0/24"}, "overlap", id="nodes-overlap-pods"),
         pytest.param({"nodeCIDRMaskSize": 8}, "nodeCIDRMaskSize", id="mask-too-small"),
