@@ -31,7 +31,7 @@ from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFoun
 
 log = logging.getLogger(__name__)
 
-HISTORY_SIZE = 10_000  # events kept for watch resume; older revisions are watched on etcd itself
+HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
 MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
 PAGE = 500  # keys per range request of the initial load
 CONNECT_DEADLINE = 60.0  # seconds to wait for etcd at startup (it may start with us)
@@ -426,11 +426,9 @@ class EtcdStore:
     async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
         self._ensure_watching()
         if since < self._oldest:
-            # Older than this cache's history (e.g. a version listed from another apiserver):
-            # etcd itself replays it, or says it was compacted.
-            async for ev in self._watch_etcd_since(bucket, namespace, since):
-                yield ev
-            return
+            # Older than this cache's history (it starts when the apiserver does, or after a
+            # compaction caught it away): 410 Gone, as kube-apiserver's watch cache answers.
+            raise TooOld(since, self._oldest)
         watcher = _Watcher(bucket, namespace)
         self._watchers.add(watcher)
         try:
@@ -456,32 +454,6 @@ class EtcdStore:
                     yield ev
         finally:
             self._watchers.discard(watcher)
-
-    async def _watch_etcd_since(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
-        prefix = self._key(bucket, namespace, "") if namespace else (f"{self._prefix}/{bucket}/").encode()
-        async for result in self._etcd_watch(prefix, since + 1):
-            if result.get("canceled"):
-                if result.get("compact_revision"):
-                    raise TooOld(since, int(result["compact_revision"]))
-                return
-            for ev in result.get("events") or []:
-                kv = ev["kv"]
-                rev = int(kv["mod_revision"])
-                key = base64.b64decode(kv["key"])
-                prev = _decode(ev["prev_kv"]["value"], int(ev["prev_kv"]["mod_revision"])) if ev.get("prev_kv") else None
-                if ev.get("type") == "DELETE":
-                    if prev is None:
-                        continue
-                    where = self._locate(key, prev.obj)
-                    entry = _decode(ev["prev_kv"]["value"], rev)
-                    kind = "DELETED"
-                else:
-                    entry = _decode(kv["value"], rev)
-                    where = self._locate(key, entry.obj)
-                    kind = "ADDED" if prev is None else "MODIFIED"
-                if where is None or where[0] != bucket or (namespace is not None and where[1] != namespace):
-                    continue
-                yield Event(kind, where[0], where[1], where[2], entry, prev, rev)
 
     async def close(self) -> None:
         self._closed = True
