@@ -210,9 +210,10 @@ def main() -> int:
 
     if not args.skip_scale:
         # A thousand nodes outgrow the reference /24 node network and 10.244.0.0/16 (256 /24s).
-        config_file = Path(tempfile.mkdtemp(prefix="knet-bench-")) / "cluster.yaml"
+        config_dir = tempfile.TemporaryDirectory(prefix="knet-bench-")
+        config_file = Path(config_dir.name) / "cluster.yaml"
         config_file.write_text(SCALE_CONFIG)
-        with ClusterUnderTest.up(nodes=args.scale_nodes + 1, dataplane="sim", timeout=300,
+        with config_dir, ClusterUnderTest.up(nodes=args.scale_nodes + 1, dataplane="sim", timeout=300,
                                  extra_args=("--config", str(config_file))) as cluster:
             print(f"knet up --dataplane sim ({args.scale_nodes + 1} nodes): {cluster.up_seconds:.1f}s")
             try:
