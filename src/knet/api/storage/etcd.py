@@ -71,8 +71,10 @@ def _decode(value_b64: str, revision: int) -> Entry:
     return Entry(obj, orjson.dumps(obj), revision)
 
 
-def _encode(obj: dict) -> str:
+def _encode(obj: dict, namespace: str) -> str:
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    if namespace:  # the key's namespace is in the object too: it tells the key's parts apart
+        meta["namespace"] = namespace
     return _b64(orjson.dumps({**obj, "metadata": meta}))
 
 
@@ -212,7 +214,7 @@ class EtcdStore:
         key = _b64(self._key(bucket, namespace, name))
         resp = await self._txn(
             [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
-            [{"request_put": {"key": key, "value": _encode(obj)}}], [])
+            [{"request_put": {"key": key, "value": _encode(obj, namespace)}}], [])
         if not resp.get("succeeded"):
             raise AlreadyExists(name)
         rev = int(resp["header"]["revision"])
@@ -223,7 +225,7 @@ class EtcdStore:
                      expected_revision: int | None = None) -> Entry:
         key = _b64(self._key(bucket, namespace, name))
         resp = await self._txn(self._compare(key, expected_revision),
-                               [{"request_put": {"key": key, "value": _encode(obj)}}],
+                               [{"request_put": {"key": key, "value": _encode(obj, namespace)}}],
                                [{"request_range": {"key": key, "keys_only": True}}])
         self._raise_failure(resp, name)
         rev = int(resp["header"]["revision"])
@@ -337,8 +339,8 @@ class EtcdStore:
         kv = ev["kv"]
         key = base64.b64decode(kv["key"])
         rev = int(kv["mod_revision"])
-        if rev <= self._revision:
-            return  # replayed after a reconnect
+        if rev < self._revision:
+            return  # already applied (a watch resumes after our revision; a txn's keys share one)
         if ev.get("type") == "DELETE":
             where = self._where.pop(key, None)
             prev = self._objects[where[0]].pop((where[1], where[2]), None) if where else None
@@ -383,16 +385,13 @@ class EtcdStore:
         for where, prev in old.values():
             now = self._objects[where[0]].get((where[1], where[2]))
             if now is None and prev is not None:
-                for listener in self._listeners:
-                    listener(Event("DELETED", *where, prev, prev, revision))
+                self._notify(Event("DELETED", *where, prev, prev, revision))
             elif now is not None and (prev is None or prev.revision != now.revision):
-                for listener in self._listeners:
-                    listener(Event("MODIFIED", *where, now, prev, now.revision))
+                self._notify(Event("MODIFIED", *where, now, prev, now.revision))
         for key, where in self._where.items():
             if key not in old:
                 now = self._objects[where[0]][(where[1], where[2])]
-                for listener in self._listeners:
-                    listener(Event("ADDED", *where, now, None, now.revision))
+                self._notify(Event("ADDED", *where, now, None, now.revision))
         self._history.clear()
         self._oldest = revision
         for w in self._watchers:
@@ -404,8 +403,7 @@ class EtcdStore:
         if len(self._history) == self._history.maxlen:
             self._oldest = self._history[0].revision
         self._history.append(event)
-        for listener in self._listeners:
-            listener(event)
+        self._notify(event)
         for w in self._watchers:
             if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
                 if w.overflowed:
@@ -415,6 +413,13 @@ class EtcdStore:
                     w.queue.put_nowait(None)
                     continue
                 w.queue.put_nowait(event)
+
+    def _notify(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # one listener's bug must not stall the cache for everyone
+                log.exception("store listener failed on %s %s/%s", event.type, event.bucket, event.name)
 
     def add_listener(self, listener) -> None:
         """`listener(event)` is called synchronously for every event, in revision order."""
