@@ -134,6 +134,14 @@ async def test_revisions_and_conflicts(url):
     await s.close()
 
 
+async def test_an_unreachable_endpoint_is_skipped(etcd):
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    s = open_store(f"etcd://{dead},{etcd.endpoint}/t{uuid.uuid4().hex[:8]}")
+    created = await s.create("cm", "", "x", obj("x"))
+    assert s.get("cm", "", "x").revision == created.revision
+    await s.close()
+
+
 async def test_data_survives_reopen(url):
     s = open_store(url)
     await asyncio.gather(*(s.create("cm", "", f"c{i}", obj(f"c{i}")) for i in range(50)))
