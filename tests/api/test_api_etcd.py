@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from knet.api.storage import AlreadyExists, Conflict, NotFound, TooOld, open_store
+from knet.api.storage import AlreadyExists, Conflict, NotFound, StoreError, TooOld, open_store
 from knet.api.storage.etcd import EtcdStore, parse_url
 
 pytestmark = pytest.mark.api
@@ -140,6 +140,39 @@ async def test_an_unreachable_endpoint_is_skipped(etcd):
     created = await s.create("cm", "", "x", obj("x"))
     assert s.get("cm", "", "x").revision == created.revision
     await s.close()
+
+
+async def test_the_store_rides_out_an_etcd_restart(tmp_path):
+    own = Etcd(tmp_path)
+    try:
+        own.start()
+        url = f"etcd://{own.endpoint}"
+        s = open_store(url)
+        first = await s.create("cm", "", "before", obj("before"))
+        own.stop()  # kill -9: etcd acknowledged after its fsync, so nothing is lost
+        with pytest.raises(StoreError):
+            await s.create("cm", "", "while-down", obj("while-down"))
+        own.start()
+        deadline = time.monotonic() + 10
+        while True:  # the first request may still meet a connection etcd closed
+            try:
+                await s.create("cm", "", "after", obj("after"))
+                break
+            except StoreError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        other = open_store(url)
+        await other.create("cm", "", "from-other", obj("from-other"))
+        deadline = time.monotonic() + 10
+        while s.get("cm", "", "from-other") is None:  # s's watch resumed after the restart
+            assert time.monotonic() < deadline, "the watch did not resume after etcd restarted"
+            await asyncio.sleep(0.02)
+        assert [e.obj["metadata"]["name"] for e in s.list("cm")[0]] == ["after", "before", "from-other"]
+        assert s.get("cm", "", "before").revision == first.revision
+        await s.close()
+        await other.close()
+    finally:
+        own.stop()
 
 
 async def test_data_survives_reopen(url):

@@ -158,6 +158,10 @@ class EtcdStore:
             except aiohttp.ClientConnectorError as exc:  # never sent: safe to try the next endpoint
                 last = exc
                 self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Maybe applied, maybe not (as an etcd client's timeout): the caller's write failed.
+                self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+                raise StoreError(f"etcd {path}: {type(exc).__name__}: {exc}") from exc
         raise StoreError(f"etcd unreachable at {', '.join(self._endpoints)}: {last}")
 
     def _load(self) -> int:
