@@ -317,7 +317,7 @@ class EtcdStore:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         body = {"create_request": {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)),
-                                   "start_revision": str(start), "prev_kv": True}}
+                                   "start_revision": str(start)}}
         url = self._endpoints[self._endpoint] + "/v3/watch"
         async with self._session.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
                                       timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as r:
