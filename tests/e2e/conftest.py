@@ -49,8 +49,7 @@ def knet_cluster():
     cluster = ClusterUnderTest.up(nodes=3, dataplane="real",
                                   proxy_mode=os.environ.get("KNET_E2E_PROXY_MODE") or None)
     try:
-        # `knet up` returns once kube-system pods run; DNS tests also need both CoreDNS pods Ready
-        # (their second readiness probe, up to 10 s later, as on kubeadm).
+        # `knet up` returns once one CoreDNS pod is Ready; DNS tests need both of them.
         cluster.wait_for("both CoreDNS pods Ready behind kube-dns", lambda: _ready_dns_endpoints(cluster) >= 2,
                          timeout=40, interval=0.2)
         yield cluster

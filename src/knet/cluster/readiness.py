@@ -48,3 +48,9 @@ def running_ready_count(pods: list[Obj]) -> int:
 
 def running_count(pods: list[Obj]) -> int:
     return sum(1 for p in pods if pod_running(p))
+
+
+def ready_endpoint_count(slices: list[Obj]) -> int:
+    """Distinct ready addresses across a Service's EndpointSlices."""
+    return len({addr for eps in slices for ep in eps.get("endpoints") or []
+                if (ep.get("conditions") or {}).get("ready") for addr in ep.get("addresses") or []})

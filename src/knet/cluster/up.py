@@ -145,14 +145,19 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
         await _wait("a running kube-proxy pod on every node", proxies_ready, timeout, paths, wide)
         say("kube-proxy ready")
 
-        # "Usable" is what kubeadm users check: kube-system pods Running. CoreDNS turns Ready at
-        # its second readiness probe (periodSeconds 10, as kubeadm sets it) when the first one
-        # raced its start; waiting for that would add 10 s to every `knet up`.
         async def dns_running():
             pods = await api.list("v1", "pods", namespace="kube-system", label_selector="k8s-app=kube-dns")
             return readiness.running_count(pods["items"]) >= 2
 
         await _wait("CoreDNS pods to be Running", dns_running, timeout, paths)
+
+        # Usable means Services resolve: kube-dns has a ready endpoint (a Ready CoreDNS pod).
+        async def dns_answering():
+            slices = await api.list("discovery.k8s.io/v1", "endpointslices", namespace="kube-system",
+                                    label_selector="kubernetes.io/service-name=kube-dns")
+            return readiness.ready_endpoint_count(slices["items"]) >= 1
+
+        await _wait("a Ready CoreDNS pod behind Service kube-dns", dns_answering, timeout, paths)
 
         mirrors = {f"{component}-{config.control_plane.name}" for component in static_pod_names(config, paths)}
 

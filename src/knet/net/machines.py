@@ -137,8 +137,13 @@ def create_node_machine(
         batch.append(f"route replace {service_cidr} dev eth0 scope link")
     subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(batch) + "\n", text=True,
                    check=True, capture_output=True)
+    # No ICMP redirects: a node that forwards a packet back out the interface it came in on
+    # (hairpin, the service route) would send one, and redirects share the per-destination ICMP
+    # rate limit with REJECT's port-unreachable, so a client could see a timeout instead of
+    # "connection refused". send_redirects is OR-ed over all/default/interface: clear all three.
     subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
                     "echo 1 > /proc/sys/net/ipv4/ip_forward; "
+                    "for c in all default eth0; do echo 0 > /proc/sys/net/ipv4/conf/$c/send_redirects; done; "
                     "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null; true"],
                    check=True, capture_output=True)
     ndir = node_dir(net.cluster, node)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 
 
+STARTUP_REPROBE_SECONDS = 1.0
+
+
 def resolve_port(port: int | str, container: Obj) -> int:
     if isinstance(port, int) or str(port).isdigit():
         return int(port)
@@ -110,6 +113,11 @@ async def _probe_loop(worker: PodWorker, run: ContainerRun, kind: str, started_g
         await started_gate.wait()
     await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
     successes = failures = 0
+    # knet's workloads are Python programs that need about a second to listen, where the images
+    # they stand for start in milliseconds; a readiness probe that raced that start would leave
+    # the pod unready for a whole period (10 s for CoreDNS). Until the container's first success,
+    # within its first period, a failed readiness probe is retried after STARTUP_REPROBE_SECONDS.
+    reprobe_until = time.monotonic() + period if kind == "readiness" else 0.0
     while True:
         t0 = time.monotonic()
         ok, output = await run_probe(worker, run, probe)
@@ -140,7 +148,10 @@ async def _probe_loop(worker: PodWorker, run: ContainerRun, kind: str, started_g
             await worker.kill_container(run, _grace(worker), f"Container {rec.name} failed liveness probe, "
                                         "will be restarted")
             return
-        await asyncio.sleep(max(0.0, period - (time.monotonic() - t0)))
+        interval = period
+        if not ok and successes == 0 and not rec.ready and time.monotonic() < reprobe_until:
+            interval = min(period, STARTUP_REPROBE_SECONDS)
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
 
 
 def _grace(worker: PodWorker) -> float:
