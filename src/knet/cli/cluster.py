@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -57,7 +58,7 @@ def up_command(name, nodes, dataplane, proxy_mode, config_file, timeout) -> None
             config, notes = config_mod.resolve(
                 file_values, name=name, nodes=nodes, dataplane=dataplane, proxy_mode=proxy_mode,
                 networks_in_use=[*host.host_networks(), *host.other_cluster_networks(str(cluster_name))],
-                real_dataplane_available=problem is None,
+                real_dataplane_available=problem is None, etcd_available=shutil.which("etcd") is not None,
             )
         except config_mod.ConfigError as exc:
             hint = f" ({problem})" if problem and "dataplane real" in str(exc) else ""

@@ -14,7 +14,8 @@ Every value is a flag of `knet up` or a field of a cluster config file:
     kubernetesVersion: v1.29.0
     proxyMode: ""                 # "" (= iptables), iptables, nftables
     dataplane: real               # real | sim
-    storage: sqlite               # sqlite | etcd
+    storage: etcd                 # etcd | sqlite (default: etcd on the real dataplane when the
+                                  # etcd binary is installed, as kubeadm runs it; else sqlite)
 
 This module is pure: parsing, defaulting, validation and address arithmetic; the caller
 supplies what it observed of the host (networks in use, whether real mode works).
@@ -204,6 +205,7 @@ def resolve(
     networks_in_use: Iterable[ipaddress.IPv4Network] = (),
     real_dataplane_available: bool = True,
     allow_etcd: bool = True,  # False refuses `storage: etcd` (for callers that cannot run one)
+    etcd_available: bool = False,  # the etcd binary is installed
 ) -> tuple[ClusterConfig, list[str]]:
     """Merge a config file's values with flags (flags win) into a full, valid ClusterConfig.
 
@@ -254,7 +256,10 @@ def resolve(
     if mode not in ("", "iptables", "nftables"):
         raise ConfigError(f"proxyMode {mode!r}: use iptables or nftables (empty means iptables)")
 
-    storage = values.get("storage", "sqlite")
+    # Real clusters mirror kubeadm: etcd runs as the static pod etcd-controlplane. Simulated ones,
+    # meant for speed and scale, keep the embedded SQLite store (and no two clash on port 2379).
+    default_storage = "etcd" if chosen_plane == "real" and etcd_available and allow_etcd else "sqlite"
+    storage = values.get("storage", default_storage)
     if storage not in ("sqlite", "etcd"):
         raise ConfigError(f"storage {storage!r}: use sqlite or etcd")
     if storage == "etcd" and not allow_etcd:

@@ -91,6 +91,21 @@ def test_falls_back_to_sim_with_a_note_when_real_is_unavailable():
     assert any("--dataplane sim" in n for n in notes)
 
 
+@pytest.mark.parametrize(
+    ("dataplane", "etcd_available", "file_values", "storage"),
+    [
+        pytest.param("real", True, None, "etcd", id="real-with-etcd-runs-etcd-like-kubeadm"),
+        pytest.param("real", False, None, "sqlite", id="real-without-etcd-binary"),
+        pytest.param("sim", True, None, "sqlite", id="sim-keeps-sqlite"),
+        pytest.param("real", True, {"storage": "sqlite"}, "sqlite", id="config-file-wins"),
+        pytest.param("sim", True, {"storage": "etcd"}, "etcd", id="sim-with-etcd-on-request"),
+    ],
+)
+def test_storage_default(dataplane, etcd_available, file_values, storage):
+    config, _ = resolve(file_values, dataplane=dataplane, etcd_available=etcd_available)
+    assert config.storage == storage
+
+
 def test_explicit_real_without_root_says_what_to_do():
     with pytest.raises(ConfigError, match="--dataplane sim"):
         resolve(None, dataplane="real", real_dataplane_available=False)
