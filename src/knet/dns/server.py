@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import time
@@ -147,18 +148,32 @@ def _family(host: str) -> int:
 async def start_dns(handler: QueryHandler, host: str, port: int, *, reuse_port: bool = False,
                     miss_rate: float = 5000.0, miss_burst: float = 10000.0,
                     ) -> tuple[asyncio.DatagramTransport, asyncio.Server]:
-    """Listen on HOST:PORT, UDP and TCP. HOST "" means every IPv4 address."""
+    """Listen on HOST:PORT, UDP and TCP. HOST "" means every IPv4 address.
+
+    PORT 0 picks a free UDP port and serves TCP on the same number; should another program hold
+    that number for TCP, another port is tried.
+    """
     loop = asyncio.get_running_loop()
     bind = host or "0.0.0.0"
-    sock = socket.socket(_family(bind), socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind((bind, port))
-    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler, miss_rate=miss_rate, miss_burst=miss_burst), sock=sock)
-    actual_port = sock.getsockname()[1]
-    tcp = await asyncio.start_server(TcpServer(handler).serve_connection, bind, actual_port,
-                                     reuse_address=True, reuse_port=reuse_port or None)
-    return udp, tcp
+    attempts = 8 if port == 0 else 1
+    for attempt in range(attempts):
+        sock = socket.socket(_family(bind), socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind((bind, port))
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: UdpServer(handler, miss_rate=miss_rate, miss_burst=miss_burst), sock=sock)
+        actual_port = sock.getsockname()[1]
+        try:
+            tcp = await asyncio.start_server(TcpServer(handler).serve_connection, bind, actual_port,
+                                             reuse_address=True, reuse_port=reuse_port or None)
+        except OSError as exc:
+            udp.close()
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+            continue
+        return udp, tcp
+    raise AssertionError("unreachable")
