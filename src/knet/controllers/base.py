@@ -181,6 +181,20 @@ def controller_of(obj: Obj) -> Obj | None:
     return None
 
 
+def controller_uid_index(obj: Obj) -> list[str]:
+    """Informer index function: the uid of the object's controller (none for orphans)."""
+    ref = controller_of(obj)
+    return [str(ref.get("uid"))] if ref is not None and ref.get("uid") else []
+
+
+def orphan_namespace_index(obj: Obj) -> list[str]:
+    """Informer index function: the namespace of an object that has no controller."""
+    if controller_of(obj) is not None:
+        return []
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
+
+
 def is_owned_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_of(obj)
     return ref is not None and ref.get("uid") == owner["metadata"].get("uid")

@@ -10,7 +10,15 @@ from typing import Any
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.client.selectors import labels_match_selector
-from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
+from knet.controllers.base import (
+    Controller,
+    InformerFactory,
+    controller_of,
+    controller_uid_index,
+    orphan_namespace_index,
+    owner_reference,
+    split_key,
+)
 from knet.controllers.conditions import semantically_equal
 from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import (
@@ -97,6 +105,9 @@ class ReplicaSetController(Controller):
         self.pods = informers.get("v1", "pods")
         self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
         self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
+        # Indexed so a sync costs O(its own pods), not O(every pod in the namespace).
+        self.pods.add_indexer("controller-uid", controller_uid_index)
+        self.pods.add_indexer("orphans", orphan_namespace_index)
 
     def initial_keys(self) -> list[str]:
         return self.replicasets.keys()
@@ -108,7 +119,7 @@ class ReplicaSetController(Controller):
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
-        return [p for p in self.pods.in_namespace(ns) if (controller_of(p) or {}).get("uid") == uid]
+        return [p for p in self.pods.by_index("controller-uid", uid) if p["metadata"].get("namespace") == ns]
 
     async def sync_key(self, key: str) -> None:
         ns, name = split_key(key)
@@ -177,7 +188,7 @@ class ReplicaSetController(Controller):
         """Pods matching the selector with no controller become ours (upstream ClaimPods)."""
         selector = (rs.get("spec") or {}).get("selector")
         ns = rs["metadata"]["namespace"]
-        for pod in self.pods.in_namespace(ns):
+        for pod in self.pods.by_index("orphans", ns):
             if controller_of(pod) is not None or not is_active(pod):
                 continue
             if not labels_match_selector(selector, pod["metadata"].get("labels")):
