@@ -106,6 +106,21 @@ class NodeInfo:
         self.__dict__["_requested"] = (len(self.pods), total)
         return total
 
+    @property
+    def workload_counts(self) -> Counter[tuple[Any, ...]]:
+        """How many of the node's pods belong to each workload (see workload_key), memoised
+        like `requested`: spreading asks this of every feasible node for every pod."""
+        cached = self.__dict__.get("_workloads")
+        if cached is not None and cached[0] == len(self.pods):
+            return cached[1]
+        counts: Counter[tuple[Any, ...]] = Counter()
+        for p in self.pods:
+            key = workload_key(p)
+            if key is not None:
+                counts[key] += 1
+        self.__dict__["_workloads"] = (len(self.pods), counts)
+        return counts
+
 
 # -- filters: None = fits, else the reason upstream prints ------------------------------------
 
@@ -277,19 +292,22 @@ def score_least_allocated(pod: Obj, info: NodeInfo) -> float:
     return (free_cpu + free_mem) / 2
 
 
-def _same_workload(a: Obj, b: Obj) -> bool:
-    if a["metadata"].get("namespace") != b["metadata"].get("namespace"):
-        return False
-    ref_a = next((r for r in a["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
-    ref_b = next((r for r in b["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
-    if ref_a is not None or ref_b is not None:
-        return ref_a is not None and ref_b is not None and ref_a.get("uid") == ref_b.get("uid")
-    labels = a["metadata"].get("labels")
-    return bool(labels) and labels == b["metadata"].get("labels")
+def workload_key(pod: Obj) -> tuple[Any, ...] | None:
+    """Two pods are of the same workload when their keys are equal and not None: same namespace
+    and either the same controller (by uid) or, neither having one, the same non-empty labels."""
+    meta = pod["metadata"]
+    ref = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if ref is not None:
+        return (meta.get("namespace"), "controller", ref.get("uid"))
+    labels = meta.get("labels")
+    return (meta.get("namespace"), "labels", frozenset(labels.items())) if labels else None
 
 
 def compute_spread_counts(pod: Obj, infos: list[NodeInfo]) -> dict[str, int]:
-    return {i.name: sum(1 for p in i.pods if _same_workload(pod, p)) for i in infos}
+    key = workload_key(pod)
+    if key is None:
+        return {i.name: 0 for i in infos}
+    return {i.name: i.workload_counts.get(key, 0) for i in infos}
 
 
 def compute_scores(pod: Obj, feasible: list[NodeInfo], spread_weight: float = 2.0) -> dict[str, float]:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 DEFAULT_SCHEDULER = "default-scheduler"
 ASSUME_TTL = 30.0
+MAX_BINDINGS_IN_FLIGHT = 32
 
 
 def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
@@ -52,6 +53,15 @@ class Scheduler:
         self.unschedulable: set[str] = set()
         self._next_start = 0
         self.assumed: dict[str, tuple[str, Obj, float]] = {}  # pod key -> (node, pod, when)
+        self._assumed_on: dict[str, dict[str, Obj]] = {}  # node -> pod key -> assumed pod
+        # NodeInfos are rebuilt only for nodes whose pods changed (generation bumped by the pod
+        # handlers and by assuming), not for every node on every decision.
+        self._node_generation: dict[str, int] = {}
+        self._info_cache: dict[str, tuple[Obj, int, NodeInfo]] = {}
+        # Binding runs apart from the scheduling loop, as upstream's binding cycle: the next pod is
+        # decided while the previous binding (and its event) is on the wire.
+        self._bindings: set[asyncio.Task[None]] = set()
+        self._binding_slots = asyncio.Semaphore(MAX_BINDINGS_IN_FLIGHT)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.pods.add_indexer("occupying-node", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
         self.nodes.add_handler(lambda n: self._retry_unschedulable(), lambda o, n: self._node_updated(o, n),
@@ -59,14 +69,42 @@ class Scheduler:
 
     # -- event wiring ---------------------------------------------------------------------------
 
+    def _touch(self, node: str) -> None:
+        self._node_generation[node] = self._node_generation.get(node, 0) + 1
+
+    def _touch_occupied(self, pod: Obj) -> None:
+        if _occupies_node(pod):
+            self._touch(pod["spec"]["nodeName"])
+
+    def _assume(self, key: str, node: str, pod: Obj) -> None:
+        self._forget_assumed(key)
+        self.assumed[key] = (node, pod, time.monotonic())
+        self._assumed_on.setdefault(node, {})[key] = pod
+        self._touch(node)
+
+    def _forget_assumed(self, key: str) -> None:
+        entry = self.assumed.pop(key, None)
+        if entry is None:
+            return
+        node = entry[0]
+        on_node = self._assumed_on.get(node)
+        if on_node is not None:
+            on_node.pop(key, None)
+            if not on_node:
+                del self._assumed_on[node]
+        self._touch(node)
+
     def _pod_added(self, pod: Obj) -> None:
+        self._touch_occupied(pod)
         if needs_scheduling(pod, self.scheduler_name):
             self.queue.add(object_key(pod))
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         key = object_key(new)
+        self._touch_occupied(old)
+        self._touch_occupied(new)
         if (new.get("spec") or {}).get("nodeName"):
-            self.assumed.pop(key, None)
+            self._forget_assumed(key)
         if needs_scheduling(new, self.scheduler_name) and key not in self.unschedulable:
             self.queue.add(key)
         elif needs_scheduling(new, self.scheduler_name) and old.get("spec") != new.get("spec"):
@@ -74,7 +112,8 @@ class Scheduler:
 
     def _pod_deleted(self, pod: Obj) -> None:
         key = object_key(pod)
-        self.assumed.pop(key, None)
+        self._touch_occupied(pod)
+        self._forget_assumed(key)
         self.unschedulable.discard(key)
         if _occupies_node(pod):
             self._retry_unschedulable()  # freed resources may let a pending pod fit
@@ -92,16 +131,30 @@ class Scheduler:
     # -- decisions --------------------------------------------------------------------------------
 
     def node_infos(self) -> list[NodeInfo]:
-        infos = {n["metadata"]["name"]: NodeInfo(n, list(self.pods.by_index("occupying-node", n["metadata"]["name"])))
-                 for n in self.nodes.list()}
-        seen = {object_key(p) for info in infos.values() for p in info.pods}
+        """Every node with the pods on it: those the informer shows bound there, plus the ones
+        this scheduler bound that the informer does not show yet (assumed)."""
         now = time.monotonic()
-        for key, (node, pod, when) in list(self.assumed.items()):
-            if key in seen or now - when > ASSUME_TTL:
-                self.assumed.pop(key, None)
-            elif node in infos:
-                infos[node].pods.append(pod)
-        return sorted(infos.values(), key=lambda i: i.name)
+        for key, (_node, _pod, when) in list(self.assumed.items()):
+            current = self.pods.get(key)
+            if (current is not None and _occupies_node(current)) or now - when > ASSUME_TTL:
+                self._forget_assumed(key)
+        infos = [self._node_info(n) for n in self.nodes.list()]
+        live = {info.name for info in infos}
+        for name in [n for n in self._info_cache if n not in live]:
+            del self._info_cache[name]
+        return sorted(infos, key=lambda i: i.name)
+
+    def _node_info(self, node: Obj) -> NodeInfo:
+        name = node["metadata"]["name"]
+        generation = self._node_generation.get(name, 0)
+        cached = self._info_cache.get(name)
+        if cached is not None and cached[0] is node and cached[1] == generation:
+            return cached[2]
+        pods = self.pods.by_index("occupying-node", name)
+        pods.extend(self._assumed_on.get(name, {}).values())
+        info = NodeInfo(node, pods)
+        self._info_cache[name] = (node, generation, info)
+        return info
 
     async def run(self) -> None:
         async def periodic() -> None:
@@ -130,6 +183,8 @@ class Scheduler:
                     self.queue.done(key)
         finally:
             ticker.cancel()
+            for task in self._bindings:
+                task.cancel()
             self.queue.close()
 
     async def schedule_one(self, key: str) -> None:
@@ -147,18 +202,37 @@ class Scheduler:
             message = format_unschedulable_message(len(infos), rejected, pod)
             await self._mark_unschedulable(pod, message)
             return
+        # Assumed before binding, so the next decisions count it on its node (and it is not
+        # scheduled twice); forgotten again if the binding fails.
+        self._assume(key, node, {**pod, "spec": {**pod["spec"], "nodeName": node}})
+        await self._binding_slots.acquire()
+        task = asyncio.create_task(self._bind(key, pod, node))
+        self._bindings.add(task)
+        task.add_done_callback(self._bindings.discard)
+
+    async def _bind(self, key: str, pod: Obj, node: str) -> None:
+        ns, name = split_key(key)
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
-            await self.api.create("v1", "pods", binding, namespace=ns, name=name, subresource="binding")
-        except ApiError as exc:
-            if exc.not_found or exc.conflict:
-                return  # the pod went away or someone else bound it
-            raise
-        self.unschedulable.discard(key)
-        self.assumed[key] = (node, {**pod, "spec": {**pod["spec"], "nodeName": node}}, time.monotonic())
-        await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Normal", "Scheduled",
-                                  f"Successfully assigned {ns}/{name} to {node}")
+            try:
+                await self.api.create("v1", "pods", binding, namespace=ns, name=name, subresource="binding")
+            except ApiError as exc:
+                self._forget_assumed(key)
+                if not (exc.not_found or exc.conflict):  # else the pod went away or someone else bound it
+                    log.warning("binding %s to %s failed: %s", key, node, exc)
+                    self.queue.add_rate_limited(key)
+                return
+            except Exception as exc:  # noqa: BLE001 -- e.g. the connection broke: retry later
+                self._forget_assumed(key)
+                log.warning("binding %s to %s failed: %s", key, node, exc)
+                self.queue.add_rate_limited(key)
+                return
+            self.unschedulable.discard(key)
+            await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Normal", "Scheduled",
+                                      f"Successfully assigned {ns}/{name} to {node}")
+        finally:
+            self._binding_slots.release()
 
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Warning", "FailedScheduling",
