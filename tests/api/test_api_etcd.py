@@ -363,3 +363,30 @@ def test_two_apiservers_share_one_etcd(apiserver_factory, url):
             break
         time.sleep(0.1)
     assert not missing, f"{len(missing)} acknowledged writes lost: {sorted(missing)[:5]}"
+
+
+async def test_concurrent_unconditional_writes_never_conflict(apiserver_factory, url):
+    """On etcd a write is a compare-and-swap after a network round trip, so concurrent writers
+    really race; patches and updates without a resourceVersion are re-applied (no 409), as
+    kube-apiserver's GuaranteedUpdate does, while a stale resourceVersion still conflicts."""
+    from knet.client import ApiClient, ApiError, load_config
+
+    server = apiserver_factory([f"--storage={url}"])
+    writers = 40
+    async with ApiClient(load_config(kubeconfig=str(server.kubeconfig))) as api:
+        first = await api.create("v1", "configmaps", {"metadata": {"name": "shared"}, "data": {}},
+                                 namespace="default")
+        await asyncio.gather(*(
+            api.patch("v1", "configmaps", "shared", {"data": {f"k{i}": str(i)}}, namespace="default")
+            for i in range(writers)))
+        await asyncio.gather(*(
+            api.update("v1", "configmaps", {"metadata": {"name": "shared"}, "data": {"n": str(i), **{
+                f"k{j}": str(j) for j in range(writers)}}}, namespace="default")
+            for i in range(writers)))
+        cm = await api.get("v1", "configmaps", "shared", namespace="default")
+        assert {k: v for k, v in cm["data"].items() if k != "n"} == {f"k{i}": str(i) for i in range(writers)}
+        stale = {"metadata": {"name": "shared", "resourceVersion": first["metadata"]["resourceVersion"]},
+                 "data": {"x": "1"}}
+        with pytest.raises(ApiError) as caught:
+            await api.update("v1", "configmaps", stale, namespace="default")
+        assert caught.value.status == 409

@@ -9,6 +9,7 @@ import copy
 import datetime as dt
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -259,6 +260,11 @@ class ObjectService:
 
     async def update(self, rt: ResourceType, ns: str, name: str, obj, opts: Options,
                      subresource: str | None = None) -> tuple[int, dict]:
+        return await retry_raced(rt, name, lambda: self._update_once(rt, ns, name, orjson.loads(orjson.dumps(obj)), opts,
+                                                                      subresource))
+
+    async def _update_once(self, rt: ResourceType, ns: str, name: str, obj, opts: Options,
+                           subresource: str | None) -> tuple[int, dict]:
         obj = self._decode_check(rt, obj, opts, subresource)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != name:
@@ -326,6 +332,8 @@ class ObjectService:
         except Conflict:
             if taken is not None:
                 self.allocator.release(taken)
+            if expected is None:
+                raise WriteRaced from None
             raise errors.conflict(rt.resource, rt.group, name) from None
         except NotFound:
             if taken is not None:
@@ -338,6 +346,11 @@ class ObjectService:
     # --- patch -------------------------------------------------------------------------------
     async def patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, body, opts: Options,
                     subresource: str | None = None) -> tuple[int, dict]:
+        return await retry_raced(rt, name, lambda: self._patch_once(rt, ns, name, patch_type, body, opts,
+                                                                     subresource))
+
+    async def _patch_once(self, rt: ResourceType, ns: str, name: str, patch_type: str, body, opts: Options,
+                          subresource: str | None) -> tuple[int, dict]:
         current = self.store.get(rt.bucket, ns if rt.namespaced else "", name)
         if current is None:
             if patch_type == "apply" and subresource is None:
@@ -495,3 +508,24 @@ class ObjectService:
                 details["group"] = rt.group
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
         return obj
+
+
+class WriteRaced(Exception):
+    """An update without a resourceVersion precondition lost a race with another write."""
+
+
+# kube-apiserver's GuaranteedUpdate re-reads and re-applies an unconditional update or patch
+# when the object changed between its read and its write, until it lands (each lost round means
+# another writer won, so N concurrent writers need at most N rounds); only a precondition the
+# client set (a resourceVersion) turns into 409 Conflict. The bound only guards against a bug.
+RACED_WRITE_ATTEMPTS = 1000
+
+
+async def retry_raced(rt: ResourceType, name: str,
+                       attempt: Callable[[], Awaitable[tuple[int, dict]]]) -> tuple[int, dict]:
+    for _ in range(RACED_WRITE_ATTEMPTS):
+        try:
+            return await attempt()
+        except WriteRaced:
+            continue
+    raise errors.conflict(rt.resource, rt.group, name)

@@ -8,7 +8,7 @@ from knet.api import errors
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
-from knet.api.rest import ObjectService, Options, deep_copy
+from knet.api.rest import ObjectService, Options, deep_copy, retry_raced
 from knet.api.tokens import TokenSigner
 
 
@@ -80,6 +80,14 @@ def scale_of(obj: dict) -> dict:
 
 async def update_scale(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,
                        opts: Options) -> dict:
+    async def attempt() -> tuple[int, dict]:
+        return 200, await _update_scale_once(service, rt, ns, name, scale, opts)
+
+    return (await retry_raced(rt, name, attempt))[1]
+
+
+async def _update_scale_once(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,
+                             opts: Options) -> dict:
     current = service.entry(rt, ns, name)
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
