@@ -64,6 +64,41 @@ spec:
         knet_cluster.kubectl("delete", "pod,svc", "probed", "--wait=false", check=False)
 
 
+def test_repeated_probe_failures_are_one_event_with_a_count(knet_cluster):
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: unready}
+spec:
+  nodeName: node01
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: registry.k8s.io/e2e-test-images/agnhost:2.45
+    args: ["netexec", "--http-port=8080"]
+    readinessProbe:
+      tcpSocket: {port: 9}
+      periodSeconds: 1
+"""
+    knet_cluster.kubectl("apply", "-f", "-", input=manifest)
+
+    def unhealthy_events() -> list[dict]:
+        out = knet_cluster.kubectl("get", "events", "--field-selector",
+                                   "involvedObject.name=unready,reason=Unhealthy", "-o", "json").stdout
+        return json.loads(out)["items"]
+
+    try:
+        knet_cluster.wait_for("three probe failures", lambda: sum(e.get("count", 1) for e in unhealthy_events()) >= 3,
+                              timeout=20)
+        events = unhealthy_events()
+        assert len(events) == 1, [e["message"] for e in events]
+        assert events[0]["count"] >= 3 and events[0]["type"] == "Warning"
+        assert events[0]["message"].startswith("Readiness probe failed:")
+        assert "(x" in knet_cluster.kubectl("describe", "pod", "unready").stdout  # "Unhealthy  3s (x4 over 6s)"
+    finally:
+        knet_cluster.kubectl("delete", "pod", "unready", "--wait=false")
+
+
 def test_killed_container_is_restarted_and_counted(knet_cluster):
     marker = str(3000 + secrets.randbelow(999))
     manifest = f"""

@@ -612,7 +612,27 @@ class Kubelet:
             await asyncio.gather(*(report(n) for n in self.nodes.values()))
 
     async def _event_writer(self, api: ApiClient) -> None:
+        # Like client-go's event correlator: a repeat of the same event (object, field, reason,
+        # message) bumps count and lastTimestamp on the Event already written, which `kubectl
+        # describe` shows as "(x3 over 20s)", instead of adding another Event.
+        written: dict[tuple, Obj] = {}
         while True:
             ev = await self.events.get()
+            ref = ev["involvedObject"]
+            key = (ref.get("namespace"), ref.get("uid") or ref.get("name"), ref.get("fieldPath"),
+                   ev["type"], ev["reason"], ev["message"])
             with contextlib.suppress(Exception):
-                await api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])
+                prev = written.get(key)
+                if prev is not None:
+                    try:
+                        written[key] = await api.patch(
+                            "v1", "events", prev["metadata"]["name"],
+                            {"count": int(prev.get("count") or 1) + 1, "lastTimestamp": ev["lastTimestamp"]},
+                            namespace=prev["metadata"]["namespace"])
+                        continue
+                    except ApiError as exc:
+                        if exc.status != 404:
+                            raise
+                written[key] = await api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])
+                if len(written) > EVENT_QUEUE_MAX:
+                    written.pop(next(iter(written)))
