@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from knet.client import Api, ApiError, Informer
@@ -154,6 +154,21 @@ class Controller:
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
+
+
+async def slow_start_batch(count: int, fn: Callable[[], Awaitable[None]], initial: int = 1) -> int:
+    """Call fn `count` times in batches of 1, 2, 4, ... run concurrently (upstream slowStartBatch):
+    a failing request (quota, terminating namespace) is seen after a few calls, not after hundreds.
+    Stops after the first batch with a failure and raises its first error; returns the successes."""
+    done, batch = 0, min(count, initial)
+    while batch > 0:
+        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        done += batch - len(errors)
+        if errors:
+            raise errors[0]
+        batch = min(2 * batch, count - done)
+    return done
 
 
 def namespace_terminating(exc: ApiError) -> bool:

@@ -17,6 +17,7 @@ from knet.controllers.base import (
     controller_uid_index,
     orphan_namespace_index,
     owner_reference,
+    slow_start_batch,
     split_key,
 )
 from knet.controllers.conditions import semantically_equal
@@ -95,7 +96,7 @@ class ReplicaSetController(Controller):
     name = "replicaset"
 
     def __init__(self, api: Api, informers: InformerFactory, *, recorder: EventRecorder | None = None,
-                 burst: int = 100) -> None:
+                 burst: int = 500) -> None:
         super().__init__()
         self.api = api
         self.recorder = recorder or EventRecorder(api, "replicaset-controller")
@@ -137,11 +138,15 @@ class ReplicaSetController(Controller):
         replicas = int((rs.get("spec") or {}).get("replicas", 1))
         to_create, to_delete = compute_replica_diff(replicas, pods, len(pending_creates))
         template = (rs.get("spec") or {}).get("template") or {}
-        for _ in range(min(to_create, self.burst)):
+
+        async def create_one() -> None:
             body = pod_from_template(template, rs, ns or "default", f"{name}-")
             created = await self.api.create("v1", "pods", body, namespace=ns)
             self.expectations.expect_create(key, created["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+        if to_create:
+            await slow_start_batch(min(to_create, self.burst), create_one)
         for pod in to_delete:
             try:
                 await self.api.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
