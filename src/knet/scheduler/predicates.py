@@ -4,6 +4,7 @@ reason strings) and how good each one is (least-allocated + spreading of a workl
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,10 +90,10 @@ def _compute_allocatable(node: Obj) -> Resources | None:
 class NodeInfo:
     node: Obj
     pods: list[Obj] = field(default_factory=list)
+    name: str = field(init=False)  # read for every node of every decision: a plain attribute
 
-    @property
-    def name(self) -> str:
-        return self.node["metadata"]["name"]
+    def __post_init__(self) -> None:
+        self.name = self.node["metadata"]["name"]
 
     @property
     def requested(self) -> Resources:
@@ -336,7 +337,7 @@ def num_feasible_nodes_to_find(total: int, percentage: int = 0) -> int:
     return min(total, max(100, total * percentage // 100))
 
 
-def schedule(pod: Obj, infos: list[NodeInfo], start: int = 0) -> tuple[str | None, dict[str, list[str]]]:
+def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str | None, dict[str, list[str]]]:
     """(chosen node or None, reasons per rejected node). The search begins at `start` (rotated by
     the caller, like upstream's nextStartNodeIndex) so a partial search still covers every node."""
     rejected: dict[str, list[str]] = {}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
@@ -58,6 +59,7 @@ class Scheduler:
         # handlers and by assuming), not for every node on every decision.
         self._node_generation: dict[str, int] = {}
         self._info_cache: dict[str, tuple[Obj, int, NodeInfo]] = {}
+        self._node_order: list[str] | None = None  # node names sorted; None: re-sort (a node came or went)
         # Binding runs apart from the scheduling loop, as upstream's binding cycle: the next pod is
         # decided while the previous binding (and its event) is on the wire.
         self._bindings: set[asyncio.Task[None]] = set()
@@ -66,6 +68,7 @@ class Scheduler:
         self.pods.add_indexer("occupying-node", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
         self.nodes.add_handler(lambda n: self._retry_unschedulable(), lambda o, n: self._node_updated(o, n),
                                lambda n: None)
+        self.nodes.add_handler(self._node_set_changed, None, self._node_set_changed)
 
     # -- event wiring ---------------------------------------------------------------------------
 
@@ -124,28 +127,35 @@ class Scheduler:
                 (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable"):
             self._retry_unschedulable()
 
+    def _node_set_changed(self, node: Obj) -> None:
+        self._node_order = None
+
     def _retry_unschedulable(self) -> None:
         for key in list(self.unschedulable):
             self.queue.add(key)
 
     # -- decisions --------------------------------------------------------------------------------
 
-    def node_infos(self) -> list[NodeInfo]:
-        """Every node with the pods on it: those the informer shows bound there, plus the ones
-        this scheduler bound that the informer does not show yet (assumed)."""
+    def node_infos(self) -> Sequence[NodeInfo]:
+        """Every node, by name, with the pods on it: those the informer shows bound there, plus the
+        ones this scheduler bound that the informer does not show yet (assumed). Built lazily: a
+        decision over many nodes looks at only some of them (num_feasible_nodes_to_find)."""
         now = time.monotonic()
         for key, (_node, _pod, when) in list(self.assumed.items()):
             current = self.pods.get(key)
             if (current is not None and _occupies_node(current)) or now - when > ASSUME_TTL:
                 self._forget_assumed(key)
-        infos = [self._node_info(n) for n in self.nodes.list()]
-        live = {info.name for info in infos}
-        for name in [n for n in self._info_cache if n not in live]:
-            del self._info_cache[name]
-        return sorted(infos, key=lambda i: i.name)
+        if self._node_order is None:
+            self._node_order = sorted(self.nodes.keys())
+            live = set(self._node_order)
+            for name in [n for n in self._info_cache if n not in live]:
+                del self._info_cache[name]
+        return _NodeInfos(self, self._node_order)
 
-    def _node_info(self, node: Obj) -> NodeInfo:
-        name = node["metadata"]["name"]
+    def _node_info(self, name: str) -> NodeInfo:
+        node = self.nodes.get(name)
+        if node is None:  # gone since node_infos() (only if a caller awaited in between)
+            return NodeInfo({"metadata": {"name": name}, "spec": {"unschedulable": True}})
         generation = self._node_generation.get(name, 0)
         cached = self._info_cache.get(name)
         if cached is not None and cached[0] is node and cached[1] == generation:
@@ -251,3 +261,25 @@ class Scheduler:
         except ApiError as exc:
             if not (exc.not_found or exc.conflict):
                 raise
+
+
+class _NodeInfos(Sequence[NodeInfo]):
+    """The scheduler's nodes in name order, each NodeInfo fetched (from its cache) when read."""
+
+    def __init__(self, scheduler: Scheduler, names: list[str]) -> None:
+        self._scheduler = scheduler
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> NodeInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[NodeInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> NodeInfo | list[NodeInfo]:
+        if isinstance(index, slice):
+            return [self._scheduler._node_info(name) for name in self._names[index]]
+        return self._scheduler._node_info(self._names[index])
