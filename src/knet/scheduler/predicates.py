@@ -4,7 +4,7 @@ reason strings) and how good each one is (least-allocated + spreading of a workl
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,16 @@ class NodeInfo:
 
     def __post_init__(self) -> None:
         self.name = self.node["metadata"]["name"]
+
+    @property
+    def allocatable(self) -> Resources | None:
+        """node_allocatable(node), memoised while the NodeInfo holds the same node object."""
+        cached = self.__dict__.get("_allocatable")
+        if cached is not None and cached[0] is self.node:
+            return cached[1]
+        alloc = node_allocatable(self.node)
+        self.__dict__["_allocatable"] = (self.node, alloc)
+        return alloc
 
     @property
     def requested(self) -> Resources:
@@ -200,7 +210,7 @@ def filter_taints(pod: Obj, info: NodeInfo) -> str | None:
 
 
 def filter_resources(pod: Obj, info: NodeInfo) -> list[str]:
-    alloc = node_allocatable(info.node)
+    alloc = info.allocatable
     if alloc is None:
         return []
     want, used = pod_requests(pod), info.requested
@@ -236,10 +246,31 @@ def filter_host_ports(pod: Obj, info: NodeInfo) -> str | None:
     return None
 
 
-def compute_filter_reasons(pod: Obj, info: NodeInfo) -> list[str]:
+_FILTERS = (filter_node_name, filter_unschedulable, filter_node_affinity, filter_taints, filter_host_ports)
+
+
+def filters_for(pod: Obj) -> tuple[Callable[[Obj, NodeInfo], str | None], ...]:
+    """The filters that can reject this pod somewhere: one that passes every node for this pod
+    (no nodeName, no node selector or required affinity, no host ports) is left out, as it is
+    asked of hundreds of nodes per decision."""
+    spec = pod.get("spec") or {}
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    skip = set()
+    if not spec.get("nodeName"):
+        skip.add(filter_node_name)
+    if not spec.get("nodeSelector") and not required:
+        skip.add(filter_node_affinity)
+    if not _host_ports(pod):
+        skip.add(filter_host_ports)
+    return tuple(f for f in _FILTERS if f not in skip)
+
+
+def compute_filter_reasons(pod: Obj, info: NodeInfo,
+                           filters: tuple[Callable[[Obj, NodeInfo], str | None], ...] = _FILTERS) -> list[str]:
     """Every reason this node does not fit (empty list: it fits)."""
     reasons: list[str] = []
-    for check in (filter_node_name, filter_unschedulable, filter_node_affinity, filter_taints, filter_host_ports):
+    for check in filters:
         reason = check(pod, info)
         if reason:
             reasons.append(reason)
@@ -282,7 +313,7 @@ def format_unschedulable_message(total_nodes: int, reasons_per_node: dict[str, l
 # -- scores: higher is better, each 0..100 -----------------------------------------------------
 
 def score_least_allocated(pod: Obj, info: NodeInfo) -> float:
-    alloc = node_allocatable(info.node)
+    alloc = info.allocatable
     if alloc is None or alloc.milli_cpu <= 0 or alloc.memory <= 0:
         return 50.0
     want = pod_requests(pod)
@@ -344,9 +375,10 @@ def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str |
     feasible = []
     wanted = num_feasible_nodes_to_find(len(infos))
     n = len(infos)
+    filters = filters_for(pod)
     for i in range(n):
         info = infos[(start + i) % n]
-        reasons = compute_filter_reasons(pod, info)
+        reasons = compute_filter_reasons(pod, info, filters)
         if reasons:
             rejected[info.name] = reasons
         else:
