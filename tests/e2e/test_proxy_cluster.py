@@ -79,14 +79,17 @@ def set_mode(cluster, mode: str) -> None:  # noqa: ANN001
     cluster.kubectl("-n", "kube-system", "patch", "cm", "kube-proxy", "--type=merge", "-p", json.dumps(patch))
     cluster.kubectl("-n", "kube-system", "rollout", "restart", "ds", "kube-proxy")
 
-    def switched() -> bool:
-        nft = cluster.ssh("node01", "nft", "list", "tables").stdout
-        ipt = cluster.ssh("node01", "iptables", "-t", "nat", "-S").stdout
+    cluster.kubectl("-n", "kube-system", "rollout", "status", "ds", "kube-proxy", "--timeout=90s", timeout=100)
+
+    def switched(node: str) -> bool:
+        nft = cluster.ssh(node, "nft", "list", "tables").stdout
+        ipt = cluster.ssh(node, "iptables", "-t", "nat", "-S").stdout
         if mode == "nftables":
             return "ip kube-proxy" in nft and "KUBE-SERVICES" not in ipt
         return "ip kube-proxy" not in nft and "KUBE-SERVICES" in ipt
-    cluster.wait_for(f"kube-proxy on node01 in {mode} mode, the other mode cleaned up", switched, timeout=90,
-                     interval=1)
+    for node in node_ips(cluster):
+        cluster.wait_for(f"kube-proxy on {node} in {mode} mode, the other mode cleaned up",
+                         lambda n=node: switched(n), timeout=90, interval=1)
 
 
 def check_traffic(cluster, echo: Echo) -> None:  # noqa: ANN001
@@ -133,7 +136,14 @@ def check_scale_to_zero(cluster, echo: Echo) -> None:  # noqa: ANN001
     try:
         cluster.wait_for("connection refused with 0 endpoints", refused, timeout=120, interval=1)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last curl and endpoint conditions: {seen}") from None
+        client_node = echo.c.kubectl("-n", NS, "get", "pod", "client", "-o", "jsonpath={.spec.nodeName}").stdout
+        rules = cluster.ssh(client_node, "sh", "-c", "nft list ruleset; iptables-save; conntrack -L 2>/dev/null "
+                            f"| grep {ip}").stdout
+        proxy_pod = echo.c.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy", "-o",
+                                   f"jsonpath={{.items[?(@.spec.nodeName=='{client_node}')].metadata.name}}").stdout
+        proxy_log = echo.c.kubectl("-n", "kube-system", "logs", proxy_pod.split()[0], "--tail=60").stdout
+        raise AssertionError(f"{exc}; last curl and endpoint conditions: {seen}; kube-proxy log on {client_node}:\n"
+                             f"{proxy_log}\nrules on {client_node}:\n{rules}") from None
     cluster.kubectl("-n", NS, "scale", "deploy", "echo", "--replicas=3")
     cluster.wait_for("traffic restored after scaling back", lambda: len(set(echo.curl_from_client(
         f"http://{ip}/hostname", 20)) - {"CURL-EXIT-7", "CURL-EXIT-28"}) == 3, timeout=90, interval=1)

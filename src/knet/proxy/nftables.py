@@ -71,6 +71,13 @@ BASE_CHAINS: dict[str, str] = {
 SERVICE_CHAIN_PREFIXES = ("service-", "local-", "external-", "firewall-", "endpoint-")
 
 
+def is_service_chain_name(chain: str) -> bool:
+    """A per-service chain (deleted when no longer needed), as upstream's isServiceChainName: their
+    names always hold a "/" (namespace/name/protocol/port), while fixed chains such as
+    firewall-check or service-endpoints-check, which share the prefixes, never do."""
+    return chain.startswith(SERVICE_CHAIN_PREFIXES) and "/" in chain
+
+
 def base_rules(opts: RenderOptions) -> list[str]:
     def r(chain: str, rule: str) -> str:
         return f"add rule {P} {chain} {rule}"
@@ -362,7 +369,7 @@ class Renderer:
             transactions.append(_join(setup))
             for part in (leaf_lines, service_lines, external_lines):
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
-            stale = sorted(c for c in existing_chains if c not in chains and c.startswith(SERVICE_CHAIN_PREFIXES))
+            stale = sorted(c for c in existing_chains if c not in chains and is_service_chain_name(c))
             final = [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
             final += [f"flush map {P} {m}" for m in MAP_NAMES]
             final += [element_line("add", e, v) for e, v in elements.items()]
@@ -373,7 +380,7 @@ class Renderer:
         else:
             old = existing_elements or {}
             lines = leaf_lines + service_lines + external_lines
-            gone = sorted(c for c in existing_chains if c not in chains and c.startswith(SERVICE_CHAIN_PREFIXES))
+            gone = sorted(c for c in existing_chains if c not in chains and is_service_chain_name(c))
             lines.extend(f"flush chain {P} {c}" for c in gone)
             for e, v in old.items():
                 if elements.get(e) != v:

@@ -130,6 +130,14 @@ class Proxier:
             svc_result = self.services.apply(self.service_changes)
             ep_result = self.endpoints.apply(self.endpoint_changes)
         queued_since, self.queued_since = self.queued_since, 0.0
+        if full:
+            # Also at every full sync, not only at start: a predecessor in the other mode (a pod
+            # being replaced by a mode switch) may have written rules after our start-up cleanup,
+            # and its stale DNATs would shadow ours.
+            try:
+                self.cleanup_other_mode()
+            except NetfilterError as exc:
+                log.warning("cleaning up the other mode's rules: %s", exc)
         try:
             if self.mode == "iptables":
                 written = self._sync_iptables(None if full else changed)
@@ -224,7 +232,7 @@ class Proxier:
         if changed is not None:
             # chains flushed now are deleted by the next sync, once no element refers to them
             self._nft_pending_delete = {c for c in self._nft_chains if c not in script.chains
-                                        and c.startswith(nftables.SERVICE_CHAIN_PREFIXES)}
+                                        and nftables.is_service_chain_name(c)}
             script.chains |= self._nft_pending_delete
         self._nft_chains, self._nft_sets, self._nft_elements = script.chains, script.sets, script.elements
         self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",

@@ -212,3 +212,27 @@ async def test_run_loop_syncs_on_changes_and_rate_limits() -> None:
         assert any("10.96.0.15" in r for r in nf.ipt.tables["filter"]["KUBE-SERVICES"])
     finally:
         task.cancel()
+
+
+def test_nftables_repeated_full_syncs_keep_the_fixed_chains() -> None:
+    # Every syncPeriod is a full sync against what the kernel has; fixed chains such as
+    # firewall-check and service-endpoints-check share the per-service prefixes but are no service's,
+    # and deleting them fails (they are in use), which used to fail every full sync after the first.
+    p, nf, _ = make("nftables")
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
+    assert p.sync().ok
+    p.on_service(None, service("s1", "10.96.0.11"))
+    for _ in range(2):
+        p.need_full_sync = True
+        out = p.sync()
+        assert out.ok and out.full, out
+    final = nf.nf.scripts[-1]
+    assert "delete chain ip kube-proxy firewall-check" not in final
+    assert "delete chain ip kube-proxy service-endpoints-check" not in final
+    # a service's own chains are still removed once it is gone
+    p.on_service(service("s0", "10.96.0.10"), None)
+    p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]), None)
+    p.need_full_sync = True
+    assert p.sync().ok
+    assert not any("ns1/s0/" in c for c in nf.nf.tables["ip kube-proxy"].chains)
