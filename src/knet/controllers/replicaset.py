@@ -94,6 +94,9 @@ def compute_rs_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
 
 class ReplicaSetController(Controller):
     name = "replicaset"
+    # upstream --concurrent-replicaset-syncs: with two, ReplicaSets busy creating their burst held
+    # up the status syncs (readyReplicas) of all the others.
+    workers = 5
 
     def __init__(self, api: Api, informers: InformerFactory, *, recorder: EventRecorder | None = None,
                  burst: int = 500) -> None:
