@@ -102,6 +102,21 @@ def test_node_registration_like_kubeadm(apiserver, sim_kubelet):
     assert lease["spec"]["holderIdentity"] == "simcp" and lease["spec"]["leaseDurationSeconds"] == 40
 
 
+def test_kubelet_restores_ready_when_someone_else_changed_it(apiserver, sim_kubelet):
+    # The node lifecycle controller marks a node Unknown when its heartbeat came late; a live
+    # kubelet posts its own Ready=True again at once, not at its next 5-minute status report.
+    node = _json(apiserver, "get", "node", "simcp")
+    conditions = [{**c, "status": "Unknown", "reason": "NodeStatusUnknown"} if c["type"] == "Ready" else c
+                  for c in node["status"]["conditions"]]
+    apiserver.kubectl_ok("patch", "node", "simcp", "--subresource=status", "--type=merge",
+                         "-p", json.dumps({"status": {"conditions": conditions}}))
+
+    def ready_again():
+        got = _json(apiserver, "get", "node", "simcp")["status"]["conditions"]
+        return next(c["status"] for c in got if c["type"] == "Ready") == "True"
+    wait_for(ready_again, 15, "simcp Ready=True again")
+
+
 def test_one_process_hosts_many_nodes(apiserver, sim_kubelet):
     def count():
         items = _json(apiserver, "get", "nodes")["items"]

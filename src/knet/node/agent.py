@@ -503,8 +503,15 @@ class Kubelet:
         name = obj["metadata"]["name"]
         cidr = (obj.get("spec") or {}).get("podCIDR")
         if name in self.nodes:
-            self.nodes[name].node_uid = obj["metadata"]["uid"]
-            self.nodes[name].set_pod_cidr(cidr)
+            agent = self.nodes[name]
+            agent.node_uid = obj["metadata"]["uid"]
+            agent.set_pod_cidr(cidr)
+            if agent.last_status is not None and _ready_status(obj.get("status")) != _ready_status(agent.last_status):
+                # Someone else changed our Ready condition (the node lifecycle controller marks a
+                # node Unknown when its heartbeat was late): post our own view again now, as the
+                # kubelet does by comparing with the API's node rather than its last report.
+                agent.last_status = None
+                self.node_status_wakeup.set()
             return
         if self.cfg.dataplane != "real" or not cidr:
             return
@@ -636,3 +643,7 @@ class Kubelet:
                 written[key] = await api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])
                 if len(written) > EVENT_QUEUE_MAX:
                     written.pop(next(iter(written)))
+
+
+def _ready_status(status: Obj | None) -> str | None:
+    return next((c.get("status") for c in (status or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
