@@ -72,7 +72,7 @@ async def test_watch_replays_then_streams(tmp_path):
 
 async def test_too_old(tmp_path, monkeypatch):
     s = SqliteStore(str(tmp_path / "db"))
-    s._history = type(s._history)(maxlen=3)
+    s._watch.history = type(s._watch.history)(maxlen=3)
     for i in range(6):
         await s.create("cm", "", f"c{i}", obj(f"c{i}"))
     with pytest.raises(TooOld):

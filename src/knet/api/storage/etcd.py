@@ -27,12 +27,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, StoreError, TooOld
+from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, StoreError
+from knet.api.storage.watchcache import WatchCache
 
 log = logging.getLogger(__name__)
 
 HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
-MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
 PAGE = 500  # keys per range request of the initial load
 CONNECT_DEADLINE = 60.0  # seconds to wait for etcd at startup (it may start with us)
 
@@ -78,30 +78,19 @@ def _encode(obj: dict, namespace: str) -> str:
     return _b64(orjson.dumps({**obj, "metadata": meta}))
 
 
-class _Watcher:
-    __slots__ = ("bucket", "namespace", "queue", "overflowed")
-
-    def __init__(self, bucket: str, namespace: str | None) -> None:
-        self.bucket, self.namespace = bucket, namespace
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.overflowed = False
-
-
 class EtcdStore:
     def __init__(self, url: str) -> None:
         self._endpoints, self._prefix = parse_url(url)
         self._endpoint = 0
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         self._where: dict[bytes, tuple[str, str, str]] = {}  # etcd key -> (bucket, namespace, name)
-        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
-        self._watchers: set[_Watcher] = set()
         self._listeners: list = []
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._session: aiohttp.ClientSession | None = None
         self._watch_task: asyncio.Task | None = None
         self._closed = False
         self._revision = self._load()
-        self._oldest = self._revision  # the cache's history starts here
+        self._watch = WatchCache(HISTORY_SIZE, self._revision)  # the cache's history starts here
 
     # --- keys --------------------------------------------------------------------------------
     def _key(self, bucket: str, namespace: str, name: str) -> bytes:
@@ -396,27 +385,13 @@ class EtcdStore:
             if key not in old:
                 now = self._objects[where[0]][(where[1], where[2])]
                 self._notify(Event("ADDED", *where, now, None, now.revision))
-        self._history.clear()
-        self._oldest = revision
-        for w in self._watchers:
-            w.queue.put_nowait(None)
+        self._watch.reset(revision)
         self._advance(revision)
 
     # --- watch -------------------------------------------------------------------------------
     def _publish(self, event: Event) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._oldest = self._history[0].revision
-        self._history.append(event)
+        self._watch.publish(event)
         self._notify(event)
-        for w in self._watchers:
-            if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
-                if w.overflowed:
-                    continue
-                if w.queue.qsize() >= MAX_PENDING:
-                    w.overflowed = True
-                    w.queue.put_nowait(None)
-                    continue
-                w.queue.put_nowait(event)
 
     def _notify(self, event: Event) -> None:
         for listener in self._listeners:
@@ -430,39 +405,14 @@ class EtcdStore:
         self._listeners.append(listener)
 
     def oldest_revision(self) -> int:
-        return self._oldest
+        return self._watch.oldest
 
     async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
         self._ensure_watching()
-        if since < self._oldest:
-            # Older than this cache's history (it starts when the apiserver does, or after a
-            # compaction caught it away): 410 Gone, as kube-apiserver's watch cache answers.
-            raise TooOld(since, self._oldest)
-        watcher = _Watcher(bucket, namespace)
-        self._watchers.add(watcher)
-        try:
-            last = since
-            history = self._history
-            lo, hi = 0, len(history)
-            while lo < hi:  # binary search: history is ordered by revision
-                mid = (lo + hi) // 2
-                if history[mid].revision <= since:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            for ev in [history[i] for i in range(lo, len(history))]:
-                if ev.bucket == bucket and (namespace is None or ev.namespace == namespace):
-                    last = ev.revision
-                    yield ev
-            while True:
-                ev = await watcher.queue.get()
-                if ev is None:
-                    return
-                if ev.revision > last:
-                    last = ev.revision
-                    yield ev
-        finally:
-            self._watchers.discard(watcher)
+        # A revision older than this cache's history (it starts when the apiserver does, or after
+        # a compaction caught it away) is TooOld: 410 Gone, as kube-apiserver's watch cache answers.
+        async for ev in self._watch.watch(bucket, namespace, since):
+            yield ev
 
     async def close(self) -> None:
         self._closed = True

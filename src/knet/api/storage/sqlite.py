@@ -18,23 +18,14 @@ from pathlib import Path
 
 import orjson
 
-from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, TooOld
+from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound
+from knet.api.storage.watchcache import WatchCache
 
 HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
-MAX_PENDING = 20_000  # events queued for one slow watcher before its stream is ended
 
 
 def _db_key(bucket: str, namespace: str, name: str) -> str:
     return f"/registry/{bucket}/{namespace}/{name}" if namespace else f"/registry/{bucket}/{name}"
-
-
-class _Watcher:
-    __slots__ = ("bucket", "namespace", "queue", "overflowed")
-
-    def __init__(self, bucket: str, namespace: str | None) -> None:
-        self.bucket, self.namespace = bucket, namespace
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.overflowed = False
 
 
 class SqliteStore:
@@ -55,9 +46,7 @@ class SqliteStore:
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         for bucket, ns, name, value, rev in self._db.execute("SELECT bucket, ns, name, value, revision FROM kv"):
             self._objects[bucket][(ns, name)] = Entry(orjson.loads(value), bytes(value), rev)
-        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
-        self._oldest = self._revision  # watches may start at this revision or later
-        self._watchers: set[_Watcher] = set()
+        self._watch = WatchCache(HISTORY_SIZE, self._revision)
         self._listeners: list = []
         self._pending: list[tuple[Event, asyncio.Future]] = []
         self._flushing = False
@@ -191,60 +180,20 @@ class SqliteStore:
 
     # --- watch -------------------------------------------------------------------------------
     def _publish(self, event: Event) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._oldest = self._history[0].revision
-        self._history.append(event)
+        self._watch.publish(event)
         for listener in self._listeners:
             listener(event)
-        for w in self._watchers:
-            if w.bucket == event.bucket and (w.namespace is None or w.namespace == event.namespace):
-                if w.overflowed:
-                    continue
-                if w.queue.qsize() >= MAX_PENDING:
-                    # A watcher this far behind is cut off (kube-apiserver does the same); its
-                    # client resumes from the last version it saw.
-                    w.overflowed = True
-                    w.queue.put_nowait(None)
-                    continue
-                w.queue.put_nowait(event)
 
     def add_listener(self, listener) -> None:
         """`listener(event)` is called synchronously for every durable event, in order."""
         self._listeners.append(listener)
 
     def oldest_revision(self) -> int:
-        return self._oldest
+        return self._watch.oldest
 
     async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
-        if since < self._oldest:
-            raise TooOld(since, self._oldest)
-        watcher = _Watcher(bucket, namespace)
-        # Register before replaying so nothing published meanwhile is missed; the replay covers
-        # history up to now and the queue everything after (deduplicated by revision).
-        self._watchers.add(watcher)
-        try:
-            last = since
-            history = self._history
-            lo, hi = 0, len(history)
-            while lo < hi:  # binary search: history is ordered by revision
-                mid = (lo + hi) // 2
-                if history[mid].revision <= since:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            for ev in [history[i] for i in range(lo, len(history))]:
-                if ev.revision > since and ev.bucket == bucket and (namespace is None or ev.namespace == namespace):
-                    last = ev.revision
-                    yield ev
-            while True:
-                ev = await watcher.queue.get()
-                if ev is None:
-                    return
-                if ev.revision > last:
-                    last = ev.revision
-                    yield ev
-        finally:
-            self._watchers.discard(watcher)
+        async for ev in self._watch.watch(bucket, namespace, since):
+            yield ev
 
     async def close(self) -> None:
         self._closed = True
