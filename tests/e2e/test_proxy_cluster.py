@@ -5,6 +5,7 @@ other mode after changing the kube-proxy ConfigMap and `rollout restart` (switch
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -168,9 +169,18 @@ def test_iptables_list_on_node01_shows_kube_proxy_chains(knet_cluster, echo):  #
     for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-FIREWALL", "KUBE-FORWARD",
                   "KUBE-PROXY-FIREWALL", "KUBE-PROXY-CANARY"):
         assert f"Chain {chain}" in out, chain
-    nat = knet_cluster.wait_for("service chains in nat", lambda: (
-        o := knet_cluster.ssh("node01", "iptables", "-t", "nat", "--list").stdout) and "Chain KUBE-SVC-" in o and o)
-    for chain in ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-MARK-MASQ", "KUBE-POSTROUTING"):
+    # Other tests' Services may already have KUBE-SVC- chains: wait for every chain this test names
+    # (KUBE-EXT- needs this module's NodePort Services synced on node01), then assert each.
+    nat_chains = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-MARK-MASQ", "KUBE-POSTROUTING")
+    nat = ""
+
+    def all_nat_chains() -> bool:
+        nonlocal nat
+        nat = knet_cluster.ssh("node01", "iptables", "-t", "nat", "--list").stdout
+        return all(f"Chain {c}" in nat for c in nat_chains)
+    with contextlib.suppress(AssertionError):
+        knet_cluster.wait_for("service chains in nat", all_nat_chains)
+    for chain in nat_chains:
         assert f"Chain {chain}" in nat, chain
 
 
