@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
@@ -36,6 +36,17 @@ def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
             and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
 
+def _placement_changed(old: Obj, new: Obj) -> bool:
+    """Whether an update changes what the pod counts for on its node (where it is, whether it
+    still occupies it, its requests and ports, its workload). Status-only updates -- most of them
+    -- leave the node's NodeInfo as it is."""
+    if _occupies_node(old) != _occupies_node(new):
+        return True
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return (old.get("spec") != new.get("spec") or old_meta.get("labels") != new_meta.get("labels")
+            or old_meta.get("ownerReferences") != new_meta.get("ownerReferences"))
+
+
 def _occupies_node(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName")) and \
         (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
@@ -55,10 +66,12 @@ class Scheduler:
         self._next_start = 0
         self.assumed: dict[str, tuple[str, Obj, float]] = {}  # pod key -> (node, pod, when)
         self._assumed_on: dict[str, dict[str, Obj]] = {}  # node -> pod key -> assumed pod
-        # NodeInfos are rebuilt only for nodes whose pods changed (generation bumped by the pod
-        # handlers and by assuming), not for every node on every decision.
-        self._node_generation: dict[str, int] = {}
-        self._info_cache: dict[str, tuple[Obj, int, NodeInfo]] = {}
+        # One NodeInfo per node, in name order, kept between decisions: only the nodes whose pods
+        # or object changed since the last decision (marked dirty by the handlers and by
+        # assuming) are rebuilt, so a decision reads a plain list.
+        self._infos: list[NodeInfo] = []
+        self._position: dict[str, int] = {}  # node name -> index in _infos
+        self._dirty: set[str] = set()
         self._node_order: list[str] | None = None  # node names sorted; None: re-sort (a node came or went)
         # Binding runs apart from the scheduling loop, as upstream's binding cycle: the next pod is
         # decided while the previous binding (and its event) is on the wire.
@@ -66,14 +79,13 @@ class Scheduler:
         self._binding_slots = asyncio.Semaphore(MAX_BINDINGS_IN_FLIGHT)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.pods.add_indexer("occupying-node", lambda p: [p["spec"]["nodeName"]] if _occupies_node(p) else [])
-        self.nodes.add_handler(lambda n: self._retry_unschedulable(), lambda o, n: self._node_updated(o, n),
-                               lambda n: None)
+        self.nodes.add_handler(lambda n: self._retry_unschedulable(), self._node_updated, lambda n: None)
         self.nodes.add_handler(self._node_set_changed, None, self._node_set_changed)
 
     # -- event wiring ---------------------------------------------------------------------------
 
     def _touch(self, node: str) -> None:
-        self._node_generation[node] = self._node_generation.get(node, 0) + 1
+        self._dirty.add(node)
 
     def _touch_occupied(self, pod: Obj) -> None:
         if _occupies_node(pod):
@@ -104,8 +116,9 @@ class Scheduler:
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         key = object_key(new)
-        self._touch_occupied(old)
-        self._touch_occupied(new)
+        if _placement_changed(old, new):
+            self._touch_occupied(old)
+            self._touch_occupied(new)
         if (new.get("spec") or {}).get("nodeName"):
             self._forget_assumed(key)
         if needs_scheduling(new, self.scheduler_name) and key not in self.unschedulable:
@@ -122,6 +135,7 @@ class Scheduler:
             self._retry_unschedulable()  # freed resources may let a pending pod fit
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
+        self._touch(new["metadata"]["name"])
         if old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get("labels") != \
                 (new.get("metadata") or {}).get("labels") or \
                 (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable"):
@@ -147,24 +161,23 @@ class Scheduler:
                 self._forget_assumed(key)
         if self._node_order is None:
             self._node_order = sorted(self.nodes.keys())
-            live = set(self._node_order)
-            for name in [n for n in self._info_cache if n not in live]:
-                del self._info_cache[name]
-        return _NodeInfos(self, self._node_order)
+            self._position = {name: i for i, name in enumerate(self._node_order)}
+            self._infos = [self._node_info(name) for name in self._node_order]
+        else:
+            for name in self._dirty:
+                i = self._position.get(name)
+                if i is not None:
+                    self._infos[i] = self._node_info(name)
+        self._dirty.clear()
+        return self._infos
 
     def _node_info(self, name: str) -> NodeInfo:
         node = self.nodes.get(name)
-        if node is None:  # gone since node_infos() (only if a caller awaited in between)
+        if node is None:  # deleted; the node handler re-sorts before the next decision
             return NodeInfo({"metadata": {"name": name}, "spec": {"unschedulable": True}})
-        generation = self._node_generation.get(name, 0)
-        cached = self._info_cache.get(name)
-        if cached is not None and cached[0] is node and cached[1] == generation:
-            return cached[2]
         pods = self.pods.by_index("occupying-node", name)
         pods.extend(self._assumed_on.get(name, {}).values())
-        info = NodeInfo(node, pods)
-        self._info_cache[name] = (node, generation, info)
-        return info
+        return NodeInfo(node, pods)
 
     async def run(self) -> None:
         async def periodic() -> None:
@@ -261,25 +274,3 @@ class Scheduler:
         except ApiError as exc:
             if not (exc.not_found or exc.conflict):
                 raise
-
-
-class _NodeInfos(Sequence[NodeInfo]):
-    """The scheduler's nodes in name order, each NodeInfo fetched (from its cache) when read."""
-
-    def __init__(self, scheduler: Scheduler, names: list[str]) -> None:
-        self._scheduler = scheduler
-        self._names = names
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    @overload
-    def __getitem__(self, index: int) -> NodeInfo: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[NodeInfo]: ...
-
-    def __getitem__(self, index: int | slice) -> NodeInfo | list[NodeInfo]:
-        if isinstance(index, slice):
-            return [self._scheduler._node_info(name) for name in self._names[index]]
-        return self._scheduler._node_info(self._names[index])

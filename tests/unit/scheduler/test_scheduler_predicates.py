@@ -109,3 +109,26 @@ def test_partial_search_starts_where_told():
     infos = [NodeInfo(node(f"n{i:03d}")) for i in range(200)]  # all feasible, 100 are enough
     chosen, rejected = schedule(pod(), infos, start=150)
     assert not rejected and chosen in {f"n{i:03d}" for i in list(range(150, 200)) + list(range(0, 50))}
+
+
+def test_inlined_decision_matches_the_filter_and_score_functions():
+    """schedule() inlines the common case; it must pick what the plain functions pick."""
+    import random
+
+    from knet.scheduler.predicates import compute_scores, filters_for, select_host
+
+    rng = random.Random(7)
+    for trial in range(40):
+        infos = []
+        for i in range(rng.randint(1, 30)):
+            taints = [CP_TAINT] if rng.random() < 0.2 else []
+            info = NodeInfo(node(f"n{i:02d}", cpu=str(rng.choice([1, 2, 4])), pods=str(rng.randint(1, 6)),
+                                 taints=taints, unschedulable=rng.random() < 0.1))
+            for j in range(rng.randint(0, 5)):
+                info.pods.append(pod(f"p{trial}-{i}-{j}", cpu=rng.choice(["100m", "500m", None]),
+                                     owner=rng.choice(["rs-a", "rs-b"])))
+            infos.append(info)
+        the_pod = pod("new", cpu=rng.choice(["100m", "1", None]), owner=rng.choice(["rs-a", "rs-b"]))
+        feasible = [i for i in infos if not compute_filter_reasons(the_pod, i, filters_for(the_pod))]
+        expected = select_host(compute_scores(the_pod, feasible)) if feasible else None
+        assert schedule(the_pod, infos)[0] == expected
