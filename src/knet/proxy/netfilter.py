@@ -287,7 +287,9 @@ class FakeNetfilter:
         else:
             tname = "filter"
         table = self.ipt.tables.setdefault(tname, {})
-        op, chain, rest = args_l[0], args_l[1] if len(args_l) > 1 else "", " ".join(args_l[2:])
+        # rules are kept as iptables-save prints them: arguments with spaces in double quotes
+        op, chain = args_l[0], args_l[1] if len(args_l) > 1 else ""
+        rest = " ".join(f'"{a}"' if " " in a else a for a in args_l[2:])
         if op == "-N":
             if chain in table:
                 return False

@@ -187,23 +187,17 @@ class Proxier:
             self._ipt.invalidate()
             raise
         if changed is None:
-            self._ensure_iptables_jumps()
+            # the restore wrote the jumps (iptables.merge_with_foreign); only the canaries are left
+            self._ensure_canaries()
         self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
                                   'traffic_policy="internal"', result.no_local_internal)
         self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
                                   'traffic_policy="external"', result.no_local_external)
         return result.written_services
 
-    def _ensure_iptables_jumps(self) -> None:
-        nf = self.netfilter
+    def _ensure_canaries(self) -> None:
         for table in CANARY_TABLES:
-            nf.iptables("-t", table, "-N", iptables.KUBE_PROXY_CANARY)
-        nf.iptables("-t", "filter", "-N", iptables.KUBE_FIREWALL)
-        for jump in iptables.JUMP_RULES:
-            args = jump.args()
-            if not nf.iptables("-t", jump.table, "-C", jump.source, *args):
-                if not nf.iptables("-t", jump.table, "-I", jump.source, *args):
-                    raise NetfilterError(f"cannot add jump {jump.source} -> {jump.chain} in {jump.table}")
+            self.netfilter.iptables("-t", table, "-N", iptables.KUBE_PROXY_CANARY)
 
     def _nft_existing(self) -> tuple[set[str], set[str]]:
         try:

@@ -46,6 +46,26 @@ def test_iptables_full_then_partial_sync_writes_only_changed_services() -> None:
     assert sum("->" in r for r in svc_rules) == 4
 
 
+def test_iptables_full_syncs_keep_one_copy_of_each_jump_and_foreign_rules_in_place() -> None:
+    p, nf, _ = make("iptables")
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.sync()
+    # a CNI rule added above ours after the first sync stays above it
+    nf.iptables("-t", "nat", "-I", "PREROUTING", "-m", "comment", "--comment", "cni hostport", "-j", "ACCEPT")
+    for _ in range(2):
+        p.need_full_sync = True
+        assert p.sync().ok
+    prerouting = nf.ipt.tables["nat"]["PREROUTING"]
+    assert prerouting == ['-m comment --comment "cni hostport" -j ACCEPT',
+                          '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES']
+    # INPUT: each jump once, in the order upstream's successive `-I INPUT 1` leave them
+    assert [r.rsplit("-j ", 1)[1] for r in nf.ipt.tables["filter"]["INPUT"]] == [
+        "KUBE-FIREWALL", "KUBE-PROXY-FIREWALL", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"]
+    # a partial sync writes no jump: they are only checked at full syncs
+    p.on_service(None, service("s1", "10.96.0.11"))
+    assert p.sync().ok and "PREROUTING" not in nf.ipt.restores[-1]
+
+
 def test_iptables_deleted_service_chains_are_removed_on_full_sync() -> None:
     p, nf, _ = make("iptables")
     svc = service("s0", "10.96.0.10")
