@@ -1,14 +1,24 @@
-"""core/v1 Events as upstream components record them (client-go's EventRecorder, simplified).
+"""core/v1 Events as upstream components record them (client-go's EventRecorder and its
+EventCorrelator).
 
-Repeats of the same (object, reason, message) from one component within the cache's lifetime
-bump `count` and `lastTimestamp` on the existing Event instead of creating a new one, which is
-what `kubectl describe` shows as "x3 over 2m".
+Before an event is written it goes through the correlator, as in client-go:
+- repeats of the same (object, field, type, reason, message) bump `count` and `lastTimestamp` on
+  the existing Event instead of creating a new one (`kubectl describe` shows "x3 over 2m");
+- once one object has had 10 distinct messages of the same type and reason within 10 minutes
+  (a ReplicaSet's "Created pod: ..."), further ones become one Event "(combined from similar
+  events): <latest message>" whose count goes up;
+- each (component, object) may write a burst of 25 events, then one per 5 minutes; the rest are
+  dropped. A ReplicaSet creating 1,000 pods so writes 25 Events, not 1,000.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,35 +58,148 @@ def build_event(involved: Obj, event_type: str, reason: str, message: str, compo
     }
 
 
+MAX_CACHE_ENTRIES = 4096          # client-go's maxLruCacheEntries
+AGGREGATE_MAX_EVENTS = 10         # defaultAggregateMaxEvents
+AGGREGATE_INTERVAL = 600.0        # defaultAggregateIntervalInSeconds
+SPAM_BURST = 25                   # defaultSpamBurst
+SPAM_QPS = 1.0 / 300.0            # defaultSpamQPS: one more event per object every 5 minutes
+COMBINED_PREFIX = "(combined from similar events): "
+
+
+class _Lru(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_recent(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class _Bucket:
+    """A token bucket (flowcontrol's passive rate limiter): `burst` tokens, refilled at `qps`."""
+    tokens: float
+    stamp: float
+
+    def try_accept(self, now: float, burst: int, qps: float) -> bool:
+        self.tokens = min(float(burst), self.tokens + (now - self.stamp) * qps)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
+class _Aggregate:
+    messages: set[str] = field(default_factory=set)
+    last: float = 0.0
+
+
+@dataclass
+class Correlation:
+    """What to write: `event` (new, or the existing one's name with count+1 when `repeat`)."""
+    event: Obj
+    key: tuple[Any, ...]
+    repeat: bool
+
+
+def _object_key(ev: Obj) -> tuple[Any, ...]:
+    ref, source = ev["involvedObject"], ev.get("source") or {}
+    return (source.get("component"), source.get("host"), ref.get("kind"), ref.get("namespace"), ref.get("name"),
+            ref.get("uid"), ref.get("apiVersion"))
+
+
+class EventCorrelator:
+    """client-go's EventCorrelator: aggregate similar events, de-duplicate repeats, drop spam."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._aggregates = _Lru(MAX_CACHE_ENTRIES)  # aggregate key -> _Aggregate
+        self._logged = _Lru(MAX_CACHE_ENTRIES)      # event key -> the Event last written for it
+        self._spam = _Lru(MAX_CACHE_ENTRIES)        # (source, object) -> _Bucket
+
+    def correlate(self, ev: Obj) -> Correlation | None:
+        """The event to write for `ev`, or None when the spam filter drops it."""
+        now = self.clock()
+        ev, key = self._aggregate(ev, now)
+        prev = self._logged.get_recent(key)
+        repeat = prev is not None
+        if repeat:
+            ev = {**ev, "metadata": prev["metadata"], "firstTimestamp": prev.get("firstTimestamp"),
+                  "count": int(prev.get("count") or 1) + 1}
+        self._logged.put(key, ev)
+        spam_key = _object_key(ev)
+        bucket = self._spam.get_recent(spam_key)
+        if bucket is None:
+            bucket = _Bucket(float(SPAM_BURST), now)
+        self._spam.put(spam_key, bucket)
+        if not bucket.try_accept(now, SPAM_BURST, SPAM_QPS):
+            return None
+        return Correlation(ev, key, repeat)
+
+    def written(self, correlation: Correlation, stored: Obj) -> None:
+        """Remember what the API server stored, so the next repeat patches that Event."""
+        self._logged.put(correlation.key, stored)
+
+    def _aggregate(self, ev: Obj, now: float) -> tuple[Obj, tuple[Any, ...]]:
+        ref = ev["involvedObject"]
+        event_key = (*_object_key(ev), ref.get("fieldPath"), ev.get("type"), ev.get("reason"), ev.get("message"))
+        aggregate_key = (*_object_key(ev), ev.get("type"), ev.get("reason"), ev.get("reportingComponent"),
+                         ev.get("reportingInstance"))
+        record = self._aggregates.get_recent(aggregate_key)
+        if record is None or now - record.last > AGGREGATE_INTERVAL:
+            record = _Aggregate()
+        record.messages.add(ev.get("message") or "")
+        record.last = now
+        self._aggregates.put(aggregate_key, record)
+        if len(record.messages) < AGGREGATE_MAX_EVENTS:
+            return ev, event_key
+        record.messages.pop()
+        return {**ev, "message": COMBINED_PREFIX + (ev.get("message") or "")}, aggregate_key
+
+
 class EventRecorder:
-    def __init__(self, api: Api, component: str, host: str | None = None) -> None:
+    def __init__(self, api: Api, component: str, host: str | None = None,
+                 correlator: EventCorrelator | None = None) -> None:
         self.api = api
         self.component = component
         self.host = host
-        self._seen: dict[tuple[str, str, str, str], Obj] = {}
+        self.correlator = correlator or EventCorrelator()
 
     async def event(self, involved: Obj, event_type: str, reason: str, message: str) -> None:
         """Record; never raises (events are best-effort, as upstream)."""
-        ref = object_reference(involved)
-        key = (ref.get("namespace", ""), str(ref.get("uid") or ref.get("name")), reason, message)
+        ev = build_event(involved, event_type, reason, message, self.component, self.host)
+        correlation = self.correlator.correlate(ev)
+        if correlation is None:
+            return  # this object's events are over the spam limit
         try:
-            prev = self._seen.get(key)
-            if prev is not None:
-                patch = {"count": int(prev.get("count", 1)) + 1, "lastTimestamp": _now()}
-                try:
-                    updated = await self.api.patch("v1", "events", prev["metadata"]["name"], patch,
-                                                   namespace=prev["metadata"]["namespace"])
-                    self._seen[key] = updated
-                    return
-                except ApiError as exc:
-                    if not exc.not_found:
-                        raise
-            ev = build_event(involved, event_type, reason, message, self.component, self.host)
-            self._seen[key] = await self.api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])
-            if len(self._seen) > 4096:
-                self._seen.pop(next(iter(self._seen)))
+            self.correlator.written(correlation, await self._write(correlation))
         except Exception as exc:  # noqa: BLE001
-            log.warning("could not record event %s %s: %s", reason, ref.get("name"), exc)
+            log.warning("could not record event %s %s: %s", reason, ev["involvedObject"].get("name"), exc)
+
+    async def _write(self, correlation: Correlation) -> Obj:
+        ev = correlation.event
+        ns = ev["metadata"]["namespace"]
+        if correlation.repeat:
+            patch = {"count": ev["count"], "lastTimestamp": ev["lastTimestamp"], "message": ev["message"]}
+            try:
+                return await self.api.patch("v1", "events", ev["metadata"]["name"], patch, namespace=ns)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+            # Gone (events expire): write it anew, as client-go does.
+            ev = {**ev, "metadata": {"name": ev["metadata"]["name"], "namespace": ns}}
+        return await self.api.create("v1", "events", ev, namespace=ns)
 
 
-__all__ = ["EventRecorder", "build_event", "object_reference"]
+__all__ = ["EventCorrelator", "EventRecorder", "build_event", "object_reference"]
