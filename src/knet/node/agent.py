@@ -383,6 +383,8 @@ class Kubelet:
 
     def record_event(self, pod: Obj, event_type: str, reason: str, message: str, host: str,
                      field_path: str | None) -> None:
+        if self.events.full():
+            return  # dropped, as client-go's broadcaster drops beyond its queue (cheaply: no event built)
         ev = build_event(pod, event_type, reason, message, "kubelet", host)
         if field_path:
             ev["involvedObject"]["fieldPath"] = field_path
@@ -456,9 +458,12 @@ class Kubelet:
                             await asyncio.sleep(1.0)
 
             await asyncio.gather(*(register(n) for n in self.nodes.values()))
+            # One node watches its own pods (as the kubelet does); a process hosting many simulated
+            # nodes watches every bound pod: pods not yet scheduled are nobody's business here, and
+            # were a quarter of the watch events it decoded.
             single = len(self.nodes) == 1
             self.pods = Informer(api, "v1", "pods", field_selector=f"spec.nodeName={self.cfg.hostname_override}"
-                                 if single else None)
+                                 if single else "spec.nodeName!=")
             self.pods.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
                                   on_delete=self._on_pod_deleted)
             self.node_informer = Informer(api, "v1", "nodes")

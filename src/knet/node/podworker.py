@@ -145,7 +145,11 @@ class PodWorker:
                 self.agent.retry_pod(self)
             return
         self.message = ""
-        self.changed()
+        if self.init_runs:
+            # Otherwise the containers' first start follows at once and reports (Running, and
+            # Ready without a readiness probe): one status write per pod instead of a
+            # ContainerCreating write just before it, as the kubelet's status manager batches.
+            self.changed()
         for run in self.init_runs:  # one after the other, each to a successful exit
             await self._container_loop(run, init=True)
             if run.record.exit_code != 0 or self.stopping.is_set():
