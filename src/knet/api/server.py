@@ -20,7 +20,7 @@ from aiohttp import web
 from knet.api import discovery, errors, openapi, protobuf, subresources, tables
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
-from knet.api.auth import PUBLIC_PATHS, Authenticator, read_token_file
+from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, user_from_peercert
 from knet.api.bootstrap import Bootstrapper
 from knet.api.errors import ApiError
 from knet.api.lifecycle import Lifecycle
@@ -113,7 +113,8 @@ class ApiServer:
         self.lifecycle = Lifecycle(self.registry, self.service)
         self.openapi = openapi.OpenAPI(self.registry)
         self.ready = False
-        self._runner: web.AppRunner | None = None
+        self._cert_users: dict[bytes, User | None] = {}  # client certificate (DER) -> its user
+        self._runner: web.BaseRunner | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -130,6 +131,7 @@ class ApiServer:
         return ctx
 
     def app(self) -> web.Application:
+        """The API as an aiohttp Application (for embedding); `start` serves `handle` directly."""
         app = web.Application(client_max_size=MAX_BODY + 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
@@ -140,7 +142,10 @@ class ApiServer:
         self.lifecycle.start()
         self.bootstrap.start()
         # Open watches and exec sessions are cut at shutdown instead of being waited for.
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # aiohttp's low-level server: every path goes to `handle`, which routes itself, so the
+        # Application's regex router and middleware chain would only add cost to every request.
+        server = web.Server(self.handle, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind_address, self.config.secure_port,
                            ssl_context=self.ssl_context(), backlog=1024, reuse_address=True)
@@ -163,9 +168,7 @@ class ApiServer:
         try:
             if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
                 return self._public(path, request)
-            transport = request.transport
-            peercert = transport.get_extra_info("peercert") if transport is not None else None
-            user = self.auth.authenticate(request.headers.get("Authorization"), peercert)
+            user = self._authenticate(request)
             if user is None:
                 raise errors.unauthorized()
             request["user"] = user
@@ -179,6 +182,23 @@ class ApiServer:
         except Exception as exc:  # a bug: answer like kube-apiserver's panic handler, keep serving
             log.exception("internal error on %s %s", request.method, path)
             return _status_response(ApiError(500, "InternalError", f"an error on the server has prevented the request from succeeding: {exc}"))
+
+    def _authenticate(self, request: web.Request) -> User | None:
+        """The request's user: its client certificate's (verified in the TLS handshake), else its
+        bearer token's. Certificates are decoded once, not on every request of a connection."""
+        transport = request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is not None:
+            try:
+                user = self._cert_users[der]
+            except KeyError:
+                if len(self._cert_users) >= 1024:
+                    self._cert_users.clear()
+                user = self._cert_users[der] = user_from_peercert(ssl_object.getpeercert())
+            if user is not None:
+                return user
+        return self.auth.authenticate(request.headers.get("Authorization"), None)
 
     def _public(self, path: str, request: web.Request) -> web.Response:
         if path == "/version":
@@ -411,15 +431,18 @@ class ApiServer:
         stored = self._stored(rt)
         events = watch_events(self.service, stored, ns, resource_version=q.get("resourceVersion"), labels=labels,
                               fields=fields, bookmarks=_flag(q.get("allowWatchBookmarks")), timeout=timeout,
-                              convert=rt.from_storage or (lambda o: o),
-                              send_initial_events=_flag(q.get("sendInitialEvents")))
+                              convert=rt.from_storage, send_initial_events=_flag(q.get("sendInitialEvents")))
         try:
-            async for etype, obj in events:
-                if as_table and etype not in ("ERROR", "BOOKMARK"):
-                    obj = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                                       include=include, api_version=table_version, headers=first)
-                    first = False
-                await resp.write(b'{"type":"' + etype.encode() + b'","object":' + orjson.dumps(obj) + b"}\n")
+            async for batch in events:
+                lines = []
+                for etype, obj, raw in batch:
+                    if as_table and etype not in ("ERROR", "BOOKMARK"):
+                        obj = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                           include=include, api_version=table_version, headers=first)
+                        first, raw = False, None
+                    lines.append(b'{"type":"' + etype.encode() + b'","object":' + (raw or orjson.dumps(obj)) + b"}\n")
+                # Everything ready goes out in one chunk: one TLS record and send for many events.
+                await resp.write(b"".join(lines))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

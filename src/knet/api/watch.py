@@ -4,7 +4,6 @@ N resumes after N, a compacted N is a 410 ERROR event), selector transitions
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,11 +11,18 @@ from collections.abc import AsyncIterator, Callable
 from knet.api.registry import ResourceType
 from knet.api.rest import ObjectService, field_value
 from knet.api.selectors import FieldSelector, LabelSelector
-from knet.api.storage import TooOld
+from knet.api.storage import Entry, Event, TooOld
 
 # Idle watches get a BOOKMARK this often (kube-apiserver: about once a minute; shorter here so
 # informers' resume points stay fresh). KNET_WATCH_BOOKMARK_SECONDS overrides it (tests).
 BOOKMARK_INTERVAL = float(os.environ.get("KNET_WATCH_BOOKMARK_SECONDS", "10"))
+
+
+INITIAL_BATCH = 500  # initial ADDED events per write of a watch that starts with the current state
+
+# One watch event: (type, object, its JSON or None). The JSON is the stored bytes when the
+# object is served as stored, so an event is encoded once for all of its watchers.
+WatchItem = tuple[str, dict, bytes | None]
 
 
 def _matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
@@ -24,6 +30,11 @@ def _matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
     if not labels.empty and not labels.matches(meta.get("labels")):
         return False
     return fields.empty or fields.matches(lambda f: field_value(obj, f))
+
+
+def _error(message: str, reason: str, code: int) -> WatchItem:
+    return "ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                     "message": message, "reason": reason, "code": code}, None
 
 
 async def watch_events(
@@ -36,34 +47,46 @@ async def watch_events(
     fields: FieldSelector,
     bookmarks: bool,
     timeout: float | None,
-    convert: Callable[[dict], dict] = lambda o: o,
+    convert: Callable[[dict], dict] | None = None,
     send_initial_events: bool = False,
-) -> AsyncIterator[tuple[str, dict]]:
-    """(type, object) pairs; ends at the timeout. Raises nothing: a too-old version yields
-    one ERROR event (410 Expired) as kube-apiserver streams it."""
+) -> AsyncIterator[list[WatchItem]]:
+    """Batches of (type, object, raw JSON or None) for one watch, each batch what is ready to
+    send at once; ends at the timeout. Raises nothing: a too-old version yields one ERROR event
+    (410 Expired) as kube-apiserver streams it. `convert` maps a stored object to the served
+    version (then the raw JSON is None: the caller encodes the converted object)."""
     store = service.store
     deadline = time.monotonic() + timeout if timeout else None
     ns_filter = ns if rt.namespaced else None
+    selecting = not (labels.empty and fields.empty)
+
+    def item(etype: str, entry: Entry) -> WatchItem:
+        if convert is None:
+            return etype, entry.obj, entry.raw
+        return etype, convert(entry.obj), None
+
     if resource_version in (None, "", "0") or send_initial_events:
         entries, since = store.list(rt.bucket, ns_filter)
-        for e in entries:
-            if _matches(e.obj, labels, fields):
-                yield "ADDED", convert(e.obj)
+        if selecting:
+            entries = [e for e in entries if _matches(e.obj, labels, fields)]
+        for i in range(0, len(entries), INITIAL_BATCH):
+            yield [item("ADDED", e) for e in entries[i:i + INITIAL_BATCH]]
         if send_initial_events:
             # WatchList (sendInitialEvents=true): a bookmark marks the end of the initial state.
-            yield "BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                               "metadata": {"resourceVersion": str(since),
-                                            "annotations": {"k8s.io/initial-events-end": "true"}}}
+            yield [("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                                 "metadata": {"resourceVersion": str(since),
+                                              "annotations": {"k8s.io/initial-events-end": "true"}}}, None)]
     else:
         try:
             since = int(resource_version)
         except ValueError:
-            yield "ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": f"invalid resource version: {resource_version}", "reason": "BadRequest", "code": 400}
+            yield [_error(f"invalid resource version: {resource_version}", "BadRequest", 400)]
             return
-    stream = store.watch(rt.bucket, ns_filter, since)
+    try:
+        sub = store.subscribe(rt.bucket, ns_filter, since)
+    except TooOld as exc:
+        yield [_error(f"too old resource version: {exc.requested} ({exc.oldest})", "Expired", 410)]
+        return
     last_rv = since
-    it = stream.__aiter__()
     try:
         while True:
             wait = BOOKMARK_INTERVAL if bookmarks else None
@@ -72,34 +95,40 @@ async def watch_events(
                 if left <= 0:
                     return
                 wait = min(wait, left) if wait else left
-            try:
-                ev = await asyncio.wait_for(it.__anext__(), wait) if wait else await it.__anext__()
-            except TimeoutError:
+            batch = await sub.next_batch(wait)
+            if batch is None:
+                return
+            if not batch:
                 if bookmarks and (deadline is None or time.monotonic() < deadline):
-                    yield "BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                                       "metadata": {"resourceVersion": str(max(last_rv, store.revision))}}
+                    yield [("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                                         "metadata": {"resourceVersion": str(max(last_rv, store.revision))}}, None)]
                 continue
-            except TooOld as exc:
-                yield "ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                "message": f"too old resource version: {exc.requested} ({exc.oldest})",
-                                "reason": "Expired", "code": 410}
-                return
-            except StopAsyncIteration:
-                return
-            last_rv = ev.revision
-            new_match = ev.type != "DELETED" and _matches(ev.entry.obj, labels, fields)
-            old_match = ev.prev is not None and _matches(ev.prev.obj, labels, fields)
-            if ev.type == "ADDED":
-                if new_match:
-                    yield "ADDED", convert(ev.entry.obj)
-            elif ev.type == "MODIFIED":
-                if new_match and old_match:
-                    yield "MODIFIED", convert(ev.entry.obj)
-                elif new_match:
-                    yield "ADDED", convert(ev.entry.obj)
-                elif old_match:
-                    yield "DELETED", convert(ev.entry.obj)
-            elif ev.type == "DELETED" and (old_match or _matches(ev.entry.obj, labels, fields)):
-                yield "DELETED", convert(ev.entry.obj)
+            last_rv = batch[-1].revision
+            out = [item(ev.type, ev.entry) for ev in batch] if not selecting else _selected(batch, labels, fields, item)
+            if out:
+                yield out
     finally:
-        await it.aclose()
+        sub.close()
+
+
+def _selected(batch: list[Event], labels: LabelSelector, fields: FieldSelector,
+              item: Callable[[str, Entry], WatchItem]) -> list[WatchItem]:
+    """The events a selecting watcher sees: an object entering the selection is ADDED, one
+    leaving it DELETED (as kube-apiserver's watch cache filters)."""
+    out: list[WatchItem] = []
+    for ev in batch:
+        new_match = ev.type != "DELETED" and _matches(ev.entry.obj, labels, fields)
+        old_match = ev.prev is not None and _matches(ev.prev.obj, labels, fields)
+        if ev.type == "ADDED":
+            if new_match:
+                out.append(item("ADDED", ev.entry))
+        elif ev.type == "MODIFIED":
+            if new_match and old_match:
+                out.append(item("MODIFIED", ev.entry))
+            elif new_match:
+                out.append(item("ADDED", ev.entry))
+            elif old_match:
+                out.append(item("DELETED", ev.entry))
+        elif ev.type == "DELETED" and (old_match or _matches(ev.entry.obj, labels, fields)):
+            out.append(item("DELETED", ev.entry))
+    return out

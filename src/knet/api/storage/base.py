@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from knet.api.storage.watchcache import Subscription
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
@@ -82,6 +85,11 @@ class Store(Protocol):
 
     def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
         """Events of the bucket after revision `since` (raises TooOld), then live ones."""
+        ...
+
+    def subscribe(self, bucket: str, namespace: str | None, since: int) -> Subscription:
+        """The same events as `watch`, taken in batches (`Subscription.next_batch`); raises
+        TooOld. The caller closes it."""
         ...
 
     def add_listener(self, listener) -> None:

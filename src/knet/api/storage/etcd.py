@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, StoreError
-from knet.api.storage.watchcache import WatchCache
+from knet.api.storage.watchcache import Subscription, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -406,6 +406,10 @@ class EtcdStore:
 
     def oldest_revision(self) -> int:
         return self._watch.oldest
+
+    def subscribe(self, bucket: str, namespace: str | None, since: int) -> Subscription:
+        self._ensure_watching()
+        return self._watch.subscribe(bucket, namespace, since)
 
     async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
         self._ensure_watching()

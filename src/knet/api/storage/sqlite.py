@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound
-from knet.api.storage.watchcache import WatchCache
+from knet.api.storage.watchcache import Subscription, WatchCache
 
 HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
 
@@ -161,17 +161,22 @@ class SqliteStore:
                 objs[(ev.namespace, ev.name)] = ev.prev
 
     def _write_batch(self, events: list[Event]) -> None:
+        # Only each key's last write in the batch reaches the disk (the batch commits whole), so
+        # deletes and upserts touch distinct keys and go in two statements, whatever their order.
+        last: dict[str, Event] = {}
+        for ev in events:
+            last[_db_key(ev.bucket, ev.namespace, ev.name)] = ev
+        deletes = [(key,) for key, ev in last.items() if ev.type == "DELETED"]
+        upserts = [(key, ev.bucket, ev.namespace, ev.name, ev.entry.raw, ev.revision)
+                   for key, ev in last.items() if ev.type != "DELETED"]
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for ev in events:
-                key = _db_key(ev.bucket, ev.namespace, ev.name)
-                if ev.type == "DELETED":
-                    db.execute("DELETE FROM kv WHERE key=?", (key,))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO kv (key, bucket, ns, name, value, revision) VALUES (?,?,?,?,?,?)",
-                        (key, ev.bucket, ev.namespace, ev.name, ev.entry.raw, ev.revision))
+            if deletes:
+                db.executemany("DELETE FROM kv WHERE key=?", deletes)
+            if upserts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO kv (key, bucket, ns, name, value, revision) VALUES (?,?,?,?,?,?)", upserts)
             db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('revision', ?)", (events[-1].revision,))
             db.execute("COMMIT")
         except BaseException:
@@ -190,6 +195,9 @@ class SqliteStore:
 
     def oldest_revision(self) -> int:
         return self._watch.oldest
+
+    def subscribe(self, bucket: str, namespace: str | None, since: int) -> Subscription:
+        return self._watch.subscribe(bucket, namespace, since)
 
     async def watch(self, bucket: str, namespace: str | None, since: int) -> AsyncIterator[Event]:
         async for ev in self._watch.watch(bucket, namespace, since):
