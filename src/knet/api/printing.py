@@ -4,15 +4,25 @@ formats them (ages, label maps, lists cut at three entries)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_now_text: tuple[int, str] = (0, "")  # (whole second, its timestamp): formatted once a second
+
+
 def timestamp(when: dt.datetime | None = None) -> str:
     """RFC 3339 in UTC with second precision, as metav1.Time marshals."""
-    return (when or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _now_text
+    if when is not None:
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time())
+    if _now_text[0] != second:
+        _now_text = (second, dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _now_text[1]
 
 
 def parse_time(text: str | None) -> dt.datetime | None:

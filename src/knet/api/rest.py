@@ -57,15 +57,6 @@ def _spec_part(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _without_directives(value):
-    """A strategic merge patch without its $-directives and deletions (nulls)."""
-    if isinstance(value, dict):
-        return {k: _without_directives(v) for k, v in value.items() if not k.startswith("$") and v is not None}
-    if isinstance(value, list):
-        return [_without_directives(v) for v in value]
-    return value
-
-
 class Options:
     def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
                  force: bool = False) -> None:
@@ -144,16 +135,14 @@ class ObjectService:
                 f"the object provided is unrecognized or of the wrong kind ({kind}) for this resource ({rt.kind})")
         if not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
-        if opts.field_validation in ("Strict", "Warn") and rt.model:
-            unknown = schema.unknown_fields(obj, rt.model)
-            if unknown:
+        if rt.model:
+            unknown = schema.prune_unknown(obj, rt.model)  # the body is the caller's copy: prune it
+            if unknown and opts.field_validation in ("Strict", "Warn"):
                 msgs = [f'unknown field "{u}"' for u in unknown]
                 if opts.field_validation == "Strict":
                     raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                                              "strict decoding error: " + ", ".join(msgs))
                 opts.warnings += msgs
-        if rt.model:
-            schema.prune_unknown(obj, rt.model)
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("metadata", {})
         return obj
@@ -169,8 +158,13 @@ class ObjectService:
                 errs.append(invalid("metadata.name", name, msg))
         if rt.namespaced and not meta.get("namespace"):
             errs.append(required("metadata.namespace"))
-        errs += validate_labels(meta.get("labels"), "metadata.labels")
-        errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
+        # Labels or annotations a write left as they were (the stored dict itself) were checked
+        # when they were stored: no need to check them on every status write.
+        old_meta = old["metadata"] if old is not None else {}
+        if old is None or meta.get("labels") is not old_meta.get("labels"):
+            errs += validate_labels(meta.get("labels"), "metadata.labels")
+        if old is None or meta.get("annotations") is not old_meta.get("annotations"):
+            errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
         if not errs:
             errs += rt.validate(obj, old)
         if errs:
@@ -236,13 +230,19 @@ class ObjectService:
     def _merge_for_update(self, rt: ResourceType, new: dict, old: dict, subresource: str | None) -> dict:
         old_meta = old["metadata"]
         if subresource in ("status", "finalize"):
-            merged = deep_copy(old)
+            # The stored object with one part replaced: a shallow copy shares the untouched parts
+            # with the stored entry (never mutated) and copies what the write changes (metadata
+            # gets the new resourceVersion), instead of copying the whole object.
+            merged = {**old, "metadata": dict(old_meta)}
             if subresource == "status":
                 merged["status"] = new.get("status", {})
             else:
-                merged.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
+                merged["spec"] = {**(old.get("spec") or {}), "finalizers": (new.get("spec") or {}).get("finalizers") or []}
             return merged
-        meta = new.setdefault("metadata", {})
+        meta = new.get("metadata", {})
+        if isinstance(meta, dict):
+            # Own metadata: a merge patch shares the stored object's dict, which must not change.
+            meta = new["metadata"] = dict(meta)
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
             if k in old_meta:
                 meta[k] = old_meta[k]
@@ -390,18 +390,8 @@ class ObjectService:
             raise ApiError(422, "Invalid", str(exc)) from None
         if not isinstance(new, dict):
             raise errors.bad_request("the patch produced a non-object")
-        if opts.field_validation in ("Strict", "Warn") and rt.model and patch_type != "apply":
-            # Merge-style patches can only add the fields they name: checking the (small) patch is
-            # enough and much cheaper than the whole object; a JSON patch is checked by its result.
-            checked = _without_directives(body) if patch_type in ("merge", "strategic") else new
-            unknown = schema.unknown_fields(checked, rt.model)
-            if unknown:
-                msgs = [f'unknown field "{u}"' for u in unknown]
-                if opts.field_validation == "Strict":
-                    raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
-                opts.warnings += msgs
         if rt.model:
-            schema.prune_unknown(new, rt.model)
+            self._prune_patched(rt, new, body, patch_type, opts)
         expected = None
         patched_rv = (new.get("metadata") or {}).get("resourceVersion")
         if patched_rv and patched_rv != old["metadata"].get("resourceVersion"):
@@ -415,6 +405,23 @@ class ObjectService:
         inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager)
         result = await self._write_update(rt, current, new, inner, subresource, expected)
         return 200, result
+
+    @staticmethod
+    def _prune_patched(rt: ResourceType, new: dict, body, patch_type: str, opts: Options) -> None:
+        """Drop the unknown fields a patch wrote; warn of them or (Strict) reject the patch."""
+        if patch_type in ("merge", "strategic") and isinstance(body, dict):
+            # Merge-style patches can only add the fields they name (the stored object has no
+            # unknown ones): checking and pruning along the (small) patch is enough.
+            unknown = schema.prune_patched(new, body, rt.model)
+        else:
+            unknown = schema.prune_unknown(new, rt.model)  # a JSON patch is checked by its result
+            if patch_type == "apply":
+                unknown = []  # the applied configuration was checked when it was decoded
+        if unknown and opts.field_validation in ("Strict", "Warn"):
+            msgs = [f'unknown field "{u}"' for u in unknown]
+            if opts.field_validation == "Strict":
+                raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
+            opts.warnings += msgs
 
     @staticmethod
     def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str,

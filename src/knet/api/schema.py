@@ -160,29 +160,121 @@ def _unknown_in(value, ftype: FieldType, path: str) -> list[str]:
     return []
 
 
-def prune_unknown(obj, model: str) -> None:
+# A field's place in an object, built only when an unknown field has to be named: (parent, key)
+# links where key is a field name (str), a list index (int) or a map key (1-tuple).
+_At = tuple
+
+
+def _path_text(at: _At) -> str:
+    parts: list[str] = []
+    while at:
+        at, key = at
+        if isinstance(key, str):
+            parts.append("." + key)
+        else:
+            parts.append(f"[{key if isinstance(key, int) else key[0]}]")
+    text = "".join(reversed(parts))
+    return text[1:] if text.startswith(".") else text
+
+
+def prune_unknown(obj, model: str) -> list[str]:
     """Drop the fields the kind's schema does not know, in place (what decoding into the typed
-    object does in kube-apiserver when fieldValidation is Warn or Ignore)."""
+    object does in kube-apiserver when fieldValidation is Warn or Ignore); the paths of the
+    dropped fields, as `unknown_fields` names them (one walk for the check and the pruning)."""
+    removed: list[str] = []
+    _prune_model(obj, model, (), removed)
+    return removed
+
+
+def _prune_model(obj, model: str, at: _At, removed: list[str]) -> None:
     if not isinstance(obj, dict):
         return
     fields = model_fields(model)
     if not fields:
         return
-    for key in [k for k in obj if k not in fields]:
-        del obj[key]
+    unknown = None
     for key, value in obj.items():
-        _prune_in(value, fields[key].type)
+        f = fields.get(key)
+        if f is None:
+            unknown = unknown or []
+            unknown.append(key)
+            removed.append(_path_text((at, key)))
+        elif f.type.kind != "primitive" and value is not None:
+            _prune_value(value, f.type, (at, key), removed)
+    if unknown:
+        for key in unknown:
+            del obj[key]
 
 
-def _prune_in(value, ftype: FieldType) -> None:
+def _prune_value(value, ftype: FieldType, at: _At, removed: list[str]) -> None:
     if ftype.kind == "model":
-        prune_unknown(value, ftype.name)
+        _prune_model(value, ftype.name, at, removed)
     elif ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
-        for v in value:
-            _prune_in(v, ftype.item)
+        if ftype.item.kind != "primitive":
+            for i, v in enumerate(value):
+                _prune_value(v, ftype.item, (at, i), removed)
     elif ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
-        for v in value.values():
-            _prune_in(v, ftype.item)
+        for k, v in value.items():
+            _prune_value(v, ftype.item, (at, (k,)), removed)
+
+
+def prune_patched(new: dict, patch: dict, model: str) -> list[str]:
+    """Prune `new`, the result of a merge or strategic merge `patch` on a stored (already pruned)
+    object, walking only the parts the patch wrote: the same result as pruning the whole object,
+    at the cost of the patch. The unknown fields the patch names (without its $-directives and
+    deletions), as `unknown_fields` names them."""
+    removed: list[str] = []
+    _prune_patched(new, patch, model, (), removed)
+    return removed
+
+
+def _prune_patched(new, patch: dict, model: str, at: _At, removed: list[str]) -> None:
+    if not isinstance(new, dict):
+        return
+    fields = model_fields(model)
+    if not fields:
+        return
+    for key, value in patch.items():
+        if key.startswith("$"):
+            new.pop(key, None)  # a directive, never a field
+            continue
+        if value is None:
+            continue  # a deletion: nothing written
+        f = fields.get(key)
+        if f is None:
+            removed.append(_path_text((at, key)))
+            new.pop(key, None)
+        elif f.type.kind == "model":
+            if isinstance(value, dict):
+                _prune_patched(new.get(key), value, f.type.name, (at, key), removed)
+        elif f.type.kind != "primitive":
+            # A list may be merged with the stored one by key: prune all of it, and name the
+            # unknown fields by their place in the patch.
+            _prune_value(new.get(key), f.type, (at, key), [])
+            _named_unknown(value, f.type, (at, key), removed)
+
+
+def _named_unknown(value, ftype: FieldType, at: _At, found: list[str]) -> None:
+    """The unknown fields a patch value names, skipping its $-directives and deletions (nulls)."""
+    if ftype.kind == "model":
+        fields = model_fields(ftype.name) if isinstance(value, dict) else None
+        if not fields:
+            return
+        for k, v in value.items():
+            if v is None or k.startswith("$"):
+                continue
+            f = fields.get(k)
+            if f is None:
+                found.append(_path_text((at, k)))
+            elif f.type.kind != "primitive":
+                _named_unknown(v, f.type, (at, k), found)
+    elif ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
+        if ftype.item.kind != "primitive":
+            for i, v in enumerate(value):
+                _named_unknown(v, ftype.item, (at, i), found)
+    elif ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
+        for k, v in value.items():
+            _named_unknown(v, ftype.item, (at, (k,)), found)
 
 
 def patch_meta(model: str, field: str) -> tuple[str, str | None]:

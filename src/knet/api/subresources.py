@@ -26,11 +26,13 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
         raise errors.conflict("pods", "", name, "pod is being deleted, cannot be assigned to a host")
     if (pod.get("spec") or {}).get("nodeName"):
         raise errors.conflict("pods", "", name, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"')
-    new = deep_copy(pod)
-    new["spec"]["nodeName"] = target["name"]
-    conds = [c for c in (new.setdefault("status", {}).get("conditions") or []) if c.get("type") != "PodScheduled"]
+    status = pod.get("status") or {}
+    conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
     conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": timestamp()})
-    new["status"]["conditions"] = conds
+    # Copies of the parts the binding changes only: the rest is shared with the stored entry,
+    # which is never mutated.
+    new = {**pod, "metadata": dict(pod["metadata"]), "spec": {**pod["spec"], "nodeName": target["name"]},
+           "status": {**status, "conditions": conds}}
     if opts.dry_run:
         return _success()
     # The binding writes spec and status together, bypassing the spec-only update rules.

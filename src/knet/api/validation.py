@@ -3,6 +3,7 @@ messages (k8s.io/apimachinery/pkg/util/validation)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -63,6 +64,12 @@ def name_errors(name: str, rule: str) -> list[str]:
 
 
 def qualified_name_errors(key: str) -> list[str]:
+    return list(_qualified_name_errors(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _qualified_name_errors(key: str) -> tuple[str, ...]:
+    # Memoised: every write checks its labels' and annotations' keys, nearly always the same few.
     msgs = []
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
@@ -75,7 +82,7 @@ def qualified_name_errors(key: str) -> list[str]:
         msgs.append("name part must be no more than 63 characters")
     elif not QUALIFIED_NAME.match(name):
         msgs.append(QUALIFIED_MSG)
-    return msgs
+    return tuple(msgs)
 
 
 def validate_labels(labels: dict | None, path: str) -> list[FieldError]:
