@@ -148,8 +148,14 @@ class ReplicaSetController(Controller):
             self.expectations.expect_create(key, created["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
+        async def report_progress() -> None:
+            # A burst of 500 creations takes a while under load; meanwhile the pods created by
+            # earlier syncs become ready. Without this the status (and the Deployment's
+            # readyReplicas) stayed at 0 until all 30 ReplicaSets had had their first burst.
+            await self._update_status(key, rs, self.owned_pods(rs))
+
         if to_create:
-            await slow_start_batch(min(to_create, self.burst), create_one)
+            await slow_start_batch(min(to_create, self.burst), create_one, between=report_progress)
         for pod in to_delete:
             try:
                 await self.api.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
@@ -158,20 +164,29 @@ class ReplicaSetController(Controller):
                     raise
             self.expectations.expect_delete(key, pod["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-        now = datetime.now(UTC)
-        status = compute_rs_status(rs, pods, now)
-        if not semantically_equal(rs.get("status") or {}, status):
-            try:
-                await self.api.update("apps/v1", "replicasets", {**rs, "status": status}, namespace=ns,
-                                      subresource="status")
-            except ApiError as exc:
-                if exc.conflict:
-                    self.queue.add_after(key, 0.1)  # a newer version is in flight; sync again
-                elif not exc.not_found:
-                    raise
+        if to_create:  # the status written between batches must not go back to the pre-burst view
+            pods = self.owned_pods(rs)
+        status = await self._update_status(key, rs, pods)
         min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
         if min_ready and status["readyReplicas"] > status["availableReplicas"]:
             self.queue.add_after(key, 1.0)
+
+    async def _update_status(self, key: str, rs: Obj, pods: list[Obj]) -> Obj:
+        """Write the status computed from `pods` if it differs from the cached ReplicaSet's."""
+        status = compute_rs_status(rs, pods, datetime.now(UTC))
+        current = self.replicasets.get(key) or rs
+        if semantically_equal(current.get("status") or {}, status):
+            return status
+        try:
+            await self.api.update("apps/v1", "replicasets", {**current, "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                             "status": status},
+                                  namespace=rs["metadata"]["namespace"], subresource="status")
+        except ApiError as exc:
+            if exc.conflict:
+                self.queue.add_after(key, 0.1)  # a newer version is in flight; sync again
+            elif not exc.not_found:
+                raise
+        return status
 
     async def _release_unmatched(self, rs: Obj, owned: list[Obj]) -> list[Obj]:
         """Owned pods whose labels no longer match the selector are let go (their ownerReference

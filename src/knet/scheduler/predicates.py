@@ -45,6 +45,26 @@ def pod_requests(pod: Obj) -> Resources:
     return result
 
 
+_FACTS_CACHE: dict[tuple[str, str, str], tuple[int, int, tuple[Any, ...] | None]] = {}
+
+
+def _pod_facts(pod: Obj) -> tuple[int, int, tuple[Any, ...] | None]:
+    """(requested milli-cpu, memory, workload_key) of a pod already on a node, cached like
+    pod_requests: NodeInfo summaries read them for every pod on the node."""
+    meta = pod.get("metadata") or {}
+    rv = meta.get("resourceVersion")
+    key = (meta.get("namespace") or "", meta.get("name") or "", rv or "")
+    facts = _FACTS_CACHE.get(key) if rv else None
+    if facts is None:
+        requests = pod_requests(pod)
+        facts = (requests.milli_cpu, requests.memory, workload_key(pod))
+        if rv:
+            if len(_FACTS_CACHE) > 50_000:
+                _FACTS_CACHE.clear()
+            _FACTS_CACHE[key] = facts
+    return facts
+
+
 def _compute_pod_requests(pod: Obj) -> Resources:
     spec = pod.get("spec") or {}
 
@@ -133,10 +153,20 @@ class NodeInfo:
         spec = node.get("spec") or {}
         plain = not spec.get("unschedulable") and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
-        alloc, used = self.allocatable, self.requested
+        alloc = self.allocatable
+        # One pass over the pods for requests and workloads (a NodeInfo is rebuilt each time a
+        # pod lands on its node, so this runs about twice per scheduled pod).
+        cpu = mem = 0
+        counts: Counter[tuple[Any, ...]] = Counter()
+        for p in self.pods:
+            pod_cpu, pod_mem, key = _pod_facts(p)
+            cpu += pod_cpu
+            mem += pod_mem
+            if key is not None:
+                counts[key] += 1
         result: NodeSummary = (plain, alloc is not None,
                                alloc.pods if alloc else 0, alloc.milli_cpu if alloc else 0, alloc.memory if alloc else 0,
-                               used.pods, used.milli_cpu, used.memory, self.workload_counts)
+                               len(self.pods), cpu, mem, counts)
         self.__dict__["_summary"] = (node, len(self.pods), result)
         return result
 
