@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
 
 import click
+
+# The apiserver holds every object of the cluster as decoded JSON: millions of long-lived dicts
+# and lists that the cyclic garbage collector would otherwise traverse again and again (a fifth of
+# the server's CPU in a 6,000-pod run). They never form cycles (refcounting frees them), so:
+# young collections are rarer (they mostly find requests' short-lived objects already freed),
+# automatic full collections are off, and one full collection a minute reclaims the few cycles
+# that live long enough to get there.
+GC_THRESHOLDS = (50_000, 50, 1_000_000)
+FULL_COLLECTION_SECONDS = 60.0
+
+
+async def _collect_garbage_periodically() -> None:
+    while True:
+        await asyncio.sleep(FULL_COLLECTION_SECONDS)
+        gc.collect()
 
 
 def _run(config) -> None:
@@ -20,9 +36,13 @@ def _run(config) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await server.start()
+        gc.freeze()  # what start-up built (modules, schemas, the loaded store) is never garbage
+        gc.set_threshold(*GC_THRESHOLDS)
+        collector = asyncio.create_task(_collect_garbage_periodically())
         try:
             await stop.wait()
         finally:
+            collector.cancel()
             await server.stop()
 
     try:
