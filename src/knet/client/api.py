@@ -106,12 +106,19 @@ class ApiClient:
                              resource_version=resource_version, limit=limit)
         result = await self.request("GET", path, params=params)
         items = list(result.get("items") or [])
+        # The whole list is as of the first page's resourceVersion: a watch from there replays
+        # whatever changed while later pages were fetched. (Taking the last page's version lost
+        # changes made meanwhile to objects of earlier pages when pages are not one snapshot: an
+        # informer kept a node without its podCIDR for good.)
+        first_version = (result.get("metadata") or {}).get("resourceVersion")
         while (token := (result.get("metadata") or {}).get("continue")) and limit:
             params = list_params(label_selector=label_selector, field_selector=field_selector,
                                  limit=limit, continue_token=token)
             result_page = await self.request("GET", path, params=params)
             items.extend(result_page.get("items") or [])
             result = {**result, "metadata": result_page.get("metadata") or {}}
+        if first_version is not None:
+            result["metadata"] = {**(result.get("metadata") or {}), "resourceVersion": first_version}
         result["items"] = items
         return result
 

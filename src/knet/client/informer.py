@@ -41,6 +41,8 @@ class _Resync(Exception):
 
 
 class Informer:
+    list_limit = 500  # page size of the initial list (as client-go's pager)
+
     def __init__(
         self,
         api: Api,
@@ -168,7 +170,7 @@ class Informer:
     async def _list_and_replace(self) -> None:
         result = await self.api.list(self.api_version, self.resource, namespace=self.namespace,
                                      label_selector=self.label_selector, field_selector=self.field_selector,
-                                     limit=500)
+                                     limit=self.list_limit)
         kind = str(result.get("kind") or "")
         self._kind = kind[:-4] if kind.endswith("List") else (self._kind or None)
         fresh: dict[str, Obj] = {}

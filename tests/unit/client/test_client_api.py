@@ -22,6 +22,7 @@ class TinyApiServer:
         self.compacted_below = 0
         self.watchers: list[asyncio.Queue[tuple[str, dict[str, Any]] | None]] = []
         self.requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        self.between_pages: Any = None  # called after a page that has a continue token
 
     def mutate(self, etype: str, pod: dict[str, Any]) -> dict[str, Any]:
         self.rv += 1
@@ -57,8 +58,16 @@ class TinyApiServer:
             return web.json_response(self.mutate("ADDED", pod), status=201, dumps=lambda o: orjson.dumps(o).decode())
         if req.query.get("watch") == "true":
             return await self.watch(req)
-        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(self.rv)},
-                "items": list(self.pods.values())}
+        items = sorted(self.pods.values(), key=lambda p: p["metadata"]["name"])
+        items = [p for p in items if p["metadata"]["name"] > req.query.get("continue", "")]
+        meta = {"resourceVersion": str(self.rv)}  # each page as of now, as knet's apiserver pages
+        limit = int(req.query.get("limit") or 0)
+        if limit and len(items) > limit:
+            items = items[:limit]
+            meta["continue"] = items[-1]["metadata"]["name"]
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+        if self.between_pages is not None and "continue" in meta:
+            self.between_pages()
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def watch(self, req: web.Request) -> web.StreamResponse:
@@ -210,3 +219,25 @@ async def test_informer_lists_watches_and_relists_after_gone(tiny):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert events[:3] == [("add", "a"), ("add", "b"), ("add", "c")]
+
+
+async def test_a_paged_list_is_as_of_its_first_page_so_changes_meanwhile_are_watched(tiny):
+    for name in ("a", "b", "c"):
+        tiny.mutate("ADDED", pod(name))
+    # "a" (already served on page 1) changes before page 2 is fetched
+    tiny.between_pages = lambda: tiny.mutate("MODIFIED", pod("a", changed="yes"))
+    async with ApiClient(ClientConfig(server=tiny.url)) as api:
+        informer = Informer(api, "v1", "pods", namespace="default")
+        informer.list_limit = 2
+        listed = await api.list("v1", "pods", namespace="default", limit=2)
+        assert [p["metadata"]["name"] for p in listed["items"]] == ["a", "b", "c"]
+        assert listed["metadata"]["resourceVersion"] == "3"
+        tiny.between_pages = None
+        task = asyncio.create_task(informer.run())
+        try:
+            tiny.between_pages = lambda: tiny.mutate("MODIFIED", pod("a", changed="again"))
+            await until(lambda: (informer.get("default/a") or {}).get("metadata", {}).get("labels") ==
+                        {"changed": "again"})
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
