@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
-from knet.controllers.base import Controller, InformerFactory, controller_of, owner_reference, split_key
+from knet.controllers.base import (
+    Controller,
+    InformerFactory,
+    controller_of,
+    controller_uid_index,
+    owner_reference,
+    split_key,
+)
 from knet.controllers.conditions import semantically_equal
 from knet.controllers.deployment import compute_template_hash, resolve_int_or_percent
 from knet.controllers.expectations import Expectations
@@ -121,7 +129,12 @@ class DaemonPlan:
     delete: list[Obj] = field(default_factory=list)
 
 
-def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime) -> DaemonPlan:
+ShouldRun = Callable[[Obj], bool]
+
+
+def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime,
+                        should_run: ShouldRun | None = None) -> DaemonPlan:
+    """`should_run(node)`, if given, answers node_should_run_daemon(ds, node) (from a cache)."""
     plan = DaemonPlan()
     by_node: dict[str, list[Obj]] = {}
     for p in pods:
@@ -136,13 +149,15 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
             plan.delete.extend(p for p in node_pods if not (p.get("metadata") or {}).get("deletionTimestamp"))
     spec = ds.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    probe = daemon_probe(ds)
+    if should_run is None:
+        probe = daemon_probe(ds)
+        should_run = lambda node: node_should_run_daemon(ds, node, probe)  # noqa: E731
     outdated: list[Obj] = []
     unavailable = 0
     desired = 0
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
         name = node["metadata"]["name"]
-        wanted = node_should_run_daemon(ds, node, probe)
+        wanted = should_run(node)
         node_pods = by_node.get(name, [])
         failed = [p for p in node_pods if is_terminal(p) and (p.get("status") or {}).get("phase") == "Failed"]
         plan.delete.extend(failed)
@@ -180,10 +195,13 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
     return plan
 
 
-def compute_daemon_status(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime) -> Obj:
+def compute_daemon_status(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime,
+                          should_run: ShouldRun | None = None) -> Obj:
     min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-    probe = daemon_probe(ds)
-    eligible = {n["metadata"]["name"] for n in nodes if node_should_run_daemon(ds, n, probe)}
+    if should_run is None:
+        probe = daemon_probe(ds)
+        should_run = lambda node: node_should_run_daemon(ds, node, probe)  # noqa: E731
+    eligible = {n["metadata"]["name"] for n in nodes if should_run(n)}
     scheduled, misscheduled, ready, available, updated = set(), set(), 0, 0, 0
     for p in pods:
         if not is_active(p):
@@ -220,6 +238,12 @@ class DaemonSetController(Controller):
         self.daemonsets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
         self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
         self.nodes.add_handler(self._all, lambda o, n: self._node_updated(o, n), self._all)
+        # A sync reads its own pods by owner (not all of kube-system) ...
+        self.pods.add_indexer("controller-uid", controller_uid_index)
+        # ... and whether each node should run the daemon from here: (node object, template
+        # hash, answer) per DaemonSet and node, recomputed only when either changed. With 1,000
+        # nodes, every kube-proxy pod event otherwise re-checked 1,000 selectors and taint lists twice.
+        self._should_run: dict[tuple[str, str], tuple[Obj, str, bool]] = {}
 
     def initial_keys(self) -> list[str]:
         return self.daemonsets.keys()
@@ -238,6 +262,21 @@ class DaemonSetController(Controller):
         if ref and ref.get("kind") == "DaemonSet":
             self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
 
+    def _should_run_cached(self, ds: Obj, key: str, template_hash: str) -> ShouldRun:
+        probe = daemon_probe(ds)
+        cache = self._should_run
+
+        def should_run(node: Obj) -> bool:
+            slot = (key, node["metadata"]["name"])
+            hit = cache.get(slot)
+            if hit is not None and hit[0] is node and hit[1] == template_hash:
+                return hit[2]
+            answer = node_should_run_daemon(ds, node, probe)
+            cache[slot] = (node, template_hash, answer)
+            return answer
+
+        return should_run
+
     async def sync_key(self, key: str) -> None:
         ns, name = split_key(key)
         ds = self.daemonsets.get(key)
@@ -246,7 +285,7 @@ class DaemonSetController(Controller):
             return
         ds = {**ds, "apiVersion": "apps/v1", "kind": "DaemonSet"}
         uid = ds["metadata"]["uid"]
-        pods = [p for p in self.pods.in_namespace(ns or "") if (controller_of(p) or {}).get("uid") == uid]
+        pods = [p for p in self.pods.by_index("controller-uid", uid) if p["metadata"].get("namespace") == ns]
         seen = {p["metadata"]["name"] for p in pods}
         pending_creates, pending_deletes = self.expectations.pending(key, seen)
         pods = [p for p in pods if p["metadata"]["name"] not in pending_deletes]
@@ -257,7 +296,8 @@ class DaemonSetController(Controller):
         nodes = self.nodes.list()
         template_hash = ds_template_hash(ds)
         now = datetime.now(UTC)
-        plan = compute_daemon_plan(ds, nodes, pods, template_hash, now)
+        should_run = self._should_run_cached(ds, key, template_hash)
+        plan = compute_daemon_plan(ds, nodes, pods, template_hash, now, should_run)
         for node_name in plan.create_on:
             created = await self.api.create("v1", "pods", daemon_pod(ds, node_name, template_hash), namespace=ns)
             self.expectations.expect_create(key, created["metadata"]["name"])
@@ -270,7 +310,7 @@ class DaemonSetController(Controller):
                     raise
             self.expectations.expect_delete(key, pod["metadata"]["name"])
             await self.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-        status = compute_daemon_status(ds, nodes, pods, template_hash, now)
+        status = compute_daemon_status(ds, nodes, pods, template_hash, now, should_run)
         current = {k: v for k, v in (ds.get("status") or {}).items() if k in status}
         if not semantically_equal(current, status):
             try:

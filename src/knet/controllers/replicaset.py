@@ -9,7 +9,7 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
-from knet.client.selectors import labels_match_selector
+from knet.client.selectors import labels_match_selector, matches, selector_requirements
 from knet.controllers.base import (
     Controller,
     InformerFactory,
@@ -191,10 +191,11 @@ class ReplicaSetController(Controller):
     async def _release_unmatched(self, rs: Obj, owned: list[Obj]) -> list[Obj]:
         """Owned pods whose labels no longer match the selector are let go (their ownerReference
         removed), as upstream ClaimPods does: relabelling a pod takes it out of the set."""
-        selector = (rs.get("spec") or {}).get("selector")
+        # parsed once per sync, not once per owned pod (a sync looks at up to 1,000 of them)
+        requirements = selector_requirements((rs.get("spec") or {}).get("selector"))
         kept = []
         for pod in owned:
-            if labels_match_selector(selector, pod["metadata"].get("labels")):
+            if matches(requirements, pod["metadata"].get("labels")):
                 kept.append(pod)
                 continue
             refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]]
