@@ -142,6 +142,11 @@ class NodeAgent:
         worker = self.workers.get(uid)
         if worker is not None:
             worker.update(pod)
+            if worker.reported_ready is not None and _ready_status(pod.get("status")) != worker.reported_ready:
+                # Another writer changed the pod's Ready condition (the node lifecycle controller
+                # sets Ready=False on the pods of a node it thought down): the kubelet's status
+                # manager writes its own view back, else the pod stays not ready for good.
+                self.status_changed(worker)
             return
         if meta.get("deletionTimestamp"):  # nothing of it runs here: remove the object at once
             asyncio.create_task(self._delete_unknown(pod))
@@ -511,10 +516,14 @@ class Kubelet:
             agent = self.nodes[name]
             agent.node_uid = obj["metadata"]["uid"]
             agent.set_pod_cidr(cidr)
-            if agent.last_status is not None and _ready_status(obj.get("status")) != _ready_status(agent.last_status):
+            seen = _ready_status(obj.get("status"))
+            if agent.last_status is not None and seen == "Unknown" and seen != _ready_status(agent.last_status):
                 # Someone else changed our Ready condition (the node lifecycle controller marks a
                 # node Unknown when its heartbeat was late): post our own view again now, as the
                 # kubelet does by comparing with the API's node rather than its last report.
+                # Only Unknown counts: True/False are our own writes, and an older one of them
+                # arriving late on the watch (NotReady before the podCIDR) is no reason to
+                # re-report -- it woke the loop over all 1,000 simulated nodes again and again.
                 agent.last_status = None
                 self.node_status_wakeup.set()
             return
@@ -541,6 +550,7 @@ class Kubelet:
             status = worker.status()
             try:
                 await api.patch("v1", "pods", name, {"status": status}, subresource="status", namespace=namespace)
+                worker.reported_ready = _ready_status(status)
             except ApiError as exc:
                 if exc.status != 404:
                     log.warning("status of %s/%s: %s", namespace, name, exc)

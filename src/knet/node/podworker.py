@@ -77,6 +77,7 @@ class PodWorker:
         self.stopped = asyncio.Event()
         self.delete_requested = False
         self.deleted = False
+        self.reported_ready: str | None = None  # the Ready condition status of our last status write
         self.message = ""
         self.reason = ""
         self.task: asyncio.Task | None = None
