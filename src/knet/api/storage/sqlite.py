@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import queue
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -49,8 +50,13 @@ class SqliteStore:
         self._watch = WatchCache(HISTORY_SIZE, self._revision)
         self._listeners: list = []
         self._pending: list[tuple[Event, asyncio.Future]] = []
-        self._flushing = False
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knet-sqlite")
+        self._flushing = False  # a batch is with the writer thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # One writer thread fed batches through a queue, answering with call_soon_threadsafe: a
+        # thread pool's futures cost more than the small commits they carry.
+        self._batches: queue.SimpleQueue[list[tuple[Event, asyncio.Future]] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._writer_loop, name="knet-sqlite", daemon=True)
+        self._writer.start()
         self._closed = False
 
     # --- reads -------------------------------------------------------------------------------
@@ -123,33 +129,50 @@ class SqliteStore:
         return Entry(obj, orjson.dumps(obj), rev)
 
     async def _commit(self, event: Event) -> Entry:
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._pending.append((event, fut))
         if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._loop = loop
+            self._send_batch()
         await fut
         return event.entry
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await loop.run_in_executor(self._writer, self._write_batch, [e for e, _ in batch])
-                except Exception as exc:  # the disk failed: no caller may believe its write landed
-                    self._revert([e for e, _ in batch])
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for event, fut in batch:
-                    self._publish(event)
-                    if not fut.done():
-                        fut.set_result(None)
-        finally:
-            self._flushing = False
+    def _send_batch(self) -> None:
+        """Hand everything pending to the writer thread as one transaction (group commit)."""
+        batch, self._pending = self._pending, []
+        self._flushing = True
+        self._batches.put(batch)
+
+    def _writer_loop(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            error: Exception | None = None
+            try:
+                self._write_batch([e for e, _ in batch])
+            except Exception as exc:  # the disk failed: no caller may believe its write landed
+                error = exc
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._written, batch, error)
+
+    def _written(self, batch: list[tuple[Event, asyncio.Future]], error: Exception | None) -> None:
+        """On the event loop, once a batch is durable (or failed): publish it, answer its
+        writers, and send what queued up meanwhile."""
+        if error is not None:
+            self._revert([e for e, _ in batch])
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+        else:
+            for event, fut in batch:
+                self._publish(event)
+                if not fut.done():
+                    fut.set_result(None)
+        self._flushing = False
+        if self._pending:
+            self._send_batch()
 
     def _revert(self, events: list[Event]) -> None:
         """Undo in memory what a failed commit applied, newest first, so reads match the disk."""
@@ -207,5 +230,6 @@ class SqliteStore:
         self._closed = True
         while self._flushing:
             await asyncio.sleep(0.005)
-        self._writer.shutdown(wait=True)
+        self._batches.put(None)
+        await asyncio.to_thread(self._writer.join)
         self._db.close()
