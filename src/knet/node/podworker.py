@@ -160,10 +160,10 @@ class PodWorker:
         await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
 
     async def _create_sandbox(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         hostname = dnsconfig.pod_hostname(self.pod)
         mounts: list[tuple[str, str, bool]] = []
-        if self.runs_processes:
+        if self.runs_processes:  # a simulated pod has no files: no directory (30,000 of them at scale)
+            self.dir.mkdir(parents=True, exist_ok=True)
             pod = self.pod if self.static or self.agent.api is None else volumes.with_service_account_volume(self.pod)
             paths = await volumes.materialise(self.agent.api, pod, self.dir)
             if volumes.SA_VOLUME in paths:
