@@ -22,15 +22,17 @@ class PatchError(Exception):
 
 
 # --- JSON merge patch ------------------------------------------------------------------------
-def merge_patch(target, patch):
+def merge_patch(target, patch, *, copy_values: bool = True):
+    """RFC 7386. The result shares nothing with `patch` unless `copy_values` is False (for a
+    patch the caller owns and will not change: its lists then go into the result as they are)."""
     if not isinstance(patch, dict):
-        return json_copy(patch)
+        return json_copy(patch) if copy_values else patch
     result = dict(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
         else:
-            result[k] = merge_patch(result.get(k), v)
+            result[k] = merge_patch(result.get(k), v, copy_values=copy_values)
     return result
 
 

@@ -387,7 +387,9 @@ class ObjectService:
             elif patch_type == "merge":
                 if not isinstance(body, dict):
                     raise patches.PatchError("merge patch must be a JSON object")
-                new = patches.merge_patch(old, body)
+                # The body was decoded for this request alone: its values need no copy (a retry
+                # re-applies it; pruning names unknown fields before it drops them).
+                new = patches.merge_patch(old, body, copy_values=False)
             elif patch_type == "strategic":
                 new = patches.strategic_merge_patch(deep_copy(old), body, rt.model)
             elif patch_type == "apply":

@@ -248,10 +248,10 @@ def _prune_patched(new, patch: dict, model: str, at: _At, removed: list[str]) ->
             if isinstance(value, dict):
                 _prune_patched(new.get(key), value, f.type.name, (at, key), removed)
         elif f.type.kind != "primitive":
-            # A list may be merged with the stored one by key: prune all of it, and name the
-            # unknown fields by their place in the patch.
-            _prune_value(new.get(key), f.type, (at, key), [])
+            # A list may be merged with the stored one by key: name the unknown fields by their
+            # place in the patch, then prune all of it (named first: it may be the patch's list).
             _named_unknown(value, f.type, (at, key), removed)
+            _prune_value(new.get(key), f.type, (at, key), [])
 
 
 def _named_unknown(value, ftype: FieldType, at: _At, found: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,7 @@ class ApiServer:
         self.openapi = openapi.OpenAPI(self.registry)
         self.ready = False
         self._cert_users: dict[bytes, User | None] = {}  # client certificate (DER) -> its user
+        self._conn_users: weakref.WeakKeyDictionary[ssl.SSLObject, User | None] = weakref.WeakKeyDictionary()
         self._runner: web.BaseRunner | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -123,6 +125,9 @@ class ApiServer:
             return None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        # As Go's TLS server: no renegotiation, so a connection's client certificate (and the
+        # user cached for it) is the one of its handshake.
+        ctx.options |= ssl.OP_NO_RENEGOTIATION
         ctx.load_cert_chain(c.tls_cert_file, c.tls_private_key_file)
         if c.client_ca_file:
             ctx.load_verify_locations(c.client_ca_file)
@@ -185,20 +190,29 @@ class ApiServer:
 
     def _authenticate(self, request: web.Request) -> User | None:
         """The request's user: its client certificate's (verified in the TLS handshake), else its
-        bearer token's. Certificates are decoded once, not on every request of a connection."""
+        bearer token's. A connection's certificate is decoded once, not on every request."""
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if der is not None:
+        if ssl_object is not None:
             try:
-                user = self._cert_users[der]
+                user = self._conn_users[ssl_object]
             except KeyError:
-                if len(self._cert_users) >= 1024:
-                    self._cert_users.clear()
-                user = self._cert_users[der] = user_from_peercert(ssl_object.getpeercert())
+                user = self._conn_users[ssl_object] = self._cert_user(ssl_object)
             if user is not None:
                 return user
         return self.auth.authenticate(request.headers.get("Authorization"), None)
+
+    def _cert_user(self, ssl_object: ssl.SSLObject) -> User | None:
+        der = ssl_object.getpeercert(binary_form=True)
+        if der is None:
+            return None
+        try:
+            return self._cert_users[der]
+        except KeyError:
+            if len(self._cert_users) >= 1024:
+                self._cert_users.clear()
+            user = self._cert_users[der] = user_from_peercert(ssl_object.getpeercert())
+            return user
 
     def _public(self, path: str, request: web.Request) -> web.Response:
         if path == "/version":
