@@ -156,12 +156,10 @@ class Controller:
                 self.queue.done(key)
 
 
-async def slow_start_batch(count: int, fn: Callable[[], Awaitable[None]], initial: int = 1,
-                           between: Callable[[], Awaitable[None]] | None = None) -> int:
+async def slow_start_batch(count: int, fn: Callable[[], Awaitable[None]], initial: int = 1) -> int:
     """Call fn `count` times in batches of 1, 2, 4, ... run concurrently (upstream slowStartBatch):
     a failing request (quota, terminating namespace) is seen after a few calls, not after hundreds.
-    Stops after the first batch with a failure and raises its first error; returns the successes.
-    `between`, if given, runs after each successful batch but the last."""
+    Stops after the first batch with a failure and raises its first error; returns the successes."""
     done, batch = 0, min(count, initial)
     while batch > 0:
         results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
@@ -170,8 +168,6 @@ async def slow_start_batch(count: int, fn: Callable[[], Awaitable[None]], initia
         if errors:
             raise errors[0]
         batch = min(2 * batch, count - done)
-        if batch > 0 and between is not None:
-            await between()
     return done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from knet.client.selectors import labels_match_selector, matches, selector_requi
 from knet.controllers.base import (
     Controller,
     InformerFactory,
+    WorkQueue,
     controller_of,
     controller_uid_index,
     orphan_namespace_index,
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+# A ReplicaSet's status is reported at most this long after its pods change (and so at most
+# once per this period per ReplicaSet: computing it reads all of its pods).
+STATUS_REPORT_DELAY = 1.0
 
 
 def pod_from_template(template: Obj, owner: Obj, namespace: str, generate_name: str) -> Obj:
@@ -105,6 +110,7 @@ class ReplicaSetController(Controller):
         self.recorder = recorder or EventRecorder(api, "replicaset-controller")
         self.burst = burst
         self.expectations = Expectations()
+        self.status_queue = WorkQueue()  # ReplicaSets whose pods changed, for _report_statuses
         self.replicasets = informers.get("apps/v1", "replicasets")
         self.pods = informers.get("v1", "pods")
         self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
@@ -119,7 +125,36 @@ class ReplicaSetController(Controller):
     def _pod_changed(self, pod: Obj) -> None:
         ref = controller_of(pod)
         if ref and ref.get("kind") == "ReplicaSet":
-            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+            key = f"{pod['metadata']['namespace']}/{ref['name']}"
+            self.queue.add(key)
+            self.status_queue.add_after(key, STATUS_REPORT_DELAY)
+
+    async def run(self) -> None:
+        reporter = asyncio.create_task(self._report_statuses())
+        try:
+            await super().run()
+        finally:
+            reporter.cancel()
+            self.status_queue.close()
+
+    async def _report_statuses(self) -> None:
+        """Status from the pod cache, apart from the sync workers. A sync creating its burst of
+        500 pods holds its worker for a long while under load, and the other ReplicaSets queue
+        behind it: with status written only at the end of syncs, readyReplicas (and so the
+        Deployments') stayed 0 while thousands of pods were already Running and Ready."""
+        while True:
+            key = await self.status_queue.get()
+            try:
+                rs = self.replicasets.get(key)
+                if rs is not None and not rs["metadata"].get("deletionTimestamp"):
+                    rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+                    await self._update_status(key, rs, self.owned_pods(rs))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- the next pod change reports again
+                log.warning("%s: status of %s: %s", self.name, key, exc)
+            finally:
+                self.status_queue.done(key)
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
@@ -148,14 +183,8 @@ class ReplicaSetController(Controller):
             self.expectations.expect_create(key, created["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
-        async def report_progress() -> None:
-            # A burst of 500 creations takes a while under load; meanwhile the pods created by
-            # earlier syncs become ready. Without this the status (and the Deployment's
-            # readyReplicas) stayed at 0 until all 30 ReplicaSets had had their first burst.
-            await self._update_status(key, rs, self.owned_pods(rs))
-
         if to_create:
-            await slow_start_batch(min(to_create, self.burst), create_one, between=report_progress)
+            await slow_start_batch(min(to_create, self.burst), create_one)
         for pod in to_delete:
             try:
                 await self.api.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
@@ -164,7 +193,7 @@ class ReplicaSetController(Controller):
                     raise
             self.expectations.expect_delete(key, pod["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-        if to_create:  # the status written between batches must not go back to the pre-burst view
+        if to_create:  # the status reporter may have written a newer view meanwhile: not older
             pods = self.owned_pods(rs)
         status = await self._update_status(key, rs, pods)
         min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)

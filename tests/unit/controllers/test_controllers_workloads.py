@@ -234,3 +234,24 @@ def test_proportional_scaling_like_the_kubernetes_docs():
 def test_scaling_shapes(new, olds, expected):
     from knet.controllers.deployment import compute_proportional_scale
     assert compute_proportional_scale(deploy(5), new, olds) == expected
+
+
+async def test_replicaset_status_follows_pods_while_its_sync_is_busy(harness):
+    """A sync busy with a long burst of creations must not hold readyReplicas back."""
+    import asyncio
+
+    api = harness.api
+    api.seed("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    ctl = ReplicaSetController(api, harness.informers)
+    await harness.start(ctl)
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 4)
+
+    async def busy(key):  # every sync now takes "forever", as a 500-pod burst does under load
+        await asyncio.Event().wait()
+
+    ctl.sync_key = busy
+    await make_ready(api)
+    await harness.until(lambda: api.objects("apps/v1", "replicasets")[0].get("status", {}).get("readyReplicas") == 4)
