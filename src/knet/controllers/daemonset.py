@@ -253,9 +253,19 @@ class DaemonSetController(Controller):
             self.queue.add(key)
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
-        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels") or \
-                (old.get("spec") or {}).get("taints") != (new.get("spec") or {}).get("taints"):
-            self._all()
+        if (old.get("metadata") or {}).get("labels") == (new.get("metadata") or {}).get("labels") and \
+                (old.get("spec") or {}).get("taints") == (new.get("spec") or {}).get("taints"):
+            return
+        # Only the DaemonSets for which the node's eligibility changed (upstream's updateNode):
+        # the node lifecycle controller lifting the not-ready taint off 1,000 fresh nodes
+        # otherwise re-synced every DaemonSet over all nodes 1,000 times.
+        for key in self.daemonsets.keys():
+            ds = self.daemonsets.get(key)
+            if ds is None:
+                continue
+            probe = daemon_probe(ds)
+            if node_should_run_daemon(ds, old, probe) != node_should_run_daemon(ds, new, probe):
+                self.queue.add(key)
 
     def _pod_changed(self, pod: Obj) -> None:
         ref = controller_of(pod)
