@@ -430,7 +430,7 @@ def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str |
     a few integer comparisons instead of a chain of calls (this loop runs ~400 times per pod on a
     1,000-node cluster)."""
     rejected: dict[str, list[str]] = {}
-    feasible: list[tuple[NodeInfo, NodeSummary]] = []
+    feasible: list[tuple[NodeInfo, NodeSummary, int]] = []  # with the node's pods of this workload
     n = len(infos)
     wanted = num_feasible_nodes_to_find(n)
     filters = filters_for(pod)
@@ -438,6 +438,8 @@ def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str |
     plain_suffices = all(f in (filter_unschedulable, filter_taints) for f in filters)
     want = pod_requests(pod)
     want_cpu, want_mem = want.milli_cpu, want.memory
+    key = workload_key(pod)
+    most = 0
     for i in range(n):
         info = infos[(start + i) % n]
         s = info.summary()
@@ -450,24 +452,25 @@ def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str |
                        or (want_mem and s[7] + want_mem > s[4])):
             rejected[info.name] = filter_resources(pod, info)
             continue
-        feasible.append((info, s))
+        count = s[8].get(key, 0) if key is not None else 0
+        if count > most:
+            most = count
+        feasible.append((info, s, count))
         if len(feasible) >= wanted:
             break
     if not feasible:
         return None, rejected
-    return _best_host(pod, want, feasible), rejected
+    return _best_host(want, feasible, most), rejected
 
 
-def _best_host(pod: Obj, want: Resources, feasible: list[tuple[NodeInfo, NodeSummary]],
+def _best_host(want: Resources, feasible: list[tuple[NodeInfo, NodeSummary, int]], most: int,
                spread_weight: float = 2.0) -> str:
-    """select_host(compute_scores(pod, infos)) over the summaries, float for float."""
-    key = workload_key(pod)
-    counts = [s[8].get(key, 0) for _, s in feasible] if key is not None else [0] * len(feasible)
-    most = max(counts)
+    """select_host(compute_scores(pod, infos)) over the summaries, float for float; `most` is the
+    largest count of the workload's pods on one of the feasible nodes."""
     want_cpu = want.milli_cpu or DEFAULT_MILLI_CPU
     want_mem = want.memory or DEFAULT_MEMORY
     best_name, best_score = "", -1.0
-    for (info, s), count in zip(feasible, counts, strict=True):
+    for info, s, count in feasible:
         _, has_alloc, _, alloc_cpu, alloc_mem, _, used_cpu, used_mem, _ = s
         if not has_alloc or alloc_cpu <= 0 or alloc_mem <= 0:
             least = 50.0
