@@ -388,7 +388,16 @@ class ApiServer:
             tbl = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                include=request.query.get("includeObject", "Metadata"), api_version=ver)
             return _json(tbl, status, headers=headers)
-        return _json(obj, status, headers=headers)
+        return _json(self._encoded(rt, obj), status, headers=headers)
+
+    def _encoded(self, rt: ResourceType, obj: dict) -> bytes | dict:
+        """The stored JSON when `obj` is the stored object itself (what a write returns), so a
+        write's response does not encode the object a second time; else `obj`."""
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            return obj
+        entry = self.store.get(rt.bucket, meta.get("namespace", "") if rt.namespaced else "", meta.get("name", ""))
+        return entry.raw if entry is not None and entry.obj is obj else obj
 
     # --- verbs ---------------------------------------------------------------------------------
     def _selectors(self, request: web.Request, rt: ResourceType):
