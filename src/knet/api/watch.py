@@ -100,8 +100,12 @@ async def watch_events(
                 return
             if not batch:
                 if bookmarks and (deadline is None or time.monotonic() < deadline):
+                    # The newest published revision, not the store's: a write still on its way to
+                    # the disk has a revision already, and a client resuming from a bookmark past
+                    # it would never see it.
                     yield [("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                                         "metadata": {"resourceVersion": str(max(last_rv, store.revision))}}, None)]
+                                         "metadata": {"resourceVersion": str(max(last_rv, sub.published_revision))}},
+                                        None)]
                 continue
             last_rv = batch[-1].revision
             out = [item(ev.type, ev.entry) for ev in batch] if not selecting else _selected(batch, labels, fields, item)

@@ -81,3 +81,14 @@ async def test_watch_iterates_events_one_by_one():
     await asyncio.wait_for(task, 1)
     assert seen == [2, 3, 4]
     assert not cache._by_bucket["cm"]  # the finished watch unsubscribed
+
+
+async def test_published_revision_is_the_newest_event_handed_out():
+    cache = WatchCache(100, 5)
+    sub = cache.subscribe("cm", "a", 5)
+    assert sub.published_revision == 5
+    cache.publish(event(6, bucket="other"))
+    cache.publish(event(7))
+    assert sub.published_revision == 7
+    cache.reset(9)
+    assert sub.published_revision == 9

@@ -77,6 +77,12 @@ class Subscription:
             return batch
         return None if self._ended else []
 
+    @property
+    def published_revision(self) -> int:
+        """The newest revision the cache has published: every event up to it has been queued to
+        this watch (the store's own revision may be ahead, with writes not yet durable)."""
+        return self._cache.published
+
     def close(self) -> None:
         self._ended = True
         self._cache._remove(self)
@@ -91,12 +97,14 @@ class WatchCache:
     def __init__(self, size: int, start_revision: int) -> None:
         self.history: collections.deque[Event] = collections.deque(maxlen=size)
         self.oldest = start_revision  # watches may resume from this revision or later
+        self.published = start_revision  # the revision of the newest published event
         self._by_bucket: dict[str, set[Subscription]] = collections.defaultdict(set)
 
     def publish(self, event: Event) -> None:
         if len(self.history) == self.history.maxlen:
             self.oldest = self.history[0].revision
         self.history.append(event)
+        self.published = event.revision
         subs = self._by_bucket.get(event.bucket)
         if subs:
             ns = event.namespace
@@ -107,7 +115,7 @@ class WatchCache:
     def reset(self, revision: int) -> None:
         """Forget the history (it no longer describes the store) and end every open watch."""
         self.history.clear()
-        self.oldest = revision
+        self.oldest = self.published = revision
         for subs in self._by_bucket.values():
             for s in subs:
                 s.end()
