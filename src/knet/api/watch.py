@@ -90,16 +90,20 @@ async def watch_events(
     try:
         while True:
             wait = BOOKMARK_INTERVAL if bookmarks else None
+            until_deadline = False  # this wait ends at the watch's timeout, not at a bookmark
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                wait = min(wait, left) if wait else left
+                if wait is None or left < wait:
+                    wait, until_deadline = left, True
             batch = await sub.next_batch(wait)
             if batch is None:
                 return
             if not batch:
-                if bookmarks and (deadline is None or time.monotonic() < deadline):
+                # Timers may fire a little early: the deadline's wait never makes a bookmark (it
+                # once made several in the last millisecond of a watch).
+                if bookmarks and not until_deadline:
                     # The newest published revision, not the store's: a write still on its way to
                     # the disk has a revision already, and a client resuming from a bookmark past
                     # it would never see it.
