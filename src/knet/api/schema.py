@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import kubernetes.client.models as models
 
@@ -209,13 +211,21 @@ def _prune_model(obj, model: str, at: _At, removed: list[str]) -> None:
 def _prune_value(value, ftype: FieldType, at: _At, removed: list[str]) -> None:
     if ftype.kind == "model":
         _prune_model(value, ftype.name, at, removed)
-    elif ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
-        if ftype.item.kind != "primitive":
-            for i, v in enumerate(value):
-                _prune_value(v, ftype.item, (at, i), removed)
-    elif ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
-        for k, v in value.items():
-            _prune_value(v, ftype.item, (at, (k,)), removed)
+    else:
+        for item, item_type, item_at in _structured_items(value, ftype, at):
+            _prune_value(item, item_type, item_at, removed)
+
+
+def _structured_items(value, ftype: FieldType, at: _At) -> Iterable[tuple[Any, FieldType, _At]]:
+    """A list's items or a map's model values, with their type and place; nothing for primitives."""
+    item_type = ftype.item
+    if item_type is None or item_type.kind == "primitive":
+        return ()
+    if ftype.kind == "list" and isinstance(value, list):
+        return ((v, item_type, (at, i)) for i, v in enumerate(value))
+    if ftype.kind == "map" and isinstance(value, dict) and item_type.kind == "model":
+        return ((v, item_type, (at, (k,))) for k, v in value.items())
+    return ()
 
 
 def prune_patched(new: dict, patch: dict, model: str) -> list[str]:
@@ -268,13 +278,9 @@ def _named_unknown(value, ftype: FieldType, at: _At, found: list[str]) -> None:
                 found.append(_path_text((at, k)))
             elif f.type.kind != "primitive":
                 _named_unknown(v, f.type, (at, k), found)
-    elif ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
-        if ftype.item.kind != "primitive":
-            for i, v in enumerate(value):
-                _named_unknown(v, ftype.item, (at, i), found)
-    elif ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
-        for k, v in value.items():
-            _named_unknown(v, ftype.item, (at, (k,)), found)
+    else:
+        for item, item_type, item_at in _structured_items(value, ftype, at):
+            _named_unknown(item, item_type, item_at, found)
 
 
 def patch_meta(model: str, field: str) -> tuple[str, str | None]:
