@@ -26,42 +26,27 @@ class Resources:
         return Resources(self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods)
 
 
-_REQUESTS_CACHE: dict[tuple[str, str, str], Resources] = {}
+_POD_FACTS_CACHE: dict[tuple[str, str, str], tuple[Resources, tuple[Any, ...] | None]] = {}
 
 
 def pod_requests(pod: Obj) -> Resources:
-    """Sum of containers, at least the largest init container, plus overhead (upstream semantics).
-    Cached per (namespace, name, resourceVersion): the scheduler asks for every pod on every node."""
+    """Sum of containers, at least the largest init container, plus overhead (upstream semantics)."""
+    return _pod_facts(pod)[0]
+
+
+def _pod_facts(pod: Obj) -> tuple[Resources, tuple[Any, ...] | None]:
+    """(requests, workload_key) of a pod, cached per (namespace, name, resourceVersion): the
+    scheduler reads them for every pod on every node it considers."""
     meta = pod.get("metadata") or {}
     rv = meta.get("resourceVersion")
     key = (meta.get("namespace") or "", meta.get("name") or "", rv or "")
-    if rv and key in _REQUESTS_CACHE:
-        return _REQUESTS_CACHE[key]
-    result = _compute_pod_requests(pod)
-    if rv:
-        if len(_REQUESTS_CACHE) > 50_000:
-            _REQUESTS_CACHE.clear()
-        _REQUESTS_CACHE[key] = result
-    return result
-
-
-_FACTS_CACHE: dict[tuple[str, str, str], tuple[int, int, tuple[Any, ...] | None]] = {}
-
-
-def _pod_facts(pod: Obj) -> tuple[int, int, tuple[Any, ...] | None]:
-    """(requested milli-cpu, memory, workload_key) of a pod already on a node, cached like
-    pod_requests: NodeInfo summaries read them for every pod on the node."""
-    meta = pod.get("metadata") or {}
-    rv = meta.get("resourceVersion")
-    key = (meta.get("namespace") or "", meta.get("name") or "", rv or "")
-    facts = _FACTS_CACHE.get(key) if rv else None
+    facts = _POD_FACTS_CACHE.get(key) if rv else None
     if facts is None:
-        requests = pod_requests(pod)
-        facts = (requests.milli_cpu, requests.memory, workload_key(pod))
+        facts = (_compute_pod_requests(pod), workload_key(pod))
         if rv:
-            if len(_FACTS_CACHE) > 50_000:
-                _FACTS_CACHE.clear()
-            _FACTS_CACHE[key] = facts
+            if len(_POD_FACTS_CACHE) > 50_000:
+                _POD_FACTS_CACHE.clear()
+            _POD_FACTS_CACHE[key] = facts
     return facts
 
 
@@ -133,15 +118,9 @@ class NodeInfo:
 
     @property
     def requested(self) -> Resources:
-        """Sum of the pods' requests, memoised until the pod list changes length."""
-        cached = self.__dict__.get("_requested")
-        if cached is not None and cached[0] == len(self.pods):
-            return cached[1]
-        total = Resources()
-        for p in self.pods:
-            total = total + pod_requests(p)
-        self.__dict__["_requested"] = (len(self.pods), total)
-        return total
+        """Sum of the pods' requests (from the memoised summary)."""
+        _, _, _, _, _, pods, cpu, mem, _ = self.summary()
+        return Resources(cpu, mem, pods)
 
     def summary(self) -> NodeSummary:
         """What a decision reads of this node, as one tuple (see NodeSummary), memoised while the
@@ -159,9 +138,9 @@ class NodeInfo:
         cpu = mem = 0
         counts: Counter[tuple[Any, ...]] = Counter()
         for p in self.pods:
-            pod_cpu, pod_mem, key = _pod_facts(p)
-            cpu += pod_cpu
-            mem += pod_mem
+            requests, key = _pod_facts(p)
+            cpu += requests.milli_cpu
+            mem += requests.memory
             if key is not None:
                 counts[key] += 1
         result: NodeSummary = (plain, alloc is not None,
@@ -172,18 +151,9 @@ class NodeInfo:
 
     @property
     def workload_counts(self) -> Counter[tuple[Any, ...]]:
-        """How many of the node's pods belong to each workload (see workload_key), memoised
-        like `requested`: spreading asks this of every feasible node for every pod."""
-        cached = self.__dict__.get("_workloads")
-        if cached is not None and cached[0] == len(self.pods):
-            return cached[1]
-        counts: Counter[tuple[Any, ...]] = Counter()
-        for p in self.pods:
-            key = workload_key(p)
-            if key is not None:
-                counts[key] += 1
-        self.__dict__["_workloads"] = (len(self.pods), counts)
-        return counts
+        """How many of the node's pods belong to each workload (see workload_key), from the
+        memoised summary: spreading asks this of every feasible node for every pod."""
+        return self.summary()[8]
 
 
 # -- filters: None = fits, else the reason upstream prints ------------------------------------
