@@ -132,6 +132,12 @@ class DaemonPlan:
 ShouldRun = Callable[[Obj], bool]
 
 
+def eligibility(ds: Obj) -> ShouldRun:
+    """node -> whether the DaemonSet should run on it (node_should_run_daemon, probe built once)."""
+    probe = daemon_probe(ds)
+    return lambda node: node_should_run_daemon(ds, node, probe)
+
+
 def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime,
                         should_run: ShouldRun | None = None) -> DaemonPlan:
     """`should_run(node)`, if given, answers node_should_run_daemon(ds, node) (from a cache)."""
@@ -149,9 +155,7 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
             plan.delete.extend(p for p in node_pods if not (p.get("metadata") or {}).get("deletionTimestamp"))
     spec = ds.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    if should_run is None:
-        probe = daemon_probe(ds)
-        should_run = lambda node: node_should_run_daemon(ds, node, probe)  # noqa: E731
+    should_run = should_run or eligibility(ds)
     outdated: list[Obj] = []
     unavailable = 0
     desired = 0
@@ -198,9 +202,7 @@ def compute_daemon_plan(ds: Obj, nodes: list[Obj], pods: list[Obj], template_has
 def compute_daemon_status(ds: Obj, nodes: list[Obj], pods: list[Obj], template_hash: str, now: datetime,
                           should_run: ShouldRun | None = None) -> Obj:
     min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-    if should_run is None:
-        probe = daemon_probe(ds)
-        should_run = lambda node: node_should_run_daemon(ds, node, probe)  # noqa: E731
+    should_run = should_run or eligibility(ds)
     eligible = {n["metadata"]["name"] for n in nodes if should_run(n)}
     scheduled, misscheduled, ready, available, updated = set(), set(), 0, 0, 0
     for p in pods:
@@ -263,8 +265,8 @@ class DaemonSetController(Controller):
             ds = self.daemonsets.get(key)
             if ds is None:
                 continue
-            probe = daemon_probe(ds)
-            if node_should_run_daemon(ds, old, probe) != node_should_run_daemon(ds, new, probe):
+            should_run = eligibility(ds)
+            if should_run(old) != should_run(new):
                 self.queue.add(key)
 
     def _pod_changed(self, pod: Obj) -> None:
@@ -273,7 +275,7 @@ class DaemonSetController(Controller):
             self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
 
     def _should_run_cached(self, ds: Obj, key: str, template_hash: str) -> ShouldRun:
-        probe = daemon_probe(ds)
+        uncached = eligibility(ds)
         cache = self._should_run
 
         def should_run(node: Obj) -> bool:
@@ -281,7 +283,7 @@ class DaemonSetController(Controller):
             hit = cache.get(slot)
             if hit is not None and hit[0] is node and hit[1] == template_hash:
                 return hit[2]
-            answer = node_should_run_daemon(ds, node, probe)
+            answer = uncached(node)
             cache[slot] = (node, template_hash, answer)
             return answer
 
