@@ -5,10 +5,7 @@ Address plan: two free /24s of 172.30.64.0/18 (clusters A and A-b), from datapla
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
-import random
 import signal
 import subprocess
 import uuid
@@ -24,22 +21,9 @@ from knet.net.machines import (
 )
 from knet.net.names import link_prefix
 
+from .node_networks import free_node_networks
+
 pytestmark = pytest.mark.e2e
-
-NODE_NETWORK_POOL = ipaddress.IPv4Network("172.30.64.0/18")
-
-
-def free_node_networks(count: int = 1) -> list[str]:
-    """`count` distinct /24s of NODE_NETWORK_POOL overlapping no host route (other clusters may be up meanwhile);
-    picked at random so that concurrent test runs rarely race for the same one."""
-    routes = subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True, text=True).stdout
-    used = []
-    for line in routes.splitlines():
-        with contextlib.suppress(ValueError, IndexError):
-            used.append(ipaddress.IPv4Network(line.split()[0], strict=False))
-    candidates = [c for c in NODE_NETWORK_POOL.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used if u.prefixlen)]
-    return [str(c) for c in random.sample(candidates, count)]
-
 
 
 @pytest.fixture

@@ -7,11 +7,8 @@ apiserver on the host, reached from the nodes at 172.30.77.1.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -25,21 +22,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import KNET, KUBECTL, start_apiserver  # noqa: E402
 
+from .node_networks import free_node_networks  # noqa: E402
+
 pytestmark = pytest.mark.e2e
 
-NODE_NETWORK_POOL = ipaddress.IPv4Network("172.30.64.0/18")
-
-
-def free_node_networks(count: int = 1) -> list[str]:
-    """`count` distinct /24s of NODE_NETWORK_POOL overlapping no host route (other clusters may be up meanwhile);
-    picked at random so that concurrent test runs rarely race for the same one."""
-    routes = subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True, text=True).stdout
-    used = []
-    for line in routes.splitlines():
-        with contextlib.suppress(ValueError, IndexError):
-            used.append(ipaddress.IPv4Network(line.split()[0], strict=False))
-    candidates = [c for c in NODE_NETWORK_POOL.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used if u.prefixlen)]
-    return [str(c) for c in random.sample(candidates, count)]
 
 
 NODES = {"kd1": "10.244.77.0/24", "kd2": "10.244.78.0/24"}
