@@ -9,7 +9,6 @@ import concurrent.futures
 import json
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 import urllib.error
@@ -18,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from raw_http import post
 
 from knet.api.storage import AlreadyExists, Conflict, NotFound, StoreError, TooOld, open_store
 from knet.api.storage.etcd import EtcdStore, parse_url
@@ -297,19 +297,6 @@ async def test_a_compaction_while_away_reloads_the_cache(url, etcd):
 
 
 # --- two apiservers on one etcd ------------------------------------------------------------------
-def post(server, path: str, obj: dict) -> int:
-    ctx = ssl.create_default_context(cafile=server.ca_file)
-    req = urllib.request.Request(server.url + path, data=json.dumps(obj).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0  # the server died mid-request: not acknowledged
-
-
 def test_two_apiservers_share_one_etcd(apiserver_factory, url):
     first = apiserver_factory([f"--storage={url}"])
     second = apiserver_factory([f"--storage={url}"])
