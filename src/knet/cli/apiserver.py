@@ -10,27 +10,7 @@ from pathlib import Path
 
 import click
 
-# The apiserver holds every object of the cluster as decoded JSON: millions of long-lived dicts
-# and lists that the cyclic garbage collector would otherwise traverse again and again (a fifth of
-# the server's CPU in a 6,000-pod run). They never form cycles (refcounting frees them), so:
-# young collections are rarer (they mostly find requests' short-lived objects already freed),
-# automatic full collections are off, and once a minute a collection reclaims the cycles that
-# lived long enough to get there, then freezes the survivors so that later collections skip them.
-# Every tenth round unfreezes first: cycles that became garbage after they were frozen go too.
-GC_THRESHOLDS = (50_000, 50, 1_000_000)
-COLLECTION_SECONDS = 60.0
-FULL_COLLECTION_ROUNDS = 10
-
-
-async def _collect_garbage_periodically() -> None:
-    rounds = 0
-    while True:
-        await asyncio.sleep(COLLECTION_SECONDS)
-        rounds += 1
-        if rounds % FULL_COLLECTION_ROUNDS == 0:
-            gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+from knet.cli.runtime import run_component
 
 
 def _run(config) -> None:
@@ -43,21 +23,13 @@ def _run(config) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await server.start()
-        gc.freeze()  # what start-up built (modules, schemas, the loaded store) is never garbage
-        gc.set_threshold(*GC_THRESHOLDS)
-        collector = asyncio.create_task(_collect_garbage_periodically())
+        gc.freeze()  # the store loaded at start-up is long-lived too (see knet.cli.runtime)
         try:
             await stop.wait()
         finally:
-            collector.cancel()
             await server.stop()
 
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
+    run_component(main())
 
 
 @click.command("apiserver", context_settings={"ignore_unknown_options": False})

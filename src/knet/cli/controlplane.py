@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from knet.cli.runtime import run_component
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
@@ -41,11 +43,6 @@ def _bool(value: str) -> bool:
 def _setup(verbosity: int) -> None:
     logging.basicConfig(level=logging.DEBUG if verbosity >= 4 else logging.INFO,
                         format="%(levelname).1s%(asctime)s %(name)s] %(message)s", datefmt="%m%d %H:%M:%S")
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
 
 
 _IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "client-ca-file",
@@ -109,7 +106,7 @@ def _run(config, user_agent: str, flags: dict, work) -> None:
                 raise click.ClickException(f"leaderelection lost: {exc}") from exc
 
     try:
-        asyncio.run(main())
+        run_component(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
 

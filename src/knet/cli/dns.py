@@ -6,12 +6,13 @@ them, and the double-dash forms.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
 
 import click
+
+from knet.cli.runtime import run_component
 
 
 @click.command("dns", context_settings={"ignore_unknown_options": False})
@@ -33,20 +34,13 @@ def dns_command(conf: Path, dns_port: int | None, listen: str, kubeconfig: str |
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     if not conf.exists():
         raise click.ClickException(f"Corefile {conf} not found")
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; run on asyncio if it is missing
-        uvloop = None
     app = DnsApp(Options(corefile=conf, kubeconfig=kubeconfig, host=listen, port=dns_port,
                          forward_timeout=forward_timeout))
     from knet.client import ConfigError
     from knet.dns.corefile import CorefileError
 
     try:
-        if uvloop is not None:
-            uvloop.run(app.run())
-        else:
-            asyncio.run(app.run())
+        run_component(app.run())
     except KeyboardInterrupt:
         pass
     except (CorefileError, ConfigError, OSError) as exc:

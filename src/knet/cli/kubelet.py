@@ -11,15 +11,7 @@ import urllib.request
 
 import click
 
-
-def _run(coro) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(coro)
+from knet.cli.runtime import run_component
 
 
 async def _until_signalled(coro) -> None:
@@ -96,7 +88,7 @@ def kubelet_cmd(**opts) -> None:
         node_status_update_frequency=float(freq), node_lease_duration_seconds=opts["node_lease_duration_seconds"],
         sim_nodes=sim_nodes,
     )
-    _run(_until_signalled(Kubelet(cfg).run()))
+    run_component(_until_signalled(Kubelet(cfg).run()))
 
 
 @click.group("workload")
@@ -113,7 +105,7 @@ def netexec_cmd(http_port: int, udp_port: int, sctp_port: int, delay_shutdown: i
     """HTTP echo server (/hostname, /clientip, /echo?msg=, /healthz) plus a UDP responder."""
     from knet.node.netexec import serve
 
-    _run(serve(http_port, udp_port or None))
+    run_component(serve(http_port, udp_port or None))
 
 
 def _kubelet_rows(cluster: str, node: str) -> list[dict]:

@@ -10,6 +10,8 @@ from typing import Any
 import click
 import yaml
 
+from knet.cli.runtime import run_component
+
 
 @click.command("kube-proxy", context_settings={"ignore_unknown_options": False})
 @click.option("--config", "config_path", help="KubeProxyConfiguration file (the ConfigMap's config.conf).")
@@ -31,12 +33,7 @@ def kube_proxy(config_path: str | None, hostname_override: str, proxy_mode: str,
         hostname=hostname_override, mode=proxy_mode, kubeconfig=kubeconfig, cluster_cidr=cluster_cidr,
         metrics_bind_address=metrics_bind_address, healthz_bind_address=healthz_bind_address))
     try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        asyncio.run(server.run(cfg))
+        run_component(server.run(cfg))
     except KeyboardInterrupt:
         pass
 
