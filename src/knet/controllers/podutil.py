@@ -49,11 +49,15 @@ def is_active(pod: Obj) -> bool:
 
 
 def is_pod_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
-    if not is_pod_ready(pod):
-        return False
+    ready = get_condition(pod, "Ready")
+    return ready is not None and ready.get("status") == "True" and ready_for_long_enough(ready, min_ready_seconds, now)
+
+
+def ready_for_long_enough(ready_condition: Obj, min_ready_seconds: int, now: datetime) -> bool:
+    """A pod whose Ready condition is True counts as available after minReadySeconds."""
     if min_ready_seconds <= 0:
         return True
-    since = parse_time((get_condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    since = parse_time(ready_condition.get("lastTransitionTime"))
     return since is not None and (now - since).total_seconds() >= min_ready_seconds
 
 

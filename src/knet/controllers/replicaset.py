@@ -27,9 +27,9 @@ from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import (
     get_condition,
     is_active,
-    is_pod_available,
     is_pod_ready,
     parse_time,
+    ready_for_long_enough,
 )
 
 log = logging.getLogger(__name__)
@@ -81,20 +81,30 @@ def compute_replica_diff(replicas: int, pods: list[Obj], pending_creates: int = 
 
 
 def compute_rs_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
-    min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-    template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
-    active = [p for p in pods if is_active(p)]
-    status: Obj = {
-        "replicas": len(active),
-        "fullyLabeledReplicas": sum(1 for p in active if all(
-            (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items())),
-        "readyReplicas": sum(1 for p in active if is_pod_ready(p)),
-        "availableReplicas": sum(1 for p in active if is_pod_available(p, min_ready, now)),
-        "observedGeneration": rs["metadata"].get("generation", 1),
+    spec = rs.get("spec") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    template_labels = (spec.get("template") or {}).get("metadata", {}).get("labels") or {}
+    # One pass over the pods (a ReplicaSet may have thousands, and this runs on their changes).
+    replicas = labeled = ready = available = 0
+    for pod in pods:
+        if not is_active(pod):
+            continue
+        replicas += 1
+        labels = pod["metadata"].get("labels") or {}
+        if all(labels.get(k) == v for k, v in template_labels.items()):
+            labeled += 1
+        ready_condition = get_condition(pod, "Ready")
+        if ready_condition is None or ready_condition.get("status") != "True":
+            continue
+        ready += 1
+        available += ready_for_long_enough(ready_condition, min_ready, now)
+    out: Obj = {
+        "replicas": replicas, "fullyLabeledReplicas": labeled, "readyReplicas": ready,
+        "availableReplicas": available, "observedGeneration": rs["metadata"].get("generation", 1),
     }
     for cond in (rs.get("status") or {}).get("conditions") or []:
-        status.setdefault("conditions", []).append(cond)
-    return status
+        out.setdefault("conditions", []).append(cond)
+    return out
 
 
 class ReplicaSetController(Controller):
@@ -114,7 +124,7 @@ class ReplicaSetController(Controller):
         self.replicasets = informers.get("apps/v1", "replicasets")
         self.pods = informers.get("v1", "pods")
         self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
-        self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
+        self.pods.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
         # Indexed so a sync costs O(its own pods), not O(every pod in the namespace).
         self.pods.add_indexer("controller-uid", controller_uid_index)
         self.pods.add_indexer("orphans", orphan_namespace_index)
@@ -122,12 +132,26 @@ class ReplicaSetController(Controller):
     def initial_keys(self) -> list[str]:
         return self.replicasets.keys()
 
-    def _pod_changed(self, pod: Obj) -> None:
+    def _pod_changed(self, pod: Obj, *, sync: bool = True) -> None:
         ref = controller_of(pod)
         if ref and ref.get("kind") == "ReplicaSet":
             key = f"{pod['metadata']['namespace']}/{ref['name']}"
-            self.queue.add(key)
+            if sync:
+                self.queue.add(key)
             self.status_queue.add_after(key, STATUS_REPORT_DELAY)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        """Upstream syncs the ReplicaSet on every update of its pods. Here a sync (which looks at
+        all of its pods) follows only the changes that can alter what it does: a pod stopping
+        being active, or moving in or out of the set. The rest -- the scheduler binding it, the
+        kubelet reporting it Running and Ready -- only changes the status, which the reporter
+        recounts at most once a second."""
+        old_meta, new_meta = old["metadata"], new["metadata"]
+        moved = (old_meta.get("labels") != new_meta.get("labels")
+                 or old_meta.get("ownerReferences") != new_meta.get("ownerReferences"))
+        if moved:
+            self._pod_changed(old)
+        self._pod_changed(new, sync=moved or is_active(old) != is_active(new))
 
     async def run(self) -> None:
         reporter = asyncio.create_task(self._report_statuses())
@@ -193,29 +217,33 @@ class ReplicaSetController(Controller):
                     raise
             self.expectations.expect_delete(key, pod["metadata"]["name"])
             await self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-        if to_create:  # the status reporter may have written a newer view meanwhile: not older
-            pods = self.owned_pods(rs)
-        status = await self._update_status(key, rs, pods)
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready and status["readyReplicas"] > status["availableReplicas"]:
-            self.queue.add_after(key, 1.0)
+        # Status follows the pods through the reporter (at most once a second per ReplicaSet): a
+        # sync writes it only for a new spec (observedGeneration), so that the stream of events
+        # from a thousand pods starting does not recount all of them for each event.
+        if (rs.get("status") or {}).get("observedGeneration") != rs["metadata"].get("generation", 1):
+            # the status reporter may have written a newer view meanwhile: not older
+            await self._update_status(key, rs, self.owned_pods(rs) if to_create or to_delete else pods)
+        else:
+            self.status_queue.add_after(key, STATUS_REPORT_DELAY)
 
-    async def _update_status(self, key: str, rs: Obj, pods: list[Obj]) -> Obj:
+    async def _update_status(self, key: str, rs: Obj, pods: list[Obj]) -> None:
         """Write the status computed from `pods` if it differs from the cached ReplicaSet's."""
         status = compute_rs_status(rs, pods, datetime.now(UTC))
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready and status["readyReplicas"] > status["availableReplicas"]:
+            self.status_queue.add_after(key, 1.0)  # pods become available with time, not with an event
         current = self.replicasets.get(key) or rs
         if semantically_equal(current.get("status") or {}, status):
-            return status
+            return
         try:
             await self.api.update("apps/v1", "replicasets", {**current, "apiVersion": "apps/v1", "kind": "ReplicaSet",
                                                              "status": status},
                                   namespace=rs["metadata"]["namespace"], subresource="status")
         except ApiError as exc:
             if exc.conflict:
-                self.queue.add_after(key, 0.1)  # a newer version is in flight; sync again
+                self.status_queue.add_after(key, 0.1)  # a newer version is in flight; count again
             elif not exc.not_found:
                 raise
-        return status
 
     async def _release_unmatched(self, rs: Obj, owned: list[Obj]) -> list[Obj]:
         """Owned pods whose labels no longer match the selector are let go (their ownerReference

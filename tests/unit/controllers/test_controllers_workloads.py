@@ -255,3 +255,47 @@ async def test_replicaset_status_follows_pods_while_its_sync_is_busy(harness):
     ctl.sync_key = busy
     await make_ready(api)
     await harness.until(lambda: api.objects("apps/v1", "replicasets")[0].get("status", {}).get("readyReplicas") == 4)
+
+
+def _rs_pod(labels, owner_uid="rs-uid", *, phase="Pending", ready=False, deleting=False):
+    pod = {"metadata": {"name": "p", "namespace": "default", "labels": labels,
+                        "ownerReferences": [{"kind": "ReplicaSet", "name": "r", "uid": owner_uid, "controller": True}]},
+           "spec": {}, "status": {"phase": phase}}
+    if ready:
+        pod["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    if deleting:
+        pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return pod
+
+
+@pytest.mark.parametrize(("old", "new", "syncs"), [
+    pytest.param(_rs_pod({"a": "b"}), _rs_pod({"a": "b"}, phase="Running", ready=True), False, id="status-only"),
+    pytest.param(_rs_pod({"a": "b"}), _rs_pod({"a": "c"}), True, id="relabelled"),
+    pytest.param(_rs_pod({"a": "b"}), _rs_pod({"a": "b"}, deleting=True), True, id="terminating"),
+    pytest.param(_rs_pod({"a": "b"}, phase="Running"), _rs_pod({"a": "b"}, phase="Failed"), True, id="failed"),
+    pytest.param(_rs_pod({"a": "b"}), _rs_pod({"a": "b"}, owner_uid="other"), True, id="new-owner"),
+])
+async def test_replicaset_syncs_on_pod_changes_that_alter_the_set(harness, old, new, syncs):
+    ctl = ReplicaSetController(harness.api, harness.informers)
+    ctl._pod_updated(old, new)
+    assert (len(ctl.queue) == 1) is syncs
+    assert "default/r" in ctl.status_queue._timers  # the status is recounted in any case
+    ctl.status_queue.close()
+
+
+async def test_replicaset_status_counts_each_pod_once():
+    from datetime import UTC, datetime
+
+    from knet.controllers.replicaset import compute_rs_status
+
+    rs_obj = {"metadata": {"generation": 3}, "spec": {"minReadySeconds": 10,
+                                                       "template": {"metadata": {"labels": {"a": "b"}}}}}
+    now = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    long_ready = _rs_pod({"a": "b"}, phase="Running", ready=True)
+    long_ready["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
+    just_ready = _rs_pod({"a": "b", "x": "y"}, phase="Running", ready=True)
+    just_ready["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:55Z"
+    status = compute_rs_status(rs_obj, [long_ready, just_ready, _rs_pod({"a": "c"}),
+                                        _rs_pod({"a": "b"}, ready=True, deleting=True)], now)
+    assert status == {"replicas": 3, "fullyLabeledReplicas": 2, "readyReplicas": 2, "availableReplicas": 1,
+                      "observedGeneration": 3}
