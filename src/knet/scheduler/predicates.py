@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from knet.client.selectors import Requirement, field_value, labels_match_selector
@@ -391,16 +392,19 @@ def num_feasible_nodes_to_find(total: int, percentage: int = 0) -> int:
     return min(total, max(100, total * percentage // 100))
 
 
-def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str | None, dict[str, list[str]]]:
+def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0,
+             summaries: Sequence[NodeSummary] | None = None) -> tuple[str | None, dict[str, list[str]]]:
     """(chosen node or None, reasons per rejected node). The search begins at `start` (rotated by
     the caller, like upstream's nextStartNodeIndex) so a partial search still covers every node.
+    `summaries[i]` is `infos[i].summary()`, when the caller keeps them.
 
     Same decisions as compute_filter_reasons + compute_scores + select_host, but with the common
     case inlined: a node with no taint or cordon, for a pod that only needs resources checked, costs
     a few integer comparisons instead of a chain of calls (this loop runs ~400 times per pod on a
     1,000-node cluster)."""
+    if summaries is None:
+        summaries = [info.summary() for info in infos]
     rejected: dict[str, list[str]] = {}
-    feasible: list[tuple[NodeInfo, NodeSummary, int]] = []  # with the node's pods of this workload
     n = len(infos)
     wanted = num_feasible_nodes_to_find(n)
     filters = filters_for(pod)
@@ -408,48 +412,54 @@ def schedule(pod: Obj, infos: Sequence[NodeInfo], start: int = 0) -> tuple[str |
     plain_suffices = all(f in (filter_unschedulable, filter_taints) for f in filters)
     want = pod_requests(pod)
     want_cpu, want_mem = want.milli_cpu, want.memory
+    score_cpu, score_mem = want_cpu or DEFAULT_MILLI_CPU, want_mem or DEFAULT_MEMORY
     key = workload_key(pod)
-    most = 0
-    for i in range(n):
-        info = infos[(start + i) % n]
-        s = info.summary()
-        if not (s[0] and plain_suffices):
+    # The spreading score of a node depends on its count of the workload's pods relative to the
+    # largest count among the feasible nodes, known only at the end; the least-allocated score
+    # does not. So one pass keeps, per count, the node with the best least-allocated score.
+    best: dict[int, tuple[float, str]] = {}
+    feasible = 0
+    for j in chain(range(start, n), range(min(start, n))):
+        plain, has_alloc, alloc_pods, alloc_cpu, alloc_mem, used_pods, used_cpu, used_mem, counts = summaries[j]
+        if not (plain and plain_suffices):
+            info = infos[j]
             reasons = compute_filter_reasons(pod, info, filters)
             if reasons:
                 rejected[info.name] = reasons
                 continue
-        elif s[1] and (s[5] + 1 > s[2] or (want_cpu and s[6] + want_cpu > s[3])
-                       or (want_mem and s[7] + want_mem > s[4])):
+        elif has_alloc and (used_pods >= alloc_pods or (want_cpu and used_cpu + want_cpu > alloc_cpu)
+                            or (want_mem and used_mem + want_mem > alloc_mem)):
+            info = infos[j]
             rejected[info.name] = filter_resources(pod, info)
             continue
-        count = s[8].get(key, 0) if key is not None else 0
-        if count > most:
-            most = count
-        feasible.append((info, s, count))
-        if len(feasible) >= wanted:
-            break
-    if not feasible:
-        return None, rejected
-    return _best_host(want, feasible, most), rejected
-
-
-def _best_host(want: Resources, feasible: list[tuple[NodeInfo, NodeSummary, int]], most: int,
-               spread_weight: float = 2.0) -> str:
-    """select_host(compute_scores(pod, infos)) over the summaries, float for float; `most` is the
-    largest count of the workload's pods on one of the feasible nodes."""
-    want_cpu = want.milli_cpu or DEFAULT_MILLI_CPU
-    want_mem = want.memory or DEFAULT_MEMORY
-    best_name, best_score = "", -1.0
-    for info, s, count in feasible:
-        _, has_alloc, _, alloc_cpu, alloc_mem, _, used_cpu, used_mem, _ = s
         if not has_alloc or alloc_cpu <= 0 or alloc_mem <= 0:
             least = 50.0
         else:
-            free_cpu = max(alloc_cpu - (used_cpu + want_cpu), 0) * 100 / alloc_cpu
-            free_mem = max(alloc_mem - (used_mem + want_mem), 0) * 100 / alloc_mem
-            least = (free_cpu + free_mem) / 2
+            free_cpu = alloc_cpu - used_cpu - score_cpu
+            free_mem = alloc_mem - used_mem - score_mem
+            least = ((free_cpu * 100 / alloc_cpu if free_cpu > 0 else 0)
+                     + (free_mem * 100 / alloc_mem if free_mem > 0 else 0)) / 2
+        count = counts.get(key, 0) if key is not None else 0
+        held = best.get(count)
+        if held is None or least >= held[0]:
+            name = infos[j].name
+            if held is None or least > held[0] or name < held[1]:
+                best[count] = (least, name)
+        feasible += 1
+        if feasible >= wanted:
+            break
+    if not feasible:
+        return None, rejected
+    return _best_host(best), rejected
+
+
+def _best_host(best: dict[int, tuple[float, str]], spread_weight: float = 2.0) -> str:
+    """select_host(compute_scores(...)) from the best node per count of the workload's pods."""
+    most = max(best)
+    best_name, best_score = "", -1.0
+    for count, (least, name) in best.items():
         spread = 100.0 if most == 0 else 100.0 * (most - count) / most
         score = least + spread_weight * spread
-        if score > best_score or (score == best_score and info.name < best_name):
-            best_name, best_score = info.name, score
+        if score > best_score or (score == best_score and name < best_name):
+            best_name, best_score = name, score
     return best_name

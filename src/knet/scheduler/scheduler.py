@@ -19,7 +19,7 @@ from knet.client.events import EventRecorder
 from knet.client.informer import object_key
 from knet.controllers.base import InformerFactory, WorkQueue, split_key
 from knet.controllers.conditions import set_condition
-from knet.scheduler.predicates import NodeInfo, format_unschedulable_message, schedule
+from knet.scheduler.predicates import NodeInfo, NodeSummary, format_unschedulable_message, schedule
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Scheduler:
         # or object changed since the last decision (marked dirty by the handlers and by
         # assuming) are rebuilt, so a decision reads a plain list.
         self._infos: list[NodeInfo] = []
+        self._summaries: list[NodeSummary] = []  # _infos[i].summary(), read by every decision
         self._position: dict[str, int] = {}  # node name -> index in _infos
         self._dirty: set[str] = set()
         self._node_order: list[str] | None = None  # node names sorted; None: re-sort (a node came or went)
@@ -163,11 +164,13 @@ class Scheduler:
             self._node_order = sorted(self.nodes.keys())
             self._position = {name: i for i, name in enumerate(self._node_order)}
             self._infos = [self._node_info(name) for name in self._node_order]
+            self._summaries = [info.summary() for info in self._infos]
         else:
             for name in self._dirty:
                 i = self._position.get(name)
                 if i is not None:
-                    self._infos[i] = self._node_info(name)
+                    self._infos[i] = info = self._node_info(name)
+                    self._summaries[i] = info.summary()
         self._dirty.clear()
         return self._infos
 
@@ -216,7 +219,7 @@ class Scheduler:
             self.unschedulable.discard(key)
             return
         infos = self.node_infos()
-        node, rejected = schedule(pod, infos, start=self._next_start)
+        node, rejected = schedule(pod, infos, start=self._next_start, summaries=self._summaries)
         if infos:
             self._next_start = (self._next_start + len(rejected) + 1) % len(infos)
         ns, name = split_key(key)

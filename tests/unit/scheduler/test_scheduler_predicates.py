@@ -118,7 +118,7 @@ def test_inlined_decision_matches_the_filter_and_score_functions():
     from knet.scheduler.predicates import compute_scores, filters_for, select_host
 
     rng = random.Random(7)
-    for trial in range(40):
+    for trial in range(300):
         infos = []
         for i in range(rng.randint(1, 30)):
             taints = [CP_TAINT] if rng.random() < 0.2 else []
