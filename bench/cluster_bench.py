@@ -125,13 +125,26 @@ async def pod_latency(cluster: ClusterUnderTest, count: int, rate: float) -> lis
 
 
 async def scale_run(cluster: ClusterUnderTest, pods: int, per_deployment: int = 1000,
-                    timeout: float = 300) -> float:
-    """Create Deployments totalling `pods` replicas; seconds until every pod is Running and Ready."""
+                    timeout: float = 300) -> tuple[float, int, int]:
+    """Create Deployments totalling `pods` replicas; seconds until every pod is Running and Ready,
+    the number of writes the API server took meanwhile (resourceVersion delta) and how many of
+    them were Events."""
     from knet.client import ApiClient, load_config
 
     ns = "bench-scale"
     async with ApiClient(load_config(kubeconfig=str(cluster.admin_kubeconfig))) as api:
+        async def first_page(path: str) -> dict:  # one page (ApiClient.list follows them all)
+            return await api.request("GET", path, params={"limit": "1"})
+
+        async def revision() -> int:
+            return int((await first_page("/api/v1/namespaces"))["metadata"]["resourceVersion"])
+
+        async def events() -> int:
+            page = await first_page(f"/api/v1/namespaces/{ns}/events")
+            return len(page["items"]) + int(page["metadata"].get("remainingItemCount") or 0)
+
         await api.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        first_revision = await revision()
         start = time.monotonic()
         remaining, i = pods, 0
         while remaining > 0:
@@ -152,7 +165,7 @@ async def scale_run(cluster: ClusterUnderTest, pods: int, per_deployment: int = 
             n = sum((d.get("status") or {}).get("readyReplicas") or 0 for d in deployments)
             now = time.monotonic()
             if n >= pods:
-                return now - start
+                return now - start, await revision() - first_revision, await events()
             if now - last_report >= 10:
                 print(f"  ... {n}/{pods} pods ready after {now - start:.0f}s", file=sys.stderr, flush=True)
                 last_report = now
@@ -217,8 +230,9 @@ def main() -> int:
                                  extra_args=("--config", str(config_file))) as cluster:
             print(f"knet up --dataplane sim ({args.scale_nodes + 1} nodes): {cluster.up_seconds:.1f}s")
             try:
-                seconds = asyncio.run(scale_run(cluster, args.scale_pods, timeout=args.scale_timeout))
-                outcome = (f"all Running in {seconds:.1f}s (goal < 60 s) {'OK' if seconds < 60 else 'MISSED'}")
+                seconds, writes, events = asyncio.run(scale_run(cluster, args.scale_pods, timeout=args.scale_timeout))
+                outcome = (f"all Running in {seconds:.1f}s (goal < 60 s) {'OK' if seconds < 60 else 'MISSED'}, "
+                           f"{writes} API writes ({events} Events)")
             except TimeoutError as exc:
                 ok = False
                 outcome = f"MISSED: {exc}"
