@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from knet.client import ApiClient, ApiError, Informer, load_config
-from knet.client.events import build_event
+from knet.client.events import EventRecorder
 from knet.net import cni
 from knet.node import nodeobject, static
 from knet.node.config import KubeletConfig
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 STATUS_REPORT_EVERY = 300.0  # an unchanged node status is re-posted this often (nodeStatusReportFrequency); the Lease is the heartbeat
-EVENT_QUEUE_MAX = 1000
+STATUS_WRITERS_PER_NODE = 16  # pod status writes in flight at once, per node of the process ...
+STATUS_WRITERS_MAX = 128      # ... and at most in all
 VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly       # client-go's broadcaster drops events beyond its queue too
 
 
@@ -95,7 +96,7 @@ class NodeAgent:
         self.kubelet.status_wakeup.set()
 
     async def event(self, pod: Obj, event_type: str, reason: str, message: str, field_path: str | None) -> None:
-        self.kubelet.record_event(pod, event_type, reason, message, self.name, field_path)
+        self.kubelet.recorder.record(pod, event_type, reason, message, host=self.name, field_path=field_path)
 
     def retry_pod(self, worker: PodWorker) -> None:
         """A pod whose sandbox failed: start a fresh worker for it (unless it went away)."""
@@ -319,7 +320,8 @@ class Kubelet:
         self.dirty_pods: dict[str, PodWorker] = {}
         self.status_wakeup = asyncio.Event()
         self.node_status_wakeup = asyncio.Event()
-        self.events: asyncio.Queue = asyncio.Queue(maxsize=EVENT_QUEUE_MAX)
+        # One recorder (queue and writer) for all the nodes of the process, as it has one API client.
+        self.recorder = EventRecorder(None, "kubelet")
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
         self.routes: dict[str, str] = {}
         if cfg.sim_nodes:
@@ -386,16 +388,6 @@ class Kubelet:
                 obj = None
             self._cache[(resource, ns, name)] = (time.monotonic(), obj)
 
-    def record_event(self, pod: Obj, event_type: str, reason: str, message: str, host: str,
-                     field_path: str | None) -> None:
-        if self.events.full():
-            return  # dropped, as client-go's broadcaster drops beyond its queue (cheaply: no event built)
-        ev = build_event(pod, event_type, reason, message, "kubelet", host)
-        if field_path:
-            ev["involvedObject"]["fieldPath"] = field_path
-        with contextlib.suppress(asyncio.QueueFull):
-            self.events.put_nowait(ev)
-
     # -- loops -----------------------------------------------------------------------------
     async def run(self) -> None:
         from knet.node.server import start_server
@@ -450,6 +442,7 @@ class Kubelet:
                 except Exception:  # noqa: BLE001
                     await asyncio.sleep(0.5)
             self.api_ready = True
+            self.recorder.start(api)
             sem = asyncio.Semaphore(32)
 
             async def register(node: NodeAgent) -> None:
@@ -480,7 +473,7 @@ class Kubelet:
             if self.cfg.dataplane == "real":
                 tasks.append(asyncio.create_task(self._volume_refresh_loop(api)))
             tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
-                      asyncio.create_task(self._node_status_loop(api)), asyncio.create_task(self._event_writer(api))]
+                      asyncio.create_task(self._node_status_loop(api))]
             for node in self.nodes.values():
                 for worker in node.workers.values():
                     node.status_changed(worker)
@@ -540,9 +533,12 @@ class Kubelet:
             else:
                 log.warning("route %s via %s: %s", cidr, ip, result.stderr.strip())
 
-    async def _status_writer(self, api: ApiClient, concurrency: int = 16) -> None:
+    async def _status_writer(self, api: ApiClient) -> None:
         """A pool of writers over the dirty set: no batch barrier, at most one write in flight per
-        pod (so a slow older status can never land after a newer one), latest status at write time."""
+        pod (so a slow older status can never land after a newer one), latest status at write time.
+        Upstream each kubelet writes on its own; a process of many simulated nodes gets more
+        writers (a fixed 16 for a thousand nodes capped them at ~400 pods/s under load)."""
+        concurrency = min(STATUS_WRITERS_MAX, STATUS_WRITERS_PER_NODE * len(self.nodes))
         in_flight: set[str] = set()
 
         async def write(worker: PodWorker) -> None:
@@ -632,33 +628,6 @@ class Kubelet:
                 await asyncio.wait_for(self.node_status_wakeup.wait(), self.cfg.node_status_update_frequency)
             self.node_status_wakeup.clear()
             await asyncio.gather(*(report(n) for n in self.nodes.values()))
-
-    async def _event_writer(self, api: ApiClient) -> None:
-        # Like client-go's event correlator: a repeat of the same event (object, field, reason,
-        # message) bumps count and lastTimestamp on the Event already written, which `kubectl
-        # describe` shows as "(x3 over 20s)", instead of adding another Event.
-        written: dict[tuple, Obj] = {}
-        while True:
-            ev = await self.events.get()
-            ref = ev["involvedObject"]
-            key = (ref.get("namespace"), ref.get("uid") or ref.get("name"), ref.get("fieldPath"),
-                   ev["type"], ev["reason"], ev["message"])
-            with contextlib.suppress(Exception):
-                prev = written.get(key)
-                if prev is not None:
-                    try:
-                        written[key] = await api.patch(
-                            "v1", "events", prev["metadata"]["name"],
-                            {"count": int(prev.get("count") or 1) + 1, "lastTimestamp": ev["lastTimestamp"]},
-                            namespace=prev["metadata"]["namespace"])
-                        continue
-                    except ApiError as exc:
-                        if exc.status != 404:
-                            raise
-                written[key] = await api.create("v1", "events", ev, namespace=ev["metadata"]["namespace"])
-                if len(written) > EVENT_QUEUE_MAX:
-                    written.pop(next(iter(written)))
-
 
 def _ready_status(status: Obj | None) -> str | None:
     return next((c.get("status") for c in (status or {}).get("conditions") or [] if c.get("type") == "Ready"), None)

@@ -237,28 +237,36 @@ class Scheduler:
         task.add_done_callback(self._bindings.discard)
 
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
+        # The slot is held for the binding only: the Scheduled event is written after it, as
+        # upstream's recorder writes events apart from the binding cycle (holding the slot for
+        # both round trips made the slots, not the CPU, the limit on pods bound per second).
+        try:
+            bound = await self._post_binding(key, node)
+        finally:
+            self._binding_slots.release()
+        if bound:
+            self.unschedulable.discard(key)
+            ns, name = split_key(key)
+            await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Normal", "Scheduled",
+                                      f"Successfully assigned {ns}/{name} to {node}")
+
+    async def _post_binding(self, key: str, node: str) -> bool:
         ns, name = split_key(key)
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
-            try:
-                await self.api.create("v1", "pods", binding, namespace=ns, name=name, subresource="binding")
-            except ApiError as exc:
-                self._forget_assumed(key)
-                if not (exc.not_found or exc.conflict):  # else the pod went away or someone else bound it
-                    log.warning("binding %s to %s failed: %s", key, node, exc)
-                    self.queue.add_rate_limited(key)
-                return
-            except Exception as exc:  # noqa: BLE001 -- e.g. the connection broke: retry later
-                self._forget_assumed(key)
+            await self.api.create("v1", "pods", binding, namespace=ns, name=name, subresource="binding")
+            return True
+        except ApiError as exc:
+            self._forget_assumed(key)
+            if not (exc.not_found or exc.conflict):  # else the pod went away or someone else bound it
                 log.warning("binding %s to %s failed: %s", key, node, exc)
                 self.queue.add_rate_limited(key)
-                return
-            self.unschedulable.discard(key)
-            await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Normal", "Scheduled",
-                                      f"Successfully assigned {ns}/{name} to {node}")
-        finally:
-            self._binding_slots.release()
+        except Exception as exc:  # noqa: BLE001 -- e.g. the connection broke: retry later
+            self._forget_assumed(key)
+            log.warning("binding %s to %s failed: %s", key, node, exc)
+            self.queue.add_rate_limited(key)
+        return False
 
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         await self.recorder.event({**pod, "apiVersion": "v1", "kind": "Pod"}, "Warning", "FailedScheduling",
