@@ -6,6 +6,8 @@ Initialized, Ready, ContainersReady, PodScheduled).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,10 +73,9 @@ class ContainerRecord:
         return status
 
 
+@functools.lru_cache(maxsize=1024)
 def image_id(image: str) -> str:
     """A stable digest-style imageID (there are no images, so the name is the content)."""
-    import hashlib
-
     repo = image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 

@@ -27,7 +27,7 @@ class Resources:
         return Resources(self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods)
 
 
-_POD_FACTS_CACHE: dict[tuple[str, str, str], tuple[Resources, tuple[Any, ...] | None]] = {}
+_POD_FACTS_CACHE: dict[str, tuple[str, tuple[Resources, tuple[Any, ...] | None]]] = {}
 
 
 def pod_requests(pod: Obj) -> Resources:
@@ -36,18 +36,18 @@ def pod_requests(pod: Obj) -> Resources:
 
 
 def _pod_facts(pod: Obj) -> tuple[Resources, tuple[Any, ...] | None]:
-    """(requests, workload_key) of a pod, cached per (namespace, name, resourceVersion): the
-    scheduler reads them for every pod on every node it considers."""
+    """(requests, workload_key) of a pod, cached per uid for one resourceVersion: the scheduler
+    reads them for every pod of a node each time it recounts the node."""
     meta = pod.get("metadata") or {}
-    rv = meta.get("resourceVersion")
-    key = (meta.get("namespace") or "", meta.get("name") or "", rv or "")
-    facts = _POD_FACTS_CACHE.get(key) if rv else None
-    if facts is None:
-        facts = (_compute_pod_requests(pod), workload_key(pod))
-        if rv:
-            if len(_POD_FACTS_CACHE) > 50_000:
-                _POD_FACTS_CACHE.clear()
-            _POD_FACTS_CACHE[key] = facts
+    uid, rv = meta.get("uid"), meta.get("resourceVersion")
+    cached = _POD_FACTS_CACHE.get(uid) if uid and rv else None
+    if cached is not None and cached[0] == rv:
+        return cached[1]
+    facts = (_compute_pod_requests(pod), workload_key(pod))
+    if uid and rv:
+        if len(_POD_FACTS_CACHE) > 50_000 and uid not in _POD_FACTS_CACHE:
+            _POD_FACTS_CACHE.clear()
+        _POD_FACTS_CACHE[uid] = (rv, facts)
     return facts
 
 
