@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +48,18 @@ def object_reference(obj: Obj) -> Obj:
     return {k: v for k, v in ref.items() if v}
 
 
+_last_nanos = 0
+
+
+def _unique_nanos() -> int:
+    """Event names end in the time in nanoseconds, in hex, as client-go names them: so a LIST
+    (sorted by name) and `kubectl describe` (sorted by a timestamp of one-second resolution, then
+    as listed) show one object's events in the order they happened."""
+    global _last_nanos
+    _last_nanos = max(time.time_ns(), _last_nanos + 1)
+    return _last_nanos
+
+
 def build_event(involved: Obj, event_type: str, reason: str, message: str, component: str,
                 host: str | None = None, timestamp: str | None = None) -> Obj:
     ref = object_reference(involved)
@@ -56,7 +67,7 @@ def build_event(involved: Obj, event_type: str, reason: str, message: str, compo
     name = ref.get("name", "unknown")
     return {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": ref.get("namespace", "default")},
+        "metadata": {"name": f"{name}.{_unique_nanos():x}", "namespace": ref.get("namespace", "default")},
         "involvedObject": ref, "reason": reason, "message": message, "type": event_type,
         "source": {"component": component, **({"host": host} if host else {})},
         "reportingComponent": component, "reportingInstance": host or "",

@@ -83,3 +83,15 @@ async def test_recording_does_not_wait_and_a_full_queue_drops_like_client_go():
     assert sorted(e["involvedObject"]["name"] for e in events) == ["web-0", "web-1", "web-2"]
     assert all(e["source"] == {"component": "kubelet", "host": "node01"} for e in events)
     assert all(e["involvedObject"]["fieldPath"] == "spec.containers{nginx}" for e in events)
+
+
+async def test_an_objects_events_list_in_the_order_they_happened():
+    api = FakeApi()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "dev", "uid": "u1"}}
+    rec = EventRecorder(api, "kubelet")
+    reasons = ["Scheduled", "Pulled", "Created", "Started"]
+    for reason in reasons:
+        rec.record(pod, "Normal", reason, reason.lower())
+    await rec.flush()
+    listed = sorted(api.objects("v1", "events"), key=lambda e: e["metadata"]["name"])  # as the API lists them
+    assert [e["reason"] for e in listed] == reasons
