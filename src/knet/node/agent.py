@@ -28,7 +28,7 @@ Obj = dict[str, Any]
 STATUS_REPORT_EVERY = 300.0  # an unchanged node status is re-posted this often (nodeStatusReportFrequency); the Lease is the heartbeat
 STATUS_WRITERS_PER_NODE = 16  # pod status writes in flight at once, per node of the process ...
 STATUS_WRITERS_MAX = 128      # ... and at most in all
-VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly       # client-go's broadcaster drops events beyond its queue too
+VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly
 
 
 def _micro_now() -> str:
@@ -537,7 +537,7 @@ class Kubelet:
         """A pool of writers over the dirty set: no batch barrier, at most one write in flight per
         pod (so a slow older status can never land after a newer one), latest status at write time.
         Upstream each kubelet writes on its own; a process of many simulated nodes gets more
-        writers (a fixed 16 for a thousand nodes capped them at ~400 pods/s under load)."""
+        writers than one node's 16, so that a thousand nodes do not queue behind them."""
         concurrency = min(STATUS_WRITERS_MAX, STATUS_WRITERS_PER_NODE * len(self.nodes))
         in_flight: set[str] = set()
 
