@@ -224,8 +224,13 @@ class EventRecorder:
             await asyncio.shield(self._writer)
 
     def _start_writer(self) -> None:
-        if self.api is not None and (self._writer is None or self._writer.done()):
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        if self.api is None or (self._writer is not None and not self._writer.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # recorded outside the event loop: written with the next event recorded in it
+        self._writer = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         while self._queue:  # ends when the queue is empty; the next record() starts a new one

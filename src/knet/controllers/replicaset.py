@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +37,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
-# A ReplicaSet's status is reported at most this long after its pods change (and so at most
-# once per this period per ReplicaSet: computing it reads all of its pods).
-STATUS_REPORT_DELAY = 1.0
+# A ReplicaSet's status is reported at most once per this period (computing it reads all of its
+# pods): at once after a quiet period, else when the period since the last report is over.
+STATUS_REPORT_PERIOD = 1.0
 
 
 def pod_from_template(template: Obj, owner: Obj, namespace: str, generate_name: str) -> Obj:
@@ -121,6 +122,7 @@ class ReplicaSetController(Controller):
         self.burst = burst
         self.expectations = Expectations()
         self.status_queue = WorkQueue()  # ReplicaSets whose pods changed, for _report_statuses
+        self._last_report: dict[str, float] = {}  # key -> when its status was last counted
         self.replicasets = informers.get("apps/v1", "replicasets")
         self.pods = informers.get("v1", "pods")
         self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
@@ -138,7 +140,15 @@ class ReplicaSetController(Controller):
             key = f"{pod['metadata']['namespace']}/{ref['name']}"
             if sync:
                 self.queue.add(key)
-            self.status_queue.add_after(key, STATUS_REPORT_DELAY)
+            self._report_status_soon(key)
+
+    def _report_status_soon(self, key: str) -> None:
+        last = self._last_report.get(key)
+        wait = 0.0 if last is None else last + STATUS_REPORT_PERIOD - time.monotonic()
+        if wait > 0:
+            self.status_queue.add_after(key, wait)
+        else:
+            self.status_queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         """Upstream syncs the ReplicaSet on every update of its pods. Here a sync (which looks at
@@ -168,9 +178,12 @@ class ReplicaSetController(Controller):
         Deployments') stayed 0 while thousands of pods were already Running and Ready."""
         while True:
             key = await self.status_queue.get()
+            self._last_report[key] = time.monotonic()
             try:
                 rs = self.replicasets.get(key)
-                if rs is not None and not rs["metadata"].get("deletionTimestamp"):
+                if rs is None:
+                    self._last_report.pop(key, None)
+                elif not rs["metadata"].get("deletionTimestamp"):
                     rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
                     await self._update_status(key, rs, self.owned_pods(rs))
             except asyncio.CancelledError:
@@ -224,7 +237,7 @@ class ReplicaSetController(Controller):
             # the status reporter may have written a newer view meanwhile: not older
             await self._update_status(key, rs, self.owned_pods(rs) if to_create or to_delete else pods)
         else:
-            self.status_queue.add_after(key, STATUS_REPORT_DELAY)
+            self._report_status_soon(key)
 
     async def _update_status(self, key: str, rs: Obj, pods: list[Obj]) -> None:
         """Write the status computed from `pods` if it differs from the cached ReplicaSet's."""
