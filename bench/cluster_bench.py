@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from knet.cluster.processes import proc_cmdline
+from knet.cluster.processes import component_of, proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 SCALE_CONFIG = """\
@@ -64,8 +64,7 @@ def cluster_usage(cluster: ClusterUnderTest) -> tuple[float, dict[str, tuple[flo
             continue
         rss_kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
         cpu = (int(stat[11]) + int(stat[12])) / ticks
-        component = next((a for a in argv if a in ("apiserver", "controller-manager", "scheduler", "kubelet")),
-                         "other")
+        component = component_of(argv) or "other"
         if component == "kubelet":
             component = next((a.split("=", 1)[1] for a in argv if a.startswith("--hostname-override=")), component)
             component = f"kubelet({component})"

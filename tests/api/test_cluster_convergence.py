@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from knet.cluster.processes import proc_cmdline
+from knet.cluster.processes import component_of, proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 pytestmark = [
@@ -47,7 +47,7 @@ def component_pid(cluster, component: str) -> int | None:
         if not entry.isdigit():
             continue
         argv = proc_cmdline(int(entry))
-        if component in argv and "kubelet" not in argv and any(marker in a for a in argv):
+        if component_of(argv) == component and any(marker in a for a in argv):
             return int(entry)
     return None
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from knet.cluster.processes import proc_cmdline
+from knet.cluster.processes import component_of, proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 pytestmark = [
@@ -29,7 +29,7 @@ def test_etcd_storage_runs_etcd_as_a_static_pod(tmp_path):
         assert phase == "Running"
         marker = f"{cluster.state_dir}/{cluster.name}/"
         apiservers = [argv for argv in (proc_cmdline(int(p)) for p in os.listdir("/proc") if p.isdigit())
-                      if "apiserver" in argv and any(marker in a for a in argv)]
+                      if component_of(argv) == "apiserver" and any(marker in a for a in argv)]
         assert apiservers and any(a.startswith("--storage=etcd://") for a in apiservers[0])
         # objects round-trip through etcd
         cluster.kubectl("create", "configmap", "through-etcd", "--from-literal=k=v")

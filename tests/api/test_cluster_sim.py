@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from knet.cluster.processes import proc_cmdline
+from knet.cluster.processes import component_of, proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 pytestmark = [
@@ -192,11 +192,9 @@ def _control_plane_cmdlines(cluster) -> dict[str, list[str]]:
         if not entry.isdigit():
             continue
         argv = proc_cmdline(int(entry))
-        if not any(marker in a for a in argv) or "kubelet" in argv:
-            continue
-        for component in ("apiserver", "controller-manager", "scheduler"):
-            if component in argv:
-                found[component] = argv
+        component = component_of(argv)
+        if any(marker in a for a in argv) and component in ("apiserver", "controller-manager", "scheduler"):
+            found[component] = argv
     return found
 
 
@@ -208,6 +206,15 @@ def test_ps_shows_the_control_plane_flags(sim_cluster):
     assert "--allocate-node-cidrs=true" in procs["controller-manager"]
     assert "--service-cluster-ip-range=10.96.0.0/12" in procs["controller-manager"]
     assert any(a.startswith("--kubeconfig=") for a in procs["scheduler"])
+
+
+def test_ps_ef_grep_finds_the_control_plane_by_kubeadms_binary_names(sim_cluster):
+    ps = subprocess.run(["ps", "-efww"], capture_output=True, text=True, check=True).stdout
+    ours = [line for line in ps.splitlines() if f"{sim_cluster.state_dir}/{sim_cluster.name}/" in line]
+    for binary, flag in (("kube-apiserver", "--service-cluster-ip-range=10.96.0.0/12"),
+                         ("kube-controller-manager", "--cluster-cidr=10.244.0.0/16"),
+                         ("kube-scheduler", "--kubeconfig=")):
+        assert any(binary in line and flag in line for line in ours), f"ps -ef | grep {binary}: nothing"
 
 
 def test_status_lists_the_cluster_and_its_nodes(sim_cluster):

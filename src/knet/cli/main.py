@@ -8,6 +8,7 @@ missing optional piece never breaks the rest of the CLI.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -22,7 +23,10 @@ COMMAND_MODULES = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+HELP_OPTIONS = ["-h", "--help"]
+
+
+@click.group(context_settings={"help_option_names": HELP_OPTIONS})
 @click.version_option(package_name="knet")
 def cli() -> None:
     """knet: a Kubernetes cluster's service networking on one Linux machine."""
@@ -44,3 +48,9 @@ _register_all(cli)
 
 def main() -> None:
     cli()
+
+
+def run_as(command: str, prog_name: str) -> None:
+    """Run one knet command as a program of its own (the control-plane launchers that
+    `knet up` writes: kube-apiserver runs `knet apiserver`, ...)."""
+    cli.commands[command].main(sys.argv[1:], prog_name=prog_name, help_option_names=HELP_OPTIONS)

@@ -133,26 +133,28 @@ def static_pod(
     }
 
 
-def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths, knet_argv: list[str]) -> dict[str, dict]:
+def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[str, dict]:
     """File name -> static pod, for the controlplane node's --pod-manifest-path.
 
-    knet_argv is how to run the knet CLI on this machine (e.g. ["/usr/local/bin/knet"]).
+    The commands are the launchers in STATE/bin named as kubeadm's binaries (see
+    knet.cluster.bootstrap.write_launchers), so `ps -ef | grep kube-apiserver` finds the API
+    server with its flags, as on a kubeadm node.
     """
     advertise = f"{config.control_plane.ip}:{config.api_server_port}"
     manifests = {
         "kube-apiserver.yaml": static_pod(
             "kube-apiserver",
-            [*knet_argv, "apiserver", *apiserver_flags(config, paths)],
+            [str(paths.launcher("kube-apiserver")), *apiserver_flags(config, paths)],
             config,
             annotations={"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": advertise},
         ),
         "kube-controller-manager.yaml": static_pod(
             "kube-controller-manager",
-            [*knet_argv, "controller-manager", *controller_manager_flags(config, paths)],
+            [str(paths.launcher("kube-controller-manager")), *controller_manager_flags(config, paths)],
             config,
         ),
         "kube-scheduler.yaml": static_pod(
-            "kube-scheduler", [*knet_argv, "scheduler", *scheduler_flags(config, paths)], config
+            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config
         ),
     }
     if config.storage == "etcd":

@@ -38,6 +38,22 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+# The control plane runs under kubeadm's binary names (launchers in STATE/bin), each a knet command.
+CONTROL_PLANE_COMMANDS = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller-manager",
+                          "kube-scheduler": "scheduler"}
+KNET_COMMANDS = ("apiserver", "controller-manager", "scheduler", "kubelet", "kube-proxy", "dns")
+
+
+def component_of(argv: list[str]) -> str | None:
+    """The knet command a process runs ("apiserver", "kubelet", ...), whether started as
+    `knet apiserver …` or as a launcher `…/bin/kube-apiserver …` (after the interpreter)."""
+    for arg in argv[:2]:
+        command = CONTROL_PLANE_COMMANDS.get(os.path.basename(arg))
+        if command:
+            return command
+    return next((a for a in argv[1:4] if a in KNET_COMMANDS), None)
+
+
 def proc_cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

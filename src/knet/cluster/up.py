@@ -23,7 +23,7 @@ POLL_SECONDS = 0.05
 def static_pod_names(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     from knet.cluster.manifests import control_plane_manifests
 
-    return [m["metadata"]["name"] for m in control_plane_manifests(config, paths, []).values()]
+    return [m["metadata"]["name"] for m in control_plane_manifests(config, paths).values()]
 
 
 class UpError(RuntimeError):

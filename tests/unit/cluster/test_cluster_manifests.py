@@ -22,10 +22,10 @@ def command_of(manifest):
 
 
 def test_control_plane_static_pods_carry_kubeadms_flags():
-    manifests = control_plane_manifests(config(), PATHS, ["/usr/bin/knet"])
+    manifests = control_plane_manifests(config(), PATHS)
     assert sorted(manifests) == ["kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
     api = command_of(manifests["kube-apiserver.yaml"])
-    assert api[:2] == ["/usr/bin/knet", "apiserver"]
+    assert api[0] == "/state/demo/bin/kube-apiserver"  # ps -ef | grep kube-apiserver finds it
     for flag in ("--service-cluster-ip-range=10.96.0.0/12", "--advertise-address=172.30.0.2",
                  "--secure-port=6443", "--data-dir=/state/demo/data",
                  "--client-ca-file=/state/demo/pki/ca.crt"):
@@ -36,13 +36,15 @@ def test_control_plane_static_pods_carry_kubeadms_flags():
                  "--kubeconfig=/state/demo/kubeconfig/controller-manager.conf"):
         assert flag in kcm
     # flags sorted by name, as kubeadm writes them
-    assert kcm[2:] == sorted(kcm[2:])
+    assert kcm[0] == "/state/demo/bin/kube-controller-manager"
+    assert kcm[1:] == sorted(kcm[1:])
     sched = command_of(manifests["kube-scheduler.yaml"])
+    assert sched[0] == "/state/demo/bin/kube-scheduler"
     assert "--kubeconfig=/state/demo/kubeconfig/scheduler.conf" in sched
 
 
 def test_static_pods_look_like_kubeadms():
-    pod = control_plane_manifests(config(), PATHS, ["knet"])["kube-apiserver.yaml"]
+    pod = control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"]
     assert pod["metadata"]["labels"] == {"component": "kube-apiserver", "tier": "control-plane"}
     assert pod["metadata"]["namespace"] == "kube-system"
     assert pod["spec"]["hostNetwork"] is True
@@ -52,7 +54,7 @@ def test_static_pods_look_like_kubeadms():
 
 def test_etcd_storage_adds_an_etcd_static_pod():
     c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
-    manifests = control_plane_manifests(c, PATHS, ["knet"])
+    manifests = control_plane_manifests(c, PATHS)
     assert command_of(manifests["etcd.yaml"])[0] == "etcd"
     assert "--storage=etcd://172.30.0.2:2379" in command_of(manifests["kube-apiserver.yaml"])
 

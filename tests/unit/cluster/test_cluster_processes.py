@@ -70,3 +70,23 @@ def test_remove_tree(tmp_path):
     remove_tree(root)
     assert not root.exists()
     assert tmp_path.exists()
+
+
+def test_components_are_told_apart_by_knet_command_or_launcher_name():
+    assert processes.component_of([sys.executable, "/s/demo/bin/kube-apiserver", "--secure-port=6443"]) == "apiserver"
+    assert processes.component_of(["/usr/bin/knet", "kubelet", "--hostname-override=node01"]) == "kubelet"
+    assert processes.component_of([sys.executable, "/usr/bin/knet", "scheduler", "--v=2"]) == "scheduler"
+    assert processes.component_of(["/usr/bin/sleep", "60"]) is None
+
+
+def test_launchers_run_the_knet_command_under_kubeadms_name(tmp_path):
+    from knet.cluster.bootstrap import write_launchers
+
+    paths = ClusterPaths(tmp_path / "demo")
+    write_launchers(paths)
+    for name, command in processes.CONTROL_PLANE_COMMANDS.items():
+        out = subprocess.run([str(paths.launcher(name)), "--help"], capture_output=True, text=True, check=True).stdout
+        assert out.startswith(f"Usage: {name} [OPTIONS]")
+        knet_help = subprocess.run([sys.executable, "-c", "from knet.cli.main import main; main()", command,
+                                    "--help"], capture_output=True, text=True, check=True).stdout
+        assert out.split("\n", 1)[1] == knet_help.split("\n", 1)[1]  # the same options as `knet COMMAND`
