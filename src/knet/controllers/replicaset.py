@@ -130,17 +130,30 @@ class ReplicaSetController(Controller):
         # Indexed so a sync costs O(its own pods), not O(every pod in the namespace).
         self.pods.add_indexer("controller-uid", controller_uid_index)
         self.pods.add_indexer("orphans", orphan_namespace_index)
+        self.replicasets.add_indexer("namespace", lambda rs: [rs["metadata"].get("namespace") or ""])
 
     def initial_keys(self) -> list[str]:
         return self.replicasets.keys()
 
     def _pod_changed(self, pod: Obj, *, sync: bool = True) -> None:
         ref = controller_of(pod)
-        if ref and ref.get("kind") == "ReplicaSet":
+        if ref is None:
+            if sync and is_active(pod):
+                self._enqueue_adopters(pod)
+        elif ref.get("kind") == "ReplicaSet":
             key = f"{pod['metadata']['namespace']}/{ref['name']}"
             if sync:
                 self.queue.add(key)
             self._report_status_soon(key)
+
+    def _enqueue_adopters(self, orphan: Obj) -> None:
+        """An orphan pod: sync the ReplicaSets whose selector matches it, one of which may adopt
+        it (upstream's addPod/updatePod do the same)."""
+        labels = orphan["metadata"].get("labels")
+        for rs in self.replicasets.by_index("namespace", orphan["metadata"].get("namespace") or ""):
+            if not rs["metadata"].get("deletionTimestamp") and \
+                    labels_match_selector((rs.get("spec") or {}).get("selector"), labels):
+                self.enqueue_obj(rs)
 
     def _report_status_soon(self, key: str) -> None:
         last = self._last_report.get(key)

@@ -304,3 +304,26 @@ async def test_replicaset_status_counts_each_pod_once():
                                         _rs_pod({"a": "b"}, ready=True, deleting=True)], now)
     assert status == {"replicas": 3, "fullyLabeledReplicas": 2, "readyReplicas": 2, "availableReplicas": 1,
                       "observedGeneration": 3}
+
+
+async def test_replicaset_adopts_a_matching_orphan_pod_when_it_appears(harness):
+    api = harness.api
+    api.seed("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    ctl = ReplicaSetController(api, harness.informers)
+    await harness.start(ctl)
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 2)
+    await api.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "bare", "namespace": "default", "labels": {"a": "b"}},
+                                    "spec": {"containers": []}}, namespace="default")
+
+    def owned_by_r():
+        return [p for p in api.objects("v1", "pods") if not p["metadata"].get("deletionTimestamp")
+                and any(ref.get("name") == "r" for ref in p["metadata"].get("ownerReferences") or [])]
+
+    # adopted (it carries the ReplicaSet's ownerReference), then one of three is one too many
+    await harness.until(lambda: any(p["metadata"]["name"] == "bare" for p in api.objects("v1", "pods")
+                                    if p["metadata"].get("ownerReferences")))
+    await harness.until(lambda: len(owned_by_r()) == 2 and len(api.objects("v1", "pods")) == 2)
