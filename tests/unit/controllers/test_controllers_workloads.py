@@ -236,18 +236,25 @@ def test_scaling_shapes(new, olds, expected):
     assert compute_proportional_scale(deploy(5), new, olds) == expected
 
 
+async def _running_replicaset(harness, replicas):
+    """ReplicaSet default/r (selector a=b) under a running controller, once its pods exist."""
+    api = harness.api
+    api.seed("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    ctl = ReplicaSetController(api, harness.informers)
+    await harness.start(ctl)
+    await harness.until(lambda: len(api.objects("v1", "pods")) == replicas)
+    return ctl
+
+
 async def test_replicaset_status_follows_pods_while_its_sync_is_busy(harness):
     """A sync busy with a long burst of creations must not hold readyReplicas back."""
     import asyncio
 
     api = harness.api
-    api.seed("apps/v1", "replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"a": "b"}},
-                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
-    ctl = ReplicaSetController(api, harness.informers)
-    await harness.start(ctl)
-    await harness.until(lambda: len(api.objects("v1", "pods")) == 4)
+    ctl = await _running_replicaset(harness, 4)
 
     async def busy(key):  # every sync now takes "forever", as a 500-pod burst does under load
         await asyncio.Event().wait()
@@ -308,13 +315,7 @@ async def test_replicaset_status_counts_each_pod_once():
 
 async def test_replicaset_adopts_a_matching_orphan_pod_when_it_appears(harness):
     api = harness.api
-    api.seed("apps/v1", "replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "namespace": "default"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
-                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
-    ctl = ReplicaSetController(api, harness.informers)
-    await harness.start(ctl)
-    await harness.until(lambda: len(api.objects("v1", "pods")) == 2)
+    await _running_replicaset(harness, 2)
     await api.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod",
                                     "metadata": {"name": "bare", "namespace": "default", "labels": {"a": "b"}},
                                     "spec": {"containers": []}}, namespace="default")
