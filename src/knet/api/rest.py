@@ -78,6 +78,15 @@ def _spec_part(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
+def _report_unknown_fields(unknown: list[str], opts: Options, strict_prefix: str = "") -> None:
+    """fieldValidation: Strict rejects a write naming unknown fields (400), Warn warns of them."""
+    if unknown and opts.field_validation in ("Strict", "Warn"):
+        msgs = [f'unknown field "{u}"' for u in unknown]
+        if opts.field_validation == "Strict":
+            raise errors.bad_request(strict_prefix + "strict decoding error: " + ", ".join(msgs))
+        opts.warnings += msgs
+
+
 class Options:
     def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
                  force: bool = False) -> None:
@@ -158,12 +167,8 @@ class ObjectService:
             raise errors.bad_request("metadata must be an object")
         if rt.model:
             unknown = schema.prune_unknown(obj, rt.model)  # the body is the caller's copy: prune it
-            if unknown and opts.field_validation in ("Strict", "Warn"):
-                msgs = [f'unknown field "{u}"' for u in unknown]
-                if opts.field_validation == "Strict":
-                    raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                             "strict decoding error: " + ", ".join(msgs))
-                opts.warnings += msgs
+            _report_unknown_fields(unknown, opts, f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                                                  f"{rt.kind}: ")
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("metadata", {})
         return obj
@@ -440,11 +445,7 @@ class ObjectService:
             unknown = schema.prune_unknown(new, rt.model)  # a JSON patch is checked by its result
             if patch_type == "apply":
                 unknown = []  # the applied configuration was checked when it was decoded
-        if unknown and opts.field_validation in ("Strict", "Warn"):
-            msgs = [f'unknown field "{u}"' for u in unknown]
-            if opts.field_validation == "Strict":
-                raise errors.bad_request("strict decoding error: " + ", ".join(msgs))
-            opts.warnings += msgs
+        _report_unknown_fields(unknown, opts)
 
     @staticmethod
     def _record_manager(obj: dict, old: dict | None, opts: Options, operation: str,

@@ -128,40 +128,6 @@ def model_description(model: str) -> str:
     return doc.split("\n\n")[0].split("Attributes:")[0].strip().replace("\n", " ")
 
 
-def unknown_fields(obj, model: str, path: str = "") -> list[str]:
-    """Paths of fields that the kind's schema does not know (fieldValidation=Strict)."""
-    if not isinstance(obj, dict):
-        return []
-    fields = model_fields(model)
-    if not fields:
-        return []
-    out: list[str] = []
-    for key, value in obj.items():
-        p = f"{path}.{key}" if path else key
-        f = fields.get(key)
-        if f is None:
-            out.append(p)
-            continue
-        out += _unknown_in(value, f.type, p)
-    return out
-
-
-def _unknown_in(value, ftype: FieldType, path: str) -> list[str]:
-    if ftype.kind == "model":
-        return unknown_fields(value, ftype.name, path)
-    if ftype.kind == "list" and isinstance(value, list) and ftype.item is not None:
-        out: list[str] = []
-        for i, v in enumerate(value):
-            out += _unknown_in(v, ftype.item, f"{path}[{i}]")
-        return out
-    if ftype.kind == "map" and isinstance(value, dict) and ftype.item is not None and ftype.item.kind == "model":
-        out = []
-        for k, v in value.items():
-            out += _unknown_in(v, ftype.item, f"{path}[{k}]")
-        return out
-    return []
-
-
 # A field's place in an object, built only when an unknown field has to be named: (parent, key)
 # links where key is a field name (str), a list index (int) or a map key (1-tuple).
 _At = tuple
@@ -182,7 +148,8 @@ def _path_text(at: _At) -> str:
 def prune_unknown(obj, model: str) -> list[str]:
     """Drop the fields the kind's schema does not know, in place (what decoding into the typed
     object does in kube-apiserver when fieldValidation is Warn or Ignore); the paths of the
-    dropped fields, as `unknown_fields` names them (one walk for the check and the pruning)."""
+    dropped fields, as strict decoding names them (`spec.containers[0].bogus`, `x[key].y`): one
+    walk for the check and the pruning."""
     removed: list[str] = []
     _prune_model(obj, model, (), removed)
     return removed
@@ -232,7 +199,7 @@ def prune_patched(new: dict, patch: dict, model: str) -> list[str]:
     """Prune `new`, the result of a merge or strategic merge `patch` on a stored (already pruned)
     object, walking only the parts the patch wrote: the same result as pruning the whole object,
     at the cost of the patch. The unknown fields the patch names (without its $-directives and
-    deletions), as `unknown_fields` names them."""
+    deletions), named as prune_unknown names them."""
     removed: list[str] = []
     _prune_patched(new, patch, model, (), removed)
     return removed
