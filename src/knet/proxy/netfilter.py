@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from knet.proxy.iptables import quote
+
 
 class NetfilterError(Exception):
     pass
@@ -289,7 +291,7 @@ class FakeNetfilter:
         table = self.ipt.tables.setdefault(tname, {})
         # rules are kept as iptables-save prints them: arguments with spaces in double quotes
         op, chain = args_l[0], args_l[1] if len(args_l) > 1 else ""
-        rest = " ".join(f'"{a}"' if " " in a else a for a in args_l[2:])
+        rest = " ".join(quote(a) for a in args_l[2:])
         if op == "-N":
             if chain in table:
                 return False
