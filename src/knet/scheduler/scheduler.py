@@ -153,8 +153,8 @@ class Scheduler:
 
     def node_infos(self) -> Sequence[NodeInfo]:
         """Every node, by name, with the pods on it: those the informer shows bound there, plus the
-        ones this scheduler bound that the informer does not show yet (assumed). Built lazily: a
-        decision over many nodes looks at only some of them (num_feasible_nodes_to_find)."""
+        ones this scheduler bound that the informer does not show yet (assumed). Kept between
+        decisions: only the nodes marked dirty since the last one are rebuilt (with their summaries)."""
         now = time.monotonic()
         for key, (_node, _pod, when) in list(self.assumed.items()):
             current = self.pods.get(key)
