@@ -27,12 +27,12 @@ class AliasedKind:
 
     async def create(self, ns: str, body, opts: Options) -> dict:
         core = self._checked(body, opts, None)
-        return self.out(await self.service.create(self.stored, ns, core, Options(opts.dry_run, "Ignore")))
+        return self.out(await self.service.create(self.stored, ns, core, Options(opts.dry_run, "Ignore", user=opts.user)))
 
     async def update(self, ns: str, name: str, body, opts: Options) -> tuple[int, dict]:
         current = self.service.entry(self.stored, ns, name)
         core = self._checked(body, opts, self.out(current.obj))
-        code, obj = await self.service.update(self.stored, ns, name, core, Options(opts.dry_run, "Ignore"))
+        code, obj = await self.service.update(self.stored, ns, name, core, Options(opts.dry_run, "Ignore", user=opts.user))
         return code, self.out(obj)
 
     async def patch(self, ns: str, name: str, patch_type: str, body, opts: Options) -> tuple[int, dict]:

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 
@@ -17,6 +18,7 @@ from knet.api import apply as ssa
 from knet.api import errors, schema
 from knet.api import patch as patches
 from knet.api.allocation import ServiceAllocator
+from knet.api.auth import User
 from knet.api.errors import ApiError, FieldError, invalid, required
 from knet.api.printing import timestamp
 from knet.api.registry import Registry, ResourceType
@@ -88,15 +90,47 @@ def _report_unknown_fields(unknown: list[str], opts: Options, strict_prefix: str
 
 
 class Options:
+    """A write's options. `user` is who asked (None for the apiserver's own writes: bootstrap,
+    lifecycle, garbage collection), for admission plugins that judge by the requester."""
+
     def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
-                 force: bool = False) -> None:
+                 force: bool = False, user: User | None = None) -> None:
         self.dry_run, self.field_validation, self.field_manager, self.force = dry_run, field_validation, field_manager, force
+        self.user = user
         self.warnings: list[str] = []
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """What a validating admission plugin sees (admission.Attributes): the operation (CREATE,
+    UPDATE, DELETE), the kind, where, the new object (None on DELETE) and the stored one (None
+    on CREATE), the subresource written and who asked (None: the apiserver itself)."""
+
+    operation: str
+    rt: ResourceType
+    namespace: str
+    name: str
+    obj: dict | None
+    old: dict | None
+    subresource: str | None
+    user: User | None
+    dry_run: bool
+
+
+# A validating admission plugin: raises ApiError (403 Forbidden, 422 Invalid) to refuse the write.
+AdmissionPlugin = Callable[[AdmissionRequest], None]
 
 
 class ObjectService:
     def __init__(self, registry: Registry, store: Store, allocator: ServiceAllocator) -> None:
         self.registry, self.store, self.allocator = registry, store, allocator
+        # Validating admission, in order, after defaulting and validation and before storage.
+        self.admission: list[AdmissionPlugin] = []
+
+    def _admit(self, operation: str, rt: ResourceType, ns: str, name: str, obj: dict | None, old: dict | None,
+               subresource: str | None, opts: Options) -> None:
+        for plugin in self.admission:
+            plugin(AdmissionRequest(operation, rt, ns, name, obj, old, subresource, opts.user, opts.dry_run))
 
     # --- reads -------------------------------------------------------------------------------
     def entry(self, rt: ResourceType, ns: str, name: str) -> Entry:
@@ -233,6 +267,7 @@ class ObjectService:
             rt.admit(obj)
         obj = self._normalise(rt, obj)
         self._validate(rt, obj, None)
+        self._admit("CREATE", rt, ns if rt.namespaced else "", meta["name"], obj, None, None, opts)
         taken = None
         if rt.resource == "services":
             taken, errs = self.allocator.allocate(obj, None)
@@ -332,6 +367,8 @@ class ObjectService:
         new = self._normalise(rt, new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
         self._validate(rt, new, old)
+        self._admit("UPDATE", rt, old["metadata"].get("namespace", "") if rt.namespaced else "", name, new, old,
+                    subresource, opts)
         if opts.field_manager:
             ssa.record_update(new, old, opts.field_manager, rt.api_version, rt.model, timestamp())
         if new == old:
@@ -383,7 +420,7 @@ class ObjectService:
                 obj = self._decode_check(rt, copy.deepcopy(body), opts)
                 obj.setdefault("metadata", {})["name"] = name
                 self._record_manager(obj, None, opts, "Apply", ssa.fields_v1(body, rt.model))
-                return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None))
+                return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None, user=opts.user))
             raise errors.not_found(rt.resource, rt.group, name)
         old = current.obj
         try:
@@ -430,7 +467,7 @@ class ObjectService:
         new.setdefault("metadata", {})["name"] = name
         if patch_type == "apply":
             self._record_manager(new, new, opts, "Apply", ssa.fields_v1(body, rt.model))
-        inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager)
+        inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager, user=opts.user)
         result = await self._write_update(rt, current, new, inner, subresource, expected)
         return 200, result
 
@@ -463,6 +500,7 @@ class ObjectService:
         current = self.entry(rt, ns, name)
         obj = current.obj
         meta = obj["metadata"]
+        self._admit("DELETE", rt, ns if rt.namespaced else "", name, None, obj, None, opts)
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
             raise errors.conflict(rt.resource, rt.group, name,

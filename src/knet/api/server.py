@@ -369,7 +369,8 @@ class ApiServer:
         manager = q.get("fieldManager")
         if manager is not None and len(manager) > 128:
             raise errors.bad_request("fieldManager: Too long: may not be longer than 128 characters")
-        return Options(dry_run=bool(dry), field_validation=fv, field_manager=manager, force=_flag(q.get("force")))
+        return Options(dry_run=bool(dry), field_validation=fv, field_manager=manager, force=_flag(q.get("force")),
+                       user=request.get("user"))
 
     @staticmethod
     def _warn_headers(opts: Options) -> dict | None:
