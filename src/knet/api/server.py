@@ -22,6 +22,9 @@ from knet.api import discovery, errors, openapi, protobuf, subresources, tables
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, user_from_peercert
+from knet.api.authz import Attributes, Authorizer, impersonation
+from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
+from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
 from knet.api.bootstrap import Bootstrapper
 from knet.api.errors import ApiError
 from knet.api.lifecycle import Lifecycle
@@ -37,6 +40,15 @@ from knet.api.watch import watch_events
 log = logging.getLogger("knet.api")
 
 MAX_BODY = 3 * 1024 * 1024
+# Admission plugins kube-apiserver has that knet accepts in --enable-admission-plugins; the
+# defaulting and validation they stand for is built into knet's kinds (NamespaceLifecycle,
+# ServiceAccount, DefaultStorageClass, ...) or has nothing to act on.
+KNOWN_ADMISSION_PLUGINS = frozenset({
+    "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "TaintNodesByCondition", "Priority",
+    "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize",
+    "RuntimeClass", "CertificateApproval", "CertificateSigning", "ClusterTrustBundleAttest",
+    "CertificateSubjectRestriction", "DefaultIngressClass", "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "ResourceQuota", "PodSecurity"})
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-knet", "gitCommit": "knet", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "python", "compiler": "cpython", "platform": "linux/amd64"}
 
@@ -67,6 +79,15 @@ class ApiServerConfig:
     kubelet_client_certificate: str | None = None
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None
+    # kube-apiserver's --authorization-mode (AlwaysAllow, AlwaysDeny, Node, RBAC; its default is
+    # AlwaysAllow, kubeadm's and `knet up`'s Node,RBAC), --anonymous-auth and
+    # --enable-admission-plugins (NamespaceLifecycle is always on; NodeRestriction on request).
+    authorization_modes: list[str] = field(default_factory=lambda: ["AlwaysAllow"])
+    anonymous_auth: bool = True
+    admission_plugins: list[str] = field(default_factory=list)
+
+
+ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
 
 
 def _json(obj, status: int = 200, content_type: str = "application/json", headers: dict | None = None) -> web.Response:
@@ -103,6 +124,11 @@ class ApiServer:
         if pub_keys:
             verifier = TokenVerifier(pub_keys, [config.service_account_issuer])
         self.auth = Authenticator(tokens, verifier)
+        self.authorizer = self._authorizer(config.authorization_modes)
+        self._authorizing = config.authorization_modes != ["AlwaysAllow"]
+        # As kube-apiserver: "AnonymousAuth is not allowed with the AlwaysAllow authorizer".
+        self._anonymous = config.anonymous_auth and "AlwaysAllow" not in config.authorization_modes
+        self.service.admission += self._admission_plugins(config.admission_plugins)
         # As kube-apiserver: kubelet serving certificates are verified only against
         # --kubelet-certificate-authority, when given.
         self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority,
@@ -117,6 +143,47 @@ class ApiServer:
         self._cert_users: dict[bytes, User | None] = {}  # client certificate (DER) -> its user
         self._conn_users: weakref.WeakKeyDictionary[ssl.SSLObject, User | None] = weakref.WeakKeyDictionary()
         self._runner: web.BaseRunner | None = None
+
+    def _authorizer(self, modes: list[str]) -> Authorizer:
+        """kube-apiserver's chain: system:masters first, then the modes in the order given."""
+        from knet.api.authz import union
+
+        chain: list[Authorizer] = [PrivilegedGroups()]
+        for mode in modes:
+            if mode == "AlwaysAllow":
+                chain.append(AlwaysAllow())
+            elif mode == "AlwaysDeny":
+                chain.append(union.AlwaysDeny())
+            elif mode == "Node":
+                from knet.api.authz.node import NodeAuthorizer
+
+                chain.append(NodeAuthorizer(self.store))
+            elif mode == "RBAC":
+                from knet.api.authz.rbac import RBACAuthorizer, StoreRbacSource
+
+                chain.append(RBACAuthorizer(StoreRbacSource(self.store)))
+            else:
+                raise ValueError(f"unknown authorization mode {mode!r} (AlwaysAllow, AlwaysDeny, Node, RBAC)")
+        return Union(chain)
+
+    def _admission_plugins(self, names: list[str]) -> list:
+        from knet.api.admission.namespacelifecycle import namespace_lifecycle
+
+        plugins = [namespace_lifecycle]
+        if "RBAC" in self.config.authorization_modes:
+            # The RBAC storage's own check (not an admission plugin upstream, but the same place
+            # in the write path): no one grants what they do not hold.
+            from knet.api.authz.escalation import escalation_admission
+
+            plugins.append(escalation_admission(self.authorizer))
+        for name in names:
+            if name == "NodeRestriction":
+                from knet.api.admission.noderestriction import NodeRestriction
+
+                plugins.append(NodeRestriction(self.store))
+            elif name not in KNOWN_ADMISSION_PLUGINS:
+                raise ValueError(f"unknown admission plugin {name!r}")
+        return plugins
 
     # --- lifecycle -----------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -171,12 +238,18 @@ class ApiServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         try:
-            if path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            public = path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/"))
+            if public and not self._authorizing:
                 return self._public(path, request)
             user = self._authenticate(request)
             if user is None:
                 raise errors.unauthorized()
+            if impersonation.requested(request.headers):
+                user = impersonation.impersonate(request.headers, user, self.authorizer.authorize)
             request["user"] = user
+            if public:
+                self._authorize(Attributes(user, request.method.lower(), resource_request=False, path=path))
+                return self._public(path, request)
             return await self._route(request, path)
         except ApiError as exc:
             return _status_response(exc)
@@ -188,9 +261,16 @@ class ApiServer:
             log.exception("internal error on %s %s", request.method, path)
             return _status_response(ApiError(500, "InternalError", f"an error on the server has prevented the request from succeeding: {exc}"))
 
+    def _authorize(self, attrs: Attributes) -> None:
+        decision = self.authorizer.authorize(attrs)
+        if not decision.allowed:
+            raise forbidden(attrs, decision.reason)
+
     def _authenticate(self, request: web.Request) -> User | None:
         """The request's user: its client certificate's (verified in the TLS handshake), else its
-        bearer token's. A connection's certificate is decoded once, not on every request."""
+        bearer token's, else (with --anonymous-auth) system:anonymous; None for a bearer token
+        that is not valid (401, as upstream: a bad credential is never anonymous). A
+        connection's certificate is decoded once, not on every request."""
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if ssl_object is not None:
@@ -200,7 +280,10 @@ class ApiServer:
                 user = self._conn_users[ssl_object] = self._cert_user(ssl_object)
             if user is not None:
                 return user
-        return self.auth.authenticate(request.headers.get("Authorization"), None)
+        authorization = request.headers.get("Authorization")
+        if not authorization and self._anonymous:
+            return ANONYMOUS
+        return self.auth.authenticate(authorization, None)
 
     def _cert_user(self, ssl_object: ssl.SSLObject) -> User | None:
         der = ssl_object.getpeercert(binary_form=True)
@@ -230,6 +313,11 @@ class ApiServer:
         parts = [p for p in path.split("/") if p]
         method = request.method
         accept = request.headers.get("Accept", "")
+        if self._authorizing and not ((parts[:1] == ["api"] and len(parts) > 2) or
+                                      (parts[:1] == ["apis"] and len(parts) > 3)):
+            # Discovery, OpenAPI and the root are non-resource paths (system:discovery and
+            # system:public-info-viewer grant them); resource paths are authorized below.
+            self._authorize(Attributes(request["user"], method.lower(), resource_request=False, path=path))
         if not parts:
             return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
                                     "/readyz", "/version"] + [f"/apis/{g}" for g in self.registry.group_versions() if g]})
@@ -276,7 +364,17 @@ class ApiServer:
         if not rt.namespaced and ns is not None:
             raise errors.not_found_path()
         q = request.query
-        if method == "GET" and (watch or _flag(q.get("watch"))):
+        watching = method == "GET" and (watch or _flag(q.get("watch")))
+        if self._authorizing:
+            verb = resource_verb(method, name is not None, watching, sub)
+            obj_name = name or ""
+            if not obj_name and verb in ("list", "watch"):
+                obj_name = name_from_field_selector(q.get("fieldSelector"))
+            self._authorize(Attributes(
+                request["user"], verb, namespace=(name or "") if rt.resource == "namespaces" else (ns or ""),
+                api_group=rt.group, api_version=version, resource=rt.resource, subresource=sub or "",
+                name=obj_name))
+        if watching:
             if name is not None:
                 raise errors.method_not_allowed()
             return await self._watch(request, rt, ns)
@@ -287,7 +385,7 @@ class ApiServer:
             body, _ = await self._body(request)
             if not isinstance(body, dict):
                 raise errors.bad_request("the request body must be an object")
-            return _json(review(body, request["user"], self.auth), 201)
+            return _json(review(body, request["user"], self, ns), 201)
         if name is None:
             if method == "GET":
                 return self._list(request, rt, ns)

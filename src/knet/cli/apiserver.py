@@ -51,6 +51,12 @@ def _run(config) -> None:
 @click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-client-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-certificate-authority", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
+              help="Ordered list of authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC (kubeadm: Node,RBAC).")
+@click.option("--anonymous-auth", default="true", show_default=True,
+              help="Serve requests without credentials as system:anonymous (then authorized as any user).")
+@click.option("--enable-admission-plugins", default="", help="Admission plugins to enable beyond the defaults "
+              "(NodeRestriction; kube-apiserver's other names are accepted).")
 @click.option("--allow-insecure-http", is_flag=True, default=False, hidden=True,
               help="Serve plain HTTP when no certificate is given (tests and benchmarks only).")
 @click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity.")
@@ -81,6 +87,10 @@ def apiserver(**kw) -> None:
         if kw["data_dir"] is None:
             raise click.UsageError("one of --data-dir or --storage is required")
         storage = "sqlite://" + str(Path(kw["data_dir"]) / "knet.db")
+    for mode in kw["authorization_mode"].split(","):
+        if mode.strip() not in ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC"):
+            raise click.BadParameter(f"unknown authorization mode {mode.strip()!r}: AlwaysAllow, AlwaysDeny, Node or RBAC",
+                                     param_hint="--authorization-mode")
     config = ApiServerConfig(
         bind_address=kw["bind_address"], secure_port=kw["secure_port"], advertise_address=kw["advertise_address"],
         service_cluster_ip_range=kw["service_cluster_ip_range"], service_node_port_range=kw["service_node_port_range"],
@@ -91,6 +101,9 @@ def apiserver(**kw) -> None:
         service_account_issuer=kw["service_account_issuer"], storage=storage,
         kubelet_client_certificate=kw["kubelet_client_certificate"], kubelet_client_key=kw["kubelet_client_key"],
         kubelet_certificate_authority=kw["kubelet_certificate_authority"],
+        authorization_modes=[m.strip() for m in kw["authorization_mode"].split(",") if m.strip()],
+        anonymous_auth=kw["anonymous_auth"].lower() in ("true", "1", "t", "yes"),
+        admission_plugins=[p.strip() for p in kw["enable_admission_plugins"].split(",") if p.strip()],
     )
     _run(config)
 

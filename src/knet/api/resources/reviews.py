@@ -1,30 +1,37 @@
 """Create-only review kinds that are answered, never stored: authentication.k8s.io/v1
-SelfSubjectReview (`kubectl auth whoami`) and TokenReview, authorization.k8s.io/v1
-SelfSubjectAccessReview and SubjectAccessReview (`kubectl auth can-i`). knet has no RBAC:
-every authenticated user may do everything, and the reviews say so."""
+SelfSubjectReview (`kubectl auth whoami`) and TokenReview; authorization.k8s.io/v1
+SubjectAccessReview, SelfSubjectAccessReview, LocalSubjectAccessReview (`kubectl auth can-i`)
+and SelfSubjectRulesReview (`kubectl auth can-i --list`), answered by the apiserver's own
+authorizer chain (`--authorization-mode`)."""
 
 from __future__ import annotations
 
+from knet.api.auth import User
+from knet.api.authz import DENY, Attributes
+from knet.api.errors import FieldError, invalid, invalid_object
 from knet.api.registry import ResourceType
 
 CREATE_ONLY = ("create",)
 
 
 def _user_info(user) -> dict:
-    info: dict = {"username": user.name, "groups": list(user.groups)}
+    info: dict = {"username": user.name}
     if user.uid:
         info["uid"] = user.uid
+    info["groups"] = list(user.groups)
+    if user.extra:
+        info["extra"] = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in user.extra.items()}
     return info
 
 
-def self_subject_review(body: dict, user, auth) -> dict:
+def self_subject_review(body: dict, user, server, ns: str | None) -> dict:
     return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None}, "status": {"userInfo": _user_info(user)}}
 
 
-def token_review(body: dict, user, auth) -> dict:
+def token_review(body: dict, user, server, ns: str | None) -> dict:
     token = ((body or {}).get("spec") or {}).get("token", "")
-    reviewed = auth.from_bearer(token) if token else None
+    reviewed = server.auth.from_bearer(token) if token else None
     status: dict = {"authenticated": reviewed is not None}
     if reviewed is not None:
         status["user"] = _user_info(reviewed)
@@ -35,12 +42,103 @@ def token_review(body: dict, user, auth) -> dict:
             "metadata": {"creationTimestamp": None}, "spec": (body or {}).get("spec") or {}, "status": status}
 
 
-def access_review(kind: str):
-    def review(body: dict, user, auth) -> dict:
-        return {"kind": kind, "apiVersion": "authorization.k8s.io/v1", "metadata": {"creationTimestamp": None},
-                "spec": (body or {}).get("spec") or {},
-                "status": {"allowed": True, "reason": "knet authorizes every authenticated user (no RBAC)"}}
-    return review
+def _attributes(kind: str, spec: dict, user: User) -> Attributes:
+    """The Attributes an access review asks about (authorizationutil.ResourceAttributesFrom)."""
+    errs: list[FieldError] = []
+    res, nonres = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if (res is None) == (nonres is None):
+        errs.append(invalid("spec.resourceAttributes", res,
+                            "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
+    for part in (res, nonres):
+        if part is not None and not isinstance(part, dict):
+            errs.append(invalid("spec", None, "attributes must be objects"))
+    if errs:
+        raise invalid_object(kind, "authorization.k8s.io", "", errs)
+    if nonres is not None:
+        return Attributes(user, str(nonres.get("verb", "")), resource_request=False, path=str(nonres.get("path", "")))
+    return Attributes(user, str(res.get("verb", "")), namespace=str(res.get("namespace", "")),
+                      api_group=str(res.get("group", "")), api_version=str(res.get("version", "")),
+                      resource=str(res.get("resource", "")), subresource=str(res.get("subresource", "")),
+                      name=str(res.get("name", "")))
+
+
+def _review_status(server, attrs: Attributes) -> dict:
+    decision = server.authorizer.authorize(attrs)
+    status: dict = {"allowed": decision.allowed}
+    if decision.decision == DENY:
+        status["denied"] = True
+    if decision.reason:
+        status["reason"] = decision.reason
+    return status
+
+
+def _answer(kind: str, body: dict, spec: dict, status: dict) -> dict:
+    meta = dict((body or {}).get("metadata") or {})
+    meta.setdefault("creationTimestamp", None)
+    return {"kind": kind, "apiVersion": "authorization.k8s.io/v1", "metadata": meta, "spec": spec, "status": status}
+
+
+def subject_access_review(body: dict, user, server, ns: str | None) -> dict:
+    spec = dict((body or {}).get("spec") or {})
+    if not spec.get("user") and not spec.get("groups"):
+        raise invalid_object("SubjectAccessReview", "authorization.k8s.io", "", [
+            invalid("spec.user", "", "at least one of user or group must be specified")])
+    subject = User(str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ()),
+                   dict(spec.get("extra") or {}))
+    return _answer("SubjectAccessReview", body, spec, _review_status(server, _attributes("SubjectAccessReview", spec, subject)))
+
+
+def local_subject_access_review(body: dict, user, server, ns: str | None) -> dict:
+    spec = dict((body or {}).get("spec") or {})
+    res = spec.get("resourceAttributes")
+    if isinstance(res, dict) and res.get("namespace", "") != ns:
+        raise invalid_object("LocalSubjectAccessReview", "authorization.k8s.io", "", [
+            invalid("spec.resourceAttributes.namespace", res.get("namespace", ""),
+                    "must match metadata.namespace")])
+    if not spec.get("user") and not spec.get("groups"):
+        raise invalid_object("LocalSubjectAccessReview", "authorization.k8s.io", "", [
+            invalid("spec.user", "", "at least one of user or group must be specified")])
+    subject = User(str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ()),
+                   dict(spec.get("extra") or {}))
+    answer = _answer("LocalSubjectAccessReview", body, spec,
+                     _review_status(server, _attributes("LocalSubjectAccessReview", spec, subject)))
+    answer["metadata"]["namespace"] = ns
+    return answer
+
+
+def self_subject_access_review(body: dict, user, server, ns: str | None) -> dict:
+    spec = dict((body or {}).get("spec") or {})
+    return _answer("SelfSubjectAccessReview", body, spec,
+                   _review_status(server, _attributes("SelfSubjectAccessReview", spec, user)))
+
+
+def self_subject_rules_review(body: dict, user, server, ns: str | None) -> dict:
+    """What the requester may do in spec.namespace: the union of what every authorizer of the
+    chain that can list rules (RBAC, Node) says, as upstream's RulesFor."""
+    spec = dict((body or {}).get("spec") or {})
+    namespace = spec.get("namespace", "")
+    if not isinstance(namespace, str):
+        raise invalid_object("SelfSubjectRulesReview", "authorization.k8s.io", "", [
+            invalid("spec.namespace", namespace, "must be a string")])
+    resource_rules: list[dict] = []
+    non_resource_rules: list[dict] = []
+    incomplete = False
+    errors: list[str] = []
+    for authorizer in server.authorizer.authorizers:
+        rules_for = getattr(authorizer, "rules_for", None)
+        if rules_for is None:
+            continue
+        res, nonres, partial, error = rules_for(user, namespace)
+        resource_rules += res
+        non_resource_rules += nonres
+        incomplete = incomplete or partial
+        if error:
+            errors.append(error)
+    status: dict = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete}
+    if errors:
+        status["evaluationError"] = "; ".join(errors)
+    return {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
 SELF_SUBJECT_REVIEW = ResourceType(group="authentication.k8s.io", version="v1", resource="selfsubjectreviews",
@@ -48,9 +146,15 @@ SELF_SUBJECT_REVIEW = ResourceType(group="authentication.k8s.io", version="v1", 
                                    model="V1SelfSubjectReview")
 TOKEN_REVIEW = ResourceType(group="authentication.k8s.io", version="v1", resource="tokenreviews", kind="TokenReview",
                             namespaced=False, verbs=CREATE_ONLY, model="V1TokenReview")
+LOCAL_SUBJECT_ACCESS_REVIEW = ResourceType(group="authorization.k8s.io", version="v1",
+                                           resource="localsubjectaccessreviews", kind="LocalSubjectAccessReview",
+                                           namespaced=True, verbs=CREATE_ONLY, model="V1LocalSubjectAccessReview")
 SELF_SUBJECT_ACCESS_REVIEW = ResourceType(group="authorization.k8s.io", version="v1",
                                           resource="selfsubjectaccessreviews", kind="SelfSubjectAccessReview",
                                           namespaced=False, verbs=CREATE_ONLY, model="V1SelfSubjectAccessReview")
+SELF_SUBJECT_RULES_REVIEW = ResourceType(group="authorization.k8s.io", version="v1",
+                                         resource="selfsubjectrulesreviews", kind="SelfSubjectRulesReview",
+                                         namespaced=False, verbs=CREATE_ONLY, model="V1SelfSubjectRulesReview")
 SUBJECT_ACCESS_REVIEW = ResourceType(group="authorization.k8s.io", version="v1", resource="subjectaccessreviews",
                                      kind="SubjectAccessReview", namespaced=False, verbs=CREATE_ONLY,
                                      model="V1SubjectAccessReview")
@@ -58,7 +162,10 @@ SUBJECT_ACCESS_REVIEW = ResourceType(group="authorization.k8s.io", version="v1",
 HANDLERS = {
     ("authentication.k8s.io", "selfsubjectreviews"): self_subject_review,
     ("authentication.k8s.io", "tokenreviews"): token_review,
-    ("authorization.k8s.io", "selfsubjectaccessreviews"): access_review("SelfSubjectAccessReview"),
-    ("authorization.k8s.io", "subjectaccessreviews"): access_review("SubjectAccessReview"),
+    ("authorization.k8s.io", "localsubjectaccessreviews"): local_subject_access_review,
+    ("authorization.k8s.io", "selfsubjectaccessreviews"): self_subject_access_review,
+    ("authorization.k8s.io", "selfsubjectrulesreviews"): self_subject_rules_review,
+    ("authorization.k8s.io", "subjectaccessreviews"): subject_access_review,
 }
-RESOURCES = (SELF_SUBJECT_REVIEW, TOKEN_REVIEW, SELF_SUBJECT_ACCESS_REVIEW, SUBJECT_ACCESS_REVIEW)
+RESOURCES = (SELF_SUBJECT_REVIEW, TOKEN_REVIEW, LOCAL_SUBJECT_ACCESS_REVIEW, SELF_SUBJECT_ACCESS_REVIEW,
+             SELF_SUBJECT_RULES_REVIEW, SUBJECT_ACCESS_REVIEW)

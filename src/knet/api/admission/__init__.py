@@ -1,0 +1,1 @@
+"""Validating admission plugins of kube-apiserver that knet runs (ObjectService.admission)."""
