@@ -7,6 +7,10 @@ and measures, over HTTPS with keep-alive connections:
   3. GET, CREATE and PATCH at a fixed 500 req/s (open loop, 50 connections): p99 latency,
   4. LIST of 10,000 pods (JSON, and as kubectl's Table),
   5. watch fan-out: 100 watchers of pods; delay until all of them saw one update.
+The server runs with `--authorization-mode=Node,RBAC` as `knet up` runs it (`--authorization-mode
+AlwaysAllow` for the figures without authorization), and the load runs as an ordinary user
+(client certificate CN=bench-user) whom a RoleBinding lets work in namespace `bench`, so every
+request is decided by RBAC (the admin's system:masters would skip it).
 Goal (issue 3): p99 of mutating and single-object calls under 50 ms at 500 req/s on 2 cores;
 LIST of 10,000 pods under 1 s.
 """
@@ -35,30 +39,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen, str, ssl.SSLContext]:
-    from knet.cluster.pki import create_control_plane_pki
+BENCH_RBAC = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bench", "namespace": "bench"},
+     "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods"], "verbs": ["*"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+     "metadata": {"name": "bench", "namespace": "bench"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bench"},
+     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bench-user"}]},
+]
+
+
+def start_server(root: Path, authorization_mode: str) -> tuple[subprocess.Popen, str, ssl.SSLContext]:
+    from knet.cluster.pki import create_control_plane_pki, issue_cert, write_cert_key
 
     pki = create_control_plane_pki(root / "pki")
+    user_crt, user_key = write_cert_key(root / "pki", "bench-user",
+                                        issue_cert(pki.ca(), "bench-user", organizations=["bench"], client=True))
     port = free_port()
     knet = shutil.which("knet")
     cmd = [knet] if knet else [sys.executable, "-c", "from knet.cli.main import main; main()"]
     cmd += ["apiserver", f"--secure-port={port}", "--bind-address=127.0.0.1", f"--data-dir={root / 'data'}",
             f"--tls-cert-file={pki.apiserver_crt}", f"--tls-private-key-file={pki.apiserver_key}",
-            f"--client-ca-file={pki.ca_crt}"]
+            f"--client-ca-file={pki.ca_crt}", f"--authorization-mode={authorization_mode}"]
     log = open(root / "apiserver.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    admin = ssl.create_default_context(cafile=str(pki.ca_crt))
+    admin.load_cert_chain(str(pki.admin_crt), str(pki.admin_key))
     ctx = ssl.create_default_context(cafile=str(pki.ca_crt))
-    ctx.load_cert_chain(str(pki.admin_crt), str(pki.admin_key))
+    ctx.load_cert_chain(str(user_crt), str(user_key))
     url = f"https://127.0.0.1:{port}"
     import urllib.request
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url + "/readyz", context=ctx, timeout=1):
-                return proc, url, ctx
+            with urllib.request.urlopen(url + "/readyz", context=admin, timeout=1):
+                pass
         except OSError:
             time.sleep(0.05)
+            continue
+        # As the admin: the namespace, and (with RBAC) bench-user's rights in it.
+        for obj in BENCH_RBAC if "RBAC" in authorization_mode.split(",") else BENCH_RBAC[:1]:
+            group = obj["apiVersion"].rpartition("/")[0]
+            base = f"/apis/{obj['apiVersion']}" if group else "/api/v1"
+            ns = obj["metadata"].get("namespace")
+            path = f"{base}/namespaces/{ns}/{obj['kind'].lower()}s" if ns else f"{base}/namespaces"
+            req = urllib.request.Request(url + path, data=orjson.dumps(obj), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, context=admin, timeout=5).read()
+        return proc, url, ctx
     proc.kill()
     raise SystemExit("apiserver did not become ready:\n" + (root / "apiserver.log").read_text()[-2000:])
 
@@ -130,8 +160,6 @@ async def run(url: str, ctx: ssl.SSLContext, args) -> None:
     conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     async with aiohttp.ClientSession(url, connector=conn, headers=headers) as s:
-        await (await s.post("/api/v1/namespaces", data=orjson.dumps(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}))).read()
 
         async def create_cm(session, i, prefix="cm"):
             r = await session.post("/api/v1/namespaces/bench/configmaps", data=orjson.dumps(
@@ -144,7 +172,8 @@ async def run(url: str, ctx: ssl.SSLContext, args) -> None:
             await r.read()
             return r.status == 200
 
-        print(f"knet apiserver benchmark ({os.cpu_count()} cores, server and load generator share them)")
+        print(f"knet apiserver benchmark ({os.cpu_count()} cores, server and load generator share them), "
+              f"--authorization-mode={args.authorization_mode}, requests as bench-user")
         lat, el, err = await closed_loop(s, create_cm, args.requests, 50)
         report("CREATE configmap, 50 clients", lat, el, err)
         lat, el, err = await closed_loop(s, get_cm, args.requests, 50)
@@ -220,9 +249,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of each 500 req/s test")
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--authorization-mode", default="Node,RBAC",
+                    help="the apiserver's --authorization-mode (AlwaysAllow: no authorization)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="knet-api-bench-"))
-    proc, url, ctx = start_server(root)
+    proc, url, ctx = start_server(root, args.authorization_mode)
     try:
         try:
             import uvloop
