@@ -54,9 +54,43 @@ def _udp(port, text, timeout=2.0):
         return s.recv(2048).decode()
 
 
+def _socket_inodes(pid) -> set[str]:
+    links = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    return {link[8:-1] for link in links if link.startswith("socket:[")}
+
+
 def _sockets(pid) -> int:
-    return sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
-               if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
+    return len(_socket_inodes(pid))
+
+
+def _udp_sockets(pid) -> int:
+    """The process's bound UDP sockets (their inodes in /proc/PID/net/udp and udp6)."""
+    mine = _socket_inodes(pid)
+    found = 0
+    for table in ("udp", "udp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            found += sum(1 for line in f.readlines()[1:] if line.split()[9] in mine)
+    return found
+
+
+def _udp_eventually(port, text, deadline=5.0):
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return _udp(port, text, timeout=0.5)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+def _stderr_until(p, needle: bytes, deadline=5.0) -> bytes:
+    os.set_blocking(p.stderr.fileno(), False)
+    got, end = b"", time.monotonic() + deadline
+    while needle not in got and time.monotonic() < end:
+        got += p.stderr.read() or b""
+        time.sleep(0.05)
+    return got
 
 
 @pytest.fixture
@@ -78,7 +112,8 @@ def test_netexec_space_separated_flags_udp_and_delayed_shutdown(procs):
     procs.append(p)
     assert _wait_http(http) == (200, socket.gethostname())
     assert time.monotonic() - t0 < 2.0  # listening fast: python -I -S, stdlib only
-    assert _udp(udp, "hostname") == socket.gethostname()
+    assert _udp_sockets(p.pid) == 1
+    assert _udp_eventually(udp, "hostname") == socket.gethostname()
     assert _udp(udp, "echo hi") == "hi"
     assert _http(http, "/readyz") == (200, "ok")
     dial = _http(http, f"/dial?request=hostname&protocol=udp&host=127.0.0.1&port={udp}&tries=2")
@@ -98,7 +133,7 @@ def test_netexec_udp_disabled_and_immediate_sigterm_exit(procs):
     p = _start("netexec", "--http-port=" + str(http), "--udp-port=-1")
     procs.append(p)
     _wait_http(http)
-    assert _sockets(p.pid) == 1  # the HTTP listener only
+    assert _udp_sockets(p.pid) == 0  # --udp-port=-1: no UDP server
     assert _http(http, "/healthz")[0] == 412  # upstream: ready only once a UDP/SCTP server runs
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=3) == 0
@@ -127,11 +162,10 @@ def test_serve_hostname_tcp_and_udp_without_http(procs):
         except ConnectionRefusedError:
             assert time.monotonic() < end
             time.sleep(0.02)
-    assert _udp(port, "anything") == socket.gethostname()
+    assert _udp_eventually(port, "anything") == socket.gethostname()
     p.send_signal(signal.SIGTERM)  # upstream waits 60 s for the pod's deletion
-    time.sleep(0.3)
+    assert b"Shutting down after receiving signal: terminated." in _stderr_until(p, b"Shutting down")
     assert p.poll() is None
-    assert b"Shutting down after receiving signal: terminated." in os.read(p.stderr.fileno(), 65536)
 
 
 def test_serve_hostname_refuses_http_with_tcp(procs):
@@ -157,7 +191,7 @@ def test_porter_serves_env_values(procs):
                               f"SERVE_UDP_PORT_{udp}": "bar"})
     procs.append(p)
     assert _wait_http(tcp, "/anything") == (200, "foo")
-    assert _udp(udp, "x") == "bar"
+    assert _udp_eventually(udp, "x") == "bar"
 
 
 def test_porter_without_servers_dies_as_go_does(procs):

@@ -12,27 +12,35 @@ import sys
 if not __package__:  # run by path: make `knet` importable from this very source tree
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
-from knet.node.agnhost import connect, netexec, porter, servehostname, simple  # noqa: E402
+import importlib  # noqa: E402
+
 from knet.node.agnhost import flags as fl  # noqa: E402
 from knet.node.agnhost.flags import FlagError  # noqa: E402
 
-# name -> (flags, exact positional count or None for "at most 0", runner, short help)
+# name -> (module, its flags, its runner, exact positional count or None for "at most 0", short
+# help); a subcommand's module is imported only when it runs (a container starts faster).
 COMMANDS = {
-    "netexec": (netexec.FLAGS, None, netexec.run,
+    "netexec": ("netexec", "FLAGS", "run", None,
                 "Creates HTTP(S), UDP, and (optionally) SCTP servers with various endpoints"),
-    "serve-hostname": (servehostname.FLAGS, None, servehostname.run, "Serves the hostname"),
-    "connect": (connect.FLAGS, 1, connect.run, "Attempts a TCP, UDP or SCTP connection and returns useful errors"),
-    "porter": (porter.FLAGS, None, porter.run, "Serves requested data on ports specified in ENV variables"),
-    "pause": (simple.PAUSE_FLAGS, None, simple.pause, "Pauses the execution"),
-    "dns-suffix": ([], None, simple.dns_suffix_cmd, "Prints the host's DNS suffix list"),
-    "dns-server-list": ([], None, simple.dns_server_list_cmd, "Prints the host's DNS Server list"),
-    "etc-hosts": ([], None, simple.etc_hosts_cmd, "Prints the host's /etc/hosts file"),
+    "serve-hostname": ("servehostname", "FLAGS", "run", None, "Serves the hostname"),
+    "connect": ("connect", "FLAGS", "run", 1, "Attempts a TCP, UDP or SCTP connection and returns useful errors"),
+    "porter": ("porter", "FLAGS", "run", None, "Serves requested data on ports specified in ENV variables"),
+    "pause": ("simple", "PAUSE_FLAGS", "pause", None, "Pauses the execution"),
+    "dns-suffix": ("simple", "NO_FLAGS", "dns_suffix_cmd", None, "Prints the host's DNS suffix list"),
+    "dns-server-list": ("simple", "NO_FLAGS", "dns_server_list_cmd", None, "Prints the host's DNS Server list"),
+    "etc-hosts": ("simple", "NO_FLAGS", "etc_hosts_cmd", None, "Prints the host's /etc/hosts file"),
 }
+
+
+def _load(name: str) -> tuple[list[fl.Flag], object]:
+    module_name, flags_attr, run_attr, _, _ = COMMANDS[name]
+    module = importlib.import_module(f"knet.node.agnhost.{module_name}")
+    return getattr(module, flags_attr), getattr(module, run_attr)
 
 
 def root_help() -> str:
     lines = ["Usage:\n  agnhost [command]\n", "Available Commands:"]
-    lines += [f"  {name:<16} {short}" for name, (_, _, _, short) in sorted(COMMANDS.items())]
+    lines += [f"  {name:<16} {entry[4]}" for name, entry in sorted(COMMANDS.items())]
     lines += ["", "Flags:", "  -h, --help   help for agnhost", "",
               'Use "agnhost [command] --help" for more information about a command.']
     return "\n".join(lines) + "\n"
@@ -47,13 +55,14 @@ def check(argv: list[str]) -> tuple[int, str] | None:
         if name.startswith("-"):
             return 1, f"Error: unknown flag: {name}\nRun 'agnhost --help' for usage.\n"
         return 1, f'Error: unknown command "{name}" for "agnhost"\nRun \'agnhost --help\' for usage.\n'
-    flags, exact, _, _ = COMMANDS[name]
+    flags, _ = _load(name)
+    exact = COMMANDS[name][3]
     try:
         values, args = fl.parse(flags, argv[1:])
     except FlagError as exc:
         return 1, f"Error: {exc}\n{fl.usage(name, flags)}"
     if values.get("help"):
-        return 0, f"{COMMANDS[name][3]}\n\n{fl.usage(name, flags)}"
+        return 0, f"{COMMANDS[name][4]}\n\n{fl.usage(name, flags)}"
     if exact is not None and len(args) != exact:
         return 1, f"Error: accepts {exact} arg(s), received {len(args)}\n{fl.usage(name, flags)}"
     if exact is None and args:
@@ -68,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         code, text = refused
         (sys.stderr if code else sys.stdout).write(text)
         return code
-    return COMMANDS[argv[0]][2](argv[1:])
+    _, run = _load(argv[0])
+    return run(argv[1:])  # type: ignore[operator]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 
 from knet.node.agnhost import flags as fl
 
+NO_FLAGS: list[fl.Flag] = []
 PAUSE_FLAGS = [fl.Flag("delay-shutdown", fl.INT, 0, "Number of seconds to delay shutdown when receiving SIGTERM/SIGINT.")]
 
 
