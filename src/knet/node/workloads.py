@@ -143,6 +143,8 @@ def exec_argv(container: dict[str, Any], command: list[str], agnhost: list[str] 
 
 def web_server_flags(container: dict[str, Any]) -> list[str]:
     """nginx/httpd/echoserver-like images: agnhost netexec on their first TCP containerPort (80 by
-    default), UDP only on a declared UDP port."""
+    default) and on a declared UDP port. Without one, UDP port 0: an ephemeral port nobody will
+    call, which holds no fixed port (two such containers share a pod) yet makes netexec's
+    /healthz and /readyz answer 200, as a web server's health paths do."""
     udp = _first_port(container, "UDP")
-    return [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}", f"--udp-port={udp or -1}"]
+    return [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}", f"--udp-port={udp or 0}"]

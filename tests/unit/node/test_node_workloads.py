@@ -103,9 +103,9 @@ def test_coredns_args_pass_through():
 
 def test_nginx_serves_on_its_container_port_or_80():
     assert container_argv({"image": "nginx", "ports": [{"containerPort": 8000}]}, [], [], KNET, AG) == \
-        ["agnhost", "netexec", "--http-port=8000", "--udp-port=-1"]
+        ["agnhost", "netexec", "--http-port=8000", "--udp-port=0"]
     assert container_argv({"image": "nginx:1.25"}, [], [], KNET, AG) == \
-        ["agnhost", "netexec", "--http-port=80", "--udp-port=-1"]
+        ["agnhost", "netexec", "--http-port=80", "--udp-port=0"]
     assert container_argv({"image": "httpd", "ports": [{"containerPort": 53, "protocol": "UDP"}]}, [], [], KNET,
                           AG) == ["agnhost", "netexec", "--http-port=80", "--udp-port=53"]
 
