@@ -211,3 +211,19 @@ def test_delay_shutdown_keeps_serving_after_sigterm(knet_cluster, agn):
         "get", "pod", "-n", agn, "slow-exit", check=False).returncode != 0, timeout=25, interval=0.2)
     elapsed = time.monotonic() - started
     assert 3.5 < elapsed < 20, elapsed  # the 4 s delay, not the 30 s grace period
+
+
+def test_liveness_server_is_restarted_by_its_liveness_probe(knet_cluster, agn):
+    """upstream's "should be restarted with a /healthz http liveness probe" (container_probe.go):
+    agnhost liveness answers /healthz 500 after 10 s, the kubelet restarts it."""
+    pod = _pod("liveness", "node01", args=["liveness"])
+    pod["spec"]["containers"][0]["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": 8080}, "initialDelaySeconds": 5, "periodSeconds": 1,
+        "failureThreshold": 1}
+    knet_cluster.kubectl("apply", "-n", agn, "-f", "-", input=yaml.safe_dump(pod))
+    status = knet_cluster.wait_for("liveness restarted", lambda: (
+        s := _get(knet_cluster, agn, "liveness")["status"].get("containerStatuses")) and s[0]["restartCount"] >= 1
+        and s[0], timeout=40, interval=0.5)
+    assert status["lastState"]["terminated"]["exitCode"] in (137, 143)  # SIGTERM, or SIGKILL after the grace period
+    events = knet_cluster.kubectl("get", "events", "-n", agn, "--field-selector", "involvedObject.name=liveness").stdout
+    assert "Liveness probe failed: HTTP probe failed with statuscode: 500" in events

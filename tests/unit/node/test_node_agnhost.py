@@ -295,3 +295,40 @@ def test_dns_subcommands_read_resolv_conf_as_upstream():
     assert simple.dns_server_list(RESOLV) == "10.96.0.10"
     with pytest.raises(RuntimeError, match="Could not find DNS search list!"):
         simple.dns_suffix("nameserver 1.1.1.1\n")
+
+
+# -- liveness, test-webserver -----------------------------------------------------------------
+def test_liveness_is_healthy_for_ten_seconds():
+    from knet.node.agnhost import liveness
+
+    def at(path, age):
+        return liveness.answer(parse_request("GET", path, [], b"", "c:1"), 100.0, 100.0 + age)
+    assert (at("/healthz", 3).status, at("/healthz", 3).body) == (200, b"ok")
+    late = at("/healthz", 10.5)
+    assert late.status == 500 and late.body.startswith(b"error: 10.5")
+    assert at("/started", 2.5).body == b"2.500000000s"
+    r = at("/redirect?loc=%2Fhealthz", 1)
+    assert r.status == 302 and ("Location", "/healthz") in r.headers
+    assert at("/nope", 1).status == 404
+    r = at("/sleep-headers?code=503", 0)
+    assert (r.status, r.body) == (503, b"Slept for 0 secs\n")
+    assert at("/slow-response?size=2&code=200", 0).body.__len__() == 2048
+    with pytest.raises(liveness.Disconnect):
+        at("/disconnect-headers", 0)
+
+
+def test_test_webserver_serves_files_and_listings(tmp_path):
+    from knet.node.agnhost import testwebserver
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "index.txt").write_text("hello")
+
+    def get_(path):
+        return testwebserver.answer(parse_request("GET", path, [], b"", "c:1"), str(tmp_path))
+    r = get_("/index.txt")
+    assert (r.status, r.body) == (200, b"hello") and ("Access-Control-Allow-Origin", "*") in r.headers
+    listing = get_("/").body.decode()
+    assert '<a href="dir/">dir/</a>' in listing and '<a href="index.txt">index.txt</a>' in listing
+    assert get_("/missing").status == 404
+    assert get_("/../../etc/passwd").status == 404  # never above the served root
+    r = get_("/dir")
+    assert r.status == 301 and ("Location", "dir/") in r.headers

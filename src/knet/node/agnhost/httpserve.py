@@ -102,6 +102,9 @@ def _handler_class(handle: Handler, close: bool, on_request: Callable[[int], Non
                 on_request(+1)
             try:
                 response = handle(request)
+            except ConnectionAbortedError:  # the handler hangs up without answering (Go's Hijack + Close)
+                self.close_connection = True
+                return
             finally:
                 if on_request:
                     on_request(-1)

@@ -29,6 +29,8 @@ COMMANDS = {
     "dns-suffix": ("simple", "NO_FLAGS", "dns_suffix_cmd", None, "Prints the host's DNS suffix list"),
     "dns-server-list": ("simple", "NO_FLAGS", "dns_server_list_cmd", None, "Prints the host's DNS Server list"),
     "etc-hosts": ("simple", "NO_FLAGS", "etc_hosts_cmd", None, "Prints the host's /etc/hosts file"),
+    "liveness": ("liveness", "FLAGS", "run", None, "Starts a server that is alive for 10 seconds"),
+    "test-webserver": ("testwebserver", "FLAGS", "run", None, "Starts a simple HTTP fileserver"),
 }
 
 
