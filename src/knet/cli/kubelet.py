@@ -1,4 +1,4 @@
-"""`knet kubelet` (the node agent), `knet workload netexec`, `knet crictl`."""
+"""`knet kubelet` (the node agent), `knet workload agnhost|netexec`, `knet crictl`."""
 
 from __future__ import annotations
 
@@ -96,16 +96,25 @@ def workload_group() -> None:
     """Built-in workloads that stand in for container images."""
 
 
-@workload_group.command("netexec")
-@click.option("--http-port", type=int, default=8080)
-@click.option("--udp-port", type=int, default=0)
-@click.option("--sctp-port", type=int, default=0, hidden=True)
-@click.option("--delay-shutdown", type=int, default=0, hidden=True)
-def netexec_cmd(http_port: int, udp_port: int, sctp_port: int, delay_shutdown: int) -> None:
-    """HTTP echo server (/hostname, /clientip, /echo?msg=, /healthz) plus a UDP responder."""
-    from knet.node.netexec import serve
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
-    run_component(serve(http_port, udp_port or None))
+
+@workload_group.command("agnhost", context_settings=_PASS_THROUGH)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def agnhost_cmd(argv: tuple[str, ...]) -> None:
+    """The e2e test image's tool: `agnhost netexec|serve-hostname|connect|porter|pause|dns-*` ARGS."""
+    from knet.node.agnhost.main import main
+
+    sys.exit(main(list(argv)))
+
+
+@workload_group.command("netexec", context_settings=_PASS_THROUGH)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def netexec_cmd(argv: tuple[str, ...]) -> None:
+    """`agnhost netexec` (HTTP /hostname, /clientip, /echo, /dial, ... plus UDP on 8081)."""
+    from knet.node.agnhost.main import main
+
+    sys.exit(main(["netexec", *argv]))
 
 
 def _kubelet_rows(cluster: str, node: str) -> list[dict]:

@@ -5,6 +5,7 @@ dnsconfig (resolv.conf, hosts), status (pod phase/conditions), nodeobject (Node 
 static (static/mirror pods), config (flags), crictl (table formatting).
 Effectful: runtime (pause sandboxes + CNI, or simulated), podworker (one pod's life), probes,
 volumes (files under the pod dir, bind mounts), agent (registration, lease, informers, status
-writers), server (the kubelet HTTP API: logs, exec), netexec (the built-in echo workload).
+writers), server (the kubelet HTTP API: logs, exec), agnhost/ (the e2e test image's subcommands:
+netexec, serve-hostname, connect, porter, pause, dns-*).
 Contracts: docs/contracts.md sections 4, 6 and 7.
 """

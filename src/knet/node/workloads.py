@@ -8,16 +8,42 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
-NETEXEC_IMAGES = ("agnhost", "netexec", "nginx", "httpd", "echo")
+# Images whose processes are knet's own (the image's binary -> what stands in for it).
+NETEXEC_IMAGES = ("nginx", "httpd", "echo")
 DEFAULT_HTTP_PORT = 80
+AGNHOST_MAIN = Path(__file__).with_name("agnhost") / "main.py"
+
+# The ENTRYPOINT and CMD of the test images knet knows (their Dockerfiles), which Kubernetes
+# combines with a container's command/args (see `effective_argv`).
+IMAGE_DEFAULTS: dict[str, tuple[list[str], list[str]]] = {
+    "agnhost": (["/agnhost"], ["pause"]),            # test/images/agnhost/Dockerfile
+    "netexec": (["/netexec"], []),                   # the pre-agnhost e2e images
+    "serve_hostname": (["/serve_hostname"], []),
+    "serve-hostname": (["/serve_hostname"], []),
+    "porter": (["/porter"], []),
+}
+# A binary of those images -> the agnhost subcommand it is (None: agnhost itself, whose first
+# argument names the subcommand).
+AGNHOST_BINARIES: dict[str, str | None] = {
+    "agnhost": None, "agnhost-2": None,
+    "netexec": "netexec", "serve_hostname": "serve-hostname", "serve-hostname": "serve-hostname",
+    "porter": "porter",
+}
 
 
 def knet_argv() -> list[str]:
     """How to run `knet` itself (the installed script when there is one)."""
     found = shutil.which("knet")
     return [found] if found else [sys.executable, "-c", "from knet.cli.main import main; main()"]
+
+
+def agnhost_argv() -> list[str]:
+    """How to run knet's agnhost: by path, isolated and without site-packages (stdlib only), so it
+    starts in tens of milliseconds and runs the kubelet's own sources whatever the container's env."""
+    return [sys.executable, "-I", "-S", str(AGNHOST_MAIN)]
 
 
 def image_repository(image: str) -> str:
@@ -27,15 +53,44 @@ def image_repository(image: str) -> str:
     return last.split(":", 1)[0]
 
 
+def _image_defaults(image: str) -> tuple[list[str], list[str]] | None:
+    repo = image_repository(image)
+    if "agnhost" in repo:
+        return IMAGE_DEFAULTS["agnhost"]
+    return IMAGE_DEFAULTS.get(repo)
+
+
 def workload_kind(image: str) -> str:
     repo = image_repository(image)
     if "kube-proxy" in repo:
         return "kube-proxy"
     if "coredns" in repo:
         return "coredns"
+    if _image_defaults(image) is not None:
+        return "agnhost"
     if any(known in repo for known in NETEXEC_IMAGES):
         return "netexec"
     return "program"
+
+
+def effective_argv(entrypoint: list[str], cmd: list[str], command: list[str], args: list[str]) -> list[str]:
+    """What a container runs, as Kubernetes combines its command/args with the image's
+    ENTRYPOINT/CMD: command replaces the entrypoint (and drops CMD); args replace CMD."""
+    if command:
+        return [*command, *args]
+    return [*entrypoint, *(args if args else cmd)]
+
+
+def agnhost_words(argv: list[str]) -> list[str] | None:
+    """`/agnhost netexec --http-port 8080` -> ["netexec", "--http-port", "8080"]; a legacy image's
+    `/netexec --http-port=8080` -> ["netexec", "--http-port=8080"]; None: not agnhost (e.g. `sh -c`)."""
+    if not argv:
+        return None
+    binary = argv[0].rsplit("/", 1)[-1]
+    if binary not in AGNHOST_BINARIES:
+        return None
+    sub = AGNHOST_BINARIES[binary]
+    return argv[1:] if sub is None else [sub, *argv[1:]]
 
 
 def _without_binary(argv: list[str], binary: str) -> list[str]:
@@ -53,34 +108,43 @@ def _first_port(container: dict[str, Any], protocol: str) -> int | None:
 
 
 def container_argv(container: dict[str, Any], command: list[str], args: list[str],
-                   knet: list[str] | None = None) -> list[str]:
+                   knet: list[str] | None = None, agnhost: list[str] | None = None) -> list[str]:
     """The host argv a container runs, from its image and its (already expanded) command/args."""
-    knet = knet if knet is not None else knet_argv()
     image = container.get("image") or ""
     kind = workload_kind(image)
-    if kind == "kube-proxy":
-        return [*knet, "kube-proxy", *_without_binary(command, "kube-proxy"), *args]
-    if kind == "coredns":
+    if kind in ("kube-proxy", "coredns"):
+        knet = knet if knet is not None else knet_argv()
+        if kind == "kube-proxy":
+            return [*knet, "kube-proxy", *_without_binary(command, "kube-proxy"), *args]
         return [*knet, "dns", *_without_binary(command, "coredns"), *args]
+    agnhost = agnhost if agnhost is not None else agnhost_argv()
+    if kind == "agnhost":
+        entrypoint, cmd = _image_defaults(image) or ([], [])
+        argv = effective_argv(entrypoint, cmd, command, args)
+        words = agnhost_words(argv)
+        return [*agnhost, *words] if words is not None else argv
     if kind == "netexec":
-        return [*knet, "workload", "netexec", *netexec_flags(container, command, args)]
+        return [*agnhost, "netexec", *web_server_flags(container)]
     if command or args:
         return [*command, *args]
     # An image we do not know, with no command: nothing sensible to run but an idle process.
     return ["sleep", "infinity"]
 
 
-def netexec_flags(container: dict[str, Any], command: list[str], args: list[str]) -> list[str]:
-    """agnhost's `netexec --http-port=8080 --udp-port=8081` keep their flags; nginx-like images
-    serve HTTP on their first TCP containerPort (80 by default)."""
-    words = [*command, *args]
-    if "netexec" in words:
-        passed = [w for w in words[words.index("netexec") + 1:] if w.startswith("--")]
-        if any(w.startswith("--http-port") for w in passed):
-            return passed
-        return [f"--http-port={_first_port(container, 'TCP') or 8080}", *passed]
-    flags = [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}"]
+def exec_argv(container: dict[str, Any], command: list[str], agnhost: list[str] | None = None) -> list[str]:
+    """What `kubectl exec POD -- COMMAND` runs in a container: an agnhost image's `/agnhost connect
+    ...` (how upstream's NetworkPolicy tests probe) is knet's agnhost; anything else as given."""
+    if workload_kind(container.get("image") or "") == "agnhost":
+        words = agnhost_words(command)
+        if words is not None:
+            return [*(agnhost if agnhost is not None else agnhost_argv()), *words]
+    return command
+
+
+def web_server_flags(container: dict[str, Any]) -> list[str]:
+    """nginx/httpd/echoserver-like images: agnhost netexec on their first TCP containerPort (80 by
+    default) and on a declared UDP port. Without one, UDP port 0: an ephemeral port nobody will
+    call, which holds no fixed port (two such containers share a pod) yet makes netexec's
+    /healthz and /readyz answer 200, as a web server's health paths do."""
     udp = _first_port(container, "UDP")
-    if udp:
-        flags.append(f"--udp-port={udp}")
-    return flags
+    return [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}", f"--udp-port={udp or 0}"]
