@@ -61,6 +61,12 @@ class ApiClient:
             headers["Content-Type"] = content_type
         return headers
 
+    def _unauthorized(self) -> None:
+        """A 401: the token may have expired or been revoked, so ask its source for a new one
+        (client-go's ResettableTokenSourceWrapTransport resets its cached token the same way)."""
+        if self.config.token_source is not None:
+            self.config.token_source.reset()
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -86,6 +92,8 @@ class ApiClient:
             timeout=REQUEST_TIMEOUT,
         ) as resp:
             raw = await resp.read()
+            if resp.status == 401:
+                self._unauthorized()
             return _decode(resp.status, raw)
 
     # -- verbs --------------------------------------------------------------------------------
@@ -148,6 +156,8 @@ class ApiClient:
         async with self.session.get(self._url(path), params=params, headers=self._headers(),
                                     timeout=WATCH_TIMEOUT) as resp:
             if resp.status >= 300:
+                if resp.status == 401:
+                    self._unauthorized()
                 _decode(resp.status, await resp.read())
             splitter = LineSplitter()
             async for chunk in resp.content.iter_any():
