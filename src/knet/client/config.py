@@ -23,12 +23,12 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 class TokenSource(Protocol):
     """Where a client's bearer token comes from when it changes over time (client-go's
     oauth2.TokenSource behind ResettableTokenSourceWrapTransport): `token()` is called for every
-    request and must be cheap; `reset()` is called when the server answered 401, so the next
-    token is a fresh one."""
+    request and must be cheap; `reset()` is called when the server answered 401, so that a fresh
+    token is got, and says whether one is there at once (then the refused request is retried)."""
 
     def token(self) -> str | None: ...
 
-    def reset(self) -> None: ...
+    def reset(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,12 @@ class ServiceAccountTokenSource:
     def token(self) -> str | None:
         return self._token
 
-    def reset(self) -> None:
-        """The server refused the token (401): renew it now."""
+    def reset(self) -> bool:
+        """The server refused the token (401): renew it now. The new token comes from a
+        TokenRequest, later: nothing to retry the refused request with at once."""
         self.refresh_at = 0.0
         self._reset.set()
+        return False
 
     async def refresh(self) -> None:
         """Ask for a new token (one attempt)."""
