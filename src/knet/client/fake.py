@@ -86,6 +86,7 @@ class FakeApi:
         self.clock = clock  # wall clock (seconds) of token expiry
         self.tokens: dict[str, tuple[str, float]] = {}  # issued token -> (user name, expiry)
         self.token_requests: list[tuple[str, str, Obj]] = []  # (namespace, service account, spec)
+        self.max_token_seconds: int | None = None  # --service-account-max-token-expiration
 
     def client(self, user: str | None = None, *, token_source: TokenSource | None = None) -> FakeApiClient:
         """This API as seen by one client: requests made as `user`, or as whoever the token
@@ -316,6 +317,8 @@ class FakeApi:
             raise self._not_found("serviceaccounts", name)
         spec = dict((body or {}).get("spec") or {})
         seconds = int(spec.get("expirationSeconds") or 3600)
+        if self.max_token_seconds:
+            seconds = min(seconds, self.max_token_seconds)
         audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
         self.token_requests.append((namespace, name, spec))
         token = f"fake-token.{uuid.uuid4().hex}"

@@ -34,7 +34,7 @@ Obj = dict[str, Any]
 CONTROLLER_NAMESPACE = "kube-system"
 DEFAULT_EXPIRATION_SECONDS = 3600  # upstream's defaultExpirationSeconds
 DEFAULT_LEEWAY_PERCENT = 20        # renew with this share of the token's life left (defaultLeewayPercent)
-MIN_LIFETIME = 600.0               # a shorter apparent life is clock skew: pinned to 10 minutes, as upstream
+MIN_LIFETIME = 600.0               # the life assumed for a token that seems expired already (clock skew)
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # upstream's wait.Backoff{500ms, factor 2, 4 steps}
 
 
@@ -138,7 +138,13 @@ class ServiceAccountTokenSource:
         if not token or not expiry:
             raise ApiError(500, "InternalError", f"TokenRequest for {self.username} answered without a token")
         now = self.clock()
-        lifetime = max(_parse_time(expiry) - now, MIN_LIFETIME)
+        lifetime = _parse_time(expiry) - now
+        if lifetime < 1.0:
+            # Upstream pins any life under 10 minutes to 10 minutes, taking it for clock skew.
+            # knet's processes share one clock, and its short-token test setting
+            # (serviceAccountTokenMaxExpiration) caps lives below 10 minutes for real: only a
+            # token that seems already expired is taken for skew here.
+            lifetime = MIN_LIFETIME
         self._token = token
         self.expires_at = now + lifetime
         self.refresh_at = now + lifetime - lifetime * self.leeway_percent / 100

@@ -115,6 +115,18 @@ async def test_the_token_is_renewed_with_a_fifth_of_its_life_left(world):
     assert clock.sleeps[1] == pytest.approx(0.8 * 3600)
 
 
+async def test_a_token_capped_by_the_apiserver_is_renewed_at_four_fifths_of_its_real_life(world):
+    fake, builder, clock = world
+    fake.max_token_seconds = 60  # knet's short-token test setting (serviceAccountTokenMaxExpiration: 60s)
+    await builder.client("daemon-set-controller")
+    await settle(lambda: clock.sleeps)
+    assert clock.sleeps == [pytest.approx(48)]
+    clock.let_sleep_end()
+    await settle(lambda: len(fake.token_requests) == 2)
+    source = builder.sources["daemon-set-controller"]
+    assert fake.tokens[source.token()][1] == pytest.approx(START + 48 + 60)
+
+
 async def test_a_refused_token_is_renewed_at_once_and_a_deleted_account_recreated(world):
     fake, builder, clock = world
     api = await builder.client("endpointslice-controller")
