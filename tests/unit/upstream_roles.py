@@ -21,6 +21,9 @@ Rule = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | \
 EVENTS = (("", "events.k8s.io"), ("events",), ("create", "patch", "update"))  # upstream's eventsRule()
 
 CONTROLLER_ROLES: dict[str, list[Rule]] = {
+    "system:controller:clusterrole-aggregation-controller": [
+        (("rbac.authorization.k8s.io",), ("clusterroles",), ("escalate", "get", "list", "patch", "update", "watch")),
+    ],
     "system:controller:daemon-set-controller": [
         (("apps", "extensions"), ("daemonsets",), ("get", "list", "watch")),
         (("apps", "extensions"), ("daemonsets/status",), ("update",)),
