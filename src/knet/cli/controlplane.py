@@ -123,7 +123,7 @@ _LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_d
 @click.option("--node-monitor-grace-period", default="40s")
 @click.option("--node-monitor-period", default="5s")
 @click.option("--root-ca-file", type=click.Path(dir_okay=False), default=None)
-@click.option("--use-service-account-credentials", default="false",
+@click.option("--use-service-account-credentials", is_flag=False, flag_value="true", default="false",
               help="each controller writes with its own service account's token (kube-system/<controller>)")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-controller-manager")
