@@ -145,3 +145,5 @@ async def test_endpoint_and_endpointslice_controllers_are_separate(controllers, 
         await asyncio.gather(manager, return_exceptions=True)
     assert bool(api.objects("discovery.k8s.io/v1", "endpointslices")) is slices
     assert bool(api.objects("v1", "endpoints")) is endpoints
+    # without --use-service-account-credentials: no accounts, no tokens, one identity
+    assert not api.objects("v1", "serviceaccounts") and not api.token_requests
