@@ -287,6 +287,10 @@ class EndpointSliceController(Controller):
         mine = [s for s in self.slices.in_namespace(ns or "")
                 if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY]
+        if service is None and self.manage_endpoints and self.endpoints.get(key) is not None:
+            # upstream's endpoint controller deletes a deleted Service's Endpoints (they have no
+            # owner reference for the garbage collector to follow)
+            await _ignore_missing(self.endpoints_api.delete("v1", "endpoints", name, namespace=ns))
         if not self.manage_slices:
             if service is not None and service_selects_pods(service) and self.manage_endpoints:
                 await self._sync_endpoints(service, self.pods.in_namespace(ns or ""))

@@ -134,16 +134,24 @@ async def test_endpoint_and_endpointslice_controllers_are_separate(controllers, 
                             "spec": {"nodeName": "n"}, "status": {"podIP": "10.244.0.5",
                                                                   "conditions": [{"type": "Ready", "status": "True"}]}})
     manager = asyncio.create_task(run_controller_manager(api, ManagerOptions(controllers=controllers)))
-    try:
+
+    async def settle(done) -> None:
         for _ in range(100):
-            if api.objects("discovery.k8s.io/v1", "endpointslices") or api.objects("v1", "endpoints"):
+            if done():
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
+
+    try:
+        await settle(lambda: api.objects("discovery.k8s.io/v1", "endpointslices") or api.objects("v1", "endpoints"))
+        assert bool(api.objects("discovery.k8s.io/v1", "endpointslices")) is slices
+        assert bool(api.objects("v1", "endpoints")) is endpoints
+        # the Service goes: so do its Endpoints (upstream's endpoint controller deletes them)
+        await api.delete("v1", "services", "web", namespace="default")
+        await settle(lambda: not api.objects("v1", "endpoints"))
+        assert not api.objects("v1", "endpoints")
     finally:
         manager.cancel()
         await asyncio.gather(manager, return_exceptions=True)
-    assert bool(api.objects("discovery.k8s.io/v1", "endpointslices")) is slices
-    assert bool(api.objects("v1", "endpoints")) is endpoints
     # without --use-service-account-credentials: no accounts, no tokens, one identity
     assert not api.objects("v1", "serviceaccounts") and not api.token_requests
