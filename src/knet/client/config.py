@@ -11,13 +11,24 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from knet.client.errors import ConfigError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class TokenSource(Protocol):
+    """Where a client's bearer token comes from when it changes over time (client-go's
+    oauth2.TokenSource behind ResettableTokenSourceWrapTransport): `token()` is called for every
+    request and must be cheap; `reset()` is called when the server answered 401, so that a fresh
+    token is got, and says whether one is there at once (then the refused request is retried)."""
+
+    def token(self) -> str | None: ...
+
+    def reset(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,11 @@ class ClientConfig:
     token_file: str | None = None  # re-read on every connection setup (projected tokens rotate)
     insecure_skip_tls_verify: bool = False
     namespace: str = "default"
+    token_source: TokenSource | None = None  # a token that is refreshed (bound service-account tokens)
 
     def bearer_token(self) -> str | None:
+        if self.token_source is not None:
+            return self.token_source.token()
         if self.token_file:
             try:
                 return Path(self.token_file).read_text().strip()

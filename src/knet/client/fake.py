@@ -3,8 +3,14 @@
 It keeps state like the real apiserver does at its seams: resourceVersions from one global
 counter, optimistic concurrency on update (409 on a stale resourceVersion), generateName, uid,
 creationTimestamp, label/field selectors, watch from a resourceVersion (history replay), the
-status subresource, pods/NAME/binding, merge patches, and deletion with ownerReference
-garbage collection of dependents (background propagation, as the apiserver's GC does).
+status subresource, pods/NAME/binding, serviceaccounts/NAME/token (TokenRequest), merge
+patches, and deletion with ownerReference garbage collection of dependents (background
+propagation, as the apiserver's GC does).
+
+Every request is logged in `requests` as (user, verb, group, resource, subresource, namespace,
+name), so tests can check a component's calls against the RBAC role it runs under. `client(user)`
+is a view that makes requests as `user`; `client(token_source=...)` authenticates each request
+by a token this FakeApi issued through TokenRequest (401 once it expired), as the apiserver does.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from knet.client.config import TokenSource
 from knet.client.errors import ApiError
 from knet.client.selectors import matches, matches_fields, parse_field_selector, parse_label_selector
 from knet.client.watch import WatchEvent
@@ -29,6 +36,22 @@ KINDS = {
     "serviceaccounts": "ServiceAccount", "deployments": "Deployment", "replicasets": "ReplicaSet",
     "daemonsets": "DaemonSet", "leases": "Lease", "configmaps": "ConfigMap",
 }
+_INTERNAL = "\x00apiserver"  # the fake apiserver's own writes (garbage collection): not logged
+
+
+class ApiRequest(NamedTuple):
+    """One request as an authorizer sees it (authorizer.Attributes' resource fields)."""
+    user: str | None
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+
+
+def group_of(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
 def now_rfc3339() -> str:
@@ -49,7 +72,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 class FakeApi:
-    def __init__(self, *, watch_latency: float = 0.0) -> None:
+    def __init__(self, *, watch_latency: float = 0.0, clock: Any = time.time) -> None:
         # watch_latency delays every watch event: informer caches lag behind writes, as they do
         # against a real apiserver under load (controllers must not act on their own stale view)
         self.watch_latency = watch_latency
@@ -59,6 +82,22 @@ class FakeApi:
         self.history: list[tuple[int, str, str, str, Obj]] = []  # (rv, api_version, resource, type, obj)
         self._watchers: list[tuple[str, str, asyncio.Queue[tuple[WatchEvent, float]]]] = []
         self.calls: list[tuple[str, str, str]] = []  # (verb, resource, name) for assertions on writes
+        self.requests: list[ApiRequest] = []  # every request, reads too, with who made it
+        self.clock = clock  # wall clock (seconds) of token expiry
+        self.tokens: dict[str, tuple[str, float]] = {}  # issued token -> (user name, expiry)
+        self.token_requests: list[tuple[str, str, Obj]] = []  # (namespace, service account, spec)
+        self.max_token_seconds: int | None = None  # --service-account-max-token-expiration
+
+    def client(self, user: str | None = None, *, token_source: TokenSource | None = None) -> FakeApiClient:
+        """This API as seen by one client: requests made as `user`, or as whoever the token
+        from `token_source` was issued to."""
+        return FakeApiClient(self, user, token_source)
+
+    def _log(self, user: str | None, verb: str, api_version: str, resource: str, subresource: str | None,
+             namespace: str | None, name: str | None) -> None:
+        if user != _INTERNAL:
+            self.requests.append(ApiRequest(user, verb, group_of(api_version), resource, subresource or "",
+                                            namespace or "", name or ""))
 
     # -- helpers for tests --------------------------------------------------------------------
 
@@ -130,7 +169,8 @@ class FakeApi:
     # -- the Api protocol ---------------------------------------------------------------------
 
     async def get(self, api_version: str, resource: str, name: str, *, namespace: str | None = None,
-                  subresource: str | None = None) -> Obj:
+                  subresource: str | None = None, _user: str | None = None) -> Obj:
+        self._log(_user, "get", api_version, resource, subresource, namespace, name)
         obj = self._table(api_version, resource).get((namespace, name))
         if obj is None:
             raise self._not_found(resource, name)
@@ -138,7 +178,9 @@ class FakeApi:
 
     async def list(self, api_version: str, resource: str, *, namespace: str | None = None,
                    label_selector: str | None = None, field_selector: str | None = None,
-                   resource_version: str | None = None, limit: int | None = None) -> Obj:
+                   resource_version: str | None = None, limit: int | None = None,
+                   _user: str | None = None) -> Obj:
+        self._log(_user, "list", api_version, resource, None, namespace, None)
         lreqs = parse_label_selector(label_selector)
         freqs = parse_field_selector(field_selector)
         items = [copy.deepcopy(o) for (ns, _), o in sorted(self._table(api_version, resource).items(),
@@ -151,7 +193,8 @@ class FakeApi:
     async def watch(self, api_version: str, resource: str, *, namespace: str | None = None,
                     resource_version: str | None = None, field_selector: str | None = None,
                     label_selector: str | None = None, allow_bookmarks: bool = True,
-                    timeout_seconds: int | None = None) -> AsyncIterator[WatchEvent]:
+                    timeout_seconds: int | None = None, _user: str | None = None) -> AsyncIterator[WatchEvent]:
+        self._log(_user, "watch", api_version, resource, None, namespace, None)
         lreqs = parse_label_selector(label_selector)
         freqs = parse_field_selector(field_selector)
         q: asyncio.Queue[tuple[WatchEvent, float]] = asyncio.Queue()
@@ -177,7 +220,9 @@ class FakeApi:
 
     async def create(self, api_version: str, resource: str, obj: Obj, *, namespace: str | None = None,
                      name: str | None = None, subresource: str | None = None,
-                     field_manager: str | None = None) -> Obj:
+                     field_manager: str | None = None, _user: str | None = None) -> Obj:
+        self._log(_user, "create", api_version, resource, subresource, namespace,
+                  name or obj.get("metadata", {}).get("name"))
         self.calls.append(("create", resource if not subresource else f"{resource}/{subresource}",
                            name or obj.get("metadata", {}).get("name", "")))
         if subresource == "binding" and resource == "pods" and name:
@@ -192,12 +237,16 @@ class FakeApi:
             new["spec"]["nodeName"] = obj["target"]["name"]
             self._replace(api_version, resource, (namespace, name), new)
             return {"kind": "Status", "status": "Success", "code": 201}
+        if subresource == "token" and resource == "serviceaccounts" and name:
+            return self._token_request(namespace or "default", name, obj)
         return self._create(api_version, resource, copy.deepcopy(obj), namespace)
 
     async def update(self, api_version: str, resource: str, obj: Obj, *, namespace: str | None = None,
-                     subresource: str | None = None, field_manager: str | None = None) -> Obj:
+                     subresource: str | None = None, field_manager: str | None = None,
+                     _user: str | None = None) -> Obj:
         meta = obj["metadata"]
         namespace = namespace if namespace is not None else meta.get("namespace")
+        self._log(_user, "update", api_version, resource, subresource, namespace, meta["name"])
         self.calls.append(("update", resource if not subresource else f"{resource}/{subresource}", meta["name"]))
         table = self._table(api_version, resource)
         key = (namespace, meta["name"])
@@ -222,7 +271,8 @@ class FakeApi:
     async def patch(self, api_version: str, resource: str, name: str, patch: Any, *,
                     patch_type: str = "merge", subresource: str | None = None,
                     field_manager: str | None = None, namespace: str | None = None,
-                    force: bool | None = None) -> Obj:
+                    force: bool | None = None, _user: str | None = None) -> Obj:
+        self._log(_user, "patch", api_version, resource, subresource, namespace, name)
         self.calls.append(("patch", resource if not subresource else f"{resource}/{subresource}", name))
         if patch_type not in ("merge", "strategic"):
             raise ApiError(415, "UnsupportedMediaType", f"FakeApi supports merge patches, not {patch_type}")
@@ -238,8 +288,10 @@ class FakeApi:
 
     async def delete(self, api_version: str, resource: str, name: str, *, namespace: str | None = None,
                      grace_period_seconds: int | None = None, propagation_policy: str | None = None,
-                     preconditions: dict[str, str] | None = None) -> Obj:
-        self.calls.append(("delete", resource, name))
+                     preconditions: dict[str, str] | None = None, _user: str | None = None) -> Obj:
+        self._log(_user, "delete", api_version, resource, None, namespace, name)
+        if _user != _INTERNAL:
+            self.calls.append(("delete", resource, name))
         table = self._table(api_version, resource)
         obj = table.pop((namespace, name), None)
         if obj is None:
@@ -255,4 +307,66 @@ class FakeApi:
             for (ns, nm), obj in list(table.items()):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if any(r.get("uid") == owner_uid for r in refs) and (ns, nm) in table:
-                    await self.delete(av, res, nm, namespace=ns)
+                    await self.delete(av, res, nm, namespace=ns, _user=_INTERNAL)
+
+    def _token_request(self, namespace: str, name: str, body: Obj) -> Obj:
+        """TokenRequest as the apiserver answers it: the account must exist; the default
+        expiry is an hour and the default audience the issuer's."""
+        sa = self._table("v1", "serviceaccounts").get((namespace, name))
+        if sa is None:
+            raise self._not_found("serviceaccounts", name)
+        spec = dict((body or {}).get("spec") or {})
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        if self.max_token_seconds:
+            seconds = min(seconds, self.max_token_seconds)
+        audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"]
+        self.token_requests.append((namespace, name, spec))
+        token = f"fake-token.{uuid.uuid4().hex}"
+        expiry = self.clock() + seconds
+        self.tokens[token] = (f"system:serviceaccount:{namespace}:{name}", expiry)
+        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": None},
+                "status": {"token": token, "expirationTimestamp": datetime.fromtimestamp(expiry, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ")}}
+
+
+class FakeApiClient:
+    """A FakeApi seen by one client (user or token); implements the `Api` protocol."""
+
+    def __init__(self, api: FakeApi, user: str | None, token_source: TokenSource | None) -> None:
+        self.fake = api
+        self.user = user
+        self.token_source = token_source
+
+    def _who(self) -> str | None:
+        if self.token_source is None:
+            return self.user
+        token = self.token_source.token()
+        issued = self.fake.tokens.get(token or "")
+        if issued is None or issued[1] <= self.fake.clock():
+            self.token_source.reset()
+            raise ApiError.from_status(401, {"kind": "Status", "code": 401, "reason": "Unauthorized",
+                                             "message": "Unauthorized"})
+        return issued[0]
+
+    async def get(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.get(*args, **kwargs, _user=self._who())
+
+    async def list(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.list(*args, **kwargs, _user=self._who())
+
+    def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[WatchEvent]:
+        return self.fake.watch(*args, **kwargs, _user=self._who())
+
+    async def create(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.create(*args, **kwargs, _user=self._who())
+
+    async def update(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.update(*args, **kwargs, _user=self._who())
+
+    async def patch(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.patch(*args, **kwargs, _user=self._who())
+
+    async def delete(self, *args: Any, **kwargs: Any) -> Obj:
+        return await self.fake.delete(*args, **kwargs, _user=self._who())

@@ -400,9 +400,11 @@ class DeploymentController(Controller):
                 new_rs = await self.api.get("apps/v1", "replicasets", body["metadata"]["name"], namespace=ns)
                 if (controller_of(new_rs) or {}).get("uid") != deploy["metadata"]["uid"]:
                     # a foreign RS took our name: bump collisionCount so the next hash differs
-                    await self.api.patch("apps/v1", "deployments", name,
-                                         {"status": {"collisionCount": collision + 1}},
-                                         namespace=ns, subresource="status")
+                    # (an update of the status, as upstream: deployment-controller's role may
+                    # update deployments/status, not patch it)
+                    status = {**(deploy.get("status") or {}), "collisionCount": collision + 1}
+                    await self.api.update("apps/v1", "deployments", {**deploy, "status": status},
+                                          namespace=ns, subresource="status")
                     return
             await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
                                       f"Scaled up replica set {body['metadata']['name']} to {start}")
@@ -465,8 +467,17 @@ class DeploymentController(Controller):
         annotations = dict(meta.get("annotations") or {})
         want_rev = str(revision_of(new_rs)) if new_rs else None
         if want_rev and annotations.get(REVISION) != want_rev:
-            await self.api.patch("apps/v1", "deployments", meta["name"],
-                                 {"metadata": {"annotations": {REVISION: want_rev}}}, namespace=meta["namespace"])
+            # an update, as upstream: deployment-controller's role may update deployments, not
+            # patch them; a conflict (the cache was behind) is looked at again shortly
+            annotations[REVISION] = want_rev
+            try:
+                await self.api.update("apps/v1", "deployments", {**deploy, "metadata": {**meta, "annotations": annotations}},
+                                      namespace=meta["namespace"])
+            except ApiError as exc:
+                if exc.conflict:
+                    self.queue.add_after(f"{meta['namespace']}/{meta['name']}", 0.1)
+                elif not exc.not_found:
+                    raise
             return  # the update comes back through the informer and syncs status then
         if semantically_equal(status, deploy.get("status") or {}):
             return

@@ -242,10 +242,15 @@ class EndpointSliceController(Controller):
 
     name = "endpointslice"
 
-    def __init__(self, api: Api, informers: InformerFactory, *, manage_endpoints: bool = True) -> None:
+    def __init__(self, api: Api, informers: InformerFactory, *, manage_endpoints: bool = True,
+                 manage_slices: bool = True, endpoints_api: Api | None = None) -> None:
         super().__init__()
         self.api = api
-        self.manage_endpoints = manage_endpoints
+        self.manage_endpoints = manage_endpoints  # upstream's `endpoint` controller
+        self.manage_slices = manage_slices        # upstream's `endpointslice` controller
+        # Endpoints are written with the endpoint controller's own client (its service account
+        # under --use-service-account-credentials): the endpointslice-controller role may not.
+        self.endpoints_api = endpoints_api or api
         self.services = informers.get("v1", "services")
         self.pods = informers.get("v1", "pods")
         self.nodes = informers.get("v1", "nodes")
@@ -282,6 +287,14 @@ class EndpointSliceController(Controller):
         mine = [s for s in self.slices.in_namespace(ns or "")
                 if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY]
+        if service is None and self.manage_endpoints and self.endpoints.get(key) is not None:
+            # upstream's endpoint controller deletes a deleted Service's Endpoints (they have no
+            # owner reference for the garbage collector to follow)
+            await _ignore_missing(self.endpoints_api.delete("v1", "endpoints", name, namespace=ns))
+        if not self.manage_slices:
+            if service is not None and service_selects_pods(service) and self.manage_endpoints:
+                await self._sync_endpoints(service, self.pods.in_namespace(ns or ""))
+            return
         if service is None or not service_selects_pods(service):
             # Deleted service: owner references let GC remove slices; do it directly too.
             if service is None:
@@ -321,26 +334,26 @@ class EndpointSliceController(Controller):
         for attempt in range(3):
             if current is None:
                 try:
-                    await self.api.create("v1", "endpoints", desired, namespace=ns)
+                    await self.endpoints_api.create("v1", "endpoints", desired, namespace=ns)
                     return
                 except ApiError as exc:
                     if not exc.already_exists:
                         raise
-                    current = await self.api.get("v1", "endpoints", name, namespace=ns)
+                    current = await self.endpoints_api.get("v1", "endpoints", name, namespace=ns)
             if semantically_equal(current.get("subsets") or [], desired["subsets"]) and \
                     (current["metadata"].get("labels") or {}) == desired["metadata"]["labels"]:
                 return
             updated = {**current, "subsets": desired["subsets"],
                        "metadata": {**current["metadata"], "labels": desired["metadata"]["labels"]}}
             try:
-                await self.api.update("v1", "endpoints", updated, namespace=ns)
+                await self.endpoints_api.update("v1", "endpoints", updated, namespace=ns)
                 return
             except ApiError as exc:
                 # the cache was behind (often our own previous write): re-read and re-apply
                 if not exc.conflict or attempt == 2:
                     raise
                 try:
-                    current = await self.api.get("v1", "endpoints", name, namespace=ns)
+                    current = await self.endpoints_api.get("v1", "endpoints", name, namespace=ns)
                 except ApiError as get_exc:
                     if not get_exc.not_found:
                         raise

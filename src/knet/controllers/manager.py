@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from knet.client import Api
 from knet.controllers.base import InformerFactory
+from knet.controllers.clientbuilder import ControllerClientBuilder, SimpleClientBuilder
 
 log = logging.getLogger(__name__)
 
@@ -25,70 +26,120 @@ class ManagerOptions:
     controllers: tuple[str, ...] = ("*",)
 
 
-# name -> (on by default, factory)
-def _nodeipam(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+@dataclass
+class ControllerContext:
+    """What a controller's factory gets (upstream's ControllerContext): the shared informers (on
+    the controller-manager's own identity), the options, the controllers enabled, and `client(sa)`,
+    the controller's own client (its service account's with --use-service-account-credentials)."""
+    informers: InformerFactory
+    options: ManagerOptions
+    enabled: frozenset[str]
+    clients: ControllerClientBuilder
+
+    async def client(self, service_account: str) -> Api:
+        return await self.clients.client(service_account)
+
+
+# Each controller's service account, as cmd/kube-controller-manager names them (the
+# system:controller:<name> ClusterRoles of the bootstrap policy are bound to these).
+SERVICE_ACCOUNTS = {
+    "nodeipam": "node-controller",
+    "endpointslice": "endpointslice-controller",
+    "endpoint": "endpoint-controller",
+    "deployment": "deployment-controller",
+    "replicaset": "replicaset-controller",
+    "daemonset": "daemon-set-controller",
+    "nodelifecycle": "node-controller",
+    "serviceaccount": "service-account-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "podgc": "pod-garbage-collector",
+    "garbagecollector": "generic-garbage-collector",
+    "namespace": "namespace-controller",
+}
+
+
+async def _nodeipam(ctx: ControllerContext) -> Any:
     from knet.controllers.nodeipam import NodeIpamController
+    o = ctx.options
     if not (o.allocate_node_cidrs and o.cluster_cidr):
         return None
-    return NodeIpamController(api, inf, cluster_cidr=o.cluster_cidr, node_mask_size=o.node_cidr_mask_size)
+    return NodeIpamController(await ctx.client(SERVICE_ACCOUNTS["nodeipam"]), ctx.informers,
+                              cluster_cidr=o.cluster_cidr, node_mask_size=o.node_cidr_mask_size)
 
 
-def _endpointslice(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _endpointslice(ctx: ControllerContext) -> Any:
+    """EndpointSlices, and (when the `endpoint` controller is on) the legacy Endpoints: one
+    controller computes both from the same caches, but writes each with its upstream owner's
+    identity (Endpoints are endpoint-controller's to write, not endpointslice-controller's)."""
     from knet.controllers.endpointslice import EndpointSliceController
-    return EndpointSliceController(api, inf)
+    manage_endpoints = "endpoint" in ctx.enabled
+    endpoints_api = await ctx.client(SERVICE_ACCOUNTS["endpoint"]) if manage_endpoints else None
+    return EndpointSliceController(await ctx.client(SERVICE_ACCOUNTS["endpointslice"]), ctx.informers,
+                                   manage_endpoints=manage_endpoints, endpoints_api=endpoints_api)
 
 
-def _deployment(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _endpoint(ctx: ControllerContext) -> Any:
+    from knet.controllers.endpointslice import EndpointSliceController
+    if "endpointslice" in ctx.enabled:
+        return None  # the endpointslice controller writes them (with this controller's client)
+    api = await ctx.client(SERVICE_ACCOUNTS["endpoint"])
+    return EndpointSliceController(api, ctx.informers, manage_slices=False, endpoints_api=api)
+
+
+async def _deployment(ctx: ControllerContext) -> Any:
     from knet.controllers.deployment import DeploymentController
-    return DeploymentController(api, inf)
+    return DeploymentController(await ctx.client(SERVICE_ACCOUNTS["deployment"]), ctx.informers)
 
 
-def _replicaset(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _replicaset(ctx: ControllerContext) -> Any:
     from knet.controllers.replicaset import ReplicaSetController
-    return ReplicaSetController(api, inf)
+    return ReplicaSetController(await ctx.client(SERVICE_ACCOUNTS["replicaset"]), ctx.informers)
 
 
-def _daemonset(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _daemonset(ctx: ControllerContext) -> Any:
     from knet.controllers.daemonset import DaemonSetController
-    return DaemonSetController(api, inf)
+    return DaemonSetController(await ctx.client(SERVICE_ACCOUNTS["daemonset"]), ctx.informers)
 
 
-def _nodelifecycle(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _nodelifecycle(ctx: ControllerContext) -> Any:
     from knet.controllers.nodelifecycle import NodeLifecycleController
-    return NodeLifecycleController(api, inf, grace_period=o.node_monitor_grace_period,
-                                   monitor_period=o.node_monitor_period)
+    o = ctx.options
+    return NodeLifecycleController(await ctx.client(SERVICE_ACCOUNTS["nodelifecycle"]), ctx.informers,
+                                   grace_period=o.node_monitor_grace_period, monitor_period=o.node_monitor_period)
 
 
-def _serviceaccount(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _serviceaccount(ctx: ControllerContext) -> Any:
     from knet.controllers.serviceaccount import ServiceAccountController
-    return ServiceAccountController(api, inf)
+    return ServiceAccountController(await ctx.client(SERVICE_ACCOUNTS["serviceaccount"]), ctx.informers)
 
 
-def _root_ca_cert_publisher(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _root_ca_cert_publisher(ctx: ControllerContext) -> Any:
     from knet.controllers.serviceaccount import ServiceAccountController
-    if not o.root_ca:
+    if not ctx.options.root_ca:
         return None  # upstream publishes only with --root-ca-file (or the in-cluster CA)
-    return ServiceAccountController(api, inf, root_ca=o.root_ca, service_accounts=False)
+    return ServiceAccountController(await ctx.client(SERVICE_ACCOUNTS["root-ca-cert-publisher"]), ctx.informers,
+                                    root_ca=ctx.options.root_ca, service_accounts=False)
 
 
-def _garbagecollector(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _garbagecollector(ctx: ControllerContext) -> Any:
     from knet.controllers.garbagecollector import GarbageCollector
-    return GarbageCollector(api, inf)
+    return GarbageCollector(await ctx.client(SERVICE_ACCOUNTS["garbagecollector"]), ctx.informers)
 
 
-def _podgc(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _podgc(ctx: ControllerContext) -> Any:
     from knet.controllers.garbagecollector import GarbageCollector
-    return GarbageCollector(api, inf, owners=False)
+    return GarbageCollector(await ctx.client(SERVICE_ACCOUNTS["podgc"]), ctx.informers, owners=False)
 
 
-def _namespace(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+async def _namespace(ctx: ControllerContext) -> Any:
     from knet.controllers.namespace import NamespaceController
-    return NamespaceController(api, inf)
+    return NamespaceController(await ctx.client(SERVICE_ACCOUNTS["namespace"]), ctx.informers)
 
 
-CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = {
+CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodeipam": _nodeipam,
-    "endpointslice": _endpointslice,  # also keeps the legacy Endpoints ("endpoint") in step
+    "endpointslice": _endpointslice,
+    "endpoint": _endpoint,
     "deployment": _deployment,
     "replicaset": _replicaset,
     "daemonset": _daemonset,
@@ -103,7 +154,7 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
 DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
-KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "bootstrapsigner",
+KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
                    "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
@@ -125,17 +176,26 @@ def enabled_controllers(spec: tuple[str, ...] | list[str]) -> list[str]:
     return chosen
 
 
-async def run_controller_manager(api: Api, options: ManagerOptions) -> None:
+async def run_controller_manager(api: Api, options: ManagerOptions,
+                                 clients: ControllerClientBuilder | None = None) -> None:
+    """Run the enabled controllers until cancelled. `api` is the controller-manager's own client
+    (the shared informers list and watch with it); `clients` gives each controller the client it
+    writes with (by default `api` itself; a ServiceAccountClientBuilder for
+    --use-service-account-credentials)."""
+    clients = clients or SimpleClientBuilder(api)
     informers = InformerFactory(api)
+    enabled = enabled_controllers(options.controllers)
+    ctx = ControllerContext(informers, options, frozenset(enabled), clients)
     controllers = []
-    for name in enabled_controllers(options.controllers):
-        ctrl = CONTROLLERS[name](api, informers, options)
-        if ctrl is not None:
-            controllers.append(ctrl)
-            log.info("starting %s controller", name)
-    informers.start()
     try:
+        for name in enabled:
+            ctrl = await CONTROLLERS[name](ctx)
+            if ctrl is not None:
+                controllers.append(ctrl)
+                log.info("starting %s controller", name)
+        informers.start()
         await informers.wait_synced()
         await asyncio.gather(*(c.run() for c in controllers))
     finally:
         await informers.stop()
+        await clients.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from knet.client import ApiClient, Informer, load_config
+from knet.client import Api, ApiClient, Informer, load_config
 from knet.proxy.conntrack import ConntrackCli
 from knet.proxy.healthcheck import HealthCheckServers, desired_health_checks
 from knet.proxy.metrics import Metrics
@@ -136,20 +136,41 @@ async def start_http(proxier: Proxier, cfg: KubeProxyConfig) -> list[web.AppRunn
     return runners
 
 
+async def node_address(api: Api, hostname: str, attempts: int = 60) -> str:
+    """This node's InternalIP (waiting up to a minute for the apiserver and the Node)."""
+    node: Obj = {}
+    for _ in range(attempts):
+        try:
+            node = await api.get("v1", "nodes", hostname)
+            break
+        except Exception as exc:  # noqa: BLE001 -- the apiserver may still be starting
+            log.warning("waiting for node %s: %s", hostname, exc)
+            await asyncio.sleep(1)
+    return next((a.get("address", "") for a in (node.get("status") or {}).get("addresses") or []
+                 if a.get("type") == "InternalIP"), "")
+
+
+def service_informers(api: Api, proxier: Proxier) -> tuple[Informer, Informer]:
+    """The watches that feed the proxier: Services and EndpointSlices (all that
+    system:node-proxier lets kube-proxy read, besides Nodes)."""
+    services = Informer(api, "v1", "services")
+    slices = Informer(api, "discovery.k8s.io/v1", "endpointslices")
+    services.add_handler(
+        on_add=lambda o: None if _ignored(o) else proxier.on_service(None, o),
+        on_update=lambda a, b: proxier.on_service(None if _ignored(a) else a, None if _ignored(b) else b),
+        on_delete=lambda o: None if _ignored(o) else proxier.on_service(o, None))
+    slices.add_handler(
+        on_add=lambda o: proxier.on_endpoint_slice(None, o),
+        on_update=lambda a, b: proxier.on_endpoint_slice(a, b),
+        on_delete=lambda o: proxier.on_endpoint_slice(o, None))
+    return services, slices
+
+
 async def run(cfg: KubeProxyConfig) -> None:
     hostname = cfg.hostname_override or socket.gethostname()
     client_config = load_config(cfg.kubeconfig or None)
     async with ApiClient(client_config, user_agent="kube-proxy") as api:
-        node: Obj = {}
-        for _ in range(60):
-            try:
-                node = await api.get("v1", "nodes", hostname)
-                break
-            except Exception as exc:  # noqa: BLE001 -- the apiserver may still be starting
-                log.warning("waiting for node %s: %s", hostname, exc)
-                await asyncio.sleep(1)
-        node_ip = next((a.get("address", "") for a in (node.get("status") or {}).get("addresses") or []
-                        if a.get("type") == "InternalIP"), "")
+        node_ip = await node_address(api, hostname)
         npa = tuple(f"{node_ip}/32" if c == "primary" else c for c in cfg.node_port_addresses if c)
         opts = RenderOptions(
             node_name=hostname, node_ip=node_ip, cluster_cidr=cfg.cluster_cidr,
@@ -167,16 +188,7 @@ async def run(cfg: KubeProxyConfig) -> None:
             log.warning("cleaning up the other mode's rules: %s", exc)
         runners = await start_http(proxier, cfg)
 
-        services = Informer(api, "v1", "services")
-        slices = Informer(api, "discovery.k8s.io/v1", "endpointslices")
-        services.add_handler(
-            on_add=lambda o: None if _ignored(o) else proxier.on_service(None, o),
-            on_update=lambda a, b: proxier.on_service(None if _ignored(a) else a, None if _ignored(b) else b),
-            on_delete=lambda o: None if _ignored(o) else proxier.on_service(o, None))
-        slices.add_handler(
-            on_add=lambda o: proxier.on_endpoint_slice(None, o),
-            on_update=lambda a, b: proxier.on_endpoint_slice(a, b),
-            on_delete=lambda o: proxier.on_endpoint_slice(o, None))
+        services, slices = service_informers(api, proxier)
         health_checks = HealthCheckServers()
 
         async def serve_health_checks() -> None:

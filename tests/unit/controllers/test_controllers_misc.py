@@ -62,6 +62,8 @@ async def test_pod_gc_only_removes_pods_of_deleted_nodes(harness):
     pytest.param("*", {"podgc", "root-ca-cert-publisher"}, {"garbagecollector", "namespace"},
                  id="apiserver-does-gc-and-namespaces"),
     pytest.param("*,garbagecollector", {"garbagecollector"}, {"namespace"}, id="opt-in-gc"),
+    pytest.param("*", {"endpoint", "endpointslice"}, set(), id="endpoints-and-slices"),
+    pytest.param("*,-endpoint", {"endpointslice"}, {"endpoint"}, id="no-legacy-endpoints"),
 ])
 def test_controllers_flag(flag, on, off):
     chosen = set(enabled_controllers(flag.split(",")))
@@ -110,3 +112,46 @@ async def test_gc_finishes_orphan_and_foreground_deletions(harness, finalizer):
         assert all(not p["metadata"].get("ownerReferences") for p in pods)
     else:
         assert pods == []
+
+
+@pytest.mark.parametrize(("controllers", "slices", "endpoints"), [
+    pytest.param(("*",), True, True, id="both"),
+    pytest.param(("*", "-endpoint"), True, False, id="slices-only"),
+    pytest.param(("endpoint",), False, True, id="endpoints-only"),
+])
+async def test_endpoint_and_endpointslice_controllers_are_separate(controllers, slices, endpoints):
+    """Upstream's `endpoint` (legacy Endpoints) and `endpointslice` controllers: each on or off
+    by --controllers; knet computes both in one pass over the same caches."""
+    import asyncio
+
+    from knet.client.fake import FakeApi
+    from knet.controllers.manager import ManagerOptions, run_controller_manager
+
+    api = FakeApi()
+    api.seed("v1", "services", {"metadata": {"name": "web", "namespace": "default"},
+                                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    api.seed("v1", "pods", {"metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
+                            "spec": {"nodeName": "n"}, "status": {"podIP": "10.244.0.5",
+                                                                  "conditions": [{"type": "Ready", "status": "True"}]}})
+    manager = asyncio.create_task(run_controller_manager(api, ManagerOptions(controllers=controllers)))
+
+    async def settle(done) -> None:
+        for _ in range(100):
+            if done():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+
+    try:
+        await settle(lambda: api.objects("discovery.k8s.io/v1", "endpointslices") or api.objects("v1", "endpoints"))
+        assert bool(api.objects("discovery.k8s.io/v1", "endpointslices")) is slices
+        assert bool(api.objects("v1", "endpoints")) is endpoints
+        # the Service goes: so do its Endpoints (upstream's endpoint controller deletes them)
+        await api.delete("v1", "services", "web", namespace="default")
+        await settle(lambda: not api.objects("v1", "endpoints"))
+        assert not api.objects("v1", "endpoints")
+    finally:
+        manager.cancel()
+        await asyncio.gather(manager, return_exceptions=True)
+    # without --use-service-account-credentials: no accounts, no tokens, one identity
+    assert not api.objects("v1", "serviceaccounts") and not api.token_requests
