@@ -86,6 +86,11 @@ def _namespace(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
     return NamespaceController(api, inf)
 
 
+def _clusterrole_aggregation(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+    from knet.controllers.clusterroleaggregation import ClusterRoleAggregationController
+    return ClusterRoleAggregationController(api, inf)
+
+
 CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = {
     "nodeipam": _nodeipam,
     "endpointslice": _endpointslice,  # also keeps the legacy Endpoints ("endpoint") in step
@@ -98,6 +103,7 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
     "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
+    "clusterrole-aggregation": _clusterrole_aggregation,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
@@ -107,7 +113,7 @@ KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
                    "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
-                   "ephemeral-volume", "clusterrole-aggregation", "route", "service", "cloud-node-lifecycle",
+                   "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
                    "serviceaccount-token", "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
 
