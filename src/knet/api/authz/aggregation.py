@@ -41,3 +41,19 @@ def aggregate_rules(cluster_role: dict, cluster_roles: Iterable[dict]) -> list[d
                     seen.append(norm)
                     rules.append(rule)
     return rules
+
+
+def aggregate_all(cluster_roles: Iterable[dict]) -> list[dict]:
+    """Every ClusterRole with aggregated ones filled in, repeated until nothing changes (what
+    the controller converges to: admin aggregates edit, which aggregates view)."""
+    roles = [dict(r) for r in cluster_roles]
+    for _ in range(len(roles) + 1):
+        changed = False
+        for i, role in enumerate(roles):
+            rules = aggregate_rules(role, roles)
+            if rules is not None and not rules_equal(rules, role.get("rules")):
+                roles[i] = {**role, "rules": rules}
+                changed = True
+        if not changed:
+            break
+    return roles

@@ -128,37 +128,113 @@ def role_reference_rules(source: RbacSource, role_ref: dict, namespace: str) -> 
     return list(role.get("rules") or ()), ""
 
 
+class RuleIndex:
+    """One subject's rules as dict lookups, so a decision costs a dozen hash probes whatever
+    the number of rules: resource rules without resourceNames keyed by (verb, group, resource)
+    (each possibly `*`, resources also `*/sub`), non-resource rules by (verb, url) plus the
+    trailing-`*` prefixes; rules naming objects are few and checked in turn. Each key keeps the
+    first rule (in upstream's visiting order) that has it, so the reason is upstream's."""
+
+    __slots__ = ("resources", "named", "urls", "url_prefixes", "has_names")
+
+    def __init__(self, rules: tuple[tuple[CompiledRule, str], ...]) -> None:
+        self.resources: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self.named: list[tuple[int, CompiledRule, str]] = []
+        self.urls: dict[tuple[str, str], tuple[int, str]] = {}
+        self.url_prefixes: list[tuple[int, str, frozenset[str], str]] = []
+        for i, (rule, reason) in enumerate(rules):
+            if rule.names:
+                self.named.append((i, rule, reason))
+                continue
+            for verb in rule.verbs:
+                for group in rule.groups:
+                    for resource in rule.resources:
+                        self.resources.setdefault((verb, group, resource), (i, reason))
+                for u in rule.urls:
+                    if u.endswith("*") and u != "*":
+                        self.url_prefixes.append((i, u.rstrip("*"), rule.verbs, reason))
+                    else:
+                        self.urls.setdefault((verb, u), (i, reason))
+        self.has_names = bool(self.named)
+
+    def find(self, verb: str, resource_request: bool, api_group: str, resource: str, subresource: str,
+             name: str, path: str) -> str | None:
+        """The reason of the first rule allowing the request, or None."""
+        best: tuple[int, str] | None = None
+        if resource_request:
+            combined = f"{resource}/{subresource}" if subresource else resource
+            table = self.resources
+            if table:
+                res_keys = (combined, "*", f"*/{subresource}") if subresource else (combined, "*")
+                for v in (verb, "*"):
+                    for g in (api_group, "*"):
+                        for r in res_keys:
+                            hit = table.get((v, g, r))
+                            if hit is not None and (best is None or hit[0] < best[0]):
+                                best = hit
+            for i, rule, reason in self.named:
+                if best is not None and i > best[0]:
+                    break
+                if rule.allows(verb, True, api_group, resource, subresource, name, path):
+                    best = (i, reason)
+                    break
+        else:
+            for v in (verb, "*"):
+                for u in (path, "*"):
+                    hit = self.urls.get((v, u))
+                    if hit is not None and (best is None or hit[0] < best[0]):
+                        best = hit
+            for i, prefix, verbs, reason in self.url_prefixes:
+                if best is not None and i > best[0]:
+                    break
+                if (verb in verbs or "*" in verbs) and path.startswith(prefix):
+                    best = (i, reason)
+                    break
+        return best[1] if best is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedRules:
     """Every rule that applies to one (user, groups, namespace), in upstream's visiting order,
-    each with the Allow reason it would give, and the errors met resolving role references."""
+    each with the Allow reason it would give, the errors met resolving role references, and
+    the rules indexed for decisions."""
 
     rules: tuple[tuple[CompiledRule, str], ...]
     errors: tuple[str, ...]
+    index: RuleIndex
 
 
-def resolve_rules(source: RbacSource, user: User, namespace: str) -> ResolvedRules:
+def resolve_rules(source: RbacSource, user: User, namespace: str,
+                  compiled: dict | None = None) -> ResolvedRules:
     """VisitRulesFor: ClusterRoleBindings, then (for a namespaced request) the RoleBindings of
-    that namespace, each binding whose subjects include the user."""
+    that namespace, each binding whose subjects include the user. `compiled` (role reference ->
+    its compiled rules) is shared between subjects while nothing changes."""
     rules: list[tuple[CompiledRule, str]] = []
     errors: list[str] = []
+    cache = compiled if compiled is not None else {}
 
     def visit(binding: dict, binding_ns: str) -> None:
         subject = applies_to(user, binding.get("subjects"), binding_ns)
         if subject is None:
             return
-        role_rules, err = role_reference_rules(source, binding.get("roleRef") or {}, binding_ns)
-        if err:
-            errors.append(err)
+        ref = binding.get("roleRef") or {}
+        key = (ref.get("kind"), binding_ns if ref.get("kind") == "Role" else "", ref.get("name"))
+        got = cache.get(key)
+        if got is None:
+            role_rules, err = role_reference_rules(source, ref, binding_ns)
+            got = cache[key] = (tuple(CompiledRule.of(r) for r in role_rules), err)
+        if got[1]:
+            errors.append(got[1])
         reason = "RBAC: allowed by " + describe_binding(binding, subject)
-        rules.extend((CompiledRule.of(r), reason) for r in role_rules)
+        rules.extend((r, reason) for r in got[0])
 
     for crb in source.cluster_role_bindings():
         visit(crb, "")
     if namespace:
         for rb in source.role_bindings(namespace):
             visit(rb, namespace)
-    return ResolvedRules(tuple(rules), tuple(errors))
+    frozen = tuple(rules)
+    return ResolvedRules(frozen, tuple(errors), RuleIndex(frozen))
 
 
 def aggregate_errors(errors: Iterable[str]) -> str:
@@ -167,6 +243,9 @@ def aggregate_errors(errors: Iterable[str]) -> str:
     if len(errs) == 1:
         return errs[0]
     return "[" + ", ".join(errs) + "]" if errs else ""
+
+
+_NO_OPINION = Decision(NO_OPINION, "")
 
 
 class RBACAuthorizer:
@@ -179,12 +258,14 @@ class RBACAuthorizer:
         self._generation = -1
         self._resolved: dict[tuple, ResolvedRules] = {}
         self._decisions: dict[tuple, Decision] = {}
+        self._compiled: dict[tuple, tuple] = {}
 
     def _fresh(self) -> None:
         gen = self.source.generation
         if gen != self._generation:
             self._resolved.clear()
             self._decisions.clear()
+            self._compiled.clear()
             self._generation = gen
 
     def resolved(self, user: User, namespace: str) -> ResolvedRules:
@@ -194,33 +275,36 @@ class RBACAuthorizer:
         if got is None:
             if len(self._resolved) >= self.cache_size:
                 self._resolved.clear()
-            got = self._resolved[key] = resolve_rules(self.source, user, namespace)
+            got = self._resolved[key] = resolve_rules(self.source, user, namespace, self._compiled)
         return got
 
     def authorize(self, attrs: Attributes) -> Decision:
-        self._fresh()
+        if self.source.generation != self._generation:
+            self._fresh()
         user = attrs.user
-        key = (user.name, tuple(user.groups), attrs.namespace, attrs.verb, attrs.resource_request,
-               attrs.api_group, attrs.resource, attrs.subresource, attrs.name, attrs.path)
+        subject = (user.name, tuple(user.groups), attrs.namespace)
+        resolved = self._resolved.get(subject)
+        if resolved is None:
+            resolved = self.resolved(user, attrs.namespace)
+        # The object's name matters only to rules naming objects: without them, GETs of
+        # different objects share one decision.
+        key = (subject, attrs.verb, attrs.resource_request, attrs.api_group, attrs.resource, attrs.subresource,
+               attrs.name if resolved.index.has_names else "", attrs.path)
         decision = self._decisions.get(key)
         if decision is not None:
             return decision
-        decision = self._decide(attrs)
+        reason = resolved.index.find(attrs.verb, attrs.resource_request, attrs.api_group, attrs.resource,
+                                     attrs.subresource, attrs.name, attrs.path)
+        if reason is not None:
+            decision = Decision(ALLOW, reason)
+        elif resolved.errors:
+            decision = Decision(NO_OPINION, "RBAC: " + aggregate_errors(resolved.errors))
+        else:
+            decision = _NO_OPINION
         if len(self._decisions) >= self.cache_size:
             self._decisions.clear()
         self._decisions[key] = decision
         return decision
-
-    def _decide(self, attrs: Attributes) -> Decision:
-        resolved = self.resolved(attrs.user, attrs.namespace)
-        verb, rr, group, resource = attrs.verb, attrs.resource_request, attrs.api_group, attrs.resource
-        sub, name, path = attrs.subresource, attrs.name, attrs.path
-        for rule, reason in resolved.rules:
-            if rule.allows(verb, rr, group, resource, sub, name, path):
-                return Decision(ALLOW, reason)
-        if resolved.errors:
-            return Decision(NO_OPINION, "RBAC: " + aggregate_errors(resolved.errors))
-        return Decision(NO_OPINION, "")
 
     def owner_rules(self, user: User, namespace: str) -> tuple[list[dict], list[str]]:
         """RulesFor: every rule the user holds in the namespace (cluster-wide ones included) as
@@ -251,3 +335,32 @@ class RBACAuthorizer:
                                            "nonResourceURLs": list(src["nonResourceURLs"])})
         err = aggregate_errors(resolved.errors)
         return resource_rules, non_resource_rules, bool(err), err
+
+
+def allowed_subjects(source: RbacSource, attrs: Attributes, super_user: str = "") -> tuple[list[dict], str]:
+    """SubjectAccessEvaluator.AllowedSubjects (who may do this): system:masters, the super
+    user if any, then the subjects of every binding whose role allows the request; and the
+    errors met resolving role references."""
+    subjects: list[dict] = [{"kind": "Group", "apiGroup": GROUP, "name": "system:masters"}]
+    if super_user:
+        subjects.append({"kind": "User", "apiGroup": GROUP, "name": super_user})
+    errors: list[str] = []
+
+    def visit(binding: dict, namespace: str) -> None:
+        rules, err = role_reference_rules(source, binding.get("roleRef") or {}, namespace)
+        if err:
+            errors.append(err)
+        if any(CompiledRule.of(r).allows(attrs.verb, attrs.resource_request, attrs.api_group, attrs.resource,
+                                          attrs.subresource, attrs.name, attrs.path) for r in rules):
+            subjects.extend(binding.get("subjects") or ())
+
+    for crb in source.cluster_role_bindings():
+        visit(crb, "")
+    if attrs.namespace:
+        for rb in source.role_bindings(attrs.namespace):
+            visit(rb, attrs.namespace)
+    deduped: list[dict] = []
+    for s in subjects:
+        if s not in deduped:
+            deduped.append(s)
+    return deduped, aggregate_errors(errors)
