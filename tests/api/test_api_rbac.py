@@ -130,3 +130,49 @@ def test_bootstrap_policy_is_served(apiserver):
     leader = json.loads(apiserver.kubectl_ok("-n", "kube-system", "get", "rolebinding",
                                              "system::leader-locking-kube-scheduler", "-o", "json"))
     assert leader["roleRef"]["kind"] == "Role"
+
+
+def test_controller_manager_aggregates_cluster_roles(apiserver):
+    """`knet controller-manager --controllers=clusterrole-aggregation`: admin/edit/view get their
+    rules, a new `aggregate-to-view` role reaches all three (admin aggregates edit, which
+    aggregates view) and leaves them when deleted."""
+    import subprocess
+    import sys
+    import time
+
+    from knet.api.authz.escalation import covers
+
+    def rules(name: str) -> list:
+        return json.loads(apiserver.kubectl_ok("get", "clusterrole", name, "-o", "json")).get("rules") or []
+
+    def has_widgets(name: str) -> bool:
+        return any("widgets" in r.get("resources", []) for r in rules(name))
+
+    def wait(what: str, cond, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    log = open(apiserver.root / "cm-aggregation.log", "wb")  # noqa: SIM115
+    cm = subprocess.Popen([sys.executable, "-c", "from knet.cli.main import main; main()", "controller-manager", f"--kubeconfig={apiserver.kubeconfig}",
+                           "--controllers=clusterrole-aggregation"], stdout=log, stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    log.close()
+    name = f"t-widgets-{uuid.uuid4().hex[:6]}"
+    try:
+        wait("admin, edit and view aggregated", lambda: all(rules(n) for n in ("admin", "edit", "view")))
+        admin, edit, view = rules("admin"), rules("edit"), rules("view")
+        assert covers(admin, edit)[0] and covers(edit, view)[0] and not covers(view, edit)[0]
+        assert not any("secrets" in r.get("resources", []) for r in view)
+        apiserver.kubectl_ok("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}]}))
+        wait("widgets in view, edit and admin", lambda: all(has_widgets(n) for n in ("view", "edit", "admin")))
+        apiserver.kubectl_ok("delete", "clusterrole", name)
+        wait("widgets gone again", lambda: not any(has_widgets(n) for n in ("view", "edit", "admin")))
+    finally:
+        cm.terminate()
+        cm.wait(timeout=10)
+        apiserver.kubectl("delete", "clusterrole", name, "--ignore-not-found")
