@@ -176,3 +176,39 @@ def test_controller_manager_aggregates_cluster_roles(apiserver):
         cm.terminate()
         cm.wait(timeout=10)
         apiserver.kubectl("delete", "clusterrole", name, "--ignore-not-found")
+
+
+def test_restart_reconciles_the_bootstrap_policy(apiserver_factory):
+    """As kube-apiserver's rbac/bootstrap-roles hook: at start, missing defaults are created
+    again, missing rules and subjects added back (what users added is kept), and objects
+    annotated `rbac.authorization.kubernetes.io/autoupdate: "false"` are left alone."""
+    server = apiserver_factory()
+    k = server.kubectl_ok
+
+    def get(kind: str, name: str) -> dict:
+        return json.loads(k("get", kind, name, "-o", "json"))
+
+    basic = get("clusterrole", "system:basic-user")
+    basic["rules"] = basic["rules"][:1] + [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    k("replace", "-f", "-", input=json.dumps(basic))
+    proxier = get("clusterrole", "system:node-proxier")
+    proxier["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+    proxier["rules"] = []
+    k("replace", "-f", "-", input=json.dumps(proxier))
+    public = get("clusterrolebinding", "system:public-info-viewer")
+    public["subjects"] = public["subjects"][:1]
+    k("replace", "-f", "-", input=json.dumps(public))
+    k("delete", "clusterrole", "view")
+    k("-n", "kube-system", "delete", "rolebinding", "system::leader-locking-kube-scheduler")
+
+    server.stop()
+    server.start()
+    basic = get("clusterrole", "system:basic-user")
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]} in basic["rules"]  # kept
+    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]} in basic["rules"]
+    assert get("clusterrole", "system:node-proxier").get("rules") in (None, [])  # protected
+    assert [s["name"] for s in get("clusterrolebinding", "system:public-info-viewer")["subjects"]] == [
+        "system:authenticated", "system:unauthenticated"]
+    assert get("clusterrole", "view")["aggregationRule"]["clusterRoleSelectors"] == [
+        {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]
+    k("-n", "kube-system", "get", "rolebinding", "system::leader-locking-kube-scheduler")
