@@ -1,5 +1,7 @@
-"""What kube-apiserver maintains itself: the system namespaces and Service default/kubernetes
-with its Endpoints and EndpointSlice pointing at --advertise-address:--secure-port."""
+"""What kube-apiserver maintains itself: the system namespaces, Service default/kubernetes
+with its Endpoints and EndpointSlice pointing at --advertise-address:--secure-port, and the
+bootstrap RBAC policy (the `rbac/bootstrap-roles` post-start hook: created or reconciled once
+per start, writing only what differs)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import asyncio
 import logging
 
 from knet.api import errors
+from knet.api.authz.bootstrappolicy import GROUP as RBAC_GROUP
+from knet.api.authz.bootstrappolicy import bootstrap_policy, needs_recreate, reconcile
 from knet.api.registry import Registry
 from knet.api.rest import ObjectService, Options, deep_copy
 
@@ -44,6 +48,7 @@ class Bootstrapper:
         self.registry, self.service = registry, service
         self.address, self.port = advertise_address, secure_port
         self._task: asyncio.Task | None = None
+        self._rbac_reconciled = False
 
     async def ensure(self) -> None:
         ns_rt = self.registry.lookup("", "v1", "namespaces")
@@ -62,6 +67,41 @@ class Bootstrapper:
         want = kubernetes_endpointslice(self.address, self.port)
         await self._reconcile(es_rt, want, lambda cur, w: (cur.get("endpoints"), cur.get("ports")) !=
                               (w["endpoints"], w["ports"]), keys=("endpoints", "ports", "addressType"))
+        if not self._rbac_reconciled:
+            await self.ensure_rbac_policy()
+            self._rbac_reconciled = True
+
+    async def ensure_rbac_policy(self) -> None:
+        """Create the missing default roles and bindings and add what the stored ones lack;
+        the writes go out together so the store commits them in few batches."""
+        writes = []
+        for desired in bootstrap_policy():
+            rt = self.registry.by_kind(RBAC_GROUP, desired["kind"])
+            if rt is None:  # RBAC kinds not served
+                return
+            meta = desired["metadata"]
+            ns = meta.get("namespace", "")
+            entry = self.service.store.get(rt.bucket, ns, meta["name"])
+            existing = entry.obj if entry is not None else None
+            obj = reconcile(desired, existing)
+            if obj is not None:
+                writes.append(self._write_policy(rt, ns, obj, existing, needs_recreate(desired, existing)))
+        if writes:
+            log.info("rbac bootstrap policy: writing %d objects", len(writes))
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _write_policy(self, rt, ns: str, obj: dict, existing: dict | None, recreate: bool) -> None:
+        opts = Options(field_validation="Ignore")
+        name = obj["metadata"]["name"]
+        if existing is not None and recreate:
+            await self.service.delete(rt, ns, name, {}, opts)
+            existing = None
+        if existing is None:
+            await self._create(rt, ns, obj)
+        else:
+            await self.service.update(rt, ns, name, obj, opts)
 
     async def _create(self, rt, ns: str, obj: dict) -> None:
         try:

@@ -415,13 +415,110 @@ def bootstrap_configmaps(config: ClusterConfig, certificates_dir: str, ca_pem: b
     ]
 
 
-def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
-    """(apiVersion, resource, object) in the order kubeadm creates them: kube-proxy, then CoreDNS."""
+RBAC = "rbac.authorization.k8s.io/v1"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+BOOTSTRAPPERS = "system:bootstrappers:kubeadm:default-node-token"
+
+
+def _rule(group: str, resources: list[str], verbs: list[str], names: list[str] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"apiGroups": [group], "resources": resources, "verbs": verbs}
+    if names:
+        rule["resourceNames"] = names
+    return rule
+
+
+def _group(name: str) -> dict[str, str]:
+    return {"apiGroup": RBAC_GROUP, "kind": "Group", "name": name}
+
+
+def _sa(name: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": KUBE_SYSTEM}
+
+
+def cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}
+
+
+def role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": RBAC, "kind": "Role", "metadata": {"name": name, "namespace": namespace}, "rules": rules}
+
+
+def cluster_role_binding(name: str, role_name: str, subjects: list[dict[str, str]]) -> dict[str, Any]:
+    return {"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role_name}, "subjects": subjects}
+
+
+def role_binding(namespace: str, name: str, role_name: str, subjects: list[dict[str, str]]) -> dict[str, Any]:
+    return {"apiVersion": RBAC, "kind": "RoleBinding", "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name}, "subjects": subjects}
+
+
+def kubeadm_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """What kubeadm's init phases create besides the add-ons: the `kubeadm:cluster-admins`
+    group, node bootstrap (get-nodes, kubelet-bootstrap, CSR auto-approval), and read access to
+    cluster-info (anonymous), kubeadm-config and kubelet-config (joining nodes)."""
     return [
+        (RBAC, "clusterrolebindings", cluster_role_binding("kubeadm:cluster-admins", "cluster-admin",
+                                                           [_group("kubeadm:cluster-admins")])),
+        (RBAC, "clusterroles", cluster_role("kubeadm:get-nodes", [_rule("", ["nodes"], ["get"])])),
+        (RBAC, "clusterrolebindings", cluster_role_binding("kubeadm:get-nodes", "kubeadm:get-nodes",
+                                                           [_group(BOOTSTRAPPERS)])),
+        (RBAC, "clusterrolebindings", cluster_role_binding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper",
+                                                           [_group(BOOTSTRAPPERS)])),
+        (RBAC, "clusterrolebindings", cluster_role_binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient", [_group(BOOTSTRAPPERS)])),
+        (RBAC, "clusterrolebindings", cluster_role_binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [_group("system:nodes")])),
+        (RBAC, "roles", role("kube-public", "kubeadm:bootstrap-signer-clusterinfo",
+                             [_rule("", ["configmaps"], ["get"], ["cluster-info"])])),
+        (RBAC, "rolebindings", role_binding("kube-public", "kubeadm:bootstrap-signer-clusterinfo",
+                                            "kubeadm:bootstrap-signer-clusterinfo",
+                                            [{"apiGroup": RBAC_GROUP, "kind": "User", "name": "system:anonymous"}])),
+        (RBAC, "roles", role(KUBE_SYSTEM, "kubeadm:nodes-kubeadm-config",
+                             [_rule("", ["configmaps"], ["get"], ["kubeadm-config"])])),
+        (RBAC, "rolebindings", role_binding(KUBE_SYSTEM, "kubeadm:nodes-kubeadm-config", "kubeadm:nodes-kubeadm-config",
+                                            [_group(BOOTSTRAPPERS), _group("system:nodes")])),
+        (RBAC, "roles", role(KUBE_SYSTEM, "kubeadm:kubelet-config",
+                             [_rule("", ["configmaps"], ["get"], ["kubelet-config"])])),
+        (RBAC, "rolebindings", role_binding(KUBE_SYSTEM, "kubeadm:kubelet-config", "kubeadm:kubelet-config",
+                                            [_group(BOOTSTRAPPERS), _group("system:nodes")])),
+    ]
+
+
+def kube_proxy_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """kubeadm's kube-proxy add-on: the ServiceAccount acts as system:node-proxier, and joining
+    nodes may read the kube-proxy ConfigMap."""
+    return [
+        (RBAC, "clusterrolebindings", cluster_role_binding("kubeadm:node-proxier", "system:node-proxier",
+                                                           [_sa("kube-proxy")])),
+        (RBAC, "roles", role(KUBE_SYSTEM, "kube-proxy", [_rule("", ["configmaps"], ["get"], ["kube-proxy"])])),
+        (RBAC, "rolebindings", role_binding(KUBE_SYSTEM, "kube-proxy", "kube-proxy", [_group(BOOTSTRAPPERS)])),
+    ]
+
+
+def coredns_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """kubeadm's CoreDNS add-on: ClusterRole system:coredns bound to its ServiceAccount."""
+    return [
+        (RBAC, "clusterroles", cluster_role("system:coredns", [
+            _rule("", ["endpoints", "services", "pods", "namespaces"], ["list", "watch"]),
+            _rule("discovery.k8s.io", ["endpointslices"], ["list", "watch"]),
+        ])),
+        (RBAC, "clusterrolebindings", cluster_role_binding("system:coredns", "system:coredns", [_sa("coredns")])),
+    ]
+
+
+def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(apiVersion, resource, object) in the order kubeadm creates them: its own RBAC objects,
+    kube-proxy, then CoreDNS (each add-on's RBAC before its workload)."""
+    return kubeadm_rbac_objects() + [
         ("v1", "serviceaccounts", service_account("kube-proxy")),
+        *kube_proxy_rbac_objects(),
         ("v1", "configmaps", kube_proxy_configmap(config)),
         ("apps/v1", "daemonsets", kube_proxy_daemonset(config)),
         ("v1", "serviceaccounts", service_account("coredns")),
+        *coredns_rbac_objects(),
         ("v1", "configmaps", coredns_configmap(config)),
         ("v1", "services", kube_dns_service(config)),
         ("apps/v1", "deployments", coredns_deployment(config)),

@@ -101,7 +101,7 @@ async def _create_addons(api, config: ClusterConfig, paths: ClusterPaths) -> Non
     objects = addons.bootstrap_configmaps(config, str(paths.pki), ca_pem) + addons.addon_objects(config)
     for api_version, resource, obj in objects:
         try:
-            await api.create(api_version, resource, obj, namespace=obj["metadata"]["namespace"])
+            await api.create(api_version, resource, obj, namespace=obj["metadata"].get("namespace"))
         except ApiError as exc:
             if exc.status != 409:  # already there (a re-run)
                 raise

@@ -55,6 +55,7 @@ SERVICE_ACCOUNTS = {
     "podgc": "pod-garbage-collector",
     "garbagecollector": "generic-garbage-collector",
     "namespace": "namespace-controller",
+    "clusterrole-aggregation": "clusterrole-aggregation-controller",
 }
 
 
@@ -136,6 +137,12 @@ async def _namespace(ctx: ControllerContext) -> Any:
     return NamespaceController(await ctx.client(SERVICE_ACCOUNTS["namespace"]), ctx.informers)
 
 
+async def _clusterrole_aggregation(ctx: ControllerContext) -> Any:
+    from knet.controllers.clusterroleaggregation import ClusterRoleAggregationController
+    return ClusterRoleAggregationController(await ctx.client(SERVICE_ACCOUNTS["clusterrole-aggregation"]),
+                                            ctx.informers)
+
+
 CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodeipam": _nodeipam,
     "endpointslice": _endpointslice,
@@ -149,6 +156,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
+    "clusterrole-aggregation": _clusterrole_aggregation,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
@@ -158,7 +166,7 @@ KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
                    "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
-                   "ephemeral-volume", "clusterrole-aggregation", "route", "service", "cloud-node-lifecycle",
+                   "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
                    "serviceaccount-token", "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
 

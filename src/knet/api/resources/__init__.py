@@ -20,6 +20,7 @@ def build_registry() -> Registry:
         networkpolicies,
         nodes,
         pods,
+        rbac,
         replicasets,
         reviews,
         secrets,
@@ -31,6 +32,8 @@ def build_registry() -> Registry:
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases):
         registry.add(module.RESOURCE)
+    for rt in rbac.RESOURCES:
+        registry.add(rt)
     for rt in reviews.RESOURCES:
         registry.add(rt)
     return registry
