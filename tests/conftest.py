@@ -105,7 +105,7 @@ class ApiServerUnderTest:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-            f"--data-dir={self.data_dir}", *self.extra_args,
+            f"--data-dir={self.data_dir}", "--authorization-mode=RBAC", *self.extra_args,
         ]
 
     def prepare(self) -> None:

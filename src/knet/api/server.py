@@ -149,6 +149,7 @@ class ApiServer:
         from knet.api.authz import union
 
         chain: list[Authorizer] = [PrivilegedGroups()]
+        self.rbac = None
         for mode in modes:
             if mode == "AlwaysAllow":
                 chain.append(AlwaysAllow())
@@ -161,7 +162,8 @@ class ApiServer:
             elif mode == "RBAC":
                 from knet.api.authz.rbac import RBACAuthorizer, StoreRbacSource
 
-                chain.append(RBACAuthorizer(StoreRbacSource(self.store)))
+                self.rbac = RBACAuthorizer(StoreRbacSource(self.store))
+                chain.append(self.rbac)
             else:
                 raise ValueError(f"unknown authorization mode {mode!r} (AlwaysAllow, AlwaysDeny, Node, RBAC)")
         return Union(chain)
@@ -175,7 +177,7 @@ class ApiServer:
             # in the write path): no one grants what they do not hold.
             from knet.api.authz.escalation import escalation_admission
 
-            plugins.append(escalation_admission(self.authorizer))
+            plugins.append(escalation_admission(self.authorizer, resolver=self.rbac))
         for name in names:
             if name == "NodeRestriction":
                 from knet.api.admission.noderestriction import NodeRestriction

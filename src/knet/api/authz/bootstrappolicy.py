@@ -54,7 +54,12 @@ def _binding(kind: str, role_kind: str, item: dict) -> dict:
 
 @cache
 def _policy() -> tuple[dict, ...]:
-    cluster_roles = [_role("ClusterRole", i) for i in _read("cluster-roles.yaml")]
+    # Aggregated roles (admin, edit, view, ...) are written with their rules already gathered,
+    # so the policy holds from the apiserver's first answer, with or without a controller-manager
+    # (upstream writes them empty and waits for the clusterrole-aggregation controller).
+    from knet.api.authz.aggregation import aggregate_all
+
+    cluster_roles = aggregate_all([_role("ClusterRole", i) for i in _read("cluster-roles.yaml")])
     controller_roles = [_role("ClusterRole", i) for i in _read("controller-roles.yaml")]
     # ClusterRoleBindingsForControllers: each controller's role bound to its service account.
     controller_bindings = [
