@@ -52,7 +52,7 @@ def _run(config) -> None:
               help="The longest lifetime a TokenRequest gets (Go duration; 0: no cap; 1h to 2^32 s).")
 @click.option("--service-account-extend-token-expiration", default="true",
               help="Kubelet-mounted tokens (3607 s) live a year, warning after the requested time.")
-@click.option("--allow-short-service-account-max-token-expiration", is_flag=True, default=False, hidden=True,
+@click.option("--allow-short-service-account-max-token-expiration", type=click.BOOL, default=False, hidden=True,
               help="knet only, for tests: accept --service-account-max-token-expiration below 1h.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Directory of the SQLite store.")
 @click.option("--storage", default=None, help="Storage URL: sqlite:///PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/prefix] (overrides --data-dir).")

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from knet.client.config import ClientConfig, ssl_context
+from knet.client.config import ClientConfig, TokenFile, ssl_context
 from knet.client.errors import ApiError
 from knet.client.paths import PATCH_CONTENT_TYPES, list_params, resource_path, watch_params
 from knet.client.watch import LineSplitter, WatchEvent, parse_event
@@ -25,6 +25,7 @@ class ApiClient:
         self.config = config
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._token_file = TokenFile(config.token_file, config.token) if config.token_file else None
 
     async def __aenter__(self) -> ApiClient:
         await self.open()
@@ -54,7 +55,7 @@ class ApiClient:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
-        token = self.config.bearer_token()
+        token = self._token_file.token() if self._token_file is not None else self.config.token
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if content_type:
@@ -77,16 +78,24 @@ class ApiClient:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         data = orjson.dumps(body) if body is not None else None
-        async with self.session.request(
-            method,
-            self._url(path),
-            params=params,
-            data=data,
-            headers=self._headers(content_type if data is not None else None),
-            timeout=REQUEST_TIMEOUT,
-        ) as resp:
-            raw = await resp.read()
-            return _decode(resp.status, raw)
+        for attempt in (0, 1):
+            async with self.session.request(
+                method,
+                self._url(path),
+                params=params,
+                data=data,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=REQUEST_TIMEOUT,
+            ) as resp:
+                raw = await resp.read()
+                if resp.status == 401 and attempt == 0 and self._token_rotated():
+                    continue  # refused before anything was done: once more with the new token
+                return _decode(resp.status, raw)
+        raise AssertionError("unreachable")
+
+    def _token_rotated(self) -> bool:
+        """After a 401: reread the token file; True when it holds a new token to retry with."""
+        return self._token_file is not None and self._token_file.reset()
 
     # -- verbs --------------------------------------------------------------------------------
 
@@ -148,6 +157,8 @@ class ApiClient:
         async with self.session.get(self._url(path), params=params, headers=self._headers(),
                                     timeout=WATCH_TIMEOUT) as resp:
             if resp.status >= 300:
+                if resp.status == 401:
+                    self._token_rotated()  # the next watch (the informer retries) uses the new token
                 _decode(resp.status, await resp.read())
             splitter = LineSplitter()
             async for chunk in resp.content.iter_any():
