@@ -309,3 +309,54 @@ def test_kubelet_token_manager_renews_a_capped_token_before_it_expires(apiserver
     assert who(server, second) == 200
     assert payload_of(second)["kubernetes.io"]["pod"]["uid"] == pod["metadata"]["uid"]
     assert not list(Path(tmp_path).rglob("*.tmp"))
+
+
+# --- legacy Secret tokens ----------------------------------------------------------------------
+
+def test_legacy_secret_tokens_filled_by_the_controller_manager(apiserver, namespace, tmp_path):
+    """kube-controller-manager's serviceaccount-token controller fills a Secret that asks for a
+    token; the token authenticates while its Secret and account exist."""
+    import subprocess
+    import sys
+
+    log = open(tmp_path / "kcm.log", "wb")
+    kcm = subprocess.Popen([sys.executable, "-c", "from knet.cli.main import main; main()", "controller-manager",
+                            f"--kubeconfig={apiserver.kubeconfig}", "--controllers=serviceaccount-token",
+                            f"--service-account-private-key-file={apiserver.pki_dir / 'sa.key'}",
+                            f"--root-ca-file={apiserver.ca_file}", "--leader-elect=false"],
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        apiserver.kubectl_ok("-n", namespace, "create", "serviceaccount", "robot")
+        sa_uid = get_json(apiserver, "-n", namespace, "get", "sa", "robot")["metadata"]["uid"]
+        secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+                  "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}}
+        apiserver.kubectl_ok("-n", namespace, "apply", "-f", "-", input=json.dumps(secret))
+
+        def filled() -> dict | None:
+            s = get_json(apiserver, "-n", namespace, "get", "secret", "robot-token")
+            return s if (s.get("data") or {}).get("token") else None
+
+        deadline = time.monotonic() + 20
+        while (s := filled()) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert s is not None, (tmp_path / "kcm.log").read_text()[-3000:]
+        assert s["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == sa_uid
+        assert base64.b64decode(s["data"]["namespace"]).decode() == namespace
+        assert base64.b64decode(s["data"]["ca.crt"]).decode() == Path(apiserver.ca_file).read_text()
+        token = base64.b64decode(s["data"]["token"]).decode()
+        c = payload_of(token)
+        assert c["iss"] == "kubernetes/serviceaccount" and "exp" not in c and "aud" not in c
+        assert c["kubernetes.io/serviceaccount/secret.name"] == "robot-token"
+        p = as_token(apiserver, token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+        assert p.stdout == f"system:serviceaccount:{namespace}:robot", p.stderr
+        # the account goes: the controller deletes its token Secret, and the token is dead
+        apiserver.kubectl_ok("-n", namespace, "delete", "sa", "robot")
+        assert who(apiserver, token) == 401
+        deadline = time.monotonic() + 20
+        while apiserver.kubectl("-n", namespace, "get", "secret", "robot-token").returncode == 0:
+            assert time.monotonic() < deadline, "the token Secret of a deleted account was kept"
+            time.sleep(0.2)
+    finally:
+        kcm.terminate()
+        kcm.wait(10)
+        log.close()

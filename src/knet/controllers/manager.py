@@ -23,6 +23,7 @@ class ManagerOptions:
     node_monitor_period: float = 5.0
     root_ca: str | None = None
     controllers: tuple[str, ...] = ("*",)
+    service_account_private_key: bytes | None = None  # --service-account-private-key-file (PEM)
 
 
 # name -> (on by default, factory)
@@ -71,6 +72,15 @@ def _root_ca_cert_publisher(api: Api, inf: InformerFactory, o: ManagerOptions) -
     return ServiceAccountController(api, inf, root_ca=o.root_ca, service_accounts=False)
 
 
+def _serviceaccount_token(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
+    from knet.api.tokens import LEGACY_ISSUER, TokenSigner
+    from knet.controllers.serviceaccounttoken import TokensController
+    if not o.service_account_private_key:
+        return None  # upstream starts it only with --service-account-private-key-file
+    return TokensController(api, inf, signer=TokenSigner(o.service_account_private_key, LEGACY_ISSUER),
+                            root_ca=o.root_ca)
+
+
 def _garbagecollector(api: Api, inf: InformerFactory, o: ManagerOptions) -> Any:
     from knet.controllers.garbagecollector import GarbageCollector
     return GarbageCollector(api, inf)
@@ -95,6 +105,7 @@ CONTROLLERS: dict[str, Callable[[Api, InformerFactory, ManagerOptions], Any]] = 
     "nodelifecycle": _nodelifecycle,
     "serviceaccount": _serviceaccount,
     "root-ca-cert-publisher": _root_ca_cert_publisher,
+    "serviceaccount-token": _serviceaccount_token,
     "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
@@ -109,7 +120,7 @@ KNOWN_ELSEWHERE = {"endpoint", "endpointslicemirroring", "bootstrapsigner",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "clusterrole-aggregation", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
-                   "serviceaccount-token", "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
+                   "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
 
 
 def enabled_controllers(spec: tuple[str, ...] | list[str]) -> list[str]:
