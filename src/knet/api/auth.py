@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import dataclass, field
 
 from knet.api.tokens import (
+    LEEWAY_SECONDS,
     LEGACY_ISSUER,
+    LEGACY_NAMESPACE,
+    LEGACY_SA_NAME,
+    LEGACY_SECRET_NAME,
     Getter,
     ServiceAccountInfo,
     TokenError,
@@ -67,6 +72,23 @@ def store_getter(store) -> Getter:
     return get
 
 
+def _bound_refs(payload: dict) -> list[tuple[str, str, str]]:
+    """(resource, namespace, name) of every object a service-account token's validity rests on."""
+    if payload.get("iss") == LEGACY_ISSUER:
+        ns = payload.get(LEGACY_NAMESPACE, "")
+        return [("serviceaccounts", ns, payload.get(LEGACY_SA_NAME, "")),
+                ("secrets", ns, payload.get(LEGACY_SECRET_NAME, ""))]
+    private = payload.get("kubernetes.io") or {}
+    ns = private.get("namespace", "")
+    refs = [("serviceaccounts", ns, (private.get("serviceaccount") or {}).get("name", ""))]
+    for key, resource in (("pod", "pods"), ("secret", "secrets")):
+        if private.get(key):
+            refs.append((resource, ns, private[key].get("name", "")))
+    if private.get("node") and not private.get("pod"):
+        refs.append(("nodes", "", private["node"].get("name", "")))
+    return refs
+
+
 def service_account_user(info: ServiceAccountInfo) -> User:
     return User(info.username, info.uid, info.groups + ("system:authenticated",), info.extra)
 
@@ -98,6 +120,7 @@ class Authenticator:
         # A token's signature is checked once: RSA verification costs more than the rest of a GET.
         # The claims' times and the objects they name are checked on every request.
         self._verified: dict[str, dict | None] = {}
+        self._accepted: dict[str, tuple[tuple, float, TokenResult]] = {}
 
     def _claims(self, token: str) -> dict | None:
         try:
@@ -133,9 +156,42 @@ class Authenticator:
                                 requested_audiences=audiences)
         except TokenError as exc:
             return TokenResult(None, (), f"invalid bearer token, {exc}")
-        return TokenResult(service_account_user(info), info.audiences)
+        result = TokenResult(service_account_user(info), info.audiences)
+        if audiences is None:
+            self._remember(token, payload, result)
+        return result
+
+    def _remember(self, token: str, payload: dict, result: TokenResult) -> None:
+        """Keep an accepted token with the very stored objects it was checked against: while
+        those are unchanged (stored objects are replaced, never mutated) and it has not expired,
+        it stays valid, and a request needs a few lookups instead of the whole validation.
+        Objects being deleted are not remembered (their validity runs out with the clock)."""
+        refs = []
+        for resource, ns, name in _bound_refs(payload):
+            obj = self._objects(resource, ns, name)
+            if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+                return
+            refs.append((resource, ns, name, obj))
+        exp = payload.get("exp")
+        valid_until = float(exp) + LEEWAY_SECONDS if isinstance(exp, int | float) else float("inf")
+        if len(self._accepted) >= self._CACHE_SIZE:
+            self._accepted.clear()
+        self._accepted[token] = (tuple(refs), valid_until, result)
+
+    def _remembered(self, token: str) -> TokenResult | None:
+        hit = self._accepted.get(token)
+        if hit is None:
+            return None
+        refs, valid_until, result = hit
+        if time.time() > valid_until or any(self._objects(r, ns, n) is not obj for r, ns, n, obj in refs):
+            del self._accepted[token]
+            return None
+        return result
 
     def from_bearer(self, token: str) -> User | None:
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered.user
         return self.review(token).user
 
     def authenticate(self, authorization: str | None, peercert: dict | None) -> User | None:

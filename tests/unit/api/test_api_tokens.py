@@ -5,6 +5,7 @@ TestValidatePrivateClaims table, ported), audiences (jwt.go), the TokenRequest l
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -182,6 +183,12 @@ def test_authenticator_checks_signature_issuer_and_objects(keys):
     assert user.extra["authentication.kubernetes.io/pod-name"] == ["podname"]
     assert user.extra["authentication.kubernetes.io/pod-uid"] == ["poduid"]
     assert user.extra["authentication.kubernetes.io/credential-id"][0].startswith("JTI=")
+    assert auth.authenticate(f"Bearer {token}", None) == user  # remembered: the same objects
+    # the pod is being deleted, its grace period and the leeway over: refused at once
+    objects[("pods", "ns", "podname")] = _obj("podname", "poduid", deleted=int(time.time()) - 61)
+    assert auth.authenticate(f"Bearer {token}", None) is None
+    objects[("pods", "ns", "podname")] = POD
+    assert auth.authenticate(f"Bearer {token}", None) == user
     # the pod goes away: the same token (signature already verified and cached) is refused
     del objects[("pods", "ns", "podname")]
     assert auth.authenticate(f"Bearer {token}", None) is None
