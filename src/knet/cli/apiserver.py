@@ -98,6 +98,12 @@ def apiserver(**kw) -> None:
     extend = kw["service_account_extend_token_expiration"].lower()
     if extend not in ("true", "false", "1", "0", "t", "f"):
         raise click.BadParameter(f"invalid boolean {extend!r}", param_hint="--service-account-extend-token-expiration")
+    if max_expiration and extend in ("true", "1", "t") and max_expiration < 3607:
+        # as kube-apiserver warns
+        logging.getLogger("knet.api").warning(
+            "service-account-extend-token-expiration is true, in order to correctly trigger safe transition logic, "
+            "service-account-max-token-expiration must be set longer than 3607 seconds (currently %ss)",
+            int(max_expiration))
     storage = kw["storage"]
     if storage is None:
         if kw["data_dir"] is None:

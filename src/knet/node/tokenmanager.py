@@ -16,6 +16,7 @@ log = logging.getLogger("knet.node.tokens")
 
 MAX_TTL_SECONDS = 24 * 3600  # upstream maxTTL: refresh a day-old token whatever its lifetime
 MAX_JITTER_SECONDS = 10.0    # upstream maxJitter
+RETRY_SECONDS = 10.0         # a failed renewal is tried again this much later (the old token stays)
 
 Obj = dict[str, Any]
 Key = tuple[str, str, tuple[str, ...], int, str, str]
@@ -60,6 +61,7 @@ def key_of(namespace: str, service_account: str, spec: Obj) -> Key:
 class TokenManager:
     def __init__(self, clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random) -> None:
         self._cache: dict[Key, Obj] = {}
+        self._failed: dict[Key, float] = {}  # when a renewal last failed
         self._clock = clock
         self._rand = rand
 
@@ -73,8 +75,12 @@ class TokenManager:
         return self._cache.get(key_of(namespace, service_account, spec))
 
     def due(self, namespace: str, service_account: str, spec: Obj) -> bool:
-        tr = self.cached(namespace, service_account, spec)
-        return tr is None or requires_refresh(tr, self._clock(), self._jitter(tr))
+        key = key_of(namespace, service_account, spec)
+        tr = self._cache.get(key)
+        now = self._clock()
+        if tr is not None and now - self._failed.get(key, -RETRY_SECONDS) < RETRY_SECONDS and not expired(tr, now):
+            return False  # the last renewal failed a moment ago: not every second
+        return tr is None or requires_refresh(tr, now, self._jitter(tr))
 
     async def token(self, api: Any, namespace: str, service_account: str, spec: Obj) -> str:
         """The token for this request: the cached one unless it is due for renewal. A failed
@@ -89,12 +95,14 @@ class TokenManager:
             fresh = await api.create("v1", "serviceaccounts", request, namespace=namespace, name=service_account,
                                      subresource="token")
         except Exception as exc:
+            self._failed[key] = now
             if tr is not None and not expired(tr, now):
                 log.warning("renewing the token of %s/%s failed, keeping the current one: %s", namespace,
                             service_account, exc)
                 return tr["status"]["token"]
             raise
         self._cache[key] = fresh
+        self._failed.pop(key, None)
         return fresh["status"]["token"]
 
     def retain(self, pod_uids: Iterable[str]) -> None:
@@ -104,6 +112,7 @@ class TokenManager:
         for key, tr in list(self._cache.items()):
             if (key[4] == "Pod" and key[5] not in live) or expired(tr, now):
                 del self._cache[key]
+                self._failed.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._cache)

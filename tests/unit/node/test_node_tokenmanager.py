@@ -46,3 +46,33 @@ def test_cache_keys_and_cleanup():
     assert len(manager) == 1
     manager.retain([])  # the pod is gone
     assert len(manager) == 0 and manager.due("ns", "sa", spec)
+
+
+def test_a_failed_renewal_keeps_the_token_and_waits_before_trying_again():
+    """The apiserver unreachable (knet's real client against a closed loopback port)."""
+    import asyncio
+    import socket
+
+    from knet.client import ApiClient
+    from knet.client.config import ClientConfig
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    now = [NOW]
+    manager = TokenManager(clock=lambda: now[0], rand=lambda: 0.0)
+    spec = {"audiences": [], "expirationSeconds": 100, "boundObjectRef": {"kind": "Pod", "uid": "u1"}}
+    manager._cache[key_of("ns", "sa", spec)] = tr(10, 100)  # 90 % of its life gone: due
+
+    async def ask() -> str:
+        async with ApiClient(ClientConfig(server=f"https://127.0.0.1:{port}")) as api:
+            return await manager.token(api, "ns", "sa", spec)
+
+    assert manager.due("ns", "sa", spec)
+    assert asyncio.run(ask()) == "t"  # the current token, still valid
+    assert not manager.due("ns", "sa", spec)  # not again at once
+    now[0] += 10
+    assert manager.due("ns", "sa", spec)
+    now[0] += 10  # expired now: nothing to fall back on
+    with pytest.raises(OSError):
+        asyncio.run(ask())
