@@ -78,8 +78,8 @@ class TokenManager:
         key = key_of(namespace, service_account, spec)
         tr = self._cache.get(key)
         now = self._clock()
-        if tr is not None and now - self._failed.get(key, -RETRY_SECONDS) < RETRY_SECONDS and not expired(tr, now):
-            return False  # the last renewal failed a moment ago: not every second
+        if now - self._failed.get(key, now - RETRY_SECONDS) < RETRY_SECONDS:
+            return False  # the last request failed a moment ago: not again every second
         return tr is None or requires_refresh(tr, now, self._jitter(tr))
 
     async def token(self, api: Any, namespace: str, service_account: str, spec: Obj) -> str:
@@ -112,7 +112,8 @@ class TokenManager:
         for key, tr in list(self._cache.items()):
             if (key[4] == "Pod" and key[5] not in live) or expired(tr, now):
                 del self._cache[key]
-                self._failed.pop(key, None)
+        for key in [k for k in self._failed if k[4] == "Pod" and k[5] not in live]:
+            del self._failed[key]
 
     def __len__(self) -> int:
         return len(self._cache)
