@@ -297,11 +297,14 @@ def test_kubelet_token_manager_renews_a_capped_token_before_it_expires(apiserver
             (volume,) = [v["name"] for v in pod["spec"]["volumes"] if "projected" in v]
             token_file = paths[volume] / "token"
             first = token_file.read_text()
+            inode = token_file.stat().st_ino
             assert payload_of(first)["exp"] - payload_of(first)["iat"] == 10  # 3607 s capped, not extended
             renewed, started = 0, time.monotonic()
             while time.monotonic() - started < 12 and token_file.read_text() == first:
                 renewed += await volumes.refresh_tokens(api, tokens, pod, tmp_path)
                 await asyncio.sleep(0.2)
+            # a new file renamed over the old one: a reader has the old token or the new, whole
+            assert token_file.stat().st_ino != inode
             return first, token_file.read_text(), int(time.monotonic() - started)
 
     first, second, waited = asyncio.run(run())
@@ -360,3 +363,28 @@ def test_legacy_secret_tokens_filled_by_the_controller_manager(apiserver, namesp
         kcm.terminate()
         kcm.wait(10)
         log.close()
+
+
+def test_knets_client_rereads_its_token_file_after_a_401(apiserver, namespace, tmp_path):
+    """client-go's behaviour for in-cluster tokens: the file is read once a minute, and at once
+    when the apiserver refuses the token it holds; the refused request is sent again."""
+    from knet.client import ApiClient
+    from knet.client.config import ClientConfig
+
+    apiserver.kubectl_ok("-n", namespace, "create", "serviceaccount", "robot")
+    token_file = tmp_path / "token"
+    token_file.write_text(apiserver.kubectl_ok("-n", namespace, "create", "token", "robot"))
+    config = ClientConfig(server=apiserver.url, ca_data=Path(apiserver.ca_file).read_bytes(),
+                          token_file=str(token_file))
+
+    async def run() -> tuple[str, str]:
+        async with ApiClient(config) as api:
+            before = (await api.get("v1", "namespaces", "default"))["metadata"]["name"]
+            # the account is recreated: the token the client holds is dead; the file gets a new one
+            apiserver.kubectl_ok("-n", namespace, "delete", "sa", "robot")
+            apiserver.kubectl_ok("-n", namespace, "create", "serviceaccount", "robot")
+            token_file.write_text(apiserver.kubectl_ok("-n", namespace, "create", "token", "robot"))
+            after = (await api.get("v1", "namespaces", "default"))["metadata"]["name"]
+            return before, after
+
+    assert asyncio.run(run()) == ("default", "default")

@@ -218,3 +218,26 @@ def test_legacy_secret_tokens_live_while_their_secret_does(keys):
     assert auth.from_bearer(token).name == "system:serviceaccount:ns:saname"
     del objects[("secrets", "ns", "tok")]
     assert auth.from_bearer(token) is None
+
+
+def test_unsigned_or_hmac_tokens_are_refused(keys):
+    """alg none, and HS256 "signed" with the public key as the secret (the classic JWT attacks)."""
+    import base64 as b64
+    import hashlib
+    import hmac
+    import json
+
+    def enc(obj) -> str:
+        return b64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    payload = {**private(), "exp": 4102444800}
+    verifier = TokenVerifier([keys.cert_pem], [ISSUER])
+    auth = Authenticator({}, verifier, objects=getter(SA))
+    good = TokenSigner(keys.key_pem, ISSUER).sign(payload)
+    assert auth.from_bearer(good) is not None
+    unsigned = f"{enc({'alg': 'none'})}.{enc(payload)}."
+    signing_input = f"{enc({'alg': 'HS256'})}.{enc(payload)}"
+    forged = signing_input + "." + b64.urlsafe_b64encode(hmac.new(
+        keys.cert_pem, signing_input.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    for token in (unsigned, forged, "a.b.c", "", good + "x"):
+        assert verifier.verify(token) is None and auth.from_bearer(token) is None
