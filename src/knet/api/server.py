@@ -21,7 +21,7 @@ from aiohttp import web
 from knet.api import discovery, errors, openapi, protobuf, subresources, tables
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
-from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, user_from_peercert
+from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, store_getter, user_from_peercert
 from knet.api.authz import Attributes, Authorizer, impersonation
 from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
@@ -34,7 +34,7 @@ from knet.api.resources import build_registry, reviews
 from knet.api.rest import ObjectService, Options
 from knet.api.selectors import parse_field_selector, parse_label_selector
 from knet.api.storage import Store, open_store
-from knet.api.tokens import TokenSigner, TokenVerifier
+from knet.api.tokens import LEGACY_ISSUER, TokenPolicy, TokenSigner, TokenVerifier
 from knet.api.watch import watch_events
 
 log = logging.getLogger("knet.api")
@@ -75,6 +75,11 @@ class ApiServerConfig:
     service_account_key_files: list[str] = field(default_factory=list)
     service_account_signing_key_file: str | None = None
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
+    # --api-audiences (default: the issuer), --service-account-max-token-expiration (seconds, 0:
+    # none), --service-account-extend-token-expiration
+    api_audiences: list[str] = field(default_factory=list)
+    service_account_max_token_expiration: int = 0
+    service_account_extend_token_expiration: bool = True
     storage: str = "memory:"
     kubelet_client_certificate: str | None = None
     kubelet_client_key: str | None = None
@@ -121,9 +126,13 @@ class ApiServer:
             pub_keys.append(signing)
         else:
             self.signer = None
+        audiences = tuple(config.api_audiences) or (config.service_account_issuer,)
+        self.token_policy = TokenPolicy(audiences, config.service_account_max_token_expiration,
+                                        config.service_account_extend_token_expiration)
         if pub_keys:
-            verifier = TokenVerifier(pub_keys, [config.service_account_issuer])
-        self.auth = Authenticator(tokens, verifier)
+            # Legacy Secret tokens (issuer kubernetes/serviceaccount) are signed with the same keys.
+            verifier = TokenVerifier(pub_keys, [config.service_account_issuer, LEGACY_ISSUER])
+        self.auth = Authenticator(tokens, verifier, objects=store_getter(self.store), api_audiences=audiences)
         self.authorizer = self._authorizer(config.authorization_modes)
         self._authorizing = config.authorization_modes != ["AlwaysAllow"]
         # As kube-apiserver: "AnonymousAuth is not allowed with the AlwaysAllow authorizer".
@@ -657,7 +666,8 @@ class ApiServer:
                 return _json(await subresources.bind(svc, rt, ns, name, body, opts), 201)
             if sub == "eviction":
                 return _json(await subresources.evict(svc, rt, ns, name, body, opts), 201)
-            return _json(await subresources.token_request(svc, self.signer, rt, ns, name, body, opts), 201)
+            answer = await subresources.token_request(svc, self.signer, rt, ns, name, body, opts, self.token_policy)
+            return _json(answer, 201, headers=self._warn_headers(opts))
         if sub == "scale":
             return await self._scale(request, rt, ns, name)
         if rt.stored_as:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from knet.api import errors
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
 from knet.api.rest import ObjectService, Options, deep_copy, retry_raced
-from knet.api.tokens import TokenSigner
+from knet.api.tokens import MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenPolicy, TokenSigner, claims
 
 
 def _success(code: int = 201) -> dict:
@@ -46,28 +47,91 @@ async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, bo
     return _success()
 
 
+def _bound_object(service: ObjectService, ns: str, sa_name: str, ref: dict) -> tuple[dict | None, dict | None, dict | None]:
+    """(pod, secret, node) that a TokenRequest's boundObjectRef names (upstream token.go)."""
+    api_version, kind = str(ref.get("apiVersion") or ""), str(ref.get("kind") or "")
+    group, _, version = api_version.rpartition("/")
+    name = str(ref.get("name") or "")
+    pod = secret = node = None
+    if group == "" and kind == "Pod":
+        pod = service.entry(service.registry.lookup("", "v1", "pods"), ns, name).obj
+        if sa_name != ((pod.get("spec") or {}).get("serviceAccountName") or "default"):
+            raise errors.bad_request(f'cannot bind token for serviceaccount "{sa_name}" to pod running with different '
+                                     "serviceaccount name.")
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if node_name:
+            entry = service.store.get("nodes", "", node_name)
+            # A pod's node that is gone is still named (without a uid), as upstream.
+            node = entry.obj if entry is not None else {"metadata": {"name": node_name}}
+        uid = pod["metadata"].get("uid", "")
+    elif group == "" and kind == "Secret":
+        secret = service.entry(service.registry.lookup("", "v1", "secrets"), ns, name).obj
+        uid = secret["metadata"].get("uid", "")
+    elif group == "" and kind == "Node":
+        raise errors.bad_request('cannot bind token to a Node object as the "ServiceAccountTokenNodeBinding" '
+                                 "feature-gate is disabled")
+    else:
+        raise errors.bad_request(f"cannot bind token to object of type {group}/{version}, Kind={kind}")
+    if ref.get("uid") and ref["uid"] != uid:
+        raise errors.conflict(kind, "", name, f"the UID in the bound object reference ({ref['uid']}) does not match "
+                              "the UID in record. The object might have been deleted and then recreated")
+    return pod, secret, node
+
+
 async def token_request(service: ObjectService, signer: TokenSigner | None, rt: ResourceType, ns: str, name: str,
-                        body: dict, opts: Options) -> dict:
+                        body: dict, opts: Options, policy: TokenPolicy | None = None) -> dict:
+    """POST serviceaccounts/NAME/token, as kube-apiserver's TokenREST.Create."""
     if signer is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+    policy = policy or TokenPolicy((signer.issuer,))
+    body = body if isinstance(body, dict) else {}
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    if meta.get("name") and meta["name"] != name:
+        raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
+            invalid("metadata.name", meta["name"], "must match the service account name if specified")])
+    if meta.get("namespace") and meta["namespace"] != ns:
+        raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
+            invalid("metadata.namespace", meta["namespace"], "must match the service account namespace if specified")])
     sa = service.entry(rt, ns, name).obj
-    spec = (body or {}).get("spec") or {}
-    seconds = spec.get("expirationSeconds") or 3600
-    if not isinstance(seconds, int) or seconds < 600:
-        raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
-            invalid("spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes")])
-    if seconds > 2 ** 32:
-        raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
-            invalid("spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds")])
-    audiences = spec.get("audiences") or [signer.issuer]
-    bound = spec.get("boundObjectRef")
-    token, exp = signer.issue(namespace=ns, sa_name=name, sa_uid=sa["metadata"].get("uid", ""),
-                              audiences=audiences, expiration_seconds=seconds, bound=bound)
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    audiences = spec.get("audiences") or list(policy.audiences)
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise errors.bad_request("spec.audiences must be a list of strings")
+    seconds = spec.get("expirationSeconds")
+    if seconds is None:
+        seconds = 3600  # authentication/v1 defaulting
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise errors.bad_request("spec.expirationSeconds must be an integer")
+    problems = []
+    if seconds < MIN_EXPIRATION_SECONDS:
+        problems.append(invalid("spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes"))
+    if seconds > MAX_EXPIRATION_SECONDS:
+        problems.append(invalid("spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds"))
+    if problems:
+        raise errors.invalid_object("TokenRequest", "authentication.k8s.io", "", problems)
+    ref = spec.get("boundObjectRef")
+    pod = secret = node = None
+    if ref is not None:
+        if not isinstance(ref, dict):
+            raise errors.bad_request("spec.boundObjectRef must be an object")
+        pod, secret, node = _bound_object(service, ns, name, ref)
+    now = int(time.time())
+    granted, lifetime, warn_after = policy.lifetime(seconds, pod_bound=pod is not None, audiences=audiences)
+    if granted != seconds:
+        opts.warnings.append(f"requested expiration of {seconds} seconds shortened to {granted} seconds")
+    payload = claims(sa=sa, audiences=audiences, expiration_seconds=lifetime, now=now, issuer=signer.issuer,
+                     pod=pod, secret=secret, node=node, warn_after=warn_after)
+    token = signer.sign(payload)
+    out_spec: dict = {"audiences": audiences, "expirationSeconds": granted}
+    if ref is not None:
+        out_spec["boundObjectRef"] = ref
+    # status.expirationTimestamp is the requested (capped) expiry even for an extended token: the
+    # kubelet refreshes by it.
     return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
-            "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound},
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": timestamp(dt.datetime.fromtimestamp(now, dt.UTC))},
+            "spec": out_spec,
             "status": {"token": token,
-                       "expirationTimestamp": timestamp(dt.datetime.fromtimestamp(exp, dt.UTC))}}
+                       "expirationTimestamp": timestamp(dt.datetime.fromtimestamp(now + granted, dt.UTC))}}
 
 
 def scale_of(obj: dict) -> dict:

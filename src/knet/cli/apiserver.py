@@ -46,6 +46,14 @@ def _run(config) -> None:
               type=click.Path(exists=True, dir_okay=False))
 @click.option("--service-account-signing-key-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local", show_default=True)
+@click.option("--api-audiences", default="",
+              help="Comma-separated audiences of the API (default: the service-account issuer).")
+@click.option("--service-account-max-token-expiration", default="0s",
+              help="The longest lifetime a TokenRequest gets (Go duration; 0: no cap; 1h to 2^32 s).")
+@click.option("--service-account-extend-token-expiration", default="true",
+              help="Kubelet-mounted tokens (3607 s) live a year, warning after the requested time.")
+@click.option("--allow-short-service-account-max-token-expiration", type=click.BOOL, default=False, hidden=True,
+              help="knet only, for tests: accept --service-account-max-token-expiration below 1h.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Directory of the SQLite store.")
 @click.option("--storage", default=None, help="Storage URL: sqlite:///PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/prefix] (overrides --data-dir).")
 @click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False), default=None)
@@ -82,6 +90,26 @@ def apiserver(**kw) -> None:
         PortRangeAllocator.parse(kw["service_node_port_range"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--service-node-port-range") from None
+    from knet.cli.controlplane import parse_duration
+
+    try:
+        max_expiration = parse_duration(kw["service_account_max_token_expiration"])
+    except click.BadParameter as exc:
+        raise click.BadParameter(str(exc.message), param_hint="--service-account-max-token-expiration") from None
+    # kube-apiserver's bounds; knet's test setting (serviceAccountTokenMaxExpiration) may go lower.
+    low = 1.0 if kw["allow_short_service_account_max_token_expiration"] else 3600.0
+    if max_expiration and not low <= max_expiration <= 2 ** 32:
+        raise click.BadParameter("the service-account-max-token-expiration must be between 1 hour and 2^32 seconds",
+                                 param_hint="--service-account-max-token-expiration")
+    extend = kw["service_account_extend_token_expiration"].lower()
+    if extend not in ("true", "false", "1", "0", "t", "f"):
+        raise click.BadParameter(f"invalid boolean {extend!r}", param_hint="--service-account-extend-token-expiration")
+    if max_expiration and extend in ("true", "1", "t") and max_expiration < 3607:
+        # as kube-apiserver warns
+        logging.getLogger("knet.api").warning(
+            "service-account-extend-token-expiration is true, in order to correctly trigger safe transition logic, "
+            "service-account-max-token-expiration must be set longer than 3607 seconds (currently %ss)",
+            int(max_expiration))
     storage = kw["storage"]
     if storage is None:
         if kw["data_dir"] is None:
@@ -99,6 +127,9 @@ def apiserver(**kw) -> None:
         service_account_key_files=list(kw["service_account_key_files"]),
         service_account_signing_key_file=kw["service_account_signing_key_file"],
         service_account_issuer=kw["service_account_issuer"], storage=storage,
+        api_audiences=[a.strip() for a in kw["api_audiences"].split(",") if a.strip()],
+        service_account_max_token_expiration=int(max_expiration),
+        service_account_extend_token_expiration=extend in ("true", "1", "t"),
         kubelet_client_certificate=kw["kubelet_client_certificate"], kubelet_client_key=kw["kubelet_client_key"],
         kubelet_certificate_authority=kw["kubelet_certificate_authority"],
         authorization_modes=[m.strip() for m in kw["authorization_mode"].split(",") if m.strip()],

@@ -47,7 +47,7 @@ def _setup(verbosity: int) -> None:
 
 _IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "client-ca-file",
                "cluster-name", "cluster-signing-cert-file", "cluster-signing-key-file",
-               "requestheader-client-ca-file", "service-account-private-key-file", "secure-port", "service-cluster-ip-range", "profiling",
+               "requestheader-client-ca-file", "secure-port", "service-cluster-ip-range", "profiling",
                "feature-gates", "terminated-pod-gc-threshold", "cloud-provider", "configure-cloud-routes")
 
 
@@ -125,12 +125,14 @@ _LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_d
 @click.option("--root-ca-file", type=click.Path(dir_okay=False), default=None)
 @click.option("--use-service-account-credentials", is_flag=False, flag_value="true", default="false",
               help="each controller writes with its own service account's token (kube-system/<controller>)")
+@click.option("--service-account-private-key-file", type=click.Path(dir_okay=False), default=None,
+              help="PEM key that signs legacy Secret tokens (the serviceaccount-token controller).")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-controller-manager")
 @_ignored(_IGNORED_CM)
 def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_mask_size, controllers,
                        node_monitor_grace_period, node_monitor_period, root_ca_file,
-                       use_service_account_credentials, verbosity, **flags):
+                       use_service_account_credentials, service_account_private_key_file, verbosity, **flags):
     """Run the controllers (node IPAM, EndpointSlice, Deployment, ReplicaSet, DaemonSet, ...)."""
     from knet.controllers.clientbuilder import ServiceAccountClientBuilder
     from knet.controllers.manager import ManagerOptions, run_controller_manager
@@ -142,7 +144,9 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         node_monitor_grace_period=parse_duration(node_monitor_grace_period),
         node_monitor_period=parse_duration(node_monitor_period),
         root_ca=Path(root_ca_file).read_text() if root_ca_file else None,
-        controllers=tuple(controllers.split(",")))
+        controllers=tuple(controllers.split(",")),
+        service_account_private_key=(Path(service_account_private_key_file).read_bytes()
+                                     if service_account_private_key_file else None))
     config = _load(kubeconfig)
     user_agent = "kube-controller-manager/knet"
     per_controller = _bool(use_service_account_credentials)

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from knet.client.config import ClientConfig, TokenSource, ssl_context
+from knet.client.config import ClientConfig, TokenFile, TokenSource, ssl_context
 from knet.client.errors import ApiError
 from knet.client.paths import PATCH_CONTENT_TYPES, list_params, resource_path, watch_params
 from knet.client.watch import LineSplitter, WatchEvent, parse_event
@@ -25,7 +25,10 @@ class ApiClient:
         self.config = config
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        self._token_source: TokenSource | None = config.token_source  # a token that is renewed
+        # A token that is renewed: a bound service-account token (config.token_source), or a
+        # token file that a kubelet rotates (reread each minute and after a 401).
+        self._token_source: TokenSource | None = config.token_source or (
+            TokenFile(config.token_file, config.token) if config.token_file else None)
 
     async def __aenter__(self) -> ApiClient:
         await self.open()
@@ -55,7 +58,7 @@ class ApiClient:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
-        token = self._token_source.token() if self._token_source is not None else self.config.bearer_token()
+        token = self._token_source.token() if self._token_source is not None else self.config.token
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if content_type:

@@ -9,6 +9,8 @@ import base64
 import os
 import ssl
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,12 +40,14 @@ class ClientConfig:
     client_cert_data: bytes | None = None
     client_key_data: bytes | None = None
     token: str | None = None
-    token_file: str | None = None  # re-read on every connection setup (projected tokens rotate)
+    token_file: str | None = None  # re-read each minute and after a 401 (projected tokens rotate)
     insecure_skip_tls_verify: bool = False
     namespace: str = "default"
     token_source: TokenSource | None = None  # a token that is refreshed (bound service-account tokens)
 
     def bearer_token(self) -> str | None:
+        """The token now (the token source's, or the file read afresh); ApiClient keeps a
+        TokenFile instead of rereading."""
         if self.token_source is not None:
             return self.token_source.token()
         if self.token_file:
@@ -52,6 +56,38 @@ class ClientConfig:
             except OSError:
                 pass
         return self.token
+
+
+class TokenFile:
+    """A bearer token kept in a file that its owner rewrites (the kubelet's projected
+    service-account token): read at most once per `period`, as client-go's cachingTokenSource
+    rereads an in-cluster token each minute, and at once after `reset` (on a 401, as client-go's
+    ResettableTokenSource). A file that cannot be read keeps the last token."""
+
+    def __init__(self, path: str, fallback: str | None = None, period: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.period = period
+        self._fallback = fallback
+        self._clock = clock
+        self._token: str | None = None
+        self._read_at: float | None = None
+
+    def token(self) -> str | None:
+        now = self._clock()
+        if self._read_at is None or now - self._read_at >= self.period:
+            try:
+                self._token = Path(self.path).read_text().strip() or self._token
+            except OSError:
+                pass
+            self._read_at = now
+        return self._token or self._fallback
+
+    def reset(self) -> bool:
+        """Forget the cached token; True when the file now holds another one."""
+        before = self._token
+        self._read_at = None
+        return self.token() != before
 
 
 def _read_data(entry: dict[str, Any], key: str, base_dir: Path) -> bytes | None:

@@ -16,6 +16,10 @@ Every value is a flag of `knet up` or a field of a cluster config file:
     dataplane: real               # real | sim
     storage: etcd                 # etcd | sqlite (default: etcd on the real dataplane when the
                                   # etcd binary is installed, as kubeadm runs it; else sqlite)
+    serviceAccountTokenMaxExpiration: 60s  # for tests: every service-account token lives at most
+                                  # this long (apiserver --service-account-max-token-expiration,
+                                  # and --service-account-extend-token-expiration=false); below
+                                  # kube-apiserver's 1h minimum only here. Default: unset (no cap)
 
 This module is pure: parsing, defaulting, validation and address arithmetic; the caller
 supplies what it observed of the host (networks in use, whether real mode works).
@@ -79,6 +83,8 @@ class ClusterConfig:
     # Where the apiserver listens: the control-plane IP in real mode; a loopback address in sim
     # mode, where the node network exists only on paper.
     api_server_bind_address: str = ""
+    # A test setting: the longest life of a service-account token, as a Go duration ("" = no cap).
+    service_account_token_max_expiration: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived addresses -------------------------------------------------------------------
@@ -141,14 +147,26 @@ class ClusterConfig:
             "storage": self.storage,
             "apiServerPort": self.api_server_port,
             "apiServerBindAddress": self.api_server_bind_address,
+            "serviceAccountTokenMaxExpiration": self.service_account_token_max_expiration,
         }
 
 
 _FILE_FIELDS = {
     "kind", "apiVersion", "name", "nodes", "nodeNetwork", "podSubnet", "nodeCIDRMaskSize",
     "serviceSubnet", "dnsDomain", "kubernetesVersion", "proxyMode", "dataplane", "storage",
-    "apiServerPort", "apiServerBindAddress",
+    "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration",
 }
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def duration_seconds(text: str) -> float:
+    """A Go duration (`90s`, `1m30s`, `2h`) in seconds; ConfigError when it is not one."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise ConfigError(f"invalid duration {text!r} (use e.g. 60s, 5m, 1h)")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def default_node_names(count: int) -> list[str]:
@@ -303,6 +321,10 @@ def resolve(
             NodeSpec(name=n.name, role=n.role, ip=str(node_network[i + 2])) for i, n in enumerate(ordered)
         )
 
+    token_max = str(values.get("serviceAccountTokenMaxExpiration") or "")
+    if token_max and not 1 <= duration_seconds(token_max) <= 2 ** 32:
+        raise ConfigError(f"serviceAccountTokenMaxExpiration {token_max!r} must be between 1s and 2^32 seconds")
+
     config = ClusterConfig(
         name=str(cluster_name),
         nodes=node_specs,
@@ -317,6 +339,7 @@ def resolve(
         storage=storage,
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=str(values.get("apiServerBindAddress", "")),
+        service_account_token_max_expiration=token_max,
     )
     return config, notes
 
@@ -338,4 +361,5 @@ def from_dict(values: dict[str, Any]) -> ClusterConfig:
         storage=values.get("storage", "sqlite"),
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=values.get("apiServerBindAddress", ""),
+        service_account_token_max_expiration=values.get("serviceAccountTokenMaxExpiration", ""),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from knet.cluster.config import ClusterConfig
+from knet.cluster.config import ClusterConfig, duration_seconds
 from knet.cluster.paths import ClusterPaths
 
 IMAGE_REGISTRY = "registry.k8s.io"
@@ -38,6 +38,12 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         "tls-private-key-file": str(pki / "apiserver.key"),
         "token-auth-file": str(paths.token_file),
     }
+    if config.service_account_token_max_expiration:
+        # The test setting: tokens as short as asked, none extended to a year.
+        flags["service-account-max-token-expiration"] = config.service_account_token_max_expiration
+        flags["service-account-extend-token-expiration"] = "false"
+        if duration_seconds(config.service_account_token_max_expiration) < 3600:
+            flags["allow-short-service-account-max-token-expiration"] = "true"  # knet only: below upstream's 1h
     if config.storage == "etcd":
         flags["storage"] = f"etcd://{config.api_server_host}:2379"
     else:

@@ -24,6 +24,7 @@ class ManagerOptions:
     node_monitor_period: float = 5.0
     root_ca: str | None = None
     controllers: tuple[str, ...] = ("*",)
+    service_account_private_key: bytes | None = None  # --service-account-private-key-file (PEM)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ControllerContext:
     options: ManagerOptions
     enabled: frozenset[str]
     clients: ControllerClientBuilder
+    api: Api  # the controller-manager's own client (what the shared informers use)
 
     async def client(self, service_account: str) -> Api:
         return await self.clients.client(service_account)
@@ -122,6 +124,19 @@ async def _root_ca_cert_publisher(ctx: ControllerContext) -> Any:
                                     root_ca=ctx.options.root_ca, service_accounts=False)
 
 
+async def _serviceaccount_token(ctx: ControllerContext) -> Any:
+    """Legacy Secret tokens. As upstream's tokens-controller, it runs on the controller-manager's
+    own identity (system:kube-controller-manager may write secrets), not a service account's:
+    it must work before any service-account token does."""
+    from knet.api.tokens import LEGACY_ISSUER, TokenSigner
+    from knet.controllers.serviceaccounttoken import TokensController
+    o = ctx.options
+    if not o.service_account_private_key:
+        return None  # upstream starts it only with --service-account-private-key-file
+    return TokensController(ctx.api, ctx.informers, signer=TokenSigner(o.service_account_private_key, LEGACY_ISSUER),
+                            root_ca=o.root_ca)
+
+
 async def _garbagecollector(ctx: ControllerContext) -> Any:
     from knet.controllers.garbagecollector import GarbageCollector
     return GarbageCollector(await ctx.client(SERVICE_ACCOUNTS["garbagecollector"]), ctx.informers)
@@ -153,6 +168,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodelifecycle": _nodelifecycle,
     "serviceaccount": _serviceaccount,
     "root-ca-cert-publisher": _root_ca_cert_publisher,
+    "serviceaccount-token": _serviceaccount_token,
     "podgc": _podgc,
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
@@ -168,7 +184,7 @@ KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
-                   "serviceaccount-token", "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
+                   "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
 
 
 def enabled_controllers(spec: tuple[str, ...] | list[str]) -> list[str]:
@@ -193,7 +209,7 @@ async def run_controller_manager(api: Api, options: ManagerOptions,
     clients = clients or SimpleClientBuilder(api)
     informers = InformerFactory(api)
     enabled = enabled_controllers(options.controllers)
-    ctx = ControllerContext(informers, options, frozenset(enabled), clients)
+    ctx = ControllerContext(informers, options, frozenset(enabled), clients, api)
     controllers = []
     try:
         for name in enabled:

@@ -21,6 +21,7 @@ from knet.node.config import KubeletConfig
 from knet.node.podworker import PodWorker
 from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
 from knet.node.status import now_rfc3339
+from knet.node.tokenmanager import TokenManager
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -29,6 +30,7 @@ STATUS_REPORT_EVERY = 300.0  # an unchanged node status is re-posted this often 
 STATUS_WRITERS_PER_NODE = 16  # pod status writes in flight at once, per node of the process ...
 STATUS_WRITERS_MAX = 128      # ... and at most in all
 VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly
+TOKEN_SYNC_SECONDS = 1.0     # how often tokens are checked for renewal (no request unless one is due)
 
 
 def _micro_now() -> str:
@@ -323,6 +325,7 @@ class Kubelet:
         # One recorder (queue and writer) for all the nodes of the process, as it has one API client.
         self.recorder = EventRecorder(None, "kubelet")
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
+        self.tokens = TokenManager()  # pods' projected service-account tokens, renewed before expiry
         self.routes: dict[str, str] = {}
         if cfg.sim_nodes:
             self.nodes_spec = list(cfg.sim_nodes)
@@ -472,6 +475,7 @@ class Kubelet:
                 tasks.append(asyncio.create_task(self.services.run()))
             if self.cfg.dataplane == "real":
                 tasks.append(asyncio.create_task(self._volume_refresh_loop(api)))
+            tasks.append(asyncio.create_task(self._token_refresh_loop(api)))
             tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
                       asyncio.create_task(self._node_status_loop(api))]
             for node in self.nodes.values():
@@ -588,6 +592,32 @@ class Kubelet:
                         await volumes.refresh(api, worker.pod, worker.dir)
                     except Exception as exc:  # noqa: BLE001 -- next round
                         log.warning("volumes of %s: %s", worker.key, exc)
+
+    async def _token_refresh_loop(self, api: ApiClient, period: float = TOKEN_SYNC_SECONDS) -> None:
+        """Keep every running pod's projected service-account tokens fresh for its whole life
+        (the kubelet's token manager behind its projected volumes). Only pods with files hold
+        tokens: simulated pods have none, so a simulated node has nothing to renew."""
+        from knet.node import volumes
+
+        while True:
+            await asyncio.sleep(period)
+            live: list[str] = []
+            for node in self.nodes.values():
+                for worker in list(node.workers.values()):
+                    if not worker.runs_processes or worker.static:
+                        continue
+                    live.append(worker.uid)
+                    if worker.sandbox is None or worker.stopping.is_set():
+                        continue
+                    pod = volumes.with_service_account_volume(worker.pod)
+                    if not volumes.has_tokens(pod):
+                        continue
+                    try:
+                        if await volumes.refresh_tokens(api, self.tokens, pod, worker.dir):
+                            log.info("renewed the service-account token of %s", worker.key)
+                    except Exception as exc:  # noqa: BLE001 -- next round; the current token stays
+                        log.warning("service-account token of %s: %s", worker.key, exc)
+            self.tokens.retain(live)
 
     def _retry_status_later(self, worker: PodWorker, delay: float = 1.0) -> None:
         def again() -> None:

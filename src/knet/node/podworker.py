@@ -165,7 +165,7 @@ class PodWorker:
         if self.runs_processes:  # a simulated pod has no files: no directory (30,000 of them at scale)
             self.dir.mkdir(parents=True, exist_ok=True)
             pod = self.pod if self.static or self.agent.api is None else volumes.with_service_account_volume(self.pod)
-            paths = await volumes.materialise(self.agent.api, pod, self.dir)
+            paths = await volumes.materialise(self.agent.api, pod, self.dir, self.agent.kubelet.tokens)
             if volumes.SA_VOLUME in paths:
                 volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
             mounts = volumes.bind_mounts(pod, paths)

@@ -98,6 +98,10 @@ async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str]
                           hostname: str) -> asyncio.subprocess.Process:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
+    if os.environ.get("PYTHONPATH"):
+        # knet's own workloads (the control plane's static pods, kube-proxy, CoreDNS) run the
+        # kubelet's knet: the same code when it comes from a PYTHONPATH (a development tree).
+        full_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     full_env.update(env)
     with open(log_path, "ab", buffering=0) as log:
         return await asyncio.create_subprocess_exec(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from knet.client import ApiError
+from knet.node.tokenmanager import TokenManager
 
 Obj = dict[str, Any]
 
@@ -80,35 +81,80 @@ def _downward(pod: Obj, items: list[Obj]) -> dict[str, bytes]:
     return out
 
 
-async def _service_account_token(api: Any, pod: Obj, source: Obj) -> bytes:
+def token_request_spec(pod: Obj, source: Obj) -> Obj:
+    """The TokenRequest spec the kubelet sends for a projected serviceAccountToken source:
+    its audience (none: the apiserver's), its lifetime (default 1 h), bound to the pod."""
+    meta = pod["metadata"]
+    return {"audiences": [source["audience"]] if source.get("audience") else [],
+            "expirationSeconds": int(source.get("expirationSeconds") or 3600),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta.get("uid", "")}}
+
+
+async def _service_account_token(api: Any, pod: Obj, source: Obj, tokens: TokenManager | None = None) -> bytes:
     meta = pod["metadata"]
     sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-    request = {
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"audiences": [source["audience"]] if source.get("audience") else [],
-                 "expirationSeconds": int(source.get("expirationSeconds") or 3607),
-                 "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
-                                    "uid": meta.get("uid", "")}},
-    }
-    answer = await api.create("v1", "serviceaccounts", request, namespace=meta.get("namespace", "default"),
-                              name=sa, subresource="token")
+    ns = meta.get("namespace", "default")
+    spec = token_request_spec(pod, source)
+    if tokens is not None:
+        return (await tokens.token(api, ns, sa, spec)).encode()
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+    answer = await api.create("v1", "serviceaccounts", request, namespace=ns, name=sa, subresource="token")
     return answer["status"]["token"].encode()
 
 
-async def materialise(api: Any | None, pod: Obj, pod_dir: Path) -> dict[str, Path]:
+def _token_sources(pod: Obj) -> list[tuple[str, Obj]]:
+    """(volume name, serviceAccountToken source) of every projected token in the pod."""
+    out = []
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        for source in (vol.get("projected") or {}).get("sources") or []:
+            if "serviceAccountToken" in source:
+                out.append((vol["name"], source["serviceAccountToken"]))
+    return out
+
+
+def has_tokens(pod: Obj) -> bool:
+    return bool(_token_sources(pod))
+
+
+async def refresh_tokens(api: Any, tokens: TokenManager, pod: Obj, pod_dir: Path) -> int:
+    """Renew the pod's projected service-account tokens that are due (the token manager's 80 %
+    / 24 h rule) and rewrite their files, each atomically (a new file renamed over the old one,
+    in the directory the containers have bind-mounted, so a reader sees the old token or the
+    new one, never a mix). Returns how many files changed."""
+    ns = pod["metadata"].get("namespace", "default")
+    sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    changed = 0
+    for volume, source in _token_sources(pod):
+        target = pod_dir / "volumes" / volume
+        spec = token_request_spec(pod, source)
+        if not target.is_dir() or not tokens.due(ns, sa, spec):
+            continue
+        token = (await tokens.token(api, ns, sa, spec)).encode()
+        path = target / source["path"]
+        try:
+            if path.read_bytes() == token:
+                continue
+        except OSError:
+            pass
+        _write_items(target, {source["path"]: token}, None, 0o600)
+        changed += 1
+    return changed
+
+
+async def materialise(api: Any | None, pod: Obj, pod_dir: Path, tokens: TokenManager | None = None) -> dict[str, Path]:
     """Write every volume's files; returns volume name -> host path to bind."""
     ns = pod["metadata"].get("namespace", "default")
     paths: dict[str, Path] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         try:
-            await _materialise_one(api, pod, pod_dir, vol, ns, paths)
+            await _materialise_one(api, pod, pod_dir, vol, ns, paths, tokens)
         except VolumeError as exc:
             raise VolumeError(f'MountVolume.SetUp failed for volume "{vol["name"]}" : {exc}') from exc
     return paths
 
 
 async def _materialise_one(api: Any | None, pod: Obj, pod_dir: Path, vol: Obj, ns: str,
-                           paths: dict[str, Path]) -> None:
+                           paths: dict[str, Path], tokens: TokenManager | None = None) -> None:
     name = vol["name"]
     target = pod_dir / "volumes" / name
     if "hostPath" in vol:
@@ -143,7 +189,7 @@ async def _materialise_one(api: Any | None, pod: Obj, pod_dir: Path, vol: Obj, n
             if "serviceAccountToken" in source:
                 tok = source["serviceAccountToken"]
                 try:
-                    token = await _service_account_token(api, pod, tok)
+                    token = await _service_account_token(api, pod, tok, tokens)
                 except ApiError as exc:
                     # The volume knet adds itself (no admission did) must not block a pod
                     # whose service account does not exist; a declared one must.

@@ -30,7 +30,9 @@ def test_service_account_tokens():
     verifier = TokenVerifier([sa.cert_pem], ["https://kubernetes.default.svc.cluster.local"])
     claims = verifier.verify(token)
     assert claims["sub"] == "system:serviceaccount:ns:robot" and claims["exp"] == exp
-    user = Authenticator({}, verifier).authenticate(f"Bearer {token}", None)
+    robot = {"metadata": {"name": "robot", "namespace": "ns", "uid": "u1"}}
+    user = Authenticator({}, verifier, objects=lambda r, ns, n: robot if (r, ns, n) == ("serviceaccounts", "ns", "robot")
+                         else None, api_audiences=["api"]).authenticate(f"Bearer {token}", None)
     assert user.name == "system:serviceaccount:ns:robot"
     assert "system:serviceaccounts:ns" in user.groups
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")

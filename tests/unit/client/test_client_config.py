@@ -68,3 +68,24 @@ def test_plain_http_has_no_tls_context():
 ])
 def test_resource_path(args, kwargs, path):
     assert resource_path(*args, **kwargs) == path
+
+
+def test_token_file_is_reread_each_period_and_on_reset(tmp_path):
+    from knet.client.config import TokenFile
+
+    path = tmp_path / "token"
+    path.write_text("one\n")
+    now = [0.0]
+    source = TokenFile(str(path), period=60.0, clock=lambda: now[0])
+    assert source.token() == "one"
+    path.write_text("two")
+    now[0] = 59.0
+    assert source.token() == "one"      # cached for a minute, as client-go
+    now[0] = 60.0
+    assert source.token() == "two"
+    path.write_text("three")
+    assert source.reset() is True and source.token() == "three"  # after a 401: at once
+    assert source.reset() is False
+    path.unlink()
+    now[0] = 500.0
+    assert source.token() == "three"    # an unreadable file keeps the last token

@@ -91,3 +91,27 @@ def test_sim_agents_control_plane_alone_carries_label_taint_and_static_pods():
     assert "--kubeconfig=/state/demo/kubeconfig/kubelet-sim-workers.conf" in workers
     assert not any(a.startswith(("--pod-manifest-path", "--register-with-taints", "--node-labels"))
                    for a in workers)
+
+
+def test_service_account_token_test_setting_caps_tokens():
+    """serviceAccountTokenMaxExpiration: the apiserver caps tokens and extends none; below 1h
+    only with knet's own allowance flag."""
+    import pytest
+
+    from knet.cluster.config import ConfigError, from_dict
+
+    api = command_of(control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"])
+    assert not [f for f in api if "token-expiration" in f]
+    short, _ = resolve({"name": "demo", "serviceAccountTokenMaxExpiration": "20s"})
+    api = command_of(control_plane_manifests(short, PATHS)["kube-apiserver.yaml"])
+    for flag in ("--service-account-max-token-expiration=20s", "--service-account-extend-token-expiration=false",
+                 "--allow-short-service-account-max-token-expiration=true"):
+        assert flag in api
+    assert from_dict(short.to_dict()) == short
+    long, _ = resolve({"name": "demo", "serviceAccountTokenMaxExpiration": "2h"})
+    api = command_of(control_plane_manifests(long, PATHS)["kube-apiserver.yaml"])
+    assert "--service-account-max-token-expiration=2h" in api
+    assert not [f for f in api if f.startswith("--allow-short")]
+    for bad in ("20", "soon", "0s"):
+        with pytest.raises(ConfigError):
+            resolve({"name": "demo", "serviceAccountTokenMaxExpiration": bad})

@@ -29,17 +29,30 @@ def self_subject_review(body: dict, user, server, ns: str | None) -> dict:
             "metadata": {"creationTimestamp": None}, "status": {"userInfo": _user_info(user)}}
 
 
-def token_review(body: dict, user, server, ns: str | None) -> dict:
-    token = ((body or {}).get("spec") or {}).get("token", "")
-    reviewed = server.auth.from_bearer(token) if token else None
-    status: dict = {"authenticated": reviewed is not None}
-    if reviewed is not None:
-        status["user"] = _user_info(reviewed)
-        status["audiences"] = list(((body or {}).get("spec") or {}).get("audiences") or [])
+def token_review(body: dict, user, server, ns: str | None = None) -> dict:
+    """TokenReview as kube-apiserver answers it (pkg/registry/authentication/tokenreview): the
+    same checks as a request's bearer token, for spec.audiences (default: the apiserver's).
+    `server` is the ApiServer (or its Authenticator itself)."""
+    from knet.api import errors
+
+    auth = getattr(server, "auth", server)
+    spec = (body or {}).get("spec") or {}
+    token = spec.get("token", "")
+    requested = spec.get("audiences") or None
+    if not token or not isinstance(token, str):
+        raise errors.bad_request("token is required for TokenReview in authentication")
+    if requested is not None and not (isinstance(requested, list) and all(isinstance(a, str) for a in requested)):
+        raise errors.bad_request("spec.audiences must be a list of strings")
+    result = auth.review(token, requested)
+    status: dict = {"authenticated": result.user is not None}
+    if result.user is not None:
+        status["user"] = _user_info(result.user)
+        status["audiences"] = list(result.audiences)
     else:
-        status["error"] = "invalid bearer token"
+        status["user"] = {}
+        status["error"] = f"[{result.error}]"
     return {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": (body or {}).get("spec") or {}, "status": status}
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
 def _attributes(kind: str, spec: dict, user: User) -> Attributes:
