@@ -45,6 +45,9 @@ def write_pki(config: ClusterConfig, paths: ClusterPaths) -> None:
         paths.pki, apiserver_ips=sorted(ips), apiserver_names=[config.control_plane.name], reuse_ca=False
     )
     ca = cp.ca()
+    if config.storage == "etcd":
+        pki.create_etcd_pki(paths.pki, node_name=config.control_plane.name,
+                            node_ips=sorted({config.control_plane.ip, config.api_server_host}))
     server = config.server_url
     admin = pki.load_cert_key(paths.pki, "admin")
     pki.write_kubeconfig(paths.admin_kubeconfig, pki.kubeconfig(

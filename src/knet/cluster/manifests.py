@@ -14,6 +14,9 @@ from knet.cluster.config import ClusterConfig
 from knet.cluster.paths import ClusterPaths
 
 IMAGE_REGISTRY = "registry.k8s.io"
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+ETCD_METRICS_PORT = 2381
 
 
 def _flags(values: dict[str, str]) -> list[str]:
@@ -39,7 +42,12 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         "token-auth-file": str(paths.token_file),
     }
     if config.storage == "etcd":
-        flags["storage"] = f"etcd://{config.api_server_host}:2379"
+        # kubeadm's: the apiserver reaches its etcd on loopback (both run in the control-plane
+        # node's network namespace), over TLS with its own etcd client certificate.
+        flags["etcd-cafile"] = str(pki / "etcd" / "ca.crt")
+        flags["etcd-certfile"] = str(pki / "apiserver-etcd-client.crt")
+        flags["etcd-keyfile"] = str(pki / "apiserver-etcd-client.key")
+        flags["etcd-servers"] = f"https://127.0.0.1:{ETCD_CLIENT_PORT}"
     else:
         flags["data-dir"] = str(paths.data)
     return _flags(flags)
@@ -84,18 +92,45 @@ def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     )
 
 
+def etcd_client_urls(config: ClusterConfig) -> list[str]:
+    """Where etcd serves clients: loopback (the apiserver) and the node's address (kubeadm's
+    advertise-client-url). A simulated cluster's node address exists only on paper: loopback alone."""
+    hosts = dict.fromkeys(["127.0.0.1", config.api_server_host])
+    return [f"https://{h}:{ETCD_CLIENT_PORT}" for h in hosts]
+
+
 def etcd_command(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    """kubeadm's etcd: TLS for clients and peers, each side proving itself with a certificate
+    of etcd's own CA (--client-cert-auth, --peer-client-cert-auth); plain HTTP only for
+    metrics and /health on loopback (--listen-metrics-urls), as kubeadm's probes use."""
     host = config.api_server_host
+    etcd_pki = paths.pki / "etcd"
+    peer = f"https://{host}:{ETCD_PEER_PORT}"
     return [
         "etcd",
-        f"--advertise-client-urls=http://{host}:2379",
-        f"--data-dir={paths.data / 'etcd'}",
-        f"--listen-client-urls=http://{host}:2379",
-        f"--listen-peer-urls=http://{host}:2380",
-        f"--initial-advertise-peer-urls=http://{host}:2380",
-        f"--initial-cluster={config.control_plane.name}=http://{host}:2380",
-        f"--name={config.control_plane.name}",
-        "--snapshot-count=10000",
+        *_flags(
+            {
+                "advertise-client-urls": f"https://{host}:{ETCD_CLIENT_PORT}",
+                "cert-file": str(etcd_pki / "server.crt"),
+                "client-cert-auth": "true",
+                "data-dir": str(paths.data / "etcd"),
+                "experimental-initial-corrupt-check": "true",
+                "experimental-watch-progress-notify-interval": "5s",
+                "initial-advertise-peer-urls": peer,
+                "initial-cluster": f"{config.control_plane.name}={peer}",
+                "key-file": str(etcd_pki / "server.key"),
+                "listen-client-urls": ",".join(etcd_client_urls(config)),
+                "listen-metrics-urls": f"http://127.0.0.1:{ETCD_METRICS_PORT}",
+                "listen-peer-urls": peer,
+                "name": config.control_plane.name,
+                "peer-cert-file": str(etcd_pki / "peer.crt"),
+                "peer-client-cert-auth": "true",
+                "peer-key-file": str(etcd_pki / "peer.key"),
+                "peer-trusted-ca-file": str(etcd_pki / "ca.crt"),
+                "snapshot-count": "10000",
+                "trusted-ca-file": str(etcd_pki / "ca.crt"),
+            }
+        ),
     ]
 
 
@@ -160,6 +195,7 @@ def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[
     if config.storage == "etcd":
         manifests["etcd.yaml"] = static_pod(
             "etcd", etcd_command(config, paths), config, image=f"{IMAGE_REGISTRY}/etcd:3.5.10-0",
-            annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls": f"http://{config.api_server_host}:2379"},
+            annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls":
+                         f"https://{config.api_server_host}:{ETCD_CLIENT_PORT}"},
         )
     return manifests
