@@ -75,9 +75,15 @@ def write_node_identity(config: ClusterConfig, paths: ClusterPaths, ca: pki.Cert
     pki.write_cert_key(paths.node_dir(node) / "pki", "kubelet", serving)
 
 
+KNET_SOURCE = str(Path(__file__).resolve().parents[2])  # the directory holding the knet package
+
 LAUNCHER = """#!{python}
 # {name}: `knet {command}` under kubeadm's binary name, so that `ps -ef | grep {name}` finds it.
-from knet.cli.main import run_as
+import sys
+
+# The knet that wrote this launcher (a static pod's environment carries no PYTHONPATH).
+sys.path.insert(0, {source!r})
+from knet.cli.main import run_as  # noqa: E402
 
 run_as("{command}", "{name}")
 """
@@ -89,7 +95,7 @@ def write_launchers(paths: ClusterPaths) -> None:
     for name, command in CONTROL_PLANE_COMMANDS.items():
         path = paths.launcher(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command))
+        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command, source=KNET_SOURCE))
         path.chmod(0o755)
 
 
