@@ -91,6 +91,16 @@ def test_a_pod_reads_nothing_from_etcd_while_the_cluster_works(knet_cluster, cli
     assert peer.returncode != 0 and peer.stdout == "000", (peer.returncode, peer.stderr)
     metrics = curl_in(knet_cluster, ns, f"http://{ip}:2381/metrics")
     assert metrics.returncode == 7 and metrics.stdout == "000", (metrics.returncode, metrics.stderr)
+    # Nor does it find a certificate to present: the cluster's directory (every key, kubeconfig,
+    # the store's data, other pods' volumes) is hidden from pods, as /etc/kubernetes is on kubeadm.
+    cluster_dir = f"{knet_cluster.state_dir}/{knet_cluster.name}"
+    for secret in ("pki/apiserver-etcd-client.key", "pki/etcd/ca.key", "pki/ca.key", "pki/tokens.csv",
+                   "kubeconfig/admin.conf", "data/etcd/member/snap/db"):
+        read = knet_cluster.kubectl("exec", "-n", ns, "client", "--", "cat", f"{cluster_dir}/{secret}",
+                                    check=False)
+        assert read.returncode != 0 and not read.stdout, secret
+    listing = knet_cluster.kubectl("exec", "-n", ns, "client", "--", "ls", "-A", cluster_dir, check=False)
+    assert (listing.returncode, listing.stdout) == (0, ""), listing
     # Meanwhile the apiserver stores and reads through its certificate.
     got = knet_cluster.kubectl("get", "secret", "s3cr3t", "-n", ns, "-o", "jsonpath={.data.password}").stdout
     assert got == "aHVudGVyMg=="

@@ -8,6 +8,8 @@ shows the flags an operator looks for (--service-cluster-ip-range, --cluster-cid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from knet.cluster.config import ClusterConfig
@@ -134,9 +136,29 @@ def etcd_command(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class HostPath:
+    """A hostPath volume shown at its own path, as kubeadm's static pods mount /etc/kubernetes/pki,
+    /var/lib/etcd and their kubeconfig: the cluster's directory is hidden from every pod
+    (knet.node.volumes.hide_cluster_dir), so a component sees only the files given to it."""
+
+    name: str
+    path: Path
+    type: str = "DirectoryOrCreate"
+    read_only: bool = True
+
+
+def _host_paths(volumes: list[HostPath]) -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of a static pod."""
+    return (
+        [{"name": v.name, "hostPath": {"path": str(v.path), "type": v.type}} for v in volumes],
+        [{"name": v.name, "mountPath": str(v.path), **({"readOnly": True} if v.read_only else {})} for v in volumes],
+    )
+
+
 def static_pod(
     component: str, command: list[str], config: ClusterConfig, *, image: str | None = None,
-    annotations: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None, host_paths: list[HostPath] | None = None,
 ) -> dict[str, Any]:
     """A control-plane static pod shaped like kubeadm's (labels component/tier, hostNetwork)."""
     metadata: dict[str, Any] = {
@@ -146,6 +168,7 @@ def static_pod(
     }
     if annotations:
         metadata["annotations"] = annotations
+    volumes, volume_mounts = _host_paths(host_paths or [])
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -158,12 +181,14 @@ def static_pod(
                     "imagePullPolicy": "IfNotPresent",
                     "command": command,
                     "resources": {"requests": {"cpu": "250m" if component == "kube-apiserver" else "100m"}},
+                    **({"volumeMounts": volume_mounts} if volume_mounts else {}),
                 }
             ],
             "hostNetwork": True,
             "priority": 2000001000,
             "priorityClassName": "system-node-critical",
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            **({"volumes": volumes} if volumes else {}),
         },
     }
 
@@ -176,20 +201,35 @@ def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[
     server with its flags, as on a kubeadm node.
     """
     advertise = f"{config.control_plane.ip}:{config.api_server_port}"
+
+    def launcher(name: str) -> HostPath:  # kubeadm's images hold the binary; here it is a script
+        return HostPath("knet-launcher", paths.launcher(name), "File")
+
+    certs = HostPath("k8s-certs", paths.pki)
+    apiserver_volumes = [certs, launcher("kube-apiserver")]
+    if config.storage != "etcd":
+        apiserver_volumes.append(HostPath("knet-data", paths.data, read_only=False))  # the SQLite store
+
+    def kubeconfig(component: str) -> HostPath:
+        return HostPath("kubeconfig", paths.component_kubeconfig(component), "FileOrCreate")
+
     manifests = {
         "kube-apiserver.yaml": static_pod(
             "kube-apiserver",
             [str(paths.launcher("kube-apiserver")), *apiserver_flags(config, paths)],
             config,
             annotations={"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": advertise},
+            host_paths=apiserver_volumes,
         ),
         "kube-controller-manager.yaml": static_pod(
             "kube-controller-manager",
             [str(paths.launcher("kube-controller-manager")), *controller_manager_flags(config, paths)],
             config,
+            host_paths=[certs, kubeconfig("controller-manager"), launcher("kube-controller-manager")],
         ),
         "kube-scheduler.yaml": static_pod(
-            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config
+            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config,
+            host_paths=[kubeconfig("scheduler"), launcher("kube-scheduler")],
         ),
     }
     if config.storage == "etcd":
@@ -197,5 +237,7 @@ def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[
             "etcd", etcd_command(config, paths), config, image=f"{IMAGE_REGISTRY}/etcd:3.5.10-0",
             annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls":
                          f"https://{config.api_server_host}:{ETCD_CLIENT_PORT}"},
+            host_paths=[HostPath("etcd-certs", paths.pki / "etcd"),
+                        HostPath("etcd-data", paths.data / "etcd", read_only=False)],
         )
     return manifests

@@ -131,3 +131,27 @@ def test_sim_agents_control_plane_alone_carries_label_taint_and_static_pods():
     assert "--kubeconfig=/state/demo/kubeconfig/kubelet-sim-workers.conf" in workers
     assert not any(a.startswith(("--pod-manifest-path", "--register-with-taints", "--node-labels"))
                    for a in workers)
+
+
+def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
+    """Pods do not see the cluster's directory (knet.node.volumes.hide_cluster_dir): each
+    control-plane pod mounts what it reads, at its own path, as kubeadm's mount /etc/kubernetes."""
+    c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
+    manifests = control_plane_manifests(c, PATHS)
+
+    def mounts(file: str) -> dict[str, tuple[str, bool]]:
+        spec = manifests[file]["spec"]
+        by_name = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
+        container = spec["containers"][0]
+        assert all(m["mountPath"] == by_name[m["name"]] for m in container["volumeMounts"])
+        return {m["mountPath"]: bool(m.get("readOnly")) for m in container["volumeMounts"]}
+
+    assert mounts("etcd.yaml") == {"/state/demo/pki/etcd": True, "/state/demo/data/etcd": False}
+    assert mounts("kube-apiserver.yaml") == {"/state/demo/pki": True, "/state/demo/bin/kube-apiserver": True}
+    assert mounts("kube-controller-manager.yaml") == {
+        "/state/demo/pki": True, "/state/demo/kubeconfig/controller-manager.conf": True,
+        "/state/demo/bin/kube-controller-manager": True}
+    assert mounts("kube-scheduler.yaml") == {"/state/demo/kubeconfig/scheduler.conf": True,
+                                             "/state/demo/bin/kube-scheduler": True}
+    sqlite = control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"]["spec"]["containers"][0]
+    assert {"name": "knet-data", "mountPath": "/state/demo/data"} in sqlite["volumeMounts"]
