@@ -199,12 +199,18 @@ def test_readyz_reports_etcd_down_then_back(apiserver_factory, etcd):
     assert get(server, "/livez/ping") == (200, "ok")
     etcd_alone = get(server, "/readyz/etcd")
     assert etcd_alone[0] == 500 and etcd_alone[1].startswith("internal server error: ")
+    # `knet status` names the failing checks.
+    from knet.cluster.paths import ClusterPaths
+    from knet.cluster.status import _api_health
+
+    assert _api_health(ClusterPaths(server.root), server.url) == "not ready (etcd, etcd-readiness)"
     excluded = get(server, "/readyz?verbose&exclude=etcd&exclude=etcd-readiness")
     assert excluded[0] == 200 and "[+]etcd excluded: ok\n[+]etcd-readiness excluded: ok\n" in excluded[1]
 
     etcd.start()  # same data, same ports
     wait_for("/readyz to pass again", lambda: get(server, "/readyz") == (200, "ok"), timeout=30)
     assert get(server, "/livez") == (200, "ok")
+    assert _api_health(ClusterPaths(server.root), server.url) == "ok"
     assert server.kubectl_ok("get", "configmap", "before", "-o", "jsonpath={.data.k}") == "v"
     server.kubectl_ok("create", "configmap", "after")
 
