@@ -106,3 +106,21 @@ def test_a_pod_reads_nothing_from_etcd_while_the_cluster_works(knet_cluster, cli
     assert got == "aHVudGVyMg=="
     ready = knet_cluster.kubectl("get", "--raw", "/readyz?verbose").stdout
     assert "[+]etcd ok\n" in ready and ready.endswith("readyz check passed\n")
+
+
+def test_etcds_static_pod_sees_its_own_certificates_and_nothing_else(knet_cluster):
+    """As on kubeadm (`kubectl -n kube-system exec etcd-controlplane -- etcdctl --cacert ...`):
+    the etcd pod mounts pki/etcd (hostPath), so a client inside it can use those certificates,
+    while the cluster CA's key stays out of its sight."""
+    pki = pki_dir(knet_cluster)
+
+    def in_etcd_pod(*command: str):
+        return knet_cluster.kubectl("exec", "-n", "kube-system", "etcd-controlplane", "--", *command,
+                                    check=False, timeout=30)
+
+    health = in_etcd_pod("curl", "-sS", "--max-time", "5", "--cacert", f"{pki}/etcd/ca.crt",
+                         "--cert", f"{pki}/etcd/healthcheck-client.crt", "--key", f"{pki}/etcd/healthcheck-client.key",
+                         "https://127.0.0.1:2379/health")
+    assert health.returncode == 0 and json.loads(health.stdout)["health"] == "true", health.stderr
+    assert in_etcd_pod("cat", f"{pki}/ca.key").returncode != 0
+    assert in_etcd_pod("cat", f"{pki}/apiserver-etcd-client.key").returncode != 0
