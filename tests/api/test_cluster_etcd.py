@@ -30,7 +30,15 @@ def test_etcd_storage_runs_etcd_as_a_static_pod(tmp_path):
         marker = f"{cluster.state_dir}/{cluster.name}/"
         apiservers = [argv for argv in (proc_cmdline(int(p)) for p in os.listdir("/proc") if p.isdigit())
                       if component_of(argv) == "apiserver" and any(marker in a for a in argv)]
-        assert apiservers and any(a.startswith("--storage=etcd://") for a in apiservers[0])
+        # kubeadm's flags: etcd over TLS on loopback, with the apiserver's etcd client certificate
+        pki = f"{cluster.state_dir}/{cluster.name}/pki"
+        assert apiservers and {"--etcd-servers=https://127.0.0.1:2379", f"--etcd-cafile={pki}/etcd/ca.crt",
+                               f"--etcd-certfile={pki}/apiserver-etcd-client.crt",
+                               f"--etcd-keyfile={pki}/apiserver-etcd-client.key"} <= set(apiservers[0])
+        etcds = [argv for argv in (proc_cmdline(int(p)) for p in os.listdir("/proc") if p.isdigit())
+                 if argv and os.path.basename(argv[0]) == "etcd" and any(marker in a for a in argv)]
+        assert etcds and {"--client-cert-auth=true", "--listen-client-urls=https://127.0.0.1:2379",
+                          f"--trusted-ca-file={pki}/etcd/ca.crt"} <= set(etcds[0])
         # objects round-trip through etcd
         cluster.kubectl("create", "configmap", "through-etcd", "--from-literal=k=v")
         assert cluster.kubectl("get", "cm", "through-etcd", "-o", "jsonpath={.data.k}").stdout == "v"

@@ -27,6 +27,7 @@ from knet.api.authz.request import forbidden, name_from_field_selector, resource
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
 from knet.api.bootstrap import Bootstrapper
 from knet.api.errors import ApiError
+from knet.api.health import HealthChecks, StoreProbe
 from knet.api.lifecycle import Lifecycle
 from knet.api.registry import ResourceType
 from knet.api.relay import KubeletRelay
@@ -34,6 +35,7 @@ from knet.api.resources import build_registry, reviews
 from knet.api.rest import ObjectService, Options
 from knet.api.selectors import parse_field_selector, parse_label_selector
 from knet.api.storage import Store, open_store
+from knet.api.storage.etcd import EtcdTLS
 from knet.api.tokens import LEGACY_ISSUER, TokenPolicy, TokenSigner, TokenVerifier
 from knet.api.watch import watch_events
 
@@ -91,6 +93,17 @@ class ApiServerConfig:
     anonymous_auth: bool = True
     admission_plugins: list[str] = field(default_factory=list)
 
+    # TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): an etcd://
+    # storage URL is reached over HTTPS when any is set.
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
+
+    def etcd_tls(self) -> EtcdTLS | None:
+        if not (self.etcd_cafile or self.etcd_certfile or self.etcd_keyfile):
+            return None
+        return EtcdTLS(self.etcd_cafile, self.etcd_certfile, self.etcd_keyfile)
+
 
 ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
 
@@ -114,7 +127,9 @@ class ApiServer:
     def __init__(self, config: ApiServerConfig, store: Store | None = None) -> None:
         self.config = config
         self.registry = build_registry()
-        self.store = store or open_store(config.storage)
+        self.store = store or open_store(config.storage, config.etcd_tls())
+        self.health = HealthChecks(StoreProbe(self.store), started=lambda: self._runner is not None,
+                                   serving=lambda: self.ready)
         self.allocator = ServiceAllocator(config.service_cluster_ip_range, config.service_node_port_range)
         self.service = ObjectService(self.registry, self.store, self.allocator)
         tokens = read_token_file(Path(config.token_auth_file).read_text()) if config.token_auth_file else {}
@@ -243,6 +258,7 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.relay.close()
+        await self.health.close()
         await self.store.close()
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -311,14 +327,13 @@ class ApiServer:
     def _public(self, path: str, request: web.Request) -> web.Response:
         if path == "/version":
             return _json(VERSION)
-        if path.startswith("/readyz") and not self.ready:
-            return web.Response(status=500, text="[-]ready failed: not serving yet\nreadyz check failed")
-        if "verbose" in request.query:
-            checks = ["ping", "log", "etcd", "poststarthook/start-service-ip-repair-controllers",
-                      "poststarthook/bootstrap-controller"]
-            body = "".join(f"[+]{c} ok\n" for c in checks) + f"{path.strip('/').split('/')[0]} check passed\n"
-            return web.Response(text=body)
-        return web.Response(text="ok")
+        # /healthz, /livez, /readyz and their per-check paths (knet.api.health).
+        q = request.query
+        answer = self.health.answer(path, verbose="verbose" in q, exclude=q.getall("exclude", ()))
+        if answer is None:
+            raise errors.not_found_path()
+        return web.Response(status=answer.status, text=answer.text, charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [p for p in path.split("/") if p]

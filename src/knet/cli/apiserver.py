@@ -32,6 +32,36 @@ def _run(config) -> None:
     run_component(main())
 
 
+def _storage_url(kw: dict) -> str:
+    """The store: --etcd-servers (kube-apiserver's), --storage, or SQLite in --data-dir."""
+    from knet.api.storage.etcd import etcd_url
+
+    if bool(kw["etcd_certfile"]) != bool(kw["etcd_keyfile"]):
+        raise click.UsageError("--etcd-certfile and --etcd-keyfile go together")
+    tls = bool(kw["etcd_cafile"] or kw["etcd_certfile"])
+    if kw["etcd_servers"]:
+        if kw["storage"]:
+            raise click.UsageError("give one of --etcd-servers and --storage")
+        try:
+            url, scheme = etcd_url(kw["etcd_servers"].split(","), kw["etcd_prefix"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--etcd-servers") from None
+        if (scheme == "https") != tls:
+            # TLS files decide the scheme of the connection: they must agree with the URLs.
+            raise click.UsageError("https:// etcd servers need --etcd-cafile or --etcd-certfile/--etcd-keyfile"
+                                   if scheme == "https" else "--etcd-cafile/--etcd-certfile/--etcd-keyfile "
+                                   "need https:// etcd servers")
+        return url
+    storage = kw["storage"]
+    if tls and not (storage or "").startswith("etcd://"):
+        raise click.UsageError("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --etcd-servers")
+    if storage is None:
+        if kw["data_dir"] is None:
+            raise click.UsageError("one of --data-dir, --storage or --etcd-servers is required")
+        storage = "sqlite://" + str(Path(kw["data_dir"]) / "knet.db")
+    return storage
+
+
 @click.command("apiserver", context_settings={"ignore_unknown_options": False})
 @click.option("--bind-address", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--secure-port", default=6443, show_default=True, type=int, help="HTTPS port.")
@@ -56,6 +86,15 @@ def _run(config) -> None:
               help="knet only, for tests: accept --service-account-max-token-expiration below 1h.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Directory of the SQLite store.")
 @click.option("--storage", default=None, help="Storage URL: sqlite:///PATH, memory: or etcd://HOST:PORT[,HOST:PORT...][/prefix] (overrides --data-dir).")
+@click.option("--etcd-servers", default=None,
+              help="etcd as kube-apiserver takes it: https://HOST:PORT[,https://HOST:PORT...] (or http://).")
+@click.option("--etcd-prefix", default="/registry", show_default=True, help="Key prefix of every object in etcd.")
+@click.option("--etcd-cafile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA that signed etcd's serving certificate.")
+@click.option("--etcd-certfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Client certificate presented to etcd.")
+@click.option("--etcd-keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Key of --etcd-certfile.")
 @click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-client-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-certificate-authority", type=click.Path(exists=True, dir_okay=False), default=None)
@@ -110,11 +149,7 @@ def apiserver(**kw) -> None:
             "service-account-extend-token-expiration is true, in order to correctly trigger safe transition logic, "
             "service-account-max-token-expiration must be set longer than 3607 seconds (currently %ss)",
             int(max_expiration))
-    storage = kw["storage"]
-    if storage is None:
-        if kw["data_dir"] is None:
-            raise click.UsageError("one of --data-dir or --storage is required")
-        storage = "sqlite://" + str(Path(kw["data_dir"]) / "knet.db")
+    storage = _storage_url(kw)
     for mode in kw["authorization_mode"].split(","):
         if mode.strip() not in ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC"):
             raise click.BadParameter(f"unknown authorization mode {mode.strip()!r}: AlwaysAllow, AlwaysDeny, Node or RBAC",
@@ -135,6 +170,7 @@ def apiserver(**kw) -> None:
         authorization_modes=[m.strip() for m in kw["authorization_mode"].split(",") if m.strip()],
         anonymous_auth=kw["anonymous_auth"].lower() in ("true", "1", "t", "yes"),
         admission_plugins=[p.strip() for p in kw["enable_admission_plugins"].split(",") if p.strip()],
+        etcd_cafile=kw["etcd_cafile"], etcd_certfile=kw["etcd_certfile"], etcd_keyfile=kw["etcd_keyfile"],
     )
     _run(config)
 

@@ -45,6 +45,9 @@ def write_pki(config: ClusterConfig, paths: ClusterPaths) -> None:
         paths.pki, apiserver_ips=sorted(ips), apiserver_names=[config.control_plane.name], reuse_ca=False
     )
     ca = cp.ca()
+    if config.storage == "etcd":
+        pki.create_etcd_pki(paths.pki, node_name=config.control_plane.name,
+                            node_ips=sorted({config.control_plane.ip, config.api_server_host}))
     server = config.server_url
     admin = pki.load_cert_key(paths.pki, "admin")
     pki.write_kubeconfig(paths.admin_kubeconfig, pki.kubeconfig(
@@ -72,9 +75,15 @@ def write_node_identity(config: ClusterConfig, paths: ClusterPaths, ca: pki.Cert
     pki.write_cert_key(paths.node_dir(node) / "pki", "kubelet", serving)
 
 
+KNET_SOURCE = str(Path(__file__).resolve().parents[2])  # the directory holding the knet package
+
 LAUNCHER = """#!{python}
 # {name}: `knet {command}` under kubeadm's binary name, so that `ps -ef | grep {name}` finds it.
-from knet.cli.main import run_as
+import sys
+
+# The knet that wrote this launcher (a static pod's environment carries no PYTHONPATH).
+sys.path.insert(0, {source!r})
+from knet.cli.main import run_as  # noqa: E402
 
 run_as("{command}", "{name}")
 """
@@ -86,7 +95,7 @@ def write_launchers(paths: ClusterPaths) -> None:
     for name, command in CONTROL_PLANE_COMMANDS.items():
         path = paths.launcher(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command))
+        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command, source=KNET_SOURCE))
         path.chmod(0o755)
 
 

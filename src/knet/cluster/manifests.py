@@ -8,12 +8,17 @@ shows the flags an operator looks for (--service-cluster-ip-range, --cluster-cid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from knet.cluster.config import ClusterConfig, duration_seconds
 from knet.cluster.paths import ClusterPaths
 
 IMAGE_REGISTRY = "registry.k8s.io"
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+ETCD_METRICS_PORT = 2381
 
 
 def _flags(values: dict[str, str]) -> list[str]:
@@ -45,7 +50,12 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         if duration_seconds(config.service_account_token_max_expiration) < 3600:
             flags["allow-short-service-account-max-token-expiration"] = "true"  # knet only: below upstream's 1h
     if config.storage == "etcd":
-        flags["storage"] = f"etcd://{config.api_server_host}:2379"
+        # kubeadm's: the apiserver reaches its etcd on loopback (both run in the control-plane
+        # node's network namespace), over TLS with its own etcd client certificate.
+        flags["etcd-cafile"] = str(pki / "etcd" / "ca.crt")
+        flags["etcd-certfile"] = str(pki / "apiserver-etcd-client.crt")
+        flags["etcd-keyfile"] = str(pki / "apiserver-etcd-client.key")
+        flags["etcd-servers"] = f"https://127.0.0.1:{ETCD_CLIENT_PORT}"
     else:
         flags["data-dir"] = str(paths.data)
     return _flags(flags)
@@ -90,24 +100,71 @@ def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     )
 
 
+def etcd_client_urls(config: ClusterConfig) -> list[str]:
+    """Where etcd serves clients: loopback (the apiserver) and the node's address (kubeadm's
+    advertise-client-url). A simulated cluster's node address exists only on paper: loopback alone."""
+    hosts = dict.fromkeys(["127.0.0.1", config.api_server_host])
+    return [f"https://{h}:{ETCD_CLIENT_PORT}" for h in hosts]
+
+
 def etcd_command(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
+    """kubeadm's etcd: TLS for clients and peers, each side proving itself with a certificate
+    of etcd's own CA (--client-cert-auth, --peer-client-cert-auth); plain HTTP only for
+    metrics and /health on loopback (--listen-metrics-urls), as kubeadm's probes use."""
     host = config.api_server_host
+    etcd_pki = paths.pki / "etcd"
+    peer = f"https://{host}:{ETCD_PEER_PORT}"
     return [
         "etcd",
-        f"--advertise-client-urls=http://{host}:2379",
-        f"--data-dir={paths.data / 'etcd'}",
-        f"--listen-client-urls=http://{host}:2379",
-        f"--listen-peer-urls=http://{host}:2380",
-        f"--initial-advertise-peer-urls=http://{host}:2380",
-        f"--initial-cluster={config.control_plane.name}=http://{host}:2380",
-        f"--name={config.control_plane.name}",
-        "--snapshot-count=10000",
+        *_flags(
+            {
+                "advertise-client-urls": f"https://{host}:{ETCD_CLIENT_PORT}",
+                "cert-file": str(etcd_pki / "server.crt"),
+                "client-cert-auth": "true",
+                "data-dir": str(paths.data / "etcd"),
+                "experimental-initial-corrupt-check": "true",
+                "experimental-watch-progress-notify-interval": "5s",
+                "initial-advertise-peer-urls": peer,
+                "initial-cluster": f"{config.control_plane.name}={peer}",
+                "key-file": str(etcd_pki / "server.key"),
+                "listen-client-urls": ",".join(etcd_client_urls(config)),
+                "listen-metrics-urls": f"http://127.0.0.1:{ETCD_METRICS_PORT}",
+                "listen-peer-urls": peer,
+                "name": config.control_plane.name,
+                "peer-cert-file": str(etcd_pki / "peer.crt"),
+                "peer-client-cert-auth": "true",
+                "peer-key-file": str(etcd_pki / "peer.key"),
+                "peer-trusted-ca-file": str(etcd_pki / "ca.crt"),
+                "snapshot-count": "10000",
+                "trusted-ca-file": str(etcd_pki / "ca.crt"),
+            }
+        ),
     ]
+
+
+@dataclass(frozen=True)
+class HostPath:
+    """A hostPath volume shown at its own path, as kubeadm's static pods mount /etc/kubernetes/pki,
+    /var/lib/etcd and their kubeconfig: the cluster's directory is hidden from every pod
+    (knet.node.volumes.hide_cluster_dir), so a component sees only the files given to it."""
+
+    name: str
+    path: Path
+    type: str = "DirectoryOrCreate"
+    read_only: bool = True
+
+
+def _host_paths(volumes: list[HostPath]) -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of a static pod."""
+    return (
+        [{"name": v.name, "hostPath": {"path": str(v.path), "type": v.type}} for v in volumes],
+        [{"name": v.name, "mountPath": str(v.path), **({"readOnly": True} if v.read_only else {})} for v in volumes],
+    )
 
 
 def static_pod(
     component: str, command: list[str], config: ClusterConfig, *, image: str | None = None,
-    annotations: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None, host_paths: list[HostPath] | None = None,
 ) -> dict[str, Any]:
     """A control-plane static pod shaped like kubeadm's (labels component/tier, hostNetwork)."""
     metadata: dict[str, Any] = {
@@ -117,6 +174,7 @@ def static_pod(
     }
     if annotations:
         metadata["annotations"] = annotations
+    volumes, volume_mounts = _host_paths(host_paths or [])
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -129,12 +187,14 @@ def static_pod(
                     "imagePullPolicy": "IfNotPresent",
                     "command": command,
                     "resources": {"requests": {"cpu": "250m" if component == "kube-apiserver" else "100m"}},
+                    **({"volumeMounts": volume_mounts} if volume_mounts else {}),
                 }
             ],
             "hostNetwork": True,
             "priority": 2000001000,
             "priorityClassName": "system-node-critical",
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            **({"volumes": volumes} if volumes else {}),
         },
     }
 
@@ -147,25 +207,43 @@ def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[
     server with its flags, as on a kubeadm node.
     """
     advertise = f"{config.control_plane.ip}:{config.api_server_port}"
+
+    def launcher(name: str) -> HostPath:  # kubeadm's images hold the binary; here it is a script
+        return HostPath("knet-launcher", paths.launcher(name), "File")
+
+    certs = HostPath("k8s-certs", paths.pki)
+    apiserver_volumes = [certs, launcher("kube-apiserver")]
+    if config.storage != "etcd":
+        apiserver_volumes.append(HostPath("knet-data", paths.data, read_only=False))  # the SQLite store
+
+    def kubeconfig(component: str) -> HostPath:
+        return HostPath("kubeconfig", paths.component_kubeconfig(component), "FileOrCreate")
+
     manifests = {
         "kube-apiserver.yaml": static_pod(
             "kube-apiserver",
             [str(paths.launcher("kube-apiserver")), *apiserver_flags(config, paths)],
             config,
             annotations={"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": advertise},
+            host_paths=apiserver_volumes,
         ),
         "kube-controller-manager.yaml": static_pod(
             "kube-controller-manager",
             [str(paths.launcher("kube-controller-manager")), *controller_manager_flags(config, paths)],
             config,
+            host_paths=[certs, kubeconfig("controller-manager"), launcher("kube-controller-manager")],
         ),
         "kube-scheduler.yaml": static_pod(
-            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config
+            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config,
+            host_paths=[kubeconfig("scheduler"), launcher("kube-scheduler")],
         ),
     }
     if config.storage == "etcd":
         manifests["etcd.yaml"] = static_pod(
             "etcd", etcd_command(config, paths), config, image=f"{IMAGE_REGISTRY}/etcd:3.5.10-0",
-            annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls": f"http://{config.api_server_host}:2379"},
+            annotations={"kubeadm.kubernetes.io/etcd.advertise-client-urls":
+                         f"https://{config.api_server_host}:{ETCD_CLIENT_PORT}"},
+            host_paths=[HostPath("etcd-certs", paths.pki / "etcd"),
+                        HostPath("etcd-data", paths.data / "etcd", read_only=False)],
         )
     return manifests

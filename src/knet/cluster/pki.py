@@ -292,6 +292,52 @@ def create_control_plane_pki(
     return pki
 
 
+@dataclass(frozen=True)
+class EtcdPKI:
+    """Paths of etcd's PKI, kubeadm's names: PKI/etcd/{ca,server,peer,healthcheck-client}
+    and the apiserver's client certificate PKI/apiserver-etcd-client."""
+
+    dir: Path  # the control plane's pki dir (etcd's files are in its etcd/ subdirectory)
+
+    @property
+    def etcd_dir(self) -> Path:
+        return self.dir / "etcd"
+
+    def crt(self, name: str) -> Path:
+        return self.etcd_dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.etcd_dir / f"{name}.key"
+
+    @property
+    def apiserver_client_crt(self) -> Path:
+        return self.dir / "apiserver-etcd-client.crt"
+
+    @property
+    def apiserver_client_key(self) -> Path:
+        return self.dir / "apiserver-etcd-client.key"
+
+
+def create_etcd_pki(pki_dir: str | os.PathLike, *, node_name: str, node_ips: Iterable[str]) -> EtcdPKI:
+    """etcd's own CA (CN etcd-ca, apart from the cluster CA: a cluster certificate, e.g. a
+    kubelet's, must not open etcd) and the certificates kubeadm issues from it:
+    server and peer (CN = the node's name; SANs the node's name, localhost, its IPs, 127.0.0.1
+    and ::1; server and client usage, as etcd's gRPC gateway dials etcd with the server's own
+    certificate), healthcheck-client (CN kube-etcd-healthcheck-client) and the apiserver's
+    apiserver-etcd-client (CN kube-apiserver-etcd-client)."""
+    etcd = EtcdPKI(Path(pki_dir))
+    ca = create_ca("etcd-ca")
+    write_cert_key(etcd.etcd_dir, "ca", ca)
+    names = dict.fromkeys([node_name, "localhost"])
+    ips = dict.fromkeys([*node_ips, "127.0.0.1", "::1"])
+    for name in ("server", "peer"):
+        write_cert_key(etcd.etcd_dir, name, issue_cert(
+            ca, node_name, dns_names=names, ip_addresses=ips, server=True, client=True))
+    write_cert_key(etcd.etcd_dir, "healthcheck-client", issue_cert(ca, "kube-etcd-healthcheck-client", client=True))
+    write_cert_key(etcd.dir, "apiserver-etcd-client", issue_cert(ca, "kube-apiserver-etcd-client", client=True))
+    return etcd
+
+
 def write_client_kubeconfig(
     path: str | os.PathLike,
     ca: CertKey,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -31,6 +32,11 @@ def _api_health(paths: ClusterPaths, server: str) -> str:
         ctx.load_cert_chain(str(paths.pki / "admin.crt"), str(paths.pki / "admin.key"))
         with urllib.request.urlopen(f"{server}/readyz", context=ctx, timeout=2) as resp:
             return "ok" if resp.status == 200 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        # /readyz names its failing checks ("[-]etcd failed: reason withheld"): say which.
+        body = exc.read().decode(errors="replace")
+        failing = [line[3:].split(" ")[0] for line in body.splitlines() if line.startswith("[-]")]
+        return f"not ready ({', '.join(failing)})" if failing else f"HTTP {exc.code}"
     except OSError as exc:
         return f"down ({getattr(exc, 'reason', exc)})"
 

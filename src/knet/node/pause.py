@@ -39,9 +39,14 @@ def main() -> None:
     if new_net:
         linux.set_hostname(hostname)
         linux.set_link_up("lo")
-    for source, target, read_only in mounts:
+    # Sources first, as pause.c: a mount may cover the path of a later one's source (the
+    # cluster's state directory is hidden from pods, their volumes' files live in it).
+    sources = [os.open(source, os.O_PATH | os.O_CLOEXEC) for source, _, _ in mounts]
+    for source, target, _ in mounts:
         _ensure_target(source, target)
-        linux.bind_mount(source, target, read_only=bool(read_only))
+    for fd, (_, target, read_only) in zip(sources, mounts, strict=True):
+        linux.bind_mount(f"/proc/self/fd/{fd}", target, read_only=bool(read_only))
+        os.close(fd)
     sys.stdout.write("ok\n")
     sys.stdout.flush()
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -168,7 +168,8 @@ class PodWorker:
             paths = await volumes.materialise(self.agent.api, pod, self.dir, self.agent.kubelet.tokens)
             if volumes.SA_VOLUME in paths:
                 volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
-            mounts = volumes.bind_mounts(pod, paths)
+            hidden = self.agent.cluster_dir if self.agent.runtime.name == "real" else None
+            mounts = volumes.bind_mounts(pod, paths, hidden)
             resolv = self.dir / "resolv.conf"
             resolv.write_text(dnsconfig.resolv_conf(
                 self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,
@@ -178,6 +179,8 @@ class PodWorker:
                 hosts = self.dir / "etc-hosts"
                 hosts.touch()
                 mounts.insert(1, (str(hosts), "/etc/hosts", False))
+            if hidden is not None:
+                mounts = volumes.hide_cluster_dir(mounts, hidden, self.dir / "hidden")
         self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
         if self.runs_processes and not self.pod["spec"].get("hostNetwork"):
             # Written in place: the sandbox has bind-mounted this very inode.

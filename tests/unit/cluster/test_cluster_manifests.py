@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from knet.cluster import agents
@@ -55,8 +56,47 @@ def test_static_pods_look_like_kubeadms():
 def test_etcd_storage_adds_an_etcd_static_pod():
     c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
     manifests = control_plane_manifests(c, PATHS)
-    assert command_of(manifests["etcd.yaml"])[0] == "etcd"
-    assert "--storage=etcd://172.30.0.2:2379" in command_of(manifests["kube-apiserver.yaml"])
+    etcd = command_of(manifests["etcd.yaml"])
+    # kubeadm's etcd.yaml for a node at 172.30.0.2 (its `command`, flags sorted by name).
+    assert etcd == [
+        "etcd",
+        "--advertise-client-urls=https://172.30.0.2:2379",
+        "--cert-file=/state/demo/pki/etcd/server.crt",
+        "--client-cert-auth=true",
+        "--data-dir=/state/demo/data/etcd",
+        "--experimental-initial-corrupt-check=true",
+        "--experimental-watch-progress-notify-interval=5s",
+        "--initial-advertise-peer-urls=https://172.30.0.2:2380",
+        "--initial-cluster=controlplane=https://172.30.0.2:2380",
+        "--key-file=/state/demo/pki/etcd/server.key",
+        "--listen-client-urls=https://127.0.0.1:2379,https://172.30.0.2:2379",
+        "--listen-metrics-urls=http://127.0.0.1:2381",
+        "--listen-peer-urls=https://172.30.0.2:2380",
+        "--name=controlplane",
+        "--peer-cert-file=/state/demo/pki/etcd/peer.crt",
+        "--peer-client-cert-auth=true",
+        "--peer-key-file=/state/demo/pki/etcd/peer.key",
+        "--peer-trusted-ca-file=/state/demo/pki/etcd/ca.crt",
+        "--snapshot-count=10000",
+        "--trusted-ca-file=/state/demo/pki/etcd/ca.crt",
+    ]
+    assert manifests["etcd.yaml"]["metadata"]["annotations"] == {
+        "kubeadm.kubernetes.io/etcd.advertise-client-urls": "https://172.30.0.2:2379"}
+    apiserver = command_of(manifests["kube-apiserver.yaml"])
+    for flag in ("--etcd-cafile=/state/demo/pki/etcd/ca.crt",
+                 "--etcd-certfile=/state/demo/pki/apiserver-etcd-client.crt",
+                 "--etcd-keyfile=/state/demo/pki/apiserver-etcd-client.key",
+                 "--etcd-servers=https://127.0.0.1:2379"):
+        assert flag in apiserver
+    assert not any(a.startswith(("--storage", "--data-dir")) for a in apiserver)
+
+
+def test_a_simulated_clusters_etcd_serves_on_loopback_only():
+    c, _ = resolve({"name": "demo", "storage": "etcd", "dataplane": "sim"}, allow_etcd=True)
+    c = replace(c, api_server_bind_address="127.0.0.1")  # as `knet up` sets it for sim
+    etcd = command_of(control_plane_manifests(c, PATHS)["etcd.yaml"])
+    assert "--listen-client-urls=https://127.0.0.1:2379" in etcd
+    assert "--listen-peer-urls=https://127.0.0.1:2380" in etcd
 
 
 def test_kubelet_flags_for_control_plane_and_worker():
@@ -115,3 +155,27 @@ def test_service_account_token_test_setting_caps_tokens():
     for bad in ("20", "soon", "0s"):
         with pytest.raises(ConfigError):
             resolve({"name": "demo", "serviceAccountTokenMaxExpiration": bad})
+
+
+def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
+    """Pods do not see the cluster's directory (knet.node.volumes.hide_cluster_dir): each
+    control-plane pod mounts what it reads, at its own path, as kubeadm's mount /etc/kubernetes."""
+    c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
+    manifests = control_plane_manifests(c, PATHS)
+
+    def mounts(file: str) -> dict[str, tuple[str, bool]]:
+        spec = manifests[file]["spec"]
+        by_name = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
+        container = spec["containers"][0]
+        assert all(m["mountPath"] == by_name[m["name"]] for m in container["volumeMounts"])
+        return {m["mountPath"]: bool(m.get("readOnly")) for m in container["volumeMounts"]}
+
+    assert mounts("etcd.yaml") == {"/state/demo/pki/etcd": True, "/state/demo/data/etcd": False}
+    assert mounts("kube-apiserver.yaml") == {"/state/demo/pki": True, "/state/demo/bin/kube-apiserver": True}
+    assert mounts("kube-controller-manager.yaml") == {
+        "/state/demo/pki": True, "/state/demo/kubeconfig/controller-manager.conf": True,
+        "/state/demo/bin/kube-controller-manager": True}
+    assert mounts("kube-scheduler.yaml") == {"/state/demo/kubeconfig/scheduler.conf": True,
+                                             "/state/demo/bin/kube-scheduler": True}
+    sqlite = control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"]["spec"]["containers"][0]
+    assert {"name": "knet-data", "mountPath": "/state/demo/data"} in sqlite["volumeMounts"]

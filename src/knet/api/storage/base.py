@@ -96,4 +96,14 @@ class Store(Protocol):
         """`listener(event: Event)` is called synchronously for every durable event, in order."""
         ...
 
+    def connection_error(self) -> str | None:
+        """Why the store cannot serve right now, when it knows without asking (etcd's watch
+        connection is down), else None. Cheap: the health checks call it on every probe."""
+        ...
+
+    async def check_health(self, timeout: float) -> None:
+        """Ask the backend whether it serves (a read of it, within `timeout` seconds); raise
+        StoreError when not. The health checks rate-limit it."""
+        ...
+
     async def close(self) -> None: ...

@@ -11,6 +11,10 @@ range of the prefix, then one etcd watch on it from the next revision. Writes ar
 etcd itself (txn compares on create/mod revision) and a writer returns only once the watch has
 applied its revision, so a reader sees its own writes and every event (ours and other
 apiservers') reaches the cache, the listeners and the watchers once, in revision order.
+
+With TLS (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile) every request goes
+over HTTPS with the apiserver's client certificate, etcd's server certificate checked against
+etcd's CA; connections are kept and reused as over plain HTTP (one aiohttp session).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import asyncio
 import base64
 import collections
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 import orjson
@@ -37,13 +43,30 @@ PAGE = 500  # keys per range request of the initial load
 CONNECT_DEADLINE = 60.0  # seconds to wait for etcd at startup (it may start with us)
 
 
-def parse_url(url: str) -> tuple[list[str], str]:
-    """`etcd://h1:p1,h2:p2/prefix` -> (["http://h1:p1", "http://h2:p2"], "/prefix")."""
+@dataclass(frozen=True)
+class EtcdTLS:
+    """How to reach etcd over TLS: its CA (None: the system's) and our client certificate."""
+
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
+
+
+def parse_url(url: str, scheme: str = "http") -> tuple[list[str], str]:
+    """`etcd://h1:p1,h2:p2/prefix` -> (["http://h1:p1", "http://h2:p2"], "/prefix")
+    (`https://` endpoints when `scheme` is https: the store was given TLS)."""
     if not url.startswith("etcd://"):
         raise ValueError(f"not an etcd URL: {url!r}")
     rest = url[len("etcd://"):]
     hosts, _, path = rest.partition("/")
-    endpoints = [h if h.startswith(("http://", "https://")) else "http://" + h for h in hosts.split(",") if h]
+    endpoints = [f"{scheme}://{h}" for h in hosts.split(",") if h]
     if not endpoints:
         raise ValueError(f"no etcd endpoint in {url!r}")
     prefix = "/" + path.strip("/") if path.strip("/") else "/registry"
@@ -78,9 +101,28 @@ def _encode(obj: dict, namespace: str) -> str:
     return _b64(orjson.dumps({**obj, "metadata": meta}))
 
 
+def etcd_url(servers: list[str], prefix: str = "/registry") -> tuple[str, str]:
+    """kube-apiserver's `--etcd-servers=https://h1:p1,https://h2:p2` (and --etcd-prefix) as
+    (`etcd://h1:p1,h2:p2/prefix`, scheme): one scheme for all, as etcd serves one per cluster."""
+    schemes, hosts = set(), []
+    for server in servers:
+        scheme, sep, host = server.partition("://")
+        if not sep or scheme not in ("http", "https") or not host.strip("/"):
+            raise ValueError(f"etcd server {server!r}: expected http://HOST:PORT or https://HOST:PORT")
+        schemes.add(scheme)
+        hosts.append(host.strip("/"))
+    if not hosts:
+        raise ValueError("no etcd server given")
+    if len(schemes) > 1:
+        raise ValueError(f"etcd servers mix http and https: {','.join(servers)}")
+    return f"etcd://{','.join(hosts)}/{prefix.strip('/')}", schemes.pop()
+
+
 class EtcdStore:
-    def __init__(self, url: str) -> None:
-        self._endpoints, self._prefix = parse_url(url)
+    def __init__(self, url: str, tls: EtcdTLS | None = None) -> None:
+        self._ssl = tls.context() if tls is not None else None
+        self._endpoints, self._prefix = parse_url(url, "https" if tls is not None else "http")
+        self._watch_error: str | None = None  # why the cache's etcd watch is down, while it is
         self._endpoint = 0
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         self._where: dict[bytes, tuple[str, str, str]] = {}  # etcd key -> (bucket, namespace, name)
@@ -122,7 +164,7 @@ class EtcdStore:
             req = urllib.request.Request(url, data=orjson.dumps(body), method="POST",
                                          headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
+                with urllib.request.urlopen(req, timeout=10, context=self._ssl) as r:
                     return orjson.loads(r.read())
             except urllib.error.HTTPError as exc:
                 raise StoreError(f"etcd {path}: {exc.code} {exc.read()[:300]!r}") from exc
@@ -131,15 +173,23 @@ class EtcdStore:
                 self._endpoint = (self._endpoint + 1) % len(self._endpoints)
         raise ConnectionError(f"etcd unreachable at {', '.join(self._endpoints)}: {last}")
 
-    async def _post(self, path: str, body: dict) -> dict:
+    def _client(self) -> aiohttp.ClientSession:
+        """The one session (its pooled connections, TLS ones included, are reused)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def _post(self, path: str, body: dict, timeout: float | None = None) -> dict:
+        session = self._client()
+        # (aiohttp reads timeout=None as "no timeout": leave it out for the session's 30 s)
+        extra = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout is not None else {}
         last: Exception | None = None
         for _ in range(len(self._endpoints)):
             url = self._endpoints[self._endpoint] + path
             try:
-                async with self._session.post(url, data=orjson.dumps(body),
-                                              headers={"Content-Type": "application/json"}) as r:
+                async with session.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
+                                        **extra) as r:
                     data = await r.read()
                     if r.status != 200:
                         raise StoreError(f"etcd {path}: {r.status} {data[:300]!r}")
@@ -296,6 +346,7 @@ class EtcdStore:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # etcd restarted or unreachable: resume from our revision
+                self._watch_error = f"{type(exc).__name__}: {exc}"
                 log.warning("etcd watch interrupted (%s); resuming from revision %d", exc, self._revision + 1)
                 self._endpoint = (self._endpoint + 1) % len(self._endpoints)
             await asyncio.sleep(backoff)
@@ -303,15 +354,15 @@ class EtcdStore:
 
     async def _etcd_watch(self, prefix: bytes, start: int) -> AsyncIterator[dict]:
         """The `result` messages of one etcd watch stream on a key prefix from `start`."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        session = self._client()
         body = {"create_request": {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)),
                                    "start_revision": str(start)}}
         url = self._endpoints[self._endpoint] + "/v3/watch"
-        async with self._session.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
-                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as r:
+        async with session.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"},
+                                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as r:
             if r.status != 200:
                 raise StoreError(f"etcd watch: {r.status} {(await r.read())[:300]!r}")
+            self._watch_error = None
             buf = bytearray()
             async for chunk in r.content.iter_any():
                 buf += chunk
@@ -387,6 +438,25 @@ class EtcdStore:
                 self._notify(Event("ADDED", *where, now, None, now.revision))
         self._watch.reset(revision)
         self._advance(revision)
+
+    # --- health ------------------------------------------------------------------------------
+    def connection_error(self) -> str | None:
+        """Why the cache's etcd watch is down right now (etcd stopped, unreachable), else None:
+        known at once, without asking etcd, since the watch's connection breaks with it."""
+        return self._watch_error
+
+    async def check_health(self, timeout: float) -> None:
+        """kube-apiserver's etcd check: a linearizable read of PREFIX/health (etcd answers only
+        with a leader and a quorum), within `timeout`; StoreError when it cannot."""
+        if self._closed:
+            raise StoreError("store closed")
+        key = _b64(f"{self._prefix}/health")
+        try:
+            await self._post("/v3/kv/range", {"key": key, "keys_only": True}, timeout=timeout)
+        except StoreError:
+            raise
+        except Exception as exc:  # a timeout, a refused connection, a TLS failure
+            raise StoreError(f"etcd health: {type(exc).__name__}: {exc}") from exc
 
     # --- watch -------------------------------------------------------------------------------
     def _publish(self, event: Event) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound
+from knet.api.storage.base import AlreadyExists, Conflict, Entry, Event, NotFound, StoreError
 from knet.api.storage.watchcache import Subscription, WatchCache
 
 HISTORY_SIZE = 10_000  # events kept for watch resume (each holds an object: memory is the limit)
@@ -58,6 +58,7 @@ class SqliteStore:
         self._writer = threading.Thread(target=self._writer_loop, name="knet-sqlite", daemon=True)
         self._writer.start()
         self._closed = False
+        self._write_error: str | None = None  # the last commit's failure, until one succeeds
 
     # --- reads -------------------------------------------------------------------------------
     @property
@@ -160,6 +161,7 @@ class SqliteStore:
     def _written(self, batch: list[tuple[Event, asyncio.Future]], error: Exception | None) -> None:
         """On the event loop, once a batch is durable (or failed): publish it, answer its
         writers, and send what queued up meanwhile."""
+        self._write_error = f"{type(error).__name__}: {error}" if error is not None else None
         if error is not None:
             self._revert([e for e, _ in batch])
             for _, fut in batch:
@@ -205,6 +207,34 @@ class SqliteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # --- health ------------------------------------------------------------------------------
+    def connection_error(self) -> str | None:
+        if not self._writer.is_alive():
+            return "the SQLite writer thread has stopped"
+        return self._write_error
+
+    async def check_health(self, timeout: float) -> None:
+        """The writer is alive, the last commit did not fail, and the database file reads (on a
+        connection of its own, so the writer's transactions are not disturbed)."""
+        problem = self.connection_error()
+        if problem is not None:
+            raise StoreError(problem)
+        if self._closed:
+            raise StoreError("store closed")
+        if self._path == ":memory:":
+            return
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._read_meta, timeout), timeout)
+        except (sqlite3.Error, OSError, TimeoutError) as exc:
+            raise StoreError(f"sqlite health: {type(exc).__name__}: {exc}") from exc
+
+    def _read_meta(self, timeout: float) -> None:
+        db = sqlite3.connect(Path(self._path).resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout)
+        try:
+            db.execute("SELECT v FROM meta WHERE k='revision'").fetchone()
+        finally:
+            db.close()
 
     # --- watch -------------------------------------------------------------------------------
     def _publish(self, event: Event) -> None:
