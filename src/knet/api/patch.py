@@ -244,3 +244,17 @@ def _merge_list(original: list, patch: list, merge_key: str | None, item_model: 
         pos = {k: i for i, k in enumerate(keys)}
         out.sort(key=lambda o: pos.get(o.get(merge_key), len(keys)))
     return out
+
+
+def go_format(value) -> str:
+    """A decoded patch as Go's fmt %+v prints a map[string]interface{} (how kube-apiserver
+    shows a strategic merge patch it could not apply): map[k:v ...] with sorted keys."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_format(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from knet.api import apply as ssa
-from knet.api import errors, schema
+from knet.api import errors, schema, typecheck, versions
 from knet.api import patch as patches
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import User
@@ -197,12 +197,18 @@ class ObjectService:
                 f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
                 if kind == rt.kind else
                 f"the object provided is unrecognized or of the wrong kind ({kind}) for this resource ({rt.kind})")
-        if not isinstance(obj.get("metadata", {}), dict):
-            raise errors.bad_request("metadata must be an object")
+        prefix = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
         if rt.model:
-            unknown = schema.prune_unknown(obj, rt.model)  # the body is the caller's copy: prune it
-            _report_unknown_fields(unknown, opts, f'{rt.kind} in version "{rt.version}" cannot be handled as a '
-                                                  f"{rt.kind}: ")
+            # Types checked (and unknown fields pruned: the body is the caller's copy) in one
+            # walk, before anything else looks at the object: a wrong type is refused as
+            # kube-apiserver's decoding refuses it, never stored.
+            try:
+                unknown = typecheck.check(obj, rt.model)
+            except typecheck.TypeMismatch as exc:
+                raise errors.bad_request(prefix + str(exc)) from None
+            _report_unknown_fields(unknown, opts, prefix)
+        elif not isinstance(obj.get("metadata", {}), dict):
+            raise errors.bad_request("metadata must be an object")
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("metadata", {})
         return obj
@@ -343,10 +349,7 @@ class ObjectService:
             raise errors.not_found(rt.resource, rt.group, name)
         expected = None
         if meta.get("resourceVersion"):
-            try:
-                expected = int(meta["resourceVersion"])
-            except ValueError:
-                raise errors.bad_request(f"invalid resource version: {meta['resourceVersion']}") from None
+            expected = versions.parse(meta["resourceVersion"]) or None  # "0": unconditional
         if meta.get("uid") and meta["uid"] != current.obj["metadata"].get("uid"):
             raise errors.conflict(rt.resource, rt.group, name,
                                   f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
@@ -456,15 +459,24 @@ class ObjectService:
         if not isinstance(new, dict):
             raise errors.bad_request("the patch produced a non-object")
         if rt.model:
-            self._prune_patched(rt, new, body, patch_type, opts)
+            self._check_patched(rt, new, body, patch_type, opts)
+        meta = new.setdefault("metadata", {})
+        # The patched object must still be the one of the URL (patch.go's checkName and
+        # EnsureObjectNamespaceMatchesRequestNamespace): a patch cannot rename or move it.
+        if meta.get("name", "") != name:
+            raise errors.bad_request(f"the name of the object ({meta.get('name', '')}) does not match the name on "
+                                     f"the URL ({name})")
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace sent on "
+                                         "the request")
+        elif meta.get("namespace"):
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on "
+                                     "the request")
         expected = None
-        patched_rv = (new.get("metadata") or {}).get("resourceVersion")
+        patched_rv = meta.get("resourceVersion")
         if patched_rv and patched_rv != old["metadata"].get("resourceVersion"):
-            try:
-                expected = int(patched_rv)
-            except ValueError:
-                raise errors.bad_request(f"invalid resource version: {patched_rv}") from None
-        new.setdefault("metadata", {})["name"] = name
+            expected = versions.parse(patched_rv) or None
         if patch_type == "apply":
             self._record_manager(new, new, opts, "Apply", ssa.fields_v1(body, rt.model))
         inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager, user=opts.user)
@@ -472,16 +484,23 @@ class ObjectService:
         return 200, result
 
     @staticmethod
-    def _prune_patched(rt: ResourceType, new: dict, body, patch_type: str, opts: Options) -> None:
-        """Drop the unknown fields a patch wrote; warn of them or (Strict) reject the patch."""
-        if patch_type in ("merge", "strategic") and isinstance(body, dict):
-            # Merge-style patches can only add the fields they name (the stored object has no
-            # unknown ones): checking and pruning along the (small) patch is enough.
-            unknown = schema.prune_patched(new, body, rt.model)
-        else:
-            unknown = schema.prune_unknown(new, rt.model)  # a JSON patch is checked by its result
-            if patch_type == "apply":
-                unknown = []  # the applied configuration was checked when it was decoded
+    def _check_patched(rt: ResourceType, new: dict, body, patch_type: str, opts: Options) -> None:
+        """Type-check what a patch wrote (a wrong type is 422 on the field "patch", as
+        kube-apiserver answers a patched object it cannot decode); drop the unknown fields it
+        wrote, and warn of them or (Strict) reject the patch."""
+        try:
+            if patch_type in ("merge", "strategic", "apply") and isinstance(body, dict):
+                # Merge-style patches can only write the fields they name (the stored object
+                # is checked and has no unknown ones): checking along the (small) patch is enough.
+                typecheck.check_patched(new, body, rt.model)
+                unknown = schema.prune_patched(new, body, rt.model)
+                if patch_type == "apply":
+                    unknown = []  # the applied configuration was checked when it was decoded
+            else:
+                unknown = typecheck.check(new, rt.model)  # a JSON patch is checked by its result
+        except typecheck.TypeMismatch as exc:
+            shown = patches.go_format(body) if patch_type == "strategic" else orjson.dumps(new).decode()
+            raise errors.invalid_object("", "", "", [invalid("patch", shown, str(exc))]) from None
         _report_unknown_fields(unknown, opts)
 
     @staticmethod

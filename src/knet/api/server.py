@@ -18,7 +18,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from knet.api import discovery, errors, openapi, protobuf, subresources, tables
+from knet.api import decoding, discovery, errors, openapi, protobuf, subresources, tables, typecheck, versions
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, store_getter, user_from_peercert
@@ -41,7 +41,7 @@ from knet.api.watch import watch_events
 
 log = logging.getLogger("knet.api")
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = decoding.MAX_BODY
 # Admission plugins kube-apiserver has that knet accepts in --enable-admission-plugins; the
 # defaulting and validation they stand for is built into knet's kinds (NamespaceLifecycle,
 # ServiceAccount, DefaultStorageClass, ...) or has nothing to act on.
@@ -117,6 +117,16 @@ def _json(obj, status: int = 200, content_type: str = "application/json", header
 
 def _status_response(exc: ApiError, headers: dict | None = None) -> web.Response:
     return _json(exc.status(), exc.code, headers=headers)
+
+
+_CONTROL_TO_SPACE = {c: " " for c in [*range(0x20), 0x7F]}
+
+
+def _json_error(exc: Exception) -> str:
+    """A JSON decoding error as Go's encoding/json words the common ones."""
+    if isinstance(exc, decoding.JsonDepthError) or "depth limit exceeded" in str(exc):
+        return "exceeded max depth"
+    return str(exc)
 
 
 def _flag(value: str | None) -> bool:
@@ -439,12 +449,7 @@ class ApiServer:
 
     # --- bodies and options --------------------------------------------------------------------
     async def _body(self, request: web.Request, allow_patch: bool = False) -> tuple[object, str]:
-        length = request.content_length
-        if length is not None and length > MAX_BODY:
-            raise errors.too_large()
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise errors.too_large()
+        raw = await decoding.read_body(request)
         ctype = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
         kind = "object"
         if ctype in PATCH_TYPES:
@@ -458,7 +463,7 @@ class ApiServer:
         elif ctype == "application/vnd.kubernetes.protobuf":
             try:
                 return protobuf.decode(raw), kind
-            except protobuf.ProtobufError as exc:
+            except (protobuf.ProtobufError, ValueError, IndexError, UnicodeDecodeError) as exc:
                 raise errors.bad_request(str(exc)) from None
         elif ctype not in ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "*/*"):
             raise errors.unsupported_media_type(ctype)
@@ -468,15 +473,15 @@ class ApiServer:
             if ctype in ("application/json", "application/json-patch+json", "application/merge-patch+json",
                          "application/strategic-merge-patch+json", "*/*"):
                 try:
-                    return orjson.loads(raw), kind
+                    return decoding.loads_json(raw), kind
                 except orjson.JSONDecodeError:
                     if ctype != "*/*":
                         raise
-            return yaml.safe_load(raw.decode()), kind
-        except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
-                raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
-            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+            return decoding.loads_yaml(raw), kind
+        except (orjson.JSONDecodeError, decoding.JsonDepthError) as exc:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {_json_error(exc)}") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
 
     @staticmethod
     def _options(request: web.Request, body: dict | None = None) -> Options:
@@ -501,6 +506,9 @@ class ApiServer:
         if not opts.warnings:
             return None
         def quoted(text: str) -> str:  # RFC 7234 warn-text: a quoted-string
+            # A control character (a field name may hold one) cannot go into a header: aiohttp
+            # refused to send the response and dropped the connection after the write stored.
+            text = text.translate(_CONTROL_TO_SPACE)
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
         return {"Warning": ", ".join(f"299 - {quoted(w)}" for w in opts.warnings)}
@@ -541,6 +549,7 @@ class ApiServer:
         except ValueError:
             raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
         stored = self._stored(rt)
+        versions.check_list(q, self.store.revision)
         entries, list_meta = self.service.list(stored, ns, labels, fields, max(limit, 0), q.get("continue"))
         if stored is not rt:
             objs = [rt.from_storage(e.obj) for e in entries]
@@ -567,6 +576,19 @@ class ApiServer:
                 timeout = float(q["timeoutSeconds"])
             except ValueError:
                 raise errors.bad_request("invalid timeoutSeconds") from None
+        # Checked before the stream starts: a bad version is a plain 400/422 answer.
+        versions.check_list_options(q, watch=True)
+        since = versions.parse(q.get("resourceVersion"))
+        too_large = None
+        if since > self.store.revision and _flag(q.get("sendInitialEvents")):
+            # WatchList waits (up to 3 s, as the watch cache) for the version it must start
+            # from, then ends with a 504 ERROR event.
+            for _ in range(30):
+                await asyncio.sleep(0.1)
+                if since <= self.store.revision:
+                    break
+            else:
+                too_large = versions.too_large(since, self.store.revision)
         accept = request.headers.get("Accept")
         as_table = tables.wants_table(accept)
         table_version = tables.table_version(accept)
@@ -575,6 +597,9 @@ class ApiServer:
                                                        "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
+        if too_large is not None:
+            await resp.write(b'{"type":"ERROR","object":' + orjson.dumps(too_large.status()) + b"}\n")
+            return resp
         first = True
         stored = self._stored(rt)
         events = watch_events(self.service, stored, ns, resource_version=q.get("resourceVersion"), labels=labels,
@@ -612,19 +637,20 @@ class ApiServer:
     async def _delete_options(self, request: web.Request) -> tuple[dict, Options]:
         options: dict = {}
         if request.can_read_body:
-            raw = await request.content.read(MAX_BODY + 1)
+            raw = await decoding.read_body(request)
             if raw.strip():
                 try:
-                    options = protobuf.decode(raw) if raw.startswith(protobuf.MAGIC) else orjson.loads(raw)
-                except protobuf.ProtobufError as exc:
-                    raise errors.bad_request(str(exc)) from None
-                except orjson.JSONDecodeError:
+                    options = protobuf.decode(raw) if raw.startswith(protobuf.MAGIC) else decoding.loads_json(raw)
+                except (protobuf.ProtobufError, ValueError, IndexError, UnicodeDecodeError) as exc:
+                    if not isinstance(exc, orjson.JSONDecodeError):
+                        raise errors.bad_request(str(exc)) from None
                     try:
-                        options = yaml.safe_load(raw.decode()) or {}
-                    except yaml.YAMLError as exc:
+                        options = decoding.loads_yaml(raw) or {}
+                    except (yaml.YAMLError, UnicodeDecodeError) as exc:
                         raise errors.bad_request(f"invalid DeleteOptions: {exc}") from None
                 if not isinstance(options, dict):
                     raise errors.bad_request("invalid DeleteOptions")
+                typecheck.check_delete_options(options)
         q = request.query
         if "gracePeriodSeconds" in q:
             try:
@@ -688,6 +714,8 @@ class ApiServer:
         if rt.stored_as:
             return await self._aliased_object(request, rt, ns, name)
         if method == "GET":
+            if "resourceVersion" in request.query:
+                versions.check_get(request.query, self.store.revision)
             entry = svc.entry(rt, ns, name)
             if tables.wants_table(request.headers.get("Accept")):
                 return self._render(request, rt, entry.obj)
