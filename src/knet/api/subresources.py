@@ -42,6 +42,9 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
 
 async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
     delete_options = (body or {}).get("deleteOptions") or {}
+    # Admission sees the Eviction as a CREATE of pods/eviction (NodeRestriction: a node evicts
+    # only its own pods), before the delete it causes.
+    service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "eviction", opts)
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
 
@@ -51,6 +54,9 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
     if signer is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
     sa = service.entry(rt, ns, name).obj
+    # Admission sees the TokenRequest as a CREATE of serviceaccounts/token (NodeRestriction: a
+    # node asks only for tokens bound to its own pods).
+    service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "token", opts)
     spec = (body or {}).get("spec") or {}
     seconds = spec.get("expirationSeconds") or 3600
     if not isinstance(seconds, int) or seconds < 600:
