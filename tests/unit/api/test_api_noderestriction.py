@@ -372,3 +372,23 @@ def test_kubelet_labels():
     assert not is_kubelet_label("node-role.kubernetes.io/control-plane")
     assert forbidden_labels({"node-role.kubernetes.io/control-plane", "knet.io/x", "app"}) == [
         "node-role.kubernetes.io/control-plane"]
+
+
+async def test_the_kubelets_own_mirror_pods_pass(plugin):
+    """What the kubelet sends for a static pod (node/static.py), after the apiserver's defaults and
+    pod admission, is a mirror pod NodeRestriction admits: owned by its Node as controller, and
+    with no service account (the ServiceAccount plugin leaves mirror pods alone)."""
+    from knet.api.resources import pods
+    from knet.node import static
+
+    manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: etcd, namespace: kube-system}\n" \
+               "spec: {hostNetwork: true, containers: [{name: etcd, image: etcd}]}\n"
+    mirror = static.mirror_pod(static.static_pod(manifest, "mynode"), "mynode-uid")
+    pods.defaults(mirror)
+    pods.admit(mirror)
+    assert "serviceAccountName" not in mirror["spec"] and not mirror["spec"].get("volumes")
+    plugin(req("CREATE", PODS, mirror["metadata"]["name"], mirror, ns="kube-system"))
+    # An ordinary pod still gets the `default` service account.
+    ordinary = copy.deepcopy(MYPOD)
+    pods.defaults(ordinary)
+    assert ordinary["spec"]["serviceAccountName"] == "default"
