@@ -23,9 +23,8 @@ PACKAGES = ("k8s.io/api/core/v1/", "k8s.io/api/apps/v1/", "k8s.io/api/discovery/
             "k8s.io/api/autoscaling/v1/", "k8s.io/api/policy/v1/", "k8s.io/api/authorization/v1/", "k8s.io/api/rbac/v1/", "k8s.io/apimachinery/pkg/apis/meta/v1/",
             "k8s.io/apimachinery/pkg/util/intstr/", "k8s.io/apimachinery/pkg/api/resource/",
             "k8s.io/apimachinery/pkg/runtime/")
-# Fields whose proto name is not their JSON name (the Go struct's json tag differs from the
-# lowerCamel proto name gogo-protobuf derived from the Go field name).
-JSON_NAMES = {(".k8s.io.api.authentication.v1.BoundObjectReference", "uID"): "uid"}
+# Proto field names derived from Go names that the Go JSON tags spell otherwise (`UID` -> "uid").
+JSON_NAMES = {"uID": "uid", "aPIGroup": "apiGroup"}
 SCALARS = {9: "string", 12: "bytes", 8: "bool", 3: "int", 4: "int", 5: "int", 13: "int", 17: "int", 18: "int",
            1: "double", 2: "float"}
 
@@ -73,8 +72,8 @@ def _message(buf: bytes, prefix: str, out: dict) -> None:
             elif n == 10:
                 json_name = v.decode()
         kind = "msg" if ftype == 11 else SCALARS.get(ftype, "int")
-        name = JSON_NAMES.get((full, fname or json_name), fname or json_name)
-        entry[str(number)] = [name, kind + ("*" if label == 3 else ""), type_name]
+        name = fname or json_name
+        entry[str(number)] = [JSON_NAMES.get(name, name), kind + ("*" if label == 3 else ""), type_name]
     out[full] = {"map": is_map, "fields": entry}
 
 

@@ -83,6 +83,9 @@ class KubeletRelay:
         async with upstream:
             if upstream.status != 200:
                 text = await upstream.text()
+                if upstream.status in (401, 403):  # the kubelet refused the apiserver's identity
+                    raise ApiError(upstream.status, "Unauthorized" if upstream.status == 401 else "Forbidden",
+                                   f"{text.strip()} ( pods/log {name})")
                 raise ApiError(upstream.status if upstream.status in (400, 404) else 500,
                                "BadRequest" if upstream.status == 400 else "InternalError", text.strip())
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})

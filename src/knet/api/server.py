@@ -192,7 +192,7 @@ class ApiServer:
             elif mode == "Node":
                 from knet.api.authz.node import NodeAuthorizer
 
-                chain.append(NodeAuthorizer(self.store))
+                chain.append(NodeAuthorizer.for_store(self.store))
             elif mode == "RBAC":
                 from knet.api.authz.rbac import RBACAuthorizer, StoreRbacSource
 

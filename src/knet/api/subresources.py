@@ -43,6 +43,9 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
 
 async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
     delete_options = (body or {}).get("deleteOptions") or {}
+    # Admission sees the Eviction as a CREATE of pods/eviction (NodeRestriction: a node evicts
+    # only its own pods), before the delete it causes.
+    service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "eviction", opts)
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
 
@@ -93,6 +96,9 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
         raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
             invalid("metadata.namespace", meta["namespace"], "must match the service account namespace if specified")])
     sa = service.entry(rt, ns, name).obj
+    # Admission sees the TokenRequest as a CREATE of serviceaccounts/token (NodeRestriction: a
+    # node asks only for tokens bound to its own pods).
+    service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "token", opts)
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
     audiences = spec.get("audiences") or list(policy.audiences)
     if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):

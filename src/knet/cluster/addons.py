@@ -523,3 +523,22 @@ def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]
         ("v1", "services", kube_dns_service(config)),
         ("apps/v1", "deployments", coredns_deployment(config)),
     ]
+
+
+SIM_WORKERS_BINDING = "knet:kubelet-sim-workers"
+
+
+def sim_kubelet_binding(config: ClusterConfig, user: str) -> dict[str, Any] | None:
+    """A simulated cluster's workers share one agent (`user`), which is no single node: the Node
+    authorizer cannot judge it, so it gets the `system:node` ClusterRole through a
+    ClusterRoleBinding, as every kubelet did before the Node authorizer. Its rights are those of
+    any node, on every node (NodeRestriction does not apply to it). None for real clusters, whose
+    kubelets are each `system:node:NODE`."""
+    if config.dataplane == "real" or not config.workers:
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": SIM_WORKERS_BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }

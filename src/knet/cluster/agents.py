@@ -11,7 +11,10 @@ CNI_BIN_DIR = "/usr/lib/cni"
 
 def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, knet: list[str], *,
                  port: int = 10250, address: str = "0.0.0.0") -> list[str]:
-    """`knet kubelet ...` for one node, with kubeadm's control-plane label and taint flags."""
+    """`knet kubelet ...` for one node, with kubeadm's control-plane taint flag. The
+    control-plane label is not the kubelet's to set (NodeRestriction refuses `node-role.*` labels
+    from a node, and the kubelet refuses them in --node-labels): `knet up` adds it with the
+    admin's credentials, as kubeadm's mark-control-plane phase does."""
     node_pki = paths.node_dir(node.name) / "pki"
     argv = [
         *knet, "kubelet",
@@ -33,7 +36,7 @@ def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, kne
         f"--port={port}",
     ]
     if node.is_control_plane:
-        argv += [f"--node-labels={CONTROL_PLANE_LABEL}=", f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
+        argv += [f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
     return argv
 
 
@@ -47,7 +50,7 @@ def sim_kubelet_argv(config: ClusterConfig, paths: ClusterPaths, group: str, nod
     """One `knet kubelet --dataplane=sim` process hosting simulated `nodes` (listed in node_list_file).
 
     `--hostname-override` names the node that hosts the process's static pods (the first one); the
-    control plane gets its own process so that only it carries kubeadm's label and taint.
+    control plane gets its own process so that only it carries kubeadm's taint.
     """
     group_dir = paths.node_dir(group)
     host = nodes[0]
@@ -71,7 +74,6 @@ def sim_kubelet_argv(config: ClusterConfig, paths: ClusterPaths, group: str, nod
     if host.is_control_plane:
         argv += [
             f"--pod-manifest-path={paths.manifests_dir(host.name)}",
-            f"--node-labels={CONTROL_PLANE_LABEL}=",
             f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule",
         ]
     return argv

@@ -66,10 +66,25 @@ def write_pki(config: ClusterConfig, paths: ClusterPaths) -> None:
     pki.write_file(paths.token_file, f'{token},kubernetes-admin,kubernetes-admin,"system:masters"\n', 0o600)
 
 
+# The one agent hosting every simulated worker is no single node, so it cannot be one for the
+# Node authorizer: it gets its own user, which `knet up` binds to the `system:node` ClusterRole
+# (the pre-Node-authorizer way; addons.sim_kubelet_binding). NodeRestriction leaves it alone.
+SIM_WORKERS_USER = "kubelet-sim-workers"
+
+
+def node_agent_identity(node: str) -> tuple[str, list[str]]:
+    """(user, groups) of the agent for `node`: `system:node:NODE` in `system:nodes` (the Node
+    authorizer and NodeRestriction apply), or the shared simulated workers' agent."""
+    if node == "sim-workers":
+        return SIM_WORKERS_USER, []
+    return f"system:node:{node}", ["system:nodes"]
+
+
 def write_node_identity(config: ClusterConfig, paths: ClusterPaths, ca: pki.CertKey, node: str, ip: str) -> None:
-    """The node agent's client kubeconfig (system:node:NODE) and its serving certificate."""
-    pki.write_client_kubeconfig(paths.kubelet_kubeconfig(node), ca, server=config.server_url,
-                                user=f"system:node:{node}", groups=["system:nodes"])
+    """The node agent's client kubeconfig (node_agent_identity) and its serving certificate."""
+    user, groups = node_agent_identity(node)
+    pki.write_client_kubeconfig(paths.kubelet_kubeconfig(node), ca, server=config.server_url, user=user,
+                                groups=groups)
     serving = pki.issue_cert(ca, node, dns_names=[node, "localhost"], ip_addresses=sorted({ip, "127.0.0.1"}),
                              server=True)
     pki.write_cert_key(paths.node_dir(node) / "pki", "kubelet", serving)

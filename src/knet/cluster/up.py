@@ -105,6 +105,21 @@ async def _create_addons(api, config: ClusterConfig, paths: ClusterPaths) -> Non
         except ApiError as exc:
             if exc.status != 409:  # already there (a re-run)
                 raise
+    binding = addons.sim_kubelet_binding(config, bootstrap.SIM_WORKERS_USER)
+    if binding is not None:
+        try:
+            await api.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", binding)
+        except ApiError as exc:
+            # 404: an apiserver without the RBAC API authorizes everyone, and needs no binding.
+            if exc.status not in (404, 409):
+                raise
+
+
+async def _mark_control_plane(api, config: ClusterConfig) -> None:
+    """kubeadm's mark-control-plane phase: the control-plane label, set with the admin's
+    credentials (a kubelet may not set `node-role.kubernetes.io/` labels on its own Node)."""
+    await api.patch("v1", "nodes", config.control_plane.name,
+                    {"metadata": {"labels": {agents.CONTROL_PLANE_LABEL: ""}}})
 
 
 async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[str], None],
@@ -129,6 +144,7 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
             return not readiness.nodes_without_pod_cidr(nodes, names)
 
         await _wait("every node to register and get a podCIDR", cni_ready, timeout, paths, wide)
+        await _mark_control_plane(api, config)
         say("Installing CNI")
 
         async def nodes_ready():

@@ -225,6 +225,8 @@ class NodeAgent:
         api = self.api
         if api is None or self.kubelet.pods is None or not self.kubelet.pods.has_synced:
             return
+        if not self.node_uid:  # a mirror pod is owned by its Node (NodeRestriction checks the uid)
+            return
         for pod in list(self.static_pods.values()):
             meta = pod["metadata"]
             existing = self.kubelet.pods.get(f"{meta['namespace']}/{meta['name']}")
@@ -452,7 +454,11 @@ class Kubelet:
             self.api = api
             while True:  # wait for the apiserver (it may be one of our own static pods)
                 try:
-                    await api.get("v1", "namespaces", "default")
+                    # Its own Node is what a kubelet may read (Node authorizer); any answer, even
+                    # 404 before registration, means the apiserver is up.
+                    await api.get("v1", "nodes", self.cfg.hostname_override or next(iter(self.nodes), ""))
+                    break
+                except ApiError:
                     break
                 except Exception:  # noqa: BLE001
                     await asyncio.sleep(0.5)

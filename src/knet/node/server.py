@@ -1,4 +1,5 @@
-"""The kubelet's HTTP API (docs/contracts.md section 4): container logs and exec.
+"""The kubelet's HTTP API (docs/contracts.md section 4): container logs and exec, each request
+authenticated by client certificate and authorized by the apiserver (node/apiauth.py).
 
 Exec speaks Kubernetes' WebSocket channel protocol (v5.channel.k8s.io / v4.channel.k8s.io):
 every binary message starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize,
@@ -22,6 +23,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
+
+from knet.api.auth import user_from_peercert
+from knet.node import apiauth
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -281,23 +285,59 @@ def _ssl_context(kubelet: Kubelet) -> ssl.SSLContext:
     return ctx
 
 
+def _node_of(kubelet: Kubelet, request: web.Request) -> str:
+    """The node a request is about: the pod's node for pod paths (a process hosting many
+    simulated nodes serves them all), else the node this kubelet was started for."""
+    parts = request.path.split("/")
+    if len(parts) >= 4 and parts[1] in ("exec", "containerLogs", "attach", "portForward", "run"):
+        worker = kubelet.find_worker(parts[2], parts[3])
+        if worker is not None:
+            return worker.agent.name
+    return kubelet.cfg.hostname_override or next(iter(kubelet.nodes), "")
+
+
+def _review(kubelet: Kubelet):
+    async def review(body: dict) -> dict:
+        api = kubelet.api
+        if api is None:
+            raise RuntimeError("no connection to the API server yet")
+        return await api.create("authorization.k8s.io/v1", "subjectaccessreviews", body)
+    return review
+
+
 @web.middleware
-async def require_client_cert(request: web.Request, handler: Any) -> web.StreamResponse:
-    """With a client CA, logs/exec/pods need a client certificate signed by it."""
-    ctx = request.app.get("ssl")
-    if ctx is not None and ctx.verify_mode != ssl.CERT_NONE and request.path != "/healthz":
-        transport = request.transport
-        sslobj = transport.get_extra_info("ssl_object") if transport else None
-        if sslobj is None or not sslobj.getpeercert():
-            raise web.HTTPUnauthorized(text="Unauthorized")
+async def authenticate_and_authorize(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With a client CA (--client-ca-file), as the kubelet with anonymous auth off and webhook
+    authorization: a request without a client certificate gets 401; one with a certificate
+    (signed by the CA, else the TLS handshake fails) is allowed only if the apiserver's
+    SubjectAccessReview says so, else 403 `Forbidden (user=..., verb=..., resource=nodes,
+    subresource=...)`; 500 when the apiserver cannot be asked."""
+    authorizer: apiauth.KubeletAuthorizer | None = request.app.get("authorizer")
+    if authorizer is None:
+        return await handler(request)
+    transport = request.transport
+    sslobj = transport.get_extra_info("ssl_object") if transport else None
+    user = user_from_peercert(sslobj.getpeercert() if sslobj is not None else None)
+    if user is None:
+        return web.Response(status=401, text="Unauthorized")
+    attrs = apiauth.request_attributes(user, request.method, request.path, _node_of(request.app["kubelet"], request))
+    try:
+        allowed = await authorizer.allowed(attrs)
+    except Exception as exc:  # noqa: BLE001 -- the apiserver is down or refused the review
+        log.warning("kubelet API: authorizing %s %s for %s: %s", request.method, request.path, user.name, exc)
+        return web.Response(status=500, text=apiauth.error_message(attrs))
+    if not allowed:
+        return web.Response(status=403, text=apiauth.forbidden_message(attrs))
     return await handler(request)
 
 
 async def start_server(kubelet: Kubelet) -> web.AppRunner:
-    app = web.Application(middlewares=[require_client_cert])
+    app = web.Application(middlewares=[authenticate_and_authorize])
     app["kubelet"] = kubelet
     ctx = _ssl_context(kubelet)
     app["ssl"] = ctx
+    if ctx.verify_mode != ssl.CERT_NONE:
+        app["authorizer"] = apiauth.KubeletAuthorizer(_review(kubelet))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", list_pods)
     app.router.add_get("/containers", containers)

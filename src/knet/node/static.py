@@ -68,8 +68,9 @@ def mirror_pod(pod: Obj, node_uid: str | None) -> Obj:
     meta.pop("resourceVersion", None)
     meta["annotations"][MIRROR] = meta["annotations"][HASH]
     if node_uid:
+        # The kubelet's mirror client: the Node as controller, which NodeRestriction requires.
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": mirror["spec"]["nodeName"],
-                                    "uid": node_uid, "controller": False}]
+                                    "uid": node_uid, "controller": True}]
     mirror.pop("status", None)
     return mirror
 

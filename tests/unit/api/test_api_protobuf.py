@@ -52,3 +52,13 @@ def test_rejects_garbage():
         decode(b"k8s\x00\x0a\xff")
     with pytest.raises(ProtobufError):
         decode(envelope("example.com/v1", "Widget", b""))
+
+
+def test_token_request_bound_object_keeps_its_uid():
+    """`kubectl create token --bound-object-uid` (protobuf): BoundObjectReference's Go field UID
+    is JSON `uid`, not the proto-derived `uID` (which NodeRestriction would see as no uid)."""
+    ref = f(1, b"Pod") + f(2, b"v1") + f(3, b"web") + f(4, b"1234")
+    spec = f(1, b"vault") + f(3, ref) + varint_field(4, 3600)
+    obj = decode(envelope("authentication.k8s.io/v1", "TokenRequest", f(1, f(1, b"sa")) + f(2, spec)))
+    assert obj["spec"] == {"audiences": ["vault"], "expirationSeconds": 3600,
+                           "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "1234"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from knet.cluster import agents
+from knet.cluster import addons, agents, bootstrap
 from knet.cluster.config import resolve
 from knet.cluster.manifests import control_plane_manifests
 from knet.cluster.paths import ClusterPaths
@@ -107,10 +107,12 @@ def test_kubelet_flags_for_control_plane_and_worker():
                  "--cluster-domain=cluster.local", "--dataplane=real",
                  "--pod-manifest-path=/state/demo/nodes/controlplane/manifests",
                  "--kubeconfig=/state/demo/kubeconfig/kubelet-controlplane.conf",
-                 "--node-labels=node-role.kubernetes.io/control-plane=",
                  "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule",
                  "--kubernetes-version=v1.29.0"):
         assert flag in cp
+    # The control-plane label is knet up's to set (kubeadm's mark-control-plane), not the kubelet's:
+    # NodeRestriction refuses node-role labels from a node.
+    assert not any(a.startswith("--node-labels") for a in cp)
     worker = agents.kubelet_argv(c, PATHS, c.workers[0], ["knet"])
     assert "--hostname-override=node01" in worker
     assert not any(a.startswith(("--node-labels", "--register-with-taints")) for a in worker)
@@ -127,6 +129,7 @@ def test_sim_agents_control_plane_alone_carries_label_taint_and_static_pods():
     assert "--hostname-override=controlplane" in cp and "--sim-node-list=/l" in cp
     assert "--pod-manifest-path=/state/demo/nodes/controlplane/manifests" in cp
     assert "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule" in cp
+    assert not any(a.startswith("--node-labels") for a in cp)
     workers = agents.sim_kubelet_argv(c, PATHS, "sim-workers", c.workers, "/w", ["knet"], port=2)
     assert "--kubeconfig=/state/demo/kubeconfig/kubelet-sim-workers.conf" in workers
     assert not any(a.startswith(("--pod-manifest-path", "--register-with-taints", "--node-labels"))
@@ -179,3 +182,18 @@ def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
                                              "/state/demo/bin/kube-scheduler": True}
     sqlite = control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"]["spec"]["containers"][0]
     assert {"name": "knet-data", "mountPath": "/state/demo/data"} in sqlite["volumeMounts"]
+def test_agent_identities_for_the_node_authorizer():
+    """A real node's agent is `system:node:NODE` in `system:nodes` (Node authorizer and
+    NodeRestriction apply); the agent of all simulated workers is no single node: its own user,
+    bound to the `system:node` ClusterRole by knet up."""
+    assert bootstrap.node_agent_identity("node01") == ("system:node:node01", ["system:nodes"])
+    assert bootstrap.node_agent_identity("controlplane") == ("system:node:controlplane", ["system:nodes"])
+    assert bootstrap.node_agent_identity("sim-workers") == ("kubelet-sim-workers", [])
+    sim, _ = resolve(None, nodes=3, dataplane="sim")
+    assert addons.sim_kubelet_binding(sim, "kubelet-sim-workers") == {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "knet:kubelet-sim-workers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubelet-sim-workers"}]}
+    assert addons.sim_kubelet_binding(config(), "kubelet-sim-workers") is None  # real: one identity per node
+    assert addons.sim_kubelet_binding(resolve(None, nodes=1, dataplane="sim")[0], "x") is None  # no workers

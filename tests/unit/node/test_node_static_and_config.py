@@ -32,8 +32,9 @@ def test_static_pod_naming_and_stable_uid():
 def test_mirror_pod_annotation_and_owner():
     mirror = static.mirror_pod(static.static_pod(MANIFEST, "cp"), "node-uid")
     assert static.is_mirror(mirror) and "uid" not in mirror["metadata"]
+    # As the kubelet's mirror client writes it: the Node as controller (NodeRestriction requires it).
     assert mirror["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": "cp",
-                                                      "uid": "node-uid", "controller": False}]
+                                                      "uid": "node-uid", "controller": True}]
 
 
 def test_read_manifests_skips_dotfiles_and_other_suffixes(tmp_path):

@@ -68,8 +68,12 @@ def defaults(obj: dict) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    # The ServiceAccount admission plugin names `default`, except in mirror pods: a static pod
+    # may not use a service account (NodeRestriction refuses mirror pods that reference one).
+    if "kubernetes.io/config.mirror" not in ((obj.get("metadata") or {}).get("annotations") or {}):
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    if spec.get("serviceAccountName"):
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     spec.setdefault("priority", 0)

@@ -1,0 +1,149 @@
+"""The kubelet's API authenticates and authorizes every request, as the upstream kubelet does
+with kubeadm's settings (anonymous off, x509 client certificates, webhook authorization): a node
+agent (`knet kubelet --dataplane=sim`, running as its node `system:node:authz-node`, whose static
+pod is a host process) answers 401 without a client certificate, refuses certificates of
+another CA, lets the apiserver's `kube-apiserver-kubelet-client` (system:masters) exec and read
+logs, and refuses another node's kubelet certificate with upstream's 403 text.
+
+test_another_nodes_kubelet_certificate_cannot_exec needs the apiserver's SubjectAccessReview to
+run the Node and RBAC authorizers (issue #12's integration): it fails while every review says
+allowed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.api
+
+NODE = "authz-node"
+KNET = [shutil.which("knet")] if shutil.which("knet") else [sys.executable, "-c", "from knet.cli.main import main; main()"]
+STATIC = """
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo started; exec sleep 3600"]
+"""
+
+
+def wait_for(what: str, fn, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (AssertionError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def kubelet(apiserver, tmp_path_factory):
+    """A node agent running as its own node identity; yields (endpoint, mirror pod name, pki dir
+    with client certificates: apiserver = kube-apiserver-kubelet-client, node01 = another node's
+    kubelet, stranger = a certificate of another CA)."""
+    from knet.cluster.pki import create_ca, issue_cert, load_cert_key, write_cert_key, write_client_kubeconfig
+
+    root = tmp_path_factory.mktemp("authz-kubelet")
+    (root / "manifests").mkdir()
+    (root / "manifests" / "sleeper.yaml").write_text(STATIC)
+    ca = load_cert_key(apiserver.pki_dir, "ca")
+    crt, key = write_cert_key(root / "pki", "kubelet", issue_cert(ca, NODE, ip_addresses=["127.0.0.1"], server=True))
+    kubeconfig = write_client_kubeconfig(root / "kubelet.conf", ca, server=apiserver.url, user=f"system:node:{NODE}",
+                                         groups=["system:nodes"])
+    clients = root / "clients"
+    write_cert_key(clients, "node01", issue_cert(ca, "system:node:node01", organizations=["system:nodes"],
+                                                 client=True))
+    write_cert_key(clients, "stranger", issue_cert(create_ca("stranger-ca"), "kube-apiserver-kubelet-client",
+                                                   organizations=["system:masters"], client=True))
+    log = open(root / "kubelet.log", "wb")
+    proc = subprocess.Popen([*KNET, "kubelet", f"--hostname-override={NODE}", "--node-ip=127.0.0.1",
+                             f"--kubeconfig={kubeconfig}", f"--root-dir={root / 'node'}",
+                             f"--pod-manifest-path={root / 'manifests'}", "--dataplane=sim",
+                             "--pod-cidr=10.244.78.0/24", "--address=127.0.0.1", "--port=0",
+                             f"--tls-cert-file={crt}", f"--tls-private-key-file={key}",
+                             f"--client-ca-file={apiserver.ca_file}",
+                             "--register-with-taints=example.com/authz-only:NoSchedule"],
+                            stdout=log, stderr=log, start_new_session=True)
+    pod = f"sleeper-{NODE}"
+    try:
+        node = wait_for("the node to register", lambda: json.loads(apiserver.kubectl_ok(
+            "get", "node", NODE, "-o", "json")))
+        port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        wait_for("mirror pod logs", lambda: "started" in apiserver.kubectl("logs", pod).stdout)
+        yield f"https://127.0.0.1:{port}", pod, clients
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        apiserver.kubectl("delete", "node", NODE, "--wait=false")
+        apiserver.kubectl("delete", "pod", pod, "--force", "--grace-period=0", "--wait=false")
+
+
+def _context(cert=None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        ctx.load_cert_chain(*cert)
+    return ctx
+
+
+def call(url: str, cert=None, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, context=_context(cert), timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_kubelet_api_requires_a_client_certificate(kubelet):
+    base, pod, _ = kubelet
+    for path in (f"/containerLogs/default/{pod}/main", "/pods", "/healthz", f"/exec/default/{pod}/main?command=id"):
+        assert call(base + path) == (401, "Unauthorized"), path
+
+
+def test_kubelet_api_refuses_a_certificate_of_another_ca(kubelet):
+    base, pod, clients = kubelet
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        call(f"{base}/containerLogs/default/{pod}/main", (clients / "stranger.crt", clients / "stranger.key"))
+
+
+def test_apiserver_identity_may_read_logs_and_exec(apiserver, kubelet):
+    base, pod, _ = kubelet
+    cert = (apiserver.pki_dir / "apiserver-kubelet-client.crt", apiserver.pki_dir / "apiserver-kubelet-client.key")
+    assert call(f"{base}/containerLogs/default/{pod}/main", cert) == (200, "started\n")
+    assert apiserver.kubectl_ok("logs", pod) == "started\n"
+    assert apiserver.kubectl_ok("exec", pod, "--", "echo", "allowed") == "allowed\n"
+
+
+def test_another_nodes_kubelet_certificate_cannot_exec(kubelet):
+    """Issue #12: one node's kubelet certificate cannot exec on another node. nodes/proxy is
+    not among the node rules and RBAC grants node01 nothing more, so the review says no."""
+    base, pod, clients = kubelet
+    node01 = (clients / "node01.crt", clients / "node01.key")
+    status, text = call(f"{base}/exec/default/{pod}/main?command=id&stdout=true", node01, method="POST")
+    assert (status, text) == (403, "Forbidden (user=system:node:node01, verb=create, resource=nodes, "
+                                   "subresource=proxy)")
+    status, text = call(f"{base}/containerLogs/default/{pod}/main", node01)
+    assert (status, text) == (403, "Forbidden (user=system:node:node01, verb=get, resource=nodes, "
+                                   "subresource=proxy)")
