@@ -105,7 +105,8 @@ class ApiServerUnderTest:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-            f"--data-dir={self.data_dir}", "--authorization-mode=RBAC", *self.extra_args,
+            f"--data-dir={self.data_dir}", "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction", *self.extra_args,
         ]
 
     def prepare(self) -> None:

@@ -30,8 +30,10 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
     pki = paths.pki
     flags = {
         "advertise-address": config.control_plane.ip,
+        "authorization-mode": "Node,RBAC",
         "bind-address": config.api_server_host,
         "client-ca-file": str(pki / "ca.crt"),
+        "enable-admission-plugins": "NodeRestriction",
         "kubelet-client-certificate": str(pki / "apiserver-kubelet-client.crt"),
         "kubelet-client-key": str(pki / "apiserver-kubelet-client.key"),
         "secure-port": str(config.api_server_port),

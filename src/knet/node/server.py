@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from knet.api.auth import user_from_peercert
-from knet.node import apiauth
+from knet.node import apiauth, workloads
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -127,7 +127,9 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
                             .encode())
         await ws.close()
         return ws
-    argv = [*worker.exec_prefix(), *command]
+    # `/agnhost connect ...` in an agnhost container is knet's agnhost (upstream's NetworkPolicy
+    # tests probe so); any other command runs as given.
+    argv = [*worker.exec_prefix(), *workloads.exec_argv(run.spec, command)]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
            "TERM": "xterm" if tty else "dumb"}
     try:
