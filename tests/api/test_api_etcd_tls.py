@@ -152,7 +152,10 @@ async def test_the_store_over_tls_reads_its_writes_and_follows_etcd(etcd):
 
 
 def get(server, path: str) -> tuple[int, str]:
+    """GET as the admin: anonymous users may read /healthz, /livez and /readyz but not the
+    single checks under them (system:public-info-viewer vs system:monitoring), as upstream."""
     ctx = ssl.create_default_context(cafile=server.ca_file)
+    ctx.load_cert_chain(str(server.pki_dir / "admin.crt"), str(server.pki_dir / "admin.key"))
     try:
         with urllib.request.urlopen(f"{server.url}{path}", context=ctx, timeout=5) as r:
             return r.status, r.read().decode()

@@ -69,7 +69,9 @@ def token_request(server, ns: str, sa: str, spec: dict, token: str | None = None
 
 
 def who(server, token: str) -> int:
-    return http(server, "GET", "/api/v1/namespaces/default", token)[0]
+    """200 when the token authenticates (discovery is open to every authenticated user, as
+    system:discovery grants), 401 when it does not."""
+    return http(server, "GET", "/api", token)[0]
 
 
 def sign(server, payload: dict) -> str:
@@ -167,7 +169,7 @@ def test_tokens_are_refused_as_kube_apiserver_refuses_them(apiserver, namespace)
 
     # another audience
     vault = apiserver.kubectl_ok("-n", namespace, "create", "token", "robot", "--audience", "vault").strip()
-    code, body, _ = http(apiserver, "GET", "/api/v1/namespaces/default", vault)
+    code, body, _ = http(apiserver, "GET", "/api", vault)
     assert (code, body["kind"], body["reason"], body["message"]) == (401, "Status", "Unauthorized", "Unauthorized")
     p = as_token(apiserver, vault, "get", "ns", "default")
     assert p.returncode != 0 and "You must be logged in to the server (Unauthorized)" in p.stderr
@@ -372,6 +374,8 @@ def test_knets_client_rereads_its_token_file_after_a_401(apiserver, namespace, t
     from knet.client.config import ClientConfig
 
     apiserver.kubectl_ok("-n", namespace, "create", "serviceaccount", "robot")
+    apiserver.kubectl_ok("-n", namespace, "create", "rolebinding", "robot-view", "--clusterrole=view",
+                         f"--serviceaccount={namespace}:robot")
     token_file = tmp_path / "token"
     token_file.write_text(apiserver.kubectl_ok("-n", namespace, "create", "token", "robot"))
     config = ClientConfig(server=apiserver.url, ca_data=Path(apiserver.ca_file).read_bytes(),
@@ -379,12 +383,12 @@ def test_knets_client_rereads_its_token_file_after_a_401(apiserver, namespace, t
 
     async def run() -> tuple[str, str]:
         async with ApiClient(config) as api:
-            before = (await api.get("v1", "namespaces", "default"))["metadata"]["name"]
+            before = (await api.get("v1", "serviceaccounts", "robot", namespace=namespace))["metadata"]["name"]
             # the account is recreated: the token the client holds is dead; the file gets a new one
             apiserver.kubectl_ok("-n", namespace, "delete", "sa", "robot")
             apiserver.kubectl_ok("-n", namespace, "create", "serviceaccount", "robot")
             token_file.write_text(apiserver.kubectl_ok("-n", namespace, "create", "token", "robot"))
-            after = (await api.get("v1", "namespaces", "default"))["metadata"]["name"]
+            after = (await api.get("v1", "serviceaccounts", "robot", namespace=namespace))["metadata"]["name"]
             return before, after
 
-    assert asyncio.run(run()) == ("default", "default")
+    assert asyncio.run(run()) == ("robot", "robot")

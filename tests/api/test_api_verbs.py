@@ -198,8 +198,9 @@ def test_token_request_gives_a_working_bearer_token(apiserver, namespace):
     assert payload["sub"] == f"system:serviceaccount:{namespace}:robot"
     assert payload["exp"] - payload["iat"] == 900
     out = apiserver.kubectl_ok("--token", token, "--server", apiserver.url, "--certificate-authority",
-                               apiserver.ca_file, "--kubeconfig=/dev/null", "get", "ns", "default", "-o", "name")
-    assert out.strip() == "namespace/default"
+                               apiserver.ca_file, "--kubeconfig=/dev/null", "auth", "whoami", "-o",
+                               "jsonpath={.status.userInfo.username}")
+    assert out.strip() == f"system:serviceaccount:{namespace}:robot"
     p = apiserver.kubectl("-n", namespace, "create", "token", "robot", "--duration=1m")
     assert "may not specify a duration less than 10 minutes" in p.stderr
 
