@@ -4,77 +4,24 @@ WebSocket (v5.channel.k8s.io) with stdout, stdin and exit codes, and the errors 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-
 import pytest
+from node_agents import host_static_pod, sim_kubelet, wait_for
 
 pytestmark = pytest.mark.api
 
 NODE = "relay-node"
-KNET = [shutil.which("knet")] if shutil.which("knet") else [sys.executable, "-c", "from knet.cli.main import main; main()"]
-STATIC = """
-apiVersion: v1
-kind: Pod
-metadata: {name: echoer, namespace: default}
-spec:
-  hostNetwork: true
-  containers:
-  - name: main
-    image: busybox
-    command: ["sh", "-c", "echo started; exec sleep 3600"]
-  - name: second
-    image: busybox
-    command: ["sh", "-c", "exec sleep 3600"]
-"""
-
-
-def wait_for(what: str, fn, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except AssertionError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+STATIC = host_static_pod("echoer", {"main": "echo started; exec sleep 3600", "second": "exec sleep 3600"})
 
 
 @pytest.fixture(scope="module")
 def node_agent(apiserver, tmp_path_factory):
-    root = tmp_path_factory.mktemp("relay-kubelet")
-    (root / "manifests").mkdir()
-    (root / "manifests" / "echoer.yaml").write_text(STATIC)
-    from knet.cluster.pki import issue_cert, load_cert_key, write_cert_key
-
-    crt, key = write_cert_key(root / "pki", "kubelet", issue_cert(
-        load_cert_key(apiserver.pki_dir, "ca"), NODE, ip_addresses=["127.0.0.1"], server=True))
-    log = open(root / "kubelet.log", "wb")
-    proc = subprocess.Popen([*KNET, "kubelet", f"--hostname-override={NODE}", "--node-ip=127.0.0.1",
-                             f"--kubeconfig={apiserver.kubeconfig}", f"--root-dir={root / 'node'}",
-                             f"--pod-manifest-path={root / 'manifests'}", "--dataplane=sim",
-                             "--pod-cidr=10.244.77.0/24", "--address=127.0.0.1", "--port=0",
-                             f"--tls-cert-file={crt}", f"--tls-private-key-file={key}",
-                             f"--client-ca-file={apiserver.ca_file}",
-                             "--register-with-taints=example.com/relay-only:NoSchedule"],
-                            stdout=log, stderr=log, start_new_session=True)
     pod = f"echoer-{NODE}"
-    try:
-        wait_for("mirror pod logs", lambda: "started" in apiserver.kubectl("logs", pod, "-c", "main").stdout)
+    with sim_kubelet(apiserver, tmp_path_factory.mktemp("relay-kubelet"), NODE, kubeconfig=apiserver.kubeconfig,
+                     pod_cidr="10.244.77.0/24", taint="example.com/relay-only:NoSchedule",
+                     static_pods={"echoer": STATIC}):
+        wait_for("mirror pod logs", lambda: "started" in apiserver.kubectl("logs", pod, "-c", "main").stdout,
+                 timeout=20.0, interval=0.1)
         yield pod
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        apiserver.kubectl("delete", "node", NODE, "--wait=false")
-        apiserver.kubectl("delete", "pod", pod, "--force", "--grace-period=0", "--wait=false")
 
 
 def test_logs_through_the_apiserver(apiserver, node_agent):

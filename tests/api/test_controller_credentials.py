@@ -15,37 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
+from node_agents import KNET, wait_for
 
 pytestmark = pytest.mark.api
 
-KNET = [shutil.which("knet")] if shutil.which("knet") else [sys.executable, "-c", "from knet.cli.main import main; main()"]
 NS = "creds"
 # The accounts of the controllers on by default (garbagecollector and namespace are opt-in in knet;
 # their accounts appear only when they run).
 ACCOUNTS = {"deployment-controller", "replicaset-controller", "endpointslice-controller", "endpoint-controller",
             "daemon-set-controller", "node-controller", "service-account-controller", "root-ca-cert-publisher",
             "pod-garbage-collector"}
-
-
-def wait_for(what, fn, timeout=30.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 -- keep polling; report the last failure
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture

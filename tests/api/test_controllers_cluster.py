@@ -18,11 +18,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from node_agents import wait_for
 
 pytestmark = pytest.mark.api
 
@@ -36,20 +36,6 @@ CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedul
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wait_for(what, fn, timeout=30.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 -- keep polling; report the last failure
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class Kubectl:

@@ -12,45 +12,17 @@ allowed."""
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from node_agents import host_static_pod, sim_kubelet, wait_for
 
 pytestmark = pytest.mark.api
 
 NODE = "authz-node"
-KNET = [shutil.which("knet")] if shutil.which("knet") else [sys.executable, "-c", "from knet.cli.main import main; main()"]
-STATIC = """
-apiVersion: v1
-kind: Pod
-metadata: {name: sleeper, namespace: default}
-spec:
-  hostNetwork: true
-  containers:
-  - name: main
-    image: busybox
-    command: ["sh", "-c", "echo started; exec sleep 3600"]
-"""
-
-
-def wait_for(what: str, fn, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (AssertionError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+STATIC = host_static_pod("sleeper", {"main": "echo started; exec sleep 3600"})
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +33,7 @@ def kubelet(apiserver, tmp_path_factory):
     from knet.cluster.pki import create_ca, issue_cert, load_cert_key, write_cert_key, write_client_kubeconfig
 
     root = tmp_path_factory.mktemp("authz-kubelet")
-    (root / "manifests").mkdir()
-    (root / "manifests" / "sleeper.yaml").write_text(STATIC)
     ca = load_cert_key(apiserver.pki_dir, "ca")
-    crt, key = write_cert_key(root / "pki", "kubelet", issue_cert(ca, NODE, ip_addresses=["127.0.0.1"], server=True))
     kubeconfig = write_client_kubeconfig(root / "kubelet.conf", ca, server=apiserver.url, user=f"system:node:{NODE}",
                                          groups=["system:nodes"])
     clients = root / "clients"
@@ -72,30 +41,14 @@ def kubelet(apiserver, tmp_path_factory):
                                                  client=True))
     write_cert_key(clients, "stranger", issue_cert(create_ca("stranger-ca"), "kube-apiserver-kubelet-client",
                                                    organizations=["system:masters"], client=True))
-    log = open(root / "kubelet.log", "wb")
-    proc = subprocess.Popen([*KNET, "kubelet", f"--hostname-override={NODE}", "--node-ip=127.0.0.1",
-                             f"--kubeconfig={kubeconfig}", f"--root-dir={root / 'node'}",
-                             f"--pod-manifest-path={root / 'manifests'}", "--dataplane=sim",
-                             "--pod-cidr=10.244.78.0/24", "--address=127.0.0.1", "--port=0",
-                             f"--tls-cert-file={crt}", f"--tls-private-key-file={key}",
-                             f"--client-ca-file={apiserver.ca_file}",
-                             "--register-with-taints=example.com/authz-only:NoSchedule"],
-                            stdout=log, stderr=log, start_new_session=True)
     pod = f"sleeper-{NODE}"
-    try:
+    with sim_kubelet(apiserver, root, NODE, kubeconfig=kubeconfig, pod_cidr="10.244.78.0/24",
+                     taint="example.com/authz-only:NoSchedule", static_pods={"sleeper": STATIC}):
         node = wait_for("the node to register", lambda: json.loads(apiserver.kubectl_ok(
             "get", "node", NODE, "-o", "json")))
         port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         wait_for("mirror pod logs", lambda: "started" in apiserver.kubectl("logs", pod).stdout)
         yield f"https://127.0.0.1:{port}", pod, clients
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        apiserver.kubectl("delete", "node", NODE, "--wait=false")
-        apiserver.kubectl("delete", "pod", pod, "--force", "--grace-period=0", "--wait=false")
 
 
 def _context(cert=None) -> ssl.SSLContext:
