@@ -13,7 +13,8 @@ import time
 
 from knet.node.agnhost import flags as fl
 from knet.node.agnhost.flags import FlagError
-from knet.node.agnhost.golang import host_port
+from knet.node.agnhost.golang import errno_words, host_port
+from knet.node.agnhost.gonet import lookup_addrs, lookup_port
 
 FLAGS = [
     fl.Flag("timeout", fl.DURATION, 0.0, "Maximum time before returning an error"),
@@ -51,25 +52,10 @@ def split_host_port(dest: str) -> tuple[str, str]:
 
 def resolve(dest: str, kind: int, network: str) -> list[tuple[int, tuple]]:
     host, port = split_host_port(dest)
-    try:
-        port_num = int(port)
-        if not 0 <= port_num <= 65535:
-            raise ValueError
-    except ValueError:
-        try:
-            port_num = socket.getservbyname(port, "udp" if kind == socket.SOCK_DGRAM else "tcp")
-        except OSError:
-            raise LookupError(f"lookup {network}/{port}: unknown port") from None
-    try:
-        infos = socket.getaddrinfo(host or None, port_num, 0, kind)
-    except socket.gaierror:
-        raise LookupError(f"lookup {host}: no such host") from None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)
-    return [(i[0], i[4]) for i in infos]
-
-
-def _words(exc: OSError) -> str:
-    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    port_num = lookup_port(port, kind)
+    if port_num is None:
+        raise LookupError(f"lookup {network}/{port}: unknown port")
+    return lookup_addrs(host or None, port_num, kind)
 
 
 def connect_tcp(dest: str, timeout: float) -> None:
@@ -103,7 +89,7 @@ def connect_tcp(dest: str, timeout: float) -> None:
             if code == errno.ETIMEDOUT:
                 raise Outcome("TIMEOUT")
     assert last is not None
-    raise Outcome(f"OTHER: dial tcp {host_port(addrs[0][1][0], addrs[0][1][1])}: connect: {_words(last)}")
+    raise Outcome(f"OTHER: dial tcp {host_port(addrs[0][1][0], addrs[0][1][1])}: connect: {errno_words(last)}")
 
 
 def connect_udp(dest: str, timeout: float, data: str) -> None:
@@ -116,7 +102,7 @@ def connect_udp(dest: str, timeout: float, data: str) -> None:
         try:
             sock.connect(addr)
         except OSError as exc:
-            raise Outcome(f"OTHER: dial udp {host_port(addr[0], addr[1])}: {_words(exc)}") from None
+            raise Outcome(f"OTHER: dial udp {host_port(addr[0], addr[1])}: {errno_words(exc)}") from None
         where = f"{host_port(*sock.getsockname()[:2])}->{host_port(addr[0], addr[1])}"
         if timeout > 0:
             sock.settimeout(timeout)
@@ -128,7 +114,7 @@ def connect_udp(dest: str, timeout: float, data: str) -> None:
         except OSError as exc:
             if exc.errno == errno.ECONNREFUSED:
                 raise Outcome(f"REFUSED: read udp {where}: read: connection refused") from None
-            raise Outcome(f"UNKNOWN: read udp {where}: read: {_words(exc)}") from None
+            raise Outcome(f"UNKNOWN: read udp {where}: read: {errno_words(exc)}") from None
         if not got:
             raise Outcome("OTHER: No data received from the server. Cannot guarantee the server received the request.")
     raise Outcome(None)
@@ -143,7 +129,7 @@ def connect_sctp(dest: str, timeout: float, data: str) -> None:
     try:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
     except OSError as exc:
-        raise Outcome(f"OTHER: {_words(exc)}") from None
+        raise Outcome(f"OTHER: {errno_words(exc)}") from None
     with sock:
         sock.settimeout(timeout if timeout > 0 else None)
         try:
@@ -153,7 +139,7 @@ def connect_sctp(dest: str, timeout: float, data: str) -> None:
         except TimeoutError:
             raise Outcome("TIMEOUT") from None
         except OSError as exc:
-            raise Outcome(f"OTHER: {_words(exc)}") from None
+            raise Outcome(f"OTHER: {errno_words(exc)}") from None
     raise Outcome(None)
 
 

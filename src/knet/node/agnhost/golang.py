@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -58,6 +59,11 @@ def go_now(now: float | None = None) -> str:
 def host_port(host: str, port: int | str) -> str:
     """net.JoinHostPort: IPv6 literals in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def errno_words(exc: OSError) -> str:
+    """A system call's error as Go's syscall.Errno words it: strerror in lower case."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 def remote_addr(host: str, port: int) -> str:

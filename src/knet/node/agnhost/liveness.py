@@ -10,7 +10,7 @@ import time
 from urllib.parse import unquote
 
 from knet.node.agnhost import flags as fl
-from knet.node.agnhost.golang import fatal
+from knet.node.agnhost.golang import errno_words, fatal
 from knet.node.agnhost.httpserve import Request, Response, listen_http, serve_in_thread
 from knet.node.agnhost.netexec import redirect
 
@@ -76,7 +76,7 @@ def run(argv: list[str]) -> int:
     try:
         server = listen_http(8080, handle)
     except OSError as exc:
-        fatal(f"listen tcp :8080: bind: {exc.strerror.lower() if exc.strerror else exc}")
+        fatal(f"listen tcp :8080: bind: {errno_words(exc)}")
     serve_in_thread(server)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while True:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knet.node.agnhost import flags as fl
-from knet.node.agnhost.golang import go_json, go_now, host_port, log, parse_duration, remote_addr
+from knet.node.agnhost.golang import errno_words, go_json, go_now, host_port, log, parse_duration, remote_addr
+from knet.node.agnhost.gonet import lookup_addrs, lookup_port
 from knet.node.agnhost.httpserve import (
     Request,
     Response,
@@ -270,29 +271,21 @@ def multipart_file(content_type: str, body: bytes, field_name: str) -> bytes | N
 # -- /dial ----------------------------------------------------------------------------------
 def _resolve(host: str, port: str, kind: int) -> tuple[str, int]:
     """net.ResolveTCPAddr/ResolveUDPAddr: (ip, port), IPv4 preferred; ValueError worded as Go."""
-    try:
-        port_num = int(port)
-        if not 0 <= port_num <= 65535:
-            raise ValueError
-    except ValueError:
-        try:
-            port_num = socket.getservbyname(port, "udp" if kind == socket.SOCK_DGRAM else "tcp")
-        except OSError:
-            raise ValueError(f"address {host_port(host, port)}: unknown port") from None
+    port_num = lookup_port(port, kind)
+    if port_num is None:
+        raise ValueError(f"address {host_port(host, port)}: unknown port")
     if not host:
         return "127.0.0.1", port_num
     try:
-        infos = socket.getaddrinfo(host, port_num, 0, kind)
-    except socket.gaierror:
-        raise ValueError(f"lookup {host}: no such host") from None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)
-    return infos[0][4][0], port_num
+        return lookup_addrs(host, port_num, kind)[0][1][0], port_num
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _connect_words(exc: OSError) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "i/o timeout"
-    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return errno_words(exc)
 
 
 def dial_http(request: str, ip: str, port: int, timeout: float = 5.0) -> str:

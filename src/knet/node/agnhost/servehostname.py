@@ -10,7 +10,7 @@ import threading
 import time
 
 from knet.node.agnhost import flags as fl
-from knet.node.agnhost.golang import fatal, log, remote_addr
+from knet.node.agnhost.golang import errno_words, fatal, log, remote_addr
 from knet.node.agnhost.httpserve import Request, Response, bind_stream, bind_udp, listen_http, serve_in_thread
 
 FLAGS = [
@@ -49,13 +49,13 @@ def run(argv: list[str]) -> int:
         try:
             listener = bind_stream(port)
         except OSError as exc:
-            fatal(f"Error from net.Listen(): listen tcp :{port}: bind: {exc.strerror.lower() if exc.strerror else exc}")
+            fatal(f"Error from net.Listen(): listen tcp :{port}: bind: {errno_words(exc)}")
         threading.Thread(target=_tcp_loop, args=(listener, hostname), daemon=True).start()
     if values["udp"]:
         try:
             sock = bind_udp(port)
         except OSError as exc:
-            fatal(f"Error from ListenUDP(): listen udp :{port}: bind: {exc.strerror.lower() if exc.strerror else exc}")
+            fatal(f"Error from ListenUDP(): listen udp :{port}: bind: {errno_words(exc)}")
         threading.Thread(target=_udp_loop, args=(sock, hostname), daemon=True).start()
     if values["http"]:
         def answer(r: Request) -> Response:
@@ -64,7 +64,7 @@ def run(argv: list[str]) -> int:
         try:
             server = listen_http(port, answer, close=values["close"])
         except OSError as exc:
-            fatal(f"listen tcp :{port}: bind: {exc.strerror.lower() if exc.strerror else exc}")
+            fatal(f"listen tcp :{port}: bind: {errno_words(exc)}")
         serve_in_thread(server)
     log(f"Serving on port {port}.")
     while not terminated.is_set():

@@ -10,7 +10,7 @@ import signal
 from urllib.parse import quote, unquote
 
 from knet.node.agnhost import flags as fl
-from knet.node.agnhost.golang import fatal
+from knet.node.agnhost.golang import errno_words, fatal
 from knet.node.agnhost.httpserve import Request, Response, listen_http, serve_in_thread
 
 FLAGS = [fl.Flag("port", fl.INT, 80, "Port number.")]
@@ -54,7 +54,7 @@ def run(argv: list[str]) -> int:
     try:
         server = listen_http(values["port"], answer)
     except OSError as exc:
-        fatal(f"listen tcp :{values['port']}: bind: {exc.strerror.lower() if exc.strerror else exc}")
+        fatal(f"listen tcp :{values['port']}: bind: {errno_words(exc)}")
     serve_in_thread(server)
     while True:
         signal.pause()
