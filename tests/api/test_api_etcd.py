@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from etcd_process import ETCD, EtcdProcess, free_port
 from raw_http import post
 
 from knet.api.storage import AlreadyExists, Conflict, NotFound, StoreError, TooOld, open_store
@@ -24,52 +23,18 @@ from knet.api.storage.etcd import EtcdStore, parse_url
 
 pytestmark = pytest.mark.api
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+class Etcd(EtcdProcess):
+    """etcd over plain HTTP."""
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Etcd:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.client_port, self.peer_port = free_port(), free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    def start(self) -> None:
+    def argv(self) -> list[str]:
         peer = f"http://127.0.0.1:{self.peer_port}"
-        log = open(self.root / "etcd.log", "ab")
-        self.process = subprocess.Popen(
-            [ETCD, "--name=test", f"--data-dir={self.root / 'data'}",
-             f"--listen-client-urls=http://{self.endpoint}", f"--advertise-client-urls=http://{self.endpoint}",
-             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-             f"--initial-cluster=test={peer}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"etcd exited:\n{(self.root / 'etcd.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as r:
-                    if json.loads(r.read()).get("health") == "true":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("etcd not healthy after 20s")
+        return [ETCD, "--name=test", f"--data-dir={self.root / 'data'}",
+                f"--listen-client-urls=http://{self.endpoint}", f"--advertise-client-urls=http://{self.endpoint}",
+                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=test={peer}"]
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+    def health_url(self) -> str:
+        return f"http://{self.endpoint}/health"
 
     def post(self, path: str, body: dict) -> dict:
         req = urllib.request.Request(f"http://{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST")

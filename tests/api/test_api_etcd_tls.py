@@ -5,8 +5,6 @@ certificate, and /readyz, /livez, /healthz telling when etcd is down and when it
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -15,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from etcd_process import ETCD, EtcdProcess, free_port
 
 from knet.api.storage import open_store
 from knet.api.storage.etcd import EtcdTLS
@@ -22,62 +21,31 @@ from knet.cluster.pki import create_control_plane_pki, create_etcd_pki
 
 pytestmark = pytest.mark.api
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"  # scripts/install.sh installs etcd-server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class TlsEtcd:
+class TlsEtcd(EtcdProcess):
     """etcd with kubeadm's TLS flags (manifests.etcd_command's set) on free loopback ports."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        super().__init__(root)
         self.pki = create_etcd_pki(root / "pki", node_name="controlplane", node_ips=["127.0.0.1"])
-        self.client_port, self.peer_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
+        self.metrics_port = free_port()
 
     def tls(self) -> EtcdTLS:
         return EtcdTLS(str(self.pki.crt("ca")), str(self.pki.apiserver_client_crt), str(self.pki.apiserver_client_key))
 
-    def start(self) -> None:
+    def argv(self) -> list[str]:
         d, peer = self.pki.etcd_dir, f"https://127.0.0.1:{self.peer_port}"
-        log = open(self.root / "etcd.log", "ab")
-        self.process = subprocess.Popen(
-            [ETCD, f"--advertise-client-urls=https://{self.endpoint}", f"--cert-file={d / 'server.crt'}",
-             "--client-cert-auth=true", f"--data-dir={self.root / 'data'}",
-             f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=controlplane={peer}",
-             f"--key-file={d / 'server.key'}", f"--listen-client-urls=https://{self.endpoint}",
-             f"--listen-metrics-urls=http://127.0.0.1:{self.metrics_port}", f"--listen-peer-urls={peer}",
-             "--name=controlplane", f"--peer-cert-file={d / 'peer.crt'}", "--peer-client-cert-auth=true",
-             f"--peer-key-file={d / 'peer.key'}", f"--peer-trusted-ca-file={d / 'ca.crt'}",
-             f"--trusted-ca-file={d / 'ca.crt'}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"etcd exited:\n{(self.root / 'etcd.log').read_text()[-3000:]}")
-            try:  # kubeadm's probes use the plain-HTTP metrics listener on loopback
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/health", timeout=1) as r:
-                    if json.loads(r.read()).get("health") == "true":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("etcd not healthy after 20s")
+        return [ETCD, f"--advertise-client-urls=https://{self.endpoint}", f"--cert-file={d / 'server.crt'}",
+                "--client-cert-auth=true", f"--data-dir={self.root / 'data'}",
+                f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=controlplane={peer}",
+                f"--key-file={d / 'server.key'}", f"--listen-client-urls=https://{self.endpoint}",
+                f"--listen-metrics-urls=http://127.0.0.1:{self.metrics_port}", f"--listen-peer-urls={peer}",
+                "--name=controlplane", f"--peer-cert-file={d / 'peer.crt'}", "--peer-client-cert-auth=true",
+                f"--peer-key-file={d / 'peer.key'}", f"--peer-trusted-ca-file={d / 'ca.crt'}",
+                f"--trusted-ca-file={d / 'ca.crt'}"]
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+    def health_url(self) -> str:
+        # kubeadm's probes use the plain-HTTP metrics listener on loopback
+        return f"http://127.0.0.1:{self.metrics_port}/health"
 
 
 @pytest.fixture
