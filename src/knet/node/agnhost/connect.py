@@ -58,15 +58,20 @@ def resolve(dest: str, kind: int, network: str) -> list[tuple[int, tuple]]:
     return lookup_addrs(host or None, port_num, kind)
 
 
+def resolve_or_dns_outcome(dest: str, kind: int, network: str) -> list[tuple[int, tuple]]:
+    """resolve(), a failure being connect's DNS outcome."""
+    try:
+        return resolve(dest, kind, network)
+    except (ValueError, LookupError) as exc:
+        raise Outcome(f"DNS: {exc}") from None
+
+
 def connect_tcp(dest: str, timeout: float) -> None:
     try:
         split_host_port(dest)
     except ValueError as exc:
         raise Outcome(f"UNKNOWN: {exc}") from None
-    try:
-        addrs = resolve(dest, socket.SOCK_STREAM, "tcp")
-    except (ValueError, LookupError) as exc:
-        raise Outcome(f"DNS: {exc}") from None
+    addrs = resolve_or_dns_outcome(dest, socket.SOCK_STREAM, "tcp")
     deadline = time.monotonic() + timeout if timeout > 0 else None
     last: OSError | None = None
     for family, addr in addrs:
@@ -93,10 +98,7 @@ def connect_tcp(dest: str, timeout: float) -> None:
 
 
 def connect_udp(dest: str, timeout: float, data: str) -> None:
-    try:
-        addrs = resolve(dest, socket.SOCK_DGRAM, "udp")
-    except (ValueError, LookupError) as exc:
-        raise Outcome(f"DNS: {exc}") from None
+    addrs = resolve_or_dns_outcome(dest, socket.SOCK_DGRAM, "udp")
     family, addr = addrs[0]
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
@@ -121,10 +123,7 @@ def connect_udp(dest: str, timeout: float, data: str) -> None:
 
 
 def connect_sctp(dest: str, timeout: float, data: str) -> None:
-    try:
-        addrs = resolve(dest, socket.SOCK_STREAM, "sctp")
-    except (ValueError, LookupError) as exc:
-        raise Outcome(f"DNS: {exc}") from None
+    addrs = resolve_or_dns_outcome(dest, socket.SOCK_STREAM, "sctp")
     family, addr = addrs[0]
     try:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
