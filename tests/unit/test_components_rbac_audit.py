@@ -20,18 +20,10 @@ from knet.client.leaderelection import LeaderElector
 from knet.controllers.base import InformerFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
+from async_polling import until  # noqa: E402
 from upstream_roles import denied  # noqa: E402
 
 LABELS = {"app": "web"}
-
-
-async def until(cond, timeout: float = 5.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := cond()):
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return value
 
 
 def seed_services(fake: FakeApi) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from knet.controllers.clientbuilder import ServiceAccountClientBuilder
 from knet.controllers.manager import SERVICE_ACCOUNTS, ManagerOptions, run_controller_manager
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+import async_polling  # noqa: E402
 from upstream_roles import denied  # noqa: E402
 
 KCM = "system:kube-controller-manager"
@@ -62,13 +64,8 @@ def seed_cluster(fake: FakeApi) -> None:
                              "spec": {"nodeName": "vanished", "containers": [{"name": "c", "image": "x"}]}})
 
 
-async def until(cond, timeout: float = 10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := cond()):
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-    return value
+# a whole controller-manager's run: more time than one controller's test
+until = functools.partial(async_polling.until, timeout=10.0, interval=0.02)
 
 
 def pods_of(fake: FakeApi, labels: dict) -> list[dict]:
