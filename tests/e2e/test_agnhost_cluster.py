@@ -14,6 +14,8 @@ import time
 import pytest
 import yaml
 
+from .cluster_namespaces import cluster_namespace
+
 pytestmark = pytest.mark.e2e
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
@@ -36,8 +38,6 @@ def _pod(name: str, node: str, *, labels: dict | None = None, command=None, args
 @pytest.fixture(scope="module")
 def agn(knet_cluster):
     """The namespace and the long-running pods every test talks to, started together."""
-    ns = f"agn-{secrets.token_hex(3)}"
-    knet_cluster.kubectl("create", "namespace", ns)
     pods = [
         # args after the image's ENTRYPOINT, flag values space-separated
         _pod("netexec-args", "node01", labels={"app": "netexec"},
@@ -55,15 +55,13 @@ def agn(knet_cluster):
     ]
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "netexec"},
            "spec": {"selector": {"app": "netexec"}, "ports": [{"port": 80, "targetPort": 8080}]}}
-    knet_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all([*pods, svc]))
-    try:
+    with cluster_namespace(knet_cluster, f"agn-{secrets.token_hex(3)}") as ns:
+        knet_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all([*pods, svc]))
         for p in pods:
             name = p["metadata"]["name"]
             knet_cluster.wait_for(f"{name} Running", lambda n=name: _get(knet_cluster, ns, n)["status"].get("phase")
                                   == "Running", timeout=60, interval=0.2)
         yield ns
-    finally:
-        knet_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def _get(cluster, ns: str, name: str) -> dict:

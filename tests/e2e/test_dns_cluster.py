@@ -14,6 +14,8 @@ import time
 import pytest
 import yaml
 
+from .cluster_namespaces import cluster_namespace
+
 pytestmark = pytest.mark.e2e
 
 CLIENT_IMAGE = "busybox:1.36"  # not a known image: its command runs as a host program in the pod
@@ -58,9 +60,7 @@ def exec_in(cluster, ns: str, pod_name: str, *command: str, timeout: float = 20)
 @pytest.fixture
 def dns_ns(knet_cluster):
     """A fresh namespace with a client pod and a `web` Deployment-like pair of pods + Service."""
-    ns = f"dns-{secrets.token_hex(3)}"
-    knet_cluster.kubectl("create", "namespace", ns)
-    try:
+    with cluster_namespace(knet_cluster, f"dns-{secrets.token_hex(3)}") as ns:
         apply(knet_cluster,
               pod("client", ns, command=["sleep", "3600"]),
               pod("web-0", ns, {"app": "web"}, image="nginx", hostname="web-0", subdomain="web-hl"),
@@ -69,8 +69,6 @@ def dns_ns(knet_cluster):
               service("web-hl", ns, {"app": "web"}, headless=True))
         wait_running(knet_cluster, ns, "client", "web-0", "web-1")
         yield ns
-    finally:
-        knet_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def cluster_ip(cluster, ns: str, name: str) -> str:
@@ -151,9 +149,7 @@ def test_dns_both_coredns_replicas_answer(knet_cluster, dns_ns):
 
 
 def test_dns_other_namespace_resolves_web_default_style(knet_cluster, dns_ns):
-    other = f"{dns_ns}-b"
-    knet_cluster.kubectl("create", "namespace", other)
-    try:
+    with cluster_namespace(knet_cluster, f"{dns_ns}-b") as other:
         apply(knet_cluster, pod("client", other, command=["sleep", "3600"]))
         wait_running(knet_cluster, other, "client")
         want = cluster_ip(knet_cluster, dns_ns, "web")
@@ -164,8 +160,6 @@ def test_dns_other_namespace_resolves_web_default_style(knet_cluster, dns_ns):
         # (checked directly: a failing `getent hosts web` would also wait out the silent upstream)
         out = exec_in(knet_cluster, other, "client", "dig", f"web.{other}.svc.cluster.local").stdout
         assert "status: NXDOMAIN" in out
-    finally:
-        knet_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
 def test_dns_ptr_metrics_and_ready(knet_cluster, dns_ns):

@@ -9,6 +9,8 @@ import secrets
 import pytest
 import yaml
 
+from .cluster_namespaces import busybox_pod, cluster_namespace, wait_running
+
 pytestmark = pytest.mark.e2e
 
 RANGE_ALL = json.dumps({"key": "AA==", "range_end": "AA=="})  # every key, as `etcdctl get "" --prefix`
@@ -52,19 +54,10 @@ def test_ps_on_controlplane_shows_etcd_and_the_apiserver_with_kubeadms_tls_flags
 
 @pytest.fixture
 def client_pod(knet_cluster):
-    ns = f"etcd-{secrets.token_hex(3)}"
-    knet_cluster.kubectl("create", "namespace", ns)
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": ns},
-           "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}],
-                    "terminationGracePeriodSeconds": 0}}
-    try:
-        knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
-        knet_cluster.wait_for("the client pod Running", lambda: knet_cluster.kubectl(
-            "get", "pod", "client", "-n", ns, "-o", "jsonpath={.status.phase}", check=False).stdout == "Running",
-            timeout=60, interval=0.2)
+    with cluster_namespace(knet_cluster, f"etcd-{secrets.token_hex(3)}") as ns:
+        knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(busybox_pod("client", ns)))
+        wait_running(knet_cluster, ns, "client")
         yield ns
-    finally:
-        knet_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def curl_in(cluster, ns: str, *args: str):

@@ -10,27 +10,17 @@ import secrets
 import pytest
 import yaml
 
+from .cluster_namespaces import busybox_pod, cluster_namespace, wait_running
+
 pytestmark = pytest.mark.e2e
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def client_pod(name: str, ns: str, service_account: str | None = None) -> dict:
-    spec: dict = {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}],
-                  "terminationGracePeriodSeconds": 0}
-    if service_account:
-        spec["serviceAccountName"] = service_account
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": spec}
-
-
 @pytest.fixture
 def sec_ns(knet_cluster):
-    ns = f"sec-{secrets.token_hex(3)}"
-    knet_cluster.kubectl("create", "namespace", ns)
-    try:
+    with cluster_namespace(knet_cluster, f"sec-{secrets.token_hex(3)}") as ns:
         yield ns
-    finally:
-        knet_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def api_from_pod(cluster, ns: str, pod: str, path: str) -> tuple[int, str]:
@@ -44,14 +34,8 @@ def api_from_pod(cluster, ns: str, pod: str, path: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
-def wait_running(cluster, ns: str, name: str) -> None:
-    cluster.wait_for(f"pod {ns}/{name} Running", lambda: cluster.kubectl(
-        "get", "pod", name, "-n", ns, "-o", "jsonpath={.status.phase}", check=False).stdout == "Running",
-        timeout=60, interval=0.2)
-
-
 def test_a_pods_default_token_cannot_list_secrets(knet_cluster, sec_ns):
-    knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(client_pod("client", sec_ns)))
+    knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(busybox_pod("client", sec_ns)))
     wait_running(knet_cluster, sec_ns, "client")
     code, body = api_from_pod(knet_cluster, sec_ns, "client", "/api/v1/secrets")
     assert code == 403, body
@@ -66,7 +50,7 @@ def test_a_pod_gets_what_its_accounts_role_grants(knet_cluster, sec_ns):
     k("create", "serviceaccount", "reader", "-n", sec_ns)
     k("create", "role", "pod-reader", "--verb=get,list,watch", "--resource=pods", "-n", sec_ns)
     k("create", "rolebinding", "reader", "--role=pod-reader", f"--serviceaccount={sec_ns}:reader", "-n", sec_ns)
-    k("apply", "-f", "-", input=yaml.safe_dump(client_pod("reader", sec_ns, service_account="reader")))
+    k("apply", "-f", "-", input=yaml.safe_dump(busybox_pod("reader", sec_ns, service_account="reader")))
     wait_running(knet_cluster, sec_ns, "reader")
     code, body = api_from_pod(knet_cluster, sec_ns, "reader", f"/api/v1/namespaces/{sec_ns}/pods")
     assert code == 200, body
