@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from knet.api import errors
+from knet.api import errors, typecheck, versions
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
@@ -17,7 +17,8 @@ def _success(code: int = 201) -> dict:
 
 
 async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
-    target = (body or {}).get("target") or {}
+    body = typecheck.decode_as(body, "V1Binding", "Binding", "v1")
+    target = body.get("target") or {}
     if not target.get("name"):
         raise errors.invalid_object("Binding", "", name, [errors.required("target.name")])
     current = service.entry(rt, ns, name)
@@ -41,7 +42,8 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
 
 
 async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
-    delete_options = (body or {}).get("deleteOptions") or {}
+    body = typecheck.decode_as(body, "V1Eviction", "Eviction", "v1")
+    delete_options = body.get("deleteOptions") or {}
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
 
@@ -51,7 +53,8 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
     if signer is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
     sa = service.entry(rt, ns, name).obj
-    spec = (body or {}).get("spec") or {}
+    body = typecheck.decode_as(body, "AuthenticationV1TokenRequest", "TokenRequest", "v1")
+    spec = body.get("spec") or {}
     seconds = spec.get("expirationSeconds") or 3600
     if not isinstance(seconds, int) or seconds < 600:
         raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
@@ -91,12 +94,13 @@ async def update_scale(service: ObjectService, rt: ResourceType, ns: str, name: 
 async def _update_scale_once(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,
                              opts: Options) -> dict:
     current = service.entry(rt, ns, name)
+    scale = typecheck.decode_as(scale, "V1Scale", "Scale", "v1")
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
         raise errors.invalid_object("Scale", "autoscaling", name, [
             invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
     rv = (scale.get("metadata") or {}).get("resourceVersion")
-    expected = int(rv) if rv else None
+    expected = versions.parse(rv) or None
     new = deep_copy(current.obj)
     new["spec"]["replicas"] = replicas
     obj = await service._write_update(rt, current, new, opts, None, expected)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
-from knet.api import schema
+from knet.api import errors, schema
 from knet.api.schema import FieldType, _At, _path_text
 
 
@@ -304,11 +304,24 @@ def _patched(new, patch: dict, model: str, at: _At) -> None:
             new[key] = kept
 
 
+# --- subresource bodies --------------------------------------------------------------------
+def decode_as(body, model: str, kind: str, version: str) -> dict:
+    """A subresource's body (Binding, Eviction, Scale, TokenRequest) decoded as kube-apiserver
+    decodes it into its Go type: an object (400 otherwise), types checked, unknown fields dropped."""
+    prefix = f'{kind} in version "{version}" cannot be handled as a {kind}: '
+    if not isinstance(body, dict):
+        raise errors.bad_request(prefix + f"json: cannot unmarshal {_value_name(body)} into Go value of type "
+                                          f"v1.{kind}")
+    try:
+        check(body, model)
+    except TypeMismatch as exc:
+        raise errors.bad_request(prefix + str(exc)) from None
+    return body
+
+
 # --- DeleteOptions -------------------------------------------------------------------------
 def check_delete_options(options: dict):
     """A DeleteOptions body decoded as kube-apiserver decodes it (400 for a wrong type)."""
-    from knet.api import errors
-
     try:
         check(options, "V1DeleteOptions")
     except TypeMismatch as exc:
