@@ -170,6 +170,9 @@ def _model(obj: dict, model: str, at: _At, unknown: list[str]) -> None:
                 if type(value) is dict:
                     _model(value, spec[2], (at, key), unknown)
                     continue
+            elif code == MAP and type(value) is dict and spec[2][0] == STR and \
+                    all(type(v) is str for v in value.values()):
+                continue  # labels, annotations, data: the common case, checked at C speed
             else:
                 new = _value(value, spec, go_struct(model), (at, key), unknown)
                 if new is not value:
