@@ -265,7 +265,10 @@ def _value(value, spec: Spec, struct: str, at: _At, unknown: list[str]):
             raise TypeMismatch(f'parsing time "{value}" as "2006-01-02T15:04:05Z07:00": cannot parse "{value}" as "2006"')
     elif code == BYTES:
         if kind is str:
-            return value  # its base64 is the kind's validation's to judge
+            bad = _base64_error_at(value)
+            if bad is None:
+                return value
+            raise TypeMismatch(f"illegal base64 data at input byte {bad}")
     elif code == FLOAT:
         if (kind is int or kind is float) and kind is not bool:
             return value
@@ -273,6 +276,40 @@ def _value(value, spec: Spec, struct: str, at: _At, unknown: list[str]):
         if kind is dict:
             return value
     raise _mismatch(value, spec[1], struct, at)
+
+
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _base64_error_at(text: str) -> int | None:
+    """Where Go's base64.StdEncoding (padded; CR and LF skipped) fails on `text`, or None."""
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        data = text.encode()
+    pos = 0
+    count = 0  # significant characters
+    pad = 0
+    for i, c in enumerate(data):
+        if c in (10, 13):
+            continue
+        if pad:
+            if c != 61:  # data after padding
+                return i
+            pad += 1
+        elif c == 61:
+            if count % 4 < 2:
+                return i
+            pad = 1
+        elif c not in _B64:
+            return i
+        count += 1
+        pos = i
+    if pad and (count % 4 != 0):
+        return pos + 1 if pos + 1 < len(data) else len(data)
+    if not pad and count % 4:
+        return len(data) - len(data) % 4 if count % 4 == 1 else len(data)
+    return None
 
 
 # --- patches -------------------------------------------------------------------------------
