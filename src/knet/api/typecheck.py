@@ -50,7 +50,7 @@ _INT32 = (-(1 << 31), (1 << 31) - 1)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 QUANTITY_FORMAT = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 _QUANTITY = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-_QUANTITY_LOOSE = re.compile(r"([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)")
+_QUANTITY_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # a number, then a suffix it cannot parse
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
@@ -248,7 +248,7 @@ def _value(value, spec: Spec, struct: str, at: _At, unknown: list[str]):
         if kind is str:
             if _QUANTITY.fullmatch(value.strip()):
                 return value
-            if _QUANTITY_LOOSE.fullmatch(value.strip()):
+            if _QUANTITY_NUMBER.match(value.strip()):
                 raise TypeMismatch("unable to parse quantity's suffix")
             raise TypeMismatch(QUANTITY_FORMAT)
         if kind is int:
