@@ -21,7 +21,7 @@ from api_requests import Conn, Dropped
 pytestmark = pytest.mark.api
 
 SEED = 20261204
-REQUESTS = 3000
+REQUESTS = 4000
 NS = "fuzz"
 
 CONTAINER = {"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"],
@@ -61,8 +61,13 @@ SEEDS: dict[str, tuple[str, dict]] = {
                        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "eps"},
                         "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}],
                         "ports": [{"name": "http", "port": 80}]}),
+    "events": ("/apis/events.k8s.io/v1/namespaces/fuzz/events",
+               {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ev"},
+                "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "fuzz/ctl",
+                "reportingInstance": "fuzz-1", "action": "Tested", "reason": "Fuzz", "type": "Normal", "note": "n",
+                "regarding": {"kind": "Pod", "name": "pod", "namespace": "fuzz"}}),
 }
-MODELS = {"configmaps": "V1ConfigMap", "secrets": "V1Secret", "services": "V1Service", "pods": "V1Pod",
+MODELS = {"events": "EventsV1Event", "configmaps": "V1ConfigMap", "secrets": "V1Secret", "services": "V1Service", "pods": "V1Pod",
           "deployments": "V1Deployment", "serviceaccounts": "V1ServiceAccount", "leases": "V1Lease",
           "networkpolicies": "V1NetworkPolicy", "endpointslices": "V1EndpointSlice"}
 PATCH_TYPES = ["application/merge-patch+json", "application/strategic-merge-patch+json",
