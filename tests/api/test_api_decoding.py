@@ -170,6 +170,8 @@ WRONG_TYPES = [
     ("deployments", {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
                      "spec": {"replicas": 99999999999}},
      "json: cannot unmarshal number 99999999999 into Go struct field DeploymentSpec.spec.replicas of type int32"),
+    ("configmaps", {**cm("c"), "binaryData": {"k": "!!"}},
+     'ConfigMap in version "v1" cannot be handled as a ConfigMap: illegal base64 data at input byte 0'),
     ("configmaps", {**cm("c"), "metadata": {"name": "c", "creationTimestamp": 5}},
      "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.creationTimestamp of type string"),
 ]

@@ -47,7 +47,9 @@ class AliasedKind:
                 new = patches.merge_patch(served, body)
         except patches.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
-        new.setdefault("metadata", {})["resourceVersion"] = served["metadata"].get("resourceVersion")
+        if not isinstance(new, dict) or not isinstance(new.setdefault("metadata", {}), dict):
+            raise errors.bad_request("the patch produced a non-object")
+        new["metadata"]["resourceVersion"] = served["metadata"].get("resourceVersion")
         return await self.update(ns, name, new, opts)
 
     async def delete(self, ns: str, name: str, options: dict, opts: Options) -> tuple[int, dict]:

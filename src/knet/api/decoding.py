@@ -5,6 +5,7 @@ become a huge object) and a nesting-depth limit, checked before anything is buil
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import orjson
@@ -46,10 +47,12 @@ async def read_body(request: web.Request) -> bytes:
         if length > MAX_BODY:
             await _drain(request, length)
             raise errors.too_large()
+        if length == 0:
+            return b""
         try:
             return await content.readexactly(length)
-        except Exception as exc:  # the client went away mid-body: nothing to answer
-            raise ConnectionResetError("request body ended early") from exc
+        except asyncio.IncompleteReadError as exc:  # the body ended early: decoding refuses what came
+            return exc.partial
     chunks: list[bytes] = []
     total = 0
     while True:

@@ -4,6 +4,8 @@ $deleteFromPrimitiveList and $setElementOrder directives kubectl sends)."""
 
 from __future__ import annotations
 
+import orjson
+
 from knet.api import schema
 
 
@@ -152,12 +154,16 @@ def _smp_map(original: dict, patch: dict, model: str) -> dict:
         return {}
     result = dict(original)
     retain = patch.get("$retainKeys")
+    if retain is not None and not isinstance(retain, list):
+        raise PatchError("$retainKeys must be a list")
     fields = schema.model_fields(model) if model else {}
     for key, value in patch.items():
         if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
             continue
         if key.startswith("$deleteFromPrimitiveList/"):
             name = key.split("/", 1)[1]
+            if value is not None and not isinstance(value, list):
+                raise PatchError(f"invalid type for {key}: expected a list")
             if isinstance(result.get(name), list):
                 result[name] = [v for v in result[name] if v not in (value or [])]
             continue
@@ -188,6 +194,8 @@ def _smp_map(original: dict, patch: dict, model: str) -> dict:
         elif isinstance(value, list) and "merge" in strategy:
             item_model = ftype.item.name if ftype and ftype.item and ftype.item.kind == "model" else ""
             order = patch.get(f"$setElementOrder/{key}")
+            if order is not None and not isinstance(order, list):
+                raise PatchError(f"invalid type for $setElementOrder/{key}: expected a list")
             result[key] = _merge_list(result.get(key) or [], value, merge_key, item_model, order)
         elif ftype is None and isinstance(value, dict) and isinstance(result.get(key), dict) and not model:
             result[key] = _smp_map(result[key], value, "")
@@ -222,14 +230,14 @@ def _merge_list(original: list, patch: list, merge_key: str | None, item_model: 
             out = sorted(out, key=lambda v: order.index(v) if v in order else len(order))
         return out
     out = [json_copy(o) for o in original]
-    index = {o.get(merge_key): i for i, o in enumerate(out) if isinstance(o, dict)}
+    index = {_merge_key_of(o, merge_key): i for i, o in enumerate(out) if isinstance(o, dict)}
     deleted: set = set()
     for p in patch:
         if not isinstance(p, dict):
             raise PatchError(f"unable to find api field in struct for the merge key {merge_key!r}")
         if merge_key not in p:
             raise PatchError(f"map: {p} does not contain declared merge key: {merge_key}")
-        k = p[merge_key]
+        k = _merge_key_of(p, merge_key)
         if p.get("$patch") == "delete":
             deleted.add(k)
             continue
@@ -238,12 +246,21 @@ def _merge_list(original: list, patch: list, merge_key: str | None, item_model: 
         else:
             index[k] = len(out)
             out.append(_smp_map({}, p, item_model))
-    out = [o for o in out if not (isinstance(o, dict) and o.get(merge_key) in deleted)]
+    out = [o for o in out if not (isinstance(o, dict) and _merge_key_of(o, merge_key) in deleted)]
     if order:
-        keys = [o.get(merge_key) for o in order if isinstance(o, dict)]
+        keys = [_merge_key_of(o, merge_key) for o in order if isinstance(o, dict)]
         pos = {k: i for i, k in enumerate(keys)}
-        out.sort(key=lambda o: pos.get(o.get(merge_key), len(keys)))
+        out.sort(key=lambda o: pos.get(_merge_key_of(o, merge_key) if isinstance(o, dict) else None, len(keys)))
     return out
+
+
+def _merge_key_of(item: dict, merge_key: str):
+    """An item's merge key value, hashable whatever a patch put there (a list or a map is a
+    wrong type the type check refuses after the merge; the merge itself must not fail on it)."""
+    value = item.get(merge_key)
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return value
 
 
 def go_format(value) -> str:

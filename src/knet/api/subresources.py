@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from knet.api import errors
+from knet.api import errors, typecheck, versions
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
@@ -18,7 +18,8 @@ def _success(code: int = 201) -> dict:
 
 
 async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
-    target = (body or {}).get("target") or {}
+    body = typecheck.decode_as(body, "V1Binding", "Binding", "v1")
+    target = body.get("target") or {}
     if not target.get("name"):
         raise errors.invalid_object("Binding", "", name, [errors.required("target.name")])
     current = service.entry(rt, ns, name)
@@ -42,10 +43,11 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
 
 
 async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
-    delete_options = (body or {}).get("deleteOptions") or {}
+    body = typecheck.decode_as(body, "V1Eviction", "Eviction", "v1")
+    delete_options = body.get("deleteOptions") or {}
     # Admission sees the Eviction as a CREATE of pods/eviction (NodeRestriction: a node evicts
     # only its own pods), before the delete it causes.
-    service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "eviction", opts)
+    service._admit("CREATE", rt, ns, name, body, None, "eviction", opts)
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
 
@@ -96,6 +98,7 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
         raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, [
             invalid("metadata.namespace", meta["namespace"], "must match the service account namespace if specified")])
     sa = service.entry(rt, ns, name).obj
+    body = typecheck.decode_as(body, "AuthenticationV1TokenRequest", "TokenRequest", "v1")
     # Admission sees the TokenRequest as a CREATE of serviceaccounts/token (NodeRestriction: a
     # node asks only for tokens bound to its own pods).
     service._admit("CREATE", rt, ns, name, body if isinstance(body, dict) else {}, None, "token", opts)
@@ -161,12 +164,13 @@ async def update_scale(service: ObjectService, rt: ResourceType, ns: str, name: 
 async def _update_scale_once(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,
                              opts: Options) -> dict:
     current = service.entry(rt, ns, name)
+    scale = typecheck.decode_as(scale, "V1Scale", "Scale", "v1")
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
         raise errors.invalid_object("Scale", "autoscaling", name, [
             invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
     rv = (scale.get("metadata") or {}).get("resourceVersion")
-    expected = int(rv) if rv else None
+    expected = versions.parse(rv) or None
     new = deep_copy(current.obj)
     new["spec"]["replicas"] = replicas
     obj = await service._write_update(rt, current, new, opts, None, expected)
