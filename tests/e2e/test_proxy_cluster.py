@@ -146,8 +146,17 @@ def check_scale_to_zero(cluster, echo: Echo) -> None:  # noqa: ANN001
         raise AssertionError(f"{exc}; last curl and endpoint conditions: {seen}; kube-proxy log on {client_node}:\n"
                              f"{proxy_log}\nrules on {client_node}:\n{rules}") from None
     cluster.kubectl("-n", NS, "scale", "deploy", "echo", "--replicas=3")
-    cluster.wait_for("traffic restored after scaling back", lambda: len(set(echo.curl_from_client(
-        f"http://{ip}/hostname", 20)) - {"CURL-EXIT-7", "CURL-EXIT-28"}) == 3, timeout=90, interval=1)
+    answers: list[str] = []
+
+    def restored() -> bool:
+        answers[:] = echo.curl_from_client(f"http://{ip}/hostname", 20)
+        return len(set(answers) - {"CURL-EXIT-7", "CURL-EXIT-28"}) == 3
+    try:
+        cluster.wait_for("traffic restored after scaling back", restored, timeout=90, interval=1)
+    except AssertionError as exc:
+        state = cluster.kubectl("-n", NS, "get", "deploy,rs,pods,endpointslices", "-o", "wide", check=False).stdout
+        events = cluster.kubectl("-n", NS, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
+        raise AssertionError(f"{exc}; last answers: {sorted(set(answers))}\n{state}\n{events[-4000:]}") from None
 
 
 @pytest.fixture(scope="module")
