@@ -156,7 +156,18 @@ def check_scale_to_zero(cluster, echo: Echo) -> None:  # noqa: ANN001
     except AssertionError as exc:
         state = cluster.kubectl("-n", NS, "get", "deploy,rs,pods,endpointslices", "-o", "wide", check=False).stdout
         events = cluster.kubectl("-n", NS, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
-        raise AssertionError(f"{exc}; last answers: {sorted(set(answers))}\n{state}\n{events[-4000:]}") from None
+        # Each backend asked directly (is it the pods or the rules?), and what kube-proxy did.
+        direct = {name: echo.curl_from_client(f"http://{p['status'].get('podIP')}:8080/hostname", 1)
+                  for name, p in echo.pods().items()}
+        client_node = echo.c.kubectl("-n", NS, "get", "pod", "client", "-o", "jsonpath={.spec.nodeName}").stdout
+        rules = cluster.ssh(client_node, "sh", "-c", "iptables-save | grep -i echo; nft list ruleset | grep -i -A3 "
+                            "echo").stdout
+        proxy_pod = echo.c.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy", "-o",
+                                   f"jsonpath={{.items[?(@.spec.nodeName=='{client_node}')].metadata.name}}").stdout
+        proxy_log = echo.c.kubectl("-n", "kube-system", "logs", proxy_pod.split()[0], "--tail=80", check=False).stdout
+        raise AssertionError(f"{exc}; last answers: {sorted(set(answers))}; each pod directly: {direct}\n{state}\n"
+                             f"{events[-3000:]}\nkube-proxy log on {client_node}:\n{proxy_log}\nrules:\n"
+                             f"{rules[-6000:]}") from None
 
 
 @pytest.fixture(scope="module")
