@@ -150,6 +150,12 @@ def apiserver(**kw) -> None:
             "service-account-max-token-expiration must be set longer than 3607 seconds (currently %ss)",
             int(max_expiration))
     storage = _storage_url(kw)
+    from knet.api.server import KNOWN_ADMISSION_PLUGINS
+
+    for plugin in kw["enable_admission_plugins"].split(","):
+        if plugin.strip() and plugin.strip() not in KNOWN_ADMISSION_PLUGINS | {"NodeRestriction"}:
+            raise click.BadParameter(f"unknown admission plugin {plugin.strip()!r}",
+                                     param_hint="--enable-admission-plugins")
     for mode in kw["authorization_mode"].split(","):
         if mode.strip() not in ("AlwaysAllow", "AlwaysDeny", "Node", "RBAC"):
             raise click.BadParameter(f"unknown authorization mode {mode.strip()!r}: AlwaysAllow, AlwaysDeny, Node or RBAC",
