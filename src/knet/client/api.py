@@ -16,14 +16,21 @@ from knet.client.watch import LineSplitter, WatchEvent, parse_event
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+# A watch with bookmarks hears from the apiserver at least every 10 s (a BOOKMARK when idle): a
+# stream silent for this long is dead (a half-open connection, a stalled server stream), and
+# waiting on it would leave an informer's cache stale with nothing logged. The read times out,
+# and the informer re-lists and watches again, as client-go's reflector does after a broken watch.
+WATCH_IDLE_SECONDS = 60.0
 
 
 class ApiClient:
     """One connection pool to one API server. Use as `async with ApiClient(config) as api:`."""
 
-    def __init__(self, config: ClientConfig, *, user_agent: str = "knet") -> None:
+    def __init__(self, config: ClientConfig, *, user_agent: str = "knet",
+                 watch_idle_seconds: float = WATCH_IDLE_SECONDS) -> None:
         self.config = config
         self._user_agent = user_agent
+        self._watch_idle = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=watch_idle_seconds)
         self._session: aiohttp.ClientSession | None = None
         # A token that is renewed: a bound service-account token (config.token_source), or a
         # token file that a kubelet rotates (reread each minute and after a 401).
@@ -159,7 +166,7 @@ class ApiClient:
                               field_selector=field_selector, allow_bookmarks=allow_bookmarks,
                               timeout_seconds=timeout_seconds)
         async with self.session.get(self._url(path), params=params, headers=self._headers(),
-                                    timeout=WATCH_TIMEOUT) as resp:
+                                    timeout=self._watch_idle if allow_bookmarks else WATCH_TIMEOUT) as resp:
             if resp.status >= 300:
                 if resp.status == 401:
                     self._token_rotated()  # the next watch (the informer retries) uses the new token

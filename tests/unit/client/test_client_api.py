@@ -241,3 +241,43 @@ async def test_a_paged_list_is_as_of_its_first_page_so_changes_meanwhile_are_wat
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_silent_watch_is_dropped_and_the_informer_relists():
+    """A watch stream that stops sending (a half-open connection, a stalled server) would leave the
+    cache stale forever: with bookmarks asked for, silence past the idle limit breaks the watch
+    and the informer re-lists."""
+    pods: dict[str, dict[str, Any]] = {"a": pod("a")}
+    watches = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal watches
+        if request.query.get("watch"):
+            watches += 1
+            resp = web.StreamResponse()
+            await resp.prepare(request)
+            await asyncio.sleep(3600)  # never a byte: the stream is alive but dead
+            return resp
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                                  "items": list(pods.values())})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/default/pods", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with ApiClient(ClientConfig(server=f"http://127.0.0.1:{port}"), watch_idle_seconds=0.3) as api:
+            inf = Informer(api, "v1", "pods", namespace="default")
+            task = asyncio.create_task(inf.run())
+            await inf.wait_synced()
+            pods["b"] = pod("b")  # only a re-list can see it: the watch says nothing
+            await until(lambda: inf.get("default/b") is not None, timeout=5)
+            await until(lambda: watches >= 2, timeout=5)  # and it watches again
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        await runner.cleanup()
