@@ -91,13 +91,19 @@ def _answer(kind: str, body: dict, spec: dict, status: dict) -> dict:
     return {"kind": kind, "apiVersion": "authorization.k8s.io/v1", "metadata": meta, "spec": spec, "status": status}
 
 
+def _subject(kind: str, spec: dict) -> User:
+    """The user a (Local)SubjectAccessReview asks about: spec.user/uid/groups/extra, at least
+    one of user and groups (upstream's validation)."""
+    if not spec.get("user") and not spec.get("groups"):
+        raise invalid_object(kind, "authorization.k8s.io", "", [
+            invalid("spec.user", "", "at least one of user or group must be specified")])
+    return User(str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ()),
+                dict(spec.get("extra") or {}))
+
+
 def subject_access_review(body: dict, user, server, ns: str | None) -> dict:
     spec = dict((body or {}).get("spec") or {})
-    if not spec.get("user") and not spec.get("groups"):
-        raise invalid_object("SubjectAccessReview", "authorization.k8s.io", "", [
-            invalid("spec.user", "", "at least one of user or group must be specified")])
-    subject = User(str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ()),
-                   dict(spec.get("extra") or {}))
+    subject = _subject("SubjectAccessReview", spec)
     return _answer("SubjectAccessReview", body, spec, _review_status(server, _attributes("SubjectAccessReview", spec, subject)))
 
 
@@ -108,11 +114,7 @@ def local_subject_access_review(body: dict, user, server, ns: str | None) -> dic
         raise invalid_object("LocalSubjectAccessReview", "authorization.k8s.io", "", [
             invalid("spec.resourceAttributes.namespace", res.get("namespace", ""),
                     "must match metadata.namespace")])
-    if not spec.get("user") and not spec.get("groups"):
-        raise invalid_object("LocalSubjectAccessReview", "authorization.k8s.io", "", [
-            invalid("spec.user", "", "at least one of user or group must be specified")])
-    subject = User(str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ()),
-                   dict(spec.get("extra") or {}))
+    subject = _subject("LocalSubjectAccessReview", spec)
     answer = _answer("LocalSubjectAccessReview", body, spec,
                      _review_status(server, _attributes("LocalSubjectAccessReview", spec, subject)))
     answer["metadata"]["namespace"] = ns
