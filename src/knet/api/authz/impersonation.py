@@ -29,10 +29,9 @@ def requested(headers: Mapping) -> bool:
 def impersonate(headers, user: User, authorize: Callable[[Attributes], Decision]) -> User:
     """The user a request with Impersonate-* headers runs as; raises ApiError 400 for a malformed
     request and 403 for a part the requester may not impersonate. `headers` is a multidict
-    (several Impersonate-Group headers)."""
+    (several Impersonate-Group headers), as aiohttp's request headers are."""
     name = headers.get(USER_HEADER, "")
-    groups = [g for g in headers.getall(GROUP_HEADER, [])] if hasattr(headers, "getall") else (
-        [headers[GROUP_HEADER]] if GROUP_HEADER in headers else [])
+    groups = list(headers.getall(GROUP_HEADER, []))
     uid = headers.get(UID_HEADER, "")
     extra: dict[str, list[str]] = {}
     for key, value in headers.items():
