@@ -138,6 +138,12 @@ class Proxier:
                 self.cleanup_other_mode()
             except NetfilterError as exc:
                 log.warning("cleaning up the other mode's rules: %s", exc)
+        if full:
+            # A full sync writes every chain, but from the renderers' per-service caches: the
+            # Services that changed since the last sync are rendered anew, or their old rules are
+            # written again (and stay until the Service changes once more).
+            self._ipt.invalidate(changed)
+            self._nft.invalidate(changed)
         try:
             if self.mode == "iptables":
                 written = self._sync_iptables(None if full else changed)

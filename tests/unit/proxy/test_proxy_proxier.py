@@ -256,3 +256,25 @@ def test_nftables_repeated_full_syncs_keep_the_fixed_chains() -> None:
     p.need_full_sync = True
     assert p.sync().ok
     assert not any("ns1/s0/" in c for c in nf.nf.tables["ip kube-proxy"].chains)
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_full_sync_with_pending_changes_writes_the_new_endpoints(mode: str) -> None:
+    # The e2e flake of test_services_in_both_modes: endpoints that changed just before the periodic
+    # full sync came due were written from the renderer's cache of the previous sync, and every
+    # later full sync wrote the same stale rules until the Service changed again.
+    p, nf, _ = make(mode)
+    p.on_service(None, service("s0", "10.96.0.10"))
+    p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
+    assert p.sync().ok
+    p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]),
+                        endpoint_slice("s0", [ep("10.244.1.10"), ep("10.244.2.7")]))
+    for _ in range(2):  # the full sync that takes the change, then one with nothing pending
+        p.need_full_sync = True
+        out = p.sync()
+        assert out.ok and out.full
+        if mode == "iptables":
+            rules = [r for rs in nf.ipt.tables["nat"].values() for r in rs]
+        else:
+            rules = [r for c in nf.nf.tables["ip kube-proxy"].chains.values() for r in c]
+        assert any("10.244.2.7" in r for r in rules), rules
