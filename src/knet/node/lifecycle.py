@@ -192,6 +192,7 @@ async def run_post_start(worker: PodWorker, run: ContainerRun, field_path: str) 
     rec = run.record
     saved = (rec.state, rec.reason, rec.started, rec.ready)
     rec.state, rec.reason, rec.started, rec.ready = "waiting", "ContainerCreating", False, False
+    worker.changed()  # shown while the hook runs (the kubelet's sync wrote it before starting the container)
     try:
         action = parse_action(handler, run.spec, worker.sandbox.ip if worker.sandbox else "")
         hook_task = asyncio.ensure_future(run_action(worker, run, action))
