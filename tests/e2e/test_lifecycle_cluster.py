@@ -79,6 +79,54 @@ spec:
         _delete(knet_cluster, "configmap", "app-config")
 
 
+def test_config_map_volumes_wait_for_and_follow_their_config_map(knet_cluster):
+    # A missing non-optional ConfigMap is FailedMount with upstream's message, retried until it
+    # exists; an optional one that appears later shows up in the volume, and an edit follows
+    # within the kubelet's sync period (upstream promises about a minute).
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: cm-volumes}
+spec:
+  nodeName: node02
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: needed, configMap: {name: vol-needed}}
+  - {name: maybe, configMap: {name: vol-maybe, optional: true}}
+  containers:
+  - name: app
+    image: busybox
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: needed, mountPath: /etc/needed}, {name: maybe, mountPath: /etc/maybe}]
+"""
+    try:
+        knet_cluster.kubectl("apply", "-f", "-", input=manifest)
+
+        def failed_mounts() -> list[str]:
+            return [e["message"] for e in _events(knet_cluster, "cm-volumes") if e["reason"] == "FailedMount"]
+        messages = knet_cluster.wait_for("FailedMount", failed_mounts, timeout=20)
+        assert messages[0] == 'MountVolume.SetUp failed for volume "needed" : configmap "vol-needed" not found'
+        assert _pod(knet_cluster, "cm-volumes")["status"].get("phase") == "Pending"
+        knet_cluster.kubectl("create", "configmap", "vol-needed", "--from-literal=level=1")
+        knet_cluster.wait_for("Running once it exists", lambda: _running(knet_cluster, "cm-volumes"), timeout=20)
+
+        def read(path: str) -> str:
+            return knet_cluster.kubectl("exec", "cm-volumes", "--", "cat", path, check=False).stdout
+        assert read("/etc/needed/level") == "1"
+        assert knet_cluster.kubectl("exec", "cm-volumes", "--", "ls", "/etc/maybe").stdout == ""
+        t0 = time.monotonic()
+        knet_cluster.kubectl("create", "configmap", "vol-maybe", "--from-literal=color=red")
+        knet_cluster.kubectl("patch", "configmap", "vol-needed", "--type=merge", "-p", '{"data": {"level": "2"}}')
+        knet_cluster.wait_for("the optional ConfigMap in its volume", lambda: read("/etc/maybe/color") == "red",
+                              timeout=60, interval=0.5)
+        knet_cluster.wait_for("the edit in the volume", lambda: read("/etc/needed/level") == "2", timeout=60,
+                              interval=0.5)
+        assert time.monotonic() - t0 < 60
+    finally:
+        _delete(knet_cluster, "pod", "cm-volumes")
+        _delete(knet_cluster, "configmap", "vol-needed", "vol-maybe")
+
+
 def test_post_start_exec_completes_before_the_container_is_running(knet_cluster):
     # lifecycle_hook.go "should execute poststart exec hook properly"; the hook sleeps before it
     # writes, so a container reported Running before its hook completed would be caught.

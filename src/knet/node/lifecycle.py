@@ -118,9 +118,9 @@ def grace_after_pre_stop(grace: float, hook_seconds: float) -> float:
 
 def exec_env(container_env: dict[str, str], hostname: str, tty: bool = False) -> dict[str, str]:
     """The env of a process run in a running container (`kubectl exec`, exec hooks and probes):
-    the container's own (containerd's exec starts from the container's process spec), plus
-    TERM=xterm with a terminal."""
-    env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": hostname}
+    the container's own (containerd's exec starts from the container's process spec; the base
+    is what spawn_container gives a container), plus TERM=xterm with a terminal."""
+    env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
     if os.environ.get("PYTHONPATH"):  # knet's own workloads run the kubelet's knet (see spawn_container)
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(container_env)
