@@ -310,6 +310,36 @@ spec:
         _delete(knet_cluster, "pod", "hook-handler", "prestop-http", "prestop-fails")
 
 
+def test_pre_stop_sleep_counts_against_the_grace_period(knet_cluster):
+    # A preStop `sleep` (K8s 1.30+) longer than the grace period is cut at the grace period: the
+    # hook's time is taken off it, SIGTERM gets the 2 s minimum, and the pod is gone in about
+    # terminationGracePeriodSeconds, not after the whole sleep.
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: prestop-sleep}
+spec:
+  nodeName: node02
+  terminationGracePeriodSeconds: 4
+  containers:
+  - name: app
+    image: busybox
+    command: ["sleep", "3600"]
+    lifecycle:
+      preStop:
+        sleep: {seconds: 20}
+"""
+    try:
+        knet_cluster.kubectl("apply", "-f", "-", input=manifest)
+        knet_cluster.wait_for("Running", lambda: _running(knet_cluster, "prestop-sleep"), timeout=30)
+        t0 = time.monotonic()
+        knet_cluster.kubectl("delete", "pod", "prestop-sleep", "--wait=true", timeout=40)
+        took = time.monotonic() - t0
+        assert 3.5 <= took < 10, took
+    finally:
+        _delete(knet_cluster, "pod", "prestop-sleep")
+
+
 def _host_port_pod(name: str, host_ip: str, protocol: str, node: str = "node01") -> str:
     # hostport.go's pods: agnhost netexec answering on 8080 over TCP and UDP, hostPort 54323,
     # placed by the scheduler (a nodeSelector, not nodeName) so its NodePorts filter applies.
