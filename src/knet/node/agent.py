@@ -86,6 +86,9 @@ class NodeAgent:
     def services(self) -> list[Obj]:
         return self.kubelet.services.list() if self.kubelet.services is not None else []
 
+    async def fetch_env_sources(self, ns: str, container: Obj) -> None:
+        await self.kubelet.fetch_env_sources(ns, container)
+
     def config_map_data(self, ns: str, name: str) -> dict[str, str] | None:
         data = self.kubelet.cached("configmaps", ns, name)
         return None if data is None else dict(data.get("data") or {})

@@ -225,7 +225,7 @@ class PodWorker:
                         return
                 rec.restart_count += 1
             try:
-                await self.agent.kubelet.fetch_env_sources(self.namespace, run.spec)
+                await self.agent.fetch_env_sources(self.namespace, run.spec)
                 env = run.env = self._env(run.spec)
                 command, args = podenv.command_and_args(run.spec, env)
             except (LookupError, ValueError) as exc:
