@@ -182,3 +182,41 @@ def test_static_pod_runs_as_host_process_with_mirror_and_logs(apiserver, sim_kub
     wait_for(restarted, 20, "static pod restarted")
     prev = apiserver.kubectl_ok("logs", "-n", "kube-system", "ticker-simcp", "--previous")
     assert prev.strip() == f"tick {pid}"
+
+
+def test_env_from_a_config_map_created_after_the_pod(apiserver, sim_kubelet, namespace):
+    # Issue #13: a simulated node never read a container's ConfigMaps (CreateContainerConfigError
+    # while the ConfigMap existed). The kubelet reads them again at every start attempt.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late-config", "namespace": namespace},
+           "spec": {"nodeName": "simw-0011", "containers": [{
+               "name": "app", "image": "busybox", "command": ["sleep", "3600"],
+               "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "mode"}}}],
+               "envFrom": [{"secretRef": {"name": "app-secret"}}]}]}}
+    apiserver.kubectl_ok("apply", "-f", "-", input=json.dumps(pod))
+
+    def waiting():
+        cs = (_json(apiserver, "get", "pod", "late-config", "-n", namespace)["status"].get("containerStatuses")
+              or [{}])[0]
+        return (cs.get("state") or {}).get("waiting")
+
+    state = wait_for(lambda: (lambda w: w if w and w.get("reason") == "CreateContainerConfigError" else None)(
+        waiting()), what="CreateContainerConfigError")
+    # envFrom is resolved before env (makeEnvironmentVariables), so the Secret is missed first.
+    assert state["message"] == 'secret "app-secret" not found'
+    apiserver.kubectl_ok("create", "secret", "generic", "app-secret", "-n", namespace, "--from-literal=TOKEN=t")
+    wait_for(lambda: (waiting() or {}).get("message") == 'configmap "app-config" not found',
+             what="the ConfigMap missing")
+    apiserver.kubectl_ok("create", "configmap", "app-config", "-n", namespace, "--from-literal=other=1")
+    wait_for(lambda: (waiting() or {}).get("message") == "couldn't find key mode in ConfigMap "
+             f"{namespace}/app-config", what="the missing key reported")
+    apiserver.kubectl_ok("patch", "configmap", "app-config", "-n", namespace, "--type=merge",
+                         "-p", json.dumps({"data": {"mode": "blue"}}))
+
+    def running():
+        p = _json(apiserver, "get", "pod", "late-config", "-n", namespace)
+        return p["status"].get("phase") == "Running" and p
+    p = wait_for(running, 10, "Running once the ConfigMap and Secret exist")
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    events = [e["message"] for e in _json(apiserver, "get", "events", "-n", namespace,
+                                          "--field-selector", "involvedObject.name=late-config")["items"]]
+    assert 'Error: configmap "app-config" not found' in events

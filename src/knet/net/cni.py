@@ -72,12 +72,17 @@ class CniResult:
 
 
 def _port_mappings(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's hostPorts as containerd hands them to CNI (`runtimeConfig.portMappings`, the
+    portmap plugin's capability): protocol lower-case, hostIP only when the port names one."""
     mappings = []
     for container in pod_spec.get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("hostPort"):
-                mappings.append({"hostPort": port["hostPort"], "containerPort": port["containerPort"],
-                                 "protocol": (port.get("protocol") or "TCP").lower()})
+                mapping = {"hostPort": port["hostPort"], "containerPort": port["containerPort"],
+                           "protocol": (port.get("protocol") or "TCP").lower()}
+                if port.get("hostIP"):
+                    mapping["hostIP"] = port["hostIP"]
+                mappings.append(mapping)
     return mappings
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
 from knet.net import cni
-from knet.node import nodeobject, static
+from knet.node import nodeobject, podenv, static
 from knet.node.config import KubeletConfig
 from knet.node.podworker import PodWorker
 from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
@@ -86,14 +86,8 @@ class NodeAgent:
     def services(self) -> list[Obj]:
         return self.kubelet.services.list() if self.kubelet.services is not None else []
 
-    def config_map_value(self, ns: str, name: str, key: str) -> str | None:
-        data = self.kubelet.cached("configmaps", ns, name)
-        return None if data is None else (data.get("data") or {}).get(key)
-
-    def secret_value(self, ns: str, name: str, key: str) -> str | None:
-        data = self.kubelet.cached("secrets", ns, name)
-        value = None if data is None else (data.get("data") or {}).get(key)
-        return base64.b64decode(value).decode(errors="replace") if value is not None else None
+    async def fetch_env_sources(self, ns: str, container: Obj) -> None:
+        await self.kubelet.fetch_env_sources(ns, container)
 
     def config_map_data(self, ns: str, name: str) -> dict[str, str] | None:
         data = self.kubelet.cached("configmaps", ns, name)
@@ -374,36 +368,32 @@ class Kubelet:
         return None
 
     def cached(self, resource: str, ns: str, name: str) -> Obj | None:
-        """ConfigMaps/Secrets for env: read synchronously from the last fetch (prefetched at sandbox time)."""
+        """ConfigMaps/Secrets for env: read synchronously from the last fetch (fetch_env_sources)."""
         entry = self._cache.get((resource, ns, name))
         return entry[1] if entry else None
 
-    async def prefetch(self, pod: Obj) -> None:
+    async def fetch_env_sources(self, ns: str, container: Obj) -> None:
+        """Read the ConfigMaps and Secrets a container's env refers to again, before each start
+        attempt (the kubelet's configmap/secret managers: a ConfigMap created after the pod is
+        seen at the next attempt). An unreachable API keeps the last copy."""
         api = self.api if self.api_ready else None
         if api is None:
             return
-        ns = pod["metadata"].get("namespace", "default")
-        wanted = set()
-        for c in (pod.get("spec") or {}).get("containers") or []:
-            for var in c.get("env") or []:
-                src = var.get("valueFrom") or {}
-                if "configMapKeyRef" in src:
-                    wanted.add(("configmaps", src["configMapKeyRef"]["name"]))
-                if "secretKeyRef" in src:
-                    wanted.add(("secrets", src["secretKeyRef"]["name"]))
-            for src in c.get("envFrom") or []:
-                if "configMapRef" in src:
-                    wanted.add(("configmaps", src["configMapRef"]["name"]))
-                if "secretRef" in src:
-                    wanted.add(("secrets", src["secretRef"]["name"]))
-        for resource, name in wanted:
+        for resource, name in podenv.env_sources(container):
             try:
                 obj = await api.get("v1", resource, name, namespace=ns)
             except ApiError as exc:
                 if exc.status != 404:
-                    raise
+                    log.warning("%s %s/%s for env: %s", resource, ns, name, exc)
+                    continue
                 obj = None
-            self._cache[(resource, ns, name)] = (time.monotonic(), obj)
+            except Exception as exc:  # noqa: BLE001 -- the API may be restarting: keep the last copy
+                log.warning("%s %s/%s for env: %s", resource, ns, name, exc)
+                continue
+            if obj is None:
+                self._cache.pop((resource, ns, name), None)
+            else:
+                self._cache[(resource, ns, name)] = (time.monotonic(), obj)
 
     # -- loops -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -513,10 +503,6 @@ class Kubelet:
                 # Service env vars need the Services: kubelet waits for that informer too.
                 with contextlib.suppress(TimeoutError):
                     await self.services.wait_synced(timeout=5)
-            try:
-                await self.prefetch(pod)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("prefetch for %s: %s", pod["metadata"]["name"], exc)
         node.on_pod(pod)
 
     def _on_pod_deleted(self, pod: Obj) -> None:

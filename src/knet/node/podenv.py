@@ -104,7 +104,49 @@ def field_value(pod: Obj, path: str, node_name: str, host_ip: str) -> str:
     raise ValueError(f"unsupported fieldPath {path!r}")
 
 
-Lookup = Callable[[str, str, str], str | None]  # (namespace, name, key) -> value or None
+DataLookup = Callable[[str, str], dict[str, str] | None]  # (namespace, name) -> the object's data, None: not found
+
+
+def env_sources(container: Obj) -> set[tuple[str, str]]:
+    """The ConfigMaps and Secrets (resource, name) a container's env reads: what the kubelet's
+    configmap/secret managers fetch before each start attempt."""
+    wanted: set[tuple[str, str]] = set()
+    for var in container.get("env") or []:
+        src = var.get("valueFrom") or {}
+        if "configMapKeyRef" in src:
+            wanted.add(("configmaps", src["configMapKeyRef"]["name"]))
+        if "secretKeyRef" in src:
+            wanted.add(("secrets", src["secretKeyRef"]["name"]))
+    for src in container.get("envFrom") or []:
+        if "configMapRef" in src:
+            wanted.add(("configmaps", src["configMapRef"]["name"]))
+        if "secretRef" in src:
+            wanted.add(("secrets", src["secretRef"]["name"]))
+    return wanted
+
+
+# Upstream's messages (kubelet_pods.go makeEnvironmentVariables; the managers' NotFound is for the
+# singular resource "configmap"/"secret").
+_KIND = {"configmaps": ("configmap", "ConfigMap"), "secrets": ("secret", "Secret")}
+
+
+def _object_data(lookup: DataLookup, resource: str, ns: str, name: str, optional: bool) -> dict[str, str] | None:
+    data = lookup(ns, name)
+    if data is None and not optional:
+        raise LookupError(f'{_KIND[resource][0]} "{name}" not found')
+    return data
+
+
+def _key_value(lookup: DataLookup, resource: str, ns: str, ref: Obj) -> str | None:
+    optional = bool(ref.get("optional"))
+    data = _object_data(lookup, resource, ns, ref["name"], optional)
+    if data is None:
+        return None
+    if ref["key"] not in data:
+        if optional:
+            return None
+        raise LookupError(f"couldn't find key {ref['key']} in {_KIND[resource][1]} {ns}/{ref['name']}")
+    return data[ref["key"]]
 
 
 def container_env(
@@ -114,22 +156,24 @@ def container_env(
     node_name: str,
     host_ip: str,
     services: list[Obj],
-    config_map_value: Lookup,
-    secret_value: Lookup,
-    config_map_data: Callable[[str, str], dict[str, str] | None] = lambda ns, name: None,
-    secret_data: Callable[[str, str], dict[str, str] | None] = lambda ns, name: None,
+    config_map_data: DataLookup,
+    secret_data: DataLookup,
 ) -> dict[str, str]:
+    """Raises LookupError (the container's CreateContainerConfigError) for a missing ConfigMap or
+    Secret, or key, that is not optional."""
     ns = pod["metadata"].get("namespace", "default")
     env: dict[str, str] = dict(service_env(visible_services(pod, services)))
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         if "configMapRef" in source:
-            data = config_map_data(ns, source["configMapRef"]["name"]) or {}
+            ref = source["configMapRef"]
+            data = _object_data(config_map_data, "configmaps", ns, ref["name"], bool(ref.get("optional")))
         elif "secretRef" in source:
-            data = secret_data(ns, source["secretRef"]["name"]) or {}
+            ref = source["secretRef"]
+            data = _object_data(secret_data, "secrets", ns, ref["name"], bool(ref.get("optional")))
         else:
-            data = {}
-        for key, value in data.items():
+            data = None
+        for key, value in (data or {}).items():
             env[prefix + key] = value
     for var in container.get("env") or []:
         name = var["name"]
@@ -137,26 +181,19 @@ def container_env(
             env[name] = expand(str(var["value"]), env)
             continue
         source = var.get("valueFrom") or {}
+        value: str | None
         if "fieldRef" in source:
-            env[name] = field_value(pod, source["fieldRef"]["fieldPath"], node_name, host_ip)
+            value = field_value(pod, source["fieldRef"]["fieldPath"], node_name, host_ip)
         elif "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            value = config_map_value(ns, ref["name"], ref["key"])
-            if value is None and not ref.get("optional"):
-                raise LookupError(f'configmap "{ref["name"]}" not found')
-            if value is not None:
-                env[name] = value
+            value = _key_value(config_map_data, "configmaps", ns, source["configMapKeyRef"])
         elif "secretKeyRef" in source:
-            ref = source["secretKeyRef"]
-            value = secret_value(ns, ref["name"], ref["key"])
-            if value is None and not ref.get("optional"):
-                raise LookupError(f'secret "{ref["name"]}" not found')
-            if value is not None:
-                env[name] = value
+            value = _key_value(secret_data, "secrets", ns, source["secretKeyRef"])
         elif "resourceFieldRef" in source:
-            env[name] = "0"
+            value = "0"
         else:
-            env[name] = ""
+            value = ""
+        if value is not None:
+            env[name] = value
     return env
 
 

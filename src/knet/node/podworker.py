@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import dnsconfig, podenv, probes, volumes
+from knet.node import dnsconfig, lifecycle, podenv, probes, volumes
 from knet.node.runtime import Sandbox, new_id, signal_process, spawn_container
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
@@ -48,6 +48,7 @@ class ContainerRun:
     probe_tasks: list[asyncio.Task] = field(default_factory=list)
     killing_reason: str = ""
     created_at: float = 0.0         # wall time the current instance was started (crictl CREATED)
+    env: dict[str, str] = field(default_factory=dict)  # the current instance's env (exec and hooks run with it)
 
 
 class PodWorker:
@@ -194,8 +195,7 @@ class PodWorker:
                              podIPs=[{"ip": self.sandbox.ip}] if self.sandbox else [])
         return podenv.container_env(
             pod, container, node_name=self.agent.name, host_ip=self.agent.node_ip,
-            services=self.agent.services(), config_map_value=self.agent.config_map_value,
-            secret_value=self.agent.secret_value, config_map_data=self.agent.config_map_data,
+            services=self.agent.services(), config_map_data=self.agent.config_map_data,
             secret_data=self.agent.secret_data)
 
     def log_path(self, container: str, index: int) -> Path:
@@ -225,7 +225,8 @@ class PodWorker:
                         return
                 rec.restart_count += 1
             try:
-                env = self._env(run.spec)
+                await self.agent.fetch_env_sources(self.namespace, run.spec)
+                env = run.env = self._env(run.spec)
                 command, args = podenv.command_and_args(run.spec, env)
             except (LookupError, ValueError) as exc:
                 rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
@@ -259,6 +260,7 @@ class PodWorker:
             rec.ready = "readinessProbe" not in run.spec and rec.started
             started_mono = time.monotonic()
             await self.event("Normal", "Started", f"Started container {rec.name}", field_path)
+            await lifecycle.run_post_start(self, run, field_path)  # Running once it completed; a failed one kills
             self.changed()
             run.probe_tasks = probes.start_probes(self, run)
             if run.process is None:
@@ -294,6 +296,7 @@ class PodWorker:
                 await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
             return
         await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
+        grace = await lifecycle.run_pre_stop(self, run, grace)  # before SIGTERM, within the grace period
         signal_process(proc, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(proc.wait()), grace)

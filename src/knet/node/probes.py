@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from knet.node import dnsconfig, lifecycle
+
 if TYPE_CHECKING:
     from knet.node.podworker import ContainerRun, PodWorker
 
@@ -67,10 +69,11 @@ async def tcp_socket(host: str, probe: Obj, container: Obj, timeout: float) -> t
     return True, ""
 
 
-async def exec_probe(prefix: list[str], probe: Obj, timeout: float) -> tuple[bool, str]:
+async def exec_probe(prefix: list[str], probe: Obj, timeout: float,
+                     env: dict[str, str] | None = None) -> tuple[bool, str]:
     command = probe["exec"].get("command") or []
     proc = await asyncio.create_subprocess_exec(*prefix, *command, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+                                                stderr=asyncio.subprocess.STDOUT, env=env)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -98,7 +101,9 @@ async def run_probe(worker: PodWorker, run: ContainerRun, probe: Obj) -> tuple[b
     if "tcpSocket" in probe:
         return await tcp_socket(host, probe, run.spec, timeout)
     if "exec" in probe:
-        return await exec_probe(worker.exec_prefix(), probe, timeout)
+        # with the container's env, as the runtime's ExecSync runs it
+        env = lifecycle.exec_env(run.env, dnsconfig.pod_hostname(worker.pod))
+        return await exec_probe(worker.exec_prefix(), probe, timeout, env)
     return True, ""
 
 

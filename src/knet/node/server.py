@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from knet.api.auth import user_from_peercert
-from knet.node import apiauth, workloads
+from knet.node import apiauth, dnsconfig, lifecycle
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -129,9 +129,8 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         return ws
     # `/agnhost connect ...` in an agnhost container is knet's agnhost (upstream's NetworkPolicy
     # tests probe so); any other command runs as given.
-    argv = [*worker.exec_prefix(), *workloads.exec_argv(run.spec, command)]
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-           "TERM": "xterm" if tty else "dumb"}
+    argv = lifecycle.exec_argv(worker, run, command)
+    env = lifecycle.exec_env(run.env, dnsconfig.pod_hostname(worker.pod), tty)  # the container's own env
     try:
         if tty:
             code = await _exec_tty(ws, argv, env, want_stdin, v5)

@@ -231,6 +231,9 @@ async def refresh(api: Any, pod: Obj, pod_dir: Path) -> None:
             src = vol["secret"]
             obj = await _get(api, "secrets", ns, src["secretName"], True)
             data, mode = (_secret_data(obj) if obj else {}), 0o600
+        elif "projected" in vol:
+            await _refresh_projected(api, vol["projected"], ns, target)
+            continue
         else:
             continue
         if obj is None or not target.is_dir():
@@ -241,6 +244,24 @@ async def refresh(api: Any, pod: Obj, pod_dir: Path) -> None:
             for path in target.iterdir():
                 if path.is_file() and path.name not in current:
                     path.unlink(missing_ok=True)
+
+
+async def _refresh_projected(api: Any, projected: Obj, ns: str, target: Path) -> None:
+    """A projected volume's configMap and secret sources follow their objects too (the sources
+    share one directory, so a key that went away stays; tokens have their own refresh)."""
+    if not target.is_dir():
+        return
+    for source in projected.get("sources") or []:
+        if "configMap" in source:
+            src = source["configMap"]
+            obj = await _get(api, "configmaps", ns, src["name"], True)
+            if obj is not None:
+                _write_items(target, _config_map_data(obj), src.get("items"))
+        elif "secret" in source:
+            src = source["secret"]
+            obj = await _get(api, "secrets", ns, src["name"], True)
+            if obj is not None:
+                _write_items(target, _secret_data(obj), src.get("items"), 0o600)
 
 
 def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = None) -> list[tuple[str, str, bool]]:

@@ -66,6 +66,16 @@ def test_host_ports_become_port_mappings():
     assert cni._port_mappings(spec) == [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
 
 
+def test_host_ip_and_protocol_go_to_portmap():
+    # hostport.go's pods: one hostPort, different hostIP or protocol
+    spec = {"containers": [{"ports": [{"containerPort": 8080, "hostPort": 54323, "hostIP": "127.0.0.1"}]},
+                           {"ports": [{"containerPort": 8080, "hostPort": 54323, "hostIP": "172.30.0.3",
+                                       "protocol": "UDP"}]}]}
+    assert cni._port_mappings(spec) == [
+        {"hostPort": 54323, "containerPort": 8080, "protocol": "tcp", "hostIP": "127.0.0.1"},
+        {"hostPort": 54323, "containerPort": 8080, "protocol": "udp", "hostIP": "172.30.0.3"}]
+
+
 def test_portmap_only_runs_when_the_pod_maps_ports():
     conf = cni.pod_network_conflist("10.244.1.0/24", "/x")
     assert [p["type"] for p in cni._plugins_needed(conf, {"portMappings": []})] == ["bridge"]

@@ -1,6 +1,6 @@
 import pytest
 
-from knet.node.podenv import command_and_args, container_env, expand, service_env
+from knet.node.podenv import command_and_args, container_env, env_sources, expand, service_env
 
 POD = {"metadata": {"name": "web-0", "namespace": "shop", "uid": "u1", "labels": {"app": "web"}},
        "spec": {"serviceAccountName": "sa1"}, "status": {"podIP": "10.244.1.5"}}
@@ -35,10 +35,10 @@ def test_service_env_like_kubelet():
 
 def _env(container, pod=POD, services=(SVC_KUBERNETES, SVC_REDIS, SVC_OTHER_NS, SVC_HEADLESS)):
     cms = {("shop", "cfg"): {"mode": "fast"}}
+    secrets = {("shop", "creds"): {"user": "admin"}}
     return container_env(pod, container, node_name="node01", host_ip="172.30.0.3", services=list(services),
-                         config_map_value=lambda ns, n, k: cms.get((ns, n), {}).get(k),
-                         secret_value=lambda ns, n, k: None,
-                         config_map_data=lambda ns, n: cms.get((ns, n)))
+                         config_map_data=lambda ns, n: cms.get((ns, n)),
+                         secret_data=lambda ns, n: secrets.get((ns, n)))
 
 
 def test_env_field_refs_config_maps_and_expansion():
@@ -64,12 +64,54 @@ def test_enable_service_links_false_keeps_only_kubernetes():
     assert "KUBERNETES_SERVICE_HOST" in env and "REDIS_PRIMARY_SERVICE_HOST" not in env
 
 
-def test_missing_config_map_key_is_an_error_unless_optional():
-    with pytest.raises(LookupError):
-        _env({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]})
-    env = _env({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k",
-                                                                         "optional": True}}}]})
-    assert "X" not in env
+# The CreateContainerConfigError messages of kubelet_pods.go makeEnvironmentVariables.
+@pytest.mark.parametrize("container,message", [
+    pytest.param({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]},
+                 'configmap "nope" not found', id="configmap-missing"),
+    pytest.param({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]},
+                 "couldn't find key k in ConfigMap shop/cfg", id="configmap-key-missing"),
+    pytest.param({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]},
+                 'secret "nope" not found', id="secret-missing"),
+    pytest.param({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}}]},
+                 "couldn't find key pw in Secret shop/creds", id="secret-key-missing"),
+    pytest.param({"envFrom": [{"configMapRef": {"name": "nope"}}]}, 'configmap "nope" not found',
+                 id="envfrom-configmap-missing"),
+    pytest.param({"envFrom": [{"secretRef": {"name": "nope"}}]}, 'secret "nope" not found',
+                 id="envfrom-secret-missing"),
+])
+def test_missing_sources_are_errors_with_upstreams_message(container, message):
+    with pytest.raises(LookupError) as err:
+        _env(container)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("container", [
+    pytest.param({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k",
+                                                                           "optional": True}}}]}, id="cm"),
+    pytest.param({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k",
+                                                                           "optional": True}}}]}, id="cm-key"),
+    pytest.param({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw",
+                                                                        "optional": True}}}]}, id="secret-key"),
+    pytest.param({"envFrom": [{"configMapRef": {"name": "nope", "optional": True}}]}, id="envfrom"),
+])
+def test_optional_sources_may_be_missing(container):
+    env = _env(container)
+    assert "X" not in env and not any(k.startswith("mode") for k in env)
+
+
+def test_secret_key_ref():
+    env = _env({"env": [{"name": "USER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}}]})
+    assert env["USER"] == "admin"
+
+
+def test_env_sources_are_what_env_and_env_from_name():
+    assert env_sources({"env": [{"name": "A", "value": "1"},
+                                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "b"}}},
+                                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "c"}}},
+                                {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "envFrom": [{"configMapRef": {"name": "more"}}, {"secretRef": {"name": "keys"}}]}) == {
+        ("configmaps", "cfg"), ("secrets", "creds"), ("configmaps", "more"), ("secrets", "keys")}
+    assert env_sources({"image": "x"}) == set()
 
 
 def test_env_from_with_prefix():

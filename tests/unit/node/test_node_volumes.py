@@ -60,3 +60,25 @@ async def test_missing_projected_config_map_fails_the_mount_until_it_exists(tmp_
     paths = await materialise(api, pod, tmp_path)
     assert (paths["kube-api-access-x"] / "ca.crt").read_text() == "PEM"
 
+
+
+async def test_projected_and_optional_sources_follow_their_objects(tmp_path):
+    # The kubelet's periodic sync: an optional ConfigMap created later appears in the volume, and
+    # a projected volume's configMap/secret sources change with their objects.
+    api = FakeApi()
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"volumes": [
+        {"name": "later", "configMap": {"name": "late", "optional": True}},
+        {"name": "all", "projected": {"sources": [
+            {"configMap": {"name": "settings", "items": [{"key": "a", "path": "a.conf"}]}},
+            {"secret": {"name": "creds", "optional": True}}]}}]}}
+    await api.create("v1", "configmaps", {"metadata": {"name": "settings"}, "data": {"a": "1"}}, namespace="default")
+    paths = await materialise(api, pod, tmp_path)
+    assert list(paths["later"].iterdir()) == [] and (paths["all"] / "a.conf").read_text() == "1"
+    assert not (paths["all"] / "pw").exists()
+    await api.create("v1", "configmaps", {"metadata": {"name": "late"}, "data": {"k": "v"}}, namespace="default")
+    await api.patch("v1", "configmaps", "settings", {"data": {"a": "2"}}, namespace="default")
+    await api.create("v1", "secrets", {"metadata": {"name": "creds"}, "data": {"pw": base64.b64encode(b"x").decode()}},
+                     namespace="default")
+    await refresh(api, pod, tmp_path)
+    assert (paths["later"] / "k").read_text() == "v"
+    assert (paths["all"] / "a.conf").read_text() == "2" and (paths["all"] / "pw").read_bytes() == b"x"
