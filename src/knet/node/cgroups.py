@@ -282,6 +282,8 @@ class CgroupDriver(Protocol):
 
     def remove(self, path: str) -> bool: ...
 
+    def exists(self, path: str) -> bool: ...
+
 
 def _write(path: Path, value: object) -> None:
     with open(path, "w") as f:
@@ -392,6 +394,9 @@ class V1Driver:
     def remove(self, path: str) -> bool:
         return all([_rmdir_tree(d / path.strip("/")) for d in self._dirs()])
 
+    def exists(self, path: str) -> bool:
+        return any((d / path.strip("/")).is_dir() for d in self._dirs())
+
 
 class V2Driver:
     """cgroup v2: one tree; controllers are enabled down the path in cgroup.subtree_control."""
@@ -451,6 +456,9 @@ class V2Driver:
     def remove(self, path: str) -> bool:
         return _rmdir_tree(self.mount / path.strip("/"))
 
+    def exists(self, path: str) -> bool:
+        return (self.mount / path.strip("/")).is_dir()
+
 
 # -- detection ---------------------------------------------------------------------------
 def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
@@ -499,10 +507,11 @@ def kill_all(driver: CgroupDriver, path: str) -> int:
 
 
 def remove_cluster(cluster: str, driver: CgroupDriver | None = None) -> bool:
-    """`knet down`: the cluster's whole cgroup tree (its node machines are gone by then)."""
+    """`knet down`: the cluster's whole cgroup tree (its node machines are gone by then). True
+    when there was one and it is gone."""
     driver = driver or detect()
-    if driver is None:
-        return True
     path = f"/knet/{cluster}"
+    if driver is None or not driver.exists(path):
+        return False
     kill_all(driver, path)
     return driver.remove(path)

@@ -353,3 +353,13 @@ def test_summary_api_shape_from_a_fake_tree(tmp_path):
     # A node without cgroups (simulated) has no figures at all.
     bare = summary.summary(SimpleNamespace(name="sim", cgroups=NodeCgroups.none(), workers={}), "t")
     assert bare == {"node": {"nodeName": "sim", "startTime": "t"}, "pods": []}
+
+
+def test_remove_cluster_takes_every_node_of_the_cluster_only(tmp_path):
+    d = _v1_tree(tmp_path)
+    for cluster, node in (("a", "n1"), ("a", "n2"), ("b", "n1")):
+        NodeCgroups(d, cgroups.cgroup_root(cluster, node)).create_pod(pod([{"name": "c"}]))
+    assert cgroups.remove_cluster("a", d)
+    assert not (tmp_path / "memory" / "knet" / "a").exists()
+    assert (tmp_path / "memory" / "knet" / "b" / "n1" / "kubepods" / "besteffort" / "pod1234").is_dir()
+    assert not cgroups.remove_cluster("a", d)  # nothing left
