@@ -174,6 +174,12 @@ def _pod_totals(pod: Obj, section: str, resource: str) -> tuple[int, bool]:
     return total, declared
 
 
+def pod_cpu_request(pod: Obj) -> int:
+    """The pod's CPU request in millicores (PodRequests: containers summed, the largest init
+    container if larger; a container's limit stands for a missing request)."""
+    return _pod_totals(pod, "requests", "cpu")[0]
+
+
 def pod_resources(pod: Obj, pids_limit: int | None = None) -> Resources:
     """The pod cgroup's settings (ResourceConfigForPod): CPU shares from the summed requests (2 for
     BestEffort); quota and memory limit from the summed limits when every container sets them;

@@ -40,6 +40,7 @@ class NodeCgroups:
         self.root = root
         self.pids_limit = pids_limit
         self._parents_made = False
+        self._burstable_requests: dict[str, int] = {}  # pod uid -> its CPU request (millicores)
         # The previous sample per cgroup, for usageNanoCores (the rate between two reads).
         self._last: dict[str, Sample] = {}
 
@@ -63,17 +64,29 @@ class NodeCgroups:
         if self._parents_made or self.driver is None:
             return
         # The QoS parents as the kubelet's QoS container manager makes them: BestEffort pods
-        # share the minimum CPU weight.
+        # share the minimum CPU weight, Burstable ones the sum of their requests.
         self.driver.create(cgroups.kubepods(self.root), Resources())
-        self.driver.create(cgroups.qos_parent(self.root, cgroups.BURSTABLE), Resources())
         self.driver.create(cgroups.qos_parent(self.root, cgroups.BEST_EFFORT), Resources(cpu_shares=cgroups.MIN_SHARES))
         self._parents_made = True
+        self._update_burstable()
 
     def create_pod(self, pod: Obj) -> None:
         if self.driver is None:
             return
         self._ensure_parents()
         self.driver.create(self.pod_path(pod), cgroups.pod_resources(pod, self.pids_limit))
+        if cgroups.pod_qos(pod) == cgroups.BURSTABLE:
+            self._burstable_requests[pod["metadata"]["uid"]] = cgroups.pod_cpu_request(pod)
+            self._update_burstable()
+
+    def _update_burstable(self) -> None:
+        """The burstable parent's CPU weight: the sum of its pods' requests, as the kubelet's QoS
+        container manager keeps it (BestEffort stays at the minimum, Guaranteed pods sit in
+        kubepods itself)."""
+        if self.driver is None:
+            return
+        shares = cgroups.milli_cpu_to_shares(sum(self._burstable_requests.values()))
+        self.driver.create(cgroups.qos_parent(self.root, cgroups.BURSTABLE), Resources(cpu_shares=shares))
 
     def place_sandbox(self, pod: Obj, sandbox_id: str, pid: int) -> None:
         if self.driver is None:
@@ -121,6 +134,8 @@ class NodeCgroups:
             log.warning("pod cgroup %s could not be removed", path)
         for key in [k for k in self._last if k.startswith(path + "/") or k == path]:
             del self._last[key]
+        if self._burstable_requests.pop(pod["metadata"]["uid"], None) is not None:
+            self._update_burstable()
 
     # -- stats -----------------------------------------------------------------------------
     def sample(self, path: str) -> tuple[Sample, float | None] | None:

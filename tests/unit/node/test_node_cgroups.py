@@ -363,3 +363,22 @@ def test_remove_cluster_takes_every_node_of_the_cluster_only(tmp_path):
     assert not (tmp_path / "memory" / "knet" / "a").exists()
     assert (tmp_path / "memory" / "knet" / "b" / "n1" / "kubepods" / "besteffort" / "pod1234").is_dir()
     assert not cgroups.remove_cluster("a", d)  # nothing left
+
+
+def test_burstable_parent_weight_follows_its_pods_requests(tmp_path):
+    import asyncio
+
+    d = _v1_tree(tmp_path)
+    node = NodeCgroups(d, "/knet/demo/node01")
+    shares = tmp_path / "cpu" / "knet/demo/node01/kubepods/burstable/cpu.shares"
+    a = pod([container(rl("500m"), {})])
+    b = pod([container(rl("250m"), rl("1"))])
+    b["metadata"]["uid"] = "5678"
+    node.create_pod(a)
+    assert shares.read_text() == "512"
+    node.create_pod(b)
+    assert shares.read_text() == "768"
+    asyncio.run(node.remove_pod(a))
+    assert shares.read_text() == "256"
+    asyncio.run(node.remove_pod(b))
+    assert shares.read_text() == "2"
