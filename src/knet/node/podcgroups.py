@@ -184,4 +184,10 @@ def for_node(cfg: Any, node: str, root_dir: str) -> NodeCgroups:
         cluster = parts[-3] if len(parts) >= 3 and parts[-2] == "nodes" else "kubelet"
         root = cgroups.cgroup_root(cluster, node)
     pids = cfg.pod_max_pids if cfg.pod_max_pids > 0 else None
-    return NodeCgroups(driver, root, pids)
+    node_cgroups = NodeCgroups(driver, root, pids)
+    try:
+        node_cgroups._ensure_parents()  # e.g. a v2 tree whose controllers cannot be delegated
+    except OSError as exc:
+        log.warning("cannot make the pod cgroups under %s (%s): pod limits are not applied, no stats", root, exc)
+        return NodeCgroups.none()
+    return node_cgroups
