@@ -70,6 +70,14 @@ class KubeletRelay:
             endpoint = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         return f"https://{endpoint}", container
 
+    async def summary(self, endpoint: str) -> dict:
+        """A kubelet's /stats/summary (host:port), for the metrics scraper."""
+        async with self.session().get(f"https://{endpoint}/stats/summary", ssl=self._ssl,
+                                      timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise ApiError(resp.status, "InternalError", (await resp.text()).strip())
+            return await resp.json()
+
     async def logs(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
         q = request.query
         base, container = self._target(ns, name, q.get("container"))

@@ -29,6 +29,7 @@ from knet.api.bootstrap import Bootstrapper
 from knet.api.errors import ApiError
 from knet.api.health import HealthChecks, StoreProbe
 from knet.api.lifecycle import Lifecycle
+from knet.api.metrics import MetricsServer
 from knet.api.registry import ResourceType
 from knet.api.relay import KubeletRelay
 from knet.api.resources import build_registry, reviews
@@ -93,6 +94,9 @@ class ApiServerConfig:
     authorization_modes: list[str] = field(default_factory=lambda: ["AlwaysAllow"])
     anonymous_auth: bool = True
     admission_plugins: list[str] = field(default_factory=list)
+    # metrics.k8s.io: how often the kubelets are scraped (metrics-server's --metric-resolution;
+    # 0: never, the group answers empty lists).
+    metric_resolution: float = 0.0
 
     # TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): an etcd://
     # storage URL is reached over HTTPS when any is set.
@@ -168,6 +172,7 @@ class ApiServer:
         # --kubelet-certificate-authority, when given.
         self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority,
                                   config.kubelet_client_certificate, config.kubelet_client_key)
+        self.metrics = MetricsServer(self.service, self.relay.summary, config.metric_resolution)
         advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
                                                  else "127.0.0.1")
         self.advertise = advertise
@@ -250,6 +255,8 @@ class ApiServer:
         await self.bootstrap.ensure()
         self.lifecycle.start()
         self.bootstrap.start()
+        if self.config.metric_resolution > 0:
+            self.metrics.start()
         # Open watches and exec sessions are cut at shutdown instead of being waited for.
         # aiohttp's low-level server: every path goes to `handle`, which routes itself, so the
         # Application's regex router and middleware chain would only add cost to every request.
@@ -266,6 +273,7 @@ class ApiServer:
         self.ready = False
         await self.bootstrap.stop()
         await self.lifecycle.stop()
+        await self.metrics.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.relay.close()
@@ -411,6 +419,8 @@ class ApiServer:
                 request["user"], verb, namespace=(name or "") if rt.resource == "namespaces" else (ns or ""),
                 api_group=rt.group, api_version=version, resource=rt.resource, subresource=sub or "",
                 name=obj_name))
+        if rt.group == "metrics.k8s.io":
+            return self._metrics(request, rt, ns, name, watching)
         if watching:
             if name is not None:
                 raise errors.method_not_allowed()
@@ -434,6 +444,24 @@ class ApiServer:
                 return await self._delete_collection(request, rt, ns)
             raise errors.method_not_allowed()
         return await self._object(request, rt, ns or "", name, sub)
+
+    def _metrics(self, request: web.Request, rt: ResourceType, ns: str | None, name: str | None,
+                 watching: bool) -> web.Response:
+        """metrics.k8s.io: get and list only (as metrics-server), from the scraper's figures."""
+        if request.method != "GET" or watching:
+            raise errors.method_not_allowed()
+        if name is not None:
+            obj = self.metrics.get(rt.resource, ns or "", name)
+            return self._render(request, rt, obj) if tables.wants_table(request.headers.get("Accept")) else _json(obj)
+        labels, fields = self._selectors(request, rt)
+        if rt.namespaced and ns is None:
+            ns = fields.value_of("metadata.namespace")
+        answer = self.metrics.list(rt.resource, ns, labels, fields)
+        accept = request.headers.get("Accept")
+        if tables.wants_table(accept):
+            return _json(tables.table(rt, answer["items"], list_meta={}, include=request.query.get("includeObject", "Metadata"),
+                                      api_version=tables.table_version(accept)))
+        return _json(answer)
 
     def _discovery_root(self, accept: str, core: bool) -> web.Response:
         for media in accept.split(","):

@@ -98,6 +98,9 @@ def _storage_url(kw: dict) -> str:
 @click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-client-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--kubelet-certificate-authority", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--metric-resolution", default="0s", show_default=True,
+              help="knet only: serve metrics.k8s.io by scraping every kubelet's /stats/summary this often "
+                   "(metrics-server's flag; 0s: the group is served empty, no kubelet is contacted).")
 @click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
               help="Ordered list of authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC (kubeadm: Node,RBAC).")
 @click.option("--anonymous-auth", default="true", show_default=True,
@@ -149,6 +152,10 @@ def apiserver(**kw) -> None:
             "service-account-extend-token-expiration is true, in order to correctly trigger safe transition logic, "
             "service-account-max-token-expiration must be set longer than 3607 seconds (currently %ss)",
             int(max_expiration))
+    try:
+        metric_resolution = parse_duration(kw["metric_resolution"])
+    except click.BadParameter as exc:
+        raise click.BadParameter(str(exc.message), param_hint="--metric-resolution") from None
     storage = _storage_url(kw)
     from knet.api.server import KNOWN_ADMISSION_PLUGINS
 
@@ -177,6 +184,7 @@ def apiserver(**kw) -> None:
         anonymous_auth=kw["anonymous_auth"].lower() in ("true", "1", "t", "yes"),
         admission_plugins=[p.strip() for p in kw["enable_admission_plugins"].split(",") if p.strip()],
         etcd_cafile=kw["etcd_cafile"], etcd_certfile=kw["etcd_certfile"], etcd_keyfile=kw["etcd_keyfile"],
+        metric_resolution=metric_resolution,
     )
     _run(config)
 

@@ -50,6 +50,8 @@ async def _until_signalled(coro) -> None:
 @click.option("--pod-cidr", default=None)
 @click.option("--kubernetes-version", default="v1.29.0")
 @click.option("--max-pods", type=int, default=110)
+@click.option("--cgroup-root", default="")
+@click.option("--pod-max-pids", type=int, default=-1)
 @click.option("--node-status-update-frequency", default="10s")
 @click.option("--node-lease-duration-seconds", type=int, default=40)
 @click.option("--sim-nodes", type=int, default=0)
@@ -86,7 +88,7 @@ def kubelet_cmd(**opts) -> None:
         node_labels=parse_labels(opts["node_labels"]), pod_cidr=opts["pod_cidr"],
         kubernetes_version=opts["kubernetes_version"], max_pods=opts["max_pods"],
         node_status_update_frequency=float(freq), node_lease_duration_seconds=opts["node_lease_duration_seconds"],
-        sim_nodes=sim_nodes,
+        sim_nodes=sim_nodes, cgroup_root=opts["cgroup_root"], pod_max_pids=opts["pod_max_pids"],
     )
     run_component(_until_signalled(Kubelet(cfg).run()))
 

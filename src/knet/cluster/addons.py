@@ -509,6 +509,19 @@ def coredns_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
+def metrics_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """metrics-server's `system:aggregated-metrics-reader` (its components.yaml): reading
+    metrics.k8s.io aggregated into view, edit and admin, so `kubectl top` works for them. (The
+    scraper itself runs in the apiserver: no ServiceAccount or system:metrics-server role.)"""
+    role = cluster_role("system:aggregated-metrics-reader",
+                        [_rule("metrics.k8s.io", ["pods", "nodes"], ["get", "list", "watch"])])
+    role["metadata"]["labels"] = {"k8s-app": "metrics-server",
+                                  "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+                                  "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+                                  "rbac.authorization.k8s.io/aggregate-to-view": "true"}
+    return [(RBAC, "clusterroles", role)]
+
+
 def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """(apiVersion, resource, object) in the order kubeadm creates them: its own RBAC objects,
     kube-proxy, then CoreDNS (each add-on's RBAC before its workload)."""
@@ -522,6 +535,7 @@ def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]
         ("v1", "configmaps", coredns_configmap(config)),
         ("v1", "services", kube_dns_service(config)),
         ("apps/v1", "deployments", coredns_deployment(config)),
+        *metrics_rbac_objects(),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from knet.cluster.config import ClusterConfig, NodeSpec
 from knet.cluster.paths import ClusterPaths
+from knet.node.cgroups import cgroup_root
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -35,6 +36,8 @@ def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, kne
         f"--address={address}",
         f"--port={port}",
     ]
+    if config.dataplane == "real":
+        argv.append(f"--cgroup-root={cgroup_root(config.name, node.name)}")
     if node.is_control_plane:
         argv += [f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
     return argv

@@ -100,6 +100,14 @@ def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[st
         # Anything that survived (e.g. started after the first sweep by a dying agent).
         late = [r for r in processes_of(paths) if r.alive]
         processes.stop(late, grace_seconds=1.0)
+        # The nodes' pod cgroups (/knet/<cluster>/... in every hierarchy), emptied by the nodes' end.
+        from knet.node import cgroups
+
+        try:
+            if cgroups.remove_cluster(paths.name):
+                done.append(f"removed cgroups /knet/{paths.name}")
+        except OSError:
+            pass
     unmount_all(paths.root)
     if paths.root.exists():
         remove_tree(paths.root)

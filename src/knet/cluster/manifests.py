@@ -36,6 +36,8 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         "enable-admission-plugins": "NodeRestriction",
         "kubelet-client-certificate": str(pki / "apiserver-kubelet-client.crt"),
         "kubelet-client-key": str(pki / "apiserver-kubelet-client.key"),
+        # knet only: the built-in metrics.k8s.io scrapes the kubelets (metrics-server's job).
+        "metric-resolution": "15s",
         "secure-port": str(config.api_server_port),
         "service-account-issuer": f"https://kubernetes.default.svc.{config.dns_domain}",
         "service-account-key-file": str(pki / "sa.pub"),

@@ -73,6 +73,52 @@ def mount_proc() -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def cgroup_mounts(proc_self_cgroup: str) -> list[tuple[str, str, str | None]]:
+    """(directory under /sys/fs/cgroup, filesystem type, mount options) for every hierarchy in
+    /proc/self/cgroup, laid out as systemd mounts them: `cpu,cpuacct`-style v1 directories (and
+    `systemd` for name=systemd), the v2 tree at `unified` on a hybrid host or as the whole
+    /sys/fs/cgroup ("") on a unified one. Pure."""
+    v1, unified = [], False
+    for line in proc_self_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            unified = True
+        elif parts[1]:
+            v1.append(parts[1])
+    out: list[tuple[str, str, str | None]] = []
+    for controllers in v1:
+        if controllers.startswith("name="):
+            out.append((controllers[5:], "cgroup", f"none,{controllers}"))
+        else:
+            out.append((controllers, "cgroup", controllers))
+    if unified:
+        out.append(("unified" if v1 else "", "cgroup2", None))
+    return out
+
+
+def mount_cgroups(root: str = "/sys/fs/cgroup") -> None:
+    """The host's cgroup hierarchies at /sys/fs/cgroup, as a booted machine has them (`ip netns
+    exec` mounted a fresh sysfs over /sys, which hides them); each controller of a co-mounted
+    hierarchy gets a symlink (cpu -> cpu,cpuacct)."""
+    with open("/proc/self/cgroup") as f:
+        mounts = cgroup_mounts(f.read())
+    if not mounts:
+        return
+    if len(mounts) > 1 or mounts[0][0]:
+        mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    for name, fstype, options in mounts:
+        target = os.path.join(root, name) if name else root
+        os.makedirs(target, exist_ok=True)
+        mount("cgroup" if fstype == "cgroup" else "cgroup2", target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+        if "," in name:
+            for controller in name.split(","):
+                link = os.path.join(root, controller)
+                if not os.path.lexists(link):
+                    os.symlink(name, link)
+
+
 def set_hostname(name: str) -> None:
     socket.sethostname(name)
 

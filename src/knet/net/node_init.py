@@ -25,6 +25,10 @@ def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: 
     linux.make_mounts_private()
     linux.mount_proc()
     linux.set_hostname(hostname)
+    try:
+        linux.mount_cgroups()  # the kubelet's pod cgroups (limits, stats) live there
+    except OSError as exc:
+        print(f"node init: no cgroups in the node: {exc}", file=sys.stderr)
     if hosts_file:
         linux.bind_mount(hosts_file, "/etc/hosts")
     # The node's own tools (crictl) on PATH: only over an empty /usr/local/sbin, hiding nothing.

@@ -18,7 +18,7 @@ from typing import Any
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
 from knet.net import cni
-from knet.node import nodeobject, podenv, static
+from knet.node import nodeobject, podcgroups, podenv, static
 from knet.node.config import KubeletConfig
 from knet.node.podworker import PodWorker
 from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
@@ -57,6 +57,7 @@ class NodeAgent:
             self.runtime: PodRuntime = SimRuntime()
         else:
             self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir, self.root_dir)
+        self.cgroups = podcgroups.for_node(self.cfg, name, self.root_dir)
         self.pod_cidr: str | None = self.cfg.pod_cidr
         if self.pod_cidr:
             self._apply_pod_cidr(self.pod_cidr)

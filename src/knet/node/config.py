@@ -31,6 +31,10 @@ class KubeletConfig:
     node_status_update_frequency: float = 10.0
     node_lease_duration_seconds: int = 40
     sim_nodes: list[tuple[str, str]] = field(default_factory=list)  # (name, ip)
+    # The kubelet's --cgroup-root (empty: /knet/<cluster>/<node>, see node/cgroups.py) and
+    # --pod-max-pids (-1: no limit, upstream's default).
+    cgroup_root: str = ""
+    pod_max_pids: int = -1
 
 
 def parse_taints(text: str) -> list[dict]:

@@ -182,7 +182,17 @@ class PodWorker:
                 mounts.insert(1, (str(hosts), "/etc/hosts", False))
             if hidden is not None:
                 mounts = volumes.hide_cluster_dir(mounts, hidden, self.dir / "hidden")
+        cgroups = self.agent.cgroups if self.runs_processes else None
+        if cgroups is not None:
+            cgroups.create_pod(self.pod)
         self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
+        if cgroups is not None and self.sandbox.pid is not None:
+            try:
+                cgroups.place_sandbox(self.pod, self.sandbox.id, self.sandbox.pid)
+            except OSError:
+                await self._remove_sandbox()
+                self.sandbox = None
+                raise
         if self.runs_processes and not self.pod["spec"].get("hostNetwork"):
             # Written in place: the sandbox has bind-mounted this very inode.
             with open(self.dir / "etc-hosts", "w") as f:
@@ -247,6 +257,7 @@ class PodWorker:
                     run.process = await spawn_container(
                         self.sandbox, container_argv(run.spec, command, args), env,
                         self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod))
+                    self._place_in_cgroup(run)
                 except OSError as exc:
                     rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
                     rec.ran, rec.exit_code = True, 128
@@ -281,6 +292,12 @@ class PodWorker:
             rec.state, rec.ready, rec.started, rec.ran = "terminated", False, False, True
             rec.reason = "Completed" if rec.exit_code == 0 else "Error"
             rec.message = ""
+            if self.runs_processes and self.agent.cgroups.enabled:
+                # As containerd: an OOM kill in the container's cgroup makes its exit OOMKilled
+                # (the kernel's SIGKILL: exit code 137).
+                if rec.exit_code != 0 and self.agent.cgroups.oom_killed(self.pod, rec.container_id):
+                    rec.reason = "OOMKilled"
+                self.agent.cgroups.remove_container(self.pod, rec.container_id)
             if time.monotonic() - started_mono > BACKOFF_RESET_AFTER:
                 run.crashes = 0
             run.crashes += 1
@@ -288,6 +305,26 @@ class PodWorker:
                 rec.last_state = rec.state_dict()
             run.process = None
             self.changed()
+
+    def _place_in_cgroup(self, run: ContainerRun) -> None:
+        """The container's process into its cgroup with its limits, right after it started (its
+        children follow it). With runc, the bundle's linux.cgroupsPath/resources do this instead.
+        A process that cannot be placed is killed: it would run without its limits."""
+        if run.process is None or not self.agent.cgroups.enabled:
+            return
+        try:
+            self.agent.cgroups.place_container(self.pod, run.spec, run.record.container_id, run.process.pid)
+        except OSError:
+            signal_process(run.process, signal.SIGKILL)
+            run.process = None
+            raise
+
+    async def _remove_sandbox(self) -> None:
+        """The sandbox, then the pod's cgroup (any process left in it is killed)."""
+        if self.sandbox is not None:
+            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+        if self.runs_processes:
+            await self.agent.cgroups.remove_pod(self.pod)
 
     async def kill_container(self, run: ContainerRun, grace: float, reason_message: str) -> None:
         proc = run.process
@@ -323,8 +360,7 @@ class PodWorker:
         if self.task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.task, 5)
-        if self.sandbox is not None:
-            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+        await self._remove_sandbox()
         self.stopped.set()
         if delete_object and not self.deleted:
             self.deleted = True
@@ -335,7 +371,7 @@ class PodWorker:
         status = self.status()
         if status["phase"] in ("Succeeded", "Failed") and self.sandbox is not None and not self.stopping.is_set():
             self.stopping.set()
-            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+            await self._remove_sandbox()
             self.stopped.set()
 
     def exec_prefix(self) -> list[str]:

@@ -253,6 +253,17 @@ async def containers(request: web.Request) -> web.Response:
     return web.json_response({"containers": rows})
 
 
+async def stats_summary(request: web.Request) -> web.Response:
+    """GET /stats/summary (nodes/stats): the Summary API from the node's cgroups."""
+    from knet.node import summary
+
+    kubelet: Kubelet = request.app["kubelet"]
+    node = kubelet.nodes.get(_node_of(kubelet, request))
+    if node is None:
+        raise web.HTTPNotFound(text="no node")
+    return web.json_response(summary.summary(node, request.app["started"]))
+
+
 def _self_signed(kubelet: Kubelet) -> tuple[str, str]:
     """Like kubelet without --tls-cert-file: a self-signed serving certificate in the root dir."""
     from knet.cluster.pki import create_ca, issue_cert
@@ -342,6 +353,8 @@ async def start_server(kubelet: Kubelet) -> web.AppRunner:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/pods", list_pods)
     app.router.add_get("/containers", containers)
+    app.router.add_get("/stats/summary", stats_summary)
+    app["started"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", exec_handler)
     runner = web.AppRunner(app, access_log=None)

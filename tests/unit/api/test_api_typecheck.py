@@ -86,4 +86,6 @@ def test_every_built_in_kind_compiles():
     from knet.api.resources import build_registry
 
     for rt in build_registry().types:
+        if rt.group == "metrics.k8s.io":
+            continue  # read-only kinds, never written (the Python client has no model of them)
         assert typecheck.specs(rt.model)

@@ -16,6 +16,7 @@ def build_registry() -> Registry:
         events,
         events_v1,
         leases,
+        metrics,
         namespaces,
         networkpolicies,
         nodes,
@@ -35,5 +36,7 @@ def build_registry() -> Registry:
     for rt in rbac.RESOURCES:
         registry.add(rt)
     for rt in reviews.RESOURCES:
+        registry.add(rt)
+    for rt in metrics.RESOURCES:
         registry.add(rt)
     return registry
