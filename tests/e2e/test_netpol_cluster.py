@@ -204,11 +204,16 @@ def test_default_deny_ingress(m, knet_cluster):
     m.expect(blocked_into_x, port=81, proto="udp")
     # what users see: the chains next to kube-proxy's, and what the controller says it did
     node = m.node_of("x/a")
+    mode = knet_cluster.kubectl("get", "cm", "kube-proxy", "-n", "kube-system", "-o",
+                                "jsonpath={.data.config\\.conf}").stdout
     listing = knet_cluster.ssh(node, "iptables", "--list", "-n").stdout
-    if "KNET-NPC" in listing:  # iptables mode
-        assert "np-x/deny-ingress ingress" in listing and "KNET-NPC-INGRESS" in listing
-    else:
+    if "mode: nftables" in mode:  # a table of its own, nothing in iptables
+        assert "KNET" not in listing
         assert "np-x/deny-ingress ingress" in knet_cluster.ssh(node, "nft", "list", "table", "ip", "knet-netpol").stdout
+    else:  # chains next to kube-proxy's, the jump first in FORWARD
+        assert "np-x/deny-ingress ingress" in listing and "KNET-NPC-INGRESS" in listing
+        forward = knet_cluster.ssh(node, "iptables", "-S", "FORWARD").stdout.splitlines()
+        assert forward[1] == '-A FORWARD -m comment --comment "knet network policies" -j KNET-NPC', forward
     logs = knet_cluster.kubectl("logs", "-n", "kube-system", m.addon_pod(node), "-c", "netpol").stdout
     assert "programmed np-x/deny-ingress ingress" in logs and "isolates np-x/a" in logs
 
