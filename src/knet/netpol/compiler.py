@@ -123,6 +123,7 @@ class Cluster:
     """What the compiler reads, indexed once per compile."""
     pods: list[Obj]
     namespaces: dict[str, Obj]
+    peer_cache: dict[tuple[str, str, str], list[Obj]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, pods: list[Obj], namespaces: list[Obj]) -> Cluster:
@@ -139,6 +140,14 @@ class Cluster:
 def _peer_pods(cluster: Cluster, policy_ns: str, peer: Obj) -> list[Obj]:
     pod_sel = peer.get("podSelector")
     ns_sel = peer.get("namespaceSelector")
+    # many policies name the same peers: select each distinct one once per compile
+    key = (policy_ns if ns_sel is None else "", repr(pod_sel), repr(ns_sel))
+    if key not in cluster.peer_cache:
+        cluster.peer_cache[key] = _select_peer_pods(cluster, policy_ns, pod_sel, ns_sel)
+    return cluster.peer_cache[key]
+
+
+def _select_peer_pods(cluster: Cluster, policy_ns: str, pod_sel: Obj | None, ns_sel: Obj | None) -> list[Obj]:
     out = []
     for pod in cluster.pods:
         ns = _meta(pod).get("namespace", "")

@@ -13,8 +13,10 @@ to the chain of every policy selecting the pod; a rule that allows the flow sets
 (kube-proxy uses 0x4000 and 0x8000); a pod whose policies set no mark drops the packet. Replies
 (conntrack ESTABLISHED,RELATED) pass before any check.
 
-iptables: per-IP rules, no ipsets: `ipset` is not part of knet's dependencies and with
-iptables-nft a restore of thousands of rules is one kernel transaction; nftables gets real sets.
+iptables: no ipsets (`ipset` is not one of knet's dependencies, and iptables-nft cannot use nft
+sets): each distinct set of peer addresses is a chain `KNET-S-<hash>` of one rule per address,
+shared by every policy rule that names those peers, so the rule count grows with peers + ports,
+not peers x ports. nftables gets real sets.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ EGRESS_CHAIN = "KNET-NPC-EGRESS"
 JUMP_COMMENT = "knet network policies"
 NFT_TABLE = "knet-netpol"
 NFT_FAMILY = "ip"
-CHAIN_PREFIXES = ("KNET-NPC", "KNET-I-", "KNET-E-", "KNET-X-")
+CHAIN_PREFIXES = ("KNET-NPC", "KNET-I-", "KNET-E-", "KNET-S-")
 
 
 def _hash(text: str) -> str:
@@ -58,25 +60,29 @@ def _port_args(pm) -> str:
     return f"-p {pm.protocol} -m {pm.protocol} --dport {span}"
 
 
-def _allow_lines(chain: str, allow: Allow, direction: str, chains: list[str], lines: list[str]) -> None:
-    peer_flag = "-s" if direction == INGRESS else "-d"
+def _allow_lines(chain: str, allow: Allow, direction: str, peer_chains: dict[str, list[str]],
+                 lines: list[str]) -> None:
+    """One rule per port match; the peer addresses sit in a chain of their own (one `-s`/`-d` rule
+    per address, the `except`s RETURNing first), shared by every policy naming the same peers: rules
+    grow with peers + ports, not peers x ports (what an ipset would give)."""
     local = f"-d {allow.local_ip}/32 " if allow.local_ip else ""
-    mark = f"-j MARK --set-xmark {MARK}/{MARK}"
     ports = [_port_args(p) + " " for p in allow.ports] if allow.ports is not None else [""]
     comment = f"-m comment --comment {_q(allow.comment)} "
-    target_chain = chain
-    cidrs: tuple[str, ...] = ("",) if allow.peer is None else allow.peer.cidrs
-    if allow.peer is not None and allow.peer.excepts:
-        # an ipBlock with exceptions: its own chain, the exceptions RETURN before the CIDR matches
-        target_chain = f"KNET-X-{_hash(chain + repr(allow))}"
-        chains.append(target_chain)
-        lines.append(f"-A {chain} {comment}-j {target_chain}")
-        for exc in allow.peer.excepts:
-            lines.append(f"-A {target_chain} {peer_flag} {exc} -j RETURN")
-    for cidr in cidrs:
-        peer = f"{peer_flag} {cidr} " if cidr else ""
-        for port in ports:
-            lines.append(f"-A {target_chain} {comment}{local}{peer}{port}{mark}")
+    if allow.peer is None:
+        target = f"MARK --set-xmark {MARK}/{MARK}"
+    else:
+        target = peer_chain(allow.peer, direction)
+        if target not in peer_chains:
+            flag = "-s" if direction == INGRESS else "-d"
+            peer_chains[target] = ([f"-A {target} {flag} {exc} -j RETURN" for exc in allow.peer.excepts]
+                                   + [f"-A {target} {flag} {cidr} -j MARK --set-xmark {MARK}/{MARK}"
+                                      for cidr in allow.peer.cidrs])
+    for port in ports:
+        lines.append(f"-A {chain} {comment}{local}{port}-j {target}")
+
+
+def peer_chain(peer, direction: str) -> str:
+    return f"KNET-S-{_hash(direction + ' ' + ' '.join(peer.cidrs) + ' except ' + ' '.join(peer.excepts))}"
 
 
 def _isolation_lines(chain: str, pods: list[IsolatedPod], direction: str, lines: list[str]) -> None:
@@ -103,13 +109,17 @@ def render_iptables(rules: NodeRules, existing_chains: set[str] = frozenset()) -
     ]
     _isolation_lines(EGRESS_CHAIN, rules.egress, EGRESS, body)
     _isolation_lines(INGRESS_CHAIN, rules.ingress, INGRESS, body)
+    peer_chains: dict[str, list[str]] = {}
     for pr in rules.policies:
         name = policy_chain(pr.policy, pr.direction)
         chains.append(name)
         if not pr.allows:  # a policy that allows nothing: a chain that says so
             body.append(f"-A {name} -m comment --comment {_q(f'{pr.policy} {pr.direction} allows nothing')} -j RETURN")
         for allow in pr.allows:
-            _allow_lines(name, allow, pr.direction, chains, body)
+            _allow_lines(name, allow, pr.direction, peer_chains, body)
+    chains += list(peer_chains)
+    for peer_rules in peer_chains.values():
+        body += peer_rules
     stale = sorted(c for c in existing_chains if c not in chains and c.startswith(CHAIN_PREFIXES))
     lines = ["*filter"] + [f":{c} - [0:0]" for c in chains + stale] + body + [f"-X {c}" for c in stale] + ["COMMIT"]
     return "\n".join(lines) + "\n"
@@ -143,12 +153,24 @@ def _nft_ports(allow: Allow) -> list[str]:
     return out
 
 
-def _nft_allow(table: str, chain: str, allow: Allow, direction: str) -> list[str]:
+def _nft_peer(t: str, peer, sets: dict[str, list[str]]) -> str:
+    """A peer's addresses: inline when one, else a named set shared by every rule naming them
+    (anonymous sets per rule cost the kernel one set each: 1,000 policies took minutes to load)."""
+    if len(peer.cidrs) == 1:
+        return peer.cidrs[0]
+    name = f"peers-{_hash(' '.join(peer.cidrs)).lower()}"
+    if name not in sets:
+        sets[name] = [f"add set {t} {name} {{ type ipv4_addr ; flags interval ; }}",
+                      f"add element {t} {name} {{ {', '.join(peer.cidrs)} }}"]
+    return f"@{name}"
+
+
+def _nft_allow(table: str, chain: str, allow: Allow, direction: str, sets: dict[str, list[str]]) -> list[str]:
     field_ = "saddr" if direction == INGRESS else "daddr"
     local = f"ip daddr {allow.local_ip} " if allow.local_ip else ""
     peer = ""
     if allow.peer is not None:
-        peer = f"ip {field_} {{ {', '.join(allow.peer.cidrs)} }} "
+        peer = f"ip {field_} {_nft_peer(table, allow.peer, sets)} "
         if allow.peer.excepts:
             peer += f"ip {field_} != {{ {', '.join(allow.peer.excepts)} }} "
     comment = f'comment "{allow.comment}"'
@@ -168,11 +190,16 @@ def render_nftables(rules: NodeRules) -> str:
              f"add chain {t} forward {{ type filter hook forward priority filter - 5 ; policy accept ; }}",
              f"add map {t} egress-pods {{ type ipv4_addr : verdict ; }}",
              f"add map {t} ingress-pods {{ type ipv4_addr : verdict ; }}"]
+    sets: dict[str, list[str]] = {}
+    policy_lines: list[str] = []
     for pr in rules.policies:
         name = _nft_chain(pr.policy, pr.direction)
-        lines.append(f"add chain {t} {name} {{ comment \"{pr.policy} {pr.direction}\" ; }}")
+        policy_lines.append(f"add chain {t} {name} {{ comment \"{pr.policy} {pr.direction}\" ; }}")
         for allow in pr.allows:
-            lines += _nft_allow(t, name, allow, pr.direction)
+            policy_lines += _nft_allow(t, name, allow, pr.direction, sets)
+    for set_lines in sets.values():
+        lines += set_lines
+    lines += policy_lines
     for direction, pods in ((EGRESS, rules.egress), (INGRESS, rules.ingress)):
         for pod in pods:
             chain = _nft_pod_chain(direction, pod)

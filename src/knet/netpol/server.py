@@ -23,7 +23,7 @@ from knet.proxy.options import parse_kube_proxy_config
 log = logging.getLogger("knet.netpol")
 RESOURCES = (("networking.k8s.io/v1", "networkpolicies"), ("v1", "pods"), ("v1", "namespaces"))
 DEBOUNCE_SECONDS = 0.02   # coalesce a burst of changes (a Deployment's pods) into one sync
-RESYNC_SECONDS = 30.0     # re-apply if someone flushed the rules or moved the FORWARD jump
+RESYNC_SECONDS = 10.0     # re-apply if someone flushed the rules or moved the FORWARD jump (kube-proxy prepends its own jumps when it first starts)
 RETRY_SECONDS = 1.0
 
 

@@ -34,10 +34,10 @@ def test_iptables_render_loads_and_reads():
     assert '"x/a ingress x/block"' in ingress and '"x/a ingress isolated"' in ingress and "-j DROP" in ingress
     block = "\n".join(filt[render.policy_chain("x/block", "ingress")])
     assert '"x/block ingress rule 1"' in block
-    excepts = "\n".join(r for c in filt if c.startswith("KNET-X-") for r in filt[c])
-    assert "-s 10.244.2.0/24 -j RETURN" in excepts
-    assert "-s 10.244.0.0/16 -p tcp -m tcp --dport 80:81" in excepts
-    assert "-d 10.244.1.2/32 -s 10.244.0.0/16 -p udp -m udp --dport 80" in excepts  # named port resolved on x/a
+    (peers,) = [c for c in filt if c.startswith("KNET-S-")]  # one address set, used by both port rules
+    assert filt[peers] == ["-s 10.244.2.0/24 -j RETURN", "-s 10.244.0.0/16 -j MARK --set-xmark 0x10000/0x10000"]
+    assert f"-p tcp -m tcp --dport 80:81 -j {peers}" in block
+    assert f"-d 10.244.1.2/32 -p udp -m udp --dport 80 -j {peers}" in block  # named port resolved on x/a
     assert "--ctstate RELATED,ESTABLISHED -j RETURN" in filt[render.TOP][0]
 
 
@@ -48,7 +48,7 @@ def test_iptables_stale_policy_chains_removed_in_the_same_restore():
     text = render.render_iptables(compile_node("node01", [DENY], PODS, NAMESPACES), before)
     nf.iptables_restore(text)
     assert render.policy_chain("x/block", "ingress") not in _chains(nf)
-    assert not any(c.startswith("KNET-X-") for c in _chains(nf))
+    assert not any(c.startswith("KNET-S-") for c in _chains(nf))
     assert len(nf.ipt.restores) == 2  # one transaction each: never a state between
 
 
