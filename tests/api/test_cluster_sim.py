@@ -86,6 +86,7 @@ def test_get_pods_all_namespaces(sim_cluster):
         assert static in names
     assert sum(n.startswith("coredns-") for n in names) == 2
     assert sum(n.startswith("kube-proxy-") for n in names) == 2
+    assert sum(n.startswith("knet-net-") for n in names) == 2
 
 
 def test_one_kube_proxy_pod_per_node(sim_cluster):
@@ -109,8 +110,10 @@ def test_get_daemonsets_all_namespaces(sim_cluster):
     out = sim_cluster.kubectl("get", "ds", "-A").stdout
     assert out.splitlines()[0].split() == ["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE",
                                            "AVAILABLE", "NODE", "SELECTOR", "AGE"]
-    (row,) = rows(out)
-    assert row[:8] == ["kube-system", "kube-proxy", "2", "2", "2", "2", "2", "kubernetes.io/os=linux"]
+    # kube-proxy and knet's network add-on (the NetworkPolicy controller), one pod per node each
+    assert [row[:8] for row in rows(out)] == [
+        ["kube-system", "knet-net", "2", "2", "2", "2", "2", "kubernetes.io/os=linux"],
+        ["kube-system", "kube-proxy", "2", "2", "2", "2", "2", "kubernetes.io/os=linux"]]
 
 
 def squeeze(text: str) -> str:

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "knet.cli.controlplane",
     "knet.cli.kubelet",
     "knet.cli.proxy",
+    "knet.cli.netpol",
     "knet.cli.dns",
     "knet.cli.cluster",
 )

@@ -220,6 +220,71 @@ def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
     }
 
 
+# knet's own network add-on (issue #14): one pod per node, as weave-net or kindnet on kubeadm.
+NETWORK_ADDON = "knet-net"
+NETWORK_ADDON_IMAGE_REPO = "ghcr.io/knet/knet-net"
+NETPOL_CONTAINER = "netpol"
+NETPOL_METRICS_PORT = 9809
+
+
+def network_addon_daemonset(config: ClusterConfig) -> dict[str, Any]:
+    """The network add-on: its `netpol` container enforces NetworkPolicies in the node's namespace,
+    in the framework of the node's kube-proxy mode (read from the kube-proxy ConfigMap it mounts,
+    whose kubeconfig.conf also points it at the API server with its own ServiceAccount token)."""
+    labels = {"k8s-app": NETWORK_ADDON}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": NETWORK_ADDON, "namespace": KUBE_SYSTEM, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "priorityClassName": "system-node-critical",
+                    "containers": [
+                        {
+                            "name": NETPOL_CONTAINER,
+                            "image": f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}",
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": [
+                                "/usr/local/bin/knet-netpol",
+                                "--kube-proxy-config=/var/lib/kube-proxy/config.conf",
+                                "--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
+                                "--hostname-override=$(NODE_NAME)",
+                                f"--metrics-bind-address=0.0.0.0:{NETPOL_METRICS_PORT}",
+                            ],
+                            "ports": [{"name": "metrics", "containerPort": NETPOL_METRICS_PORT, "protocol": "TCP"}],
+                            "securityContext": {"privileged": True},
+                            "volumeMounts": [
+                                {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
+                                {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
+                                {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
+                            ],
+                            "env": [
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
+                                }
+                            ],
+                        }
+                    ],
+                    "hostNetwork": True,
+                    "serviceAccountName": NETWORK_ADDON,
+                    "volumes": [
+                        {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
+                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                        {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
+                    ],
+                    "tolerations": [{"operator": "Exists"}],
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                },
+            },
+        },
+    }
+
+
 def coredns_configmap(config: ClusterConfig) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -522,6 +587,21 @@ def metrics_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
     return [(RBAC, "clusterroles", role)]
 
 
+def network_addon_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """What the policy controller reads (NetworkPolicies, Pods, Namespaces) and the Events it
+    writes on a policy it cannot program."""
+    return [
+        (RBAC, "clusterroles", cluster_role(f"knet:{NETWORK_ADDON}", [
+            _rule("networking.k8s.io", ["networkpolicies"], ["get", "list", "watch"]),
+            _rule("", ["pods", "namespaces"], ["get", "list", "watch"]),
+            _rule("", ["events"], ["create", "patch", "update"]),
+            _rule("events.k8s.io", ["events"], ["create", "patch", "update"]),
+        ])),
+        (RBAC, "clusterrolebindings", cluster_role_binding(f"knet:{NETWORK_ADDON}", f"knet:{NETWORK_ADDON}",
+                                                           [_sa(NETWORK_ADDON)])),
+    ]
+
+
 def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """(apiVersion, resource, object) in the order kubeadm creates them: its own RBAC objects,
     kube-proxy, then CoreDNS (each add-on's RBAC before its workload)."""
@@ -530,6 +610,9 @@ def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]
         *kube_proxy_rbac_objects(),
         ("v1", "configmaps", kube_proxy_configmap(config)),
         ("apps/v1", "daemonsets", kube_proxy_daemonset(config)),
+        ("v1", "serviceaccounts", service_account(NETWORK_ADDON)),
+        *network_addon_rbac_objects(),
+        ("apps/v1", "daemonsets", network_addon_daemonset(config)),
         ("v1", "serviceaccounts", service_account("coredns")),
         *coredns_rbac_objects(),
         ("v1", "configmaps", coredns_configmap(config)),

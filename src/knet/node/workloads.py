@@ -66,6 +66,8 @@ def workload_kind(image: str) -> str:
         return "kube-proxy"
     if "coredns" in repo:
         return "coredns"
+    if repo == "knet-net":
+        return "knet-net"
     if _image_defaults(image) is not None:
         return "agnhost"
     if any(known in repo for known in NETEXEC_IMAGES):
@@ -112,6 +114,9 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
     """The host argv a container runs, from its image and its (already expanded) command/args."""
     image = container.get("image") or ""
     kind = workload_kind(image)
+    if kind == "knet-net":  # knet's network add-on: its policy controller
+        knet = knet if knet is not None else knet_argv()
+        return [*knet, "netpol-controller", *_without_binary(command, "knet-netpol"), *args]
     if kind in ("kube-proxy", "coredns"):
         knet = knet if knet is not None else knet_argv()
         if kind == "kube-proxy":

@@ -138,3 +138,28 @@ def test_bootstrap_configmaps_as_kubeadm_uploads_them():
     info = yaml.safe_load(objs[("kube-public", "cluster-info")]["data"]["kubeconfig"])
     assert info["clusters"][0]["cluster"]["server"] == "https://controlplane:6443"
     assert info["clusters"][0]["cluster"]["certificate-authority-data"] == "UEVN"
+
+
+def test_network_addon_daemonset_runs_the_policy_controller_everywhere():
+    ds = addons.network_addon_daemonset(reference_config())
+    spec = ds["spec"]["template"]["spec"]
+    assert (ds["metadata"]["namespace"], ds["metadata"]["name"]) == ("kube-system", "knet-net")
+    assert spec["hostNetwork"] and spec["tolerations"] == [{"operator": "Exists"}]
+    assert spec["priorityClassName"] == "system-node-critical"
+    assert spec["serviceAccountName"] == "knet-net"
+    (container,) = spec["containers"]
+    assert container["name"] == "netpol"
+    assert "--kube-proxy-config=/var/lib/kube-proxy/config.conf" in container["command"]
+    kinds = [(o["kind"], o["metadata"]["name"]) for _, _, o in addons.addon_objects(reference_config())]
+    assert kinds.index(("ServiceAccount", "knet-net")) < kinds.index(("DaemonSet", "knet-net"))
+    assert kinds.index(("ClusterRoleBinding", "knet:knet-net")) < kinds.index(("DaemonSet", "knet-net"))
+
+
+def test_network_addon_may_only_read_what_it_enforces():
+    (role, _binding) = addons.network_addon_rbac_objects()
+    rules = role[2]["rules"]
+    writes = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+              if set(rule["verbs"]) - {"get", "list", "watch"}}
+    assert writes == {("", "events"), ("events.k8s.io", "events")}
+    reads = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert reads - writes == {("networking.k8s.io", "networkpolicies"), ("", "pods"), ("", "namespaces")}

@@ -1,0 +1,224 @@
+"""NodeRules -> iptables-restore input or an nft script. Pure.
+
+Where: pod traffic leaves and enters pods through the node's bridge `cni0`; knet's node namespaces
+set `net.bridge.bridge-nf-call-iptables=1` (net/machines.py), so same-bridge traffic passes the
+node's FORWARD hook like routed cross-node traffic does, and Service traffic reaches it already
+DNATed to the endpoint by kube-proxy (nat PREROUTING comes first). So the rules hook FORWARD only:
+traffic between a pod and its own node (kubelet probes, hostNetwork pods) passes INPUT/OUTPUT and is
+not filtered, as upstream allows traffic from the node.
+
+How: a packet of a new connection goes through the egress checks of its source pod (if that pod is
+on this node and egress-isolated), then the ingress checks of its destination pod. Each check jumps
+to the chain of every policy selecting the pod; a rule that allows the flow sets mark bit 0x10000
+(kube-proxy uses 0x4000 and 0x8000); a pod whose policies set no mark drops the packet. Replies
+(conntrack ESTABLISHED,RELATED) pass before any check.
+
+iptables: no ipsets (`ipset` is not one of knet's dependencies, and iptables-nft cannot use nft
+sets): each distinct set of peer addresses is a chain `KNET-S-<hash>` of one rule per address,
+shared by every policy rule that names those peers, so the rule count grows with peers + ports,
+not peers x ports. nftables gets real sets.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from knet.netpol.compiler import EGRESS, INGRESS, Allow, IsolatedPod, NodeRules, PolicyRules
+
+MARK = "0x10000"
+TOP = "KNET-NPC"
+INGRESS_CHAIN = "KNET-NPC-INGRESS"
+EGRESS_CHAIN = "KNET-NPC-EGRESS"
+JUMP_COMMENT = "knet network policies"
+NFT_TABLE = "knet-netpol"
+NFT_FAMILY = "ip"
+CHAIN_PREFIXES = ("KNET-NPC", "KNET-I-", "KNET-E-", "KNET-S-")
+
+
+def _hash(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+
+
+def policy_chain(policy: str, direction: str) -> str:
+    return f"KNET-{'I' if direction == INGRESS else 'E'}-{_hash(policy)}"
+
+
+def _q(text: str) -> str:
+    return f'"{text}"'
+
+
+def jump_rule() -> str:
+    """The FORWARD rule (iptables-save form) that sends pod traffic to the policy chains."""
+    return f"-m comment --comment {_q(JUMP_COMMENT)} -j {TOP}"
+
+
+def _port_args(pm) -> str:
+    if pm.port is None:
+        return f"-p {pm.protocol}"
+    span = f"{pm.port}:{pm.end_port}" if pm.end_port else str(pm.port)
+    return f"-p {pm.protocol} -m {pm.protocol} --dport {span}"
+
+
+def _allow_lines(chain: str, allow: Allow, direction: str, peer_chains: dict[str, list[str]],
+                 lines: list[str]) -> None:
+    """One rule per port match; the peer addresses sit in a chain of their own (one `-s`/`-d` rule
+    per address, the `except`s RETURNing first), shared by every policy naming the same peers: rules
+    grow with peers + ports, not peers x ports (what an ipset would give)."""
+    local = f"-d {allow.local_ip}/32 " if allow.local_ip else ""
+    ports = [_port_args(p) + " " for p in allow.ports] if allow.ports is not None else [""]
+    comment = f"-m comment --comment {_q(allow.comment)} "
+    if allow.peer is None:
+        target = f"MARK --set-xmark {MARK}/{MARK}"
+    else:
+        target = peer_chain(allow.peer, direction)
+        if target not in peer_chains:
+            flag = "-s" if direction == INGRESS else "-d"
+            peer_chains[target] = ([f"-A {target} {flag} {exc} -j RETURN" for exc in allow.peer.excepts]
+                                   + [f"-A {target} {flag} {cidr} -j MARK --set-xmark {MARK}/{MARK}"
+                                      for cidr in allow.peer.cidrs])
+    for port in ports:
+        lines.append(f"-A {chain} {comment}{local}{port}-j {target}")
+
+
+def peer_chain(peer, direction: str) -> str:
+    return f"KNET-S-{_hash(direction + ' ' + ' '.join(peer.cidrs) + ' except ' + ' '.join(peer.excepts))}"
+
+
+def _isolation_lines(chain: str, pods: list[IsolatedPod], direction: str, lines: list[str]) -> None:
+    flag = "-d" if direction == INGRESS else "-s"
+    for pod in pods:
+        for policy in pod.policies:
+            lines.append(f"-A {chain} {flag} {pod.ip}/32 -m comment --comment {_q(f'{pod.pod} {direction} {policy}')} "
+                         f"-m mark ! --mark {MARK}/{MARK} -j {policy_chain(policy, direction)}")
+        lines.append(f"-A {chain} {flag} {pod.ip}/32 -m comment --comment {_q(f'{pod.pod} {direction} isolated')} "
+                     f"-m mark ! --mark {MARK}/{MARK} -j DROP")
+    if pods:
+        lines.append(f"-A {chain} -j MARK --set-xmark 0x0/{MARK}")
+
+
+def render_iptables(rules: NodeRules, existing_chains: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """The filter-table restore (with --noflush) that replaces every KNET chain at once: declared
+    chains are flushed and refilled, chains of policies gone (`existing_chains` minus the new ones)
+    are deleted, all in one transaction. The FORWARD jump is ensured apart (ensure_jump)."""
+    chains = [TOP, INGRESS_CHAIN, EGRESS_CHAIN]
+    body: list[str] = [
+        f"-A {TOP} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"-A {TOP} -j {EGRESS_CHAIN}",
+        f"-A {TOP} -j {INGRESS_CHAIN}",
+    ]
+    _isolation_lines(EGRESS_CHAIN, rules.egress, EGRESS, body)
+    _isolation_lines(INGRESS_CHAIN, rules.ingress, INGRESS, body)
+    peer_chains: dict[str, list[str]] = {}
+    for pr in rules.policies:
+        name = policy_chain(pr.policy, pr.direction)
+        chains.append(name)
+        if not pr.allows:  # a policy that allows nothing: a chain that says so
+            body.append(f"-A {name} -m comment --comment {_q(f'{pr.policy} {pr.direction} allows nothing')} -j RETURN")
+        for allow in pr.allows:
+            _allow_lines(name, allow, pr.direction, peer_chains, body)
+    chains += list(peer_chains)
+    for peer_rules in peer_chains.values():
+        body += peer_rules
+    stale = sorted(c for c in existing_chains if c not in chains and c.startswith(CHAIN_PREFIXES))
+    lines = ["*filter"] + [f":{c} - [0:0]" for c in chains + stale] + body + [f"-X {c}" for c in stale] + ["COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
+def cleanup_iptables(existing_chains: set[str], jump_present: bool) -> str:
+    chains = sorted(c for c in existing_chains if c.startswith(CHAIN_PREFIXES))
+    lines = ["*filter"]
+    if jump_present:
+        lines.append(f"-D FORWARD {jump_rule()}")
+    lines += [f":{c} - [0:0]" for c in chains] + [f"-X {c}" for c in chains] + ["COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
+# -- nftables ---------------------------------------------------------------------------------
+
+def _nft_chain(policy: str, direction: str) -> str:
+    return f"{direction}-{_hash(policy).lower()}"
+
+
+def _nft_ports(allow: Allow) -> list[str]:
+    if allow.ports is None:
+        return [""]
+    out = []
+    for p in allow.ports:
+        if p.port is None:
+            out.append(f"meta l4proto {p.protocol} ")
+        else:
+            span = f"{p.port}-{p.end_port}" if p.end_port else str(p.port)
+            out.append(f"{p.protocol} dport {span} ")
+    return out
+
+
+def _nft_peer(t: str, peer, sets: dict[str, list[str]]) -> str:
+    """A peer's addresses: inline when one, else a named set shared by every rule naming them
+    (anonymous sets per rule cost the kernel one set each: 1,000 policies took minutes to load)."""
+    if len(peer.cidrs) == 1:
+        return peer.cidrs[0]
+    name = f"peers-{_hash(' '.join(peer.cidrs)).lower()}"
+    if name not in sets:
+        sets[name] = [f"add set {t} {name} {{ type ipv4_addr ; flags interval ; }}",
+                      f"add element {t} {name} {{ {', '.join(peer.cidrs)} }}"]
+    return f"@{name}"
+
+
+def _nft_allow(table: str, chain: str, allow: Allow, direction: str, sets: dict[str, list[str]]) -> list[str]:
+    field_ = "saddr" if direction == INGRESS else "daddr"
+    local = f"ip daddr {allow.local_ip} " if allow.local_ip else ""
+    peer = ""
+    if allow.peer is not None:
+        peer = f"ip {field_} {_nft_peer(table, allow.peer, sets)} "
+        if allow.peer.excepts:
+            peer += f"ip {field_} != {{ {', '.join(allow.peer.excepts)} }} "
+    comment = f'comment "{allow.comment}"'
+    return [f"add rule {table} {chain} {local}{peer}{port}meta mark set meta mark or {MARK} return {comment}"
+            for port in _nft_ports(allow)]
+
+
+def _nft_pod_chain(direction: str, pod: IsolatedPod) -> str:
+    return f"pod-{direction}-{_hash(pod.pod).lower()}"
+
+
+def render_nftables(rules: NodeRules) -> str:
+    """One atomic `nft -f` script that replaces table `ip knet-netpol`: a forward base chain, maps
+    from isolated pods' IPs to their chains, one chain per policy and direction."""
+    t = f"{NFT_FAMILY} {NFT_TABLE}"
+    lines = [f"add table {t}", f"delete table {t}", f"add table {t}",
+             f"add chain {t} forward {{ type filter hook forward priority filter - 5 ; policy accept ; }}",
+             f"add map {t} egress-pods {{ type ipv4_addr : verdict ; }}",
+             f"add map {t} ingress-pods {{ type ipv4_addr : verdict ; }}"]
+    sets: dict[str, list[str]] = {}
+    policy_lines: list[str] = []
+    for pr in rules.policies:
+        name = _nft_chain(pr.policy, pr.direction)
+        policy_lines.append(f"add chain {t} {name} {{ comment \"{pr.policy} {pr.direction}\" ; }}")
+        for allow in pr.allows:
+            policy_lines += _nft_allow(t, name, allow, pr.direction, sets)
+    for set_lines in sets.values():
+        lines += set_lines
+    lines += policy_lines
+    for direction, pods in ((EGRESS, rules.egress), (INGRESS, rules.ingress)):
+        for pod in pods:
+            chain = _nft_pod_chain(direction, pod)
+            lines.append(f"add chain {t} {chain} {{ comment \"{pod.pod} {direction}\" ; }}")
+            for policy in pod.policies:
+                lines.append(f"add rule {t} {chain} meta mark & {MARK} == 0 jump {_nft_chain(policy, direction)}")
+            lines.append(f"add rule {t} {chain} meta mark & {MARK} == 0 counter drop comment \"{pod.pod} {direction} isolated\"")
+            lines.append(f"add rule {t} {chain} meta mark set meta mark & 0xfffeffff")
+            lines.append(f"add element {t} {direction}-pods {{ {pod.ip} : jump {chain} }}")
+    lines += [f"add rule {t} forward ct state established,related accept",
+              f"add rule {t} forward ip saddr vmap @egress-pods",
+              f"add rule {t} forward ip daddr vmap @ingress-pods"]
+    return "\n".join(lines) + "\n"
+
+
+def cleanup_nftables() -> str:
+    t = f"{NFT_FAMILY} {NFT_TABLE}"
+    return f"add table {t}\ndelete table {t}\n"
+
+
+def policy_rules_text(pr: PolicyRules) -> str:
+    return f"{pr.policy} {pr.direction}: {len(pr.allows)} allow rule(s)"

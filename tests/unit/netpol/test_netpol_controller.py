@@ -1,0 +1,96 @@
+"""PolicyController against FakeNetfilter (which refuses what the kernel refuses and applies a
+restore or nft script atomically): what reaches the kernel, when, and what does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from knet.netpol import render
+from knet.netpol.controller import PolicyController, cleanup
+from knet.node.workloads import container_argv
+from knet.proxy.netfilter import FakeNetfilter
+
+from .fixtures import NAMESPACES, PODS, policy
+
+DENY = policy("x", "deny", {"podSelector": {}})
+KUBE_FORWARD = '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD'
+
+
+def _controller(mode: str = "iptables") -> tuple[PolicyController, FakeNetfilter]:
+    nf = FakeNetfilter()
+    nf.iptables_restore(f"*filter\n:KUBE-FORWARD - [0:0]\n-A FORWARD {KUBE_FORWARD}\nCOMMIT\n")
+    ctl = PolicyController(node="node01", mode=mode, nf=nf)
+    for ns in NAMESPACES:
+        ctl.on_change("namespaces", ns["metadata"]["name"], ns)
+    for pod in PODS:
+        ctl.on_change("pods", f"{pod['metadata']['namespace']}/{pod['metadata']['name']}", pod)
+    return ctl, nf
+
+
+def test_sync_programs_jump_first_and_skips_unchanged():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    assert ctl.sync()
+    forward = nf.ipt.tables["filter"]["FORWARD"]
+    assert forward == [render.jump_rule(), KUBE_FORWARD]  # before kube-proxy's accepts
+    assert len(nf.ipt.restores) == 2
+    assert ctl.sync()
+    assert len(nf.ipt.restores) == 2  # nothing changed: nothing applied
+    assert "knet_netpol_isolated_pods 2" in ctl.metrics.text()
+
+
+def test_jump_moved_back_to_first_in_one_transaction():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    nf.iptables_restore("*filter\n-I FORWARD 1 -j KUBE-FORWARD\nCOMMIT\n")  # someone inserted ahead of us
+    ctl.sync()
+    assert nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
+    assert nf.ipt.tables["filter"]["FORWARD"].count(render.jump_rule()) == 1
+
+
+def test_policy_deleted_removes_its_chain():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    ctl.on_change("networkpolicies", "x/deny", None)
+    ctl.sync()
+    assert render.policy_chain("x/deny", "ingress") not in nf.ipt.tables["filter"]
+    assert nf.ipt.tables["filter"][render.INGRESS_CHAIN] == []
+
+
+def test_failed_apply_keeps_previous_rules_and_counts_error():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    before = {c: list(r) for c, r in nf.ipt.tables["filter"].items()}
+    ctl.on_change("networkpolicies", "x/deny", None)
+    nf.fail_next = 1
+    assert not ctl.sync()
+    assert nf.ipt.tables["filter"] == before  # the isolated pods stay isolated
+    assert "knet_netpol_sync_errors_total 1" in ctl.metrics.text()
+    assert ctl.sync()  # and the retry goes through
+    assert render.policy_chain("x/deny", "ingress") not in nf.ipt.tables["filter"]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_cleanup_removes_every_rule(mode):
+    ctl, nf = _controller(mode)
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    cleanup(nf, mode)
+    assert not [c for c in nf.ipt.tables["filter"] if c.startswith("KNET")]
+    assert nf.ipt.tables["filter"]["FORWARD"] == [KUBE_FORWARD]
+    assert "ip knet-netpol" not in nf.nf.tables
+
+
+def test_render_only_touches_nothing():
+    ctl = PolicyController(node="node01", mode="iptables", nf=None)
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    assert ctl.sync() and ctl.last_rules is not None
+
+
+def test_addon_image_runs_the_controller():
+    argv = container_argv({"image": "ghcr.io/knet/knet-net:v1.29.0"},
+                          ["/usr/local/bin/knet-netpol", "--hostname-override=node01"], [], knet=["knet"])
+    assert argv == ["knet", "netpol-controller", "--hostname-override=node01"]
