@@ -1,7 +1,7 @@
 /* knet pod sandbox holder ("pause"), the C twin of pause.py (same argv, same behaviour).
  *
  * argv: pause HOSTNAME NEWNET(0|1) SCRATCH [SOURCE TARGET READONLY(0|1)]...
- * Unshares the mount namespace (and network + UTS when NEWNET=1), sets the hostname, brings lo
+ * Unshares the mount and IPC namespaces (and network + UTS when NEWNET=1), sets the hostname, brings lo
  * up, bind-mounts every SOURCE on TARGET privately, prints "ok" and then only reaps children.
  * A TARGET missing on the host is made inside the pod only: its nearest existing ancestor gets
  * an overlay whose upper layer is a tmpfs under SCRATCH (pause.py creates it on the host).
@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
     }
     const char *scratch = argv[3];
     int new_net = strcmp(argv[2], "1") == 0;
-    int flags = CLONE_NEWNS | (new_net ? CLONE_NEWNET | CLONE_NEWUTS : 0);
+    /* IPC always: the pod's containers share it (a hostIPC pod's containers join the node's). */
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | (new_net ? CLONE_NEWNET | CLONE_NEWUTS : 0);
     if (unshare(flags) != 0) fail("unshare", NULL);
     if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make-rprivate", "/");
     if (new_net) {

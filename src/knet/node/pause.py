@@ -1,6 +1,6 @@
 """A pod sandbox's holder process (the "pause" container). Stdlib only, starts in milliseconds.
 
-It unshares the pod's namespaces (mount always; network and UTS unless the pod uses the host's
+It unshares the pod's namespaces (mount and IPC always; network and UTS unless the pod uses the host's
 network), sets the hostname, brings `lo` up, bind-mounts the pod's files (resolv.conf, hosts,
 volumes) in its private mount namespace, prints `ok` and then only reaps orphans. Containers
 join its namespaces with nsenter; CNI configures `/proc/PID/ns/net`.
@@ -31,7 +31,7 @@ def _ensure_target(source: str, target: str) -> None:
 def main() -> None:
     hostname, new_net, rest = sys.argv[1], sys.argv[2] == "1", sys.argv[4:]  # argv[3]: SCRATCH, unused
     mounts = [(rest[i], rest[i + 1], rest[i + 2] == "1") for i in range(0, len(rest) - 2, 3)]
-    flags = linux.CLONE_NEWNS
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWIPC  # IPC: shared by the pod's containers
     if new_net:
         flags |= linux.CLONE_NEWNET | linux.CLONE_NEWUTS
     linux.unshare(flags)

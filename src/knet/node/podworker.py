@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import dnsconfig, podenv, probes, volumes
-from knet.node.runtime import Sandbox, new_id, signal_process, spawn_container
+from knet.node import dnsconfig, oci, podenv, probes, volumes
+from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
 
@@ -168,8 +168,10 @@ class PodWorker:
             paths = await volumes.materialise(self.agent.api, pod, self.dir, self.agent.kubelet.tokens)
             if volumes.SA_VOLUME in paths:
                 volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
-            hidden = self.agent.cluster_dir if self.agent.runtime.name == "real" else None
-            mounts = volumes.bind_mounts(pod, paths, hidden)
+            # runc: a container's root filesystem holds only its binds, so nothing of the
+            # cluster's directory needs hiding and a hostPath at its own path is bound too.
+            real = self.agent.runtime.name == "real"
+            mounts = volumes.bind_mounts(pod, paths, bind_all=real)
             resolv = self.dir / "resolv.conf"
             resolv.write_text(dnsconfig.resolv_conf(
                 self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,
@@ -179,8 +181,10 @@ class PodWorker:
                 hosts = self.dir / "etc-hosts"
                 hosts.touch()
                 mounts.insert(1, (str(hosts), "/etc/hosts", False))
-            if hidden is not None:
-                mounts = volumes.hide_cluster_dir(mounts, hidden, self.dir / "hidden")
+                if real:
+                    etc_hostname = self.dir / "etc-hostname"
+                    etc_hostname.write_text(hostname + "\n")
+                    mounts.insert(2, (str(etc_hostname), "/etc/hostname", False))
         self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
         if self.runs_processes and not self.pod["spec"].get("hostNetwork"):
             # Written in place: the sandbox has bind-mounted this very inode.
@@ -227,6 +231,7 @@ class PodWorker:
             try:
                 env = self._env(run.spec)
                 command, args = podenv.command_and_args(run.spec, env)
+                oci.verify_run_as_non_root(self.pod, run.spec)
             except (LookupError, ValueError) as exc:
                 rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
                 self.changed()
@@ -243,10 +248,11 @@ class PodWorker:
             if self.runs_processes:
                 run.log_index = rec.restart_count
                 try:
-                    run.process = await spawn_container(
-                        self.sandbox, container_argv(run.spec, command, args), env,
-                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod))
-                except OSError as exc:
+                    run.process = await self.agent.runtime.start_container(
+                        self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
+                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
+                        self.dir / "containers" / rec.name)
+                except (OSError, ValueError) as exc:
                     rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
                     rec.ran, rec.exit_code = True, 128
                     run.crashes += 1
@@ -335,10 +341,16 @@ class PodWorker:
             await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
             self.stopped.set()
 
-    def exec_prefix(self) -> list[str]:
+    def exec_prefix(self, run: ContainerRun | None = None, env: dict[str, str] | None = None) -> list[str]:
+        """argv prefix running a command in `run`'s container (default: the first container
+        that has a process), with `env` added to the container's environment."""
         if self.sandbox is None:
             raise LookupError("pod sandbox is not running")
-        return self.sandbox.enter_argv()
+        if run is None:
+            run = next((r for r in self.all_runs().values() if r.process is not None), None)
+            if run is None:
+                raise LookupError("no container is running")
+        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env)
 
 
 def _read(path: str) -> str:

@@ -98,7 +98,7 @@ async def run_probe(worker: PodWorker, run: ContainerRun, probe: Obj) -> tuple[b
     if "tcpSocket" in probe:
         return await tcp_socket(host, probe, run.spec, timeout)
     if "exec" in probe:
-        return await exec_probe(worker.exec_prefix(), probe, timeout)
+        return await exec_probe(worker.exec_prefix(run), probe, timeout)
     return True, ""
 
 
