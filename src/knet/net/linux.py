@@ -74,6 +74,33 @@ def mount_proc() -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def cgroup_mounts(mountinfo: str) -> list[tuple[str, str, str]]:
+    """(fstype, mount point, options) of the cgroup hierarchies in a /proc/PID/mountinfo text,
+    parents first: what mount_cgroups needs to show the same hierarchies again."""
+    out = []
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts, extra = fields.split(), rest.split()
+        if len(parts) < 5 or len(extra) < 3 or extra[0] not in ("cgroup", "cgroup2"):
+            continue
+        options = ",".join(o for o in extra[2].split(",") if o not in ("rw", "ro"))
+        out.append((extra[0], parts[4].replace("\\040", " "), options))
+    return sorted(out, key=lambda m: m[1].count("/"))
+
+
+def mount_cgroups(hierarchies: list[tuple[str, str, str]], root: str = "/sys/fs/cgroup") -> None:
+    """Mount the host's cgroup hierarchies again in this mount namespace (under a sysfs of our
+    own, e.g. `ip netns exec`'s, /sys/fs/cgroup is empty): the same hierarchies, so a container
+    runtime here creates its cgroups in the host's tree."""
+    if not hierarchies:
+        return
+    if not any(target == root for _, target, _ in hierarchies):  # v1: a tmpfs holds the hierarchies
+        mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    for fstype, target, options in hierarchies:
+        os.makedirs(target, exist_ok=True)
+        mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC, options or None)
+
+
 def set_hostname(name: str) -> None:
     socket.sethostname(name)
 

@@ -21,9 +21,13 @@ import linux  # noqa: E402  (sibling module, imported by path on purpose)
 NODE_BIN_DIR = "/usr/local/sbin"
 
 
-def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: int) -> None:
+def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: int,
+          cgroups: list[tuple[str, str, str]]) -> None:
     linux.make_mounts_private()
     linux.mount_proc()
+    # `ip netns exec` gave us a sysfs of the node's network namespace, without the cgroup
+    # hierarchies under it: mount them again, as a machine has them (runc needs them).
+    linux.mount_cgroups(cgroups)
     linux.set_hostname(hostname)
     if hosts_file:
         linux.bind_mount(hosts_file, "/etc/hosts")
@@ -52,6 +56,11 @@ def main() -> None:
     parser.add_argument("--pidfile", required=True)
     parser.add_argument("--bin-dir")
     args = parser.parse_args()
+    try:  # the host's hierarchies, from its PID 1 (ours are gone under `ip netns exec`)
+        with open("/proc/1/mountinfo") as f:
+            cgroups = linux.cgroup_mounts(f.read())
+    except OSError:
+        cgroups = []
     linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWPID | linux.CLONE_NEWNS)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -63,7 +72,7 @@ def main() -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         try:
-            _pid1(args.hostname, args.hosts_file, args.bin_dir, write_fd)
+            _pid1(args.hostname, args.hosts_file, args.bin_dir, write_fd, cgroups)
         except Exception as exc:  # report, never fall back into the parent's code
             os.write(write_fd, f"error: {exc}".encode())
             os._exit(1)

@@ -84,6 +84,9 @@ class HostLayout:
     runtime_dirs: tuple[str, ...] = ()
     python_path: str = ""
     extra_path: tuple[str, ...] = field(default=())  # PATH entries after DEFAULT_PATH
+    # What `privileged` and `add: [ALL]` give: the kubelet's own bounding set (containerd's
+    # WithAllCurrentCapabilities), which may lack some where knet itself runs confined.
+    all_capabilities: tuple[str, ...] = ALL_CAPABILITIES
 
 
 @dataclass(frozen=True)
@@ -131,18 +134,20 @@ def verify_run_as_non_root(pod: Obj, container: Obj, image_uid: int | None = IMA
                                    f"container: {container['name']})")
 
 
-def capabilities(container: Obj) -> list[str]:
+def capabilities(container: Obj, all_caps: Iterable[str] = ALL_CAPABILITIES) -> list[str]:
     """containerd's WithCapabilities: the default set, `ALL` added, `ALL` dropped, then the
-    individual adds and drops (names without CAP_, any case); privileged: every capability."""
+    individual adds and drops (names without CAP_, any case); privileged: every capability
+    (`all_caps`: those the runtime has itself)."""
     sc = container.get("securityContext") or {}
+    all_caps = list(all_caps)
     if sc.get("privileged"):
-        return list(ALL_CAPABILITIES)
+        return all_caps
     spec = sc.get("capabilities") or {}
     add = [str(c).upper() for c in spec.get("add") or []]
     drop = [str(c).upper() for c in spec.get("drop") or []]
     caps = list(DEFAULT_CAPABILITIES)
     if "ALL" in add:
-        caps = list(ALL_CAPABILITIES)
+        caps = list(all_caps)
     if "ALL" in drop:
         caps = []
     for name in add:
@@ -150,6 +155,12 @@ def capabilities(container: Obj) -> list[str]:
             caps.append(f"CAP_{name}")
     drops = {f"CAP_{name}" for name in drop if name != "ALL"}
     return [c for c in caps if c not in drops]
+
+
+def capability_names(mask: int) -> tuple[str, ...]:
+    """The capabilities of a /proc/PID/status CapBnd-style mask (bits knet has no name for are
+    left out)."""
+    return tuple(c for bit, c in enumerate(ALL_CAPABILITIES) if mask >> bit & 1)
 
 
 def capability_mask(caps: Iterable[str]) -> int:
@@ -188,6 +199,18 @@ def seccomp(pod: Obj, container: Obj) -> Obj | None:
 def _bind(source: str, destination: str, read_only: bool) -> Obj:
     return {"destination": destination, "type": "bind", "source": source,
             "options": ["rbind", "ro" if read_only else "rw"]}
+
+
+def missing_mount_points(mounts: list[tuple[str, str, bool]], system_dirs: Iterable[str],
+                         exists) -> dict[str, list[str]]:
+    """system dir -> the mount destinations inside it that the host lacks (`exists(path)`):
+    those need an overlay layer holding them."""
+    out: dict[str, list[str]] = {}
+    for _, dst, _ in mounts:
+        for d in system_dirs:
+            if dst.startswith(d.rstrip("/") + "/") and not exists(dst):
+                out.setdefault(d, []).append(dst)
+    return out
 
 
 def kernel_mounts(privileged: bool, readonly_sys: bool = True) -> list[Obj]:
@@ -240,15 +263,18 @@ def _user(pod: Obj, container: Obj) -> Obj:
 
 def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, str],
                    mounts: list[tuple[str, str, bool]], layout: HostLayout, namespaces: SandboxNamespaces,
-                   cgroups_path: str | None = None) -> Obj:
+                   overlays: dict[str, str] | None = None, cgroups_path: str | None = None) -> Obj:
     """config.json for one container. `mounts`: the pod's (source, destination, read_only)
-    binds (its /etc files and volumes, volumes.bind_mounts), parents first. `cgroups_path`:
+    binds (its /etc files and volumes, volumes.bind_mounts), parents first. `overlays`: system
+    dir -> a directory of the mount points it lacks (a configMap at /etc/coredns: runc cannot
+    create one in a read-only bind), shown as a read-only overlay over the host's. `cgroups_path`:
     linux.cgroupsPath (None: runc's default, a cgroup named after the container below runc's
     own); limits go in linux.resources, which this builder leaves to the cgroup layer."""
     verify_run_as_non_root(pod, container)
+    overlays = overlays or {}
     sc = container.get("securityContext") or {}
     privileged = bool(sc.get("privileged"))
-    caps = capabilities(container)
+    caps = capabilities(container, layout.all_capabilities)
     path = ":".join([DEFAULT_PATH, *layout.extra_path])
     full_env = {"PATH": path, "HOME": "/root"}
     if layout.python_path:
@@ -267,7 +293,12 @@ def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, 
     if privileged:  # the host's devices (containerd adds each host device to the spec)
         all_mounts[1] = _bind("/dev", "/dev", False)
         all_mounts = [m for m in all_mounts if m["destination"] not in ("/dev/pts",)]
-    all_mounts += [_bind(d, d, True) for d in layout.system_dirs]
+    for d in layout.system_dirs:
+        if d in overlays:  # the host's dir under a layer holding mount points it lacks; read-only
+            all_mounts.append({"destination": d, "type": "overlay", "source": "overlay",
+                               "options": [f"lowerdir={overlays[d]}:{d}"]})
+        else:
+            all_mounts.append(_bind(d, d, True))
     all_mounts += [_bind(d, d, True) for d in layout.runtime_dirs]
     all_mounts += [_bind(src, dst, ro) for src, dst, ro in mounts]
     linux: Obj = {"namespaces": _namespaces(pod, namespaces)}

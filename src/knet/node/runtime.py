@@ -168,8 +168,39 @@ def host_layout() -> oci.HostLayout:
         if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in covered):
             runtime.append(path)
     bin_dir = str(Path(sys.executable).parent)
+    all_caps = oci.ALL_CAPABILITIES
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status") as f:
+        all_caps = oci.capability_names(int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16))
     return oci.HostLayout(system_dirs=system, runtime_dirs=tuple(runtime), python_path=source,
-                          extra_path=(bin_dir,) if bin_dir not in oci.DEFAULT_PATH.split(":") else ())
+                          extra_path=(bin_dir,) if bin_dir not in oci.DEFAULT_PATH.split(":") else (),
+                          all_capabilities=all_caps)
+
+
+def _mount_points(mounts: list[tuple[str, str, bool]], layout: oci.HostLayout,
+                  bundle_dir: Path) -> tuple[list[tuple[str, str, bool]], dict[str, str]]:
+    """The pod's binds made mountable in a container: a source missing on the host (a hostPath
+    such as /lib/modules on a machine without modules) shows an empty directory, as the one
+    containerd would create, without writing to the host; a destination inside a read-only
+    system dir that the host lacks (/etc/coredns) gets a placeholder in a layer of that dir."""
+    out = []
+    for src, dst, ro in mounts:
+        if not os.path.exists(src):
+            src = str(bundle_dir / "empty")
+            os.makedirs(src, exist_ok=True)
+        out.append((src, dst, ro))
+    overlays: dict[str, str] = {}
+    for system_dir, targets in oci.missing_mount_points(out, layout.system_dirs, os.path.exists).items():
+        layer = bundle_dir / "layers" / system_dir.strip("/").replace("/", "_")
+        for target in targets:
+            placeholder = layer / os.path.relpath(target, system_dir)
+            source = next(s for s, d, _ in out if d == target)
+            if os.path.isdir(source):
+                placeholder.mkdir(parents=True, exist_ok=True)
+            else:
+                placeholder.parent.mkdir(parents=True, exist_ok=True)
+                placeholder.touch()
+        overlays[system_dir] = str(layer)
+    return out, overlays
 
 
 class RealRuntime:
@@ -193,14 +224,15 @@ class RealRuntime:
                               bundle_dir: Path) -> ContainerProcess:
         """Write the container's bundle (config.json and an empty rootfs directory) in
         bundle_dir and start it. oci.ContainerConfigError: refused (runAsNonRoot...)."""
-        spec = oci.container_spec(
-            pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=sandbox.mounts, layout=self.layout,
-            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net))
         import json
         import shutil
 
         shutil.rmtree(bundle_dir, ignore_errors=True)  # a previous instance's writable layer goes
-        (bundle_dir / "rootfs").mkdir(parents=True)
+        mounts, overlays = _mount_points(sandbox.mounts, self.layout, bundle_dir)
+        spec = oci.container_spec(
+            pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=mounts, layout=self.layout,
+            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net), overlays=overlays)
+        (bundle_dir / "rootfs").mkdir(parents=True, exist_ok=True)
         (bundle_dir / "rootfs" / "tmp").mkdir(mode=0o1777)
         os.chmod(bundle_dir / "rootfs" / "tmp", 0o1777)
         (bundle_dir / "config.json").write_text(json.dumps(spec, indent=1))

@@ -194,3 +194,26 @@ def test_nothing_private_of_the_host_is_mounted():
 def test_cgroups_path_hook():
     assert "cgroupsPath" not in build()["linux"]
     assert build(cgroups_path="/kubepods/burstable/podu/c1")["linux"]["cgroupsPath"] == "/kubepods/burstable/podu/c1"
+
+
+def test_privileged_and_add_all_get_the_runtimes_own_capabilities():
+    """containerd's WithAllCurrentCapabilities: a kubelet without CAP_SYS_RESOURCE in its own
+    bounding set cannot give it (runc would fail "unable to apply caps")."""
+    own = oci.capability_names(0x1FFFEFFFFFF)
+    assert "CAP_SYS_RESOURCE" not in own and "CAP_SYS_ADMIN" in own and len(own) == 40
+    layout = oci.HostLayout(system_dirs=("/usr",), all_capabilities=own)
+    for c in (ctr({"privileged": True}), ctr({"capabilities": {"add": ["ALL"]}})):
+        spec = oci.container_spec(pod(), c, argv=["true"], env={}, mounts=[], layout=layout, namespaces=NS)
+        assert spec["process"]["capabilities"]["bounding"] == list(own)
+
+
+def test_missing_mount_points_inside_system_dirs():
+    exists = {"/etc/hosts", "/etc"}.__contains__
+    mounts = [("/p/hosts", "/etc/hosts", False), ("/p/cfg", "/etc/coredns", True), ("/p/x", "/data", False),
+              ("/p/y", "/usr/share/nginx/html", True), ("/p/z", "/usrlocal/z", True)]
+    assert oci.missing_mount_points(mounts, ("/usr", "/etc"), exists) == {
+        "/usr": ["/usr/share/nginx/html"], "/etc": ["/etc/coredns"]}
+    spec = build(mounts=mounts[:2], overlays={"/etc": "/b/layers/etc"})
+    etc = next(m for m in spec["mounts"] if m["destination"] == "/etc")
+    assert etc == {"destination": "/etc", "type": "overlay", "source": "overlay",
+                   "options": ["lowerdir=/b/layers/etc:/etc"]}  # no upper layer: read-only
