@@ -159,3 +159,17 @@ def test_run_as_non_root_with_a_root_image_user_is_refused(knet_cluster, iso_ns)
                                 f"container: main)")
     out = knet_cluster.kubectl("get", "pod", "nonroot", "-n", iso_ns).stdout
     assert "CreateContainerConfigError" in out
+
+
+def test_share_process_namespace(knet_cluster, iso_ns):
+    pod = busybox_pod("shared", iso_ns)
+    pod["spec"]["shareProcessNamespace"] = True
+    pod["spec"]["containers"].append({"name": "side", "image": "busybox:1.36", "command": ["sleep", "7777"]})
+    knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    wait_running(knet_cluster, iso_ns, "shared")
+    p = knet_cluster.kubectl("exec", "-n", iso_ns, "shared", "-c", "main", "--", "ps", "-eo", "pid,args", "--no-headers")
+    rows = [line.split(None, 1) for line in p.stdout.strip().splitlines()]
+    args = [a for _, a in rows]
+    assert rows[0][0] == "1" and "pause" in rows[0][1], p.stdout  # the sandbox's pause is PID 1
+    assert "sleep 3600" in args and "sleep 7777" in args, p.stdout
+    assert not any("kubelet" in a or "kube-proxy" in a for a in args), p.stdout

@@ -101,6 +101,10 @@ def mount_cgroups(hierarchies: list[tuple[str, str, str]], root: str = "/sys/fs/
         mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC, options or None)
 
 
+def set_pdeathsig(sig: int) -> None:
+    _check(_libc.prctl(1, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")  # 1 = PR_SET_PDEATHSIG
+
+
 def set_hostname(name: str) -> None:
     socket.sethostname(name)
 

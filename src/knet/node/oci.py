@@ -234,7 +234,8 @@ def _namespaces(pod: Obj, ns: SandboxNamespaces) -> list[Obj]:
     out: list[Obj] = [{"type": "mount"}]
     if not spec.get("hostPID"):
         if spec.get("shareProcessNamespace") and ns.pid and ns.pause_pid is not None:
-            out.append({"type": "pid", "path": f"/proc/{ns.pause_pid}/ns/pid"})
+            # The pause unshared it for its children and forked its PID 1 into it.
+            out.append({"type": "pid", "path": f"/proc/{ns.pause_pid}/ns/pid_for_children"})
         else:
             out.append({"type": "pid"})
     if ns.pause_pid is not None:

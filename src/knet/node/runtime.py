@@ -38,6 +38,7 @@ class Sandbox:
     ip: str
     pid: int | None = None           # the pause process (None: no namespaces of its own)
     new_net: bool = False
+    new_pid: bool = False            # the pause holds a PID namespace its containers share
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     # The pod's binds (its /etc files and volumes) that every container's spec gets (runc).
     mounts: list[tuple[str, str, bool]] = field(default_factory=list, repr=False)
@@ -231,7 +232,8 @@ class RealRuntime:
         mounts, overlays = _mount_points(sandbox.mounts, self.layout, bundle_dir)
         spec = oci.container_spec(
             pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=mounts, layout=self.layout,
-            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net), overlays=overlays)
+            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net, pid=sandbox.new_pid),
+            overlays=overlays)
         (bundle_dir / "rootfs").mkdir(parents=True, exist_ok=True)
         (bundle_dir / "rootfs" / "tmp").mkdir(mode=0o1777)
         os.chmod(bundle_dir / "rootfs" / "tmp", 0o1777)
@@ -287,6 +289,8 @@ class RealRuntime:
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox:
         host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        share_pid = bool((pod.get("spec") or {}).get("shareProcessNamespace")) and \
+            not (pod.get("spec") or {}).get("hostPID")
         scratch = f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/overlay"
         os.makedirs(scratch, exist_ok=True)
         conflist = None
@@ -296,7 +300,7 @@ class RealRuntime:
                 raise SandboxError("network is not ready: cni config uninitialized")
         # The pause only holds namespaces: each runc container mounts the pod's files itself.
         proc = await asyncio.create_subprocess_exec(
-            *pause_argv(), hostname, "0" if host_network else "1", scratch,
+            *pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
         assert proc.stdout is not None
         line = (await proc.stdout.readline()).decode().strip()
@@ -304,7 +308,7 @@ class RealRuntime:
             await proc.wait()
             raise SandboxError(f"failed to create pod sandbox: {line or 'pause exited'}")
         sandbox = Sandbox(id=new_id(), ip=node_ip, pid=proc.pid, new_net=not host_network, process=proc,
-                          mounts=list(mounts))
+                          mounts=list(mounts), new_pid=share_pid)
         if conflist is not None:
             try:
                 result = await cni.add_pod(conflist, self.cni_bin_dir, sandbox.id, f"/proc/{proc.pid}/ns/net", pod)

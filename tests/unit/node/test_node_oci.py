@@ -139,7 +139,7 @@ def test_host_network_host_ipc_host_pid():
 def test_share_process_namespace_joins_the_pause_pid_namespace():
     p = pod({"shareProcessNamespace": True})
     ns = {n["type"]: n.get("path") for n in build(p=p, ns=oci.SandboxNamespaces(42, pid=True))["linux"]["namespaces"]}
-    assert ns["pid"] == "/proc/42/ns/pid"
+    assert ns["pid"] == "/proc/42/ns/pid_for_children"
 
 
 def test_seccomp_runtime_default_denies_dangerous_syscalls():
