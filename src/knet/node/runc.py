@@ -89,7 +89,8 @@ class RuncProcess:
             if self.proc.returncode is not None or await self.cli.kill(self.container_id, sig):
                 return
             await asyncio.sleep(0.05)
-        if sig == signal.SIGKILL and self.proc.returncode is None:  # last resort: runc itself
+        if sig == signal.SIGKILL and self.proc.returncode is None:  # last resort: force it away
+            await self.cli.delete(self.container_id)
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
@@ -109,7 +110,21 @@ class RealRunc:
             proc = await asyncio.create_subprocess_exec(
                 *self._argv("run", "--bundle", str(bundle), container_id),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+        await self._started(container_id, proc)
         return RuncProcess(self, container_id, proc)
+
+    async def _started(self, container_id: str, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+        """Return once the container's process runs (as CRI's StartContainer does), so that
+        Running is true when reported and `runc exec` finds the container: runc has saved its
+        state.json and removed exec.fifo (a created container waits on it), or `runc run`
+        ended (a failed start: its exit code and log tell)."""
+        state = Path(self.state_dir) / container_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while proc.returncode is None and loop.time() < deadline:
+            if (state / "state.json").exists() and not (state / "exec.fifo").exists():
+                return
+            await asyncio.sleep(0.005)
 
     async def _call(self, *args: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(*self._argv(*args), stdin=asyncio.subprocess.DEVNULL,
