@@ -341,16 +341,18 @@ class PodWorker:
             await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
             self.stopped.set()
 
-    def exec_prefix(self, run: ContainerRun | None = None, env: dict[str, str] | None = None) -> list[str]:
+    def exec_prefix(self, run: ContainerRun | None = None, env: dict[str, str] | None = None,
+                    tty: bool = False) -> list[str]:
         """argv prefix running a command in `run`'s container (default: the first container
-        that has a process), with `env` added to the container's environment."""
+        that has a process), with `env` added to the container's environment; tty: on a
+        terminal of its own (the caller's stdin must be one)."""
         if self.sandbox is None:
             raise LookupError("pod sandbox is not running")
         if run is None:
             run = next((r for r in self.all_runs().values() if r.process is not None), None)
             if run is None:
                 raise LookupError("no container is running")
-        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env)
+        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty)
 
 
 def _read(path: str) -> str:

@@ -50,7 +50,7 @@ class RuncCli(Protocol):
 
     async def kill(self, container_id: str, sig: int) -> bool: ...
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None) -> list[str]: ...
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]: ...
 
     async def delete(self, container_id: str) -> None: ...
 
@@ -136,11 +136,14 @@ class RealRunc:
         code, _ = await self._call("kill", container_id, str(int(sig)))
         return code == 0
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None) -> list[str]:
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]:
         """argv prefix running a command (appended) in the container, with its user, env,
-        capabilities and seccomp profile (runc exec starts from the container's process spec)."""
+        capabilities and seccomp profile (runc exec starts from the container's process spec).
+        tty: a terminal of the container's own (`-t`), relayed by runc to its stdin/stdout
+        (which must then be a terminal; its size follows on SIGWINCH); without it, runc relays
+        the command's stdio through pipes."""
         extra = [arg for k, v in (env or {}).items() for arg in ("--env", f"{k}={v}")]
-        return self._argv("exec", *extra, container_id)
+        return self._argv("exec", *(["-t"] if tty else []), *extra, container_id)
 
     async def delete(self, container_id: str) -> None:
         await self._call("delete", "--force", container_id)
@@ -198,8 +201,8 @@ class FakeRunc:
         proc.send_signal(sig)
         return True
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None) -> list[str]:
-        return ["fake-runc", "exec", container_id]
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]:
+        return ["fake-runc", "exec", *(["-t"] if tty else []), container_id]
 
     async def delete(self, container_id: str) -> None:
         self.deleted.append(container_id)

@@ -146,7 +146,8 @@ class PodRuntime(Protocol):
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
                               bundle_dir: Path) -> asyncio.subprocess.Process | ContainerProcess: ...
 
-    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None) -> list[str]: ...
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False) -> list[str]: ...
 
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -240,8 +241,9 @@ class RealRuntime:
         (bundle_dir / "config.json").write_text(json.dumps(spec, indent=1))
         return await self.runc.run(container_id, bundle_dir, log_path)
 
-    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None) -> list[str]:
-        return self.runc.exec_argv(container_id, env)
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False) -> list[str]:
+        return self.runc.exec_argv(container_id, env, tty)
 
     async def clean_containers(self) -> int:
         """Delete every container of this node's runc state (a previous kubelet's)."""
@@ -411,5 +413,6 @@ class SimRuntime:
         """A static pod's container: a host process (the simulated dataplane has no runc)."""
         return await spawn_container(sandbox, argv, env, log_path, hostname)
 
-    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None) -> list[str]:
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False) -> list[str]:
         return sandbox.enter_argv()

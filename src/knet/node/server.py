@@ -129,7 +129,8 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         return ws
     # `/agnhost connect ...` in an agnhost container is knet's agnhost (upstream's NetworkPolicy
     # tests probe so); any other command runs as given.
-    argv = [*worker.exec_prefix(run, {"TERM": "xterm"} if tty else None), *workloads.exec_argv(run.spec, command)]
+    argv = [*worker.exec_prefix(run, {"TERM": "xterm"} if tty else None, tty=tty),
+            *workloads.exec_argv(run.spec, command)]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
            "TERM": "xterm" if tty else "dumb"}
     try:
