@@ -173,3 +173,16 @@ def test_share_process_namespace(knet_cluster, iso_ns):
     assert rows[0][0] == "1" and "pause" in rows[0][1], p.stdout  # the sandbox's pause is PID 1
     assert "sleep 3600" in args and "sleep 7777" in args, p.stdout
     assert not any("kubelet" in a or "kube-proxy" in a for a in args), p.stdout
+
+
+def test_kubectl_cp_writes_into_the_container_not_the_host(knet_cluster, iso_ns, tmp_path):
+    run_pod(knet_cluster, iso_ns, "client")
+    name = f"knet-cp-{secrets.token_hex(4)}"
+    src = tmp_path / "in.txt"
+    src.write_text("copied in\n")
+    knet_cluster.kubectl("cp", str(src), f"{iso_ns}/client:/tmp/{name}")
+    assert sh(knet_cluster, iso_ns, "client", f"cat /tmp/{name}").stdout == "copied in\n"
+    assert not Path(f"/tmp/{name}").exists()  # the container's /tmp is its own
+    sh(knet_cluster, iso_ns, "client", f"echo copied out > /tmp/{name}.out")
+    knet_cluster.kubectl("cp", f"{iso_ns}/client:/tmp/{name}.out", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "copied out\n"

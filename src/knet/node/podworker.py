@@ -342,7 +342,7 @@ class PodWorker:
             self.stopped.set()
 
     def exec_prefix(self, run: ContainerRun | None = None, env: dict[str, str] | None = None,
-                    tty: bool = False) -> list[str]:
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         """argv prefix running a command in `run`'s container (default: the first container
         that has a process), with `env` added to the container's environment; tty: on a
         terminal of its own (the caller's stdin must be one)."""
@@ -352,7 +352,7 @@ class PodWorker:
             run = next((r for r in self.all_runs().values() if r.process is not None), None)
             if run is None:
                 raise LookupError("no container is running")
-        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty)
+        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty, size)
 
 
 def _read(path: str) -> str:

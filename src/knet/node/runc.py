@@ -50,7 +50,8 @@ class RuncCli(Protocol):
 
     async def kill(self, container_id: str, sig: int) -> bool: ...
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]: ...
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]: ...
 
     async def delete(self, container_id: str) -> None: ...
 
@@ -136,14 +137,21 @@ class RealRunc:
         code, _ = await self._call("kill", container_id, str(int(sig)))
         return code == 0
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]:
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]:
         """argv prefix running a command (appended) in the container, with its user, env,
         capabilities and seccomp profile (runc exec starts from the container's process spec).
         tty: a terminal of the container's own (`-t`), relayed by runc to its stdin/stdout
-        (which must then be a terminal; its size follows on SIGWINCH); without it, runc relays
-        the command's stdio through pipes."""
+        (which must then be a terminal; its size follows on SIGWINCH; `size`: (rows, cols) to
+        start with); without it, runc relays the command's stdio through pipes."""
         extra = [arg for k, v in (env or {}).items() for arg in ("--env", f"{k}={v}")]
-        return self._argv("exec", *(["-t"] if tty else []), *extra, container_id)
+        argv = self._argv("exec", *(["-t"] if tty else []), *extra, container_id)
+        if tty and size:
+            # runc sizes the container's terminal only after the command started (a race with
+            # its first `stty size`): set the client's initial size first, then become the command.
+            argv += ["/bin/sh", "-c", 'stty rows "$1" cols "$2" 2>/dev/null; shift 2; exec "$@"', "sh",
+                     str(size[0]), str(size[1])]
+        return argv
 
     async def delete(self, container_id: str) -> None:
         await self._call("delete", "--force", container_id)
@@ -201,7 +209,8 @@ class FakeRunc:
         proc.send_signal(sig)
         return True
 
-    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False) -> list[str]:
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]:
         return ["fake-runc", "exec", *(["-t"] if tty else []), container_id]
 
     async def delete(self, container_id: str) -> None:

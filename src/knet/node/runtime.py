@@ -147,7 +147,7 @@ class PodRuntime(Protocol):
                               bundle_dir: Path) -> asyncio.subprocess.Process | ContainerProcess: ...
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
-                    tty: bool = False) -> list[str]: ...
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]: ...
 
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -242,8 +242,8 @@ class RealRuntime:
         return await self.runc.run(container_id, bundle_dir, log_path)
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
-                    tty: bool = False) -> list[str]:
-        return self.runc.exec_argv(container_id, env, tty)
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
+        return self.runc.exec_argv(container_id, env, tty, size)
 
     async def clean_containers(self) -> int:
         """Delete every container of this node's runc state (a previous kubelet's)."""
@@ -414,5 +414,5 @@ class SimRuntime:
         return await spawn_container(sandbox, argv, env, log_path, hostname)
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
-                    tty: bool = False) -> list[str]:
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return sandbox.enter_argv()
