@@ -7,7 +7,8 @@
 Measures
   1. `knet up --dataplane sim` (2 nodes) wall time to usable (goal < 3 s);
   2. `knet up --dataplane real` (2 nodes) wall time to usable (goal < 5 s; needs root);
-  3. pod create-to-Running p50/p99, creating pods at --rate pods/s on the sim cluster (goal p99 < 200 ms);
+  3. pod create-to-Running p50/p99, creating pods at --rate pods/s on the sim cluster (goal p99 < 200 ms),
+     or with --latency-dataplane real on a real one, each pod a runc container (goal p99 < 300 ms);
   4. scale: --scale-nodes simulated nodes and --scale-pods pods (Deployments of 1,000), time until all
      Running (goal 30,000 pods on 1,000 nodes within 60 s) and the cluster processes' memory (RSS).
 Each cluster is torn down with `knet down` afterwards, also on failure.
@@ -187,6 +188,8 @@ def main() -> int:
     parser.add_argument("--skip-latency", action="store_true", help="skip the pod latency run")
     parser.add_argument("--pods", type=int, default=200, help="pods for the latency run")
     parser.add_argument("--rate", type=float, default=20.0, help="pods per second for the latency run")
+    parser.add_argument("--latency-dataplane", choices=("sim", "real"), default="sim",
+                        help="the latency run's cluster: sim (default) or real (pods as runc containers, needs root)")
     parser.add_argument("--scale-nodes", type=int, default=1000)
     parser.add_argument("--scale-pods", type=int, default=30000)
     parser.add_argument("--scale-timeout", type=float, default=300.0, help="give up the scale run after this")
@@ -213,11 +216,13 @@ def main() -> int:
                   f"(goal < 5 s) {'OK' if min(real) < 5 else 'MISSED'}")
 
     if not args.skip_latency:
-        with ClusterUnderTest.up(nodes=3, dataplane="sim") as cluster:
+        real_pods = args.latency_dataplane == "real"
+        goal = 300 if real_pods else 200  # issue #13: p99 under 300 ms for pods under runc
+        with ClusterUnderTest.up(nodes=3, dataplane=args.latency_dataplane) as cluster:
             lat = asyncio.run(pod_latency(cluster, args.pods, args.rate))
             p50, p99 = percentile(lat, 50), percentile(lat, 99)
-            print(f"pod create->Running at {args.rate:g}/s, {len(lat)}/{args.pods} pods: p50 {p50:.0f} ms "
-                  f"p99 {p99:.0f} ms (goal p99 < 200 ms) {'OK' if p99 < 200 else 'MISSED'}")
+            print(f"pod create->Running ({args.latency_dataplane}) at {args.rate:g}/s, {len(lat)}/{args.pods} pods: "
+                  f"p50 {p50:.0f} ms p99 {p99:.0f} ms (goal p99 < {goal} ms) {'OK' if p99 < goal else 'MISSED'}")
             ok &= len(lat) == args.pods
 
     if not args.skip_scale:

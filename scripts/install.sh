@@ -10,6 +10,7 @@ APT_PACKAGES=(
   conntrack                     # stale UDP flow cleanup, as kube-proxy does
   containernetworking-plugins   # bridge, host-local, loopback, portmap CNI plugins
   etcd-server                   # optional etcd storage backend
+  runc                          # OCI runtime: every pod container of the real dataplane runs under it
   procps iputils-ping curl dnsutils util-linux  # ps, ping, curl, dig, nsenter inside nodes/pods
 )
 

@@ -267,7 +267,7 @@ spec:
   containers:
   - name: c
     image: busybox
-    command: ["sh", "-c", "echo hello from $(POD_NAME) on $NODE; exec sleep 3600"]
+    command: ["sh", "-c", "echo hello from $(POD_NAME) on $NODE; sleep 3600"]
     env:
     - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
     - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
@@ -278,7 +278,9 @@ spec:
     assert logs.strip() == "hello from talker on kd1"
     p = cluster.kubectl("exec", "talker", "--", "sh", "-c", "exit 3")
     assert p.returncode == 3
-    # kill the container's process: the kubelet restarts it and counts the restart
+    # kill the container's process: the kubelet restarts it and counts the restart. (Not `exec
+    # sleep`: PID 1 of the container's PID namespace would ignore the signal, as under containerd.
+    # sh is PID 1 here and exits with its child's 143.)
     cluster.kubectl("exec", "talker", "--", "sh", "-c", "pkill -x sleep")
     pod = wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]["restartCount"] >= 1
                             and p["status"]["containerStatuses"][0]["state"].get("running") else None)(

@@ -116,7 +116,9 @@ spec:
     knet_cluster.kubectl("apply", "-f", "-", input=manifest)
     try:
         knet_cluster.wait_for("Running", lambda: _pod(knet_cluster, "victim")["status"].get("phase") == "Running")
-        r = knet_cluster.ssh("node02", "pkill", "-x", "-f", f"sleep {marker}")
+        # SIGKILL: the container's `sleep` is PID 1 of its PID namespace, which ignores a SIGTERM
+        # it has no handler for (as under containerd: `kill PID` from the node does nothing).
+        r = knet_cluster.ssh("node02", "pkill", "-KILL", "-x", "-f", f"sleep {marker}")
         assert r.returncode == 0, r.stderr
 
         def restarted():
@@ -124,7 +126,7 @@ spec:
             return st if st["restartCount"] == 1 and "running" in st["state"] else None
 
         st = knet_cluster.wait_for("restart", restarted, timeout=15)
-        assert st["lastState"]["terminated"]["exitCode"] == 143
+        assert st["lastState"]["terminated"]["exitCode"] == 137
         assert st["lastState"]["terminated"]["reason"] == "Error"
         assert st["containerID"].startswith("knet://")
         row = knet_cluster.kubectl("get", "pod", "victim", "--no-headers").stdout.split()

@@ -14,6 +14,7 @@ import struct
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
@@ -117,6 +118,10 @@ def mount_cgroups(root: str = "/sys/fs/cgroup") -> None:
                 link = os.path.join(root, controller)
                 if not os.path.lexists(link):
                     os.symlink(name, link)
+
+
+def set_pdeathsig(sig: int) -> None:
+    _check(_libc.prctl(1, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")  # 1 = PR_SET_PDEATHSIG
 
 
 def set_hostname(name: str) -> None:

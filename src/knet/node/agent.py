@@ -402,6 +402,13 @@ class Kubelet:
 
         for node in self.nodes.values():
             if isinstance(node.runtime, RealRuntime):
+                try:
+                    removed = await node.runtime.clean_containers()
+                except Exception as exc:  # noqa: BLE001 -- e.g. runc missing: the first pod says so
+                    log.warning("runc containers of a previous kubelet: %s", exc)
+                    removed = 0
+                if removed:
+                    log.info("deleted %d runc containers a previous kubelet left behind", removed)
                 cleaned = node.runtime.clean_orphans(f"{node.root_dir}/cni/ipam")
                 if cleaned:
                     log.info("stopped %d processes of pods a previous kubelet left behind", cleaned)

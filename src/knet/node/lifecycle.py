@@ -129,9 +129,12 @@ def exec_env(container_env: dict[str, str], hostname: str, tty: bool = False) ->
     return env
 
 
-def exec_argv(worker: PodWorker, run: ContainerRun, command: list[str]) -> list[str]:
-    """argv running COMMAND in the container's namespaces (what `kubectl exec` runs)."""
-    return [*worker.exec_prefix(), *workloads.exec_argv(run.spec, command)]
+def exec_argv(worker: PodWorker, run: ContainerRun, command: list[str], *, tty: bool = False,
+              size: tuple[int, int] | None = None) -> list[str]:
+    """argv running COMMAND in the container (what `kubectl exec` runs: `runc exec` on the real
+    dataplane, with TERM=xterm on a terminal of its own when tty)."""
+    prefix = worker.exec_prefix(run, {"TERM": "xterm"} if tty else None, tty=tty, size=size)
+    return [*prefix, *workloads.exec_argv(run.spec, command)]
 
 
 # -- runners ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 /* knet pod sandbox holder ("pause"), the C twin of pause.py (same argv, same behaviour).
  *
- * argv: pause HOSTNAME NEWNET(0|1) SCRATCH [SOURCE TARGET READONLY(0|1)]...
- * Unshares the mount namespace (and network + UTS when NEWNET=1), sets the hostname, brings lo
+ * argv: pause HOSTNAME NEWNET(0|1)[p] SCRATCH [SOURCE TARGET READONLY(0|1)]...
+ * (NEWNET followed by "p": a PID namespace the pod's containers share, shareProcessNamespace)
+ * Unshares the mount and IPC namespaces (and network + UTS when NEWNET=1), sets the hostname, brings lo
  * up, bind-mounts every SOURCE on TARGET privately, prints "ok" and then only reaps children.
  * A TARGET missing on the host is made inside the pod only: its nearest existing ancestor gets
  * an overlay whose upper layer is a tmpfs under SCRATCH (pause.py creates it on the host).
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -141,9 +143,27 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *scratch = argv[3];
-    int new_net = strcmp(argv[2], "1") == 0;
-    int flags = CLONE_NEWNS | (new_net ? CLONE_NEWNET | CLONE_NEWUTS : 0);
-    if (unshare(flags) != 0) fail("unshare", NULL);
+    int new_net = argv[2][0] == '1';
+    int new_pid = strchr(argv[2], 'p') != NULL; /* "1p"/"0p": a PID namespace for the pod */
+    /* IPC always: the pod's containers share it (a hostIPC pod's containers join the node's). */
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | (new_net ? CLONE_NEWNET | CLONE_NEWUTS : 0);
+    if (unshare(flags | (new_pid ? CLONE_NEWPID : 0)) != 0) fail("unshare", NULL);
+    if (new_pid) {
+        /* The namespace's PID 1 (what `ps` in a shareProcessNamespace pod shows as 1): it only
+         * reaps, and dies with us; containers join it through our ns/pid_for_children. */
+        pid_t init = fork();
+        if (init < 0) fail("fork", NULL);
+        if (init == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 0);
+            dup2(null, 1); /* the kubelet's pipe stays its parent's only */
+            signal(SIGCHLD, noop);
+            for (;;) {
+                if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD) pause();
+            }
+        }
+    }
     if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make-rprivate", "/");
     if (new_net) {
         if (sethostname(argv[1], strlen(argv[1])) != 0) fail("sethostname", argv[1]);

@@ -1,9 +1,10 @@
 """A node's pod cgroups: what the kubelet's pod container manager and the runtime do with them.
 
 The pod cgroup is made when the sandbox is, the sandbox (pause) process goes into
-`pod<uid>/<sandbox id>` and each container process into `pod<uid>/<container id>` right after it
-starts (`place_container`: the one call to swap for runc's `linux.cgroupsPath` +
-`linux.resources`); a container killed by SIGKILL whose cgroup counted an OOM kill is reported
+`pod<uid>/<sandbox id>`, each container's cgroup `pod<uid>/<container id>` is made with its
+limits before the container starts and the runtime starts its processes inside it (runc: in a
+child `runc` cgroup, which runc removes when the container exits, so that the container's OOM
+count stays readable); a container killed by SIGKILL whose cgroup counted an OOM kill is reported
 OOMKilled; the pod cgroup goes (its leftover processes killed) when the sandbox does.
 
 `NodeCgroups.none()` is the node without cgroups (the simulated dataplane, a host without
@@ -95,15 +96,20 @@ class NodeCgroups:
         self.driver.create(path, Resources())
         self.driver.add_process(path, pid)
 
-    def place_container(self, pod: Obj, container: Obj, container_id: str, pid: int) -> None:
-        """A just-started container process (and so every child it makes later) into its own
-        cgroup with the container's limits. runc does this itself from the bundle's
-        `linux.cgroupsPath` (`container_path`) and `linux.resources` (`cgroups.oci_resources`)."""
+    def create_container(self, pod: Obj, container: Obj, container_id: str) -> str | None:
+        """The container's cgroup with the container's limits, made before it starts; its path.
+        The runtime starts the container's processes in it (runc: in a child cgroup of it, see
+        runtime.RUNC_CGROUP), or `add_process` moves a started one there."""
         if self.driver is None:
-            return
+            return None
         path = self.container_path(pod, container_id)
         self.driver.create(path, cgroups.container_resources(container))
-        self.driver.add_process(path, pid)
+        return path
+
+    def add_process(self, path: str, pid: int) -> None:
+        """A just-started process (and so every child it makes later) into the cgroup `path`."""
+        if self.driver is not None:
+            self.driver.add_process(path, pid)
 
     def oom_killed(self, pod: Obj, container_id: str) -> bool:
         """Whether the kernel's OOM killer struck in this container instance's cgroup (a new one per

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import dnsconfig, lifecycle, podenv, probes, volumes
-from knet.node.runtime import Sandbox, new_id, signal_process, spawn_container
+from knet.node import dnsconfig, lifecycle, oci, podenv, probes, volumes
+from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
 
@@ -169,8 +169,10 @@ class PodWorker:
             paths = await volumes.materialise(self.agent.api, pod, self.dir, self.agent.kubelet.tokens)
             if volumes.SA_VOLUME in paths:
                 volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
-            hidden = self.agent.cluster_dir if self.agent.runtime.name == "real" else None
-            mounts = volumes.bind_mounts(pod, paths, hidden)
+            # runc: a container's root filesystem holds only its binds, so nothing of the
+            # cluster's directory needs hiding and a hostPath at its own path is bound too.
+            real = self.agent.runtime.name == "real"
+            mounts = volumes.bind_mounts(pod, paths, bind_all=real)
             resolv = self.dir / "resolv.conf"
             resolv.write_text(dnsconfig.resolv_conf(
                 self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,
@@ -180,8 +182,10 @@ class PodWorker:
                 hosts = self.dir / "etc-hosts"
                 hosts.touch()
                 mounts.insert(1, (str(hosts), "/etc/hosts", False))
-            if hidden is not None:
-                mounts = volumes.hide_cluster_dir(mounts, hidden, self.dir / "hidden")
+                if real:
+                    etc_hostname = self.dir / "etc-hostname"
+                    etc_hostname.write_text(hostname + "\n")
+                    mounts.insert(2, (str(etc_hostname), "/etc/hostname", False))
         cgroups = self.agent.cgroups if self.runs_processes else None
         if cgroups is not None:
             cgroups.create_pod(self.pod)
@@ -238,6 +242,7 @@ class PodWorker:
                 await self.agent.fetch_env_sources(self.namespace, run.spec)
                 env = run.env = self._env(run.spec)
                 command, args = podenv.command_and_args(run.spec, env)
+                oci.verify_run_as_non_root(self.pod, run.spec)
             except (LookupError, ValueError) as exc:
                 rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
                 self.changed()
@@ -254,11 +259,13 @@ class PodWorker:
             if self.runs_processes:
                 run.log_index = rec.restart_count
                 try:
-                    run.process = await spawn_container(
-                        self.sandbox, container_argv(run.spec, command, args), env,
-                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod))
-                    self._place_in_cgroup(run)
-                except OSError as exc:
+                    cgroup = self._container_cgroup(run)
+                    run.process = await self.agent.runtime.start_container(
+                        self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
+                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
+                        self.dir / "containers" / rec.name, cgroup)
+                    self._join_cgroup(run, cgroup)
+                except (OSError, ValueError) as exc:
                     rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
                     rec.ran, rec.exit_code = True, 128
                     run.crashes += 1
@@ -306,14 +313,22 @@ class PodWorker:
             run.process = None
             self.changed()
 
-    def _place_in_cgroup(self, run: ContainerRun) -> None:
-        """The container's process into its cgroup with its limits, right after it started (its
-        children follow it). With runc, the bundle's linux.cgroupsPath/resources do this instead.
-        A process that cannot be placed is killed: it would run without its limits."""
-        if run.process is None or not self.agent.cgroups.enabled:
+    def _container_cgroup(self, run: ContainerRun) -> str | None:
+        """The container's cgroup, made with its limits before it starts (None: no cgroups).
+        It outlives the container's processes, so its OOM count is still there to read when the
+        container has exited (runc removes the cgroup it put the processes in)."""
+        if not self.runs_processes or not self.agent.cgroups.enabled:
+            return None
+        return self.agent.cgroups.create_container(self.pod, run.spec, run.record.container_id)
+
+    def _join_cgroup(self, run: ContainerRun, cgroup: str | None) -> None:
+        """A runtime that cannot start a process in a cgroup (a static pod's host process on the
+        simulated dataplane) gets its process moved there right after it started (its children
+        follow). A process that cannot be placed is killed: it would run without its limits."""
+        if cgroup is None or run.process is None or self.agent.runtime.starts_in_cgroup:
             return
         try:
-            self.agent.cgroups.place_container(self.pod, run.spec, run.record.container_id, run.process.pid)
+            self.agent.cgroups.add_process(cgroup, run.process.pid)
         except OSError:
             signal_process(run.process, signal.SIGKILL)
             run.process = None
@@ -374,10 +389,18 @@ class PodWorker:
             await self._remove_sandbox()
             self.stopped.set()
 
-    def exec_prefix(self) -> list[str]:
+    def exec_prefix(self, run: ContainerRun | None = None, env: dict[str, str] | None = None,
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
+        """argv prefix running a command in `run`'s container (default: the first container
+        that has a process), with `env` added to the container's environment; tty: on a
+        terminal of its own (the caller's stdin must be one)."""
         if self.sandbox is None:
             raise LookupError("pod sandbox is not running")
-        return self.sandbox.enter_argv()
+        if run is None:
+            run = next((r for r in self.all_runs().values() if r.process is not None), None)
+            if run is None:
+                raise LookupError("no container is running")
+        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty, size)
 
 
 def _read(path: str) -> str:

@@ -103,7 +103,7 @@ async def run_probe(worker: PodWorker, run: ContainerRun, probe: Obj) -> tuple[b
     if "exec" in probe:
         # with the container's env, as the runtime's ExecSync runs it
         env = lifecycle.exec_env(run.env, dnsconfig.pod_hostname(worker.pod))
-        return await exec_probe(worker.exec_prefix(), probe, timeout, env)
+        return await exec_probe(worker.exec_prefix(run), probe, timeout, env)
     return True, ""
 
 

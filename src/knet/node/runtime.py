@@ -1,8 +1,9 @@
 """Pod runtimes: where a pod's sandbox and container processes come from.
 
-RealRuntime: a pause process per pod holding its namespaces, CNI for its network, containers as
-processes joined to those namespaces with nsenter. SimRuntime: addresses from the podCIDR in
-Python, no processes (except for static pods, which run as host processes in both modes).
+RealRuntime: a pause process per pod holding its network, UTS and IPC namespaces, CNI for its
+network, each container a runc container (knet.node.oci builds its spec) joined to those
+namespaces with its own mount and PID namespaces. SimRuntime: addresses from the podCIDR in
+Python, no processes (except for static pods, which run as host processes there).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from knet.net import cni
+from knet.node import oci
+from knet.node.runc import ContainerProcess, RealRunc, RuncCli
 
 Obj = dict[str, Any]
 PAUSE = Path(__file__).with_name("pause.py")
@@ -35,7 +38,10 @@ class Sandbox:
     ip: str
     pid: int | None = None           # the pause process (None: no namespaces of its own)
     new_net: bool = False
+    new_pid: bool = False            # the pause holds a PID namespace its containers share
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    # The pod's binds (its /etc files and volumes) that every container's spec gets (runc).
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list, repr=False)
 
     def enter_argv(self) -> list[str]:
         """argv prefix joining the pod's namespaces (empty: run as a plain host process)."""
@@ -109,7 +115,10 @@ async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str]
             env=full_env, cwd="/", start_new_session=True)
 
 
-def signal_process(proc: asyncio.subprocess.Process, sig: int) -> None:
+def signal_process(proc: asyncio.subprocess.Process | ContainerProcess, sig: int) -> None:
+    if hasattr(proc, "container_id"):  # a runc container: `runc kill`, never the runc process
+        proc.send_signal(sig)
+        return
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -133,17 +142,126 @@ class PodRuntime(Protocol):
 
     async def remove_sandbox(self, sandbox: Sandbox, pod: Obj) -> None: ...
 
+    # True: start_container starts the processes in the given cgroup; False: the caller moves
+    # the started process there.
+    starts_in_cgroup: bool
+
+    async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
+                              env: dict[str, str], log_path: Path, hostname: str, container_id: str,
+                              bundle_dir: Path, cgroup: str | None = None
+                              ) -> asyncio.subprocess.Process | ContainerProcess: ...
+
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]: ...
+
+
+# runc's own cgroup under a container's: runc makes it, puts the processes there and removes it
+# when the container exits; the limits and the OOM count are the container's cgroup's.
+RUNC_CGROUP = "runc"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def host_layout() -> oci.HostLayout:
+    """What of this host a container sees: the system directories that exist, the interpreter's
+    prefix (and any site-packages outside it) and the directory holding the kubelet's knet
+    package, so that knet's workloads run the kubelet's own code (as PYTHONPATH did)."""
+    import site
+
+    import knet
+
+    system = tuple(d for d in SYSTEM_DIRS if os.path.isdir(d))
+    source = str(Path(knet.__file__).resolve().parent.parent)
+    wanted = [sys.base_prefix, sys.prefix, *site.getsitepackages(), source]
+    runtime: list[str] = []
+    for path in (str(Path(p).resolve()) for p in wanted if os.path.isdir(p)):
+        covered = [*system, *runtime]
+        if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in covered):
+            runtime.append(path)
+    bin_dir = str(Path(sys.executable).parent)
+    all_caps = oci.ALL_CAPABILITIES
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status") as f:
+        all_caps = oci.capability_names(int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16))
+    return oci.HostLayout(system_dirs=system, runtime_dirs=tuple(runtime), python_path=source,
+                          extra_path=(bin_dir,) if bin_dir not in oci.DEFAULT_PATH.split(":") else (),
+                          all_capabilities=all_caps)
+
+
+def _mount_points(mounts: list[tuple[str, str, bool]], layout: oci.HostLayout,
+                  bundle_dir: Path) -> tuple[list[tuple[str, str, bool]], dict[str, str]]:
+    """The pod's binds made mountable in a container: a source missing on the host (a hostPath
+    such as /lib/modules on a machine without modules) shows an empty directory, as the one
+    containerd would create, without writing to the host; a destination inside a read-only
+    system dir that the host lacks (/etc/coredns) gets a placeholder in a layer of that dir."""
+    out = []
+    for src, dst, ro in mounts:
+        if not os.path.exists(src):
+            src = str(bundle_dir / "empty")
+            os.makedirs(src, exist_ok=True)
+        out.append((src, dst, ro))
+    overlays: dict[str, str] = {}
+    for system_dir, targets in oci.missing_mount_points(out, layout.system_dirs, os.path.exists).items():
+        layer = bundle_dir / "layers" / system_dir.strip("/").replace("/", "_")
+        for target in targets:
+            placeholder = layer / os.path.relpath(target, system_dir)
+            source = next(s for s, d, _ in out if d == target)
+            if os.path.isdir(source):
+                placeholder.mkdir(parents=True, exist_ok=True)
+            else:
+                placeholder.parent.mkdir(parents=True, exist_ok=True)
+                placeholder.touch()
+        overlays[system_dir] = str(layer)
+    return out, overlays
+
 
 class RealRuntime:
-    """Pods as namespaces on this node (the kubelet runs inside the node's namespaces)."""
+    """Pods as namespaces on this node (the kubelet runs inside the node's namespaces), their
+    containers under runc."""
 
     name = "real"
+    starts_in_cgroup = True  # runc's linux.cgroupsPath
 
-    def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str) -> None:
+    def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str, runc: RuncCli | None = None,
+                 layout: oci.HostLayout | None = None) -> None:
         self.cni_bin_dir = cni_bin_dir
         self.cni_conf_dir = cni_conf_dir
         self.root_dir = root_dir
+        # Per node: another node's (or cluster's) kubelet never lists or deletes these.
+        self.runc = runc if runc is not None else RealRunc(Path(root_dir) / "runc")
+        self.layout = layout if layout is not None else host_layout()
         pause_argv(pause_build_dir(root_dir))  # build the C pause now rather than on the first pod
+
+    async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
+                              env: dict[str, str], log_path: Path, hostname: str, container_id: str,
+                              bundle_dir: Path, cgroup: str | None = None) -> ContainerProcess:
+        """Write the container's bundle (config.json and an empty rootfs directory) in
+        bundle_dir and start it, its processes in a child cgroup of `cgroup` (the container's, with
+        its limits: runc removes its own cgroup when the container exits, the container's OOM
+        count stays). oci.ContainerConfigError: refused (runAsNonRoot...)."""
+        import json
+        import shutil
+
+        shutil.rmtree(bundle_dir, ignore_errors=True)  # a previous instance's writable layer goes
+        mounts, overlays = _mount_points(sandbox.mounts, self.layout, bundle_dir)
+        spec = oci.container_spec(
+            pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=mounts, layout=self.layout,
+            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net, pid=sandbox.new_pid),
+            overlays=overlays, cgroups_path=f"{cgroup}/{RUNC_CGROUP}" if cgroup else None)
+        (bundle_dir / "rootfs").mkdir(parents=True, exist_ok=True)
+        (bundle_dir / "rootfs" / "tmp").mkdir(mode=0o1777)
+        os.chmod(bundle_dir / "rootfs" / "tmp", 0o1777)
+        (bundle_dir / "config.json").write_text(json.dumps(spec, indent=1))
+        return await self.runc.run(container_id, bundle_dir, log_path)
+
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
+        return self.runc.exec_argv(container_id, env, tty, size)
+
+    async def clean_containers(self) -> int:
+        """Delete every container of this node's runc state (a previous kubelet's)."""
+        ids = await self.runc.list()
+        for cid in ids:
+            await self.runc.delete(cid)
+        return len(ids)
 
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return True
@@ -184,6 +302,8 @@ class RealRuntime:
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox:
         host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        share_pid = bool((pod.get("spec") or {}).get("shareProcessNamespace")) and \
+            not (pod.get("spec") or {}).get("hostPID")
         scratch = f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/overlay"
         os.makedirs(scratch, exist_ok=True)
         conflist = None
@@ -191,16 +311,17 @@ class RealRuntime:
             conflist = cni.load_conflist(self.cni_conf_dir)
             if conflist is None:
                 raise SandboxError("network is not ready: cni config uninitialized")
-        mount_args = [arg for src, dst, ro in mounts for arg in (src, dst, "1" if ro else "0")]
+        # The pause only holds namespaces: each runc container mounts the pod's files itself.
         proc = await asyncio.create_subprocess_exec(
-            *pause_argv(), hostname, "0" if host_network else "1", scratch, *mount_args,
+            *pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
         assert proc.stdout is not None
         line = (await proc.stdout.readline()).decode().strip()
         if line != "ok":
             await proc.wait()
             raise SandboxError(f"failed to create pod sandbox: {line or 'pause exited'}")
-        sandbox = Sandbox(id=new_id(), ip=node_ip, pid=proc.pid, new_net=not host_network, process=proc)
+        sandbox = Sandbox(id=new_id(), ip=node_ip, pid=proc.pid, new_net=not host_network, process=proc,
+                          mounts=list(mounts), new_pid=share_pid)
         if conflist is not None:
             try:
                 result = await cni.add_pod(conflist, self.cni_bin_dir, sandbox.id, f"/proc/{proc.pid}/ns/net", pod)
@@ -222,6 +343,10 @@ class RealRuntime:
         if sandbox.process is not None and sandbox.process.returncode is None:
             sandbox.process.send_signal(signal.SIGKILL)
             await sandbox.process.wait()
+        import shutil
+
+        # The containers' bundles (their writable layers): gone with the sandbox, as upstream.
+        shutil.rmtree(f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/containers", ignore_errors=True)
 
 
 def _pids() -> list[int]:
@@ -273,6 +398,7 @@ class SimRuntime:
     Static pods (the control plane) still run as host processes."""
 
     name = "sim"
+    starts_in_cgroup = False  # static pods' host processes are moved in once started
 
     def __init__(self) -> None:
         self.allocator = PodCidrAllocator()
@@ -292,3 +418,13 @@ class SimRuntime:
     async def remove_sandbox(self, sandbox: Sandbox, pod: Obj) -> None:
         if not (pod.get("spec") or {}).get("hostNetwork"):
             self.allocator.release(sandbox.ip)
+
+    async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
+                              env: dict[str, str], log_path: Path, hostname: str, container_id: str,
+                              bundle_dir: Path, cgroup: str | None = None) -> asyncio.subprocess.Process:
+        """A static pod's container: a host process (the simulated dataplane has no runc)."""
+        return await spawn_container(sandbox, argv, env, log_path, hostname)
+
+    def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
+                    tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
+        return sandbox.enter_argv()

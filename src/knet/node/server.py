@@ -129,11 +129,12 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         return ws
     # `/agnhost connect ...` in an agnhost container is knet's agnhost (upstream's NetworkPolicy
     # tests probe so); any other command runs as given.
-    argv = lifecycle.exec_argv(worker, run, command)
+    size, early = await _initial_size(ws) if tty else (None, None)
+    argv = lifecycle.exec_argv(worker, run, command, tty=tty, size=size)
     env = lifecycle.exec_env(run.env, dnsconfig.pod_hostname(worker.pod), tty)  # the container's own env
     try:
         if tty:
-            code = await _exec_tty(ws, argv, env, want_stdin, v5)
+            code = await _exec_tty(ws, argv, env, want_stdin, v5, size, early)
         else:
             code = await _exec_pipes(ws, argv, env, want_stdin, v5)
         status = exec_status(code)
@@ -178,9 +179,26 @@ async def _exec_pipes(ws: web.WebSocketResponse, argv: list[str], env: dict[str,
     return code
 
 
+async def _initial_size(ws: web.WebSocketResponse, wait: float = 0.25) -> tuple[tuple[int, int] | None, Any]:
+    """kubectl sends the terminal's size (channel 4) first: ((rows, cols), None) so that the
+    command starts at that size; else (None, the message that came instead, to be handled)."""
+    try:
+        msg = await asyncio.wait_for(ws.receive(), wait)
+    except TimeoutError:
+        return None, None
+    if msg.type == WSMsgType.BINARY and msg.data[:1] == bytes([RESIZE]):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            size = json.loads(msg.data[1:])
+            return (int(size["Height"]), int(size["Width"])), None
+        return None, None
+    return None, msg
+
+
 async def _exec_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, str], want_stdin: bool,
-                    v5: bool) -> int:
+                    v5: bool, size: tuple[int, int] | None = None, early: Any = None) -> int:
     master, slave = pty.openpty()
+    if size:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     # `setsid --ctty` makes the pty (its stdin) the controlling terminal of a new session, as a
     # container runtime does for `kubectl exec -t`; `--wait` hands back the command's exit code.
     proc = await asyncio.create_subprocess_exec("setsid", "--wait", "--ctty", *argv, env=env, stdin=slave,
@@ -204,8 +222,14 @@ async def _exec_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, s
         while data := await out_queue.get():
             await ws.send_bytes(bytes([STDOUT]) + data)
 
-    async def feed() -> None:
+    async def messages():
+        if early is not None:
+            yield early
         async for msg in ws:
+            yield msg
+
+    async def feed() -> None:
+        async for msg in messages():
             if msg.type != WSMsgType.BINARY or not msg.data:
                 continue
             channel, payload = msg.data[0], msg.data[1:]

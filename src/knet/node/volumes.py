@@ -264,10 +264,12 @@ async def _refresh_projected(api: Any, projected: Obj, ns: str, target: Path) ->
                 _write_items(target, _secret_data(obj), src.get("items"), 0o600)
 
 
-def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = None) -> list[tuple[str, str, bool]]:
+def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = None, *,
+                bind_all: bool = False) -> list[tuple[str, str, bool]]:
     """(source, mountPath, readOnly) for every container's volumeMounts (pods share one mount
     namespace here, so the union of all containers' mounts). A hostPath at its own path needs
-    no mount, unless it lies in `hidden` (see hide_cluster_dir)."""
+    no mount, unless it lies in `hidden` (see hide_cluster_dir) or `bind_all` (a container
+    whose root filesystem holds nothing of the host but its binds: runc)."""
     mounts: dict[str, tuple[str, str, bool]] = {}
     spec = pod.get("spec") or {}
     for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
@@ -277,7 +279,7 @@ def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = N
                 continue
             if vm.get("subPath"):
                 src = src / vm["subPath"]
-            if str(src) == vm["mountPath"] and not (hidden is not None and _inside(Path(src), hidden)):
+            if str(src) == vm["mountPath"] and not bind_all and not (hidden is not None and _inside(Path(src), hidden)):
                 continue  # a hostPath at its own path needs no mount
             mounts[vm["mountPath"]] = (str(src), vm["mountPath"], bool(vm.get("readOnly")))
     # Parents first, so a mount inside another mount lands on top of it.

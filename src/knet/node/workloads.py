@@ -36,7 +36,10 @@ AGNHOST_BINARIES: dict[str, str | None] = {
 
 def knet_argv() -> list[str]:
     """How to run `knet` itself (the installed script when there is one)."""
-    found = shutil.which("knet")
+    # The interpreter's own script first: a container sees the interpreter's prefix, not the
+    # PATH's shims (pyenv's are shell scripts calling pyenv).
+    beside = Path(sys.executable).with_name("knet")
+    found = str(beside) if beside.is_file() else shutil.which("knet")
     return [found] if found else [sys.executable, "-c", "from knet.cli.main import main; main()"]
 
 

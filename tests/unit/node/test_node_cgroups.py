@@ -279,7 +279,7 @@ def test_node_cgroups_pod_lifecycle_over_a_fake_v1_tree(tmp_path):
     assert (pod_dir / "memory.limit_in_bytes").read_text() == str(64 << 20)
     assert (tmp_path / "pids" / "knet/demo/node01/kubepods/pod1234/pids.max").read_text() == "512"
     assert (tmp_path / "cpu" / "knet/demo/node01/kubepods/besteffort/cpu.shares").read_text() == "2"
-    node.place_container(p, p["spec"]["containers"][0], "cid1", os.getpid() + 10**6)
+    node.add_process(node.create_container(p, p["spec"]["containers"][0], "cid1"), os.getpid() + 10**6)
     assert (pod_dir / "cid1" / "memory.limit_in_bytes").read_text() == str(64 << 20)
     assert not node.oom_killed(p, "cid1")
     (pod_dir / "cid1" / "memory.oom_control").write_text("oom_kill 1\n")
@@ -297,7 +297,7 @@ def test_node_without_cgroups_does_nothing():
     none = NodeCgroups.none()
     p = pod([{"name": "c"}])
     none.create_pod(p)
-    none.place_container(p, {"name": "c"}, "x", 1)
+    assert none.create_container(p, {"name": "c"}, "x") is None
     assert not none.enabled and not none.oom_killed(p, "x") and none.sample("/") is None
 
 
@@ -322,7 +322,7 @@ def test_summary_api_shape_from_a_fake_tree(tmp_path):
     p = pod([container(rl("100m"), rl("200m"), name="main")])
     p["metadata"]["namespace"] = "d"
     node.create_pod(p)
-    node.place_container(p, p["spec"]["containers"][0], "cid", 1)
+    node.add_process(node.create_container(p, p["spec"]["containers"][0], "cid"), 1)
 
     def write(path: str, cpu: int, mem: int) -> None:
         (tmp_path / "cpuacct" / path / "cpuacct.usage").write_text(str(cpu))

@@ -1,0 +1,223 @@
+"""The `runc` command line, behind a small interface (RuncCli) with a fake for unit tests.
+
+A container runs as `runc run --bundle DIR ID` in the foreground, a child of the kubelet: its
+stdout/stderr are the container's (runc hands its own descriptors to the container process,
+so they go to the log file), it exits with the container's exit code (128+N for a signal), and
+it removes the container when the process ends. Signals go through `runc kill` (killing the
+runc process itself would orphan the container); `runc exec` runs a command in a running
+container; `runc delete --force` removes what a dead kubelet left behind. Every command takes
+`--root STATE`: this node's own state directory, so that clusters and nodes never see each
+other's containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+RUNC = "runc"
+
+
+class RuncError(RuntimeError):
+    pass
+
+
+class ContainerProcess(Protocol):
+    """What the pod worker holds of a running container (asyncio.subprocess.Process-like)."""
+
+    pid: int
+    container_id: str
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+class RuncCli(Protocol):
+    async def run(self, container_id: str, bundle: Path, log_path: Path) -> ContainerProcess: ...
+
+    async def kill(self, container_id: str, sig: int) -> bool: ...
+
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]: ...
+
+    async def delete(self, container_id: str) -> None: ...
+
+    async def list(self) -> list[str]: ...
+
+
+def available() -> bool:
+    return shutil.which(RUNC) is not None
+
+
+class RuncProcess:
+    """A `runc run` child: the container's process as the pod worker sees it."""
+
+    def __init__(self, cli: RealRunc, container_id: str, proc: asyncio.subprocess.Process) -> None:
+        self.cli = cli
+        self.container_id = container_id
+        self.proc = proc
+        self.pid = proc.pid
+        self._signals: set[asyncio.Task] = set()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    async def wait(self) -> int:
+        return await self.proc.wait()
+
+    def send_signal(self, sig: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._signal(sig))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _signal(self, sig: int) -> None:
+        # Right after `runc run` starts, the container may not exist yet: try again briefly.
+        for _ in range(40):
+            if self.proc.returncode is not None or await self.cli.kill(self.container_id, sig):
+                return
+            await asyncio.sleep(0.05)
+        if sig == signal.SIGKILL and self.proc.returncode is None:  # last resort: force it away
+            await self.cli.delete(self.container_id)
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class RealRunc:
+    def __init__(self, state_dir: str | Path, binary: str = RUNC) -> None:
+        self.state_dir = str(state_dir)
+        self.binary = binary
+
+    def _argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.state_dir, *args]
+
+    async def run(self, container_id: str, bundle: Path, log_path: Path) -> RuncProcess:
+        os.makedirs(self.state_dir, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab", buffering=0) as out:
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv("run", "--bundle", str(bundle), container_id),
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+        await self._started(container_id, proc)
+        return RuncProcess(self, container_id, proc)
+
+    async def _started(self, container_id: str, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+        """Return once the container's process runs (as CRI's StartContainer does), so that
+        Running is true when reported and `runc exec` finds the container: runc has saved its
+        state.json and removed exec.fifo (a created container waits on it), or `runc run`
+        ended (a failed start: its exit code and log tell)."""
+        state = Path(self.state_dir) / container_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while proc.returncode is None and loop.time() < deadline:
+            if (state / "state.json").exists() and not (state / "exec.fifo").exists():
+                return
+            await asyncio.sleep(0.005)
+
+    async def _call(self, *args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(*self._argv(*args), stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode(errors="replace").strip()
+
+    async def kill(self, container_id: str, sig: int) -> bool:
+        code, _ = await self._call("kill", container_id, str(int(sig)))
+        return code == 0
+
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]:
+        """argv prefix running a command (appended) in the container, with its user, env,
+        capabilities and seccomp profile (runc exec starts from the container's process spec).
+        tty: a terminal of the container's own (`-t`), relayed by runc to its stdin/stdout
+        (which must then be a terminal; its size follows on SIGWINCH; `size`: (rows, cols) to
+        start with); without it, runc relays the command's stdio through pipes."""
+        extra = [arg for k, v in (env or {}).items() for arg in ("--env", f"{k}={v}")]
+        argv = self._argv("exec", *(["-t"] if tty else []), *extra, container_id)
+        if tty and size:
+            # runc sizes the container's terminal only after the command started (a race with
+            # its first `stty size`): set the client's initial size first, then become the command.
+            argv += ["/bin/sh", "-c", 'stty rows "$1" cols "$2" 2>/dev/null; shift 2; exec "$@"', "sh",
+                     str(size[0]), str(size[1])]
+        return argv
+
+    async def delete(self, container_id: str) -> None:
+        await self._call("delete", "--force", container_id)
+
+    async def list(self) -> list[str]:
+        if not os.path.isdir(self.state_dir):
+            return []
+        code, out = await self._call("list", "--format", "json")
+        if code != 0:
+            raise RuncError(f"runc list: {out}")
+        return [c["id"] for c in json.loads(out or "null") or []]
+
+
+class FakeProcess:
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        self.pid = 0
+        self._done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.signals: list[int] = []
+
+    @property
+    def returncode(self) -> int | None:
+        return self._done.result() if self._done.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._done)
+
+    def exit(self, code: int) -> None:
+        if not self._done.done():
+            self._done.set_result(code)
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        self.exit(128 + sig)
+
+
+class FakeRunc:
+    """In-memory runc for unit tests: containers are futures; a signal ends one (128+N)."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, FakeProcess] = {}
+        self.bundles: dict[str, dict] = {}
+        self.deleted: list[str] = []
+
+    async def run(self, container_id: str, bundle: Path, log_path: Path) -> FakeProcess:
+        self.bundles[container_id] = json.loads((bundle / "config.json").read_text())
+        proc = FakeProcess(container_id)
+        self.containers[container_id] = proc
+        return proc
+
+    async def kill(self, container_id: str, sig: int) -> bool:
+        proc = self.containers.get(container_id)
+        if proc is None or proc.returncode is not None:
+            return False
+        proc.send_signal(sig)
+        return True
+
+    def exec_argv(self, container_id: str, env: dict[str, str] | None = None, tty: bool = False,
+                  size: tuple[int, int] | None = None) -> list[str]:
+        return ["fake-runc", "exec", *(["-t"] if tty else []), container_id]
+
+    async def delete(self, container_id: str) -> None:
+        self.deleted.append(container_id)
+        proc = self.containers.pop(container_id, None)
+        if proc is not None:
+            proc.exit(137)
+
+    async def list(self) -> list[str]:
+        return [cid for cid, p in self.containers.items() if p.returncode is None]

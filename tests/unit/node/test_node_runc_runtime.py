@@ -1,0 +1,73 @@
+"""RealRuntime's container side against the fake runc: the bundle it writes (config.json, an
+empty rootfs, mount points the host lacks), signals through `runc kill`, exec through `runc
+exec`, and the cleanup of a previous kubelet's containers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from knet.node import oci
+from knet.node.runc import FakeRunc, RealRunc
+from knet.node.runtime import RealRuntime, Sandbox, signal_process
+
+
+def runtime(tmp_path: Path, runc: FakeRunc) -> RealRuntime:
+    layout = oci.HostLayout(system_dirs=("/usr", "/etc"), runtime_dirs=(), python_path="/src")
+    rt = RealRuntime.__new__(RealRuntime)  # no pause build, no CNI: only the container side
+    rt.cni_bin_dir, rt.cni_conf_dir, rt.root_dir, rt.runc, rt.layout = "", "", str(tmp_path), runc, layout
+    return rt
+
+
+POD = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"}, "spec": {"containers": [{"name": "c"}]}}
+
+
+def test_bundle_and_lifecycle(tmp_path):
+    async def main():
+        fake = FakeRunc()
+        rt = runtime(tmp_path, fake)
+        volume = tmp_path / "vol"
+        volume.mkdir()
+        sandbox = Sandbox(id="s", ip="10.0.0.2", pid=77, new_net=True, mounts=[
+            (str(volume), "/etc/knet-test-missing-dir", True),      # mount point the host's /etc lacks
+            (str(tmp_path / "no-such-source"), "/lib/modules", True),  # a hostPath missing on the host
+            (str(volume), "/data", False)])
+        bundle = tmp_path / "pods" / "u1" / "containers" / "c"
+        (bundle / "rootfs" / "stale").mkdir(parents=True)  # a previous instance's layer goes
+        proc = await rt.start_container(sandbox, POD, {"name": "c", "image": "busybox"}, ["sleep", "1"],
+                                        {"K": "V"}, tmp_path / "log", "web", "cid1", bundle)
+        spec = fake.bundles["cid1"]
+        assert spec == json.loads((bundle / "config.json").read_text())
+        assert not (bundle / "rootfs" / "stale").exists() and (bundle / "rootfs" / "tmp").stat().st_mode & 0o1777 == 0o1777
+        etc = next(m for m in spec["mounts"] if m["destination"] == "/etc")
+        assert etc["type"] == "overlay" and (bundle / "layers" / "etc" / "knet-test-missing-dir").is_dir()
+        modules = next(m for m in spec["mounts"] if m["destination"] == "/lib/modules")
+        assert modules["source"] == str(bundle / "empty") and not (tmp_path / "no-such-source").exists()
+        env = dict(e.split("=", 1) for e in spec["process"]["env"])
+        assert env["K"] == "V" and env["HOSTNAME"] == "web"
+        assert {"type": "network", "path": "/proc/77/ns/net"} in spec["linux"]["namespaces"]
+        assert rt.exec_prefix(sandbox, "cid1") == ["fake-runc", "exec", "cid1"]
+        assert await rt.clean_containers() == 1 and fake.deleted == ["cid1"]
+        assert await proc.wait() == 137
+
+        proc = await rt.start_container(sandbox, POD, {"name": "c"}, ["sleep", "1"], {}, tmp_path / "log", "web",
+                                        "cid2", bundle)
+        signal_process(proc, signal.SIGTERM)  # through `runc kill`, not to the runc process
+        assert await proc.wait() == 143 and proc.signals == [signal.SIGTERM]
+
+        with pytest.raises(oci.ContainerConfigError):
+            await rt.start_container(sandbox, {**POD, "spec": {"securityContext": {"runAsNonRoot": True}}},
+                                     {"name": "c"}, ["true"], {}, tmp_path / "log", "web", "cid3", bundle)
+
+    asyncio.run(main())
+
+
+def test_real_runc_argv_is_scoped_to_the_nodes_state_dir(tmp_path):
+    runc = RealRunc(tmp_path / "runc")
+    assert runc.exec_argv("abc", {"TERM": "xterm"}) == [
+        "runc", "--root", str(tmp_path / "runc"), "exec", "--env", "TERM=xterm", "abc"]
+    assert asyncio.run(runc.list()) == []  # no state dir yet: nothing to list (and no runc call)
