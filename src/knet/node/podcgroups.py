@@ -103,7 +103,10 @@ class NodeCgroups:
             return
         path = self.container_path(pod, container_id)
         self.driver.create(path, cgroups.container_resources(container))
-        self.driver.add_process(path, pid)
+        try:
+            self.driver.add_process(path, pid)
+        except ProcessLookupError:
+            pass  # it has already exited (`sh -c "exit 42"`): nothing left to limit
 
     def oom_killed(self, pod: Obj, container_id: str) -> bool:
         """Whether the kernel's OOM killer struck in this container instance's cgroup (a new one per
