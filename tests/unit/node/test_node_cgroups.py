@@ -395,3 +395,12 @@ def test_a_container_that_already_exited_is_not_an_error(tmp_path):
     node.create_pod(p)
     node.place_container(p, {"name": "c"}, "cid", 999999)
     assert not node.oom_killed(p, "cid")
+
+
+def test_default_cgroup_root_follows_the_state_dir():
+    from knet.node.podcgroups import default_cgroup_root
+
+    assert default_cgroup_root("/var/lib/knet/demo/nodes/node01", "node01") == "/knet/demo/node01"
+    other = default_cgroup_root("/tmp/x/kd1", "kd1")
+    assert other.startswith("/knet/kubelet-") and other.endswith("/kd1")
+    assert other != default_cgroup_root("/tmp/y/kd1", "kd1")
