@@ -108,8 +108,12 @@ class NodeCgroups:
 
     def add_process(self, path: str, pid: int) -> None:
         """A just-started process (and so every child it makes later) into the cgroup `path`."""
-        if self.driver is not None:
+        if self.driver is None:
+            return
+        try:
             self.driver.add_process(path, pid)
+        except ProcessLookupError:
+            pass  # it has already exited (`sh -c "exit 42"`): nothing left to limit
 
     def oom_killed(self, pod: Obj, container_id: str) -> bool:
         """Whether the kernel's OOM killer struck in this container instance's cgroup (a new one per
@@ -172,6 +176,19 @@ def cpu_rate(before: Sample, after: Sample) -> float | None:
     return used / 1e9 / dt
 
 
+def default_cgroup_root(root_dir: str, node: str) -> str:
+    """/knet/<cluster>/<node> for a root-dir `.../<cluster>/nodes/<node>` (knet up's layout), else
+    /knet/kubelet-<hash of the root-dir>/<node>: kubelets of different trees never share one."""
+    import hashlib
+    from pathlib import Path
+
+    parts = Path(root_dir).resolve().parts
+    if len(parts) >= 3 and parts[-2] == "nodes":
+        return cgroups.cgroup_root(parts[-3], node)
+    digest = hashlib.sha1(str(Path(root_dir).resolve()).encode()).hexdigest()[:8]
+    return cgroups.cgroup_root(f"kubelet-{digest}", node)
+
+
 def for_node(cfg: Any, node: str, root_dir: str) -> NodeCgroups:
     """A real node's cgroups (under --cgroup-root, else /knet/<cluster>/<node> with the cluster
     named by the state dir root-dir lies in); none on the simulated dataplane or without
@@ -182,13 +199,7 @@ def for_node(cfg: Any, node: str, root_dir: str) -> NodeCgroups:
     if driver is None:
         log.warning("no cgroup v1 memory+cpu or v2 hierarchy mounted: pod limits are not applied, no stats")
         return NodeCgroups.none()
-    root = cfg.cgroup_root
-    if not root:
-        from pathlib import Path
-
-        parts = Path(root_dir).resolve().parts
-        cluster = parts[-3] if len(parts) >= 3 and parts[-2] == "nodes" else "kubelet"
-        root = cgroups.cgroup_root(cluster, node)
+    root = cfg.cgroup_root or default_cgroup_root(root_dir, node)
     pids = cfg.pod_max_pids if cfg.pod_max_pids > 0 else None
     node_cgroups = NodeCgroups(driver, root, pids)
     try:

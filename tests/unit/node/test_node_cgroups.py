@@ -382,3 +382,25 @@ def test_burstable_parent_weight_follows_its_pods_requests(tmp_path):
     assert shares.read_text() == "256"
     asyncio.run(node.remove_pod(b))
     assert shares.read_text() == "2"
+
+
+def test_a_container_that_already_exited_is_not_an_error(tmp_path):
+    class GoneV1(V1Driver):
+        def add_process(self, path: str, pid: int) -> None:
+            raise ProcessLookupError(3, "No such process")  # what the kernel answers for a reaped pid
+
+    mounts = {c: str(tmp_path / c) for c in ("cpu", "cpuacct", "memory", "pids")}
+    node = NodeCgroups(GoneV1(mounts), "/knet/demo/node01")
+    p = pod([{"name": "c"}])
+    node.create_pod(p)
+    node.add_process(node.create_container(p, {"name": "c"}, "cid"), 999999)
+    assert not node.oom_killed(p, "cid")
+
+
+def test_default_cgroup_root_follows_the_state_dir():
+    from knet.node.podcgroups import default_cgroup_root
+
+    assert default_cgroup_root("/var/lib/knet/demo/nodes/node01", "node01") == "/knet/demo/node01"
+    other = default_cgroup_root("/tmp/x/kd1", "kd1")
+    assert other.startswith("/knet/kubelet-") and other.endswith("/kd1")
+    assert other != default_cgroup_root("/tmp/y/kd1", "kd1")
