@@ -286,6 +286,8 @@ class CgroupDriver(Protocol):
 
     def pids(self, path: str) -> list[int]: ...
 
+    def oom_notifier(self, path: str) -> int | None: ...
+
     def remove(self, path: str) -> bool: ...
 
     def exists(self, path: str) -> bool: ...
@@ -397,6 +399,26 @@ class V1Driver:
                     found.add(int(line))
         return sorted(found)
 
+    def oom_notifier(self, path: str) -> int | None:
+        """An eventfd the kernel signals when the memcg at `path` (or one below it) runs out of
+        memory: cgroup.event_control on memory.oom_control, containerd's v1 OOM watch. v1 counts
+        an OOM kill only in the victim's own memcg (`oom_kill`), which runc removes with the
+        container; the notification is the limited cgroup's, which stays."""
+        mem = self._at("memory", path)
+        if mem is None:
+            return None
+        efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        try:
+            control = os.open(mem / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _write(mem / "cgroup.event_control", f"{efd} {control}")
+            finally:
+                os.close(control)
+        except OSError:
+            os.close(efd)
+            return None
+        return efd
+
     def remove(self, path: str) -> bool:
         return all([_rmdir_tree(d / path.strip("/")) for d in self._dirs()])
 
@@ -458,6 +480,9 @@ class V2Driver:
             for line in (_read(Path(dirpath) / "cgroup.procs") or "").split():
                 found.add(int(line))
         return sorted(found)
+
+    def oom_notifier(self, path: str) -> int | None:
+        return None  # memory.events is hierarchical: the container's cgroup counts its children's kills
 
     def remove(self, path: str) -> bool:
         return _rmdir_tree(self.mount / path.strip("/"))

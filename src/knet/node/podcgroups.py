@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ class NodeCgroups:
         self._burstable_requests: dict[str, int] = {}  # pod uid -> its CPU request (millicores)
         # The previous sample per cgroup, for usageNanoCores (the rate between two reads).
         self._last: dict[str, Sample] = {}
+        self._oom_events: dict[str, int] = {}  # container cgroup -> its OOM eventfd (cgroup v1)
 
     @classmethod
     def none(cls) -> NodeCgroups:
@@ -104,6 +106,9 @@ class NodeCgroups:
             return None
         path = self.container_path(pod, container_id)
         self.driver.create(path, cgroups.container_resources(container))
+        notifier = self.driver.oom_notifier(path)
+        if notifier is not None:
+            self._oom_events[path] = notifier
         return path
 
     def add_process(self, path: str, pid: int) -> None:
@@ -120,7 +125,8 @@ class NodeCgroups:
         start, so any count is a rise)."""
         if self.driver is None:
             return False
-        return self.driver.oom_kills(self.container_path(pod, container_id)) > 0
+        path = self.container_path(pod, container_id)
+        return self.driver.oom_kills(path) > 0 or _signalled(self._oom_events.get(path))
 
     def remove_container(self, pod: Obj, container_id: str) -> None:
         if self.driver is None:
@@ -128,6 +134,9 @@ class NodeCgroups:
         path = self.container_path(pod, container_id)
         cgroups.kill_all(self.driver, path)
         self.driver.remove(path)
+        notifier = self._oom_events.pop(path, None)
+        if notifier is not None:
+            os.close(notifier)
         self._last.pop(path, None)
 
     async def remove_pod(self, pod: Obj) -> None:
@@ -144,6 +153,8 @@ class NodeCgroups:
             log.warning("pod cgroup %s could not be removed", path)
         for key in [k for k in self._last if k.startswith(path + "/") or k == path]:
             del self._last[key]
+        for key in [k for k in self._oom_events if k.startswith(path + "/")]:
+            os.close(self._oom_events.pop(key))
         if self._burstable_requests.pop(pod["metadata"]["uid"], None) is not None:
             self._update_burstable()
 
@@ -164,6 +175,16 @@ class NodeCgroups:
 
     def node_path(self) -> str:
         return cgroups.kubepods(self.root)
+
+
+def _signalled(eventfd: int | None) -> bool:
+    """Whether an eventfd was signalled (read without waiting)."""
+    if eventfd is None:
+        return False
+    try:
+        return os.eventfd_read(eventfd) > 0
+    except BlockingIOError:
+        return False
 
 
 def cpu_rate(before: Sample, after: Sample) -> float | None:

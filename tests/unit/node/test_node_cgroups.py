@@ -404,3 +404,27 @@ def test_default_cgroup_root_follows_the_state_dir():
     other = default_cgroup_root("/tmp/x/kd1", "kd1")
     assert other.startswith("/knet/kubelet-") and other.endswith("/kd1")
     assert other != default_cgroup_root("/tmp/y/kd1", "kd1")
+
+
+def test_an_oom_notification_makes_the_exit_oom_killed_after_the_runtime_removed_its_cgroup(tmp_path):
+    # cgroup v1 counts an OOM kill only in the victim's own memcg (runc's, removed with the
+    # container); the container cgroup's OOM notification (an eventfd) is what stays.
+    events: list[int] = []
+
+    class NotifyingV1(V1Driver):
+        def oom_notifier(self, path: str) -> int | None:
+            events.append(os.eventfd(0, os.EFD_NONBLOCK))
+            return events[-1]
+
+    mounts = {c: str(tmp_path / c) for c in ("cpu", "cpuacct", "memory", "pids")}
+    node = NodeCgroups(NotifyingV1(mounts), "/knet/demo/node01")
+    p = pod([{"name": "c", "resources": {"limits": {"memory": "64Mi"}}}])
+    node.create_pod(p)
+    node.create_container(p, p["spec"]["containers"][0], "quiet")
+    node.create_container(p, p["spec"]["containers"][0], "hog")
+    os.eventfd_write(events[1], 1)  # what the kernel does when the hog's cgroup runs out of memory
+    assert not node.oom_killed(p, "quiet")
+    assert node.oom_killed(p, "hog")
+    node.remove_container(p, "hog")
+    with pytest.raises(OSError):
+        os.fstat(events[1])  # closed with its cgroup
