@@ -223,6 +223,10 @@ def test_allow_from_namespace(m):
     m.apply(netpol("x", "allow-from-y", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
         {"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}))
     m.expect(lambda s, d: d != "x/a" or s.startswith("y/"))
+    # what `knet netpol check` (the rules evaluated without a kernel, as on sim clusters) answers agrees
+    assert m.cluster.knet("netpol", "check", "np-y/b", "np-x/a", "--port", "80").returncode == 0
+    denied = m.cluster.knet("netpol", "check", "np-z/b", "np-x/a", "--port", "80")
+    assert denied.returncode == 1 and "denied" in denied.stdout
 
 
 def test_namespace_and_pod_selector_together_and_apart(m):
