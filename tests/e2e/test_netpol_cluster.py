@@ -313,3 +313,29 @@ def test_metrics(m):
     assert "knet_netpol_sync_duration_seconds_count" in out
     assert "knet_netpol_sync_errors_total 0" in out
     assert "knet_netpol_isolated_pods" in out and "knet_netpol_isolated_pods 0" not in out
+
+
+def test_isolated_pod_not_reachable_through_a_node_port(m):
+    """As an attacker: a pod that a policy isolates stays closed when reached through a NodePort on
+    any node (kube-proxy DNATs, and on other nodes masquerades, before the policy checks)."""
+    m.apply(netpol("x", "deny", {"podSelector": {"matchLabels": {"pod": "a"}}}))
+    m.kubectl("patch", "service", "s-x-a", "-n", ns_name("x"), "-p", '{"spec": {"type": "NodePort"}}')
+    try:
+        svc = json.loads(m.kubectl("get", "service", "s-x-a", "-n", ns_name("x"), "-o", "json").stdout)
+        node_port = next(p["nodePort"] for p in svc["spec"]["ports"] if p["port"] == 80 and p["protocol"] == "TCP")
+        nodes = json.loads(m.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        ips = [a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "InternalIP"]
+        targets = [(ip, ip, node_port, "tcp") for ip in ips]
+        m.expect(lambda s, d: d != "x/a")
+        for src in ("y/b", "x/b", "z/c"):
+            got = m.probe_from(src, targets)
+            assert not any(got.values()), f"{src} reached isolated x/a through NodePort {node_port}: {got}"
+        m.kubectl("delete", "networkpolicy", "deny", "-n", ns_name("x"))
+        m.cluster.wait_for("x/a reachable through the NodePort once the policy is gone",
+                           lambda: all(m.probe_from("y/b", targets).values()), timeout=20, interval=0.5)
+    finally:
+        m.kubectl("patch", "service", "s-x-a", "-n", ns_name("x"), "--type=json",
+                  "-p", '[{"op": "replace", "path": "/spec/type", "value": "ClusterIP"}, '
+                        '{"op": "remove", "path": "/spec/ports/0/nodePort"}, {"op": "remove", "path": "/spec/ports/1/nodePort"}, '
+                        '{"op": "remove", "path": "/spec/ports/2/nodePort"}, {"op": "remove", "path": "/spec/ports/3/nodePort"}]',
+                  check=False)
