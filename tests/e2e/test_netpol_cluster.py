@@ -269,6 +269,15 @@ def test_default_deny_egress_with_dns_allowed(m):
     m.expect(lambda s, d: not s.startswith("x/") or d == "y/a", via="service")  # by name: DNS works
 
 
+def test_deny_all_ingress_and_egress_together(m):
+    # upstream "should support denying of egress traffic on the client side (even if the server
+    # explicitly allows this traffic)": y/a denies all egress, x/a allows all ingress
+    m.apply(netpol("y", "deny-all", {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress", "Egress"]}),
+            netpol("x", "allow-all", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{}]}))
+    m.expect(lambda s, d: s != "y/a" and d != "y/a")
+    m.expect(lambda s, d: s != "y/a" and d != "y/a", port=81, proto="udp")
+
+
 def test_policy_added_and_removed_while_traffic_flows(m):
     m.apply(netpol("y", "deny", {"podSelector": {"matchLabels": {"pod": "b"}}}))
     m.expect(lambda s, d: d != "y/b")
