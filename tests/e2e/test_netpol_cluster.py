@@ -223,6 +223,10 @@ def test_allow_from_namespace(m):
     m.apply(netpol("x", "allow-from-y", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
         {"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}))
     m.expect(lambda s, d: d != "x/a" or s.startswith("y/"))
+    # what `knet netpol check` (the rules evaluated without a kernel, as on sim clusters) answers agrees
+    assert m.cluster.knet("netpol", "check", "np-y/b", "np-x/a", "--port", "80").returncode == 0
+    denied = m.cluster.knet("netpol", "check", "np-z/b", "np-x/a", "--port", "80")
+    assert denied.returncode == 1 and "denied" in denied.stdout
 
 
 def test_namespace_and_pod_selector_together_and_apart(m):
@@ -263,6 +267,15 @@ def test_default_deny_egress_with_dns_allowed(m):
         {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
         {"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}, "podSelector": {"matchLabels": {"pod": "a"}}}]}]}))
     m.expect(lambda s, d: not s.startswith("x/") or d == "y/a", via="service")  # by name: DNS works
+
+
+def test_deny_all_ingress_and_egress_together(m):
+    # upstream "should support denying of egress traffic on the client side (even if the server
+    # explicitly allows this traffic)": y/a denies all egress, x/a allows all ingress
+    m.apply(netpol("y", "deny-all", {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress", "Egress"]}),
+            netpol("x", "allow-all", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{}]}))
+    m.expect(lambda s, d: s != "y/a" and d != "y/a")
+    m.expect(lambda s, d: s != "y/a" and d != "y/a", port=81, proto="udp")
 
 
 def test_policy_added_and_removed_while_traffic_flows(m):
@@ -309,3 +322,29 @@ def test_metrics(m):
     assert "knet_netpol_sync_duration_seconds_count" in out
     assert "knet_netpol_sync_errors_total 0" in out
     assert "knet_netpol_isolated_pods" in out and "knet_netpol_isolated_pods 0" not in out
+
+
+def test_isolated_pod_not_reachable_through_a_node_port(m):
+    """As an attacker: a pod that a policy isolates stays closed when reached through a NodePort on
+    any node (kube-proxy DNATs, and on other nodes masquerades, before the policy checks)."""
+    m.apply(netpol("x", "deny", {"podSelector": {"matchLabels": {"pod": "a"}}}))
+    m.kubectl("patch", "service", "s-x-a", "-n", ns_name("x"), "-p", '{"spec": {"type": "NodePort"}}')
+    try:
+        svc = json.loads(m.kubectl("get", "service", "s-x-a", "-n", ns_name("x"), "-o", "json").stdout)
+        node_port = next(p["nodePort"] for p in svc["spec"]["ports"] if p["port"] == 80 and p["protocol"] == "TCP")
+        nodes = json.loads(m.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        ips = [a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "InternalIP"]
+        targets = [(ip, ip, node_port, "tcp") for ip in ips]
+        m.expect(lambda s, d: d != "x/a")
+        for src in ("y/b", "x/b", "z/c"):
+            got = m.probe_from(src, targets)
+            assert not any(got.values()), f"{src} reached isolated x/a through NodePort {node_port}: {got}"
+        m.kubectl("delete", "networkpolicy", "deny", "-n", ns_name("x"))
+        m.cluster.wait_for("x/a reachable through the NodePort once the policy is gone",
+                           lambda: all(m.probe_from("y/b", targets).values()), timeout=20, interval=0.5)
+    finally:
+        m.kubectl("patch", "service", "s-x-a", "-n", ns_name("x"), "--type=json",
+                  "-p", '[{"op": "replace", "path": "/spec/type", "value": "ClusterIP"}, '
+                        '{"op": "remove", "path": "/spec/ports/0/nodePort"}, {"op": "remove", "path": "/spec/ports/1/nodePort"}, '
+                        '{"op": "remove", "path": "/spec/ports/2/nodePort"}, {"op": "remove", "path": "/spec/ports/3/nodePort"}]',
+                  check=False)

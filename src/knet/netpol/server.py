@@ -103,9 +103,10 @@ async def run(opts: Options) -> None:
                 await inf.wait_synced()
             log.info("caches synced: %d policies, %d pods, %d namespaces", len(ctl.policies), len(ctl.pods),
                      len(ctl.namespaces))
+            verify = True
             while True:
                 wake.clear()
-                ok = await asyncio.to_thread(ctl.sync)
+                ok = await asyncio.to_thread(ctl.sync, verify)
                 if not ok and ctl.last_error != reported:
                     reported = ctl.last_error
                     for pol in list(ctl.policies.values()):  # say so where users look: describe netpol
@@ -114,7 +115,9 @@ async def run(opts: Options) -> None:
                 try:
                     await asyncio.wait_for(wake.wait(), RESYNC_SECONDS if ok else RETRY_SECONDS)
                 except TimeoutError:
+                    verify = True  # the periodic check that the kernel still has our rules
                     continue
+                verify = not ok
                 await asyncio.sleep(DEBOUNCE_SECONDS)
         finally:
             for t in tasks:

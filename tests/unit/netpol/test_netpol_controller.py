@@ -94,3 +94,13 @@ def test_addon_image_runs_the_controller():
     argv = container_argv({"image": "ghcr.io/knet/knet-net:v1.29.0"},
                           ["/usr/local/bin/knet-netpol", "--hostname-override=node01"], [], knet=["knet"])
     assert argv == ["knet", "netpol-controller", "--hostname-override=node01"]
+
+
+def test_unchanged_rendering_without_verify_runs_nothing():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    nf.ipt.tables["filter"]["FORWARD"].remove(render.jump_rule())  # someone removed our jump
+    restores = len(nf.ipt.restores)
+    assert ctl.sync(verify=False) and len(nf.ipt.restores) == restores  # a pod update: no process
+    assert ctl.sync(verify=True) and nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
