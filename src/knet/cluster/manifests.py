@@ -149,8 +149,9 @@ def etcd_command(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
 @dataclass(frozen=True)
 class HostPath:
     """A hostPath volume shown at its own path, as kubeadm's static pods mount /etc/kubernetes/pki,
-    /var/lib/etcd and their kubeconfig: the cluster's directory is hidden from every pod
-    (knet.node.volumes.hide_cluster_dir), so a component sees only the files given to it."""
+    /var/lib/etcd and their kubeconfig: a container sees nothing of the host's state
+    directory but these (runc: its root filesystem holds only its binds), so a component sees
+    only the files given to it."""
 
     name: str
     path: Path

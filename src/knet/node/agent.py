@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import logging
 import os
 import subprocess
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from knet.client import ApiClient, ApiError, Informer, load_config
@@ -70,16 +68,6 @@ class NodeAgent:
         self.well_known_hosts = _hosts_entries() if self.cfg.dataplane == "real" else {}
 
     # -- facade used by pod workers -------------------------------------------------------
-    @functools.cached_property
-    def cluster_dir(self) -> Path | None:
-        """The knet cluster's state directory this node's root-dir lies in (ROOT/NAME, holding
-        cluster.yaml, pki/, kubeconfig/, data/: docs/contracts.md s.5), hidden from pods; None
-        for a kubelet run elsewhere."""
-        for parent in Path(self.root_dir).resolve().parents:
-            if (parent / "cluster.yaml").is_file() and (parent / "pki").is_dir():
-                return parent
-        return None
-
     @property
     def api(self) -> ApiClient | None:
         return self.kubelet.api if self.kubelet.api_ready else None

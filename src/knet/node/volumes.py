@@ -264,12 +264,11 @@ async def _refresh_projected(api: Any, projected: Obj, ns: str, target: Path) ->
                 _write_items(target, _secret_data(obj), src.get("items"), 0o600)
 
 
-def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = None, *,
-                bind_all: bool = False) -> list[tuple[str, str, bool]]:
-    """(source, mountPath, readOnly) for every container's volumeMounts (pods share one mount
-    namespace here, so the union of all containers' mounts). A hostPath at its own path needs
-    no mount, unless it lies in `hidden` (see hide_cluster_dir) or `bind_all` (a container
-    whose root filesystem holds nothing of the host but its binds: runc)."""
+def bind_mounts(pod: Obj, volume_paths: dict[str, Path], *, bind_all: bool = False) -> list[tuple[str, str, bool]]:
+    """(source, mountPath, readOnly) for every container's volumeMounts (the union of all
+    containers' mounts). A hostPath at its own path needs no mount in a process that sees the
+    host's files (a simulated node's static pod), unless `bind_all`: a runc container, whose root
+    filesystem holds nothing of the host but its binds."""
     mounts: dict[str, tuple[str, str, bool]] = {}
     spec = pod.get("spec") or {}
     for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
@@ -279,37 +278,11 @@ def bind_mounts(pod: Obj, volume_paths: dict[str, Path], hidden: Path | None = N
                 continue
             if vm.get("subPath"):
                 src = src / vm["subPath"]
-            if str(src) == vm["mountPath"] and not bind_all and not (hidden is not None and _inside(Path(src), hidden)):
+            if str(src) == vm["mountPath"] and not bind_all:
                 continue  # a hostPath at its own path needs no mount
             mounts[vm["mountPath"]] = (str(src), vm["mountPath"], bool(vm.get("readOnly")))
     # Parents first, so a mount inside another mount lands on top of it.
     return sorted(mounts.values(), key=lambda m: m[1].count("/"))
-
-
-def _inside(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
-
-
-def hide_cluster_dir(mounts: list[tuple[str, str, bool]], hidden: Path,
-                     mask_dir: Path) -> list[tuple[str, str, bool]]:
-    """`mounts` with the cluster's state directory (`hidden`: every key and kubeconfig of the
-    cluster, the store's data, other pods' volumes) covered by `mask_dir`, an empty read-only
-    directory, so a pod reads none of it (on a kubeadm node they are in /etc/kubernetes and
-    /var/lib, which no container sees unless a hostPath volume shows it, as the control-plane
-    static pods' do). Mounts inside `hidden` (such hostPath volumes) land on placeholders made
-    in `mask_dir`; their sources are opened before anything is mounted (pause), so a volume
-    whose files live in `hidden` still shows them."""
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    for source, target, _ in mounts:
-        if not _inside(Path(target), hidden) or Path(target) == hidden:
-            continue
-        placeholder = mask_dir / Path(target).relative_to(hidden)
-        if Path(source).is_dir():
-            placeholder.mkdir(parents=True, exist_ok=True)
-        else:
-            placeholder.parent.mkdir(parents=True, exist_ok=True)
-            placeholder.touch(exist_ok=True)
-    return [(str(mask_dir), str(hidden), True), *mounts]
 
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"

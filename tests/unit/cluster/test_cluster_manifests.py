@@ -161,7 +161,7 @@ def test_service_account_token_test_setting_caps_tokens():
 
 
 def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
-    """Pods do not see the cluster's directory (knet.node.volumes.hide_cluster_dir): each
+    """Pods do not see the cluster's directory (a runc container has only its binds): each
     control-plane pod mounts what it reads, at its own path, as kubeadm's mount /etc/kubernetes."""
     c, _ = resolve({"name": "demo", "storage": "etcd"}, allow_etcd=True)
     manifests = control_plane_manifests(c, PATHS)

@@ -6,7 +6,7 @@ from knet.node.crictl import ago, format_ps
 from knet.node.nodeobject import node_object, node_status, os_image
 from knet.node.runtime import PodCidrAllocator, SandboxError
 from knet.node.server import exec_status
-from knet.node.volumes import SA_MOUNT_PATH, bind_mounts, hide_cluster_dir, with_service_account_volume
+from knet.node.volumes import SA_MOUNT_PATH, bind_mounts, with_service_account_volume
 
 MANIFEST = """
 apiVersion: v1
@@ -115,30 +115,14 @@ def test_bind_mounts_parents_first_and_subpath(tmp_path):
     assert mounts == [(str(tmp_path), "/etc/app", True), (str(tmp_path / "f"), "/etc/app/conf.d/file", False)]
 
 
-def test_the_cluster_dir_is_hidden_but_for_the_hostpaths_shown_in_it(tmp_path):
-    """A pod's mounts cover the cluster's directory with an empty read-only one first; a
-    hostPath volume at its own path inside it (a static pod's pki) is mounted again on top,
-    onto a placeholder; one outside it still needs no mount."""
-    cluster = tmp_path / "state" / "demo"
-    (cluster / "pki").mkdir(parents=True)
-    (cluster / "kubeconfig").mkdir()
-    (cluster / "kubeconfig" / "scheduler.conf").write_text("x")
+def test_a_hostpath_at_its_own_path_is_bound_only_into_a_container_of_its_own(tmp_path):
+    """A runc container's root filesystem has nothing of the host but its binds, so a static
+    pod's pki (a hostPath at its own path) is bound in; a host process sees it anyway."""
     pod = {"spec": {"containers": [{"name": "c", "volumeMounts": [
-        {"name": "certs", "mountPath": str(cluster / "pki"), "readOnly": True},
-        {"name": "kubeconfig", "mountPath": str(cluster / "kubeconfig" / "scheduler.conf")},
-        {"name": "host", "mountPath": str(tmp_path)}]}]}}
-    paths = {"certs": cluster / "pki", "kubeconfig": cluster / "kubeconfig" / "scheduler.conf", "host": tmp_path}
-    mounts = bind_mounts(pod, paths, cluster)
-    assert mounts == [(str(cluster / "pki"), str(cluster / "pki"), True),
-                      (str(cluster / "kubeconfig" / "scheduler.conf"), str(cluster / "kubeconfig" / "scheduler.conf"),
-                       False)]
-    mask = tmp_path / "pod" / "hidden"
-    hidden = hide_cluster_dir([("/r", "/etc/resolv.conf", False), *mounts], cluster, mask)
-    assert hidden[0] == (str(mask), str(cluster), True)
-    assert hidden[1:] == [("/r", "/etc/resolv.conf", False), *mounts]
-    assert sorted(str(p.relative_to(mask)) for p in mask.rglob("*")) == ["kubeconfig", "kubeconfig/scheduler.conf",
-                                                                         "pki"]
-    assert (mask / "pki").is_dir() and (mask / "kubeconfig" / "scheduler.conf").read_text() == ""
+        {"name": "certs", "mountPath": str(tmp_path / "pki"), "readOnly": True}]}]}}
+    paths = {"certs": tmp_path / "pki"}
+    assert bind_mounts(pod, paths) == []
+    assert bind_mounts(pod, paths, bind_all=True) == [(str(tmp_path / "pki"), str(tmp_path / "pki"), True)]
 
 
 def test_crictl_columns():
