@@ -168,12 +168,26 @@ def service_account(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": KUBE_SYSTEM}}
 
 
-def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
-    labels = {"k8s-app": "kube-proxy"}
+def _host_network_daemonset(name: str, labels: dict[str, str], service_account: str,
+                            container: dict[str, Any]) -> dict[str, Any]:
+    """A node agent's DaemonSet as kubeadm writes kube-proxy's: one privileged hostNetwork pod
+    per node, every taint tolerated, system-node-critical, with kube-proxy's ConfigMap, the
+    xtables lock and /lib/modules mounted (`container` gets the mounts and NODE_NAME)."""
+    container = {
+        **container,
+        "imagePullPolicy": "IfNotPresent",
+        "securityContext": {"privileged": True},
+        "volumeMounts": [
+            {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
+            {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
+            {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
+        ],
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}],
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": "kube-proxy", "namespace": KUBE_SYSTEM, "labels": dict(labels)},
+        "metadata": {"name": name, "namespace": KUBE_SYSTEM, "labels": dict(labels)},
         "spec": {
             "selector": {"matchLabels": dict(labels)},
             "updateStrategy": {"type": "RollingUpdate"},
@@ -181,32 +195,9 @@ def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
                 "metadata": {"labels": dict(labels)},
                 "spec": {
                     "priorityClassName": "system-node-critical",
-                    "containers": [
-                        {
-                            "name": "kube-proxy",
-                            "image": f"{KUBE_PROXY_IMAGE_REPO}:{config.kubernetes_version}",
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": [
-                                "/usr/local/bin/kube-proxy",
-                                "--config=/var/lib/kube-proxy/config.conf",
-                                "--hostname-override=$(NODE_NAME)",
-                            ],
-                            "securityContext": {"privileged": True},
-                            "volumeMounts": [
-                                {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
-                                {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
-                                {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
-                            ],
-                            "env": [
-                                {
-                                    "name": "NODE_NAME",
-                                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
-                                }
-                            ],
-                        }
-                    ],
+                    "containers": [container],
                     "hostNetwork": True,
-                    "serviceAccountName": "kube-proxy",
+                    "serviceAccountName": service_account,
                     "volumes": [
                         {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
                         {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
@@ -218,6 +209,18 @@ def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
             },
         },
     }
+
+
+def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
+    return _host_network_daemonset("kube-proxy", {"k8s-app": "kube-proxy"}, "kube-proxy", {
+        "name": "kube-proxy",
+        "image": f"{KUBE_PROXY_IMAGE_REPO}:{config.kubernetes_version}",
+        "command": [
+            "/usr/local/bin/kube-proxy",
+            "--config=/var/lib/kube-proxy/config.conf",
+            "--hostname-override=$(NODE_NAME)",
+        ],
+    })
 
 
 # knet's own network add-on (issue #14): one pod per node, as weave-net or kindnet on kubeadm.
@@ -231,58 +234,18 @@ def network_addon_daemonset(config: ClusterConfig) -> dict[str, Any]:
     """The network add-on: its `netpol` container enforces NetworkPolicies in the node's namespace,
     in the framework of the node's kube-proxy mode (read from the kube-proxy ConfigMap it mounts,
     whose kubeconfig.conf also points it at the API server with its own ServiceAccount token)."""
-    labels = {"k8s-app": NETWORK_ADDON}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": NETWORK_ADDON, "namespace": KUBE_SYSTEM, "labels": dict(labels)},
-        "spec": {
-            "selector": {"matchLabels": dict(labels)},
-            "updateStrategy": {"type": "RollingUpdate"},
-            "template": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "priorityClassName": "system-node-critical",
-                    "containers": [
-                        {
-                            "name": NETPOL_CONTAINER,
-                            "image": f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}",
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": [
-                                "/usr/local/bin/knet-netpol",
-                                "--kube-proxy-config=/var/lib/kube-proxy/config.conf",
-                                "--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
-                                "--hostname-override=$(NODE_NAME)",
-                                f"--metrics-bind-address=0.0.0.0:{NETPOL_METRICS_PORT}",
-                            ],
-                            "ports": [{"name": "metrics", "containerPort": NETPOL_METRICS_PORT, "protocol": "TCP"}],
-                            "securityContext": {"privileged": True},
-                            "volumeMounts": [
-                                {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
-                                {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
-                                {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
-                            ],
-                            "env": [
-                                {
-                                    "name": "NODE_NAME",
-                                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
-                                }
-                            ],
-                        }
-                    ],
-                    "hostNetwork": True,
-                    "serviceAccountName": NETWORK_ADDON,
-                    "volumes": [
-                        {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
-                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
-                        {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
-                    ],
-                    "tolerations": [{"operator": "Exists"}],
-                    "nodeSelector": {"kubernetes.io/os": "linux"},
-                },
-            },
-        },
-    }
+    return _host_network_daemonset(NETWORK_ADDON, {"k8s-app": NETWORK_ADDON}, NETWORK_ADDON, {
+        "name": NETPOL_CONTAINER,
+        "image": f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}",
+        "command": [
+            "/usr/local/bin/knet-netpol",
+            "--kube-proxy-config=/var/lib/kube-proxy/config.conf",
+            "--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
+            "--hostname-override=$(NODE_NAME)",
+            f"--metrics-bind-address=0.0.0.0:{NETPOL_METRICS_PORT}",
+        ],
+        "ports": [{"name": "metrics", "containerPort": NETPOL_METRICS_PORT, "protocol": "TCP"}],
+    })
 
 
 def coredns_configmap(config: ClusterConfig) -> dict[str, Any]:
