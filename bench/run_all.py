@@ -18,6 +18,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("api_bench.py", [], ["--requests", "1000", "--seconds", "2", "--pods", "2000", "--watchers", "20"]),
     ("cluster_bench.py", [], ["--quick"]),
     ("dataplane_bench.py", [], ["--quick"]),
+    ("node_density_bench.py", [], ["--pods", "20"]),
     ("proxy_bench.py", [], ["--sizes", "1000", "--latency-services", "10,1000"]),
     ("dns_bench.py", [], ["--seconds", "3"]),
     ("rbac_bench.py", [], ["--requests", "50000"]),
