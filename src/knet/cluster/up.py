@@ -53,7 +53,10 @@ def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:
         from knet.net.machines import node_exec_argv
 
         for node in config.nodes:
-            argv = node_exec_argv(config.name, node.name) + agents.kubelet_argv(config, paths, node, knet)
+            # Supervised (systemd's Restart=always): a kubelet that dies comes back and re-adopts its pods.
+            argv = node_exec_argv(config.name, node.name) + agents.supervised(
+                agents.kubelet_argv(config, paths, node, knet),
+                str(paths.node_dir(node.name) / agents.SUPERVISOR_STATE))
             processes.spawn(f"kubelet-{node.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
         return
     # Simulated: two agent processes host every node, one for the control plane (its static pods
