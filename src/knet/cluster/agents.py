@@ -46,12 +46,13 @@ def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, kne
 
 
 SUPERVISOR_STATE = "kubelet.supervisor"  # in the node's dir: "CHILD_PID RESTARTS"
+SUPERVISED_ARGV = "kubelet.argv"         # in the node's dir: the kubelet's argv (JSON)
 
 
-def supervised(argv: list[str], state_file: str | None = None) -> list[str]:
-    """argv run under knet's supervisor (knet.node.supervise), which restarts it when it dies."""
-    return [sys.executable, "-m", "knet.node.supervise", *([f"--state={state_file}"] if state_file else []),
-            "--", *argv]
+def supervised(argv_file: str, state_file: str) -> list[str]:
+    """The command running the argv in argv_file under knet's supervisor (knet.node.supervise),
+    which restarts it when it dies."""
+    return [sys.executable, "-m", "knet.node.supervise", f"--state={state_file}", f"--argv-file={argv_file}"]
 
 
 def sim_node_list(nodes: tuple[NodeSpec, ...]) -> str:

@@ -2,14 +2,16 @@
 child and starts it again when it dies, with back-off; SIGTERM/SIGINT stop the kubelet and the
 supervisor without a restart, so `knet down` never fights a restart loop.
 
-`python -m knet.node.supervise [--state FILE] -- ARGV...`. --state: a file this supervisor keeps
-as "CHILD_PID RESTARTS" (the child's pid as seen in this supervisor's PID namespace).
-Stdlib only.
+`python -m knet.node.supervise [--state FILE] (--argv-file FILE | -- ARGV...)`. --state: a file
+this supervisor keeps as "CHILD_PID RESTARTS" (the child's pid as seen in this supervisor's PID
+namespace). --argv-file: the child's argv as a JSON list (so that `ps` in the node shows the
+kubelet's command line once, on the kubelet). Stdlib only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -71,9 +73,13 @@ def supervise(argv: list[str], state: str | None = None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="knet.node.supervise")
     parser.add_argument("--state")
+    parser.add_argument("--argv-file")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if args.argv_file:
+        with open(args.argv_file) as f:
+            argv = [str(a) for a in json.load(f)]
     if not argv:
         parser.error("nothing to supervise")
     sys.exit(supervise(argv, args.state))

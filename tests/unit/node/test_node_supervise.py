@@ -19,8 +19,10 @@ def test_supervisor_back_off():
 
 def test_supervisor_restarts_a_killed_child_and_stops_on_sigterm(tmp_path):
     state = tmp_path / "state"
-    sup = subprocess.Popen([sys.executable, "-m", "knet.node.supervise", "--state", str(state), "--",
-                            "sleep", "60"], env={**os.environ})
+    argv_file = tmp_path / "argv"
+    argv_file.write_text('["sleep", "60"]')  # as knet up writes the kubelet's: `ps` shows it once
+    sup = subprocess.Popen([sys.executable, "-m", "knet.node.supervise", "--state", str(state),
+                            f"--argv-file={argv_file}"], env={**os.environ})
     try:
         deadline = time.monotonic() + 30  # generous: the unit suite runs in parallel on 2 cores
         while not state.exists() and time.monotonic() < deadline:
