@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from knet.cluster.config import ClusterConfig, NodeSpec
 from knet.cluster.paths import ClusterPaths
 from knet.node.cgroups import cgroup_root
@@ -41,6 +43,16 @@ def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, kne
     if node.is_control_plane:
         argv += [f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
     return argv
+
+
+SUPERVISOR_STATE = "kubelet.supervisor"  # in the node's dir: "CHILD_PID RESTARTS"
+SUPERVISED_ARGV = "kubelet.argv"         # in the node's dir: the kubelet's argv (JSON)
+
+
+def supervised(argv_file: str, state_file: str) -> list[str]:
+    """The command running the argv in argv_file under knet's supervisor (knet.node.supervise),
+    which restarts it when it dies."""
+    return [sys.executable, "-m", "knet.node.supervise", f"--state={state_file}", f"--argv-file={argv_file}"]
 
 
 def sim_node_list(nodes: tuple[NodeSpec, ...]) -> str:

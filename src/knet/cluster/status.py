@@ -23,6 +23,7 @@ class ClusterStatus:
     api: str = "unknown"
     processes: list[tuple[str, int, bool]] = field(default_factory=list)  # name, pid, alive
     machines: dict[str, bool] = field(default_factory=dict)  # node -> init alive (real mode)
+    restarts: dict[str, int | None] = field(default_factory=dict)  # kubelet-NODE -> its supervisor's restarts
 
 
 def _api_health(paths: ClusterPaths, server: str) -> str:
@@ -63,7 +64,19 @@ def cluster_status(paths: ClusterPaths) -> ClusterStatus:
             except ImportError:
                 pass
     st.processes = [(r.name, r.pid, r.alive) for r in processes.read_records(paths.pids)]
+    if cfg is not None and cfg.dataplane == "real":
+        st.restarts = {f"kubelet-{n.name}": _kubelet_restarts(paths, n.name) for n in cfg.nodes}
     return st
+
+
+def _kubelet_restarts(paths: ClusterPaths, node: str) -> int | None:
+    """How often the node's supervisor restarted its kubelet (None: not supervised)."""
+    from knet.cluster.agents import SUPERVISOR_STATE
+
+    try:
+        return int((paths.node_dir(node) / SUPERVISOR_STATE).read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def all_statuses() -> list[ClusterStatus]:
@@ -82,5 +95,7 @@ def format_status(statuses: list[ClusterStatus]) -> str:
             suffix = "" if machine is None else (" machine=up" if machine else " machine=DOWN")
             lines.append(f"  node {node}{suffix}")
         for name, pid, alive in st.processes:
-            lines.append(f"  process {name} pid={pid} {'running' if alive else 'EXITED'}")
+            restarts = st.restarts.get(name)
+            extra = f" supervised restarts={restarts}" if restarts is not None else ""
+            lines.append(f"  process {name} pid={pid} {'running' if alive else 'EXITED'}{extra}")
     return "\n".join(lines) + "\n"

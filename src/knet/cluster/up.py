@@ -7,6 +7,7 @@ Order (what the user sees):  ✓ Writing configuration  ✓ Starting control-pla
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,11 @@ def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:
         from knet.net.machines import node_exec_argv
 
         for node in config.nodes:
-            argv = node_exec_argv(config.name, node.name) + agents.kubelet_argv(config, paths, node, knet)
+            # Supervised (systemd's Restart=always): a kubelet that dies comes back and re-adopts its pods.
+            argv_file = paths.node_dir(node.name) / agents.SUPERVISED_ARGV
+            write_file(argv_file, json.dumps(agents.kubelet_argv(config, paths, node, knet)))
+            argv = node_exec_argv(config.name, node.name) + agents.supervised(
+                str(argv_file), str(paths.node_dir(node.name) / agents.SUPERVISOR_STATE))
             processes.spawn(f"kubelet-{node.name}", argv, pids_dir=paths.pids, logs_dir=paths.logs)
         return
     # Simulated: two agent processes host every node, one for the control plane (its static pods

@@ -16,7 +16,7 @@ from typing import Any
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
 from knet.net import cni
-from knet.node import nodeobject, podcgroups, podenv, static
+from knet.node import checkpoint, nodeobject, podcgroups, podenv, static
 from knet.node.config import KubeletConfig
 from knet.node.podworker import PodWorker
 from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
@@ -65,9 +65,28 @@ class NodeAgent:
         self.last_status: Obj | None = None
         self.last_report = 0.0
         self.static_pods: dict[str, Obj] = {}  # file -> pod
+        # uid -> checkpoint of a pod a previous kubelet left running, until its worker adopts it
+        self.adoptions: dict[str, checkpoint.PodCheckpoint] = {}
         self.well_known_hosts = _hosts_entries() if self.cfg.dataplane == "real" else {}
 
     # -- facade used by pod workers -------------------------------------------------------
+    def take_adoption(self, uid: str) -> checkpoint.PodCheckpoint | None:
+        return self.adoptions.pop(uid, None)
+
+    async def release_unclaimed(self, wanted: set[str]) -> None:
+        """Once this node's pods are listed: the adoptable pods that neither the API (`wanted`:
+        the uids bound here) nor a static manifest still runs here (deleted or rebound while the
+        kubelet was down) are torn down."""
+        if not isinstance(self.runtime, RealRuntime):
+            return
+        wanted = wanted | {p["metadata"]["uid"] for p in self.static_pods.values()}
+        unclaimed = {uid: cp for uid, cp in self.adoptions.items() if uid not in wanted}
+        for uid in unclaimed:
+            self.adoptions.pop(uid, None)
+        for cp in unclaimed.values():
+            log.info("pod %s is no longer this node's: removing its sandbox", cp.uid)
+            await self.runtime.release_sandbox(cp)
+
     @property
     def api(self) -> ApiClient | None:
         return self.kubelet.api if self.kubelet.api_ready else None
@@ -390,14 +409,18 @@ class Kubelet:
 
         for node in self.nodes.values():
             if isinstance(node.runtime, RealRuntime):
+                node.adoptions = node.runtime.adoptable_pods()
+                if node.adoptions:
+                    log.info("re-adopting %d pods a previous kubelet left running", len(node.adoptions))
+                keep = frozenset(c.container_id for cp in node.adoptions.values() for c in cp.containers.values())
                 try:
-                    removed = await node.runtime.clean_containers()
+                    removed = await node.runtime.clean_containers(keep)
                 except Exception as exc:  # noqa: BLE001 -- e.g. runc missing: the first pod says so
                     log.warning("runc containers of a previous kubelet: %s", exc)
                     removed = 0
                 if removed:
                     log.info("deleted %d runc containers a previous kubelet left behind", removed)
-                cleaned = node.runtime.clean_orphans(f"{node.root_dir}/cni/ipam")
+                cleaned = node.runtime.clean_orphans(f"{node.root_dir}/cni/ipam", node.adoptions)
                 if cleaned:
                     log.info("stopped %d processes of pods a previous kubelet left behind", cleaned)
         runner = await start_server(self)
@@ -473,7 +496,8 @@ class Kubelet:
                                   on_delete=self._on_pod_deleted)
             self.node_informer = Informer(api, "v1", "nodes")
             self.node_informer.add_handler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
-            tasks = [asyncio.create_task(self.pods.run()), asyncio.create_task(self.node_informer.run())]
+            tasks = [asyncio.create_task(self.pods.run()), asyncio.create_task(self.node_informer.run()),
+                     asyncio.create_task(self._release_unclaimed())]
             if self.cfg.dataplane == "real":
                 self.services = Informer(api, "v1", "services")
                 tasks.append(asyncio.create_task(self.services.run()))
@@ -486,6 +510,15 @@ class Kubelet:
                 for worker in node.workers.values():
                     node.status_changed(worker)
             await asyncio.gather(*tasks)
+
+    async def _release_unclaimed(self) -> None:
+        assert self.pods is not None
+        await self.pods.wait_synced(timeout=None)
+        for node in self.nodes.values():
+            wanted = {p["metadata"]["uid"] for p in self.pods.list()
+                      if (p.get("spec") or {}).get("nodeName") == node.name and not p["metadata"].get("deletionTimestamp")
+                      and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
+            await node.release_unclaimed(wanted)
 
     def _node_of(self, pod: Obj) -> NodeAgent | None:
         return self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")

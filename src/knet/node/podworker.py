@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import dnsconfig, lifecycle, oci, podenv, probes, volumes
+from knet.node import checkpoint, dnsconfig, lifecycle, oci, podenv, probes, volumes
+from knet.node.runc import AdoptedProcess, process_start_time
 from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
@@ -49,6 +50,8 @@ class ContainerRun:
     killing_reason: str = ""
     created_at: float = 0.0         # wall time the current instance was started (crictl CREATED)
     env: dict[str, str] = field(default_factory=dict)  # the current instance's env (exec and hooks run with it)
+    adopted: bool = False           # process: a running container a previous kubelet started
+    shim_start: int | None = None   # the start time of process's pid (the checkpoint's guard)
 
 
 class PodWorker:
@@ -83,6 +86,7 @@ class PodWorker:
         self.reason = ""
         self.task: asyncio.Task | None = None
         self.runs_processes = agent.runtime.runs_processes(pod, static)
+        self._pause_start: int | None = None
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -118,13 +122,94 @@ class PodWorker:
             message=self.message, reason=self.reason, init_records=[r.record for r in self.init_runs])
 
     def changed(self) -> None:
+        self.save_checkpoint()
         self.agent.status_changed(self)
+
+    # -- checkpoint and re-adoption (a restarted kubelet keeps the pod running) -----------------
+    def _checkpointed(self) -> bool:
+        return self.runs_processes and self.agent.runtime.name == "real"
+
+    def save_checkpoint(self) -> None:
+        sandbox = self.sandbox
+        if not self._checkpointed() or sandbox is None or sandbox.pid is None or self.stopping.is_set():
+            return
+        if self._pause_start is None:
+            self._pause_start = process_start_time(sandbox.pid)
+        containers = {}
+        for name, run in self.runs.items():
+            rec = run.record
+            if not rec.container_id:
+                continue
+            proc = run.process
+            containers[name] = checkpoint.ContainerCheckpoint(
+                container_id=rec.container_id, restart_count=rec.restart_count, log_index=run.log_index,
+                started_at=rec.started_at, created_at=run.created_at, crashes=run.crashes, ready=rec.ready,
+                started=rec.started,
+                shim_pid=proc.pid if proc is not None and rec.state == "running" else None,
+                shim_start=run.shim_start if proc is not None and rec.state == "running" else None,
+                exit_file=str(getattr(proc, "exit_file", "") or ""), last_state=rec.last_state or None)
+        cp = checkpoint.PodCheckpoint(
+            uid=self.uid, sandbox_id=sandbox.id, ip=sandbox.ip, pause_pid=sandbox.pid, pause_start=self._pause_start,
+            new_net=sandbox.new_net, new_pid=sandbox.new_pid, start_time=self.start_time, mounts=list(sandbox.mounts),
+            containers=containers,
+            init_done=all(r.record.ran and r.record.exit_code == 0 for r in self.init_runs))
+        try:
+            checkpoint.save(self.dir, cp)
+        except OSError as exc:
+            log.warning("pod %s: checkpoint: %s", self.key, exc)
+
+    def adopt(self, cp: checkpoint.PodCheckpoint) -> None:
+        """Take over the sandbox and containers a previous kubelet of this node left running
+        (their IPs, container IDs, restart counts, start times and logs stay as they were). A
+        container that ended meanwhile is taken as exited with the code its shim wrote; the
+        container loop then goes on per restartPolicy."""
+        self.sandbox = Sandbox(id=cp.sandbox_id, ip=cp.ip, pid=cp.pause_pid, new_net=cp.new_net,
+                               new_pid=cp.new_pid, mounts=list(cp.mounts), pid_start=cp.pause_start)
+        self._pause_start = cp.pause_start
+        self.start_time = cp.start_time
+        for run in self.init_runs:
+            rec = run.record
+            rec.state, rec.reason, rec.exit_code, rec.ran, rec.ready = "terminated", "Completed", 0, True, True
+        for name, run in self.runs.items():
+            c = cp.containers.get(name)
+            if c is None:
+                continue
+            rec = run.record
+            rec.container_id, rec.restart_count, rec.started_at = c.container_id, c.restart_count, c.started_at
+            rec.last_state = c.last_state or {}
+            run.log_index, run.created_at, run.crashes = c.log_index, c.created_at, c.crashes
+            exit_file = Path(c.exit_file) if c.exit_file else self.dir / "containers" / name / "exit"
+            if c.shim_pid is not None and checkpoint.shim_alive(c, process_start_time):
+                run.process = AdoptedProcess(self.agent.runtime.runc, c.container_id, c.shim_pid,
+                                             c.shim_start or 0, exit_file)
+                run.shim_start, run.adopted = c.shim_start, True
+                rec.state, rec.reason, rec.message = "running", "", ""
+                rec.started = c.started
+                rec.ready = c.ready
+            else:
+                code = checkpoint.read_exit_code(str(exit_file))
+                rec.exit_code = 137 if code is None else code
+                rec.state, rec.ran, rec.ready, rec.started = "terminated", True, False, False
+                rec.reason = "Completed" if rec.exit_code == 0 else "Error"
+                rec.finished_at = now_rfc3339()
+                policy = self.pod["spec"].get("restartPolicy") or "Always"
+                if should_restart(policy, rec.exit_code):
+                    rec.last_state = rec.state_dict()
+        if self.agent.cgroups is not None:
+            with contextlib.suppress(OSError):
+                self.agent.cgroups.create_pod(self.pod)  # the node's bookkeeping (burstable shares)
 
     async def event(self, event_type: str, reason: str, message: str, field_path: str | None = None) -> None:
         await self.agent.event(self.pod, event_type, reason, message, field_path)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def _run(self) -> None:
+        adoption = self.agent.take_adoption(self.uid) if self._checkpointed() else None
+        if adoption is not None:
+            self.adopt(adoption)
+            self.changed()
+            await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
+            return
         try:
             await self._create_sandbox()
         except volumes.VolumeError as exc:  # e.g. kube-root-ca.crt not published yet: wait and retry
@@ -222,72 +307,82 @@ class PodWorker:
             policy = "Never" if policy == "Never" else "OnFailure"
         field_path = f"spec.{'initContainers' if init else 'containers'}{{{rec.name}}}"
         while not self.stopping.is_set():
-            if rec.ran:
-                if not should_restart(policy, rec.exit_code or 0):
-                    return
-                delay = backoff_delay(run.crashes)
-                if delay:
-                    rec.state, rec.reason = "waiting", "CrashLoopBackOff"
-                    rec.message = (f"back-off {int(delay)}s restarting failed container={rec.name} "
-                                   f"pod={self.name}_{self.namespace}({self.uid})")
-                    self.changed()
-                    await self.event("Warning", "BackOff", f"Back-off restarting failed container {rec.name} in pod "
-                                     f"{self.name}_{self.namespace}({self.uid})", field_path)
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self.stopping.wait(), delay)
-                    if self.stopping.is_set():
-                        return
-                rec.restart_count += 1
-            try:
-                await self.agent.fetch_env_sources(self.namespace, run.spec)
-                env = run.env = self._env(run.spec)
-                command, args = podenv.command_and_args(run.spec, env)
-                oci.verify_run_as_non_root(self.pod, run.spec)
-            except (LookupError, ValueError) as exc:
-                rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
+            adopted = run.process if run.adopted else None
+            run.adopted = False
+            if adopted is not None:
+                # Started by a previous kubelet and still running: wait for it again, as it was.
+                started_mono = time.monotonic()
                 self.changed()
-                await self.event("Warning", "Failed", f"Error: {exc}", field_path)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), 2.0)
-                continue
-            image = run.spec.get("image", "")
-            await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine', field_path)
-            rec.container_id = new_id()
-            run.created_at = time.time()
-            rec.ready = False
-            await self.event("Normal", "Created", f"Created container {rec.name}", field_path)
-            if self.runs_processes:
-                run.log_index = rec.restart_count
+                run.probe_tasks = probes.start_probes(self, run, adopted=True)
+            else:
+                if rec.ran:
+                    if not should_restart(policy, rec.exit_code or 0):
+                        return
+                    delay = backoff_delay(run.crashes)
+                    if delay:
+                        rec.state, rec.reason = "waiting", "CrashLoopBackOff"
+                        rec.message = (f"back-off {int(delay)}s restarting failed container={rec.name} "
+                                       f"pod={self.name}_{self.namespace}({self.uid})")
+                        self.changed()
+                        await self.event("Warning", "BackOff", f"Back-off restarting failed container {rec.name} in pod "
+                                         f"{self.name}_{self.namespace}({self.uid})", field_path)
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self.stopping.wait(), delay)
+                        if self.stopping.is_set():
+                            return
+                    rec.restart_count += 1
                 try:
-                    cgroup = self._container_cgroup(run)
-                    run.process = await self.agent.runtime.start_container(
-                        self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
-                        self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
-                        self.dir / "containers" / rec.name, cgroup)
-                    self._join_cgroup(run, cgroup)
-                except (OSError, ValueError) as exc:
-                    rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
-                    rec.ran, rec.exit_code = True, 128
-                    run.crashes += 1
+                    await self.agent.fetch_env_sources(self.namespace, run.spec)
+                    env = run.env = self._env(run.spec)
+                    command, args = podenv.command_and_args(run.spec, env)
+                    oci.verify_run_as_non_root(self.pod, run.spec)
+                except (LookupError, ValueError) as exc:
+                    rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
                     self.changed()
                     await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), 2.0)
                     continue
-            rec.state, rec.reason, rec.message = "running", "", ""
-            rec.started_at = now_rfc3339()
-            rec.started = "startupProbe" not in run.spec
-            rec.ready = "readinessProbe" not in run.spec and rec.started
-            started_mono = time.monotonic()
-            await self.event("Normal", "Started", f"Started container {rec.name}", field_path)
-            await lifecycle.run_post_start(self, run, field_path)  # Running once it completed; a failed one kills
-            self.changed()
-            run.probe_tasks = probes.start_probes(self, run)
-            if run.process is None:
-                if init:  # simulated: an init container completes at once
-                    rec.state, rec.exit_code, rec.reason, rec.ran = "terminated", 0, "Completed", True
-                    rec.finished_at = now_rfc3339()
+                image = run.spec.get("image", "")
+                await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine', field_path)
+                rec.container_id = new_id()
+                run.created_at = time.time()
+                rec.ready = False
+                await self.event("Normal", "Created", f"Created container {rec.name}", field_path)
+                if self.runs_processes:
+                    run.log_index = rec.restart_count
+                    try:
+                        cgroup = self._container_cgroup(run)
+                        run.process = await self.agent.runtime.start_container(
+                            self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
+                            self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
+                            self.dir / "containers" / rec.name, cgroup)
+                        self._join_cgroup(run, cgroup)
+                        run.shim_start = process_start_time(run.process.pid) if run.process is not None else None
+                    except (OSError, ValueError) as exc:
+                        rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
+                        rec.ran, rec.exit_code = True, 128
+                        run.crashes += 1
+                        self.changed()
+                        await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+                        continue
+                rec.state, rec.reason, rec.message = "running", "", ""
+                rec.started_at = now_rfc3339()
+                rec.started = "startupProbe" not in run.spec
+                rec.ready = "readinessProbe" not in run.spec and rec.started
+                started_mono = time.monotonic()
+                await self.event("Normal", "Started", f"Started container {rec.name}", field_path)
+                await lifecycle.run_post_start(self, run, field_path)  # Running once it completed; a failed one kills
+                self.changed()
+                run.probe_tasks = probes.start_probes(self, run)
+                if run.process is None:
+                    if init:  # simulated: an init container completes at once
+                        rec.state, rec.exit_code, rec.reason, rec.ran = "terminated", 0, "Completed", True
+                        rec.finished_at = now_rfc3339()
+                        return
+                    await self.stopping.wait()  # simulated: runs until the pod goes away
                     return
-                await self.stopping.wait()  # simulated: runs until the pod goes away
-                return
+            assert run.process is not None
             exit_code = await run.process.wait()
             for task in run.probe_tasks:
                 task.cancel()
@@ -336,6 +431,8 @@ class PodWorker:
 
     async def _remove_sandbox(self) -> None:
         """The sandbox, then the pod's cgroup (any process left in it is killed)."""
+        if self._checkpointed():
+            checkpoint.remove(self.dir)
         if self.sandbox is not None:
             await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
         if self.runs_processes:

@@ -107,7 +107,8 @@ async def run_probe(worker: PodWorker, run: ContainerRun, probe: Obj) -> tuple[b
     return True, ""
 
 
-async def _probe_loop(worker: PodWorker, run: ContainerRun, kind: str, started_gate: asyncio.Event) -> None:
+async def _probe_loop(worker: PodWorker, run: ContainerRun, kind: str, started_gate: asyncio.Event,
+                      adopted: bool = False) -> None:
     probe = run.spec[f"{kind}Probe"]
     rec = run.record
     title = kind.capitalize()
@@ -116,7 +117,8 @@ async def _probe_loop(worker: PodWorker, run: ContainerRun, kind: str, started_g
     failure_threshold = int(probe.get("failureThreshold") or 3)
     if kind != "startup":
         await started_gate.wait()
-    await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
+    if not adopted:  # an adopted container's initial delay passed under the previous kubelet
+        await asyncio.sleep(float(probe.get("initialDelaySeconds") or 0))
     successes = failures = 0
     # knet's workloads are Python programs that need about a second to listen, where the images
     # they stand for start in milliseconds; a readiness probe that raced that start would leave
@@ -163,14 +165,17 @@ def _grace(worker: PodWorker) -> float:
     return float(worker.pod["spec"].get("terminationGracePeriodSeconds", 30))
 
 
-def start_probes(worker: PodWorker, run: ContainerRun) -> list[asyncio.Task]:
+def start_probes(worker: PodWorker, run: ContainerRun, adopted: bool = False) -> list[asyncio.Task]:
+    """adopted: a running container a restarted kubelet took over (its probes resume from its
+    recorded state: a container that had started is not startup-probed again)."""
     gate = asyncio.Event()
-    if "startupProbe" not in run.spec:
+    skip_startup = adopted and run.record.started
+    if "startupProbe" not in run.spec or skip_startup:
         gate.set()
     tasks = []
     for kind in ("startup", "readiness", "liveness"):
-        if f"{kind}Probe" in run.spec:
-            tasks.append(asyncio.create_task(_probe_loop(worker, run, kind, gate)))
+        if f"{kind}Probe" in run.spec and not (kind == "startup" and skip_startup):
+            tasks.append(asyncio.create_task(_probe_loop(worker, run, kind, gate, adopted)))
     return tasks
 
 

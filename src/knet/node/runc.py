@@ -62,14 +62,28 @@ def available() -> bool:
     return shutil.which(RUNC) is not None
 
 
-class RuncProcess:
-    """A `runc run` child: the container's process as the pod worker sees it."""
+# The shim (containerd-shim's job, in a shell): `runc run` in its own session, outliving the
+# kubelet; when the container ends it writes the exit code to the bundle's `exit` file (a kubelet
+# restarted meanwhile reads it there) and exits with it. Signals go through `runc kill`.
+EXIT_FILE = "exit"
+_SHIM = '"$@"; code=$?; echo "$code" > "$0.tmp" && mv -f "$0.tmp" "$0"; exit "$code"'
 
-    def __init__(self, cli: RealRunc, container_id: str, proc: asyncio.subprocess.Process) -> None:
+
+def shim_argv(exit_file: Path, runc_argv: list[str]) -> list[str]:
+    return ["/bin/sh", "-c", _SHIM, str(exit_file), *runc_argv]
+
+
+class RuncProcess:
+    """A container's shim, a child of this kubelet: the container's process as the pod worker
+    sees it."""
+
+    def __init__(self, cli: RealRunc, container_id: str, proc: asyncio.subprocess.Process,
+                 exit_file: Path | None = None) -> None:
         self.cli = cli
         self.container_id = container_id
         self.proc = proc
         self.pid = proc.pid
+        self.exit_file = exit_file
         self._signals: set[asyncio.Task] = set()
 
     @property
@@ -96,6 +110,59 @@ class RuncProcess:
                 self.proc.kill()
 
 
+class AdoptedProcess:
+    """A container whose shim a previous kubelet started (not our child): waited for by
+    polling the shim's pid (with its start time against pid reuse), its exit code then read
+    from the shim's exit file."""
+
+    POLL = 0.2
+
+    def __init__(self, cli: RuncCli, container_id: str, pid: int, start_time: int, exit_file: Path) -> None:
+        self.cli = cli
+        self.container_id = container_id
+        self.pid = pid
+        self.start_time = start_time
+        self.exit_file = exit_file
+        self._code: int | None = None
+        self._signals: set[asyncio.Task] = set()
+
+    def _poll(self) -> int | None:
+        if self._code is None and process_start_time(self.pid) != self.start_time:
+            try:
+                self._code = int(self.exit_file.read_text().strip())
+            except (OSError, ValueError):
+                self._code = 137  # the shim died without saying: as containerd's "unknown" exit
+        return self._code
+
+    @property
+    def returncode(self) -> int | None:
+        return self._poll()
+
+    async def wait(self) -> int:
+        while (code := self._poll()) is None:
+            await asyncio.sleep(self.POLL)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._signal(sig))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _signal(self, sig: int) -> None:
+        if not await self.cli.kill(self.container_id, sig) and sig == signal.SIGKILL and self._poll() is None:
+            await self.cli.delete(self.container_id)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (None: gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 class RealRunc:
     def __init__(self, state_dir: str | Path, binary: str = RUNC) -> None:
         self.state_dir = str(state_dir)
@@ -107,12 +174,14 @@ class RealRunc:
     async def run(self, container_id: str, bundle: Path, log_path: Path) -> RuncProcess:
         os.makedirs(self.state_dir, exist_ok=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        exit_file = bundle / EXIT_FILE
+        exit_file.unlink(missing_ok=True)
         with open(log_path, "ab", buffering=0) as out:
             proc = await asyncio.create_subprocess_exec(
-                *self._argv("run", "--bundle", str(bundle), container_id),
+                *shim_argv(exit_file, self._argv("run", "--bundle", str(bundle), container_id)),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
         await self._started(container_id, proc)
-        return RuncProcess(self, container_id, proc)
+        return RuncProcess(self, container_id, proc, exit_file)
 
     async def _started(self, container_id: str, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
         """Return once the container's process runs (as CRI's StartContainer does), so that

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from knet.net import cni
-from knet.node import oci
-from knet.node.runc import ContainerProcess, RealRunc, RuncCli
+from knet.node import checkpoint, oci
+from knet.node.runc import ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
 PAUSE = Path(__file__).with_name("pause.py")
@@ -42,6 +42,7 @@ class Sandbox:
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     # The pod's binds (its /etc files and volumes) that every container's spec gets (runc).
     mounts: list[tuple[str, str, bool]] = field(default_factory=list, repr=False)
+    pid_start: int | None = None     # the pause's start time (an adopted sandbox is killed by pid)
 
     def enter_argv(self) -> list[str]:
         """argv prefix joining the pod's namespaces (empty: run as a plain host process)."""
@@ -256,17 +257,39 @@ class RealRuntime:
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return self.runc.exec_argv(container_id, env, tty, size)
 
-    async def clean_containers(self) -> int:
-        """Delete every container of this node's runc state (a previous kubelet's)."""
-        ids = await self.runc.list()
+    def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:
+        """The pods a previous kubelet of this node checkpointed whose sandbox still runs: a
+        restarted kubelet keeps them (PodWorker.adopt) rather than recreating them."""
+        return checkpoint.adoptable(checkpoint.load_all(Path(self.root_dir) / "pods"), process_start_time)
+
+    async def clean_containers(self, keep: frozenset[str] = frozenset()) -> int:
+        """Delete every container of this node's runc state (a previous kubelet's) but `keep`'s."""
+        ids = [cid for cid in await self.runc.list() if cid not in keep]
         for cid in ids:
             await self.runc.delete(cid)
         return len(ids)
 
+    async def release_sandbox(self, cp: checkpoint.PodCheckpoint) -> None:
+        """An adoptable pod that this node no longer runs (deleted, or bound elsewhere, while
+        the kubelet was down): its containers, its pause (and so its network namespace) and
+        its address go."""
+        for c in cp.containers.values():
+            await self.runc.delete(c.container_id)
+        if checkpoint.sandbox_alive(cp, process_start_time) and cp.pause_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(cp.pause_pid, signal.SIGKILL)
+        if cp.new_net:
+            (Path(self.root_dir) / "cni" / "ipam" / cni.NETWORK_NAME / cp.ip).unlink(missing_ok=True)
+        pod_dir = Path(self.root_dir) / "pods" / cp.uid
+        checkpoint.remove(pod_dir)
+        import shutil
+
+        shutil.rmtree(pod_dir / "containers", ignore_errors=True)
+
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return True
 
-    def clean_orphans(self, ipam_dir: str) -> int:
+    def clean_orphans(self, ipam_dir: str, keep: dict[str, checkpoint.PodCheckpoint] | None = None) -> int:
         """A restarted kubelet starts from nothing: stop the sandboxes (and every process in their
         mount namespaces, i.e. their containers) a previous kubelet of this node left behind, and
         release their addresses. Only inside a node machine, whose PID namespace is the node's."""
@@ -276,9 +299,12 @@ class RealRuntime:
                     return 0
         except OSError:
             return 0
+        keep = keep or {}
+        kept_pauses = {cp.pause_pid for cp in keep.values()}
+        kept_ips = {cp.ip for cp in keep.values() if cp.new_net}
         namespaces = set()
         for pid in _pids():
-            if _is_pause(pid):
+            if pid not in kept_pauses and _is_pause(pid):
                 with contextlib.suppress(OSError):
                     namespaces.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
         victims = []
@@ -292,7 +318,8 @@ class RealRuntime:
         network_dir = Path(ipam_dir) / cni.NETWORK_NAME
         if victims and network_dir.is_dir():
             for entry in network_dir.iterdir():
-                if entry.name[:1].isdigit():  # one file per reserved IP; keep last_reserved_ip
+                # one file per reserved IP; keep last_reserved_ip and the adopted pods' addresses
+                if entry.name[:1].isdigit() and entry.name not in kept_ips:
                     entry.unlink(missing_ok=True)
         return len(victims)
 
@@ -343,6 +370,11 @@ class RealRuntime:
         if sandbox.process is not None and sandbox.process.returncode is None:
             sandbox.process.send_signal(signal.SIGKILL)
             await sandbox.process.wait()
+        elif sandbox.process is None and sandbox.pid is not None and sandbox.pid_start is not None:
+            # An adopted sandbox (a previous kubelet's pause, not our child): by pid, if still it.
+            if process_start_time(sandbox.pid) == sandbox.pid_start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(sandbox.pid, signal.SIGKILL)
         import shutil
 
         # The containers' bundles (their writable layers): gone with the sandbox, as upstream.
