@@ -106,10 +106,20 @@ class NodeCgroups:
             return None
         path = self.container_path(pod, container_id)
         self.driver.create(path, cgroups.container_resources(container))
+        self.watch_oom(pod, container_id)
+        return path
+
+    def watch_oom(self, pod: Obj, container_id: str) -> None:
+        """Arm the container cgroup's OOM notification (cgroup v1), also for a container a previous
+        kubelet started and this one adopted."""
+        if self.driver is None:
+            return
+        path = self.container_path(pod, container_id)
+        if path in self._oom_events or not self.driver.exists(path):
+            return
         notifier = self.driver.oom_notifier(path)
         if notifier is not None:
             self._oom_events[path] = notifier
-        return path
 
     def add_process(self, path: str, pid: int) -> None:
         """A just-started process (and so every child it makes later) into the cgroup `path`."""

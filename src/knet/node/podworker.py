@@ -186,6 +186,8 @@ class PodWorker:
                 rec.state, rec.reason, rec.message = "running", "", ""
                 rec.started = c.started
                 rec.ready = c.ready
+                if self.agent.cgroups is not None:
+                    self.agent.cgroups.watch_oom(self.pod, c.container_id)  # the old kubelet's watch went with it
             else:
                 code = checkpoint.read_exit_code(str(exit_file))
                 rec.exit_code = 137 if code is None else code

@@ -428,3 +428,23 @@ def test_an_oom_notification_makes_the_exit_oom_killed_after_the_runtime_removed
     node.remove_container(p, "hog")
     with pytest.raises(OSError):
         os.fstat(events[1])  # closed with its cgroup
+
+
+def test_an_adopted_container_gets_its_oom_watch_again(tmp_path):
+    armed: list[str] = []
+
+    class NotifyingV1(V1Driver):
+        def oom_notifier(self, path: str) -> int | None:
+            armed.append(path)
+            return os.eventfd(0, os.EFD_NONBLOCK)
+
+    mounts = {c: str(tmp_path / c) for c in ("cpu", "cpuacct", "memory", "pids")}
+    p = pod([{"name": "c", "resources": {"limits": {"memory": "64Mi"}}}])
+    first = NodeCgroups(NotifyingV1(mounts), "/knet/demo/node01")
+    first.create_pod(p)
+    first.create_container(p, p["spec"]["containers"][0], "cid")
+    restarted = NodeCgroups(NotifyingV1(mounts), "/knet/demo/node01")  # a new kubelet, same cgroups
+    restarted.watch_oom(p, "cid")
+    restarted.watch_oom(p, "cid")  # once only
+    restarted.watch_oom(p, "gone")  # no cgroup: nothing to watch
+    assert armed == [first.container_path(p, "cid")] * 2
