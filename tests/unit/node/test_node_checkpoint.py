@@ -6,14 +6,9 @@ from __future__ import annotations
 
 from knet.node import checkpoint
 
+from .checkpoints import sample_checkpoint
 
-def _cp(**over) -> checkpoint.PodCheckpoint:
-    base = dict(uid="u1", sandbox_id="s1", ip="10.244.1.5", pause_pid=100, pause_start=5000, new_net=True,
-                new_pid=False, start_time="2026-01-01T00:00:00Z", mounts=[("/a", "/etc/hosts", False)],
-                containers={"c": checkpoint.ContainerCheckpoint("cid", restart_count=2, log_index=2, shim_pid=200,
-                                                                shim_start=6000, exit_file="/x/exit")})
-    base.update(over)
-    return checkpoint.PodCheckpoint(**base)
+_cp = sample_checkpoint
 
 
 def test_round_trip_and_atomic_files(tmp_path):
