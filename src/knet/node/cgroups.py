@@ -335,8 +335,11 @@ class V1Driver:
 
     version = 1
 
-    def __init__(self, mounts: dict[str, str]) -> None:
+    def __init__(self, mounts: dict[str, str], others: list[str] | tuple[str, ...] = ()) -> None:
         self.mounts = {k: Path(v) for k, v in mounts.items()}
+        # every other hierarchy (cpuset, blkio, name=systemd, a hybrid host's cgroup2...): runc
+        # makes a container's cgroup in all of them, so removing a cgroup covers them too
+        self.others = sorted({Path(p) for p in others} - set(self._dirs()))
 
     def _dirs(self) -> list[Path]:
         return sorted({p for c, p in self.mounts.items() if c in ("cpu", "cpuacct", "memory", "pids")})
@@ -420,7 +423,7 @@ class V1Driver:
         return efd
 
     def remove(self, path: str) -> bool:
-        return all([_rmdir_tree(d / path.strip("/")) for d in self._dirs()])
+        return all([_rmdir_tree(d / path.strip("/")) for d in [*self._dirs(), *self.others]])
 
     def exists(self, path: str) -> bool:
         return any((d / path.strip("/")).is_dir() for d in self._dirs())
@@ -515,6 +518,19 @@ def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
     return v1, v2
 
 
+def hierarchy_mount_points(mountinfo: str) -> list[str]:
+    """The mount point of every whole cgroup hierarchy in a mountinfo text: each v1 one (named
+    ones such as name=systemd too) and cgroup2. runc makes a container's cgroup in all of them,
+    the drivers manage only the controllers they set."""
+    points = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if sep and len(fields) >= 5 and tail and tail[0] in ("cgroup", "cgroup2") and fields[3] == "/":
+            points.append(fields[4].encode().decode("unicode_escape"))
+    return sorted(set(points))
+
+
 def detect(mountinfo: str | None = None) -> CgroupDriver | None:
     """V1Driver when the memory controller is on a v1 hierarchy (hybrid hosts too: their
     `unified` mount has no controllers), V2Driver on a unified host, None without cgroupfs."""
@@ -522,7 +538,7 @@ def detect(mountinfo: str | None = None) -> CgroupDriver | None:
         mountinfo = _read(Path("/proc/self/mountinfo")) or ""
     v1, v2 = parse_mountinfo(mountinfo)
     if "memory" in v1 and "cpu" in v1:
-        return V1Driver(v1)
+        return V1Driver(v1, hierarchy_mount_points(mountinfo))
     if v2 is not None and "memory" in (_read(Path(v2) / "cgroup.controllers") or "").split():
         return V2Driver(v2)
     return None

@@ -357,11 +357,26 @@ def test_summary_api_shape_from_a_fake_tree(tmp_path):
 
 def test_remove_cluster_takes_every_node_of_the_cluster_only(tmp_path):
     d = _v1_tree(tmp_path)
+    # runc makes a container's cgroup in every hierarchy, also those the driver sets nothing in
+    mountinfo = "\n".join([
+        f"30 25 0:26 / {tmp_path}/blkio rw - cgroup cgroup rw,blkio",
+        f"31 25 0:27 / {tmp_path}/systemd rw - cgroup cgroup rw,name=systemd",
+        f"32 25 0:28 / {tmp_path}/unified rw - cgroup2 cgroup2 rw",
+        f"33 25 0:29 /nested {tmp_path}/elsewhere rw - cgroup cgroup rw,cpu",  # not a whole hierarchy
+        "40 25 0:30 / /proc rw - proc proc rw"])
+    assert cgroups.hierarchy_mount_points(mountinfo) == sorted(
+        str(tmp_path / h) for h in ("blkio", "systemd", "unified"))
+    d = V1Driver({c: str(p) for c, p in d.mounts.items()}, cgroups.hierarchy_mount_points(mountinfo))
     for cluster, node in (("a", "n1"), ("a", "n2"), ("b", "n1")):
         NodeCgroups(d, cgroups.cgroup_root(cluster, node)).create_pod(pod([{"name": "c"}]))
+    for hierarchy in ("blkio", "systemd", "unified"):
+        for cluster in ("a", "b"):
+            (tmp_path / hierarchy / "knet" / cluster / "n1" / "kubepods" / "pod1234" / "cid").mkdir(parents=True)
     assert cgroups.remove_cluster("a", d)
-    assert not (tmp_path / "memory" / "knet" / "a").exists()
+    for hierarchy in ("memory", "blkio", "systemd", "unified"):
+        assert not (tmp_path / hierarchy / "knet" / "a").exists(), hierarchy
     assert (tmp_path / "memory" / "knet" / "b" / "n1" / "kubepods" / "besteffort" / "pod1234").is_dir()
+    assert (tmp_path / "blkio" / "knet" / "b" / "n1" / "kubepods" / "pod1234" / "cid").is_dir()
     assert not cgroups.remove_cluster("a", d)  # nothing left
 
 
