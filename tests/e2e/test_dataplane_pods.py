@@ -148,6 +148,11 @@ class MiniCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
         teardown_cluster_network(self.name)
+        from knet.node import cgroups
+
+        # the kubelets' pod cgroups, /knet/<dir of nodes/>/... (their root-dirs are TMP/nodes/NODE),
+        # as `knet down` removes a cluster's
+        cgroups.remove_cluster(self.tmp.name)
         if self.api is not None:
             self.api.stop()
         os.environ.pop("KNET_STATE_DIR", None)
@@ -508,8 +513,9 @@ spec:
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could
-    have made counts: names with its netns or link prefix."""
+    have made counts: names with its netns or link prefix, its cgroup tree."""
     from knet.net.names import link_prefix, netns_prefix
+    from knet.node import cgroups
 
     mine = (netns_prefix(cluster.name), link_prefix(cluster.name))
     during = _snapshot()
@@ -523,3 +529,5 @@ def test_teardown_leaves_machine_as_found(cluster):
     leftovers = subprocess.run(["pgrep", "-f", f"knet-{cluster.name}-|node_init.py.*{cluster.name}"],
                                capture_output=True, text=True).stdout
     assert leftovers.strip() == ""
+    assert not any(Path(mp, "knet", cluster.tmp.name).exists() for mp in cgroups.hierarchy_mount_points(
+        Path("/proc/self/mountinfo").read_text())), "cgroups left behind"
