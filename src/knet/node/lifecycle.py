@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from knet.node import workloads
+from knet.node.runtime import host_process_env
 
 if TYPE_CHECKING:
     from knet.node.podworker import ContainerRun, PodWorker
@@ -35,7 +36,6 @@ Obj = dict[str, Any]
 
 MINIMUM_GRACE_SECONDS = 2   # kuberuntime's minimumGracePeriodInSeconds: SIGTERM always gets this much
 USER_AGENT = "kube-lifecycle/1.29"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class HookError(RuntimeError):
@@ -120,10 +120,7 @@ def exec_env(container_env: dict[str, str], hostname: str, tty: bool = False) ->
     """The env of a process run in a running container (`kubectl exec`, exec hooks and probes):
     the container's own (containerd's exec starts from the container's process spec; the base
     is what spawn_container gives a container), plus TERM=xterm with a terminal."""
-    env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
-    if os.environ.get("PYTHONPATH"):  # knet's own workloads run the kubelet's knet (see spawn_container)
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    env.update(container_env)
+    env = {**host_process_env(hostname), **container_env}
     if tty:
         env["TERM"] = "xterm"
     return env

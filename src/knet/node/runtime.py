@@ -25,7 +25,7 @@ from knet.node.runc import ContainerProcess, RealRunc, RuncCli, process_start_ti
 
 Obj = dict[str, Any]
 PAUSE = Path(__file__).with_name("pause.py")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = oci.DEFAULT_PATH
 
 
 def new_id() -> str:
@@ -101,15 +101,21 @@ def _build_pause(build_dir: Path) -> list[str] | None:
     return [str(binary)]
 
 
-async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str], log_path: Path,
-                          hostname: str) -> asyncio.subprocess.Process:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
+def host_process_env(hostname: str) -> dict[str, str]:
+    """The environment a container that is a host process starts from (before its own env), and
+    that a process run in it (exec, hooks, probes) starts from too."""
+    env = {"PATH": f"{DEFAULT_PATH}:{os.environ.get('PATH', '')}", "HOME": "/root", "HOSTNAME": hostname}
     if os.environ.get("PYTHONPATH"):
         # knet's own workloads (the control plane's static pods, kube-proxy, CoreDNS) run the
         # kubelet's knet: the same code when it comes from a PYTHONPATH (a development tree).
-        full_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    full_env.update(env)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str], log_path: Path,
+                          hostname: str) -> asyncio.subprocess.Process:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**host_process_env(hostname), **env}
     with open(log_path, "ab", buffering=0) as log:
         return await asyncio.create_subprocess_exec(
             *sandbox.enter_argv(), *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
