@@ -10,16 +10,19 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
 from knet.net import cni
-from knet.node import checkpoint, nodeobject, podcgroups, podenv, static
+from knet.node import checkpoint, nodeobject, podcgroups, podenv, static, volumes
 from knet.node.config import KubeletConfig
+from knet.node.podcgroups import NodeCgroups
 from knet.node.podworker import PodWorker
-from knet.node.runtime import PodRuntime, RealRuntime, SimRuntime
+from knet.node.runtime import PodRuntime, SimRuntime, for_dataplane
 from knet.node.status import now_rfc3339
 from knet.node.tokenmanager import TokenManager
 
@@ -38,10 +41,12 @@ def _micro_now() -> str:
 
 
 class NodeAgent:
-    """One node: its registration, lease, pods and pod network."""
+    """One node: its registration, lease, pods and pod network; the PodHost of its pod workers
+    (knet.node.podhost). Its runtime and cgroups are chosen by the Kubelet, once."""
 
     def __init__(self, kubelet: Kubelet, name: str, node_ip: str, *, labels: dict[str, str],
-                 taints: list[Obj], static_host: bool, annotations: dict[str, str] | None = None) -> None:
+                 taints: list[Obj], static_host: bool, root_dir: str, runtime: PodRuntime, cgroups: NodeCgroups,
+                 annotations: dict[str, str] | None = None) -> None:
         self.kubelet = kubelet
         self.cfg = kubelet.cfg
         self.name = name
@@ -50,12 +55,9 @@ class NodeAgent:
         self.taints = taints
         self.annotations = annotations or {}
         self.static_host = static_host
-        self.root_dir = self.cfg.root_dir if len(kubelet.nodes_spec) <= 1 else f"{self.cfg.root_dir}/{name}"
-        if self.cfg.dataplane == "sim":
-            self.runtime: PodRuntime = SimRuntime()
-        else:
-            self.runtime = RealRuntime(self.cfg.cni_bin_dir, self.cfg.cni_conf_dir, self.root_dir)
-        self.cgroups = podcgroups.for_node(self.cfg, name, self.root_dir)
+        self.root_dir = root_dir
+        self.runtime = runtime
+        self.cgroups = cgroups
         self.pod_cidr: str | None = self.cfg.pod_cidr
         if self.pod_cidr:
             self._apply_pod_cidr(self.pod_cidr)
@@ -67,17 +69,62 @@ class NodeAgent:
         self.static_pods: dict[str, Obj] = {}  # file -> pod
         # uid -> checkpoint of a pod a previous kubelet left running, until its worker adopts it
         self.adoptions: dict[str, checkpoint.PodCheckpoint] = {}
-        self.well_known_hosts = _hosts_entries() if self.cfg.dataplane == "real" else {}
+        self.well_known_hosts = self.runtime.well_known_hosts()
 
-    # -- facade used by pod workers -------------------------------------------------------
+    # -- PodHost: what pod workers use ------------------------------------------------------
+    @property
+    def node_name(self) -> str:
+        return self.name
+
+    @property
+    def pods_dir(self) -> Path:
+        return Path(self.root_dir) / "pods"
+
+    @property
+    def cluster_dns(self) -> list[str]:
+        return self.cfg.cluster_dns
+
+    @property
+    def cluster_domain(self) -> str:
+        return self.cfg.cluster_domain
+
+    async def materialise_volumes(self, pod: Obj, pod_dir: Path, *, static: bool) -> tuple[Obj, dict[str, Path]]:
+        api = self.api
+        pod = pod if static or api is None else volumes.with_service_account_volume(pod)
+        paths = await volumes.materialise(api, pod, pod_dir, self.kubelet.tokens)
+        if volumes.SA_VOLUME in paths:
+            volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.kubelet.ca_pem())
+        return pod, paths
+
     def take_adoption(self, uid: str) -> checkpoint.PodCheckpoint | None:
         return self.adoptions.pop(uid, None)
+
+    async def find_adoptions(self) -> None:
+        """At start: the pods a previous kubelet of this node left running are kept for their
+        workers to adopt (release_unclaimed drops those no longer wanted); the other containers
+        and sandboxes it left go."""
+        if not self.runtime.checkpoints:
+            return
+        self.adoptions = self.runtime.adoptable_pods()
+        if self.adoptions:
+            log.info("re-adopting %d pods a previous kubelet left running", len(self.adoptions))
+        keep = frozenset(c.container_id for cp in self.adoptions.values() for c in cp.containers.values())
+        try:
+            removed = await self.runtime.clean_containers(keep)
+        except Exception as exc:  # noqa: BLE001 -- e.g. runc missing: the first pod says so
+            log.warning("runc containers of a previous kubelet: %s", exc)
+            removed = 0
+        if removed:
+            log.info("deleted %d runc containers a previous kubelet left behind", removed)
+        cleaned = self.runtime.clean_orphans(f"{self.root_dir}/cni/ipam", self.adoptions)
+        if cleaned:
+            log.info("stopped %d processes of pods a previous kubelet left behind", cleaned)
 
     async def release_unclaimed(self, wanted: set[str]) -> None:
         """Once this node's pods are listed: the adoptable pods that neither the API (`wanted`:
         the uids bound here) nor a static manifest still runs here (deleted or rebound while the
         kubelet was down) are torn down."""
-        if not isinstance(self.runtime, RealRuntime):
+        if not self.runtime.checkpoints:
             return
         wanted = wanted | {p["metadata"]["uid"] for p in self.static_pods.values()}
         unclaimed = {uid: cp for uid, cp in self.adoptions.items() if uid not in wanted}
@@ -308,25 +355,13 @@ def _without_heartbeats(status: Obj) -> Obj:
                                     for c in status["conditions"]])
 
 
-def _hosts_entries() -> dict[str, str]:
-    """The node's /etc/hosts names (controlplane, node01, ...), written into every pod's hosts."""
-    out: dict[str, str] = {}
-    try:
-        with open("/etc/hosts") as f:
-            for line in f:
-                words = line.split("#", 1)[0].split()
-                if len(words) >= 2 and "." in words[0] and not words[0].startswith("127."):
-                    for name in words[1:]:
-                        out.setdefault(name, words[0])
-    except OSError:
-        pass
-    return out
-
-
 class Kubelet:
     """The process: shared API client, informers, status writer, HTTP server; one or many nodes."""
 
-    def __init__(self, cfg: KubeletConfig) -> None:
+    def __init__(self, cfg: KubeletConfig, *, new_runtime: Callable[[str], PodRuntime] | None = None,
+                 new_cgroups: Callable[[str, str], NodeCgroups] | None = None) -> None:
+        """new_runtime(root_dir) and new_cgroups(node name, root_dir) make a node's runtime and
+        cgroups (default: as the dataplane and the host have them; tests give fakes)."""
         self.cfg = cfg
         self.facts = nodeobject.host_facts()
         self.port = cfg.port
@@ -348,11 +383,15 @@ class Kubelet:
         else:
             self.nodes_spec = [(cfg.hostname_override, cfg.node_ip)]
         self.nodes: dict[str, NodeAgent] = {}
+        new_runtime = new_runtime or (lambda root_dir: for_dataplane(cfg, root_dir))
+        new_cgroups = new_cgroups or (lambda name, root_dir: podcgroups.for_node(cfg, name, root_dir))
         for i, (name, ip) in enumerate(self.nodes_spec):
             annotations = {"knet.io/kubelet-endpoint": f"127.0.0.1:{cfg.port}"} if cfg.sim_nodes else {}
+            root_dir = cfg.root_dir if len(self.nodes_spec) <= 1 else f"{cfg.root_dir}/{name}"
             self.nodes[name] = NodeAgent(self, name, ip, labels=dict(cfg.node_labels),
                                          taints=list(cfg.register_with_taints), static_host=(i == 0),
-                                         annotations=annotations)
+                                         root_dir=root_dir, runtime=new_runtime(root_dir),
+                                         cgroups=new_cgroups(name, root_dir), annotations=annotations)
         self.static_node = self.nodes.get(cfg.hostname_override) if cfg.hostname_override else None
 
     # -- helpers -----------------------------------------------------------------------
@@ -408,21 +447,7 @@ class Kubelet:
         from knet.node.server import start_server
 
         for node in self.nodes.values():
-            if isinstance(node.runtime, RealRuntime):
-                node.adoptions = node.runtime.adoptable_pods()
-                if node.adoptions:
-                    log.info("re-adopting %d pods a previous kubelet left running", len(node.adoptions))
-                keep = frozenset(c.container_id for cp in node.adoptions.values() for c in cp.containers.values())
-                try:
-                    removed = await node.runtime.clean_containers(keep)
-                except Exception as exc:  # noqa: BLE001 -- e.g. runc missing: the first pod says so
-                    log.warning("runc containers of a previous kubelet: %s", exc)
-                    removed = 0
-                if removed:
-                    log.info("deleted %d runc containers a previous kubelet left behind", removed)
-                cleaned = node.runtime.clean_orphans(f"{node.root_dir}/cni/ipam", node.adoptions)
-                if cleaned:
-                    log.info("stopped %d processes of pods a previous kubelet left behind", cleaned)
+            await node.find_adoptions()
         runner = await start_server(self)
         scheme = "https" if runner.app["ssl"] is not None else "http"
         for node in self.nodes.values():
@@ -498,10 +523,10 @@ class Kubelet:
             self.node_informer.add_handler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
             tasks = [asyncio.create_task(self.pods.run()), asyncio.create_task(self.node_informer.run()),
                      asyncio.create_task(self._release_unclaimed())]
-            if self.cfg.dataplane == "real":
+            if any(n.runtime.needs_service_env for n in self.nodes.values()):
                 self.services = Informer(api, "v1", "services")
                 tasks.append(asyncio.create_task(self.services.run()))
-            if self.cfg.dataplane == "real":
+            if any(n.runtime.refreshes_volumes for n in self.nodes.values()):
                 tasks.append(asyncio.create_task(self._volume_refresh_loop(api)))
             tasks.append(asyncio.create_task(self._token_refresh_loop(api)))
             tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
@@ -613,8 +638,6 @@ class Kubelet:
         await asyncio.gather(*(writer() for _ in range(concurrency)))
 
     async def _volume_refresh_loop(self, api: ApiClient, period: float = VOLUME_SYNC_SECONDS) -> None:
-        from knet.node import volumes
-
         while True:
             await asyncio.sleep(period)
             for node in self.nodes.values():
@@ -630,8 +653,6 @@ class Kubelet:
         """Keep every running pod's projected service-account tokens fresh for its whole life
         (the kubelet's token manager behind its projected volumes). Only pods with files hold
         tokens: simulated pods have none, so a simulated node has nothing to renew."""
-        from knet.node import volumes
-
         while True:
             await asyncio.sleep(period)
             live: list[str] = []

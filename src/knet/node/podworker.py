@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knet.node import checkpoint, dnsconfig, lifecycle, oci, podenv, probes, volumes
-from knet.node.runc import AdoptedProcess, process_start_time
 from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
 
 if TYPE_CHECKING:
-    from knet.node.agent import NodeAgent
+    from knet.node.podhost import PodHost
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -55,14 +54,14 @@ class ContainerRun:
 
 
 class PodWorker:
-    def __init__(self, agent: NodeAgent, pod: Obj, *, static: bool = False) -> None:
-        self.agent = agent
+    def __init__(self, host: PodHost, pod: Obj, *, static: bool = False) -> None:
+        self.host = host
         self.pod = pod
         self.static = static
         meta = pod["metadata"]
         self.uid = meta["uid"]
         self.key = f"{meta.get('namespace', 'default')}/{meta['name']}"
-        self.dir = Path(agent.root_dir) / "pods" / self.uid
+        self.dir = host.pods_dir / self.uid
         self.sandbox: Sandbox | None = None
         self.start_time = now_rfc3339()
         self.created_at = time.time()
@@ -85,7 +84,7 @@ class PodWorker:
         self.message = ""
         self.reason = ""
         self.task: asyncio.Task | None = None
-        self.runs_processes = agent.runtime.runs_processes(pod, static)
+        self.runs_processes = host.runtime.runs_processes(pod, static)
         self._pause_start: int | None = None
 
     # -- identity -------------------------------------------------------------------------
@@ -96,6 +95,10 @@ class PodWorker:
     @property
     def name(self) -> str:
         return self.pod["metadata"]["name"]
+
+    @property
+    def node_name(self) -> str:
+        return self.host.node_name
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"pod {self.key}")
@@ -116,25 +119,25 @@ class PodWorker:
 
     def status(self) -> Obj:
         return compute_pod_status(
-            self.pod, self.records(), host_ip=self.agent.node_ip,
+            self.pod, self.records(), host_ip=self.host.node_ip,
             pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
             sandbox_ready=self.sandbox is not None and not self.stopping.is_set(),
             message=self.message, reason=self.reason, init_records=[r.record for r in self.init_runs])
 
     def changed(self) -> None:
         self.save_checkpoint()
-        self.agent.status_changed(self)
+        self.host.status_changed(self)
 
     # -- checkpoint and re-adoption (a restarted kubelet keeps the pod running) -----------------
     def _checkpointed(self) -> bool:
-        return self.runs_processes and self.agent.runtime.name == "real"
+        return self.runs_processes and self.host.runtime.checkpoints
 
     def save_checkpoint(self) -> None:
         sandbox = self.sandbox
         if not self._checkpointed() or sandbox is None or sandbox.pid is None or self.stopping.is_set():
             return
         if self._pause_start is None:
-            self._pause_start = process_start_time(sandbox.pid)
+            self._pause_start = self.host.runtime.process_start_time(sandbox.pid)
         containers = {}
         for name, run in self.runs.items():
             rec = run.record
@@ -179,15 +182,15 @@ class PodWorker:
             rec.last_state = c.last_state or {}
             run.log_index, run.created_at, run.crashes = c.log_index, c.created_at, c.crashes
             exit_file = Path(c.exit_file) if c.exit_file else self.dir / "containers" / name / "exit"
-            if c.shim_pid is not None and checkpoint.shim_alive(c, process_start_time):
-                run.process = AdoptedProcess(self.agent.runtime.runc, c.container_id, c.shim_pid,
-                                             c.shim_start or 0, exit_file)
+            adopted = self.host.runtime.adopt_container(c, exit_file)
+            if adopted is not None:
+                run.process = adopted
                 run.shim_start, run.adopted = c.shim_start, True
                 rec.state, rec.reason, rec.message = "running", "", ""
                 rec.started = c.started
                 rec.ready = c.ready
-                if self.agent.cgroups is not None:
-                    self.agent.cgroups.watch_oom(self.pod, c.container_id)  # the old kubelet's watch went with it
+                if self.host.cgroups is not None:
+                    self.host.cgroups.watch_oom(self.pod, c.container_id)  # the old kubelet's watch went with it
             else:
                 code = checkpoint.read_exit_code(str(exit_file))
                 rec.exit_code = 137 if code is None else code
@@ -197,16 +200,16 @@ class PodWorker:
                 policy = self.pod["spec"].get("restartPolicy") or "Always"
                 if should_restart(policy, rec.exit_code):
                     rec.last_state = rec.state_dict()
-        if self.agent.cgroups is not None:
+        if self.host.cgroups is not None:
             with contextlib.suppress(OSError):
-                self.agent.cgroups.create_pod(self.pod)  # the node's bookkeeping (burstable shares)
+                self.host.cgroups.create_pod(self.pod)  # the node's bookkeeping (burstable shares)
 
     async def event(self, event_type: str, reason: str, message: str, field_path: str | None = None) -> None:
-        await self.agent.event(self.pod, event_type, reason, message, field_path)
+        await self.host.event(self.pod, event_type, reason, message, field_path)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def _run(self) -> None:
-        adoption = self.agent.take_adoption(self.uid) if self._checkpointed() else None
+        adoption = self.host.take_adoption(self.uid) if self._checkpointed() else None
         if adoption is not None:
             self.adopt(adoption)
             self.changed()
@@ -221,7 +224,7 @@ class PodWorker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
             if not self.stopping.is_set():
-                self.agent.retry_pod(self)
+                self.host.retry_pod(self)
             return
         except Exception as exc:  # noqa: BLE001 -- reported on the pod, retried
             log.warning("pod %s: sandbox: %s", self.key, exc)
@@ -231,7 +234,7 @@ class PodWorker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 2.0)
             if not self.stopping.is_set():
-                self.agent.retry_pod(self)
+                self.host.retry_pod(self)
             return
         self.message = ""
         if self.init_runs:
@@ -252,31 +255,28 @@ class PodWorker:
         mounts: list[tuple[str, str, bool]] = []
         if self.runs_processes:  # a simulated pod has no files: no directory (30,000 of them at scale)
             self.dir.mkdir(parents=True, exist_ok=True)
-            pod = self.pod if self.static or self.agent.api is None else volumes.with_service_account_volume(self.pod)
-            paths = await volumes.materialise(self.agent.api, pod, self.dir, self.agent.kubelet.tokens)
-            if volumes.SA_VOLUME in paths:
-                volumes.ensure_ca_file(paths[volumes.SA_VOLUME], self.agent.kubelet.ca_pem())
+            pod, paths = await self.host.materialise_volumes(self.pod, self.dir, static=self.static)
             # runc: a container's root filesystem holds only its binds, so nothing of the
             # cluster's directory needs hiding and a hostPath at its own path is bound too.
-            real = self.agent.runtime.name == "real"
-            mounts = volumes.bind_mounts(pod, paths, bind_all=real)
+            private_root = self.host.runtime.private_root_filesystem
+            mounts = volumes.bind_mounts(pod, paths, bind_all=private_root)
             resolv = self.dir / "resolv.conf"
             resolv.write_text(dnsconfig.resolv_conf(
-                self.pod, cluster_dns=self.agent.cfg.cluster_dns, cluster_domain=self.agent.cfg.cluster_domain,
+                self.pod, cluster_dns=self.host.cluster_dns, cluster_domain=self.host.cluster_domain,
                 host_resolv=_read("/etc/resolv.conf")))
             mounts.insert(0, (str(resolv), "/etc/resolv.conf", False))
             if not self.pod["spec"].get("hostNetwork"):
                 hosts = self.dir / "etc-hosts"
                 hosts.touch()
                 mounts.insert(1, (str(hosts), "/etc/hosts", False))
-                if real:
+                if private_root:
                     etc_hostname = self.dir / "etc-hostname"
                     etc_hostname.write_text(hostname + "\n")
                     mounts.insert(2, (str(etc_hostname), "/etc/hostname", False))
-        cgroups = self.agent.cgroups if self.runs_processes else None
+        cgroups = self.host.cgroups if self.runs_processes else None
         if cgroups is not None:
             cgroups.create_pod(self.pod)
-        self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
+        self.sandbox = await self.host.runtime.create_sandbox(self.pod, hostname, mounts, self.host.node_ip)
         if cgroups is not None and self.sandbox.pid is not None:
             try:
                 cgroups.place_sandbox(self.pod, self.sandbox.id, self.sandbox.pid)
@@ -287,17 +287,17 @@ class PodWorker:
         if self.runs_processes and not self.pod["spec"].get("hostNetwork"):
             # Written in place: the sandbox has bind-mounted this very inode.
             with open(self.dir / "etc-hosts", "w") as f:
-                f.write(dnsconfig.hosts_file(self.pod, self.sandbox.ip, cluster_domain=self.agent.cfg.cluster_domain,
-                                             extra=self.agent.well_known_hosts))
+                f.write(dnsconfig.hosts_file(self.pod, self.sandbox.ip, cluster_domain=self.host.cluster_domain,
+                                             extra=self.host.well_known_hosts))
 
     def _env(self, container: Obj) -> dict[str, str]:
         pod = dict(self.pod)
         pod["status"] = dict(pod.get("status") or {}, podIP=self.sandbox.ip if self.sandbox else "",
                              podIPs=[{"ip": self.sandbox.ip}] if self.sandbox else [])
         return podenv.container_env(
-            pod, container, node_name=self.agent.name, host_ip=self.agent.node_ip,
-            services=self.agent.services(), config_map_data=self.agent.config_map_data,
-            secret_data=self.agent.secret_data)
+            pod, container, node_name=self.host.node_name, host_ip=self.host.node_ip,
+            services=self.host.services(), config_map_data=self.host.config_map_data,
+            secret_data=self.host.secret_data)
 
     def log_path(self, container: str, index: int) -> Path:
         return self.dir / "logs" / container / f"{index}.log"
@@ -334,7 +334,7 @@ class PodWorker:
                             return
                     rec.restart_count += 1
                 try:
-                    await self.agent.fetch_env_sources(self.namespace, run.spec)
+                    await self.host.fetch_env_sources(self.namespace, run.spec)
                     env = run.env = self._env(run.spec)
                     command, args = podenv.command_and_args(run.spec, env)
                     oci.verify_run_as_non_root(self.pod, run.spec)
@@ -355,12 +355,13 @@ class PodWorker:
                     run.log_index = rec.restart_count
                     try:
                         cgroup = self._container_cgroup(run)
-                        run.process = await self.agent.runtime.start_container(
+                        run.process = await self.host.runtime.start_container(
                             self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
                             self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
                             self.dir / "containers" / rec.name, cgroup)
                         self._join_cgroup(run, cgroup)
-                        run.shim_start = process_start_time(run.process.pid) if run.process is not None else None
+                        run.shim_start = self.host.runtime.process_start_time(run.process.pid) \
+                            if run.process is not None else None
                     except (OSError, ValueError) as exc:
                         rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
                         rec.ran, rec.exit_code = True, 128
@@ -396,12 +397,12 @@ class PodWorker:
             rec.state, rec.ready, rec.started, rec.ran = "terminated", False, False, True
             rec.reason = "Completed" if rec.exit_code == 0 else "Error"
             rec.message = ""
-            if self.runs_processes and self.agent.cgroups.enabled:
+            if self.runs_processes and self.host.cgroups.enabled:
                 # As containerd: an OOM kill in the container's cgroup makes its exit OOMKilled
                 # (the kernel's SIGKILL: exit code 137).
-                if rec.exit_code != 0 and self.agent.cgroups.oom_killed(self.pod, rec.container_id):
+                if rec.exit_code != 0 and self.host.cgroups.oom_killed(self.pod, rec.container_id):
                     rec.reason = "OOMKilled"
-                self.agent.cgroups.remove_container(self.pod, rec.container_id)
+                self.host.cgroups.remove_container(self.pod, rec.container_id)
             if time.monotonic() - started_mono > BACKOFF_RESET_AFTER:
                 run.crashes = 0
             run.crashes += 1
@@ -414,18 +415,18 @@ class PodWorker:
         """The container's cgroup, made with its limits before it starts (None: no cgroups).
         It outlives the container's processes, so its OOM count is still there to read when the
         container has exited (runc removes the cgroup it put the processes in)."""
-        if not self.runs_processes or not self.agent.cgroups.enabled:
+        if not self.runs_processes or not self.host.cgroups.enabled:
             return None
-        return self.agent.cgroups.create_container(self.pod, run.spec, run.record.container_id)
+        return self.host.cgroups.create_container(self.pod, run.spec, run.record.container_id)
 
     def _join_cgroup(self, run: ContainerRun, cgroup: str | None) -> None:
         """A runtime that cannot start a process in a cgroup (a static pod's host process on the
         simulated dataplane) gets its process moved there right after it started (its children
         follow). A process that cannot be placed is killed: it would run without its limits."""
-        if cgroup is None or run.process is None or self.agent.runtime.starts_in_cgroup:
+        if cgroup is None or run.process is None or self.host.runtime.starts_in_cgroup:
             return
         try:
-            self.agent.cgroups.add_process(cgroup, run.process.pid)
+            self.host.cgroups.add_process(cgroup, run.process.pid)
         except OSError:
             signal_process(run.process, signal.SIGKILL)
             run.process = None
@@ -436,9 +437,9 @@ class PodWorker:
         if self._checkpointed():
             checkpoint.remove(self.dir)
         if self.sandbox is not None:
-            await self.agent.runtime.remove_sandbox(self.sandbox, self.pod)
+            await self.host.runtime.remove_sandbox(self.sandbox, self.pod)
         if self.runs_processes:
-            await self.agent.cgroups.remove_pod(self.pod)
+            await self.host.cgroups.remove_pod(self.pod)
 
     async def kill_container(self, run: ContainerRun, grace: float, reason_message: str) -> None:
         proc = run.process
@@ -461,7 +462,7 @@ class PodWorker:
             await self.stopped.wait()
             if delete_object and not self.deleted:
                 self.deleted = True
-                await self.agent.pod_terminated(self)
+                await self.host.pod_terminated(self)
             return
         self.stopping.set()
         if grace is None:
@@ -478,7 +479,7 @@ class PodWorker:
         self.stopped.set()
         if delete_object and not self.deleted:
             self.deleted = True
-            await self.agent.pod_terminated(self)
+            await self.host.pod_terminated(self)
 
     async def teardown_if_finished(self) -> None:
         """A pod that has completed (Succeeded/Failed) gives its sandbox back."""
@@ -499,7 +500,7 @@ class PodWorker:
             run = next((r for r in self.all_runs().values() if r.process is not None), None)
             if run is None:
                 raise LookupError("no container is running")
-        return self.agent.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty, size)
+        return self.host.runtime.exec_prefix(self.sandbox, run.record.container_id, env, tty, size)
 
 
 def _read(path: str) -> str:

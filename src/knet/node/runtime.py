@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from knet.net import cni
 from knet.node import checkpoint, oci
-from knet.node.runc import ContainerProcess, RealRunc, RuncCli, process_start_time
+from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
 PAUSE = Path(__file__).with_name("pause.py")
@@ -136,11 +136,53 @@ def signal_process(proc: asyncio.subprocess.Process | ContainerProcess, sig: int
 
 
 class PodRuntime(Protocol):
-    """What a node agent needs from a dataplane; RealRuntime and SimRuntime implement it."""
+    """What a node agent needs from a dataplane; RealRuntime and SimRuntime implement it. The
+    node and its pod workers ask it what differs between dataplanes (the capability flags and
+    queries below) rather than which dataplane it is."""
 
     name: str
 
+    # A restarted kubelet re-adopts this runtime's pods: workers checkpoint them, and the
+    # kubelet finds them again (adoptable_pods) and cleans up what it does not adopt.
+    checkpoints: bool
+    # Each container has a root filesystem of its own holding nothing of the host but the pod's
+    # binds: every volume is bound (a hostPath at its own path too) and /etc/hostname is the pod's.
+    private_root_filesystem: bool
+    # Containers get the Services' env vars (FOO_SERVICE_HOST...): the kubelet watches Services.
+    needs_service_env: bool
+    # The pods' configMap/secret volumes are files that follow their objects (a refresh loop).
+    refreshes_volumes: bool
+
     def runs_processes(self, pod: Obj, static: bool) -> bool: ...
+
+    def well_known_hosts(self) -> dict[str, str]:
+        """Names every pod's /etc/hosts gets besides its own (the node machines' names)."""
+        ...
+
+    def process_start_time(self, pid: int) -> int | None:
+        """The start time of a process of this runtime (what a checkpoint records against pid reuse)."""
+        ...
+
+    def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:
+        """uid -> checkpoint of the pods a previous kubelet of this node left running."""
+        ...
+
+    def adopt_container(self, c: checkpoint.ContainerCheckpoint, exit_file: Path) -> ContainerProcess | None:
+        """The still running container a checkpoint names (None: it has ended meanwhile; its
+        exit code is in exit_file)."""
+        ...
+
+    async def clean_containers(self, keep: frozenset[str] = frozenset()) -> int:
+        """Delete the containers a previous kubelet left behind but `keep`'s; how many went."""
+        ...
+
+    def clean_orphans(self, ipam_dir: str, keep: dict[str, checkpoint.PodCheckpoint] | None = None) -> int:
+        """Stop the sandboxes a previous kubelet left behind but `keep`'s; how many processes went."""
+        ...
+
+    async def release_sandbox(self, cp: checkpoint.PodCheckpoint) -> None:
+        """An adoptable pod this node no longer runs: its containers, sandbox and address go."""
+        ...
 
     def network_ready(self) -> bool: ...
 
@@ -226,6 +268,10 @@ class RealRuntime:
 
     name = "real"
     starts_in_cgroup = True  # runc's linux.cgroupsPath
+    checkpoints = True
+    private_root_filesystem = True
+    needs_service_env = True
+    refreshes_volumes = True
 
     def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str, runc: RuncCli | None = None,
                  layout: oci.HostLayout | None = None) -> None:
@@ -263,10 +309,23 @@ class RealRuntime:
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return self.runc.exec_argv(container_id, env, tty, size)
 
+    def well_known_hosts(self) -> dict[str, str]:
+        return _hosts_entries()
+
+    def process_start_time(self, pid: int) -> int | None:
+        return process_start_time(pid)
+
     def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:
         """The pods a previous kubelet of this node checkpointed whose sandbox still runs: a
         restarted kubelet keeps them (PodWorker.adopt) rather than recreating them."""
         return checkpoint.adoptable(checkpoint.load_all(Path(self.root_dir) / "pods"), process_start_time)
+
+    def adopt_container(self, c: checkpoint.ContainerCheckpoint, exit_file: Path) -> ContainerProcess | None:
+        """The container's shim, if it is still the process the checkpoint names: waited for
+        by polling (it is not our child), signalled through `runc kill`."""
+        if c.shim_pid is None or not checkpoint.shim_alive(c, process_start_time):
+            return None
+        return AdoptedProcess(self.runc, c.container_id, c.shim_pid, c.shim_start or 0, exit_file)
 
     async def clean_containers(self, keep: frozenset[str] = frozenset()) -> int:
         """Delete every container of this node's runc state (a previous kubelet's) but `keep`'s."""
@@ -387,6 +446,21 @@ class RealRuntime:
         shutil.rmtree(f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/containers", ignore_errors=True)
 
 
+def _hosts_entries() -> dict[str, str]:
+    """The node's /etc/hosts names (controlplane, node01, ...), written into every pod's hosts."""
+    out: dict[str, str] = {}
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and "." in words[0] and not words[0].startswith("127."):
+                    for name in words[1:]:
+                        out.setdefault(name, words[0])
+    except OSError:
+        pass
+    return out
+
+
 def _pids() -> list[int]:
     return [int(e) for e in os.listdir("/proc") if e.isdigit()]
 
@@ -437,12 +511,38 @@ class SimRuntime:
 
     name = "sim"
     starts_in_cgroup = False  # static pods' host processes are moved in once started
+    # Nothing outlives the kubelet but static pods' host processes, which it starts afresh.
+    checkpoints = False
+    private_root_filesystem = False  # a static pod's host process sees the host's files
+    needs_service_env = False
+    refreshes_volumes = False
 
     def __init__(self) -> None:
         self.allocator = PodCidrAllocator()
 
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return static
+
+    def well_known_hosts(self) -> dict[str, str]:
+        return {}
+
+    def process_start_time(self, pid: int) -> int | None:
+        return process_start_time(pid)
+
+    def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:
+        return {}
+
+    def adopt_container(self, c: checkpoint.ContainerCheckpoint, exit_file: Path) -> ContainerProcess | None:
+        return None
+
+    async def clean_containers(self, keep: frozenset[str] = frozenset()) -> int:
+        return 0
+
+    def clean_orphans(self, ipam_dir: str, keep: dict[str, checkpoint.PodCheckpoint] | None = None) -> int:
+        return 0
+
+    async def release_sandbox(self, cp: checkpoint.PodCheckpoint) -> None:
+        pass
 
     def network_ready(self) -> bool:
         return self.allocator.cidr is not None
@@ -466,3 +566,11 @@ class SimRuntime:
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return sandbox.enter_argv()
+
+
+def for_dataplane(cfg: Any, root_dir: str) -> PodRuntime:
+    """The node's runtime, chosen once from the kubelet's --dataplane: runc containers in pod
+    sandboxes (real), or the simulation (sim). Nothing else looks at the dataplane's name."""
+    if cfg.dataplane == "sim":
+        return SimRuntime()
+    return RealRuntime(cfg.cni_bin_dir, cfg.cni_conf_dir, root_dir)

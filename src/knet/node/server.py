@@ -328,7 +328,7 @@ def _node_of(kubelet: Kubelet, request: web.Request) -> str:
     if len(parts) >= 4 and parts[1] in ("exec", "containerLogs", "attach", "portForward", "run"):
         worker = kubelet.find_worker(parts[2], parts[3])
         if worker is not None:
-            return worker.agent.name
+            return worker.node_name
     return kubelet.cfg.hostname_override or next(iter(kubelet.nodes), "")
 
 

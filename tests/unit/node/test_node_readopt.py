@@ -10,12 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from knet.node import checkpoint, oci
-from knet.node.podcgroups import NodeCgroups
 from knet.node.podworker import PodWorker
 from knet.node.runc import AdoptedProcess, FakeRunc, process_start_time, shim_argv
 from knet.node.runtime import RealRuntime, Sandbox
 
 from .checkpoints import sample_checkpoint
+from .fakes import FakeHost
 
 _cp = sample_checkpoint
 
@@ -44,12 +44,11 @@ def test_shim_writes_the_exit_code_and_adopted_process_reads_it(tmp_path):
     asyncio.run(main())
 
 
-def _agent(tmp_path: Path, runc: FakeRunc) -> SimpleNamespace:
+def _agent(tmp_path: Path, runc: FakeRunc) -> FakeHost:
     rt = RealRuntime.__new__(RealRuntime)
     layout = oci.HostLayout(system_dirs=("/usr",), runtime_dirs=(), python_path="/src")
     rt.cni_bin_dir, rt.cni_conf_dir, rt.root_dir, rt.runc, rt.layout = "", "", str(tmp_path), runc, layout
-    return SimpleNamespace(root_dir=str(tmp_path), runtime=rt, cgroups=NodeCgroups.none(), node_ip="10.0.0.1",
-                           status_changed=lambda worker: None)
+    return FakeHost(pods_dir=tmp_path / "pods", runtime=rt, node_ip="10.0.0.1")
 
 
 POD = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"},
