@@ -42,11 +42,13 @@ NODE_IP = "192.168.10.11"
 class FakeContainer:
     """A container process (ContainerProcess): it runs until the test ends it (`exit`) or a
     signal does. SIGKILL always ends it (137); SIGTERM ends it (143) unless it ignores SIGTERM.
-    What it "prints" goes to its log file, as a container's output does."""
+    What it "prints" goes to its log file, as a container's output does; its exit code goes to
+    its exit file, as runc's shim writes it."""
 
     def __init__(self, runtime: FakeRuntime, container_id: str, pid: int, *, name: str, pod: Obj, env: dict[str, str],
-                 log_path: Path, cgroup: str | None, ignores_sigterm: bool) -> None:
+                 log_path: Path, exit_file: Path, cgroup: str | None, ignores_sigterm: bool) -> None:
         self.runtime = runtime
+        self.exit_file = exit_file
         self.container_id = container_id
         self.pid = pid
         self.name = name
@@ -73,6 +75,8 @@ class FakeContainer:
 
     def exit(self, code: int) -> None:
         if not self._done.done():
+            self.exit_file.parent.mkdir(parents=True, exist_ok=True)
+            self.exit_file.write_text(f"{code}\n")
             self._done.set_result(code)
             self.runtime.start_times.pop(self.pid, None)
 
@@ -159,13 +163,16 @@ class FakeRuntime:
         assert sandbox.id in self.sandboxes, "a container started outside a live sandbox"
         assert container_id not in self.containers, "a container id used twice"
         proc = FakeContainer(self, container_id, self._spawn(), name=container["name"], pod=pod, env=env,
-                             log_path=log_path, cgroup=cgroup, ignores_sigterm=container["name"] in self.ignore_sigterm)
+                             log_path=log_path, exit_file=bundle_dir / "exit", cgroup=cgroup,
+                             ignores_sigterm=container["name"] in self.ignore_sigterm)
         self.containers[container_id] = proc
         return proc
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
-        return []  # a command "in the container" (exec hooks) runs as a host process
+        # A command "in the container" (an exec hook) runs as a host process; what it writes to
+        # $CONTAINER_STDOUT is the container's output (/proc/1/fd/1 in a real container).
+        return ["env", f"CONTAINER_STDOUT={self.containers[container_id].log_path}"]
 
     def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:
         return checkpoint.adoptable(checkpoint.load_all(self.pods_dir), self.process_start_time)
@@ -315,9 +322,10 @@ class KubeletOnFakes:
         return next((s for s in statuses if s["name"] == container), {})
 
     def events(self, pod_name: str) -> list[tuple[str, str, str]]:
-        """(type, reason, message) of the pod's events, as `kubectl describe pod` lists them."""
+        """(type, reason, message) of the pod's events, as `kubectl describe pod` lists them, an
+        event that happened N times (an Event of count N, "x2 over 3s") N times over."""
         return [(e["type"], e["reason"], e["message"]) for e in self.api.objects("v1", "events")
-                if e["involvedObject"].get("name") == pod_name]
+                if e["involvedObject"].get("name") == pod_name for _ in range(int(e.get("count") or 1))]
 
     async def create_pod(self, pod: Obj) -> Obj:
         pod = {"apiVersion": "v1", "kind": "Pod", **pod}
