@@ -31,6 +31,7 @@ from knet.node.agent import Kubelet, NodeAgent
 from knet.node.cgroups import Resources, Usage
 from knet.node.config import KubeletConfig
 from knet.node.podcgroups import NodeCgroups
+from knet.node.runc import FakeProcess
 from knet.node.runtime import PodCidrAllocator, Sandbox, new_id
 
 Obj = dict[str, Any]
@@ -39,26 +40,24 @@ NODE = "node01"
 NODE_IP = "192.168.10.11"
 
 
-class FakeContainer:
-    """A container process (ContainerProcess): it runs until the test ends it (`exit`) or a
-    signal does. SIGKILL always ends it (137); SIGTERM ends it (143) unless it ignores SIGTERM.
-    What it "prints" goes to its log file, as a container's output does; its exit code goes to
-    its exit file, as runc's shim writes it."""
+class FakeContainer(FakeProcess):
+    """A container process (ContainerProcess; runc's FakeProcess with more of a container): it
+    runs until the test ends it (`exit`) or a signal does. SIGKILL always ends it (137); SIGTERM
+    ends it (143) unless it ignores SIGTERM. What it "prints" goes to its log file, as a
+    container's output does; its exit code goes to its exit file, as runc's shim writes it."""
 
     def __init__(self, runtime: FakeRuntime, container_id: str, pid: int, *, name: str, pod: Obj, env: dict[str, str],
                  log_path: Path, exit_file: Path, cgroup: str | None, ignores_sigterm: bool) -> None:
+        super().__init__(container_id)
         self.runtime = runtime
-        self.exit_file = exit_file
-        self.container_id = container_id
         self.pid = pid
         self.name = name
         self.pod = pod
         self.env = env
         self.log_path = log_path
+        self.exit_file = exit_file
         self.cgroup = cgroup
         self.ignores_sigterm = ignores_sigterm
-        self.signals: list[int] = []
-        self._done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.log(f"started {name}")
 
     def log(self, line: str) -> None:
@@ -66,19 +65,12 @@ class FakeContainer:
         with open(self.log_path, "a") as f:
             f.write(line + "\n")
 
-    @property
-    def returncode(self) -> int | None:
-        return self._done.result() if self._done.done() else None
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._done)
-
     def exit(self, code: int) -> None:
-        if not self._done.done():
+        if self.returncode is None:
             self.exit_file.parent.mkdir(parents=True, exist_ok=True)
             self.exit_file.write_text(f"{code}\n")
-            self._done.set_result(code)
             self.runtime.start_times.pop(self.pid, None)
+        super().exit(code)
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is not None:
