@@ -65,3 +65,23 @@ async def test_the_simulated_runtime_keeps_nothing_across_kubelets(tmp_path):
     assert rt.well_known_hosts() == {} and rt.adoptable_pods() == {}
     assert await rt.clean_containers() == 0 and rt.clean_orphans(str(tmp_path)) == 0
     assert rt.runs_processes(POD, static=True) and not rt.runs_processes(POD, static=False)
+
+
+def _members(protocol: type) -> set[str]:
+    """What a Protocol asks for: its methods, properties and annotated attributes."""
+    return {n for n in vars(protocol) if not n.startswith("_")} | set(getattr(protocol, "__annotations__", {}))
+
+
+async def test_the_real_and_fake_sides_implement_the_same_interfaces(tmp_path):
+    """No type checker runs here: each side of a PodRuntime / PodHost must have all its members."""
+    from knet.node.podhost import PodHost
+    from knet.node.runtime import PodRuntime, RealRuntime
+
+    from .fakes import FakeHost, running_kubelet
+
+    for runtime_class in (RealRuntime, SimRuntime, FakeRuntime):
+        assert _members(PodRuntime) <= set(dir(runtime_class)), runtime_class
+    async with running_kubelet(tmp_path) as k:
+        hosts = (k.node, FakeHost(pods_dir=tmp_path, runtime=k.runtime))
+        for host in hosts:
+            assert not {m for m in _members(PodHost) if not hasattr(host, m)}, type(host)
