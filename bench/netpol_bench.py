@@ -30,6 +30,7 @@ Measures
      isolation rule of the node and matches none), the 1,000 pods all on this node (as part 2) or
      spread over --spread-nodes nodes (~100 here, as a node's max-pods of 110 allows).
      --connects TCP connects per round, rounds alternating 0 / 1,000, p50/p99 per connect().
+     Then a control: a policy isolating the server must make the next connect time out.
 Everything is removed afterwards, also on failure or Ctrl-C: the cluster (`knet down`), the
 prober, and the scratch namespaces (knet-npbench-*). Traffic stays inside those namespaces and
 the cluster's.
@@ -444,9 +445,10 @@ while True:
 CONNECTS = r"""
 import socket, sys, time
 ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
 out = []
 for _ in range(n):
-    s = socket.socket(); s.settimeout(2)
+    s = socket.socket(); s.settimeout(timeout)
     t = time.perf_counter(); s.connect((ip, port)); out.append(time.perf_counter() - t)
     s.close()
 print(" ".join(f"{x * 1e6:.1f}" for x in out))
@@ -499,6 +501,15 @@ def latency_part(mode: str, n_policies: int, n_pods: int, nodes: int, connects: 
                 values = [float(x) for x in out.split()]
                 samples[present] += values
                 round_p50[present].append(round(percentile(values, 50), 1))
+        # the control: the same path with a policy isolating the server drops the connection
+        deny = {"metadata": {"namespace": "free", "name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+        ctl.on_change("networkpolicies", "free/deny", deny)
+        assert ctl.sync(), ctl.last_error
+        blocked = in_ns(CLIENT_NS, sys.executable, "-I", "-S", "-c", CONNECTS, SERVER_IP, str(ECHO_PORT), "1", "0.3",
+                        check=False)
+        if blocked.strip():
+            raise RuntimeError(f"{mode}: a policy isolating the server did not stop the connection: the rules "
+                               "are not on the measured path")
         row = {"mode": mode, "nodes": nodes, "connects_per_case": connects * rounds}
         for present, values in samples.items():
             row[f"policies_{present}"] = {"kernel_rules": rules_at[present], "round_p50s": round_p50[present], **{
