@@ -1,6 +1,6 @@
 """NetworkPolicy benchmark (issue #14 item 5), one command (root):
 
-    python bench/netpol_bench.py            # full size: all three parts (~10 min on 2 cores)
+    python bench/netpol_bench.py            # full size: all three parts (~3 min on 2 cores)
     python bench/netpol_bench.py --quick    # 30 pods / 10 policies, 100 x 100, 500 connects
     python bench/netpol_bench.py --skip-cluster       # only the scratch-namespace parts 2 and 3
     python bench/netpol_bench.py --skip-scratch       # only part 1 (a real cluster)
