@@ -22,6 +22,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("proxy_bench.py", [], ["--sizes", "1000", "--latency-services", "10,1000"]),
     ("dns_bench.py", [], ["--seconds", "3"]),
     ("rbac_bench.py", [], ["--requests", "50000"]),
+    ("netpol_bench.py", [], ["--quick"]),
 ]
 
 
