@@ -533,29 +533,6 @@ spec:
     assert "failed liveness probe, will be restarted" in events
 
 
-def test_teardown_leaves_machine_as_found(cluster):
-    """Run last in this module: tear down and compare with the state before the cluster.
-    Other clusters may come and go on this machine meanwhile, so only what this cluster could
-    have made counts: names with its netns or link prefix, its cgroup tree."""
-    from knet.net.names import link_prefix, netns_prefix
-    from knet.node import cgroups
-
-    mine = (netns_prefix(cluster.name), link_prefix(cluster.name))
-    during = _snapshot()
-    assert any(n.startswith(mine[0]) for n in during["netns"])  # the check below is not vacuous
-    assert any(n.startswith(mine[1]) for n in during["links"])
-    cluster.stop()
-    after = _snapshot()
-    for kind in ("netns", "links", "mounts"):
-        made = [x for x in set(after[kind]) - set(cluster.before[kind]) if any(m in x for m in mine)]
-        assert made == [], f"{kind} left behind: {made}"
-    leftovers = subprocess.run(["pgrep", "-f", f"knet-{cluster.name}-|node_init.py.*{cluster.name}"],
-                               capture_output=True, text=True).stdout
-    assert leftovers.strip() == ""
-    assert not any(Path(mp, "knet", cluster.tmp.name).exists() for mp in cgroups.hierarchy_mount_points(
-        Path("/proc/self/mountinfo").read_text())), "cgroups left behind"
-
-
 LATE = """
 apiVersion: v1
 kind: Pod
@@ -622,3 +599,27 @@ def test_pods_wait_for_the_network_add_on_with_the_kubelets_event(cluster):
         assert "wrote CNI config" in (cluster.tmp / "nodes" / "kd2" / "cni-agent.log").read_text()
     finally:
         cluster.kubectl("delete", "-f", "-", "--wait=false", input=LATE)
+
+
+def test_teardown_leaves_machine_as_found(cluster):
+    """Run last in this module: tear down and compare with the state before the cluster.
+    Other clusters may come and go on this machine meanwhile, so only what this cluster could
+    have made counts: names with its netns or link prefix, its cgroup tree."""
+    from knet.net.names import link_prefix, netns_prefix
+    from knet.node import cgroups
+
+    mine = (netns_prefix(cluster.name), link_prefix(cluster.name))
+    during = _snapshot()
+    assert any(n.startswith(mine[0]) for n in during["netns"])  # the check below is not vacuous
+    assert any(n.startswith(mine[1]) for n in during["links"])
+    cluster.stop()
+    after = _snapshot()
+    for kind in ("netns", "links", "mounts"):
+        made = [x for x in set(after[kind]) - set(cluster.before[kind]) if any(m in x for m in mine)]
+        assert made == [], f"{kind} left behind: {made}"
+    leftovers = subprocess.run(["pgrep", "-f", f"knet-{cluster.name}-|node_init.py.*{cluster.name}"],
+                               capture_output=True, text=True).stdout
+    assert leftovers.strip() == ""
+    assert not any(Path(mp, "knet", cluster.tmp.name).exists() for mp in cgroups.hierarchy_mount_points(
+        Path("/proc/self/mountinfo").read_text())), "cgroups left behind"
+
