@@ -44,6 +44,7 @@ def test_up_printed_each_step_and_how_to_use_it(sim_cluster):
              "kube-proxy ready", "CoreDNS ready"]
     positions = [out.index(f"✓ {s}") for s in steps]
     assert positions == sorted(positions)
+    assert "✓ Installing CNI (knet-net ready on 2/2 nodes)" in out  # the network add-on, on every node
     assert f"kubectl cluster-info --context knet-{sim_cluster.name}" in out
 
 

@@ -145,3 +145,15 @@ def test_deleting_the_addon_pod_keeps_the_network_and_the_new_pod_takes_over(kne
         assert answer() == "cni-srv"
     finally:
         c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_the_addon_account_reads_nodes_and_may_not_change_them(knet_cluster):
+    # As an attacker holding the add-on pod's token: it reads Nodes (podCIDRs, addresses) and no more.
+    sa = "system:serviceaccount:kube-system:knet-net"
+
+    def can(*args: str) -> str:
+        return knet_cluster.kubectl("auth", "can-i", *args, f"--as={sa}", check=False).stdout.strip()
+
+    assert [can("list", "nodes"), can("watch", "nodes"), can("get", "nodes")] == ["yes"] * 3
+    assert [can("patch", "nodes"), can("delete", "nodes"), can("update", "nodes/status"),
+            can("create", "pods", "-n", "kube-system"), can("get", "secrets", "-n", "kube-system")] == ["no"] * 5
