@@ -44,6 +44,7 @@ def test_up_printed_each_step_and_how_to_use_it(sim_cluster):
              "kube-proxy ready", "CoreDNS ready"]
     positions = [out.index(f"✓ {s}") for s in steps]
     assert positions == sorted(positions)
+    assert "✓ Installing CNI (knet-net ready on 2/2 nodes)" in out  # the network add-on, on every node
     assert f"kubectl cluster-info --context knet-{sim_cluster.name}" in out
 
 
@@ -79,7 +80,8 @@ def test_get_pods_all_namespaces(sim_cluster):
     assert out.splitlines()[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     table = rows(out)
     assert all(r[0] == "kube-system" for r in table), out
-    assert all(r[2] == "1/1" and r[3] == "Running" for r in table), out
+    # the network add-on's pods run two containers (cni, netpol), as weave-net's do
+    assert all(r[2] == ("2/2" if r[1].startswith("knet-net-") else "1/1") and r[3] == "Running" for r in table), out
     names = [r[1] for r in table]
     for static in ("kube-apiserver-controlplane", "kube-controller-manager-controlplane",
                    "kube-scheduler-controlplane"):

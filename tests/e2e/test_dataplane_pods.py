@@ -2,7 +2,8 @@
 
 Address plan: node network a free /24 of 172.30.64.0/18 on bridge kn<hash>br (host .1), nodes
 kd1 = .2, kd2 = .3; podCIDRs 10.244.77.0/24 (kd1) and 10.244.78.0/24 (kd2) given by --pod-cidr; the
-apiserver on the host, reached from the nodes at 172.30.77.1.
+apiserver on the host, reached from the nodes at 172.30.77.1. Each node runs the network add-on's
+CNI agent (`knet cni-agent`) beside its kubelet: it writes the node's CNI config and the routes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class MiniCluster:
         self.name = "kd" + uuid.uuid4().hex[:6]
         self.net = cluster_network(self.name, free_node_networks(1)[0])
         self.kubelets: dict[str, subprocess.Popen] = {}
+        self.cni_agents: dict[str, subprocess.Popen] = {}
         self.api = None
         self.ips = {node: self.net.node_ip(i) for i, node in enumerate(NODES)}
 
@@ -85,6 +87,7 @@ class MiniCluster:
             write_cert_key(ndir / "pki", "kubelet", issue_cert(ca, node, dns_names=[node],
                                                                ip_addresses=[self.ips[node]], server=True))
             self.start_kubelet(node, cidr, node_conf, ndir)
+            self.start_cni_agent(node)
         wait_for(lambda: all(self.node_ready(n) for n in NODES), 30, what="nodes Ready")
 
     def start_kubelet(self, node: str, cidr: str, node_conf: Path, ndir: Path) -> None:
@@ -99,6 +102,25 @@ class MiniCluster:
         ]
         log = open(ndir / "kubelet.log", "ab")
         self.kubelets[node] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def start_cni_agent(self, node: str) -> None:
+        """The network add-on's CNI agent, as its DaemonSet pod runs it (hostNetwork, in the
+        node): it writes the node's conflist from the podCIDR and the routes to the other node."""
+        from knet.net.machines import node_exec_argv
+
+        ndir = self.tmp / "nodes" / node
+        argv = node_exec_argv(self.name, node) + [
+            *KNET, "cni-agent", "--ipalloc-range=10.244.0.0/16", f"--hostname-override={node}",
+            f"--kubeconfig={self.tmp / 'kubelet.conf'}", f"--cni-conf-dir={ndir / 'cni'}",
+            f"--ipam-data-dir={ndir / 'cni' / 'ipam'}", "--cni-bin-dir=/usr/lib/cni",
+        ]
+        log = open(ndir / "cni-agent.log", "ab")
+        self.cni_agents[node] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def stop_cni_agent(self, node: str) -> None:
+        proc = self.cni_agents.pop(node)
+        proc.terminate()
+        proc.wait(10)
 
     def node_ready(self, node: str) -> bool:
         out = self.kubectl("get", "node", node, "-o", "json")
@@ -139,10 +161,11 @@ class MiniCluster:
     def stop(self) -> None:
         from knet.net.machines import teardown_cluster_network
 
-        for proc in self.kubelets.values():
+        procs = [*self.kubelets.values(), *self.cni_agents.values()]
+        for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.kubelets.values():
+        for proc in procs:
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -510,6 +533,74 @@ spec:
     assert "failed liveness probe, will be restarted" in events
 
 
+LATE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  nodeName: kd2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.45
+    args: ["netexec", "--http-port=8080"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late-host}
+spec:
+  nodeName: kd2
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: registry.k8s.io/e2e-test-images/agnhost:2.45
+    args: ["pause"]
+"""
+
+# upstream kubelet's SyncPod: "%s: %v" of NetworkNotReadyErrorMsg and the runtime's network
+# condition (containerd's message while /etc/cni/net.d is empty).
+NETWORK_NOT_READY = ("network is not ready: container runtime network not ready: NetworkReady=false "
+                     "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized")
+
+
+def test_pods_wait_for_the_network_add_on_with_the_kubelets_event(cluster):
+    # A node whose add-on has not written its CNI config yet: no agent, no conflist.
+    cluster.stop_cni_agent("kd2")
+    conflist = cluster.tmp / "nodes" / "kd2" / "cni" / "10-knet.conflist"
+    conflist.unlink()
+    wait_for(lambda: not cluster.node_ready("kd2"), 10, what="kd2 NotReady without its CNI config")
+    reason = json.loads(cluster.kubectl_ok("get", "node", "kd2", "-o", "json"))["status"]["conditions"]
+    assert "NetworkPluginNotReady" in next(c["message"] for c in reason if c["type"] == "Ready")
+    cluster.kubectl_ok("apply", "-f", "-", input=LATE)
+    try:
+        def network_event():
+            events = json.loads(cluster.kubectl_ok("get", "events", "--field-selector", "involvedObject.name=late",
+                                                   "-o", "json"))["items"]
+            return next((e for e in events if e["reason"] == "NetworkNotReady"), None)
+        event = wait_for(network_event, 15, what="the NetworkNotReady event of pod late")
+        assert (event["type"], event["message"], event["source"]["component"]) == (
+            "Warning", NETWORK_NOT_READY, "kubelet")
+        # hostNetwork pods need no CNI config: they run (that is how the add-on itself starts)
+        cluster.wait_running("late-host")
+        pod = cluster.pod("late")
+        assert pod["status"]["phase"] == "Pending" and not pod["status"].get("podIP")
+        assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+        assert "NetworkNotReady" in cluster.kubectl_ok("describe", "pod", "late")
+
+        # The add-on's agent comes (back): it writes the config, and the pod starts on its own.
+        cluster.start_cni_agent("kd2")
+        pod = cluster.wait_running("late", timeout=30)
+        assert pod["status"]["podIP"].startswith("10.244.78.")
+        wait_for(lambda: cluster.node_ready("kd2"), 10, what="kd2 Ready again")
+        # and is reachable from the other node: the routes stayed while the agent was away
+        r = cluster.node_sh("kd1", f"curl -s --max-time 3 http://{pod['status']['podIP']}:8080/hostname")
+        assert r.stdout.strip() == "late", r.stderr
+        assert "wrote CNI config" in (cluster.tmp / "nodes" / "kd2" / "cni-agent.log").read_text()
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--wait=false", input=LATE)
+
+
 def test_teardown_leaves_machine_as_found(cluster):
     """Run last in this module: tear down and compare with the state before the cluster.
     Other clusters may come and go on this machine meanwhile, so only what this cluster could
@@ -531,3 +622,4 @@ def test_teardown_leaves_machine_as_found(cluster):
     assert leftovers.strip() == ""
     assert not any(Path(mp, "knet", cluster.tmp.name).exists() for mp in cgroups.hierarchy_mount_points(
         Path("/proc/self/mountinfo").read_text())), "cgroups left behind"
+

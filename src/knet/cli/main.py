@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "knet.cli.kubelet",
     "knet.cli.proxy",
     "knet.cli.netpol",
+    "knet.cli.cniagent",
     "knet.cli.dns",
     "knet.cli.cluster",
 )

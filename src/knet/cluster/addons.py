@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from knet.cluster.config import ClusterConfig
+from knet.cluster.paths import ClusterPaths
 
 KUBE_SYSTEM = "kube-system"
 KUBE_PROXY_IMAGE_REPO = "registry.k8s.io/kube-proxy"
@@ -169,21 +170,23 @@ def service_account(name: str) -> dict[str, Any]:
 
 
 def _host_network_daemonset(name: str, labels: dict[str, str], service_account: str,
-                            container: dict[str, Any]) -> dict[str, Any]:
+                            *containers: dict[str, Any], volumes: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     """A node agent's DaemonSet as kubeadm writes kube-proxy's: one privileged hostNetwork pod
     per node, every taint tolerated, system-node-critical, with kube-proxy's ConfigMap, the
-    xtables lock and /lib/modules mounted (`container` gets the mounts and NODE_NAME)."""
-    container = {
+    xtables lock and /lib/modules mounted (each container gets the mounts, its own
+    `volumeMounts` after them, and NODE_NAME); `volumes` are the pod's besides those."""
+    mounts = [
+        {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
+        {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
+        {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
+    ]
+    built = [{
         **container,
         "imagePullPolicy": "IfNotPresent",
         "securityContext": {"privileged": True},
-        "volumeMounts": [
-            {"mountPath": "/var/lib/kube-proxy", "name": "kube-proxy"},
-            {"mountPath": "/run/xtables.lock", "name": "xtables-lock", "readOnly": False},
-            {"mountPath": "/lib/modules", "name": "lib-modules", "readOnly": True},
-        ],
+        "volumeMounts": [*mounts, *container.get("volumeMounts", [])],
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}],
-    }
+    } for container in containers]
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -195,13 +198,14 @@ def _host_network_daemonset(name: str, labels: dict[str, str], service_account: 
                 "metadata": {"labels": dict(labels)},
                 "spec": {
                     "priorityClassName": "system-node-critical",
-                    "containers": [container],
+                    "containers": built,
                     "hostNetwork": True,
                     "serviceAccountName": service_account,
                     "volumes": [
                         {"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
                         {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
                         {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
+                        *volumes,
                     ],
                     "tolerations": [{"operator": "Exists"}],
                     "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -226,17 +230,41 @@ def kube_proxy_daemonset(config: ClusterConfig) -> dict[str, Any]:
 # knet's own network add-on (issue #14): one pod per node, as weave-net or kindnet on kubeadm.
 NETWORK_ADDON = "knet-net"
 NETWORK_ADDON_IMAGE_REPO = "ghcr.io/knet/knet-net"
+CNI_CONTAINER = "cni"
 NETPOL_CONTAINER = "netpol"
 NETPOL_METRICS_PORT = 9809
+CNI_BIN_DIR = "/usr/lib/cni"  # the kubelet's --cni-bin-dir: a knet node has no /opt/cni/bin of its own yet
 
 
-def network_addon_daemonset(config: ClusterConfig) -> dict[str, Any]:
-    """The network add-on: its `netpol` container enforces NetworkPolicies in the node's namespace,
-    in the framework of the node's kube-proxy mode (read from the kube-proxy ConfigMap it mounts,
-    whose kubeconfig.conf also points it at the API server with its own ServiceAccount token)."""
-    return _host_network_daemonset(NETWORK_ADDON, {"k8s-app": NETWORK_ADDON}, NETWORK_ADDON, {
+def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None) -> dict[str, Any]:
+    """The network add-on. Its `cni` container writes the node's CNI config from the node's
+    podCIDR and keeps the routes to the other nodes' podCIDRs; its `netpol` container enforces
+    NetworkPolicies in the node's namespace, in the framework of the node's kube-proxy mode (read
+    from the kube-proxy ConfigMap it mounts, whose kubeconfig.conf also points both at the API
+    server with the add-on's own ServiceAccount token).
+
+    A knet node's CNI config dir is in the cluster's state dir (`nodes_dir`/NODE/cni/net.d, the
+    kubelet's --cni-conf-dir) until nodes get a kubeadm filesystem of their own (/etc/cni/net.d):
+    the `cni` container mounts `nodes_dir` and names its node's dirs through $(NODE_NAME)."""
+    nodes_dir = nodes_dir or str(ClusterPaths.of(config.name).root / "nodes")
+    image = f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}"
+    cni = {
+        "name": CNI_CONTAINER,
+        "image": image,
+        "command": [
+            "/usr/local/bin/knet-cni-agent",
+            f"--ipalloc-range={config.pod_subnet}",
+            "--hostname-override=$(NODE_NAME)",
+            "--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
+            f"--cni-conf-dir={nodes_dir}/$(NODE_NAME)/cni/net.d",
+            f"--ipam-data-dir={nodes_dir}/$(NODE_NAME)/cni/ipam",
+            f"--cni-bin-dir={CNI_BIN_DIR}",
+        ],
+        "volumeMounts": [{"mountPath": nodes_dir, "name": "knet-nodes"}],
+    }
+    netpol = {
         "name": NETPOL_CONTAINER,
-        "image": f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}",
+        "image": image,
         "command": [
             "/usr/local/bin/knet-netpol",
             "--kube-proxy-config=/var/lib/kube-proxy/config.conf",
@@ -245,7 +273,10 @@ def network_addon_daemonset(config: ClusterConfig) -> dict[str, Any]:
             f"--metrics-bind-address=0.0.0.0:{NETPOL_METRICS_PORT}",
         ],
         "ports": [{"name": "metrics", "containerPort": NETPOL_METRICS_PORT, "protocol": "TCP"}],
-    })
+    }
+    return _host_network_daemonset(NETWORK_ADDON, {"k8s-app": NETWORK_ADDON}, NETWORK_ADDON, cni, netpol,
+                                   volumes=({"name": "knet-nodes", "hostPath": {"path": nodes_dir,
+                                                                                "type": "Directory"}},))
 
 
 def coredns_configmap(config: ClusterConfig) -> dict[str, Any]:
@@ -552,9 +583,10 @@ def metrics_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
 
 def network_addon_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
     """What the policy controller reads (NetworkPolicies, Pods, Namespaces) and the Events it
-    writes on a policy it cannot program."""
+    writes on a policy it cannot program; what the CNI agent reads (Nodes: podCIDRs, addresses)."""
     return [
         (RBAC, "clusterroles", cluster_role(f"knet:{NETWORK_ADDON}", [
+            _rule("", ["nodes"], ["get", "list", "watch"]),
             _rule("networking.k8s.io", ["networkpolicies"], ["get", "list", "watch"]),
             _rule("", ["pods", "namespaces"], ["get", "list", "watch"]),
             _rule("", ["events"], ["create", "patch", "update"]),
@@ -565,9 +597,10 @@ def network_addon_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]]:
+def addon_objects(config: ClusterConfig, nodes_dir: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
     """(apiVersion, resource, object) in the order kubeadm creates them: its own RBAC objects,
-    kube-proxy, then CoreDNS (each add-on's RBAC before its workload)."""
+    kube-proxy, the network add-on, then CoreDNS (each add-on's RBAC before its workload).
+    `nodes_dir`: the cluster's node state dirs (see network_addon_daemonset)."""
     return kubeadm_rbac_objects() + [
         ("v1", "serviceaccounts", service_account("kube-proxy")),
         *kube_proxy_rbac_objects(),
@@ -575,7 +608,7 @@ def addon_objects(config: ClusterConfig) -> list[tuple[str, str, dict[str, Any]]
         ("apps/v1", "daemonsets", kube_proxy_daemonset(config)),
         ("v1", "serviceaccounts", service_account(NETWORK_ADDON)),
         *network_addon_rbac_objects(),
-        ("apps/v1", "daemonsets", network_addon_daemonset(config)),
+        ("apps/v1", "daemonsets", network_addon_daemonset(config, nodes_dir)),
         ("v1", "serviceaccounts", service_account("coredns")),
         *coredns_rbac_objects(),
         ("v1", "configmaps", coredns_configmap(config)),

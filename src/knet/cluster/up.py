@@ -1,7 +1,7 @@
 """`knet up`: build a cluster from its config and return when it is usable.
 
 Order (what the user sees):  ✓ Writing configuration  ✓ Starting control-plane
-✓ Installing CNI  ✓ Nodes Ready  ✓ kube-proxy ready  ✓ CoreDNS ready
+✓ Installing CNI (the knet-net add-on Ready on every node)  ✓ Nodes Ready  ✓ kube-proxy ready  ✓ CoreDNS ready
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ async def _create_addons(api, config: ClusterConfig, paths: ClusterPaths) -> Non
     from knet.client import ApiError
 
     ca_pem = (paths.pki / "ca.crt").read_bytes()
-    objects = addons.bootstrap_configmaps(config, str(paths.pki), ca_pem) + addons.addon_objects(config)
+    objects = addons.bootstrap_configmaps(config, str(paths.pki), ca_pem) + addons.addon_objects(
+        config, str(paths.root / "nodes"))
     for api_version, resource, obj in objects:
         try:
             await api.create(api_version, resource, obj, namespace=obj["metadata"].get("namespace"))
@@ -149,7 +150,17 @@ async def converge(config: ClusterConfig, paths: ClusterPaths, say: Callable[[st
 
         await _wait("every node to register and get a podCIDR", cni_ready, timeout, paths, wide)
         await _mark_control_plane(api, config)
-        say("Installing CNI")
+
+        # The network add-on's pod on each node writes that node's CNI config (its `cni`
+        # container): the nodes turn Ready once it has.
+        async def network_addon_ready():
+            pods = await api.list("v1", "pods", namespace="kube-system",
+                                  label_selector=f"k8s-app={addons.NETWORK_ADDON}")
+            return not readiness.pods_not_running_on(pods["items"], names)
+
+        await _wait(f"a Ready {addons.NETWORK_ADDON} pod (DaemonSet kube-system/{addons.NETWORK_ADDON}) on every node",
+                    network_addon_ready, timeout, paths, wide)
+        say(f"Installing CNI ({addons.NETWORK_ADDON} ready on {len(names)}/{len(names)} nodes)")
 
         async def nodes_ready():
             nodes = (await api.list("v1", "nodes"))["items"]

@@ -8,7 +8,6 @@ import base64
 import contextlib
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,8 +16,7 @@ from typing import Any
 
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
-from knet.net import cni
-from knet.node import checkpoint, nodeobject, podcgroups, podenv, static, volumes
+from knet.node import checkpoint, netready, nodeobject, podcgroups, podenv, static, volumes
 from knet.node.config import KubeletConfig
 from knet.node.podcgroups import NodeCgroups
 from knet.node.podworker import PodWorker
@@ -184,12 +182,9 @@ class NodeAgent:
 
     # -- pod network ---------------------------------------------------------------------
     def _apply_pod_cidr(self, cidr: str) -> None:
+        # A real node's CNI config and routes are the network add-on's (knet.cniagent).
         if isinstance(self.runtime, SimRuntime):
             self.runtime.allocator.set_cidr(cidr)
-        else:
-            wanted = cni.pod_network_conflist(cidr, f"{self.root_dir}/cni/ipam")
-            if cni.load_conflist(self.cfg.cni_conf_dir) != wanted:
-                cni.write_conflist(self.cfg.cni_conf_dir, wanted)
 
     def set_pod_cidr(self, cidr: str | None) -> None:
         if cidr and cidr != self.pod_cidr:
@@ -377,7 +372,6 @@ class Kubelet:
         self.recorder = EventRecorder(None, "kubelet")
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
         self.tokens = TokenManager()  # pods' projected service-account tokens, renewed before expiry
-        self.routes: dict[str, str] = {}
         if cfg.sim_nodes:
             self.nodes_spec = list(cfg.sim_nodes)
         else:
@@ -528,6 +522,9 @@ class Kubelet:
                 tasks.append(asyncio.create_task(self.services.run()))
             if any(n.runtime.refreshes_volumes for n in self.nodes.values()):
                 tasks.append(asyncio.create_task(self._volume_refresh_loop(api)))
+            if any(n.runtime.network_from_plugin for n in self.nodes.values()):
+                tasks.append(asyncio.create_task(netready.watch_network_ready(self.nodes.values(),
+                                                                              self.node_status_wakeup.set)))
             tasks.append(asyncio.create_task(self._token_refresh_loop(api)))
             tasks += [asyncio.create_task(self._status_writer(api)), asyncio.create_task(self._lease_loop(api)),
                       asyncio.create_task(self._node_status_loop(api))]
@@ -581,19 +578,6 @@ class Kubelet:
                 # re-report -- it woke the loop over all 1,000 simulated nodes again and again.
                 agent.last_status = None
                 self.node_status_wakeup.set()
-            return
-        if self.cfg.dataplane != "real" or not cidr:
-            return
-        ip = next((a["address"] for a in (obj.get("status") or {}).get("addresses") or []
-                   if a.get("type") == "InternalIP"), None)
-        if ip and self.routes.get(cidr) != ip:
-            # host-gw: every other node's pod range via that node, on the node network.
-            result = subprocess.run(["ip", "route", "replace", cidr, "via", ip, "dev", "eth0"],
-                                    capture_output=True, text=True)
-            if result.returncode == 0:
-                self.routes[cidr] = ip
-            else:
-                log.warning("route %s via %s: %s", cidr, ip, result.stderr.strip())
 
     async def _status_writer(self, api: ApiClient) -> None:
         """A pool of writers over the dirty set: no batch barrier, at most one write in flight per

@@ -40,6 +40,11 @@ class PodHost(Protocol):
     @property
     def cgroups(self) -> NodeCgroups: ...
 
+    def network_ready(self) -> bool:
+        """The node's pod network is set up (its CNI config is written): pods not on the host's
+        network wait for it."""
+        ...
+
     # -- what the pod's files and env are made of ------------------------------------------------
     @property
     def cluster_dns(self) -> list[str]: ...

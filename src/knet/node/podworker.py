@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import checkpoint, dnsconfig, lifecycle, oci, podenv, probes, volumes
+from knet.node import checkpoint, dnsconfig, lifecycle, netready, oci, podenv, probes, volumes
 from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
@@ -215,6 +215,8 @@ class PodWorker:
             self.changed()
             await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
             return
+        if not await self._wait_for_network():
+            return
         try:
             await self._create_sandbox()
         except volumes.VolumeError as exc:  # e.g. kube-root-ca.crt not published yet: wait and retry
@@ -249,6 +251,21 @@ class PodWorker:
             run.record.ready = True
             self.changed()
         await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
+
+    async def _wait_for_network(self) -> bool:
+        """Until the node's pod network is ready (the add-on wrote its CNI config), a pod that is
+        not hostNetwork waits with the kubelet's NetworkNotReady event; False if it was stopped."""
+        first = True
+        while (error := netready.pod_network_error(self.pod, self.host.network_ready())) is not None:
+            await self.event("Warning", netready.REASON, error)
+            if first:  # the pod shows Pending/ContainerCreating on its node meanwhile
+                self.changed()
+                first = False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), netready.RETRY_SECONDS)
+            if self.stopping.is_set():
+                return False
+        return True
 
     async def _create_sandbox(self) -> None:
         hostname = dnsconfig.pod_hostname(self.pod)

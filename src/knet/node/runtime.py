@@ -152,6 +152,9 @@ class PodRuntime(Protocol):
     needs_service_env: bool
     # The pods' configMap/secret volumes are files that follow their objects (a refresh loop).
     refreshes_volumes: bool
+    # The pod network comes from a CNI plugin whose config the network add-on writes, so it can
+    # become ready (or stop being) at any time: the kubelet watches network_ready().
+    network_from_plugin: bool
 
     def runs_processes(self, pod: Obj, static: bool) -> bool: ...
 
@@ -272,6 +275,7 @@ class RealRuntime:
     private_root_filesystem = True
     needs_service_env = True
     refreshes_volumes = True
+    network_from_plugin = True
 
     def __init__(self, cni_bin_dir: str, cni_conf_dir: str, root_dir: str, runc: RuncCli | None = None,
                  layout: oci.HostLayout | None = None) -> None:
@@ -516,6 +520,7 @@ class SimRuntime:
     private_root_filesystem = False  # a static pod's host process sees the host's files
     needs_service_env = False
     refreshes_volumes = False
+    network_from_plugin = False
 
     def __init__(self) -> None:
         self.allocator = PodCidrAllocator()

@@ -117,8 +117,10 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
     """The host argv a container runs, from its image and its (already expanded) command/args."""
     image = container.get("image") or ""
     kind = workload_kind(image)
-    if kind == "knet-net":  # knet's network add-on: its policy controller
+    if kind == "knet-net":  # knet's network add-on: its CNI agent or its policy controller
         knet = knet if knet is not None else knet_argv()
+        if command and command[0].rsplit("/", 1)[-1] == "knet-cni-agent":
+            return [*knet, "cni-agent", *command[1:], *args]
         return [*knet, "netpol-controller", *_without_binary(command, "knet-netpol"), *args]
     if kind in ("kube-proxy", "coredns"):
         knet = knet if knet is not None else knet_argv()

@@ -140,16 +140,24 @@ def test_bootstrap_configmaps_as_kubeadm_uploads_them():
     assert info["clusters"][0]["cluster"]["certificate-authority-data"] == "UEVN"
 
 
-def test_network_addon_daemonset_runs_the_policy_controller_everywhere():
-    ds = addons.network_addon_daemonset(reference_config())
+def test_network_addon_daemonset_runs_the_cni_agent_and_policy_controller_everywhere():
+    ds = addons.network_addon_daemonset(reference_config(), "/state/c1/nodes")
     spec = ds["spec"]["template"]["spec"]
     assert (ds["metadata"]["namespace"], ds["metadata"]["name"]) == ("kube-system", "knet-net")
     assert spec["hostNetwork"] and spec["tolerations"] == [{"operator": "Exists"}]
     assert spec["priorityClassName"] == "system-node-critical"
     assert spec["serviceAccountName"] == "knet-net"
-    (container,) = spec["containers"]
-    assert container["name"] == "netpol"
-    assert "--kube-proxy-config=/var/lib/kube-proxy/config.conf" in container["command"]
+    cni, netpol = spec["containers"]
+    assert netpol["name"] == "netpol"
+    assert "--kube-proxy-config=/var/lib/kube-proxy/config.conf" in netpol["command"]
+    # The CNI agent shows the pod range in its flags (`ps -ef | grep alloc` on a node) and writes
+    # its node's config where that node's kubelet reads it (--cni-conf-dir of agents.kubelet_argv).
+    assert cni["name"] == "cni"
+    assert "--ipalloc-range=10.244.0.0/16" in cni["command"]
+    assert "--cni-conf-dir=/state/c1/nodes/$(NODE_NAME)/cni/net.d" in cni["command"]
+    assert {"mountPath": "/state/c1/nodes", "name": "knet-nodes"} in cni["volumeMounts"]
+    assert {"name": "knet-nodes", "hostPath": {"path": "/state/c1/nodes", "type": "Directory"}} in spec["volumes"]
+    assert all(c["securityContext"] == {"privileged": True} for c in (cni, netpol))
     kinds = [(o["kind"], o["metadata"]["name"]) for _, _, o in addons.addon_objects(reference_config())]
     assert kinds.index(("ServiceAccount", "knet-net")) < kinds.index(("DaemonSet", "knet-net"))
     assert kinds.index(("ClusterRoleBinding", "knet:knet-net")) < kinds.index(("DaemonSet", "knet-net"))
@@ -162,4 +170,5 @@ def test_network_addon_may_only_read_what_it_enforces():
               if set(rule["verbs"]) - {"get", "list", "watch"}}
     assert writes == {("", "events"), ("events.k8s.io", "events")}
     reads = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
-    assert reads - writes == {("networking.k8s.io", "networkpolicies"), ("", "pods"), ("", "namespaces")}
+    assert reads - writes == {("networking.k8s.io", "networkpolicies"), ("", "pods"), ("", "namespaces"),
+                              ("", "nodes")}

@@ -91,6 +91,7 @@ class FakeRuntime:
     private_root_filesystem = True
     needs_service_env = True
     refreshes_volumes = False  # no loop: tests refresh nothing behind the worker's back
+    network_from_plugin = False
 
     def __init__(self, pods_dir: Path, pod_cidr: str = POD_CIDR) -> None:
         self.pods_dir = pods_dir  # where the node's pods' checkpoints lie
@@ -102,6 +103,7 @@ class FakeRuntime:
         self.containers: dict[str, FakeContainer] = {}  # every container started, by id
         self.ignore_sigterm: set[str] = set()  # names of containers that ignore SIGTERM
         self.sandbox_error: str | None = None  # create_sandbox fails with this while set
+        self.network_is_ready = True  # False: the network add-on has not written the CNI config
 
     # -- the test's view -------------------------------------------------------------------------
     def running(self, pod_name: str, container: str) -> FakeContainer:
@@ -121,7 +123,7 @@ class FakeRuntime:
         return True
 
     def network_ready(self) -> bool:
-        return True
+        return self.network_is_ready
 
     def well_known_hosts(self) -> dict[str, str]:
         return {"controlplane": "192.168.10.10"}
@@ -259,6 +261,9 @@ class FakeHost:
     status_changes: int = 0
     retried: list[Any] = field(default_factory=list)
     terminated: list[Any] = field(default_factory=list)
+
+    def network_ready(self) -> bool:
+        return self.runtime.network_ready()
 
     async def materialise_volumes(self, pod: Obj, pod_dir: Path, *, static: bool) -> tuple[Obj, dict[str, Path]]:
         from knet.node import volumes

@@ -61,7 +61,8 @@ def test_fake_oom_killer_strikes_only_in_existing_cgroups():
 async def test_the_simulated_runtime_keeps_nothing_across_kubelets(tmp_path):
     rt = for_dataplane(KubeletConfig(dataplane="sim"), str(tmp_path))
     assert isinstance(rt, SimRuntime)
-    assert not (rt.checkpoints or rt.private_root_filesystem or rt.needs_service_env or rt.refreshes_volumes)
+    assert not (rt.checkpoints or rt.private_root_filesystem or rt.needs_service_env or rt.refreshes_volumes
+                or rt.network_from_plugin)
     assert rt.well_known_hosts() == {} and rt.adoptable_pods() == {}
     assert await rt.clean_containers() == 0 and rt.clean_orphans(str(tmp_path)) == 0
     assert rt.runs_processes(POD, static=True) and not rt.runs_processes(POD, static=False)
