@@ -25,8 +25,8 @@ def pki_dir(cluster) -> str:
 
 
 def process_line(ps: str, program: str) -> str:
-    """The `ps -ef` line of `program`: its command (the 8th column on) runs it, directly or as
-    a script of an interpreter (knet's kube-apiserver is `python …/bin/kube-apiserver`)."""
+    """The `ps -ef` line of `program`: its command (the 8th column on) is the program (knet's
+    kube-apiserver is titled as kubeadm's binary, knet.proctitle)."""
     lines = [line for line in ps.splitlines()
              if any(word.rsplit("/", 1)[-1] == program for word in line.split()[7:9])]
     assert len(lines) == 1, f"{program} in ps -ef:\n{ps}"

@@ -15,6 +15,8 @@ import time
 import pytest
 import yaml
 
+from knet.cluster.processes import component_of, proc_cmdline
+
 pytestmark = pytest.mark.e2e
 
 NS = "readopt-e2e"
@@ -59,14 +61,9 @@ def _kubelet_pids(cluster, node: str) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
-        if ("kubelet" in argv and f"--hostname-override={node}" in argv and "knet.node.supervise" not in argv
-                and any(str(cluster.state_dir) in a for a in argv)
-                and os.path.basename(argv[0]) not in ("nsenter", "setpriv")):
+        argv = proc_cmdline(int(entry))  # the kubelet's title: `/usr/bin/kubelet --hostname-override=…`
+        if (component_of(argv) == "kubelet" and f"--hostname-override={node}" in argv
+                and any(str(cluster.state_dir) in a for a in argv)):
             found.append(int(entry))
     return found
 
@@ -158,13 +155,9 @@ def test_kill_9_controlplane_kubelet_keeps_its_static_pods(knet_cluster):
         """Host pids of etcd and the API server (their command lines name the cluster's state dir)."""
         pids = set()
         for entry in (e for e in os.listdir("/proc") if e.isdigit()):
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().decode(errors="replace")
-            except OSError:
-                continue
-            if str(c.state_dir) in cmdline and ("apiserver" in cmdline or "etcd" in cmdline) \
-                    and "kubelet" not in cmdline and not cmdline.startswith("runc"):
+            argv = proc_cmdline(int(entry))
+            if any(str(c.state_dir) in a for a in argv) and \
+                    (component_of(argv) == "apiserver" or argv[:1] == ["etcd"]):
                 pids.add(int(entry))
         return pids
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from knet.cluster.processes import component_of, proc_cmdline
 from knet.cluster.testing import ClusterUnderTest
 
 pytestmark = pytest.mark.e2e
@@ -51,17 +52,14 @@ def _api_status(cluster: ClusterUnderTest, token: str) -> int:
 
 
 def _apiserver_pids(cluster: ClusterUnderTest) -> list[int]:
-    """The processes of this cluster's kube-apiserver (its launcher lives in the cluster's state dir)."""
-    launcher = str(cluster.state_dir / cluster.name / "bin" / "kube-apiserver")
+    """The processes of this cluster's kube-apiserver (its flags name the cluster's state dir)."""
+    marker = f"{cluster.state_dir}/{cluster.name}/"
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if launcher.encode() in argv[:3]:
+        argv = proc_cmdline(int(proc.name))
+        if component_of(argv) == "apiserver" and any(marker in a for a in argv):
             pids.append(int(proc.name))
     return pids
 

@@ -8,7 +8,6 @@ missing optional piece never breaks the rest of the CLI.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -22,6 +21,7 @@ COMMAND_MODULES = (
     "knet.cli.cniagent",
     "knet.cli.dns",
     "knet.cli.cluster",
+    "knet.cli.binary",
 )
 
 
@@ -51,8 +51,3 @@ _register_all(cli)
 def main() -> None:
     cli()
 
-
-def run_as(command: str, prog_name: str) -> None:
-    """Run one knet command as a program of its own (the control-plane launchers that
-    `knet up` writes: kube-apiserver runs `knet apiserver`, ...)."""
-    cli.commands[command].main(sys.argv[1:], prog_name=prog_name, help_option_names=HELP_OPTIONS)

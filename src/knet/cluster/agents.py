@@ -7,6 +7,7 @@ import sys
 from knet.cluster.config import ClusterConfig, NodeSpec
 from knet.cluster.paths import ClusterPaths
 from knet.node.cgroups import cgroup_root
+from knet.proctitle import KUBELET_BINARY
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -14,13 +15,14 @@ CNI_BIN_DIR = "/usr/lib/cni"
 
 def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, knet: list[str], *,
                  port: int = 10250, address: str = "0.0.0.0") -> list[str]:
-    """`knet kubelet ...` for one node, with kubeadm's control-plane taint flag. The
-    control-plane label is not the kubelet's to set (NodeRestriction refuses `node-role.*` labels
-    from a node, and the kubelet refuses them in --node-labels): `knet up` adds it with the
-    admin's credentials, as kubeadm's mark-control-plane phase does."""
+    """`knet kubelet ...` for one node, with kubeadm's control-plane taint flag, run as
+    `/usr/bin/kubelet ...` (knet.cli.binary: `ps` in the node shows the kubelet as kubeadm's
+    systemd unit runs it). The control-plane label is not the kubelet's to set (NodeRestriction
+    refuses `node-role.*` labels from a node, and the kubelet refuses them in --node-labels):
+    `knet up` adds it with the admin's credentials, as kubeadm's mark-control-plane phase does."""
     node_pki = paths.node_dir(node.name) / "pki"
     argv = [
-        *knet, "kubelet",
+        *knet, "as-binary", KUBELET_BINARY,
         f"--hostname-override={node.name}",
         f"--node-ip={node.ip}",
         f"--kubeconfig={paths.kubelet_kubeconfig(node.name)}",

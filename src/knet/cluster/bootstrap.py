@@ -15,7 +15,6 @@ from knet.cluster import pki
 from knet.cluster.config import ClusterConfig
 from knet.cluster.manifests import control_plane_manifests
 from knet.cluster.paths import ClusterPaths
-from knet.cluster.processes import CONTROL_PLANE_COMMANDS
 
 
 def knet_argv() -> list[str]:
@@ -90,32 +89,7 @@ def write_node_identity(config: ClusterConfig, paths: ClusterPaths, ca: pki.Cert
     pki.write_cert_key(paths.node_dir(node) / "pki", "kubelet", serving)
 
 
-KNET_SOURCE = str(Path(__file__).resolve().parents[2])  # the directory holding the knet package
-
-LAUNCHER = """#!{python}
-# {name}: `knet {command}` under kubeadm's binary name, so that `ps -ef | grep {name}` finds it.
-import sys
-
-# The knet that wrote this launcher (a static pod's environment carries no PYTHONPATH).
-sys.path.insert(0, {source!r})
-from knet.cli.main import run_as  # noqa: E402
-
-run_as("{command}", "{name}")
-"""
-
-
-def write_launchers(paths: ClusterPaths) -> None:
-    """STATE/bin/kube-apiserver, ...: Python scripts run by this interpreter, so the kernel's
-    command line (what ps shows) is `python …/bin/kube-apiserver --flags`."""
-    for name, command in CONTROL_PLANE_COMMANDS.items():
-        path = paths.launcher(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command, source=KNET_SOURCE))
-        path.chmod(0o755)
-
-
 def write_manifests(config: ClusterConfig, paths: ClusterPaths) -> None:
-    write_launchers(paths)
     manifest_dir = paths.manifests_dir(config.control_plane.name)
     manifest_dir.mkdir(parents=True, exist_ok=True)
     for worker in config.workers:

@@ -2,8 +2,10 @@
 
 Pure: ClusterConfig + paths -> Pod dicts. The controlplane node's kubelet runs them (and restarts
 them when they die) and creates their mirror pods `kube-apiserver-controlplane`, ...
-The containers run `knet <component>` with kubeadm's flag sets, so `ps -ef` on the control plane
-shows the flags an operator looks for (--service-cluster-ip-range, --cluster-cidr, ...).
+The containers' commands are kubeadm's (`kube-apiserver` and its flag set, ...); the kubelet runs
+each as the knet component standing in for that binary, titled with that command line
+(knet.cli.binary), so `ps -ef` on the control plane shows the flags an operator looks for
+(--service-cluster-ip-range, --cluster-cidr, ...).
 """
 
 from __future__ import annotations
@@ -205,19 +207,11 @@ def static_pod(
 
 
 def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[str, dict]:
-    """File name -> static pod, for the controlplane node's --pod-manifest-path.
-
-    The commands are the launchers in STATE/bin named as kubeadm's binaries (see
-    knet.cluster.bootstrap.write_launchers), so `ps -ef | grep kube-apiserver` finds the API
-    server with its flags, as on a kubeadm node.
-    """
+    """File name -> static pod, for the controlplane node's --pod-manifest-path. The commands
+    are kubeadm's: the binary's name (on its image's PATH) and its flags."""
     advertise = f"{config.control_plane.ip}:{config.api_server_port}"
-
-    def launcher(name: str) -> HostPath:  # kubeadm's images hold the binary; here it is a script
-        return HostPath("knet-launcher", paths.launcher(name), "File")
-
     certs = HostPath("k8s-certs", paths.pki)
-    apiserver_volumes = [certs, launcher("kube-apiserver")]
+    apiserver_volumes = [certs]
     if config.storage != "etcd":
         apiserver_volumes.append(HostPath("knet-data", paths.data, read_only=False))  # the SQLite store
 
@@ -227,20 +221,20 @@ def control_plane_manifests(config: ClusterConfig, paths: ClusterPaths) -> dict[
     manifests = {
         "kube-apiserver.yaml": static_pod(
             "kube-apiserver",
-            [str(paths.launcher("kube-apiserver")), *apiserver_flags(config, paths)],
+            ["kube-apiserver", *apiserver_flags(config, paths)],
             config,
             annotations={"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": advertise},
             host_paths=apiserver_volumes,
         ),
         "kube-controller-manager.yaml": static_pod(
             "kube-controller-manager",
-            [str(paths.launcher("kube-controller-manager")), *controller_manager_flags(config, paths)],
+            ["kube-controller-manager", *controller_manager_flags(config, paths)],
             config,
-            host_paths=[certs, kubeconfig("controller-manager"), launcher("kube-controller-manager")],
+            host_paths=[certs, kubeconfig("controller-manager")],
         ),
         "kube-scheduler.yaml": static_pod(
-            "kube-scheduler", [str(paths.launcher("kube-scheduler")), *scheduler_flags(config, paths)], config,
-            host_paths=[kubeconfig("scheduler"), launcher("kube-scheduler")],
+            "kube-scheduler", ["kube-scheduler", *scheduler_flags(config, paths)], config,
+            host_paths=[kubeconfig("scheduler")],
         ),
     }
     if config.storage == "etcd":

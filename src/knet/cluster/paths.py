@@ -65,10 +65,6 @@ class ClusterPaths:
     def pids(self) -> Path:
         return self.root / "pids"
 
-    def launcher(self, command: str) -> Path:
-        """STATE/bin/COMMAND: a control-plane component under its kubeadm binary name."""
-        return self.root / "bin" / command
-
     @property
     def token_file(self) -> Path:
         return self.pki / "tokens.csv"

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from knet import proctitle
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -38,28 +40,30 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-# The control plane runs under kubeadm's binary names (launchers in STATE/bin), each a knet command.
-CONTROL_PLANE_COMMANDS = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller-manager",
-                          "kube-scheduler": "scheduler"}
-KNET_COMMANDS = ("apiserver", "controller-manager", "scheduler", "kubelet", "kube-proxy", "dns")
+# knet's components as `knet COMMAND …` (before knet.cli.binary retitles them, or run by hand).
+KNET_COMMANDS = ("apiserver", "controller-manager", "scheduler", "kubelet", "kube-proxy", "dns",
+                 "cni-agent", "netpol-controller")
 
 
 def component_of(argv: list[str]) -> str | None:
-    """The knet command a process runs ("apiserver", "kubelet", ...), whether started as
-    `knet apiserver …` or as a launcher `…/bin/kube-apiserver …` (after the interpreter)."""
-    for arg in argv[:2]:
-        command = CONTROL_PLANE_COMMANDS.get(os.path.basename(arg))
-        if command:
-            return command
+    """The knet command a process runs ("apiserver", "kubelet", ...), whether it shows as
+    kubeadm's binary (`kube-apiserver …`, `/usr/bin/kubelet …`: its title, see knet.proctitle)
+    or as `knet [as-binary BINARY] COMMAND …` (after the interpreter)."""
+    if argv and proctitle.command_of(argv[0]):
+        return proctitle.command_of(argv[0])
+    if "as-binary" in argv[1:3]:
+        binary = argv[argv.index("as-binary") + 1:][:1]
+        return proctitle.command_of(binary[0]) if binary else None
     return next((a for a in argv[1:4] if a in KNET_COMMANDS), None)
 
 
 def proc_cmdline(pid: int) -> list[str]:
+    """The words of a process's command line, also of a retitled one (knet.proctitle)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    return proctitle.cmdline_words(raw)
 
 
 def spawn(name: str, argv: list[str], *, pids_dir: Path, logs_dir: Path,

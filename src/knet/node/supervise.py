@@ -5,7 +5,9 @@ supervisor without a restart, so `knet down` never fights a restart loop.
 `python -m knet.node.supervise [--state FILE] (--argv-file FILE | -- ARGV...)`. --state: a file
 this supervisor keeps as "CHILD_PID RESTARTS" (the child's pid as seen in this supervisor's PID
 namespace). --argv-file: the child's argv as a JSON list (so that `ps` in the node shows the
-kubelet's command line once, on the kubelet). Stdlib only.
+kubelet's command line once, on the kubelet). Its own process is titled `knet-supervise
+--state=… --argv-file=…` (what it is, rather than `python3 -m knet.node.supervise …`). Stdlib
+and setproctitle only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 10.0
 STABLE_AFTER = 30.0  # a child that ran this long starts the back-off afresh
+TITLE = "knet-supervise"
 
 
 def restart_delay(failures: int) -> float:
@@ -82,6 +85,9 @@ def main() -> None:
             argv = [str(a) for a in json.load(f)]
     if not argv:
         parser.error("nothing to supervise")
+    from knet.proctitle import set_title
+
+    set_title([TITLE, *sys.argv[1:]])
     sys.exit(supervise(argv, args.state))
 
 

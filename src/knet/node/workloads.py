@@ -6,6 +6,7 @@ container's command/args as a host program inside the pod's namespaces.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -32,6 +33,14 @@ AGNHOST_BINARIES: dict[str, str | None] = {
     "netexec": "netexec", "serve_hostname": "serve-hostname", "serve-hostname": "serve-hostname",
     "porter": "porter",
 }
+
+
+# kubeadm's control-plane images: knet's own components, as kube-proxy's and CoreDNS's are.
+CONTROL_PLANE_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The binaries of knet's component images (their basenames; the first one is what the image runs
+# when the container's command names none of them: kubeadm's images' paths, CoreDNS's ENTRYPOINT).
+COMPONENT_BINARIES = {"kube-proxy": ("/usr/local/bin/kube-proxy",), "coredns": ("/coredns",),
+                      "knet-net": ("/usr/local/bin/knet-netpol", "/usr/local/bin/knet-cni-agent")}
 
 
 def knet_argv() -> list[str]:
@@ -65,6 +74,8 @@ def _image_defaults(image: str) -> tuple[list[str], list[str]] | None:
 
 def workload_kind(image: str) -> str:
     repo = image_repository(image)
+    if repo in CONTROL_PLANE_IMAGES:
+        return "control-plane"
     if "kube-proxy" in repo:
         return "kube-proxy"
     if "coredns" in repo:
@@ -98,11 +109,15 @@ def agnhost_words(argv: list[str]) -> list[str] | None:
     return argv[1:] if sub is None else [sub, *argv[1:]]
 
 
-def _without_binary(argv: list[str], binary: str) -> list[str]:
-    """Drop a leading `/usr/local/bin/kube-proxy`-style path to the image's own binary."""
-    if argv and argv[0].rsplit("/", 1)[-1] == binary:
-        return argv[1:]
-    return argv
+def component_argv(kind: str, image: str, command: list[str], args: list[str]) -> list[str]:
+    """The command line of a knet component's container as its image would run it: its command
+    and args, after the image's binary unless the command starts with one of the image's
+    binaries (CoreDNS's ENTRYPOINT `/coredns` before `-conf …`)."""
+    binaries = (image_repository(image),) if kind == "control-plane" else COMPONENT_BINARIES[kind]
+    argv = [*command, *args]
+    if argv and os.path.basename(argv[0]) in {os.path.basename(b) for b in binaries}:
+        return argv
+    return [binaries[0], *argv]
 
 
 def _first_port(container: dict[str, Any], protocol: str) -> int | None:
@@ -117,16 +132,11 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
     """The host argv a container runs, from its image and its (already expanded) command/args."""
     image = container.get("image") or ""
     kind = workload_kind(image)
-    if kind == "knet-net":  # knet's network add-on: its CNI agent or its policy controller
+    if kind in ("control-plane", "kube-proxy", "coredns", "knet-net"):
+        # knet's own components, under the image's binary name: `ps` in the node shows the
+        # container's command line (knet.cli.binary).
         knet = knet if knet is not None else knet_argv()
-        if command and command[0].rsplit("/", 1)[-1] == "knet-cni-agent":
-            return [*knet, "cni-agent", *command[1:], *args]
-        return [*knet, "netpol-controller", *_without_binary(command, "knet-netpol"), *args]
-    if kind in ("kube-proxy", "coredns"):
-        knet = knet if knet is not None else knet_argv()
-        if kind == "kube-proxy":
-            return [*knet, "kube-proxy", *_without_binary(command, "kube-proxy"), *args]
-        return [*knet, "dns", *_without_binary(command, "coredns"), *args]
+        return [*knet, "as-binary", *component_argv(kind, image, command, args)]
     agnhost = agnhost if agnhost is not None else agnhost_argv()
     if kind == "agnhost":
         entrypoint, cmd = _image_defaults(image) or ([], [])

@@ -26,7 +26,7 @@ def test_control_plane_static_pods_carry_kubeadms_flags():
     manifests = control_plane_manifests(config(), PATHS)
     assert sorted(manifests) == ["kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
     api = command_of(manifests["kube-apiserver.yaml"])
-    assert api[0] == "/state/demo/bin/kube-apiserver"  # ps -ef | grep kube-apiserver finds it
+    assert api[0] == "kube-apiserver"  # kubeadm's command: the process's title (ps -ef | grep kube-apiserver)
     for flag in ("--service-cluster-ip-range=10.96.0.0/12", "--advertise-address=172.30.0.2",
                  "--secure-port=6443", "--data-dir=/state/demo/data",
                  "--client-ca-file=/state/demo/pki/ca.crt"):
@@ -37,10 +37,10 @@ def test_control_plane_static_pods_carry_kubeadms_flags():
                  "--kubeconfig=/state/demo/kubeconfig/controller-manager.conf"):
         assert flag in kcm
     # flags sorted by name, as kubeadm writes them
-    assert kcm[0] == "/state/demo/bin/kube-controller-manager"
+    assert kcm[0] == "kube-controller-manager"
     assert kcm[1:] == sorted(kcm[1:])
     sched = command_of(manifests["kube-scheduler.yaml"])
-    assert sched[0] == "/state/demo/bin/kube-scheduler"
+    assert sched[0] == "kube-scheduler"
     assert "--kubeconfig=/state/demo/kubeconfig/scheduler.conf" in sched
 
 
@@ -102,7 +102,7 @@ def test_a_simulated_clusters_etcd_serves_on_loopback_only():
 def test_kubelet_flags_for_control_plane_and_worker():
     c = config()
     cp = agents.kubelet_argv(c, PATHS, c.control_plane, ["knet"])
-    assert cp[:2] == ["knet", "kubelet"]
+    assert cp[:3] == ["knet", "as-binary", "/usr/bin/kubelet"]  # titled as kubeadm's kubelet.service runs it
     for flag in ("--hostname-override=controlplane", "--node-ip=172.30.0.2", "--cluster-dns=10.96.0.10",
                  "--cluster-domain=cluster.local", "--dataplane=real",
                  "--pod-manifest-path=/state/demo/nodes/controlplane/manifests",
@@ -174,12 +174,10 @@ def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
         return {m["mountPath"]: bool(m.get("readOnly")) for m in container["volumeMounts"]}
 
     assert mounts("etcd.yaml") == {"/state/demo/pki/etcd": True, "/state/demo/data/etcd": False}
-    assert mounts("kube-apiserver.yaml") == {"/state/demo/pki": True, "/state/demo/bin/kube-apiserver": True}
+    assert mounts("kube-apiserver.yaml") == {"/state/demo/pki": True}
     assert mounts("kube-controller-manager.yaml") == {
-        "/state/demo/pki": True, "/state/demo/kubeconfig/controller-manager.conf": True,
-        "/state/demo/bin/kube-controller-manager": True}
-    assert mounts("kube-scheduler.yaml") == {"/state/demo/kubeconfig/scheduler.conf": True,
-                                             "/state/demo/bin/kube-scheduler": True}
+        "/state/demo/pki": True, "/state/demo/kubeconfig/controller-manager.conf": True}
+    assert mounts("kube-scheduler.yaml") == {"/state/demo/kubeconfig/scheduler.conf": True}
     sqlite = control_plane_manifests(config(), PATHS)["kube-apiserver.yaml"]["spec"]["containers"][0]
     assert {"name": "knet-data", "mountPath": "/state/demo/data"} in sqlite["volumeMounts"]
 def test_agent_identities_for_the_node_authorizer():

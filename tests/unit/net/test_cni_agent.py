@@ -177,7 +177,7 @@ def test_addon_image_runs_the_cni_agent():
     ds = addons.network_addon_daemonset(addons_config(), "/s/nodes")
     cni_container = ds["spec"]["template"]["spec"]["containers"][0]
     argv = container_argv(cni_container, cni_container["command"], [], knet=["knet"])
-    assert argv[:3] == ["knet", "cni-agent", "--ipalloc-range=10.244.0.0/16"]
+    assert argv[:4] == ["knet", "as-binary", "/usr/local/bin/knet-cni-agent", "--ipalloc-range=10.244.0.0/16"]
 
 
 def addons_config():

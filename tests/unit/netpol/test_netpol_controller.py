@@ -93,7 +93,7 @@ def test_render_only_touches_nothing():
 def test_addon_image_runs_the_controller():
     argv = container_argv({"image": "ghcr.io/knet/knet-net:v1.29.0"},
                           ["/usr/local/bin/knet-netpol", "--hostname-override=node01"], [], knet=["knet"])
-    assert argv == ["knet", "netpol-controller", "--hostname-override=node01"]
+    assert argv == ["knet", "as-binary", "/usr/local/bin/knet-netpol", "--hostname-override=node01"]
 
 
 def test_unchanged_rendering_without_verify_runs_nothing():

@@ -89,16 +89,30 @@ def test_exec_of_agnhost_in_an_agnhost_container():
     assert exec_argv({"image": "busybox"}, ["/agnhost", "connect"], AG) == ["/agnhost", "connect"]
 
 
-def test_kube_proxy_drops_its_own_binary():
+def test_kube_proxy_runs_as_its_binary():
     c = {"image": "registry.k8s.io/kube-proxy:v1.29.0"}
     argv = container_argv(c, ["/usr/local/bin/kube-proxy", "--config=/x", "--hostname-override=n1"], [], KNET)
-    assert argv == ["knet", "kube-proxy", "--config=/x", "--hostname-override=n1"]
+    assert argv == ["knet", "as-binary", "/usr/local/bin/kube-proxy", "--config=/x", "--hostname-override=n1"]
+    # a command without the image's binary: the image's binary runs it
+    assert container_argv(c, [], ["--config=/x"], KNET) == ["knet", "as-binary", "/usr/local/bin/kube-proxy",
+                                                           "--config=/x"]
 
 
-def test_coredns_args_pass_through():
+def test_coredns_args_follow_its_entrypoint():
     c = {"image": "registry.k8s.io/coredns/coredns:v1.11.1"}
     assert container_argv(c, [], ["-conf", "/etc/coredns/Corefile"], KNET) == \
-        ["knet", "dns", "-conf", "/etc/coredns/Corefile"]
+        ["knet", "as-binary", "/coredns", "-conf", "/etc/coredns/Corefile"]
+
+
+def test_control_plane_images_run_their_component():
+    c = {"image": "registry.k8s.io/kube-apiserver:v1.29.0"}
+    assert workload_kind(c["image"]) == "control-plane"
+    assert container_argv(c, ["kube-apiserver", "--secure-port=6443"], [], KNET) == \
+        ["knet", "as-binary", "kube-apiserver", "--secure-port=6443"]
+    # another image's binary is not this image's: the image's own binary runs the words
+    c = {"image": "registry.k8s.io/kube-scheduler:v1.29.0"}
+    assert container_argv(c, ["kube-apiserver"], [], KNET) == ["knet", "as-binary", "kube-scheduler",
+                                                               "kube-apiserver"]
 
 
 def test_nginx_serves_on_its_container_port_or_80():
