@@ -1,6 +1,6 @@
 """Cluster DNS on a real knet cluster, as a user checks it from pods: getent, nslookup, dig.
 
-The coredns Deployment's pods run `knet dns -conf /etc/coredns/Corefile`; the client pods run
+The coredns Deployment's pods run `knet dns` (titled `/coredns -conf /etc/coredns/Corefile`); the client pods run
 host programs (`sleep`) in their own network namespaces with the kubelet's resolv.conf
 (nameserver 10.96.0.10, search NS.svc.cluster.local svc.cluster.local cluster.local).
 Every test makes its own namespace and deletes it, also on failure.
