@@ -138,3 +138,30 @@ def test_a_running_component_shows_as_its_binary(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("storage", ["etcd", "sqlite"])
+def test_every_flag_knet_up_passes_the_control_plane_is_one_its_component_takes(tmp_path, storage):
+    """kubeadm's flags that knet's components do not take are not passed (they would refuse to
+    start): each static pod's command parses as its component's command line, files and all."""
+    import click
+
+    from knet.cli.main import cli
+    from knet.cluster import bootstrap
+
+    config, _ = resolve({"name": "demo", "storage": storage}, allow_etcd=True)
+    paths = ClusterPaths(tmp_path / "demo")
+    bootstrap.write_config(config, paths)
+    bootstrap.write_pki(config, paths)
+    for name, pod in control_plane_manifests(config, paths).items():
+        binary, *args = pod["spec"]["containers"][0]["command"]
+        if binary == "etcd":
+            continue  # the real etcd
+        command = cli.commands[proctitle.command_of(binary)]
+        try:
+            command.make_context(binary, list(args))
+        except click.UsageError as exc:
+            pytest.fail(f"{name}: {exc.format_message()}")
+    refused = cli.commands["apiserver"]
+    with pytest.raises(click.NoSuchOption):  # a kubeadm flag knet does not implement
+        refused.make_context("kube-apiserver", ["--allow-privileged=true"])
