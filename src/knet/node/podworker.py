@@ -279,7 +279,9 @@ class PodWorker:
         self.sandbox = await self.agent.runtime.create_sandbox(self.pod, hostname, mounts, self.agent.node_ip)
         if cgroups is not None and self.sandbox.pid is not None:
             try:
-                cgroups.place_sandbox(self.pod, self.sandbox.id, self.sandbox.pid)
+                # In a thread: moving a process into a v1 cgroup waits for an RCU grace period
+                # (10-20 ms), which would hold up every other pod of the node on the loop.
+                await asyncio.to_thread(cgroups.place_sandbox, self.pod, self.sandbox.id, self.sandbox.pid)
             except OSError:
                 await self._remove_sandbox()
                 self.sandbox = None

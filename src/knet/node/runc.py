@@ -22,6 +22,8 @@ import signal
 from pathlib import Path
 from typing import Protocol
 
+from knet.net import spawn
+
 log = logging.getLogger(__name__)
 
 RUNC = "runc"
@@ -177,9 +179,9 @@ class RealRunc:
         exit_file = bundle / EXIT_FILE
         exit_file.unlink(missing_ok=True)
         with open(log_path, "ab", buffering=0) as out:
-            proc = await asyncio.create_subprocess_exec(
-                *shim_argv(exit_file, self._argv("run", "--bundle", str(bundle), container_id)),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+            proc = await spawn.spawn(
+                shim_argv(exit_file, self._argv("run", "--bundle", str(bundle), container_id)),
+                stdin=spawn.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
         await self._started(container_id, proc)
         return RuncProcess(self, container_id, proc, exit_file)
 
@@ -197,8 +199,7 @@ class RealRunc:
             await asyncio.sleep(0.005)
 
     async def _call(self, *args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(*self._argv(*args), stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        proc = await spawn.spawn(self._argv(*args), stdin=spawn.DEVNULL, stdout=spawn.PIPE, stderr=spawn.STDOUT)
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode(errors="replace").strip()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from knet.net import cni
+from knet.net import cni, spawn
 from knet.node import checkpoint, oci
 from knet.node.runc import ContainerProcess, RealRunc, RuncCli, process_start_time
 
@@ -345,9 +345,9 @@ class RealRuntime:
             if conflist is None:
                 raise SandboxError("network is not ready: cni config uninitialized")
         # The pause only holds namespaces: each runc container mounts the pod's files itself.
-        proc = await asyncio.create_subprocess_exec(
-            *pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        proc = await spawn.spawn(
+            [*pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch],
+            stdin=spawn.DEVNULL, stdout=spawn.PIPE, start_new_session=True)
         assert proc.stdout is not None
         line = (await proc.stdout.readline()).decode().strip()
         if line != "ok":
