@@ -26,6 +26,7 @@ Obj = dict[str, Any]
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 BACKOFF_RESET_AFTER = 600.0
+NEVER_STARTED = "1970-01-01T00:00:00Z"  # containerd's startedAt of a container that failed to start
 
 
 def backoff_delay(crashes: int) -> float:
@@ -364,8 +365,15 @@ class PodWorker:
                         self._join_cgroup(run, cgroup)
                         run.shim_start = process_start_time(run.process.pid) if run.process is not None else None
                     except (OSError, ValueError) as exc:
-                        rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
-                        rec.ran, rec.exit_code = True, 128
+                        # As the kubelet over containerd: the attempt ends StartError (exit code
+                        # 128, never started, the runtime's message); a container that will be
+                        # restarted waits in RunContainerError with that as its last state.
+                        rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
+                        rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
+                        rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
+                        if should_restart(policy, rec.exit_code) and not self.stopping.is_set():
+                            rec.last_state = rec.state_dict()
+                            rec.state, rec.reason = "waiting", "RunContainerError"
                         run.crashes += 1
                         self.changed()
                         await self.event("Warning", "Failed", f"Error: {exc}", field_path)
