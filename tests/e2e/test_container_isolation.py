@@ -191,3 +191,70 @@ def test_kubectl_cp_writes_into_the_container_not_the_host(knet_cluster, iso_ns,
     sh(knet_cluster, iso_ns, "client", f"echo copied out > /tmp/{name}.out")
     knet_cluster.kubectl("cp", f"{iso_ns}/client:/tmp/{name}.out", str(tmp_path / "out.txt"))
     assert (tmp_path / "out.txt").read_text() == "copied out\n"
+
+
+def test_containers_of_a_pod_share_its_dev_shm_and_other_pods_do_not(knet_cluster, iso_ns):
+    """containerd gives each sandbox one 64 MiB tmpfs at /dev/shm, bound into all its containers
+    (they share the pod's IPC namespace; POSIX shared memory lives there)."""
+    pod = busybox_pod("shm", iso_ns)
+    pod["spec"]["containers"].append({"name": "side", "image": "busybox:1.36", "command": ["sleep", "7777"]})
+    knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    run_pod(knet_cluster, iso_ns, "other")
+    wait_running(knet_cluster, iso_ns, "shm")
+
+    def in_container(pod_name: str, container: str, script: str):
+        return knet_cluster.kubectl("exec", "-n", iso_ns, pod_name, "-c", container, "--", "sh", "-c", script,
+                                    check=False, timeout=30)
+
+    p = in_container("shm", "main", "echo segment > /dev/shm/knet-seg && df -k /dev/shm | tail -1 && stat -c %a /dev/shm")
+    assert p.returncode == 0, p.stderr
+    size_kib, mode = p.stdout.split()[1], p.stdout.split()[-1]
+    assert (size_kib, mode) == ("65536", "1777"), p.stdout
+    assert in_container("shm", "side", "cat /dev/shm/knet-seg").stdout == "segment\n"
+    p = in_container("other", "main", "test -e /dev/shm/knet-seg && echo VISIBLE || echo absent")
+    assert p.stdout.strip() == "absent", p.stdout + p.stderr
+    # noexec, as containerd's: a file put there cannot be run
+    p = in_container("shm", "main", "cp /bin/true /dev/shm/t && /dev/shm/t && echo RAN")
+    assert "RAN" not in p.stdout and p.returncode != 0, p.stdout
+
+
+def _container_status(cluster, ns: str, name: str) -> dict:
+    out = cluster.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False).stdout
+    statuses = (json.loads(out).get("status") or {}).get("containerStatuses") or [{}] if out else [{}]
+    return statuses[0]
+
+
+def test_a_container_the_runtime_cannot_start_is_start_error_and_run_container_error(knet_cluster, iso_ns):
+    """As the kubelet over containerd: `runc run` failing to exec the command ends the attempt
+    terminated StartError (exit 128, the runtime's message), a Warning event `Failed` says so, and a
+    container that will be restarted waits in RunContainerError (then back-off) with it as last state."""
+    for name, policy in (("never", "Never"), ("always", "Always")):
+        pod = busybox_pod(name, iso_ns)
+        pod["spec"]["restartPolicy"] = policy
+        pod["spec"]["containers"][0]["command"] = ["knet-no-such-command"]
+        knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+
+    def terminated_start_error() -> bool:
+        term = (_container_status(knet_cluster, iso_ns, "never").get("state") or {}).get("terminated") or {}
+        return term.get("reason") == "StartError"
+
+    knet_cluster.wait_for("never StartError", terminated_start_error, timeout=60, interval=0.3)
+    term = _container_status(knet_cluster, iso_ns, "never")["state"]["terminated"]
+    assert term["exitCode"] == 128
+    assert 'exec: "knet-no-such-command": executable file not found in $PATH' in term["message"], term
+    phase = knet_cluster.kubectl("get", "pod", "never", "-n", iso_ns, "-o", "jsonpath={.status.phase}").stdout
+    assert phase == "Failed"
+
+    def waiting_after_start_error() -> bool:
+        status = _container_status(knet_cluster, iso_ns, "always")
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        return waiting.get("reason") in ("RunContainerError", "CrashLoopBackOff") and last.get("reason") == "StartError"
+
+    knet_cluster.wait_for("always RunContainerError", waiting_after_start_error, timeout=60, interval=0.3)
+    events = knet_cluster.kubectl("get", "events", "-n", iso_ns, "--field-selector", "involvedObject.name=never",
+                                  "-o", "json").stdout
+    failed = [e for e in json.loads(events)["items"] if e["reason"] == "Failed"]
+    assert failed and failed[0]["type"] == "Warning", events
+    assert failed[0]["message"].startswith("Error: ") and "knet-no-such-command" in failed[0]["message"]
+    assert not any(e["reason"] == "Started" for e in json.loads(events)["items"])

@@ -8,12 +8,13 @@ reverse for DEL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from knet.net import spawn
 
 CNI_VERSION = "1.0.0"
 CONFLIST_NAME = "10-knet.conflist"
@@ -93,9 +94,8 @@ async def _invoke(bin_dir: str, plugin: dict[str, Any], command: str, container_
         "CNI_IFNAME": ifname, "CNI_PATH": bin_dir, "CNI_ARGS": args,
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     }
-    proc = await asyncio.create_subprocess_exec(
-        os.path.join(bin_dir, plugin["type"]), env=env, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await spawn.spawn([os.path.join(bin_dir, plugin["type"])], env=env, stdin=spawn.PIPE,
+                             stdout=spawn.PIPE, stderr=spawn.PIPE)
     out, err = await proc.communicate(json.dumps(plugin).encode())
     if proc.returncode != 0:
         try:

@@ -58,6 +58,10 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str | 
     )
 
 
+def umount(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
 def make_mounts_private() -> None:
     """Stop our mounts from propagating back to the parent mount namespace."""
     mount("none", "/", None, MS_REC | MS_PRIVATE)

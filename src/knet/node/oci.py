@@ -213,17 +213,20 @@ def missing_mount_points(mounts: list[tuple[str, str, bool]], system_dirs: Itera
     return out
 
 
-def kernel_mounts(privileged: bool, readonly_sys: bool = True) -> list[Obj]:
-    """/proc, /dev and its pts/shm/mqueue, /sys, as containerd's default spec has them."""
+def kernel_mounts(privileged: bool, readonly_sys: bool = True, dev_shm: str | None = None) -> list[Obj]:
+    """/proc, /dev and its pts/shm/mqueue, /sys, as containerd's default spec has them. dev_shm:
+    the pod's shared /dev/shm to bind (knet.node.podshm), else a tmpfs of the container's own."""
     sys_mode = "ro" if readonly_sys and not privileged else "rw"
+    shm = _bind(dev_shm, "/dev/shm", False) if dev_shm else {
+        "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755",
                                                                                "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev",
-                                                                                  "mode=1777", "size=65536k"]},
+        shm,
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys_mode]},
     ]
@@ -264,13 +267,15 @@ def _user(pod: Obj, container: Obj) -> Obj:
 
 def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, str],
                    mounts: list[tuple[str, str, bool]], layout: HostLayout, namespaces: SandboxNamespaces,
-                   overlays: dict[str, str] | None = None, cgroups_path: str | None = None) -> Obj:
+                   overlays: dict[str, str] | None = None, cgroups_path: str | None = None,
+                   dev_shm: str | None = None) -> Obj:
     """config.json for one container. `mounts`: the pod's (source, destination, read_only)
     binds (its /etc files and volumes, volumes.bind_mounts), parents first. `overlays`: system
     dir -> a directory of the mount points it lacks (a configMap at /etc/coredns: runc cannot
     create one in a read-only bind), shown as a read-only overlay over the host's. `cgroups_path`:
     linux.cgroupsPath (None: runc's default, a cgroup named after the container below runc's
-    own); limits go in linux.resources, which this builder leaves to the cgroup layer."""
+    own); limits go in linux.resources, which this builder leaves to the cgroup layer. `dev_shm`:
+    the pod's /dev/shm, shared by its containers (None: one of the container's own)."""
     verify_run_as_non_root(pod, container)
     overlays = overlays or {}
     sc = container.get("securityContext") or {}
@@ -290,7 +295,7 @@ def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, 
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privileges(container),
     }
-    all_mounts = kernel_mounts(privileged)
+    all_mounts = kernel_mounts(privileged, dev_shm=dev_shm)
     if privileged:  # the host's devices (containerd adds each host device to the spec)
         all_mounts[1] = _bind("/dev", "/dev", False)
         all_mounts = [m for m in all_mounts if m["destination"] not in ("/dev/pts",)]

@@ -25,6 +25,7 @@ Obj = dict[str, Any]
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 BACKOFF_RESET_AFTER = 600.0
+NEVER_STARTED = "1970-01-01T00:00:00Z"  # containerd's startedAt of a container that failed to start
 
 
 def backoff_delay(crashes: int) -> float:
@@ -296,7 +297,9 @@ class PodWorker:
         self.sandbox = await self.host.runtime.create_sandbox(self.pod, hostname, mounts, self.host.node_ip)
         if cgroups is not None and self.sandbox.pid is not None:
             try:
-                cgroups.place_sandbox(self.pod, self.sandbox.id, self.sandbox.pid)
+                # In a thread: moving a process into a v1 cgroup waits for an RCU grace period
+                # (10-20 ms), which would hold up every other pod of the node on the loop.
+                await asyncio.to_thread(cgroups.place_sandbox, self.pod, self.sandbox.id, self.sandbox.pid)
             except OSError:
                 await self._remove_sandbox()
                 self.sandbox = None
@@ -380,8 +383,15 @@ class PodWorker:
                         run.shim_start = self.host.runtime.process_start_time(run.process.pid) \
                             if run.process is not None else None
                     except (OSError, ValueError) as exc:
-                        rec.state, rec.reason, rec.message = "waiting", "RunContainerError", str(exc)
-                        rec.ran, rec.exit_code = True, 128
+                        # As the kubelet over containerd: the attempt ends StartError (exit code
+                        # 128, never started, the runtime's message); a container that will be
+                        # restarted waits in RunContainerError with that as its last state.
+                        rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
+                        rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
+                        rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
+                        if should_restart(policy, rec.exit_code) and not self.stopping.is_set():
+                            rec.last_state = rec.state_dict()
+                            rec.state, rec.reason = "waiting", "RunContainerError"
                         run.crashes += 1
                         self.changed()
                         await self.event("Warning", "Failed", f"Error: {exc}", field_path)

@@ -22,6 +22,8 @@ import signal
 from pathlib import Path
 from typing import Protocol
 
+from knet.net import spawn
+
 log = logging.getLogger(__name__)
 
 RUNC = "runc"
@@ -29,6 +31,29 @@ RUNC = "runc"
 
 class RuncError(RuntimeError):
     pass
+
+
+class StartError(OSError):
+    """The runtime could not start the container's process (a command missing in its root
+    filesystem, a mount that fails): the kubelet's RunContainerError, containerd's StartError."""
+
+
+# runc's own messages (not the container's output) go to this file of the bundle, one JSON
+# object a line: an `error` one is why `runc run` failed to start the container.
+RUNC_LOG = "runc.log"
+
+
+def start_error(log_text: str) -> str | None:
+    """The message of runc's last error in its JSON log (None: runc reported no error)."""
+    message = None
+    for line in log_text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal") and entry.get("msg"):
+            message = str(entry["msg"])
+    return message
 
 
 class ContainerProcess(Protocol):
@@ -176,11 +201,21 @@ class RealRunc:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         exit_file = bundle / EXIT_FILE
         exit_file.unlink(missing_ok=True)
+        runc_log = bundle / RUNC_LOG
+        runc_log.unlink(missing_ok=True)
         with open(log_path, "ab", buffering=0) as out:
-            proc = await asyncio.create_subprocess_exec(
-                *shim_argv(exit_file, self._argv("run", "--bundle", str(bundle), container_id)),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+            proc = await spawn.spawn(
+                shim_argv(exit_file, self._argv("--log", str(runc_log), "--log-format", "json",
+                                                "run", "--bundle", str(bundle), container_id)),
+                stdin=spawn.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
         await self._started(container_id, proc)
+        if proc.returncode is not None:  # ended already: its own exit, or runc failed to start it
+            try:
+                message = start_error(runc_log.read_text())
+            except OSError:
+                message = None
+            if message is not None:
+                raise StartError(message)
         return RuncProcess(self, container_id, proc, exit_file)
 
     async def _started(self, container_id: str, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
@@ -197,8 +232,7 @@ class RealRunc:
             await asyncio.sleep(0.005)
 
     async def _call(self, *args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(*self._argv(*args), stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        proc = await spawn.spawn(self._argv(*args), stdin=spawn.DEVNULL, stdout=spawn.PIPE, stderr=spawn.STDOUT)
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode(errors="replace").strip()
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from knet.net import cni
-from knet.node import checkpoint, oci
+from knet.net import cni, spawn
+from knet.node import checkpoint, oci, podshm
 from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
@@ -302,7 +302,8 @@ class RealRuntime:
         spec = oci.container_spec(
             pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=mounts, layout=self.layout,
             namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net, pid=sandbox.new_pid),
-            overlays=overlays, cgroups_path=f"{cgroup}/{RUNC_CGROUP}" if cgroup else None)
+            overlays=overlays, cgroups_path=f"{cgroup}/{RUNC_CGROUP}" if cgroup else None,
+            dev_shm=podshm.source(pod, self._pod_dir(pod)))
         (bundle_dir / "rootfs").mkdir(parents=True, exist_ok=True)
         (bundle_dir / "rootfs" / "tmp").mkdir(mode=0o1777)
         os.chmod(bundle_dir / "rootfs" / "tmp", 0o1777)
@@ -312,6 +313,9 @@ class RealRuntime:
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return self.runc.exec_argv(container_id, env, tty, size)
+
+    def _pod_dir(self, pod: Obj) -> Path:
+        return Path(self.root_dir) / "pods" / pod["metadata"].get("uid", "static")
 
     def well_known_hosts(self) -> dict[str, str]:
         return _hosts_entries()
@@ -350,6 +354,7 @@ class RealRuntime:
         if cp.new_net:
             (Path(self.root_dir) / "cni" / "ipam" / cni.NETWORK_NAME / cp.ip).unlink(missing_ok=True)
         pod_dir = Path(self.root_dir) / "pods" / cp.uid
+        podshm.unmount(pod_dir)
         checkpoint.remove(pod_dir)
         import shutil
 
@@ -407,14 +412,20 @@ class RealRuntime:
             conflist = cni.load_conflist(self.cni_conf_dir)
             if conflist is None:
                 raise SandboxError("network is not ready: cni config uninitialized")
+        if not (pod.get("spec") or {}).get("hostIPC"):
+            try:
+                podshm.mount(self._pod_dir(pod))  # the pod's /dev/shm, before anything can use it
+            except OSError as exc:
+                raise SandboxError(f"failed to create pod sandbox: /dev/shm: {exc}") from exc
         # The pause only holds namespaces: each runc container mounts the pod's files itself.
-        proc = await asyncio.create_subprocess_exec(
-            *pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        proc = await spawn.spawn(
+            [*pause_argv(), hostname, ("0" if host_network else "1") + ("p" if share_pid else ""), scratch],
+            stdin=spawn.DEVNULL, stdout=spawn.PIPE, start_new_session=True)
         assert proc.stdout is not None
         line = (await proc.stdout.readline()).decode().strip()
         if line != "ok":
             await proc.wait()
+            podshm.unmount(self._pod_dir(pod))
             raise SandboxError(f"failed to create pod sandbox: {line or 'pause exited'}")
         sandbox = Sandbox(id=new_id(), ip=node_ip, pid=proc.pid, new_net=not host_network, process=proc,
                           mounts=list(mounts), new_pid=share_pid)
@@ -424,6 +435,7 @@ class RealRuntime:
             except cni.CniError as exc:
                 proc.kill()
                 await proc.wait()
+                podshm.unmount(self._pod_dir(pod))
                 raise SandboxError(f"failed to set up sandbox network: {exc}") from exc
             sandbox.ip = result.ip
         return sandbox
@@ -446,6 +458,7 @@ class RealRuntime:
                     os.kill(sandbox.pid, signal.SIGKILL)
         import shutil
 
+        podshm.unmount(self._pod_dir(pod))
         # The containers' bundles (their writable layers): gone with the sandbox, as upstream.
         shutil.rmtree(f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/containers", ignore_errors=True)
 

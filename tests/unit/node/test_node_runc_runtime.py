@@ -50,6 +50,10 @@ def test_bundle_and_lifecycle(tmp_path):
         env = dict(e.split("=", 1) for e in spec["process"]["env"])
         assert env["K"] == "V" and env["HOSTNAME"] == "web"
         assert {"type": "network", "path": "/proc/77/ns/net"} in spec["linux"]["namespaces"]
+        # the pod's /dev/shm (shared by its containers), not a tmpfs of the container's own
+        shm = next(m for m in spec["mounts"] if m["destination"] == "/dev/shm")
+        assert shm == {"destination": "/dev/shm", "type": "bind", "source": str(tmp_path / "pods" / "u1" / "shm"),
+                       "options": ["rbind", "rw"]}
         assert rt.exec_prefix(sandbox, "cid1") == ["fake-runc", "exec", "cid1"]
         assert await rt.clean_containers() == 1 and fake.deleted == ["cid1"]
         assert await proc.wait() == 137
@@ -71,3 +75,17 @@ def test_real_runc_argv_is_scoped_to_the_nodes_state_dir(tmp_path):
     assert runc.exec_argv("abc", {"TERM": "xterm"}) == [
         "runc", "--root", str(tmp_path / "runc"), "exec", "--env", "TERM=xterm", "abc"]
     assert asyncio.run(runc.list()) == []  # no state dir yet: nothing to list (and no runc call)
+
+
+def test_host_ipc_pods_get_the_nodes_dev_shm(tmp_path):
+    async def main():
+        fake = FakeRunc()
+        rt = runtime(tmp_path, fake)
+        sandbox = Sandbox(id="s", ip="10.0.0.2", pid=77, new_net=True)
+        pod = {**POD, "spec": {"hostIPC": True, "containers": [{"name": "c"}]}}
+        await rt.start_container(sandbox, pod, {"name": "c"}, ["true"], {}, tmp_path / "log", "web", "cid",
+                                 tmp_path / "bundle")
+        shm = next(m for m in fake.bundles["cid"]["mounts"] if m["destination"] == "/dev/shm")
+        assert shm["type"] == "bind" and shm["source"] == "/dev/shm"
+
+    asyncio.run(main())
