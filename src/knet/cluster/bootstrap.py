@@ -94,7 +94,11 @@ KNET_SOURCE = str(Path(__file__).resolve().parents[2])  # the directory holding 
 
 LAUNCHER = """#!{python}
 # {name}: `knet {command}` under kubeadm's binary name, so that `ps -ef | grep {name}` finds it.
+import os
 import sys
+
+# The version this "binary" is (kube-apiserver's /version, as `kubectl version` shows it).
+os.environ["KNET_KUBERNETES_VERSION"] = {version!r}
 
 # The knet that wrote this launcher (a static pod's environment carries no PYTHONPATH).
 sys.path.insert(0, {source!r})
@@ -104,18 +108,20 @@ run_as("{command}", "{name}")
 """
 
 
-def write_launchers(paths: ClusterPaths) -> None:
+def write_launchers(paths: ClusterPaths, kubernetes_version: str = "") -> None:
     """STATE/bin/kube-apiserver, ...: Python scripts run by this interpreter, so the kernel's
-    command line (what ps shows) is `python …/bin/kube-apiserver --flags`."""
+    command line (what ps shows) is `python …/bin/kube-apiserver --flags`. Each is the cluster's
+    kubernetesVersion, as kubeadm's images are."""
     for name, command in CONTROL_PLANE_COMMANDS.items():
         path = paths.launcher(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command, source=KNET_SOURCE))
+        path.write_text(LAUNCHER.format(python=sys.executable, name=name, command=command, source=KNET_SOURCE,
+                                        version=kubernetes_version))
         path.chmod(0o755)
 
 
 def write_manifests(config: ClusterConfig, paths: ClusterPaths) -> None:
-    write_launchers(paths)
+    write_launchers(paths, config.kubernetes_version)
     manifest_dir = paths.manifests_dir(config.control_plane.name)
     manifest_dir.mkdir(parents=True, exist_ok=True)
     for worker in config.workers:
