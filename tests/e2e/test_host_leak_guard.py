@@ -1,22 +1,24 @@
 """The leak guard on a host that forwards and masquerades (knet.net.hostroutes), in a sandbox.
 
-The test's host has ip_forward=0, so it would forward nothing anyway. Here a private namespace
-plays a host that forwards and NATs everything out of its uplink (as Docker hosts do), with a
-cluster bridge and a node behind it, and an "outside" namespace at the far end of the uplink:
+A private namespace plays a host that forwards and NATs everything out of its uplink (as Docker
+hosts do) or one that does not forward (ip_forward=0), with a cluster bridge and a node behind
+it, and an "outside" namespace at the far end of the uplink:
 
   node  (eth0 192.168.77.2/24, default via .1)  ── bridge kgbr (192.168.77.1/24) ── host
-  host  (ip_forward=1, uplink 198.18.0.1/24, default via 198.18.0.2, MASQUERADE -o uplink)
+  host  (ip_forward=1|0, uplink 198.18.0.1/24, default via 198.18.0.2, MASQUERADE -o uplink)
   outside (198.18.0.2/24, 203.0.113.9/32 on lo: "the internet")
 
-Without the guard the node reaches 203.0.113.9 (the control); with it the node's packets stop at
-the host, which answers "unreachable"; after remove_host_side they flow again. All traffic stays
-in these namespaces.
+On the forwarding host the node reaches 203.0.113.9 without the guard (the control); with it the
+node's packets stop at the host, which answers "unreachable" at once on both hosts (the guard
+turns forwarding on for the bridge alone, so that the refusal is told); remove_host_side turns
+it off before it deletes the rule. All traffic stays in these namespaces.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -33,8 +35,8 @@ def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.C
     return result
 
 
-@pytest.fixture
-def sandbox():
+@pytest.fixture(params=[1, 0], ids=["host-forwards", "host-does-not-forward"])
+def sandbox(request):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     tag = uuid.uuid4().hex[:4]
@@ -69,9 +71,9 @@ addr add 203.0.113.9/32 dev lo
 link set eth0 up
 addr add 198.18.0.2/24 dev eth0
 """)
-        sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "netns", "exec", host, "sysctl", "-qw", f"net.ipv4.ip_forward={request.param}")
         sh("ip", "netns", "exec", host, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "uplink", "-j", "MASQUERADE")
-        yield host, node, outside
+        yield host, node, request.param
     finally:
         for ns in (node, outside, host):
             sh("ip", "netns", "del", ns, check=False)
@@ -88,16 +90,19 @@ def node_reaches_outside(node: str) -> bool:
     return sh("ip", "netns", "exec", node, "ping", "-c1", "-W1", "203.0.113.9", check=False).returncode == 0
 
 
-def test_guard_stops_a_forwarding_masquerading_host_from_passing_cluster_traffic_on(sandbox):
-    host, node, _ = sandbox
-    assert node_reaches_outside(node), "the sandbox host does not forward: the control failed"
+def test_guard_stops_the_host_from_passing_cluster_traffic_on(sandbox):
+    host, node, forwarding = sandbox
+    assert node_reaches_outside(node) == bool(forwarding), "the control failed"
     hostroutes.install_leak_guard("kgbr", run=in_ns(host))
     assert not node_reaches_outside(node)
-    ping = sh("ip", "netns", "exec", node, "ping", "-c1", "-W1", "203.0.113.9", check=False)
-    assert "Unreachable" in ping.stdout  # told at once, not left to time out
+    started = time.monotonic()
+    ping = sh("ip", "netns", "exec", node, "ping", "-c1", "-W5", "203.0.113.9", check=False)
+    assert "Unreachable" in ping.stdout and time.monotonic() - started < 2  # told at once, no time-out
     # the host itself still reaches out, and the node still reaches the host
     assert sh("ip", "netns", "exec", host, "ping", "-c1", "-W1", "203.0.113.9", check=False).returncode == 0
     assert sh("ip", "netns", "exec", node, "ping", "-c1", "-W1", "192.168.77.1", check=False).returncode == 0
     assert sh("ip", "netns", "exec", node, "ping", "-c1", "-W1", "198.18.0.1", check=False).returncode == 0
+    # removal never opens a window: forwarding on the bridge goes off before the rule goes
     assert hostroutes.remove_host_side("kgbr", run=in_ns(host)) == ["rule iif kgbr"]
-    assert node_reaches_outside(node)
+    assert sh("ip", "netns", "exec", host, "sysctl", "-n", "net.ipv4.conf.kgbr.forwarding").stdout.strip() == "0"
+    assert not node_reaches_outside(node)

@@ -150,14 +150,17 @@ def test_no_packet_to_a_cluster_address_leaves_the_machine(knet_cluster):
             run("ping", "-c2", "-i0.2", "-W1", no_pod)
             run("ping", "-c2", "-i0.2", "-W1", no_service)
             curl(f"http://{no_service}/", timeout=1)
-            # from a worker, whose default route is the host: to pods nowhere, to Services nobody has
-            cluster.ssh("node01", "ping", "-c2", "-i0.2", "-W1", no_pod)
+            # from a worker, whose default route is the host: to pods nowhere, to Services nobody
+            # has. The host refuses at once what it would route on (an ICMP "unreachable"), so a
+            # node is not left waiting (its resolver, say).
+            refused = cluster.ssh("node01", "ping", "-c2", "-i0.2", "-W1", no_pod)
             cluster.ssh("node01", "sh", "-c", f"curl -s --max-time 1 http://{no_service}/ || true")
             time.sleep(0.3)
         finally:
             for w in watches:
                 w.__exit__(None, None, None)
     assert {no_pod, no_service} <= set(on_bridge.seen)  # the probe saw the packets go into the cluster
+    assert f"From {host_ip} icmp_seq=1 Destination Net Unreachable" in refused.stdout, refused.stdout
     for w in watches:
         assert w.seen == [], f"packets to cluster addresses left by {w.ifname}: {w.seen}"
 

@@ -57,7 +57,8 @@ def up_command(name, nodes, dataplane, proxy_mode, config_file, timeout) -> None
         try:
             config, notes = config_mod.resolve(
                 file_values, name=name, nodes=nodes, dataplane=dataplane, proxy_mode=proxy_mode,
-                networks_in_use=[*host.host_routes_in_use(), *host.other_cluster_ranges(str(cluster_name))],
+                networks_in_use=[*host.host_routes_in_use(), *host.host_nameservers(),
+                                 *host.other_cluster_ranges(str(cluster_name))],
                 real_dataplane_available=problem is None, etcd_available=shutil.which("etcd") is not None,
             )
         except config_mod.ConfigError as exc:

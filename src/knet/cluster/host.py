@@ -76,6 +76,29 @@ def host_routes_in_use() -> list[UsedNetwork]:
     return nets
 
 
+def nameservers_in(resolv_conf: str) -> list[UsedNetwork]:
+    """The IPv4 nameservers of a resolv.conf: the host reaches them by its default route, so no
+    range routed into a cluster may hold one (the host's DNS would go into the cluster)."""
+    found = []
+    for line in resolv_conf.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                address = ipaddress.IPv4Address(fields[1])
+            except ValueError:
+                continue
+            found.append(UsedNetwork(ipaddress.IPv4Network(f"{address}/32"),
+                                     "the host's nameserver (/etc/resolv.conf)"))
+    return found
+
+
+def host_nameservers(path: str = "/etc/resolv.conf") -> list[UsedNetwork]:
+    try:
+        return nameservers_in(Path(path).read_text())
+    except OSError:
+        return []
+
+
 def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNetwork]:
     """Node networks, and the pod and Service ranges the host routes, of the other clusters with a
     state dir (running or not)."""

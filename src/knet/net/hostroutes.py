@@ -14,6 +14,11 @@ Nothing leaks. Nodes have a default route to the host's address on the bridge. A
 addresses are delivered) and before every routing table, answers "unreachable" to every packet
 from the bridge the host would otherwise route: nothing of the cluster is forwarded beyond its
 bridge (to the uplink, to another cluster), whatever ip_forward and NAT rules the host has.
+The bridge itself gets forwarding=1 (its own sysctl, gone with it): a host that does not forward
+drops such packets without a word, and a node's resolver asking the host's nameserver would wait
+out its timeouts; a host that forwards on the bridge sends the ICMP "unreachable" the rule chose,
+so a node learns at once. Packets from the bridge are routed by this rule only, so forwarding on
+the bridge forwards nothing (tests/e2e/test_host_leak_guard.py shows both).
 
 Removal. Routes through the bridge go with the bridge. The rule names the bridge and outlives it
 (iproute2 shows it "detached"), so teardown deletes every rule whose iif is the bridge; the name
@@ -110,10 +115,20 @@ def _json(run: Runner, args: Sequence[str]) -> list[dict]:
         return []
 
 
+def bridge_forwarding_args(bridge: str) -> list[str]:
+    return ["sysctl", "-qw", f"net.ipv4.conf.{bridge}.forwarding=1"]
+
+
 def install_leak_guard(bridge: str, run: Runner = run_command) -> None:
-    """The rule that keeps packets from the bridge on this machine. Idempotent."""
+    """The rule that keeps packets from the bridge on this machine, then forwarding on the bridge
+    (so that the rule's "unreachable" is told, never before the rule is in place). Idempotent."""
     if not has_guard(_json(run, ["-4", "rule", "show"]), bridge):
         _ip(run, guard_rule_args(bridge))
+    if not has_guard(_json(run, ["-4", "rule", "show"]), bridge):
+        raise RuntimeError(f"the policy rule for {bridge} did not appear; not enabling forwarding on it")
+    result = run(bridge_forwarding_args(bridge), None)
+    if result.returncode != 0:
+        raise RuntimeError(f"sysctl net.ipv4.conf.{bridge}.forwarding=1: {result.stderr.strip()}")
 
 
 def route_into_cluster(bridge: str, via: str, cidrs: Iterable[str], run: Runner = run_command) -> None:
@@ -123,7 +138,10 @@ def route_into_cluster(bridge: str, via: str, cidrs: Iterable[str], run: Runner 
 
 
 def remove_host_side(bridge: str, run: Runner = run_command) -> list[str]:
-    """Delete every rule and added route of the bridge; returns what it deleted (for the user)."""
+    """Delete every rule and added route of the bridge; returns what it deleted (for the user).
+    Forwarding on the bridge (if it still exists) goes off first: the rule never goes while the
+    bridge forwards."""
+    run(["sysctl", "-qw", f"net.ipv4.conf.{bridge}.forwarding=0"], None)  # fails if the bridge is gone: fine
     done = []
     for args in added_routes_of_bridge(_json(run, ["-4", "route", "show", "table", "all", "dev", bridge]), bridge):
         if _ip(run, args, check=False).returncode == 0:

@@ -30,10 +30,14 @@ class FakeIp:
             {"dst": "172.30.1.0/24", "dev": BR, "protocol": "kernel", "scope": "link", "prefsrc": "172.30.1.1"},
         ]
         self.calls: list[list[str]] = []
+        self.sysctls: list[str] = []
 
     def __call__(self, argv: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         argv = list(argv)
         self.calls.append(argv)
+        if argv[0] == "sysctl":
+            self.sysctls.append(argv[-1])
+            return subprocess.CompletedProcess(argv, 0, "", "")
         assert argv[0] == "ip"
         args = argv[1:]
         out, rc = "", 0
@@ -79,12 +83,28 @@ def test_guard_rule_is_looked_up_after_local_and_before_main():
     assert 0 < hostroutes.LEAK_GUARD_PRIORITY < 32766
 
 
-def test_guard_installed_once():
+def test_guard_installed_once_then_forwarding_on_the_bridge():
     ip = FakeIp()
     hostroutes.install_leak_guard(BR, run=ip)
     hostroutes.install_leak_guard(BR, run=ip)
     assert [r for r in ip.rules if r.get("iif") == BR] == [
         {"priority": hostroutes.LEAK_GUARD_PRIORITY, "src": "all", "iif": BR, "action": "unreachable"}]
+    assert ip.sysctls == [f"net.ipv4.conf.{BR}.forwarding=1"] * 2
+    first_sysctl = next(i for i, c in enumerate(ip.calls) if c[0] == "sysctl")
+    assert ["ip", *hostroutes.guard_rule_args(BR)] in ip.calls[:first_sysctl]
+
+
+def test_no_forwarding_when_the_rule_does_not_appear():
+    class RuleIgnored(FakeIp):
+        def __call__(self, argv, stdin=None):
+            if list(argv[1:3]) == ["rule", "add"]:
+                return subprocess.CompletedProcess(list(argv), 0, "", "")  # says yes, does nothing
+            return super().__call__(argv, stdin)
+
+    ip = RuleIgnored()
+    with pytest.raises(RuntimeError, match="not enabling forwarding"):
+        hostroutes.install_leak_guard(BR, run=ip)
+    assert ip.sysctls == []
 
 
 def test_rules_of_bridge_include_a_detached_one_and_leave_other_bridges():
@@ -123,6 +143,9 @@ def test_remove_host_side_leaves_nothing_of_the_bridge_and_everything_else():
     hostroutes.route_into_cluster(BR, "172.30.1.2", ["10.244.0.0/16", "10.96.0.0/12"], run=ip)
     done = hostroutes.remove_host_side(BR, run=ip)
     assert done == ["route 10.244.0.0/16", "route 10.96.0.0/12", f"rule iif {BR}"]
+    # forwarding off before the rule goes
+    off = ip.calls.index(["sysctl", "-qw", f"net.ipv4.conf.{BR}.forwarding=0"])
+    assert off < ip.calls.index(["ip", "rule", "del", "priority", "100", "iif", BR])
     assert (ip.rules, ip.routes) == other_state
     assert hostroutes.remove_host_side(BR, run=ip) == []  # idempotent
 
