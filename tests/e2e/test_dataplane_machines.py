@@ -64,7 +64,7 @@ def test_node_machine_is_a_small_linux_host(names):
     # the default route leads to the host, which forwards nothing from the bridge (its guard rule)
     assert f"default via {prefix}.1 dev eth0" in [line.strip() for line in lines]
     rules = _run(["ip", "rule", "show"]).stdout
-    assert f"from all iif {net.bridge} unreachable" in rules
+    assert f"from all iif {net.bridge} prohibit" in rules
     assert "10.96.0.0/12 dev eth0 scope link" in out
     assert "1" in lines and [f"{prefix}.2", "controlplane"] in [line.split() for line in lines]
     assert lines[-1] == "reach"

@@ -131,13 +131,22 @@ def test_no_packet_to_a_cluster_address_leaves_the_machine(knet_cluster):
         route = route_get(address)
         assert (route["dev"], route.get("gateway")) == (bridge, cp), route
     # Every node's default route is the host, which forwards nothing from the bridge: its guard
-    # rule answers "unreachable" (a lookup, nothing sent; 198.51.100.1 is TEST-NET-2).
+    # rule refuses them (a lookup, nothing sent; 198.51.100.1 is TEST-NET-2).
     for node in cluster.config["nodes"]:
         routes = cluster.ssh(node["name"], "ip", "-j", "route", "show", "default").stdout
         assert [(r["gateway"], r["dev"]) for r in json.loads(routes)] == [(host_ip, "eth0")]
         assert run("ip", "route", "get", "198.51.100.1", "from", node["ip"], "iif", bridge).returncode != 0
+    # the host's nameservers are unreachable inside the nodes: a node's resolver fails at once
+    # (no packet), not after waiting on the host's rate-limited refusals
+    from knet.net.hostroutes import nameserver_addresses, node_nameserver_routes
+
+    with open("/etc/resolv.conf") as f:
+        expected = node_nameserver_routes(nameserver_addresses(f.read()), cluster.config["nodeNetwork"])
+    unreachable = cluster.ssh("node01", "ip", "route", "show", "type", "unreachable").stdout.split("\n")
+    assert sorted(f"route replace unreachable {line.split()[1]}/32" for line in unreachable if line.strip()) \
+        == sorted(expected)
     rules = json.loads(run("ip", "-j", "rule", "show").stdout)
-    assert {"priority": 100, "src": "all", "iif": bridge, "action": "unreachable"} in rules
+    assert {"priority": 100, "src": "all", "iif": bridge, "action": "prohibit"} in rules
 
     uplinks = default_route_interfaces()
     assert uplinks, "the host has no default route to watch"
@@ -151,7 +160,7 @@ def test_no_packet_to_a_cluster_address_leaves_the_machine(knet_cluster):
             run("ping", "-c2", "-i0.2", "-W1", no_service)
             curl(f"http://{no_service}/", timeout=1)
             # from a worker, whose default route is the host: to pods nowhere, to Services nobody
-            # has. The host refuses at once what it would route on (an ICMP "unreachable"), so a
+            # has. The host refuses at once what it would route on (ICMP "packet filtered"), so a
             # node is not left waiting (its resolver, say).
             refused = cluster.ssh("node01", "ping", "-c2", "-i0.2", "-W1", no_pod)
             cluster.ssh("node01", "sh", "-c", f"curl -s --max-time 1 http://{no_service}/ || true")
@@ -160,7 +169,7 @@ def test_no_packet_to_a_cluster_address_leaves_the_machine(knet_cluster):
             for w in watches:
                 w.__exit__(None, None, None)
     assert {no_pod, no_service} <= set(on_bridge.seen)  # the probe saw the packets go into the cluster
-    assert f"From {host_ip} icmp_seq=1 Destination Net Unreachable" in refused.stdout, refused.stdout
+    assert f"From {host_ip} icmp_seq=1 Packet filtered" in refused.stdout, refused.stdout
     for w in watches:
         assert w.seen == [], f"packets to cluster addresses left by {w.ifname}: {w.seen}"
 
@@ -201,7 +210,7 @@ def test_a_second_cluster_gets_free_ranges_and_down_after_kill_9_removes_its_rou
             assert run("ping", "-c1", "-W2", dns_ips[0]).returncode == 0, (c.name, dns_ips[0])
         bridge = bridge_of(second)
         rules_during, routes_during = _rules_and_routes()
-        assert [r for r in rules_during if f"iif {bridge}" in r] == [f"100:\tfrom all iif {bridge} unreachable"]
+        assert [r for r in rules_during if f"iif {bridge}" in r] == [f"100:\tfrom all iif {bridge} prohibit"]
         assert {f"{second.config[k]} via {control_plane_ip(second)} dev {bridge}" for k in ("podSubnet", "serviceSubnet")} \
             <= {r.strip() for r in routes_during}
         # kill -9 every process of the second cluster: nothing of it runs, its host side remains

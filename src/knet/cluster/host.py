@@ -79,17 +79,10 @@ def host_routes_in_use() -> list[UsedNetwork]:
 def nameservers_in(resolv_conf: str) -> list[UsedNetwork]:
     """The IPv4 nameservers of a resolv.conf: the host reaches them by its default route, so no
     range routed into a cluster may hold one (the host's DNS would go into the cluster)."""
-    found = []
-    for line in resolv_conf.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                address = ipaddress.IPv4Address(fields[1])
-            except ValueError:
-                continue
-            found.append(UsedNetwork(ipaddress.IPv4Network(f"{address}/32"),
-                                     "the host's nameserver (/etc/resolv.conf)"))
-    return found
+    from knet.net.hostroutes import nameserver_addresses
+
+    return [UsedNetwork(ipaddress.IPv4Network(f"{address}/32"), "the host's nameserver (/etc/resolv.conf)")
+            for address in nameserver_addresses(resolv_conf)]
 
 
 def host_nameservers(path: str = "/etc/resolv.conf") -> list[UsedNetwork]:

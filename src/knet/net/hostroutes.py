@@ -10,15 +10,22 @@ controlplane masquerades the host's traffic to pods that leaves it by eth0 (chai
 KNET-HOST-ACCESS in its nat table), and the reply comes back the way it went.
 
 Nothing leaks. Nodes have a default route to the host's address on the bridge. A policy rule
-`iif BRIDGE unreachable`, looked up after the local table (so packets to the host's own
-addresses are delivered) and before every routing table, answers "unreachable" to every packet
-from the bridge the host would otherwise route: nothing of the cluster is forwarded beyond its
+`iif BRIDGE prohibit`, looked up after the local table (so packets to the host's own
+addresses are delivered) and before every routing table, refuses every packet from the bridge the
+host would otherwise route (ICMP "packet filtered", a hard error: a node's connect() or
+resolver fails at once, where "net unreachable" is a soft error UDP sockets ignore): nothing of the cluster is forwarded beyond its
 bridge (to the uplink, to another cluster), whatever ip_forward and NAT rules the host has.
 The bridge itself gets forwarding=1 (its own sysctl, gone with it): a host that does not forward
 drops such packets without a word, and a node's resolver asking the host's nameserver would wait
-out its timeouts; a host that forwards on the bridge sends the ICMP "unreachable" the rule chose,
+out its timeouts; a host that forwards on the bridge sends the ICMP refusal the rule chose,
 so a node learns at once. Packets from the bridge are routed by this rule only, so forwarding on
 the bridge forwards nothing (tests/e2e/test_host_leak_guard.py shows both).
+
+The host's nameservers. A node's /etc/resolv.conf names the host's nameservers, which it cannot
+reach; with a default route its resolver would send to the host and wait out its timeouts
+(the host's refusals are ICMP, which the kernel rate-limits: `iptables --list` in a node, which
+looks up every address, took a minute). So each node has an `unreachable` route for each of
+them: the lookup fails at once inside the node, as before nodes had a default route.
 
 Removal. Routes through the bridge go with the bridge. The rule names the bridge and outlives it
 (iproute2 shows it "detached"), so teardown deletes every rule whose iif is the bridge; the name
@@ -29,6 +36,7 @@ Decisions are pure functions; the iproute2/iptables calls go through a `Runner`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 # Before any table a user or VPN adds rules for (main is 32766, Tailscale 52xx, wg-quick 3276x),
 # after the local table (0).
 LEAK_GUARD_PRIORITY = 100
+LEAK_GUARD_ACTION = "prohibit"  # ICMP destination unreachable, code 13 (communication administratively prohibited)
 HOST_ACCESS_CHAIN = "KNET-HOST-ACCESS"
 
 Runner = Callable[[Sequence[str], str | None], subprocess.CompletedProcess[str]]
@@ -53,7 +62,7 @@ def route_args(bridge: str, via: str, cidrs: Iterable[str]) -> list[list[str]]:
 
 
 def guard_rule_args(bridge: str) -> list[str]:
-    return ["rule", "add", "iif", bridge, "priority", str(LEAK_GUARD_PRIORITY), "unreachable"]
+    return ["rule", "add", "iif", bridge, "priority", str(LEAK_GUARD_PRIORITY), LEAK_GUARD_ACTION]
 
 
 def rules_of_bridge(rules: list[dict], bridge: str) -> list[list[str]]:
@@ -63,7 +72,7 @@ def rules_of_bridge(rules: list[dict], bridge: str) -> list[list[str]]:
 
 
 def has_guard(rules: list[dict], bridge: str) -> bool:
-    return any(r.get("iif") == bridge and r.get("action") == "unreachable"
+    return any(r.get("iif") == bridge and r.get("action") == LEAK_GUARD_ACTION
                and r.get("priority") == LEAK_GUARD_PRIORITY for r in rules)
 
 
@@ -79,6 +88,31 @@ def added_routes_of_bridge(routes: list[dict], bridge: str) -> list[list[str]]:
             args += ["table", str(r["table"])]
         out.append(args)
     return out
+
+
+def nameserver_addresses(resolv_conf: str) -> list[str]:
+    """The IPv4 nameservers of a resolv.conf, in order."""
+    found = []
+    for line in resolv_conf.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                found.append(str(ipaddress.IPv4Address(fields[1])))
+            except ValueError:
+                continue
+    return found
+
+
+def node_nameserver_routes(nameservers: Iterable[str], node_network: str) -> list[str]:
+    """`ip -batch` lines for a node: an unreachable route to each nameserver it cannot reach
+    (not loopback, not on the node network)."""
+    net = ipaddress.IPv4Network(node_network, strict=False)
+    lines = []
+    for ns in dict.fromkeys(nameservers):
+        address = ipaddress.IPv4Address(ns)
+        if not address.is_loopback and address not in net:
+            lines.append(f"route replace unreachable {address}/32")
+    return lines
 
 
 def host_access_restore(host_ip: str, pod_cidr: str) -> str:
@@ -121,7 +155,7 @@ def bridge_forwarding_args(bridge: str) -> list[str]:
 
 def install_leak_guard(bridge: str, run: Runner = run_command) -> None:
     """The rule that keeps packets from the bridge on this machine, then forwarding on the bridge
-    (so that the rule's "unreachable" is told, never before the rule is in place). Idempotent."""
+    (so that the rule's refusal is told, never before the rule is in place). Idempotent."""
     if not has_guard(_json(run, ["-4", "rule", "show"]), bridge):
         _ip(run, guard_rule_args(bridge))
     if not has_guard(_json(run, ["-4", "rule", "show"]), bridge):

@@ -4,7 +4,7 @@ A node is a network namespace `knet-CLUSTER-NODE` with `eth0` (a veth into the c
 bridge), plus UTS/PID/mount namespaces held by `node_init.py` (the node's PID 1). Nothing is
 routed or NATed beyond the cluster's own bridge: the host has an address on that bridge, which
 is the nodes' default gateway, and a policy rule (hostroutes.install_leak_guard) answers
-"unreachable" to every packet from the bridge that it would route anywhere.
+"prohibited" to every packet from the bridge that it would route anywhere.
 """
 
 from __future__ import annotations
@@ -94,6 +94,14 @@ def ensure_bridge(net: ClusterNetwork) -> None:
     hostroutes.install_leak_guard(net.bridge)
 
 
+def _host_nameservers() -> list[str]:
+    """The nameservers a node's resolver asks (it reads the host's /etc/resolv.conf)."""
+    try:
+        return hostroutes.nameserver_addresses(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return []
+
+
 def _machine_file(cluster: str, node: str) -> Path:
     return node_dir(cluster, node) / "machine.json"
 
@@ -136,6 +144,7 @@ def create_node_machine(
         # As a kubeadm node has one; the host (the gateway) forwards nothing from the bridge.
         f"route replace default via {net.network.network_address + 1} dev eth0",
     ]
+    batch += hostroutes.node_nameserver_routes(_host_nameservers(), net.node_cidr)
     if service_cidr:
         # Locally generated packets are routed before OUTPUT's DNAT: without a route to the
         # service range, connect() to a ClusterIP fails. A link route (no gateway) keeps a

@@ -79,7 +79,7 @@ def test_routes_go_to_the_controlplane_on_the_bridge():
 
 def test_guard_rule_is_looked_up_after_local_and_before_main():
     args = hostroutes.guard_rule_args(BR)
-    assert args == ["rule", "add", "iif", BR, "priority", str(hostroutes.LEAK_GUARD_PRIORITY), "unreachable"]
+    assert args == ["rule", "add", "iif", BR, "priority", str(hostroutes.LEAK_GUARD_PRIORITY), "prohibit"]
     assert 0 < hostroutes.LEAK_GUARD_PRIORITY < 32766
 
 
@@ -88,7 +88,7 @@ def test_guard_installed_once_then_forwarding_on_the_bridge():
     hostroutes.install_leak_guard(BR, run=ip)
     hostroutes.install_leak_guard(BR, run=ip)
     assert [r for r in ip.rules if r.get("iif") == BR] == [
-        {"priority": hostroutes.LEAK_GUARD_PRIORITY, "src": "all", "iif": BR, "action": "unreachable"}]
+        {"priority": hostroutes.LEAK_GUARD_PRIORITY, "src": "all", "iif": BR, "action": "prohibit"}]
     assert ip.sysctls == [f"net.ipv4.conf.{BR}.forwarding=1"] * 2
     first_sysctl = next(i for i, c in enumerate(ip.calls) if c[0] == "sysctl")
     assert ["ip", *hostroutes.guard_rule_args(BR)] in ip.calls[:first_sysctl]
@@ -111,8 +111,8 @@ def test_rules_of_bridge_include_a_detached_one_and_leave_other_bridges():
     # `ip -j rule` after the bridge was deleted (a kill -9'd cluster whose links are gone)
     rules = [
         {"priority": 0, "src": "all", "table": "local"},
-        {"priority": 100, "src": "all", "iif": BR, "iif_detached": None, "action": "unreachable"},
-        {"priority": 100, "src": "all", "iif": OTHER, "action": "unreachable"},
+        {"priority": 100, "src": "all", "iif": BR, "iif_detached": None, "action": "prohibit"},
+        {"priority": 100, "src": "all", "iif": OTHER, "action": "prohibit"},
         {"priority": 32766, "src": "all", "table": "main"},
     ]
     assert hostroutes.rules_of_bridge(rules, BR) == [["rule", "del", "priority", "100", "iif", BR]]
@@ -184,3 +184,12 @@ def test_host_access_adds_its_jump_once():
     appends = [c for c in calls if "-A" in c]
     assert appends == [["ip", "netns", "exec", "knet-a-controlplane", "iptables", "-w", "-t", "nat", "-A",
                         "POSTROUTING", "-j", "KNET-HOST-ACCESS"]]
+
+
+def test_nodes_get_an_unreachable_route_to_each_nameserver_they_cannot_reach():
+    text = "nameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver 172.30.1.1\nnameserver 10.255.255.53\n" \
+           "nameserver fd00::1\n#nameserver 1.1.1.1\n"
+    assert hostroutes.nameserver_addresses(text) == ["10.255.255.53", "127.0.0.53", "172.30.1.1", "10.255.255.53"]
+    # loopback is the node's own; the node network is on the link; each once
+    assert hostroutes.node_nameserver_routes(hostroutes.nameserver_addresses(text), "172.30.1.0/24") == [
+        "route replace unreachable 10.255.255.53/32"]
