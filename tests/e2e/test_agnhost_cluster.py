@@ -7,6 +7,7 @@ One namespace (session cluster `knet_cluster`), deleted at the end also on failu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import time
@@ -184,7 +185,7 @@ def test_dns_subcommands_print_the_pods_resolver(knet_cluster, agn):
     _, logs = _run_to_completion(knet_cluster, agn, "dns-suffix", "node01", ["dns-suffix"])
     assert logs == f"{agn}.svc.cluster.local,svc.cluster.local,cluster.local\n"
     _, logs = _run_to_completion(knet_cluster, agn, "dns-servers", "node01", ["dns-server-list"])
-    assert logs == "10.96.0.10\n"
+    assert logs == f"{ipaddress.IPv4Network(knet_cluster.config['serviceSubnet'])[10]}\n"  # 10.96.0.10 by default
     _, logs = _run_to_completion(knet_cluster, agn, "hosts", "node01", ["etc-hosts"])
     assert "# Kubernetes-managed hosts file." in logs and "\thosts" in logs
 

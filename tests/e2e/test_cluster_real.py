@@ -48,8 +48,9 @@ def test_ps_in_a_worker_shows_only_that_nodes_agents(knet_cluster):
 
 def test_ps_on_controlplane_shows_kubeadms_flags(knet_cluster):
     out = knet_cluster.ssh("controlplane", "ps", "-ef").stdout
-    assert "--service-cluster-ip-range=10.96.0.0/12" in out
-    assert "--cluster-cidr=10.244.0.0/16" in out
+    # the ranges knet up chose (the defaults 10.96.0.0/12 and 10.244.0.0/16 unless another cluster holds them)
+    assert f"--service-cluster-ip-range={knet_cluster.config['serviceSubnet']}" in out
+    assert f"--cluster-cidr={knet_cluster.config['podSubnet']}" in out
     assert "--allocate-node-cidrs=true" in out
 
 

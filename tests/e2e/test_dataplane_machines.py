@@ -61,7 +61,10 @@ def test_node_machine_is_a_small_linux_host(names):
     assert lines[0] == "node01"
     assert int(lines[1]) <= 5  # its own PID namespace: init, sh and the tools it runs
     assert f"inet {prefix}.3/24" in lines[2]
-    assert not any(line.startswith("default") for line in lines)  # nothing routed off the cluster
+    # the default route leads to the host, which forwards nothing from the bridge (its guard rule)
+    assert f"default via {prefix}.1 dev eth0" in [line.strip() for line in lines]
+    rules = _run(["ip", "rule", "show"]).stdout
+    assert f"from all iif {net.bridge} prohibit" in rules
     assert "10.96.0.0/12 dev eth0 scope link" in out
     assert "1" in lines and [f"{prefix}.2", "controlplane"] in [line.split() for line in lines]
     assert lines[-1] == "reach"
@@ -85,5 +88,8 @@ def test_teardown_after_a_crash_and_beside_a_prefix_sharing_cluster(names):
     assert f"knet-{b}-n1" in left  # the other cluster, whose name extends ours, is untouched
     links = _run(["ip", "-o", "link", "show"]).stdout
     assert link_prefix(a) not in links and link_prefix(b) in links
+    rules = _run(["ip", "rule", "show"]).stdout
+    assert f"iif {net_a.bridge} " not in rules and f"iif {net_b.bridge} " in rules  # the guard goes with its cluster
     teardown_cluster_network(b)
     assert f"knet-{b}-n1" not in _netns() and link_prefix(b) not in _run(["ip", "-o", "link", "show"]).stdout
+    assert f"iif {net_b.bridge} " not in _run(["ip", "rule", "show"]).stdout

@@ -1,14 +1,15 @@
 """What kube-apiserver maintains itself: the system namespaces, Service default/kubernetes
-with its Endpoints and EndpointSlice pointing at --advertise-address:--secure-port, and the
+with its Endpoints and EndpointSlice pointing at --advertise-address:--secure-port, the
 bootstrap RBAC policy (the `rbac/bootstrap-roles` post-start hook: created or reconciled once
-per start, writing only what differs)."""
+per start, writing only what differs) and its ConfigMaps in kube-system (knet.api.authinfo)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 
-from knet.api import errors
+from knet.api import authinfo, errors
 from knet.api.authz.bootstrappolicy import GROUP as RBAC_GROUP
 from knet.api.authz.bootstrappolicy import bootstrap_policy, needs_recreate, reconcile
 from knet.api.registry import Registry
@@ -44,9 +45,11 @@ def kubernetes_endpointslice(ip: str, port: int) -> dict:
 
 
 class Bootstrapper:
-    def __init__(self, registry: Registry, service: ObjectService, advertise_address: str, secure_port: int) -> None:
+    def __init__(self, registry: Registry, service: ObjectService, advertise_address: str, secure_port: int,
+                 auth_info: authinfo.AuthenticationInfo | None = None) -> None:
         self.registry, self.service = registry, service
         self.address, self.port = advertise_address, secure_port
+        self.auth_info = auth_info or authinfo.AuthenticationInfo()
         self._task: asyncio.Task | None = None
         self._rbac_reconciled = False
 
@@ -67,9 +70,27 @@ class Bootstrapper:
         want = kubernetes_endpointslice(self.address, self.port)
         await self._reconcile(es_rt, want, lambda cur, w: (cur.get("endpoints"), cur.get("ports")) !=
                               (w["endpoints"], w["ports"]), keys=("endpoints", "ports", "addressType"))
+        await self.ensure_configmaps()
         if not self._rbac_reconciled:
             await self.ensure_rbac_policy()
             self._rbac_reconciled = True
+
+    async def ensure_configmaps(self) -> None:
+        """extension-apiserver-authentication kept equal to this apiserver's trust; the legacy
+        token tracking date written once."""
+        rt = self.registry.lookup("", "v1", "configmaps")
+        if rt is None:
+            return
+        ns = authinfo.NAMESPACE
+        want = authinfo.authentication_configmap(self.auth_info)
+        current = self.service.store.get(rt.bucket, ns, authinfo.AUTHENTICATION_CONFIGMAP)
+        if current is None:
+            await self._create(rt, ns, want)
+        elif (current.obj.get("data") or {}) != want["data"]:
+            await self.service.update(rt, ns, authinfo.AUTHENTICATION_CONFIGMAP, {**current.obj, "data": want["data"]},
+                                      Options(field_validation="Ignore"))
+        if self.service.store.get(rt.bucket, ns, authinfo.LEGACY_TOKEN_TRACKING_CONFIGMAP) is None:
+            await self._create(rt, ns, authinfo.legacy_token_tracking_configmap(datetime.datetime.now(datetime.UTC)))
 
     async def ensure_rbac_policy(self) -> None:
         """Create the missing default roles and bindings and add what the stored ones lack;

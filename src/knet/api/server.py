@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import weakref
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from knet.api import decoding, discovery, errors, openapi, protobuf, subresource
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, store_getter, user_from_peercert
+from knet.api.authinfo import AuthenticationInfo
 from knet.api.authz import Attributes, Authorizer, impersonation
 from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
@@ -55,6 +57,16 @@ KNOWN_ADMISSION_PLUGINS = frozenset({
 YAML_INLINE_BYTES = 64 * 1024  # larger YAML bodies are decoded in a thread
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-knet", "gitCommit": "knet", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "python", "compiler": "cpython", "platform": "linux/amd64"}
+_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.\d+([-+].*)?$")
+
+
+def version_info(kubernetes_version: str = "") -> dict[str, str]:
+    """/version: knet's own, or the cluster's kubernetesVersion (v1.29.0), so that `kubectl
+    version` shows the server at the version its nodes' kubelets report."""
+    match = _SEMVER.match(kubernetes_version)
+    if not match:
+        return dict(VERSION)
+    return {**VERSION, "major": match.group(1), "minor": match.group(2), "gitVersion": kubernetes_version}
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -97,6 +109,7 @@ class ApiServerConfig:
     # metrics.k8s.io: how often the kubelets are scraped (metrics-server's --metric-resolution;
     # 0: never, the group answers empty lists).
     metric_resolution: float = 0.0
+    kubernetes_version: str = ""  # what /version reports ("" = knet's own); see version_info
 
     # TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): an etcd://
     # storage URL is reached over HTTPS when any is set.
@@ -176,7 +189,10 @@ class ApiServer:
         advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
                                                  else "127.0.0.1")
         self.advertise = advertise
-        self.bootstrap = Bootstrapper(self.registry, self.service, advertise, config.secure_port)
+        self.version = version_info(config.kubernetes_version)
+        self.bootstrap = Bootstrapper(self.registry, self.service, advertise, config.secure_port,
+                                      AuthenticationInfo(
+                                          client_ca=Path(config.client_ca_file).read_text() if config.client_ca_file else ""))
         self.lifecycle = Lifecycle(self.registry, self.service)
         self.openapi = openapi.OpenAPI(self.registry)
         self.ready = False
@@ -345,7 +361,7 @@ class ApiServer:
 
     def _public(self, path: str, request: web.Request) -> web.Response:
         if path == "/version":
-            return _json(VERSION)
+            return _json(self.version)
         # /healthz, /livez, /readyz and their per-check paths (knet.api.health).
         q = request.query
         answer = self.health.answer(path, verbose="verbose" in q, exclude=q.getall("exclude", ()))

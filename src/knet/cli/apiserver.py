@@ -109,6 +109,8 @@ def _storage_url(kw: dict) -> str:
               "(NodeRestriction; kube-apiserver's other names are accepted).")
 @click.option("--allow-insecure-http", is_flag=True, default=False, hidden=True,
               help="Serve plain HTTP when no certificate is given (tests and benchmarks only).")
+@click.option("--kubernetes-version", envvar="KNET_KUBERNETES_VERSION", default="", hidden=True,
+              help="knet only: the version /version reports (the tag of the image the kubelet runs it from; default knet's own).")
 @click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity.")
 def apiserver(**kw) -> None:
     """Serve the Kubernetes API over HTTPS from an embedded SQLite store."""
@@ -184,7 +186,7 @@ def apiserver(**kw) -> None:
         anonymous_auth=kw["anonymous_auth"].lower() in ("true", "1", "t", "yes"),
         admission_plugins=[p.strip() for p in kw["enable_admission_plugins"].split(",") if p.strip()],
         etcd_cafile=kw["etcd_cafile"], etcd_certfile=kw["etcd_certfile"], etcd_keyfile=kw["etcd_keyfile"],
-        metric_resolution=metric_resolution,
+        metric_resolution=metric_resolution, kubernetes_version=kw["kubernetes_version"],
     )
     _run(config)
 

@@ -20,10 +20,15 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 
 @click.command("as-binary", context_settings=_PASS_THROUGH)
+@click.option("--image", default="", help="The container image BINARY comes from: its tag is the "
+              "Kubernetes version the binary is (what kube-apiserver's /version reports).")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def as_binary(ctx: click.Context, argv: tuple[str, ...]) -> None:
+def as_binary(ctx: click.Context, image: str, argv: tuple[str, ...]) -> None:
     """Run the component that BINARY names, retitled `BINARY ARGS...`."""
+    version = image_tag(image)
+    if version:
+        os.environ["KNET_KUBERNETES_VERSION"] = version
     command = proctitle.command_of(argv[0])
     if command is None:
         known = ", ".join(sorted(proctitle.BINARIES))
@@ -35,6 +40,13 @@ def as_binary(ctx: click.Context, argv: tuple[str, ...]) -> None:
     component = group.commands[command]
     component.main(list(argv[1:]), prog_name=os.path.basename(argv[0]),
                    help_option_names=ctx.find_root().help_option_names)
+
+
+def image_tag(image: str) -> str:
+    """`registry.k8s.io/kube-apiserver:v1.29.0` -> `v1.29.0` ("" without a tag)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
 
 
 def register(group: click.Group) -> None:

@@ -57,17 +57,24 @@ def up_command(name, nodes, dataplane, proxy_mode, config_file, timeout) -> None
         try:
             config, notes = config_mod.resolve(
                 file_values, name=name, nodes=nodes, dataplane=dataplane, proxy_mode=proxy_mode,
-                networks_in_use=[*host.host_networks(), *host.other_cluster_networks(str(cluster_name))],
+                networks_in_use=[*host.host_routes_in_use(), *host.host_nameservers(),
+                                 *host.other_cluster_ranges(str(cluster_name))],
                 real_dataplane_available=problem is None, etcd_available=shutil.which("etcd") is not None,
             )
         except config_mod.ConfigError as exc:
             hint = f" ({problem})" if problem and "dataplane real" in str(exc) else ""
             raise click.ClickException(f"{exc}{hint}") from exc
         if config.dataplane == "real":
-            # Claim the network now (the bridge's route), before another `knet up` picks it too.
-            from knet.net import machines
+            # Claim the networks now (the bridge's route, the routes to the pod and Service
+            # ranges), before another `knet up` picks them too.
+            from knet.cluster.up import route_host_into_cluster
 
-            machines.ensure_bridge(machines.cluster_network(config.name, config.node_network))
+            try:
+                route_host_into_cluster(config)
+            except (OSError, RuntimeError) as exc:
+                raise click.ClickException(
+                    f"cannot route the cluster's networks from this host: {exc}; "
+                    f"remove what was made with: knet down --name {config.name}") from exc
     for note in notes:
         click.echo(f"knet: {note}" + (f" ({problem})" if problem else ""), err=True)
     if config.dataplane == "sim":

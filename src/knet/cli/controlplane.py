@@ -45,9 +45,9 @@ def _setup(verbosity: int) -> None:
                         format="%(levelname).1s%(asctime)s %(name)s] %(message)s", datefmt="%m%d %H:%M:%S")
 
 
-_IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "client-ca-file",
+_IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "client-ca-file",
                "cluster-name", "cluster-signing-cert-file", "cluster-signing-key-file",
-               "requestheader-client-ca-file", "secure-port", "service-cluster-ip-range", "profiling",
+               "requestheader-client-ca-file", "service-cluster-ip-range", "profiling",
                "feature-gates", "terminated-pod-gc-threshold", "cloud-provider", "configure-cloud-routes")
 
 
@@ -77,19 +77,41 @@ def _leader_election(default_name: str):
     return deco
 
 
-def _run(config, user_agent: str, flags: dict, work) -> None:
+def _secure_serving(default_port: int):
+    """--bind-address and --secure-port: where /healthz is served over HTTPS (knet.controllers.secureserving)."""
+    def deco(fn):
+        fn = click.option("--secure-port", type=int, default=default_port, show_default=True,
+                          help="HTTPS port of /healthz, /livez, /readyz (0: none)")(fn)
+        # upstream's default is 0.0.0.0; knet's runs of these outside a node (tests) stay on loopback
+        return click.option("--bind-address", default="127.0.0.1", show_default=True,
+                             help="address of --secure-port (kubeadm: 127.0.0.1)")(fn)
+
+    return deco
+
+
+def _run(config, user_agent: str, flags: dict, work, serving: tuple[str, int] = ("", 0)) -> None:
     """Run `work(api)` (under leader election when --leader-elect) until SIGTERM/SIGINT, then
-    release the lease so a successor starts at once."""
+    release the lease so a successor starts at once. /healthz is served on `serving`
+    (address, port) from the start, leader or not, as upstream does."""
     import signal
 
     from knet.client import ApiClient
     from knet.client.leaderelection import LeaderElector, LostLeadershipError, run_as_leader
+    from knet.controllers.secureserving import serve_health
 
     async def main() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
+        health = await serve_health(*serving)
+        try:
+            await lead()
+        finally:
+            if health is not None:
+                await health.cleanup()
+
+    async def lead() -> None:
         async with ApiClient(config, user_agent=user_agent) as api:
             if not _bool(flags["leader_elect"]):
                 await work(api)
@@ -129,10 +151,12 @@ _LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_d
               help="PEM key that signs legacy Secret tokens (the serviceaccount-token controller).")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-controller-manager")
+@_secure_serving(10257)
 @_ignored(_IGNORED_CM)
 def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_mask_size, controllers,
                        node_monitor_grace_period, node_monitor_period, root_ca_file,
-                       use_service_account_credentials, service_account_private_key_file, verbosity, **flags):
+                       use_service_account_credentials, service_account_private_key_file, verbosity,
+                       bind_address, secure_port, **flags):
     """Run the controllers (node IPAM, EndpointSlice, Deployment, ReplicaSet, DaemonSet, ...)."""
     from knet.controllers.clientbuilder import ServiceAccountClientBuilder
     from knet.controllers.manager import ManagerOptions, run_controller_manager
@@ -157,7 +181,7 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         clients = ServiceAccountClientBuilder(api, config, user_agent=user_agent) if per_controller else None
         return run_controller_manager(api, options, clients)
 
-    _run(config, user_agent, {k: flags[k] for k in _LE_KEYS}, work)
+    _run(config, user_agent, {k: flags[k] for k in _LE_KEYS}, work, (bind_address, secure_port))
 
 
 @click.command("scheduler")
@@ -165,9 +189,9 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
 @click.option("--scheduler-name", default="default-scheduler")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-scheduler")
-@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "bind-address", "secure-port", "config",
-           "profiling", "feature-gates"))
-def scheduler(kubeconfig, scheduler_name, verbosity, **flags):
+@_secure_serving(10259)
+@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "config", "profiling", "feature-gates"))
+def scheduler(kubeconfig, scheduler_name, verbosity, bind_address, secure_port, **flags):
     """Bind pending pods to nodes."""
     from knet.controllers.base import InformerFactory
     from knet.scheduler.scheduler import Scheduler
@@ -184,7 +208,8 @@ def scheduler(kubeconfig, scheduler_name, verbosity, **flags):
         finally:
             await informers.stop()
 
-    _run(_load(kubeconfig), "kube-scheduler/knet", {k: flags[k] for k in _LE_KEYS}, work)
+    _run(_load(kubeconfig), "kube-scheduler/knet", {k: flags[k] for k in _LE_KEYS}, work,
+         (bind_address, secure_port))
 
 
 def register(group: click.Group) -> None:

@@ -41,6 +41,13 @@ WORKER_ROLE = "worker"
 DEFAULT_NAME = "knet"
 DEFAULT_NODE_COUNT = 2
 NODE_NETWORK_POOL = ipaddress.IPv4Network("172.30.0.0/16")
+DEFAULT_POD_SUBNET = ipaddress.IPv4Network("10.244.0.0/16")
+DEFAULT_SERVICE_SUBNET = ipaddress.IPv4Network("10.96.0.0/12")
+# Where a real cluster looks for a pod or Service range when the default is taken (the host routes
+# both into the cluster): /16s of 10.224.0.0/11 from 10.244 on, /12s of 10.64.0.0/10 from 10.96 on.
+# The two pools are disjoint, so a cluster's picks never overlap each other.
+POD_SUBNET_POOL = ipaddress.IPv4Network("10.224.0.0/11")
+SERVICE_SUBNET_POOL = ipaddress.IPv4Network("10.64.0.0/10")
 API_SERVER_PORT = 6443
 
 Dataplane = Literal["real", "sim"]
@@ -53,6 +60,18 @@ _CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
 
 class ConfigError(ValueError):
     """A cluster config that cannot be built; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class UsedNetwork:
+    """A network something on this host already has: a route, another cluster's range."""
+
+    network: ipaddress.IPv4Network
+    owner: str  # for the user: "a route on this host (10.0.0.0/8 dev eth0)", 'cluster "b" (podSubnet)'
+
+
+def _used(item: ipaddress.IPv4Network | UsedNetwork) -> UsedNetwork:
+    return item if isinstance(item, UsedNetwork) else UsedNetwork(item, "a network in use on this host")
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,48 @@ def choose_node_network(
     raise ConfigError(f"no free /24 left in {pool}; set nodeNetwork in the cluster config")
 
 
+def first_overlap(network: ipaddress.IPv4Network, in_use: Iterable[UsedNetwork]) -> UsedNetwork | None:
+    """The first network in use that overlaps `network` (a default route, /0, overlaps nothing)."""
+    return next((u for u in in_use if u.network.prefixlen > 0 and network.overlaps(u.network)), None)
+
+
+def choose_free_subnet(default: ipaddress.IPv4Network, pool: ipaddress.IPv4Network,
+                       in_use: Iterable[UsedNetwork]) -> ipaddress.IPv4Network | None:
+    """The default if free, else the next subnet of its size in the pool (wrapping around) that
+    overlaps nothing in use; None when every one is taken."""
+    used = list(in_use)
+    candidates = list(pool.subnets(new_prefix=default.prefixlen))
+    start = candidates.index(default) if default in candidates else 0
+    for candidate in candidates[start:] + candidates[:start]:
+        if first_overlap(candidate, used) is None:
+            return candidate
+    return None
+
+
+def _routed_subnet(field_name: str, values: dict[str, Any], default: ipaddress.IPv4Network,
+                   pool: ipaddress.IPv4Network, in_use: list[UsedNetwork], notes: list[str]) -> ipaddress.IPv4Network:
+    """A pod or Service range the host will route into the cluster: a range set in the config is
+    refused when it overlaps something in use; the default moves to the next free one."""
+    if field_name in values:
+        network = ipaddress.IPv4Network(values[field_name])
+        clash = first_overlap(network, in_use)
+        if clash is not None:
+            raise ConfigError(
+                f"{field_name} {network} overlaps {clash.network}, {clash.owner}: the host routes "
+                f"{field_name} into the cluster, so it must be free; set another {field_name} "
+                "(or leave it out to get a free one)")
+        return network
+    clash = first_overlap(default, in_use)
+    if clash is None:
+        return default
+    chosen = choose_free_subnet(default, pool, in_use)
+    if chosen is None:
+        raise ConfigError(f"no free /{default.prefixlen} left in {pool} for {field_name}; "
+                          f"set {field_name} in the cluster config")
+    notes.append(f"{field_name} {default} overlaps {clash.network}, {clash.owner}: using {chosen}")
+    return chosen
+
+
 def _parse_nodes(raw: Any) -> list[tuple[str, str]]:
     """(name, role) pairs from `nodes:` as a count, a list of names or a list of objects."""
     if raw is None:
@@ -220,7 +281,7 @@ def resolve(
     nodes: int | None = None,
     dataplane: str | None = None,
     proxy_mode: str | None = None,
-    networks_in_use: Iterable[ipaddress.IPv4Network] = (),
+    networks_in_use: Iterable[ipaddress.IPv4Network | UsedNetwork] = (),
     real_dataplane_available: bool = True,
     allow_etcd: bool = True,  # False refuses `storage: etcd` (for callers that cannot run one)
     etcd_available: bool = False,  # the etcd binary is installed
@@ -283,13 +344,26 @@ def resolve(
     if storage == "etcd" and not allow_etcd:
         raise ConfigError("storage: etcd is not allowed here; remove `storage: etcd` from the cluster config")
 
+    used = [_used(u) for u in networks_in_use]
     try:
-        pod_subnet = ipaddress.IPv4Network(values.get("podSubnet", "10.244.0.0/16"))
-        service_subnet = ipaddress.IPv4Network(values.get("serviceSubnet", "10.96.0.0/12"))
+        if chosen_plane == "real":
+            # The host routes a real cluster's pod and Service ranges into it: they must be free.
+            pod_subnet = _routed_subnet("podSubnet", values, DEFAULT_POD_SUBNET, POD_SUBNET_POOL, used, notes)
+            service_subnet = _routed_subnet("serviceSubnet", values, DEFAULT_SERVICE_SUBNET, SERVICE_SUBNET_POOL,
+                                            [*used, UsedNetwork(pod_subnet, "this cluster's podSubnet")], notes)
+        else:
+            pod_subnet = ipaddress.IPv4Network(values.get("podSubnet", str(DEFAULT_POD_SUBNET)))
+            service_subnet = ipaddress.IPv4Network(values.get("serviceSubnet", str(DEFAULT_SERVICE_SUBNET)))
         if "nodeNetwork" in values:
             node_network = ipaddress.IPv4Network(values["nodeNetwork"])
+            clash = first_overlap(node_network, used) if chosen_plane == "real" else None
+            if clash is not None:
+                raise ConfigError(f"nodeNetwork {node_network} overlaps {clash.network}, {clash.owner}; "
+                                  "set another nodeNetwork (or leave it out to get a free one)")
         else:
-            node_network = choose_node_network([*networks_in_use, pod_subnet, service_subnet])
+            node_network = choose_node_network([*(u.network for u in used), pod_subnet, service_subnet])
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"bad network in cluster config: {exc}") from exc
     mask = int(values.get("nodeCIDRMaskSize", 24))

@@ -94,7 +94,9 @@ def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[st
         try:
             from knet.net.machines import teardown_cluster_network
 
-            teardown_cluster_network(paths.name)
+            removed = teardown_cluster_network(paths.name)
+            if removed:
+                done.append(f"removed host routes and rules: {', '.join(removed)}")
         except ImportError:
             pass
         # Anything that survived (e.g. started after the first sweep by a dying agent).

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from knet.cluster.config import UsedNetwork
 from knet.cluster.paths import list_cluster_names, state_root
 
 REAL_MODE_TOOLS = ("ip", "nsenter", "iptables", "iptables-restore", "nft", "unshare")
@@ -50,6 +51,11 @@ def real_dataplane_problem() -> str | None:
 
 def host_networks() -> list[ipaddress.IPv4Network]:
     """Every IPv4 destination in the host's routing tables (so a new node network clashes with none)."""
+    return [u.network for u in host_routes_in_use()]
+
+
+def host_routes_in_use() -> list[UsedNetwork]:
+    """Every IPv4 destination in the host's routing tables, with the route that holds it."""
     try:
         out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True,
                              text=True, timeout=5).stdout
@@ -62,10 +68,52 @@ def host_networks() -> list[ipaddress.IPv4Network]:
         if dst in ("", "default") or r.get("type") in ("local", "broadcast"):
             continue
         try:
-            nets.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
+            network = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
         except ValueError:
             continue
+        where = f" dev {r['dev']}" if r.get("dev") else f" ({r.get('type', 'route')})"
+        nets.append(UsedNetwork(network, f"a route on this host ({network}{where})"))
     return nets
+
+
+def nameservers_in(resolv_conf: str) -> list[UsedNetwork]:
+    """The IPv4 nameservers of a resolv.conf: the host reaches them by its default route, so no
+    range routed into a cluster may hold one (the host's DNS would go into the cluster)."""
+    from knet.net.hostroutes import nameserver_addresses
+
+    return [UsedNetwork(ipaddress.IPv4Network(f"{address}/32"), "the host's nameserver (/etc/resolv.conf)")
+            for address in nameserver_addresses(resolv_conf)]
+
+
+def host_nameservers(path: str = "/etc/resolv.conf") -> list[UsedNetwork]:
+    try:
+        return nameservers_in(Path(path).read_text())
+    except OSError:
+        return []
+
+
+def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNetwork]:
+    """Node networks, and the pod and Service ranges the host routes, of the other clusters with a
+    state dir (running or not)."""
+    used = []
+    base = root or state_root()
+    for name in list_cluster_names(base):
+        if name == exclude:
+            continue
+        try:
+            values = yaml.safe_load((base / name / "cluster.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(values, dict):
+            continue
+        # A simulated cluster routes nothing: only its node network is kept apart (as before).
+        keys = ("nodeNetwork",) if values.get("dataplane") == "sim" else ("nodeNetwork", "podSubnet", "serviceSubnet")
+        for key in keys:
+            try:
+                used.append(UsedNetwork(ipaddress.IPv4Network(values[key]), f'cluster "{name}" ({key})'))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return used
 
 
 def other_cluster_networks(exclude: str, root: Path | None = None) -> list[ipaddress.IPv4Network]:

@@ -89,8 +89,15 @@ def controller_manager_flags(config: ClusterConfig, paths: ClusterPaths) -> list
             "service-account-private-key-file": str(pki / "sa.key"),
             "service-cluster-ip-range": config.service_subnet,
             "use-service-account-credentials": "true",
+            **_no_serving_when_simulated(config),
         }
     )
+
+
+def _no_serving_when_simulated(config: ClusterConfig) -> dict[str, str]:
+    """A simulated cluster's control plane runs in the host's network namespace, where several
+    clusters would share 10257/10259: none of them serves it (upstream's --secure-port=0)."""
+    return {"secure-port": "0"} if config.dataplane == "sim" else {}
 
 
 def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
@@ -102,6 +109,7 @@ def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
             "bind-address": "127.0.0.1",
             "kubeconfig": kubeconfig,
             "leader-elect": "true",
+            **_no_serving_when_simulated(config),
         }
     )
 

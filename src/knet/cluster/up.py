@@ -31,12 +31,24 @@ class UpError(RuntimeError):
     """`knet up` could not finish; the message tells the user what to do next."""
 
 
-def start_node_machines(config: ClusterConfig, paths: ClusterPaths) -> None:
-    """Real mode: one machine per node, in parallel (the bridge first, which all of them share)."""
-    from knet.net import machines
+def route_host_into_cluster(config: ClusterConfig) -> None:
+    """Real mode: the host's routes to the pod and Service ranges, via the controlplane node
+    (which need not exist yet). Idempotent; `knet up` calls it while it holds the network lock,
+    to claim the ranges before another `knet up` picks them."""
+    from knet.net import hostroutes, machines
 
     net = machines.cluster_network(config.name, config.node_network)
     machines.ensure_bridge(net)
+    hostroutes.route_into_cluster(net.bridge, config.control_plane.ip, [config.pod_subnet, config.service_subnet])
+
+
+def start_node_machines(config: ClusterConfig, paths: ClusterPaths) -> None:
+    """Real mode: one machine per node, in parallel (the bridge first, which all of them share)."""
+    from knet.net import hostroutes, machines
+    from knet.net.names import netns_name
+
+    net = machines.cluster_network(config.name, config.node_network)
+    route_host_into_cluster(config)
     hosts = {n.name: n.ip for n in config.nodes}
     with ThreadPoolExecutor(max_workers=min(8, len(config.nodes))) as pool:
         futures = [
@@ -46,6 +58,9 @@ def start_node_machines(config: ClusterConfig, paths: ClusterPaths) -> None:
         ]
         for f in futures:
             f.result()
+    # The controlplane forwards the host's traffic into the cluster; see knet.net.hostroutes.
+    hostroutes.install_host_access(netns_name(config.name, config.control_plane.name), config.host_ip,
+                                   config.pod_subnet)
 
 
 def start_agents(config: ClusterConfig, paths: ClusterPaths) -> None:

@@ -2,8 +2,9 @@
 
 A node is a network namespace `knet-CLUSTER-NODE` with `eth0` (a veth into the cluster's host
 bridge), plus UTS/PID/mount namespaces held by `node_init.py` (the node's PID 1). Nothing is
-routed or NATed beyond the cluster's own bridge: the host gets only an address on that bridge,
-nodes get no default route.
+routed or NATed beyond the cluster's own bridge: the host has an address on that bridge, which
+is the nodes' default gateway, and a policy rule (hostroutes.install_leak_guard) answers
+"prohibited" to every packet from the bridge that it would route anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from knet.net import hostroutes
 from knet.net.names import ClusterNetwork, hosts_file_text, link_prefix, netns_name, netns_prefix
 from knet.net.state import cluster_dir, node_dir
 
@@ -88,6 +90,16 @@ def ensure_bridge(net: ClusterNetwork) -> None:
     if f" {net.gateway} " not in addrs:
         _ip("addr", "replace", net.gateway, "dev", net.bridge)
     _ip("link", "set", net.bridge, "up")
+    # Before any node exists: the nodes' default route leads here, and goes no further.
+    hostroutes.install_leak_guard(net.bridge)
+
+
+def _host_nameservers() -> list[str]:
+    """The nameservers a node's resolver asks (it reads the host's /etc/resolv.conf)."""
+    try:
+        return hostroutes.nameserver_addresses(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return []
 
 
 def _machine_file(cluster: str, node: str) -> Path:
@@ -129,7 +141,10 @@ def create_node_machine(
         "link set lo up",
         f"addr add {ip}/{net.prefixlen} dev eth0",
         "link set eth0 up",
+        # As a kubeadm node has one; the host (the gateway) forwards nothing from the bridge.
+        f"route replace default via {net.network.network_address + 1} dev eth0",
     ]
+    batch += hostroutes.node_nameserver_routes(_host_nameservers(), net.node_cidr)
     if service_cidr:
         # Locally generated packets are routed before OUTPUT's DNAT: without a route to the
         # service range, connect() to a ClusterIP fails. A link route (no gateway) keeps a
@@ -271,8 +286,9 @@ def _netns_of_other_clusters(cluster: str) -> set[str]:
     return owned
 
 
-def teardown_cluster_network(cluster: str) -> None:
-    """Remove every node, namespace and link of `cluster`, including a crash's leftovers."""
+def teardown_cluster_network(cluster: str) -> list[str]:
+    """Remove every node, namespace, link, host route and rule of `cluster`, including a crash's
+    leftovers. Returns the host routes and rules it removed (for the user)."""
     nodes_root = cluster_dir(cluster) / "nodes"
     if nodes_root.is_dir():
         for ndir in nodes_root.iterdir():
@@ -283,9 +299,12 @@ def teardown_cluster_network(cluster: str) -> None:
         # "knet-a-" also prefixes cluster "a-b"'s namespaces: leave those that another cluster records.
         if ns.startswith(netns_prefix(cluster)) and ns not in others:
             _destroy_netns(ns)
+    # The bridge's policy rule outlives the bridge: delete it by the bridge's name.
+    removed = hostroutes.remove_host_side(ClusterNetwork(cluster).bridge)
     prefix = link_prefix(cluster)
     for name in _host_links_with_prefix(prefix):
         if not name.endswith("br"):
             _ip("link", "del", name, check=False)
     for name in _host_links_with_prefix(prefix):
         _ip("link", "del", name, check=False)
+    return removed

@@ -181,6 +181,8 @@ async def run(cfg: KubeProxyConfig) -> None:
         proxier = Proxier(cfg.mode, opts, nf, hostname=hostname, sync_period=cfg.sync_period,
                           min_sync_period=cfg.min_sync_period, metrics=Metrics(), conntrack=ConntrackCli())
         log.info("kube-proxy on node %s (%s), mode %s", hostname, node_ip, cfg.mode)
+        # upstream's klog line (cmd/kube-proxy/app/server_linux.go), which operators grep for
+        log.info('"Using %s Proxier"', "nftables" if cfg.mode == "nftables" else "iptables")
         apply_sysctls(cfg, opts)
         try:
             proxier.cleanup_other_mode()

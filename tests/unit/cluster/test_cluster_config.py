@@ -10,7 +10,15 @@ import ipaddress
 
 import pytest
 
-from knet.cluster.config import ConfigError, choose_node_network, default_node_names, from_dict, resolve
+from knet.cluster.config import (
+    ConfigError,
+    UsedNetwork,
+    choose_free_subnet,
+    choose_node_network,
+    default_node_names,
+    from_dict,
+    resolve,
+)
 
 
 def net(text: str) -> ipaddress.IPv4Network:
@@ -120,7 +128,7 @@ def test_explicit_real_without_root_says_what_to_do():
         pytest.param({"nodes": ["a", "a"]}, "twice", id="duplicate-node"),
         pytest.param({"nodes": 0}, "at least 1", id="no-nodes"),
         pytest.param({"proxyMode": "ipvs"}, "proxyMode", id="ipvs"),
-        pytest.param({"podSubnet": "10.96.0.0/16"}, "overlap", id="pods-overlap-services"),
+        pytest.param({"podSubnet": "10.96.0.0/16", "serviceSubnet": "10.96.0.0/12"}, "overlap", id="pods-overlap-services"),
         pytest.param({"nodeNetwork": "10.244.1.0/24"}, "overlap", id="nodes-overlap-pods"),
         pytest.param({"nodeCIDRMaskSize": 8}, "nodeCIDRMaskSize", id="mask-too-small"),
         pytest.param({"podSubnet": "10.244.0.0/24", "nodes": 3}, "fewer than 3", id="pod-subnet-too-small"),
@@ -136,3 +144,66 @@ def test_invalid_configs_are_refused_with_a_reason(values, message):
 def test_round_trip_through_the_state_file_form():
     config, _ = resolve({"name": "rt", "nodes": 3, "proxyMode": "nftables"}, dataplane="sim")
     assert from_dict(config.to_dict()) == config
+
+
+# ---- pod and Service ranges a real cluster's host routes into it (issue #15 item 4) -----------
+
+def used(cidr: str, owner: str = "a route on this host") -> UsedNetwork:
+    return UsedNetwork(net(cidr), owner)
+
+
+@pytest.mark.parametrize(
+    ("in_use", "pods", "services"),
+    [
+        pytest.param([], "10.244.0.0/16", "10.96.0.0/12", id="defaults-when-free"),
+        pytest.param([used("10.244.0.0/16"), used("10.96.0.0/12")], "10.245.0.0/16", "10.112.0.0/12",
+                     id="another-cluster-holds-the-defaults"),
+        pytest.param([used("10.244.0.0/16"), used("10.245.0.0/16"), used("10.96.0.0/12"), used("10.112.0.0/12")],
+                     "10.246.0.0/16", "10.64.0.0/12", id="third-cluster-wraps-the-service-pool"),
+        pytest.param([used("10.240.0.0/12")], "10.224.0.0/16", "10.96.0.0/12", id="pod-pool-wraps-around"),
+        pytest.param([used("10.244.3.7/32")], "10.245.0.0/16", "10.96.0.0/12", id="a-host-route-inside"),
+        pytest.param([used("0.0.0.0/0")], "10.244.0.0/16", "10.96.0.0/12", id="default-route-ignored"),
+    ],
+)
+def test_real_cluster_takes_the_next_free_pod_and_service_range(in_use, pods, services):
+    config, notes = resolve(None, dataplane="real", networks_in_use=in_use)
+    assert (config.pod_subnet, config.service_subnet) == (pods, services)
+    # the user is told about every move
+    assert sum("using" in n for n in notes) == (pods != "10.244.0.0/16") + (services != "10.96.0.0/12")
+    nets = [net(config.pod_subnet), net(config.service_subnet), net(config.node_network)]
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+
+
+def test_the_note_names_what_the_default_overlaps():
+    _, notes = resolve(None, dataplane="real", networks_in_use=[used("10.244.0.0/16", 'cluster "a" (podSubnet)')])
+    assert notes == ['podSubnet 10.244.0.0/16 overlaps 10.244.0.0/16, cluster "a" (podSubnet): using 10.245.0.0/16']
+
+
+def test_sim_cluster_keeps_the_defaults_it_does_not_route():
+    config, notes = resolve(None, dataplane="sim", networks_in_use=[used("10.244.0.0/16"), used("10.96.0.0/12")])
+    assert (config.pod_subnet, config.service_subnet, notes) == ("10.244.0.0/16", "10.96.0.0/12", [])
+
+
+@pytest.mark.parametrize(
+    ("values", "in_use", "message"),
+    [
+        pytest.param({"podSubnet": "10.244.0.0/16"}, [used("10.244.128.0/17", 'cluster "a" (podSubnet)')],
+                     r'podSubnet 10.244.0.0/16 overlaps 10.244.128.0/17, cluster "a" \(podSubnet\)', id="pods"),
+        pytest.param({"serviceSubnet": "10.96.0.0/12"}, [used("10.96.0.0/11", "a route on this host (10.96.0.0/11 dev eth0)")],
+                     r"serviceSubnet 10.96.0.0/12 overlaps 10.96.0.0/11, a route on this host", id="services"),
+        pytest.param({"nodeNetwork": "172.30.0.0/24"}, [used("172.30.0.0/24")], "nodeNetwork 172.30.0.0/24 overlaps",
+                     id="nodes"),
+    ],
+)
+def test_a_range_the_user_set_that_overlaps_is_refused(values, in_use, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(values, dataplane="real", networks_in_use=in_use)
+
+
+def test_a_full_pool_says_to_set_the_range():
+    with pytest.raises(ConfigError, match="set serviceSubnet"):
+        resolve(None, dataplane="real", networks_in_use=[used("10.64.0.0/10")])
+
+
+def test_choose_free_subnet_returns_none_when_all_taken():
+    assert choose_free_subnet(net("10.244.0.0/16"), net("10.244.0.0/15"), [used("10.244.0.0/15")]) is None

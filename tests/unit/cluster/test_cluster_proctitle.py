@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,11 @@ def test_each_component_is_titled_with_its_pod_specs_command_line():
         command, args = podenv.command_and_args(container, {"NODE_NAME": "node01"})
         argv = container_argv(container, command, args, knet=["knet"])
         assert argv[:2] == ["knet", "as-binary"], name
-        titles[name] = proctitle.title(argv[2:])
+        words = argv[2:]
+        if words[0].startswith("--image="):  # a control-plane image: its tag is the version (not titled)
+            assert words[0] == f"--image={container['image']}", name
+            words = words[1:]
+        titles[name] = proctitle.title(words)
         if container.get("command"):  # exactly what `kubectl get pod -o yaml` shows, $(NODE_NAME) expanded
             assert titles[name] == " ".join([*command, *args]), name
     assert titles["kube-apiserver.yaml"].startswith("kube-apiserver --advertise-address=172.30.0.2 ")
@@ -106,13 +112,16 @@ def _free_port() -> int:
 
 
 def test_a_running_component_shows_as_its_binary(tmp_path):
-    """A real kube-apiserver (memory storage, plain HTTP): `ps` shows its title, its thread name
-    (the main thread's, `pgrep -x`'s) is the binary's, and knet down and component_of still find it by its command line."""
+    """A real kube-apiserver (memory storage, plain HTTP) run from its image: `ps` shows its title
+    (without as-binary's --image), its thread name (the main thread's, `pgrep -x`'s) is the
+    binary's, /version is the image's tag, and knet down and component_of still find it by its
+    command line."""
     paths = ClusterPaths(tmp_path / "demo")
     port = _free_port()
     argv = ["kube-apiserver", "--allow-insecure-http", "--bind-address=127.0.0.1", f"--secure-port={port}",
             "--storage=memory:", f"--data-dir={paths.data}"]
-    proc = subprocess.Popen([*KNET, "as-binary", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([*KNET, "as-binary", "--image=registry.k8s.io/kube-apiserver:v1.29.7", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         cmdline = b""
@@ -132,6 +141,8 @@ def test_a_running_component_shows_as_its_binary(tmp_path):
         else:
             pytest.fail("kube-apiserver did not listen")
         assert Path(f"/proc/{proc.pid}/comm").read_text() == "kube-apiserver\n"  # what pgrep -x matches
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=10) as resp:
+            assert json.load(resp)["gitVersion"] == "v1.29.7"
         assert processes.proc_cmdline(proc.pid) == argv
         assert processes.component_of(processes.proc_cmdline(proc.pid)) == "apiserver"
         assert proc.pid in {r.pid for r in processes_of(paths)}  # knet down finds it by the state dir
