@@ -12,14 +12,13 @@ on this node and egress-isolated), then the ingress checks of its destination po
 (conntrack ESTABLISHED,RELATED) pass before any check.
 
   FORWARD -> KNET-NPC: ESTABLISHED,RELATED -> RETURN
-                       -> KNET-NPC-EGRESS   (dispatch on the source address)
-                       -> KNET-NPC-INGRESS  (dispatch on the destination address)
+                       -> KNET-NPC-EGRESS   (dispatch on the source address), clear the mark
+                       -> KNET-NPC-INGRESS  (dispatch on the destination address), clear the mark
   KNET-NPC-INGRESS     -d 10.244.1.0/24 -g KNET-IN-10.244.1.0/24    (one rule per block that holds
   KNET-IN-10.244.1.0/24  -d 10.244.1.16/28 -g KNET-IN-10.244.1.16/28  isolated pods, at most 16 per
   KNET-IN-10.244.1.16/28 -d 10.244.1.18/32 /* x/a */ -g KNET-IN-10.244.1.18   chain: 4 address bits)
   KNET-IN-10.244.1.18  (the pod's chain) /* x/a ingress x/deny */ -j KNET-I-<policy>   (per policy)
                        /* x/a ingress isolated */ DROP unless a policy chain set the mark
-                       clear the mark
   KNET-I-<policy>      /* x/deny ingress rule 1 */ ports -> KNET-S-<peers> (or set the mark)
   KNET-S-<peers>       -s EXCEPT -j RETURN ...; -s CIDR -j MARK (mark bit 0x10000)
 
@@ -128,7 +127,6 @@ def _pod_chain_lines(chain: str, pods: list[IsolatedPod], direction: str) -> lis
                          f"-m mark ! --mark {MARK}/{MARK} -j {policy_chain(policy, direction)}")
         lines.append(f"-A {chain} -m comment --comment {_q(f'{pod.pod} {direction} isolated')} "
                      f"-m mark ! --mark {MARK}/{MARK} -j DROP")
-    lines.append(f"-A {chain} -j MARK --set-xmark 0x0/{MARK}")
     return lines
 
 
@@ -177,7 +175,9 @@ def iptables_chains(rules: NodeRules) -> dict[str, list[str]]:
     chains: dict[str, list[str]] = {TOP: [
         f"-A {TOP} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         f"-A {TOP} -j {EGRESS_CHAIN}",
+        f"-A {TOP} -j MARK --set-xmark 0x0/{MARK}",  # what the source's policies allowed is not the destination's
         f"-A {TOP} -j {INGRESS_CHAIN}",
+        f"-A {TOP} -j MARK --set-xmark 0x0/{MARK}",
     ]}
     dispatch: dict[str, list[str]] = {}
     _dispatch(INGRESS_CHAIN, rules.ingress, INGRESS, dispatch)

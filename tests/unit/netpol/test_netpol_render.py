@@ -39,7 +39,9 @@ def test_iptables_render_loads_and_reads():
                                           '-d 10.244.1.3/32 -m comment --comment "x/b" -g KNET-IN-10.244.1.3']
     ingress = "\n".join(filt["KNET-IN-10.244.1.2"])
     assert '"x/a ingress x/block"' in ingress and '"x/a ingress isolated"' in ingress and "-j DROP" in ingress
-    assert filt["KNET-IN-10.244.1.2"][-1] == "-j MARK --set-xmark 0x0/0x10000"
+    assert filt["KNET-IN-10.244.1.2"][-1] == '-m comment --comment "x/a ingress isolated" -m mark ! --mark 0x10000/0x10000 -j DROP'
+    assert filt[render.TOP][1:] == ["-j KNET-NPC-EGRESS", "-j MARK --set-xmark 0x0/0x10000",
+                                    "-j KNET-NPC-INGRESS", "-j MARK --set-xmark 0x0/0x10000"]
     block = "\n".join(filt[render.policy_chain("x/block", "ingress")])
     assert '"x/block ingress rule 1"' in block
     (peers,) = [c for c in filt if c.startswith("KNET-S-")]  # one address set, used by both port rules
@@ -153,4 +155,4 @@ def test_pods_sharing_an_address_share_a_chain():
     chains = render.iptables_chains(NodeRules("node01", ingress=[a, b]))
     assert chains[render.INGRESS_CHAIN] == ['-A KNET-NPC-INGRESS -d 10.244.1.2/32 -m comment --comment '
                                             '"x/old, x/new" -g KNET-IN-10.244.1.2']
-    assert len(chains["KNET-IN-10.244.1.2"]) == 5  # x/old's policy and DROP, x/new's, the mark cleared
+    assert len(chains["KNET-IN-10.244.1.2"]) == 4  # x/old's policy and DROP, then x/new's
