@@ -104,3 +104,55 @@ def test_unchanged_rendering_without_verify_runs_nothing():
     restores = len(nf.ipt.restores)
     assert ctl.sync(verify=False) and len(nf.ipt.restores) == restores  # a pod update: no process
     assert ctl.sync(verify=True) and nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
+
+
+def _knet_chains(nf: FakeNetfilter) -> dict[str, list[str]]:
+    return {c: [f"-A {c} {r}" for r in rules] for c, rules in nf.ipt.tables["filter"].items() if c.startswith("KNET")}
+
+
+ONLY_A = policy("x", "only-a", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
+    {"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]})
+
+
+def test_a_change_restores_only_the_chains_that_changed():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    ctl.on_change("networkpolicies", "x/only-a", ONLY_A)
+    assert ctl.sync(verify=False)
+    restore = nf.ipt.restores[-1]
+    declared = {line[1:].split()[0] for line in restore.splitlines() if line.startswith(":")}
+    only_a = render.policy_chain("x/only-a", "ingress")
+    assert only_a in declared and "KNET-IN-10.244.1.2" in declared  # x/a's chain gains a policy
+    assert "KNET-IN-10.244.1.3" not in declared and render.policy_chain("x/deny", "ingress") not in declared
+    assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)  # the kernel has every rule
+    ctl.on_change("networkpolicies", "x/only-a", None)
+    assert ctl.sync(verify=False)
+    assert f"-X {only_a}" in nf.ipt.restores[-1] and only_a not in _knet_chains(nf)
+    assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
+
+
+def test_verify_rewrites_a_chain_someone_flushed():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    nf.iptables_restore("*filter\n-F KNET-IN-10.244.1.2\nCOMMIT\n")  # `iptables -F`: x/a would be open
+    restores = len(nf.ipt.restores)
+    assert ctl.sync(verify=False) and len(nf.ipt.restores) == restores  # not looked at without verify
+    assert ctl.sync(verify=True)
+    declared = [line for line in nf.ipt.restores[-1].splitlines() if line.startswith(":")]
+    assert declared == [":KNET-IN-10.244.1.2 - [0:0]"]  # that chain only
+    assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
+
+
+def test_after_a_failed_apply_every_chain_is_checked_again():
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    ctl.on_change("networkpolicies", "x/only-a", ONLY_A)
+    nf.fail_next = 1
+    assert not ctl.sync(verify=False)
+    del nf.ipt.tables["filter"]["FORWARD"][0]  # meanwhile our jump went away
+    assert ctl.sync(verify=False)  # a sync after a failure reads the kernel back
+    assert nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
+    assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
