@@ -11,6 +11,7 @@ How: a packet of a new connection goes through the egress checks of its source p
 on this node and egress-isolated), then the ingress checks of its destination pod. Replies
 (conntrack ESTABLISHED,RELATED) pass before any check.
 
+  (isolated pods in several /24s; within one /24 the first level is the /28 blocks)
   FORWARD -> KNET-NPC: ESTABLISHED,RELATED -> RETURN
                        -> KNET-NPC-EGRESS   (dispatch on the source address), clear the mark
                        -> KNET-NPC-INGRESS  (dispatch on the destination address), clear the mark
@@ -26,8 +27,9 @@ Dispatch: the isolated pods' addresses form a trie of chains on 4-bit steps (nam
 they cover: `KNET-IN-`/`KNET-EG-` + CIDR); a chain dispatches on the next nibble that tells its
 pods apart, a chain of at most 16 pods lists them, a block holding one pod goes straight to the
 pod's chain (`KNET-IN-`/`KNET-EG-` + IP). So the first packet of a flow is checked against at most
-16 rules per level (3 levels for a node's /24), whether or not its pod is isolated, instead of one
-rule per isolated pod (7 ns each: 1,000 isolated pods cost a new connection +40 us); every jump is
+16 rules per level (2 levels for a node's /24, 3 for 1,000 pods over four /24s), whether or not
+its pod is isolated, instead of one rule per isolated pod and policy (~7 ns each: 1,000 isolated
+pods cost every new connection +40 us, docs/performance.md); every jump is
 a goto (`-g`), so when a pod's chain ends (or a packet matches no block) the walk returns straight
 to KNET-NPC. A rule of a policy that allows the flow sets mark bit 0x10000 (kube-proxy uses 0x4000
 and 0x8000); a pod whose policies set no mark drops the packet.
