@@ -5,8 +5,8 @@ Atomic: every sync is one transaction (`iptables-restore --noflush` of every KNE
 FORWARD jump included; or one `nft -f` replacing table `ip knet-netpol`), so the kernel goes from
 the old rule set to the new one with no state between: no isolated pod is ever open, no allowed
 flow cut. Incremental in what it costs the kernel: a sync whose rendered rules equal what is
-programmed applies nothing; in iptables mode a changed one restores only the chains whose rules
-changed (and deletes the chains gone), without reading the kernel back except when verifying
+programmed applies nothing; a changed one writes only the chains whose rules changed (and
+deletes the chains gone): in iptables mode without reading the kernel back except when verifying
 (periodically, after an error or a start); nothing is applied before the caches have synced (a
 restarted controller leaves the previous rules in place until it knows better, then rewrites every
 chain once).
@@ -120,6 +120,7 @@ class PolicyController:
     namespaces: dict[str, Obj] = field(default_factory=dict)
     applied: str = ""              # the last rendered text the kernel has
     programmed: dict[str, list[str]] | None = None  # iptables: the chains the kernel has (None: unknown)
+    nft_programmed: render.NftTable | None = None     # nftables: the table the kernel has (None: unknown)
     last_rules: NodeRules | None = None
     last_error: str = ""
     changes: int = 0
@@ -154,8 +155,10 @@ class PolicyController:
         self.metrics.inc("knet_netpol_syncs_total")
         rules = self.compile()
         chains: dict[str, list[str]] = {}
+        table = render.NftTable()
         if self.mode == "nftables":
-            text = render.render_nftables(rules)
+            table = render.nft_table(rules)
+            text = render.nft_script(table)
         else:
             chains = render.iptables_chains(rules)
             text = render.restore_text(chains)
@@ -163,11 +166,11 @@ class PolicyController:
         if self.nf is not None:
             try:
                 if text != self.applied or verify:
-                    ok = self._apply_nftables(text) if self.mode == "nftables" else self._apply_iptables(
+                    ok = self._apply_nftables(table, text) if self.mode == "nftables" else self._apply_iptables(
                         chains, text, verify)
             except NetfilterError as exc:
                 ok = False
-                self.programmed = None  # the next sync checks the kernel and rewrites every chain
+                self.programmed = self.nft_programmed = None  # the next sync rewrites every chain
                 self.last_error = str(exc)
                 self.metrics.inc("knet_netpol_sync_errors_total")
                 log.error("programming %s rules failed: %s", self.mode, exc)
@@ -184,11 +187,14 @@ class PolicyController:
                 "knet_netpol_last_sync_timestamp_seconds": time.time()})
         return ok
 
-    def _apply_nftables(self, text: str) -> bool:
+    def _apply_nftables(self, table: render.NftTable, text: str) -> bool:
+        """The whole table replaced (the first sync, after a failure), else one script changing
+        only what changed (render.nft_update)."""
         assert self.nf is not None
         if text == self.applied:
             return True
-        self.nf.nft(text)
+        self.nf.nft(text if self.nft_programmed is None else render.nft_update(self.nft_programmed, table))
+        self.nft_programmed = table
         self.applied = text
         self.metrics.inc("knet_netpol_applies_total")
         return True

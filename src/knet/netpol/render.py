@@ -49,6 +49,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+from dataclasses import dataclass, field
 
 from knet.netpol.compiler import EGRESS, INGRESS, Allow, IsolatedPod, NodeRules, PolicyRules
 
@@ -280,37 +281,85 @@ def _nft_pod_chain(direction: str, pod: IsolatedPod) -> str:
     return f"pod-{direction}-{_hash(pod.pod).lower()}"
 
 
+@dataclass
+class NftTable:
+    """Table `ip knet-netpol` as objects, so two of them can be compared: peer sets (named after
+    their contents), chains (their `add chain` line and rules), and the isolated pods' map elements."""
+    sets: dict[str, list[str]] = field(default_factory=dict)           # name -> add set, add element
+    chains: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # name -> (add chain, rules)
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map -> pod IP -> its chain
+
+
+def nft_table(rules: NodeRules) -> NftTable:
+    t = f"{NFT_FAMILY} {NFT_TABLE}"
+    out = NftTable(elements={f"{EGRESS}-pods": {}, f"{INGRESS}-pods": {}})
+    for pr in rules.policies:
+        name = _nft_chain(pr.policy, pr.direction)
+        body: list[str] = []
+        for allow in pr.allows:
+            body += _nft_allow(t, name, allow, pr.direction, out.sets)
+        out.chains[name] = (f"add chain {t} {name} {{ comment \"{pr.policy} {pr.direction}\" ; }}", body)
+    for direction, pods in ((EGRESS, rules.egress), (INGRESS, rules.ingress)):
+        for pod in pods:
+            chain = _nft_pod_chain(direction, pod)
+            body = [f"add rule {t} {chain} meta mark & {MARK} == 0 jump {_nft_chain(policy, direction)}"
+                    for policy in pod.policies]
+            body.append(f"add rule {t} {chain} meta mark & {MARK} == 0 counter drop comment \"{pod.pod} {direction} isolated\"")
+            body.append(f"add rule {t} {chain} meta mark set meta mark & 0xfffeffff")
+            out.chains[chain] = (f"add chain {t} {chain} {{ comment \"{pod.pod} {direction}\" ; }}", body)
+            out.elements[f"{direction}-pods"].setdefault(pod.ip, chain)  # one address, one pod (the first)
+    return out
+
+
+def _nft_element(t: str, vmap: str, ip: str, chain: str) -> str:
+    return f"add element {t} {vmap} {{ {ip} : jump {chain} }}"
+
+
 def render_nftables(rules: NodeRules) -> str:
     """One atomic `nft -f` script that replaces table `ip knet-netpol`: a forward base chain, maps
     from isolated pods' IPs to their chains, one chain per policy and direction."""
+    return nft_script(nft_table(rules))
+
+
+def nft_script(table: NftTable) -> str:
     t = f"{NFT_FAMILY} {NFT_TABLE}"
     lines = [f"add table {t}", f"delete table {t}", f"add table {t}",
              f"add chain {t} forward {{ type filter hook forward priority filter - 5 ; policy accept ; }}",
              f"add map {t} egress-pods {{ type ipv4_addr : verdict ; }}",
              f"add map {t} ingress-pods {{ type ipv4_addr : verdict ; }}"]
-    sets: dict[str, list[str]] = {}
-    policy_lines: list[str] = []
-    for pr in rules.policies:
-        name = _nft_chain(pr.policy, pr.direction)
-        policy_lines.append(f"add chain {t} {name} {{ comment \"{pr.policy} {pr.direction}\" ; }}")
-        for allow in pr.allows:
-            policy_lines += _nft_allow(t, name, allow, pr.direction, sets)
-    for set_lines in sets.values():
+    for set_lines in table.sets.values():
         lines += set_lines
-    lines += policy_lines
-    for direction, pods in ((EGRESS, rules.egress), (INGRESS, rules.ingress)):
-        for pod in pods:
-            chain = _nft_pod_chain(direction, pod)
-            lines.append(f"add chain {t} {chain} {{ comment \"{pod.pod} {direction}\" ; }}")
-            for policy in pod.policies:
-                lines.append(f"add rule {t} {chain} meta mark & {MARK} == 0 jump {_nft_chain(policy, direction)}")
-            lines.append(f"add rule {t} {chain} meta mark & {MARK} == 0 counter drop comment \"{pod.pod} {direction} isolated\"")
-            lines.append(f"add rule {t} {chain} meta mark set meta mark & 0xfffeffff")
-            lines.append(f"add element {t} {direction}-pods {{ {pod.ip} : jump {chain} }}")
+    for declare, body in table.chains.values():
+        lines += [declare, *body]
+    for vmap, elements in table.elements.items():
+        lines += [_nft_element(t, vmap, ip, chain) for ip, chain in elements.items()]
     lines += [f"add rule {t} forward ct state established,related accept",
               f"add rule {t} forward ip saddr vmap @egress-pods",
               f"add rule {t} forward ip daddr vmap @ingress-pods"]
     return "\n".join(lines) + "\n"
+
+
+def nft_update(old: NftTable, new: NftTable) -> str:
+    """The `nft -f` script (one transaction) that turns table `old`, as programmed, into `new`:
+    new sets and chains, changed chains flushed and refilled, map elements replaced, then the
+    chains and sets gone flushed and deleted (nothing refers to them by then). "" when equal."""
+    t = f"{NFT_FAMILY} {NFT_TABLE}"
+    lines = [line for name, set_lines in new.sets.items() if name not in old.sets for line in set_lines]
+    changed = [c for c, v in new.chains.items() if old.chains.get(c) != v]
+    lines += [new.chains[c][0] for c in changed if c not in old.chains]  # every new chain before any jump to it
+    for c in changed:
+        if c in old.chains:
+            lines.append(f"flush chain {t} {c}")
+        lines += new.chains[c][1]
+    for vmap, elements in new.elements.items():
+        before = old.elements.get(vmap, {})
+        lines += [f"delete element {t} {vmap} {{ {ip} }}" for ip, chain in before.items() if elements.get(ip) != chain]
+        lines += [_nft_element(t, vmap, ip, chain) for ip, chain in elements.items() if before.get(ip) != chain]
+    # pod chains jump to policy chains: delete them first
+    gone = sorted((c for c in old.chains if c not in new.chains), key=lambda c: (not c.startswith("pod-"), c))
+    lines += [f"flush chain {t} {c}" for c in gone] + [f"delete chain {t} {c}" for c in gone]
+    lines += [f"delete set {t} {name}" for name in old.sets if name not in new.sets]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def cleanup_nftables() -> str:

@@ -156,3 +156,30 @@ def test_after_a_failed_apply_every_chain_is_checked_again():
     assert ctl.sync(verify=False)  # a sync after a failure reads the kernel back
     assert nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
     assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
+
+
+def _nft_state(nf: FakeNetfilter) -> tuple[dict, dict]:
+    table = nf.nf.tables["ip knet-netpol"]
+    return dict(table.chains), {k: set(v) for k, v in table.sets.items()}
+
+
+def test_nftables_change_updates_the_table_in_place():
+    """After the first sync a change is one script touching what changed; the table ends as a
+    full rendering would leave it, also when policies, pods and peer sets go away."""
+    ctl, nf = _controller("nftables")
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    assert nf.nf.scripts[-1].startswith("add table ip knet-netpol\ndelete table")
+    steps = [("x/only-a", ONLY_A), ("x/deny", None), ("x/deny", DENY), ("x/only-a", None), ("x/deny", None)]
+    for key, obj in steps:
+        ctl.on_change("networkpolicies", key, obj)
+        assert ctl.sync(verify=False)
+        script = nf.nf.scripts[-1]
+        assert "delete table" not in script
+        full = FakeNetfilter()
+        full.nft(render.render_nftables(ctl.last_rules))
+        assert _nft_state(nf) == _nft_state(full), (key, script)
+    ctl.on_change("pods", "x/a", None)  # x/a goes: its chain and map element with it
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync(verify=False)
+    assert "x/a" not in str(_nft_state(nf)) and "10.244.1.3" in str(_nft_state(nf)[1]["ingress-pods"])
