@@ -1,8 +1,8 @@
 """The network policy controller of one node: the cache of NetworkPolicies, Pods and Namespaces ->
 compile -> render -> apply, whenever something changed (debounced), through a Netfilter.
 
-Atomic: every sync is one transaction (`iptables-restore --noflush` of every KNET chain, the
-FORWARD jump included; or one `nft -f` replacing table `ip knet-netpol`), so the kernel goes from
+Atomic: every sync is one transaction (`iptables-restore --noflush` of the KNET chains, the
+FORWARD jump included; or one `nft -f` script on table `ip knet-netpol`), so the kernel goes from
 the old rule set to the new one with no state between: no isolated pod is ever open, no allowed
 flow cut. Incremental in what it costs the kernel: a sync whose rendered rules equal what is
 programmed applies nothing; a changed one writes only the chains whose rules changed (and
@@ -89,11 +89,6 @@ def _ensure_jump_first(text: str, forward: list[str]) -> str:
         return text
     fix = [f"-D FORWARD {jump}"] * forward.count(jump) + [f"-I FORWARD 1 {jump}"]
     return text.replace("\nCOMMIT\n", "\n" + "\n".join(fix) + "\nCOMMIT\n")
-
-
-def iptables_transaction(rules: NodeRules, chains: set[str], forward: list[str]) -> str:
-    """Every chain's restore (stale ones deleted) plus the FORWARD jump in first place."""
-    return _ensure_jump_first(render.render_iptables(rules, chains), forward)
 
 
 def cleanup(nf: Netfilter, mode: str) -> None:
@@ -193,7 +188,9 @@ class PolicyController:
         assert self.nf is not None
         if text == self.applied:
             return True
-        self.nf.nft(text if self.nft_programmed is None else render.nft_update(self.nft_programmed, table))
+        script = text if self.nft_programmed is None else render.nft_update(self.nft_programmed, table)
+        if script:
+            self.nf.nft(script)
         self.nft_programmed = table
         self.applied = text
         self.metrics.inc("knet_netpol_applies_total")
