@@ -18,6 +18,7 @@ accept ESTABLISHED/RELATED, and they hook only forwarded traffic (see render_ipt
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,11 @@ def is_policy_pod(pod: Obj) -> bool:
         return False
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
-    return bool(pod_ip(pod)) and ":" not in pod_ip(pod)  # IPv4 only (knet's pod network)
+    try:  # IPv4 only (knet's pod network); an address that is none would break the node's rules
+        ipaddress.IPv4Address(pod_ip(pod))
+    except ValueError:
+        return False
+    return True
 
 
 def named_port(pod: Obj, name: str, protocol: str) -> int | None:
