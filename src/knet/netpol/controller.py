@@ -91,6 +91,12 @@ def _ensure_jump_first(text: str, forward: list[str]) -> str:
     return text.replace("\nCOMMIT\n", "\n" + "\n".join(fix) + "\nCOMMIT\n")
 
 
+def _move_jump_first(text: str) -> str:
+    """Add to a restore: our FORWARD jump (there once, as last programmed) moved to the front."""
+    jump = render.jump_rule()
+    return text.replace("\nCOMMIT\n", f"\n-D FORWARD {jump}\n-I FORWARD 1 {jump}\nCOMMIT\n")
+
+
 def cleanup(nf: Netfilter, mode: str) -> None:
     """Remove every rule of this controller in `mode` (iptables or nftables)."""
     if mode == "nftables":
@@ -198,24 +204,32 @@ class PolicyController:
 
     def _apply_iptables(self, chains: dict[str, list[str]], text: str, verify: bool) -> bool:
         """One iptables-restore of the chains that differ from what the kernel has, the chains gone
-        deleted. What the kernel has: what this controller programmed last, checked against
-        iptables-save when verifying and when nothing is known yet (after a start or a failure): a
-        chain missing there or holding another number of rules is written again."""
+        deleted, and the FORWARD jump moved back in front (kube-proxy prepends its own FORWARD
+        jumps when it starts; its KUBE-FORWARD accepts masqueraded packets). What the kernel has:
+        what this controller programmed last, checked against iptables-save when verifying and when
+        nothing is known yet (after a start or a failure): a chain missing there or holding another
+        number of rules is written again, as when the restore built on what was programmed fails."""
         assert self.nf is not None
-        forward: list[str] | None = None
-        if verify or self.programmed is None:
-            kernel, forward = iptables_state(self.nf)
-            # a chain someone flushed, deleted or added to is written again
-            base = {c: lines for c, lines in (self.programmed or {}).items() if kernel.get(c) == len(lines)}
-            existing = set(kernel)
-        else:
-            base, existing = self.programmed, set(self.programmed)
+        if not verify and self.programmed is not None:
+            write = [c for c in chains if self.programmed.get(c) != chains[c]]
+            stale = render.stale_chains(set(self.programmed), chains)
+            if write or stale:
+                try:
+                    self.nf.iptables_restore(_move_jump_first(render.restore_text(chains, write, stale)))
+                except NetfilterError as exc:  # someone removed a chain or our jump: look
+                    log.warning("restoring the changed chains failed, reading the kernel back: %s", exc)
+                    return self._apply_iptables(chains, text, verify=True)
+                self.metrics.inc("knet_netpol_applies_total")
+            self.programmed = chains
+            self.applied = text
+            return True
+        kernel, forward = iptables_state(self.nf)
+        # a chain someone flushed, deleted or added to is written again
+        base = {c: lines for c, lines in (self.programmed or {}).items() if kernel.get(c) == len(lines)}
         write = [c for c in chains if base.get(c) != chains[c]]
-        stale = render.stale_chains(existing, chains)
-        jump_first = forward is None or forward[:1] == [render.jump_rule()]
-        if write or stale or not jump_first:
-            restore = render.restore_text(chains, write, stale)
-            self.nf.iptables_restore(restore if forward is None else _ensure_jump_first(restore, forward))
+        stale = render.stale_chains(set(kernel), chains)
+        if write or stale or forward[:1] != [render.jump_rule()]:
+            self.nf.iptables_restore(_ensure_jump_first(render.restore_text(chains, write, stale), forward))
             self.metrics.inc("knet_netpol_applies_total")
         self.programmed = chains
         self.applied = text

@@ -150,8 +150,9 @@ def test_after_a_failed_apply_every_chain_is_checked_again():
     ctl.on_change("networkpolicies", "x/deny", DENY)
     ctl.sync()
     ctl.on_change("networkpolicies", "x/only-a", ONLY_A)
-    nf.fail_next = 1
+    nf.fail_next = 2  # the restore of the changed chains, and the one after reading the kernel back
     assert not ctl.sync(verify=False)
+    assert "knet_netpol_sync_errors_total 1" in ctl.metrics.text()
     del nf.ipt.tables["filter"]["FORWARD"][0]  # meanwhile our jump went away
     assert ctl.sync(verify=False)  # a sync after a failure reads the kernel back
     assert nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
@@ -183,3 +184,23 @@ def test_nftables_change_updates_the_table_in_place():
     ctl.on_change("networkpolicies", "x/deny", DENY)
     ctl.sync(verify=False)
     assert "x/a" not in str(_nft_state(nf)) and "10.244.1.3" in str(_nft_state(nf)[1]["ingress-pods"])
+
+
+def test_every_change_puts_the_jump_back_in_front():
+    """kube-proxy prepends its FORWARD jumps when it starts (KUBE-FORWARD accepts masqueraded
+    packets): a change, even synced without reading the kernel back, moves ours in front again;
+    if our jump went away meanwhile the sync reads the kernel back and still succeeds."""
+    ctl, nf = _controller()
+    ctl.on_change("networkpolicies", "x/deny", DENY)
+    ctl.sync()
+    nf.iptables_restore("*filter\n:KUBE-PROXY-FIREWALL - [0:0]\n-I FORWARD 1 -j KUBE-PROXY-FIREWALL\nCOMMIT\n")
+    ctl.on_change("networkpolicies", "x/only-a", ONLY_A)
+    assert ctl.sync(verify=False)
+    assert nf.ipt.tables["filter"]["FORWARD"] == [render.jump_rule(), "-j KUBE-PROXY-FIREWALL", KUBE_FORWARD]
+    nf.iptables_restore(f"*filter\n-D FORWARD {render.jump_rule()}\nCOMMIT\n")  # someone removed it
+    ctl.on_change("networkpolicies", "x/only-a", None)
+    assert ctl.sync(verify=False) and ctl.last_error == ""
+    assert nf.ipt.tables["filter"]["FORWARD"][0] == render.jump_rule()
+    assert nf.ipt.tables["filter"]["FORWARD"].count(render.jump_rule()) == 1
+    assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
+    assert "knet_netpol_sync_errors_total 0" in ctl.metrics.text()
