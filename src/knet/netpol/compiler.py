@@ -18,10 +18,11 @@ accept ESTABLISHED/RELATED, and they hook only forwarded traffic (see render_ipt
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from knet.client.selectors import labels_match_selector
+from knet.client.selectors import matches, selector_requirements
 
 Obj = dict[str, Any]
 INGRESS = "ingress"
@@ -107,7 +108,11 @@ def is_policy_pod(pod: Obj) -> bool:
         return False
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
-    return bool(pod_ip(pod)) and ":" not in pod_ip(pod)  # IPv4 only (knet's pod network)
+    try:  # IPv4 only (knet's pod network); an address that is none would break the node's rules
+        ipaddress.IPv4Address(pod_ip(pod))
+    except ValueError:
+        return False
+    return True
 
 
 def named_port(pod: Obj, name: str, protocol: str) -> int | None:
@@ -118,16 +123,50 @@ def named_port(pod: Obj, name: str, protocol: str) -> int | None:
     return None
 
 
+class PodIndex:
+    """Pods by namespace and by (namespace, label, value), in their given order: a selector looks at
+    the pods of its namespace carrying its rarest matchLabels pair, not at every pod."""
+
+    def __init__(self, pods: list[Obj]) -> None:
+        self.by_ns: dict[str, list[Obj]] = {}
+        self.by_label: dict[tuple[str, str, Any], list[Obj]] = {}
+        for pod in pods:
+            meta = _meta(pod)
+            ns = meta.get("namespace", "")
+            self.by_ns.setdefault(ns, []).append(pod)
+            for k, v in (meta.get("labels") or {}).items():
+                self.by_label.setdefault((ns, k, v), []).append(pod)
+
+    def select(self, namespace: str, selector: Obj | None) -> list[Obj]:
+        """The pods of `namespace` the label selector matches (None: all of them), in index order.
+        The candidates are a superset (a matchLabels pair must be present); the full selector
+        decides, as labels_match_selector does."""
+        pods = self.by_ns.get(namespace, [])
+        if selector is None:
+            return list(pods)
+        for k, v in (selector.get("matchLabels") or {}).items():
+            candidates = self.by_label.get((namespace, k, str(v)), [])
+            if len(candidates) < len(pods):
+                pods = candidates
+        reqs = selector_requirements(selector)
+        return [p for p in pods if matches(reqs, _meta(p).get("labels"))]
+
+
 @dataclass
 class Cluster:
     """What the compiler reads, indexed once per compile."""
     pods: list[Obj]
     namespaces: dict[str, Obj]
     peer_cache: dict[tuple[str, str, str], list[Obj]] = field(default_factory=dict)
+    index: PodIndex = field(default_factory=lambda: PodIndex([]))
+    order: dict[int, int] = field(default_factory=dict)  # id(pod) -> its place in `pods`
+    _by_ip: list[Obj] | None = None
 
     @classmethod
     def of(cls, pods: list[Obj], namespaces: list[Obj]) -> Cluster:
-        return cls([p for p in pods if is_policy_pod(p)], {_meta(n).get("name", ""): n for n in namespaces})
+        policy_pods = [p for p in pods if is_policy_pod(p)]
+        return cls(policy_pods, {_meta(n).get("name", ""): n for n in namespaces}, index=PodIndex(policy_pods),
+                   order={id(p): i for i, p in enumerate(policy_pods)})
 
     def ns_labels(self, namespace: str) -> dict[str, str]:
         ns = self.namespaces.get(namespace)
@@ -135,6 +174,15 @@ class Cluster:
         # The API server sets this label on every namespace (1.21+); match it even on objects without it.
         labels.setdefault("kubernetes.io/metadata.name", namespace)
         return labels
+
+    def by_ip(self, pods: list[Obj]) -> list[Obj]:
+        """`pods` by address (ties in the order of `self.pods`)."""
+        return sorted(pods, key=lambda p: (pod_ip(p), self.order[id(p)]))
+
+    def all_by_ip(self) -> list[Obj]:
+        if self._by_ip is None:
+            self._by_ip = self.by_ip(self.pods)
+        return self._by_ip
 
 
 def _peer_pods(cluster: Cluster, policy_ns: str, peer: Obj) -> list[Obj]:
@@ -148,18 +196,13 @@ def _peer_pods(cluster: Cluster, policy_ns: str, peer: Obj) -> list[Obj]:
 
 
 def _select_peer_pods(cluster: Cluster, policy_ns: str, pod_sel: Obj | None, ns_sel: Obj | None) -> list[Obj]:
-    out = []
-    for pod in cluster.pods:
-        ns = _meta(pod).get("namespace", "")
-        if ns_sel is None:
-            if ns != policy_ns:
-                continue
-        elif not labels_match_selector(ns_sel, cluster.ns_labels(ns)):
-            continue
-        if pod_sel is not None and not labels_match_selector(pod_sel, _meta(pod).get("labels")):
-            continue
-        out.append(pod)
-    return sorted(out, key=pod_ip)
+    if ns_sel is None:
+        namespaces = [policy_ns]
+    else:
+        reqs = selector_requirements(ns_sel)
+        namespaces = [ns for ns in cluster.index.by_ns if matches(reqs, cluster.ns_labels(ns))]
+    out = [pod for ns in namespaces for pod in cluster.index.select(ns, pod_sel)]
+    return cluster.by_ip(out)
 
 
 def _split_ports(ports: list[Obj] | None) -> tuple[tuple[PortMatch, ...] | None, list[tuple[str, str]]]:
@@ -224,7 +267,7 @@ def _policy_allows(policy: Obj, direction: str, cluster: Cluster, selected: list
             else:  # named ports of the destination pod: a pod peer, or any pod for "to anywhere"
                 if peer is not None and pods is None:
                     continue  # an ipBlock has no named ports
-                for pod in pods if pods is not None else sorted(cluster.pods, key=pod_ip):
+                for pod in pods if pods is not None else cluster.all_by_ip():
                     resolved = _resolve_named(pod, named)
                     if resolved:
                         allows.append(Allow(f"{comment} to {key_of(pod)}", Peer((f"{pod_ip(pod)}/32",)), resolved))
@@ -234,14 +277,12 @@ def _policy_allows(policy: Obj, direction: str, cluster: Cluster, selected: list
 def compile_node(node: str, policies: list[Obj], pods: list[Obj], namespaces: list[Obj]) -> NodeRules:
     """The rules for the pods on `node`."""
     cluster = Cluster.of(pods, namespaces)
-    local = sorted((p for p in cluster.pods if (p.get("spec") or {}).get("nodeName") == node), key=key_of)
+    local = PodIndex(sorted((p for p in cluster.pods if (p.get("spec") or {}).get("nodeName") == node), key=key_of))
     out = NodeRules(node=node)
     isolated: dict[str, dict[str, IsolatedPod]] = {INGRESS: {}, EGRESS: {}}
     for policy in sorted(policies, key=key_of):
         ns = _meta(policy).get("namespace", "")
-        selector = (policy.get("spec") or {}).get("podSelector") or {}
-        selected = [p for p in local if _meta(p).get("namespace") == ns
-                    and labels_match_selector(selector, _meta(p).get("labels"))]
+        selected = local.select(ns, (policy.get("spec") or {}).get("podSelector") or {})
         if not selected:
             continue
         for direction in (INGRESS, EGRESS):

@@ -1,12 +1,15 @@
 """The network policy controller of one node: the cache of NetworkPolicies, Pods and Namespaces ->
 compile -> render -> apply, whenever something changed (debounced), through a Netfilter.
 
-Atomic: every sync is one transaction (`iptables-restore --noflush` of every KNET chain, the
-FORWARD jump included; or one `nft -f` replacing table `ip knet-netpol`), so the kernel goes from
+Atomic: every sync is one transaction (`iptables-restore --noflush` of the KNET chains, the
+FORWARD jump included; or one `nft -f` script on table `ip knet-netpol`), so the kernel goes from
 the old rule set to the new one with no state between: no isolated pod is ever open, no allowed
 flow cut. Incremental in what it costs the kernel: a sync whose rendered rules equal what is
-programmed applies nothing, and nothing is applied before the caches have synced (a restarted
-controller leaves the previous rules in place until it knows better).
+programmed applies nothing; a changed one writes only the chains whose rules changed (and
+deletes the chains gone): in iptables mode without reading the kernel back except when verifying
+(periodically, after an error or a start); nothing is applied before the caches have synced (a
+restarted controller leaves the previous rules in place until it knows better, then rewrites every
+chain once).
 """
 
 from __future__ import annotations
@@ -57,23 +60,41 @@ class NetpolMetrics:
 _CHAIN_DECL = re.compile(r"^:(\S+)", re.M)
 
 
+def iptables_state(nf: Netfilter) -> tuple[dict[str, int], list[str]]:
+    """(KNET chains in the filter table -> how many rules each has, the FORWARD rules in order)."""
+    saved = nf.iptables_save("filter")
+    counts = {c: 0 for c in _CHAIN_DECL.findall(saved) if c.startswith(render.CHAIN_PREFIXES)}
+    forward = []
+    for line in saved.splitlines():
+        if line.startswith("-A FORWARD "):
+            forward.append(line[len("-A FORWARD "):])
+        elif line.startswith("-A KNET"):
+            chain = line.split(" ", 2)[1]
+            if chain in counts:
+                counts[chain] += 1
+    return counts, forward
+
+
 def existing_iptables_chains(nf: Netfilter) -> tuple[set[str], list[str]]:
     """(KNET chains in the filter table, the FORWARD rules in order)."""
-    saved = nf.iptables_save("filter")
-    chains = {c for c in _CHAIN_DECL.findall(saved) if c.startswith(render.CHAIN_PREFIXES)}
-    forward = [line[len("-A FORWARD "):] for line in saved.splitlines() if line.startswith("-A FORWARD ")]
-    return chains, forward
+    counts, forward = iptables_state(nf)
+    return set(counts), forward
 
 
-def iptables_transaction(rules: NodeRules, chains: set[str], forward: list[str]) -> str:
-    """The chains' restore plus the FORWARD jump as the first FORWARD rule (kube-proxy's KUBE-FORWARD
-    accepts masqueraded packets; the policy checks must come before it)."""
-    text = render.render_iptables(rules, chains)
+def _ensure_jump_first(text: str, forward: list[str]) -> str:
+    """Add to a restore the FORWARD jump as FORWARD's first rule (kube-proxy's KUBE-FORWARD accepts
+    masqueraded packets; the policy checks must come before it), when it is not."""
     jump = render.jump_rule()
     if forward[:1] == [jump]:
         return text
     fix = [f"-D FORWARD {jump}"] * forward.count(jump) + [f"-I FORWARD 1 {jump}"]
     return text.replace("\nCOMMIT\n", "\n" + "\n".join(fix) + "\nCOMMIT\n")
+
+
+def _move_jump_first(text: str) -> str:
+    """Add to a restore: our FORWARD jump (there once, as last programmed) moved to the front."""
+    jump = render.jump_rule()
+    return text.replace("\nCOMMIT\n", f"\n-D FORWARD {jump}\n-I FORWARD 1 {jump}\nCOMMIT\n")
 
 
 def cleanup(nf: Netfilter, mode: str) -> None:
@@ -99,9 +120,12 @@ class PolicyController:
     pods: dict[str, Obj] = field(default_factory=dict)
     namespaces: dict[str, Obj] = field(default_factory=dict)
     applied: str = ""              # the last rendered text the kernel has
+    programmed: dict[str, list[str]] | None = None  # iptables: the chains the kernel has (None: unknown)
+    nft_programmed: render.NftTable | None = None     # nftables: the table the kernel has (None: unknown)
     last_rules: NodeRules | None = None
     last_error: str = ""
     changes: int = 0
+    _summary: dict[str, str] = field(default_factory=dict)  # what _log_changes last said, per policy
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the caches (informer handlers) --
@@ -125,18 +149,29 @@ class PolicyController:
 
     def sync(self, verify: bool = True) -> bool:
         """Compile, render and (if changed) apply. True when the kernel has the current rules.
-        `verify`: also check the kernel still has them (the FORWARD jump in first place); without
-        it an unchanged rendering costs no process at all (most pod updates change nothing)."""
+        `verify`: also check the kernel still has them (the FORWARD jump in first place, every chain
+        programmed there); without it an unchanged rendering costs no process at all (most pod
+        updates change nothing), and a changed one restores only the chains that changed."""
         start = time.monotonic()
         self.metrics.inc("knet_netpol_syncs_total")
         rules = self.compile()
-        text = self.render(rules)
+        chains: dict[str, list[str]] = {}
+        table = render.NftTable()
+        if self.mode == "nftables":
+            table = render.nft_table(rules)
+            text = render.nft_script(table)
+        else:
+            chains = render.iptables_chains(rules)
+            text = render.restore_text(chains)
         ok = True
         if self.nf is not None:
             try:
-                ok = True if (text == self.applied and not verify) else self._apply(rules, text)
+                if text != self.applied or verify:
+                    ok = self._apply_nftables(table, text) if self.mode == "nftables" else self._apply_iptables(
+                        chains, text, verify)
             except NetfilterError as exc:
                 ok = False
+                self.programmed = self.nft_programmed = None  # the next sync rewrites every chain
                 self.last_error = str(exc)
                 self.metrics.inc("knet_netpol_sync_errors_total")
                 log.error("programming %s rules failed: %s", self.mode, exc)
@@ -153,32 +188,67 @@ class PolicyController:
                 "knet_netpol_last_sync_timestamp_seconds": time.time()})
         return ok
 
-    def _apply(self, rules: NodeRules, text: str) -> bool:
+    def _apply_nftables(self, table: render.NftTable, text: str) -> bool:
+        """The whole table replaced (the first sync, after a failure), else one script changing
+        only what changed (render.nft_update)."""
         assert self.nf is not None
-        if self.mode == "nftables":
-            if text == self.applied:
-                return True
-            self.nf.nft(text)
-        else:
-            chains, forward = existing_iptables_chains(self.nf)
-            if text == self.applied and forward[:1] == [render.jump_rule()]:
-                return True
-            self.nf.iptables_restore(iptables_transaction(rules, chains, forward))
+        if text == self.applied:
+            return True
+        script = text if self.nft_programmed is None else render.nft_update(self.nft_programmed, table)
+        if script:
+            self.nf.nft(script)
+        self.nft_programmed = table
         self.applied = text
         self.metrics.inc("knet_netpol_applies_total")
         return True
 
+    def _apply_iptables(self, chains: dict[str, list[str]], text: str, verify: bool) -> bool:
+        """One iptables-restore of the chains that differ from what the kernel has, the chains gone
+        deleted, and the FORWARD jump moved back in front (kube-proxy prepends its own FORWARD
+        jumps when it starts; its KUBE-FORWARD accepts masqueraded packets). What the kernel has:
+        what this controller programmed last, checked against iptables-save when verifying and when
+        nothing is known yet (after a start or a failure): a chain missing there or holding another
+        number of rules is written again, as when the restore built on what was programmed fails."""
+        assert self.nf is not None
+        if not verify and self.programmed is not None:
+            write = [c for c in chains if self.programmed.get(c) != chains[c]]
+            stale = render.stale_chains(set(self.programmed), chains)
+            if write or stale:
+                try:
+                    self.nf.iptables_restore(_move_jump_first(render.restore_text(chains, write, stale)))
+                except NetfilterError as exc:  # someone removed a chain or our jump: look
+                    log.warning("restoring the changed chains failed, reading the kernel back: %s", exc)
+                    return self._apply_iptables(chains, text, verify=True)
+                self.metrics.inc("knet_netpol_applies_total")
+            self.programmed = chains
+            self.applied = text
+            return True
+        kernel, forward = iptables_state(self.nf)
+        # a chain someone flushed, deleted or added to is written again
+        base = {c: lines for c, lines in (self.programmed or {}).items() if kernel.get(c) == len(lines)}
+        write = [c for c in chains if base.get(c) != chains[c]]
+        stale = render.stale_chains(set(kernel), chains)
+        if write or stale or forward[:1] != [render.jump_rule()]:
+            self.nf.iptables_restore(_ensure_jump_first(render.restore_text(chains, write, stale), forward))
+            self.metrics.inc("knet_netpol_applies_total")
+        self.programmed = chains
+        self.applied = text
+        return True
+
     def _log_changes(self, old: NodeRules | None, new: NodeRules) -> None:
-        def summary(r: NodeRules | None) -> dict[str, str]:
-            if r is None:
-                return {}
-            out = {}
-            for pr in r.policies:
-                pods = [p.pod for p in (r.ingress if pr.direction == "ingress" else r.egress) if pr.policy in p.policies]
-                out[f"{pr.policy} {pr.direction}"] = (f"isolates {', '.join(pods)}; {len(pr.allows)} allow rule(s) in "
-                                                      f"{render.policy_chain(pr.policy, pr.direction)}")
-            return out
-        before, after = summary(old), summary(new)
+        """Log each policy whose rules or isolated pods changed: a pass over the new rules (policies +
+        isolated pods), compared with what was said last time."""
+        isolates: dict[tuple[str, str], list[str]] = {}
+        for direction, pods in (("ingress", new.ingress), ("egress", new.egress)):
+            for pod in pods:
+                for policy in pod.policies:
+                    isolates.setdefault((policy, direction), []).append(pod.pod)
+        after = {}
+        for pr in new.policies:
+            pods = isolates.get((pr.policy, pr.direction), [])
+            after[f"{pr.policy} {pr.direction}"] = (f"isolates {', '.join(pods)}; {len(pr.allows)} allow rule(s) in "
+                                                    f"{render.policy_chain(pr.policy, pr.direction)}")
+        before = self._summary if old is not None else {}
         for key in sorted(after):
             if before.get(key) != after[key]:
                 log.info("programmed %s (%s): %s", key, self.mode, after[key])
@@ -188,3 +258,4 @@ class PolicyController:
             log.info("node %s: %d policies, %d isolated pods, %d rules (%s%s)", self.node, len(after),
                      len({p.pod for p in new.ingress + new.egress}), new.rule_count(), self.mode,
                      "" if self.nf is not None else ", rendered only")
+        self._summary = after

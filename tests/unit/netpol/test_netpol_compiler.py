@@ -155,3 +155,10 @@ def test_rules_only_for_local_pods():
     assert [i.pod for i in compile_node("node02", [p], PODS, NAMESPACES).ingress] == ["x/c"]
     assert compile_node("node02", [policy("y", "deny", {"podSelector": {"matchLabels": {"pod": "a"}}})],
                         PODS, NAMESPACES).policies == []
+
+
+def test_pods_without_a_usable_ipv4_address_are_ignored():
+    # a status written by hand (or IPv6) must not break the node's rules for everyone
+    odd = [pod("x", "v6", "fd00::5"), pod("x", "junk", "10.244.1.300"), pod("x", "text", "not-an-ip; -j ACCEPT")]
+    rules = compile_node("node01", [policy("x", "deny", {"podSelector": {}})], PODS + odd, NAMESPACES)
+    assert [i.pod for i in rules.ingress] == ["x/a", "x/b"]
