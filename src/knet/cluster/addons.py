@@ -430,9 +430,9 @@ def kubeadm_config_configmap(config: ClusterConfig, certificates_dir: str) -> di
     }
 
 
-def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
-    """kube-system/kubelet-config: the KubeletConfiguration shared by the nodes' agents."""
-    kubelet_configuration = {
+def kubelet_configuration(config: ClusterConfig) -> dict[str, Any]:
+    """The KubeletConfiguration of every node (also each node's /var/lib/kubelet/config.yaml)."""
+    return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                            "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
@@ -441,10 +441,14 @@ def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
         "kind": "KubeletConfiguration",
         "staticPodPath": "/etc/kubernetes/manifests",
     }
+
+
+def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
+    """kube-system/kubelet-config: the KubeletConfiguration shared by the nodes' agents."""
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "kubelet-config", "namespace": KUBE_SYSTEM},
-        "data": {"kubelet": yaml.safe_dump(kubelet_configuration, sort_keys=True)},
+        "data": {"kubelet": yaml.safe_dump(kubelet_configuration(config), sort_keys=True)},
     }
 
 

@@ -1,0 +1,95 @@
+"""A kubeadm node's filesystem plan and its sshd config (knet.cluster.nodefs; issue 15 item 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from knet.cluster import addons, nodefs
+from knet.cluster.config import resolve
+from knet.cluster.paths import ClusterPaths
+
+PATHS = ClusterPaths(Path("/state/demo"))
+
+
+def config(**flags):
+    storage = flags.pop("storage", None)
+    c, _ = resolve({"name": "demo", **({"storage": storage} if storage else {})}, nodes=3, dataplane="real", **flags)
+    return c
+
+
+def binds(plan):
+    return {target: (source, ro) for source, target, ro in plan["binds"]}
+
+
+def test_control_plane_shows_kubeadms_paths_from_the_state_dir():
+    c = config(storage="etcd")
+    plan = nodefs.view_plan(c, PATHS, c.control_plane)
+    assert plan["overlays"] == ["/etc", "/var/lib", "/var/log", "/opt", "/root"]
+    assert plan["keep"] == ["/state"]  # the state dir stays the host's own under an overlay
+    b = binds(plan)
+    assert b["/etc/kubernetes/admin.conf"] == ("/state/demo/kubeconfig/admin.conf", True)
+    assert b["/etc/kubernetes/kubelet.conf"] == ("/state/demo/kubeconfig/kubelet-controlplane.conf", True)
+    assert b["/etc/kubernetes/manifests"] == ("/state/demo/nodes/controlplane/manifests", False)
+    assert b["/etc/kubernetes/pki"] == ("/state/demo/pki", False)
+    assert b["/etc/cni/net.d"] == ("/state/demo/nodes/controlplane/cni/net.d", False)
+    assert b["/opt/cni/bin"] == ("/usr/lib/cni", True)
+    assert b["/var/lib/kubelet"] == ("/state/demo/nodes/controlplane", False)
+    assert b["/var/lib/cni/networks"] == ("/state/demo/nodes/controlplane/cni/ipam", False)
+    assert b["/var/lib/etcd"] == ("/state/demo/data/etcd", False)
+    assert b["/var/log/pods"][0] == "/state/demo/nodes/controlplane/log/pods"
+    assert b["/var/log/containers"][0] == "/state/demo/nodes/controlplane/log/containers"
+    assert b["/root/.ssh"][0] == "/state/demo/nodes/controlplane/ssh/root"
+    assert b["/root/.kube/config"] == ("/state/demo/kubeconfig/admin.conf", True)
+    # every target is under an overlaid dir (PID 1 creates no mount point on the host's disk)
+    assert all(any(t.startswith(o + "/") for o in plan["overlays"]) for t in b)
+    # parents are bound before what is below them
+    targets = [t for _, t, _ in plan["binds"]]
+    for i, t in enumerate(targets):
+        assert not any(t.startswith(later + "/") for later in targets[i + 1:])
+
+
+def test_a_worker_has_no_admin_credentials_and_only_the_cas_certificate():
+    c = config(storage="etcd")
+    b = binds(nodefs.view_plan(c, PATHS, c.workers[0]))
+    for secret in ("/etc/kubernetes/admin.conf", "/etc/kubernetes/pki", "/root/.kube/config", "/var/lib/etcd",
+                   "/etc/kubernetes/controller-manager.conf"):
+        assert secret not in b
+    assert b["/etc/kubernetes/pki/ca.crt"] == ("/state/demo/pki/ca.crt", True)
+    assert b["/etc/kubernetes/kubelet.conf"] == ("/state/demo/kubeconfig/kubelet-node01.conf", True)
+
+
+def test_no_etcd_dir_without_etcd():
+    c = config(storage="sqlite")
+    assert "/var/lib/etcd" not in binds(nodefs.view_plan(c, PATHS, c.control_plane))
+
+
+def test_kubelet_config_file_is_the_kubelet_config_configmaps_configuration():
+    c = config()
+    text = nodefs.kubelet_config_file(addons.kubelet_configuration(c))
+    doc = yaml.safe_load(text)
+    assert doc["kind"] == "KubeletConfiguration" and doc["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+    assert doc["staticPodPath"] == "/etc/kubernetes/manifests"
+    assert doc["clusterDNS"] == [c.dns_service_ip]
+    assert text == addons.kubelet_config_configmap(c)["data"]["kubelet"]
+
+
+def test_sshd_listens_on_the_node_address_only_and_takes_keys_only():
+    c = config()
+    text = nodefs.sshd_config(c.workers[0], Path("/k/host_key"))
+    lines = set(text.splitlines())
+    assert f"ListenAddress {c.workers[0].ip}:22" in lines
+    assert not any(line.startswith("ListenAddress") and line != f"ListenAddress {c.workers[0].ip}:22"
+                   for line in lines)
+    for line in ("HostKey /k/host_key", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                 "PermitRootLogin prohibit-password"):
+        assert line in lines
+
+
+def test_known_hosts_names_each_node_by_name_and_address():
+    c = config()
+    keys = {n: f"ssh-ed25519 KEY{n.name} root@{n.name}" for n in c.nodes}
+    lines = nodefs.known_hosts(keys).splitlines()
+    assert f"node01,{c.workers[0].ip} ssh-ed25519 KEYnode01" in lines
+    assert len(lines) == 3
