@@ -40,6 +40,9 @@ from knet.cluster.paths import ClusterPaths
 from knet.cluster.pki import write_file
 
 OVERLAID = ("/etc", "/var/lib", "/var/log", "/opt", "/root")
+# Every path some node shows (view_plan): one node's lacking them must not show the host's.
+KUBEADM_PATHS = frozenset({"/etc/kubernetes", "/etc/cni", "/opt/cni", "/var/lib/kubelet", "/var/lib/etcd",
+                           "/var/lib/cni", "/var/log/pods", "/var/log/containers"})
 VIEW_PLAN = "view.json"            # knet.net.machines.VIEW_PLAN
 SSHD_CONFIG = "ssh/sshd_config"    # knet.net.machines.SSHD_CONFIG
 KUBELET_CONFIG = "config.yaml"     # /var/lib/kubelet/config.yaml
@@ -98,6 +101,9 @@ def view_plan(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec) -> dic
         # The state dir stays the host's, wherever it is (the default is under /var/lib).
         "keep": [str(paths.root.parent)],
         "binds": [[str(s), t, ro] for s, t, ro in binds],
+        # kubeadm's paths that are not this node's (the host may have them: Debian's etcd package
+        # makes /var/lib/etcd): a node shows only its own.
+        "hide": sorted(KUBEADM_PATHS - {t for _, t, _ in binds}),
     }
 
 

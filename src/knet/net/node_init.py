@@ -53,6 +53,9 @@ def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: 
     overlaid: list[str] = []
     if view:  # the kubeadm node's files (/etc/kubernetes, /var/lib/kubelet, ...): nodeview.py
         overlaid = nodeview.apply_file(view)
+    if "/etc" in overlaid:  # the machine's name, as a kubeadm node's /etc/hostname has it
+        with open("/etc/hostname", "w") as f:
+            f.write(hostname + "\n")
     if hosts_file and "/etc" in overlaid:
         # Into the node's /etc overlay: a container's /etc is the node's without what is mounted
         # below it, and hostNetwork pods read the node's names there.

@@ -9,7 +9,9 @@ The view plan (JSON, written by knet.cluster.nodefs) says:
 - `keep`: paths under an overlay that must stay the host's own (the state dir when it is under
   /var/lib: the kubelet writes there and the host reads it);
 - `binds`: [source, target, read_only]: a state-dir file or directory shown at target (created in
-  the overlay when missing).
+  the overlay when missing);
+- `hide`: host paths under an overlay the node does not show (a worker has no /var/lib/etcd, even
+  where the host's etcd package made one).
 A mount under an overlaid directory (a bind over /etc/resolv.conf, a filesystem on /var/lib/docker)
 is not part of an overlay's lower layer, so it is mounted again on top, as are the `keep` paths.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import stat
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +118,11 @@ def apply(plan: dict) -> list[str]:
             layer = f"/proc/self/fd/{upper}/{i}"
             os.makedirs(f"{layer}/upper")
             os.makedirs(f"{layer}/work")
+            for hidden in plan.get("hide", []):
+                if _under(hidden, d):  # an overlay whiteout: a 0/0 character device in the upper layer
+                    whiteout = f"{layer}/upper/{os.path.relpath(hidden, d)}"
+                    os.makedirs(os.path.dirname(whiteout), exist_ok=True)
+                    os.mknod(whiteout, stat.S_IFCHR, os.makedev(0, 0))
             linux.mount("overlay", d, "overlay", 0, f"lowerdir={d},upperdir={layer}/upper,workdir={layer}/work")
             for path, fd in held[d]:
                 linux.mount(f"/proc/self/fd/{fd}", path, None, linux.MS_BIND | linux.MS_REC)

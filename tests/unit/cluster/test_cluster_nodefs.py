@@ -57,6 +57,11 @@ def test_a_worker_has_no_admin_credentials_and_only_the_cas_certificate():
                    "/etc/kubernetes/controller-manager.conf"):
         assert secret not in b
     assert b["/etc/kubernetes/pki/ca.crt"] == ("/state/demo/pki/ca.crt", True)
+    # what the host may have at kubeadm's paths is not the node's: hidden (an opaque dir where
+    # the node binds its own below it)
+    assert "/var/lib/etcd" in nodefs.view_plan(c, PATHS, c.workers[0])["hide"]
+    assert "/etc/kubernetes" in nodefs.view_plan(c, PATHS, c.workers[0])["hide"]
+    assert "/var/lib/etcd" not in nodefs.view_plan(c, PATHS, c.control_plane)["hide"]
     assert b["/etc/kubernetes/kubelet.conf"] == ("/state/demo/kubeconfig/kubelet-node01.conf", True)
 
 
