@@ -141,25 +141,22 @@ def known_hosts(host_keys: dict[NodeSpec, str]) -> str:
 def _keygen(path: Path, comment: str) -> str:
     """An ed25519 key pair at path (kept if there already); returns the public key line."""
     if not path.exists():
-        keygen = shutil.which("ssh-keygen")
-        if keygen is None:
-            raise RuntimeError("ssh-keygen not found: install openssh-client (scripts/install.sh)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True,
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True,
                        capture_output=True)
     return Path(f"{path}.pub").read_text().strip()
 
 
 def write_node_files(config: ClusterConfig, paths: ClusterPaths, kubelet_configuration: dict[str, Any]) -> None:
     """Every real node's view plan, kubelet config.yaml, ssh keys and sshd config."""
+    with_sshd = os.path.exists(SSHD) and shutil.which("ssh-keygen") is not None
+    if not with_sshd:  # the rest of the node works without it
+        print(f"knet: {SSHD} or ssh-keygen not found (install openssh-server): nodes run no sshd, "
+              "`ssh NODE` is refused", file=sys.stderr)
     client_key = ssh_dir(paths) / "id_ed25519"
-    client_pub = _keygen(client_key, f"root@{config.control_plane.name}")
-    with_sshd = os.path.exists(SSHD)
-    if not with_sshd:
-        print(f"knet: {SSHD} not found (install openssh-server): nodes run no sshd, `ssh NODE` is refused",
-              file=sys.stderr)
+    client_pub = _keygen(client_key, f"root@{config.control_plane.name}") if with_sshd else ""
     host_keys = {n: _keygen(node_ssh_dir(paths, n.name) / "ssh_host_ed25519_key", f"root@{n.name}")
-                 for n in config.nodes}
+                 for n in config.nodes} if with_sshd else {}
     for node in config.nodes:
         ndir = paths.node_dir(node.name)
         for d in (paths.manifests_dir(node.name), paths.cni_conf_dir(node.name), ndir / "cni" / "ipam",
@@ -171,12 +168,12 @@ def write_node_files(config: ClusterConfig, paths: ClusterPaths, kubelet_configu
         home_ssh = root_ssh_dir(paths, node.name)
         home_ssh.mkdir(parents=True, exist_ok=True)
         os.chmod(home_ssh, 0o700)  # sshd's StrictModes
-        write_file(home_ssh / "authorized_keys", client_pub + "\n", 0o600)
-        write_file(home_ssh / "known_hosts", known_hosts(host_keys), 0o644)
-        if node.is_control_plane:
-            write_file(home_ssh / "id_ed25519", client_key.read_bytes(), 0o600)
-            write_file(home_ssh / "id_ed25519.pub", client_pub + "\n", 0o644)
         if with_sshd:
+            write_file(home_ssh / "authorized_keys", client_pub + "\n", 0o600)
+            write_file(home_ssh / "known_hosts", known_hosts(host_keys), 0o644)
+            if node.is_control_plane:
+                write_file(home_ssh / "id_ed25519", client_key.read_bytes(), 0o600)
+                write_file(home_ssh / "id_ed25519.pub", client_pub + "\n", 0o644)
             write_file(ndir / SSHD_CONFIG, sshd_config(node, node_ssh_dir(paths, node.name) / "ssh_host_ed25519_key"))
         write_file(ndir / VIEW_PLAN, json.dumps(view_plan(config, paths, node), indent=1))
     if with_sshd and not os.path.isdir("/run/sshd"):

@@ -98,3 +98,32 @@ def test_known_hosts_names_each_node_by_name_and_address():
     lines = nodefs.known_hosts(keys).splitlines()
     assert f"node01,{c.workers[0].ip} ssh-ed25519 KEYnode01" in lines
     assert len(lines) == 3
+
+
+def test_write_node_files_makes_keys_only_the_controlplane_root_holds(tmp_path):
+    import json
+    import stat
+
+    c = config()
+    paths = ClusterPaths(tmp_path / "demo")
+    nodefs.write_node_files(c, paths, addons.kubelet_configuration(c))
+    client_pub = (tmp_path / "demo/ssh/id_ed25519.pub").read_text().strip()
+    assert client_pub.startswith("ssh-ed25519 ")
+    for node in c.nodes:
+        ndir = paths.node_dir(node.name)
+        home = ndir / "ssh/root"
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700  # sshd's StrictModes
+        assert (home / "authorized_keys").read_text().strip() == client_pub
+        assert stat.S_IMODE((home / "authorized_keys").stat().st_mode) == 0o600
+        assert (home / "id_ed25519").exists() == node.is_control_plane
+        assert len((home / "known_hosts").read_text().splitlines()) == 3
+        assert (ndir / "ssh/ssh_host_ed25519_key").exists()
+        assert f"ListenAddress {node.ip}:22" in (ndir / "ssh/sshd_config").read_text()
+        assert json.loads((ndir / "view.json").read_text()) == json.loads(json.dumps(nodefs.view_plan(c, paths, node)))
+        assert yaml.safe_load((ndir / "config.yaml").read_text())["kind"] == "KubeletConfiguration"
+    # host keys differ per node; a second run keeps every key
+    keys = {n.name: (paths.node_dir(n.name) / "ssh/ssh_host_ed25519_key.pub").read_text() for n in c.nodes}
+    assert len(set(keys.values())) == 3
+    nodefs.write_node_files(c, paths, addons.kubelet_configuration(c))
+    assert (tmp_path / "demo/ssh/id_ed25519.pub").read_text().strip() == client_pub
+    assert {n.name: (paths.node_dir(n.name) / "ssh/ssh_host_ed25519_key.pub").read_text() for n in c.nodes} == keys
