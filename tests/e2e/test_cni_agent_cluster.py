@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -40,9 +41,13 @@ def _pod_range(c) -> str:
 
 
 def _conf_dir(c, node: str) -> str:
-    """The node's CNI config dir: its kubelet's --cni-conf-dir (in the cluster's state dir until
-    nodes get a filesystem of their own with /etc/cni/net.d)."""
-    return str(c.state_dir / c.name / "nodes" / node / "cni" / "net.d")
+    """The node's CNI config dir as the node and the add-on see it (kubeadm's /etc/cni/net.d): the
+    node shows its kubelet's --cni-conf-dir there (_state_conf_dir, knet.cluster.nodefs)."""
+    return "/etc/cni/net.d"
+
+
+def _state_conf_dir(c, node: str) -> Path:
+    return c.state_dir / c.name / "nodes" / node / "cni" / "net.d"
 
 
 def test_every_node_runs_the_addon_with_its_cni_agent(knet_cluster):
@@ -78,6 +83,7 @@ def test_each_node_has_the_conflist_for_its_pod_cidr_and_routes_to_the_others(kn
         ls = c.ssh(name, "ls", _conf_dir(c, name))
         assert ls.stdout.split() == [CONFLIST], ls.stdout + ls.stderr
         conf = json.loads(c.ssh(name, "cat", f"{_conf_dir(c, name)}/{CONFLIST}").stdout)
+        assert json.loads((_state_conf_dir(c, name) / CONFLIST).read_text()) == conf  # what the kubelet reads
         assert conf["plugins"][0]["type"] == "bridge"
         assert conf["plugins"][0]["ipam"]["ranges"] == [[{"subnet": cidr}]]
         log = c.kubectl("logs", "-n", "kube-system", pods[name]["metadata"]["name"], "-c", "cni").stdout

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 
 from knet.cluster.config import ClusterConfig
-from knet.cluster.paths import ClusterPaths
 
 KUBE_SYSTEM = "kube-system"
 KUBE_PROXY_IMAGE_REPO = "registry.k8s.io/kube-proxy"
@@ -233,7 +232,9 @@ NETWORK_ADDON_IMAGE_REPO = "ghcr.io/knet/knet-net"
 CNI_CONTAINER = "cni"
 NETPOL_CONTAINER = "netpol"
 NETPOL_METRICS_PORT = 9809
-CNI_BIN_DIR = "/usr/lib/cni"  # the kubelet's --cni-bin-dir: a knet node has no /opt/cni/bin of its own yet
+CNI_BIN_DIR = "/usr/lib/cni"  # the kubelet's --cni-bin-dir (a node shows it as /opt/cni/bin too)
+NODE_CNI_CONF_DIR = "/etc/cni/net.d"         # on a knet node: STATE/nodes/NODE/cni/net.d
+NODE_CNI_IPAM_DIR = "/var/lib/cni/networks"  # on a knet node: STATE/nodes/NODE/cni/ipam
 
 
 def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None) -> dict[str, Any]:
@@ -243,10 +244,12 @@ def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None)
     from the kube-proxy ConfigMap it mounts, whose kubeconfig.conf also points both at the API
     server with the add-on's own ServiceAccount token).
 
-    A knet node's CNI config dir is in the cluster's state dir (`nodes_dir`/NODE/cni/net.d, the
-    kubelet's --cni-conf-dir) until nodes get a kubeadm filesystem of their own (/etc/cni/net.d):
-    the `cni` container mounts `nodes_dir` and names its node's dirs through $(NODE_NAME)."""
-    nodes_dir = nodes_dir or str(ClusterPaths.of(config.name).root / "nodes")
+    The `cni` container mounts the node's kubeadm paths, as flannel's and Calico's do:
+    /etc/cni/net.d (the kubelet's CNI config dir) and /var/lib/cni/networks (host-local's leases).
+    A knet node shows its state dir's `nodes/NODE/cni/{net.d,ipam}` there (knet.cluster.nodefs),
+    the dirs the kubelet's flags name. `nodes_dir` is unused (the state dir's nodes/, which the
+    add-on mounted before nodes had these paths); kept for callers."""
+    del nodes_dir
     image = f"{NETWORK_ADDON_IMAGE_REPO}:{config.kubernetes_version}"
     cni = {
         "name": CNI_CONTAINER,
@@ -256,11 +259,12 @@ def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None)
             f"--ipalloc-range={config.pod_subnet}",
             "--hostname-override=$(NODE_NAME)",
             "--kubeconfig=/var/lib/kube-proxy/kubeconfig.conf",
-            f"--cni-conf-dir={nodes_dir}/$(NODE_NAME)/cni/net.d",
-            f"--ipam-data-dir={nodes_dir}/$(NODE_NAME)/cni/ipam",
+            f"--cni-conf-dir={NODE_CNI_CONF_DIR}",
+            f"--ipam-data-dir={NODE_CNI_IPAM_DIR}",
             f"--cni-bin-dir={CNI_BIN_DIR}",
         ],
-        "volumeMounts": [{"mountPath": nodes_dir, "name": "knet-nodes"}],
+        "volumeMounts": [{"mountPath": NODE_CNI_CONF_DIR, "name": "cni-conf"},
+                         {"mountPath": NODE_CNI_IPAM_DIR, "name": "cni-ipam"}],
     }
     netpol = {
         "name": NETPOL_CONTAINER,
@@ -275,8 +279,10 @@ def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None)
         "ports": [{"name": "metrics", "containerPort": NETPOL_METRICS_PORT, "protocol": "TCP"}],
     }
     return _host_network_daemonset(NETWORK_ADDON, {"k8s-app": NETWORK_ADDON}, NETWORK_ADDON, cni, netpol,
-                                   volumes=({"name": "knet-nodes", "hostPath": {"path": nodes_dir,
-                                                                                "type": "Directory"}},))
+                                   volumes=({"name": "cni-conf", "hostPath": {"path": NODE_CNI_CONF_DIR,
+                                                                              "type": "Directory"}},
+                                            {"name": "cni-ipam", "hostPath": {"path": NODE_CNI_IPAM_DIR,
+                                                                              "type": "DirectoryOrCreate"}}))
 
 
 def coredns_configmap(config: ClusterConfig) -> dict[str, Any]:
@@ -430,9 +436,9 @@ def kubeadm_config_configmap(config: ClusterConfig, certificates_dir: str) -> di
     }
 
 
-def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
-    """kube-system/kubelet-config: the KubeletConfiguration shared by the nodes' agents."""
-    kubelet_configuration = {
+def kubelet_configuration(config: ClusterConfig) -> dict[str, Any]:
+    """The KubeletConfiguration of every node (also each node's /var/lib/kubelet/config.yaml)."""
+    return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                            "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
@@ -441,10 +447,14 @@ def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
         "kind": "KubeletConfiguration",
         "staticPodPath": "/etc/kubernetes/manifests",
     }
+
+
+def kubelet_config_configmap(config: ClusterConfig) -> dict[str, Any]:
+    """kube-system/kubelet-config: the KubeletConfiguration shared by the nodes' agents."""
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "kubelet-config", "namespace": KUBE_SYSTEM},
-        "data": {"kubelet": yaml.safe_dump(kubelet_configuration, sort_keys=True)},
+        "data": {"kubelet": yaml.safe_dump(kubelet_configuration(config), sort_keys=True)},
     }
 
 

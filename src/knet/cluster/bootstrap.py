@@ -60,6 +60,9 @@ def write_pki(config: ClusterConfig, paths: ClusterPaths) -> None:
     if config.dataplane == "real":
         for node in config.nodes:
             write_node_identity(config, paths, ca, node.name, node.ip)
+        from knet.cluster import addons, nodefs
+
+        nodefs.write_node_files(config, paths, addons.kubelet_configuration(config))
     # A static token for scripted access (kube-apiserver --token-auth-file format).
     token = secrets.token_hex(16)
     pki.write_file(paths.token_file, f'{token},kubernetes-admin,kubernetes-admin,"system:masters"\n', 0o600)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 NODE_INIT = Path(__file__).with_name("node_init.py")
+VIEW_PLAN = "view.json"             # in the node's dir: its filesystem plan (nodeview.py)
+SSHD_CONFIG = "ssh/sshd_config"     # in the node's dir: its sshd's config
 
 
 @dataclass(frozen=True)
@@ -170,12 +172,23 @@ def create_node_machine(
     pidfile.unlink(missing_ok=True)
     subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-I", str(NODE_INIT), "--hostname", node,
-         "--hosts-file", str(hosts_path), "--pidfile", str(pidfile), "--bin-dir", str(bin_dir)],
+         "--hosts-file", str(hosts_path), "--pidfile", str(pidfile), "--bin-dir", str(bin_dir),
+         *_node_view_args(ndir)],
         check=True, capture_output=True, text=True,
     )
     machine = NodeMachine(net.cluster, node, ns, ip, int(pidfile.read_text()), host_link, net.bridge)
     _machine_file(net.cluster, node).write_text(json.dumps(asdict(machine)))
     return machine
+
+
+def _node_view_args(ndir: Path) -> list[str]:
+    """The node's kubeadm filesystem and sshd, when `knet up` wrote them (knet.cluster.nodefs)."""
+    args = []
+    if (ndir / VIEW_PLAN).is_file():
+        args += ["--view", str(ndir / VIEW_PLAN)]
+    if (ndir / SSHD_CONFIG).is_file():
+        args += ["--sshd-config", str(ndir / SSHD_CONFIG), "--sshd-log", str(ndir / "ssh" / "sshd.log")]
+    return args
 
 
 def _write_node_tools(cluster: str, node: str, ndir: Path) -> Path:
@@ -191,10 +204,18 @@ def _write_node_tools(cluster: str, node: str, ndir: Path) -> Path:
     knet_argv = [knet] if knet else [sys.executable, "-c", "from knet.cli.main import main; main()"]
     script = bin_dir / "crictl"
     script.write_text("#!/bin/sh\n# crictl of this knet node: lists the containers its kubelet runs\n"
-                      f"KNET_STATE_DIR={shlex.quote(str(state_root()))} exec {shlex.join(knet_argv)} crictl "
+                      f"KNET_STATE_DIR={shlex.quote(str(state_root()))} {_pythonpath()}exec {shlex.join(knet_argv)} crictl "
                       f"--name {shlex.quote(cluster)} {shlex.quote(node)} \"$@\"\n")
     script.chmod(0o755)
     return bin_dir
+
+
+def _pythonpath() -> str:
+    """The knet that made the node, also for crictl run from an ssh session (no PYTHONPATH there)."""
+    import shlex
+
+    path = os.environ.get("PYTHONPATH")
+    return f"PYTHONPATH={shlex.quote(path)} " if path else ""
 
 
 def node_exec_argv(cluster: str, node: str) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from knet.client import ApiClient, ApiError, Informer, load_config
 from knet.client.events import EventRecorder
-from knet.node import checkpoint, netready, nodeobject, podcgroups, podenv, static, volumes
+from knet.node import checkpoint, logpaths, netready, nodeobject, podcgroups, podenv, static, volumes
 from knet.node.config import KubeletConfig
 from knet.node.podcgroups import NodeCgroups
 from knet.node.podworker import PodWorker
@@ -31,6 +31,7 @@ STATUS_REPORT_EVERY = 300.0  # an unchanged node status is re-posted this often 
 STATUS_WRITERS_PER_NODE = 16  # pod status writes in flight at once, per node of the process ...
 STATUS_WRITERS_MAX = 128      # ... and at most in all
 VOLUME_SYNC_SECONDS = 5.0    # configMap/secret volumes follow their objects this quickly
+LOG_LINKS_SECONDS = 1.0      # /var/log/containers follows the node's containers this quickly
 TOKEN_SYNC_SECONDS = 1.0     # how often tokens are checked for renewal (no request unless one is due)
 
 
@@ -453,7 +454,8 @@ class Kubelet:
         try:
             if self.static_node is not None and self.cfg.pod_manifest_path:
                 self.static_node.sync_static_pods()
-            tasks = [asyncio.create_task(self._static_loop()), asyncio.create_task(self._api_main())]
+            tasks = [asyncio.create_task(self._static_loop()), asyncio.create_task(self._api_main()),
+                     asyncio.create_task(self._log_links_loop())]
             await asyncio.gather(*tasks)
         finally:
             await asyncio.shield(self.shutdown())
@@ -473,6 +475,24 @@ class Kubelet:
             self.static_node.sync_static_pods()
             with contextlib.suppress(Exception):
                 await self.static_node.sync_mirror_pods()
+
+    async def _log_links_loop(self, period: float = LOG_LINKS_SECONDS) -> None:
+        """/var/log/pods and /var/log/containers of each node (logpaths), where the node has them."""
+        while True:
+            synced = False
+            for node in self.nodes.values():
+                logs = [logpaths.ContainerLog(w.namespace, w.name, w.uid, run.record.name, run.record.container_id,
+                                              run.log_index)
+                        for w in list(node.workers.values()) for run in [*w.init_runs, *w.runs.values()]
+                        if run.record.container_id]
+                try:
+                    synced = logpaths.sync(node.root_dir, logs) or synced
+                except OSError as exc:
+                    synced = True
+                    log.warning("log links of node %s: %s", node.name, exc)
+            if not synced:
+                return  # no node here shows a /var/log of its own (knet.cluster.nodefs)
+            await asyncio.sleep(period)
 
     async def _api_main(self) -> None:
         if not self.cfg.kubeconfig:

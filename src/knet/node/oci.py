@@ -196,9 +196,9 @@ def seccomp(pod: Obj, container: Obj) -> Obj | None:
     return None
 
 
-def _bind(source: str, destination: str, read_only: bool) -> Obj:
+def _bind(source: str, destination: str, read_only: bool, recursive: bool = True) -> Obj:
     return {"destination": destination, "type": "bind", "source": source,
-            "options": ["rbind", "ro" if read_only else "rw"]}
+            "options": ["rbind" if recursive else "bind", "ro" if read_only else "rw"]}
 
 
 def missing_mount_points(mounts: list[tuple[str, str, bool]], system_dirs: Iterable[str],
@@ -304,7 +304,9 @@ def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, 
             all_mounts.append({"destination": d, "type": "overlay", "source": "overlay",
                                "options": [f"lowerdir={overlays[d]}:{d}"]})
         else:
-            all_mounts.append(_bind(d, d, True))
+            # Without what the node mounted below it: a node's /etc/kubernetes (its pki, admin.conf)
+            # and /etc/cni are the node's, not every container's (a hostPath volume shows them).
+            all_mounts.append(_bind(d, d, True, recursive=False))
     all_mounts += [_bind(d, d, True) for d in layout.runtime_dirs]
     all_mounts += [_bind(src, dst, ro) for src, dst, ro in mounts]
     linux: Obj = {"namespaces": _namespaces(pod, namespaces)}

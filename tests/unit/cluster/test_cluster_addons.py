@@ -151,12 +151,15 @@ def test_network_addon_daemonset_runs_the_cni_agent_and_policy_controller_everyw
     assert netpol["name"] == "netpol"
     assert "--kube-proxy-config=/var/lib/kube-proxy/config.conf" in netpol["command"]
     # The CNI agent shows the pod range in its flags (`ps -ef | grep alloc` on a node) and writes
-    # its node's config where that node's kubelet reads it (--cni-conf-dir of agents.kubelet_argv).
+    # its node's config at kubeadm's path, which a knet node binds to the dir its kubelet's
+    # --cni-conf-dir names (knet.cluster.nodefs); only those dirs of the node, not the state dir.
     assert cni["name"] == "cni"
     assert "--ipalloc-range=10.244.0.0/16" in cni["command"]
-    assert "--cni-conf-dir=/state/c1/nodes/$(NODE_NAME)/cni/net.d" in cni["command"]
-    assert {"mountPath": "/state/c1/nodes", "name": "knet-nodes"} in cni["volumeMounts"]
-    assert {"name": "knet-nodes", "hostPath": {"path": "/state/c1/nodes", "type": "Directory"}} in spec["volumes"]
+    assert "--cni-conf-dir=/etc/cni/net.d" in cni["command"]
+    assert "--ipam-data-dir=/var/lib/cni/networks" in cni["command"]
+    assert {"mountPath": "/etc/cni/net.d", "name": "cni-conf"} in cni["volumeMounts"]
+    assert {"name": "cni-conf", "hostPath": {"path": "/etc/cni/net.d", "type": "Directory"}} in spec["volumes"]
+    assert not any("/state/" in str(v) for v in spec["volumes"])
     assert all(c["securityContext"] == {"privileged": True} for c in (cni, netpol))
     kinds = [(o["kind"], o["metadata"]["name"]) for _, _, o in addons.addon_objects(reference_config())]
     assert kinds.index(("ServiceAccount", "knet-net")) < kinds.index(("DaemonSet", "knet-net"))

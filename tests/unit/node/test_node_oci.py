@@ -164,7 +164,10 @@ def test_mounts_system_dirs_read_only_pod_files_after_them():
               ("/var/lib/knet/c/nodes/n/pods/u/volumes/data", "/data", True)]
     spec = build(mounts=mounts)
     by_dst = {m["destination"]: m for m in spec["mounts"]}
-    for d in ("/usr", "/bin", "/lib", "/etc", "/root/.pyenv/versions/3.11.7", "/work/src"):
+    # The host's system dirs without the node's own mounts below them (its /etc/kubernetes).
+    for d in ("/usr", "/bin", "/lib", "/etc"):
+        assert by_dst[d]["options"] == ["bind", "ro"] and by_dst[d]["source"] == d
+    for d in ("/root/.pyenv/versions/3.11.7", "/work/src"):
         assert by_dst[d]["options"] == ["rbind", "ro"] and by_dst[d]["source"] == d
     assert by_dst["/etc/resolv.conf"]["options"] == ["rbind", "rw"]
     assert by_dst["/data"]["options"] == ["rbind", "ro"]
