@@ -68,10 +68,14 @@ def test_controller_manager_and_scheduler_answer_healthz_over_https_on_loopback_
     assert outside.returncode == 7  # connection refused
 
 
-def test_kubectl_version_shows_the_nodes_version(knet_cluster):
+def test_kubectl_version_server_is_knets_own_and_nodes_are_the_clusters(knet_cluster):
+    """A documented difference: the server says v1.32.0-knet (knet's exec is WebSocket-only, a
+    1.30+ server's; a v1.29 server makes gcloud's kubectl dispatcher run kubectl 1.29, which
+    speaks SPDY), the nodes the cluster's kubernetesVersion, as on the reference cluster."""
     version = json.loads(knet_cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]
+    assert version["gitVersion"] == "v1.32.0-knet"
     kubelets = knet_cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}").stdout
-    assert set(kubelets.split()) == {version["gitVersion"]} == {knet_cluster.config["kubernetesVersion"]}
+    assert set(kubelets.split()) == {knet_cluster.config["kubernetesVersion"]}
 
 
 def test_kubeadms_configmaps(knet_cluster):

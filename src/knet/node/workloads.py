@@ -136,10 +136,11 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
         # knet's own components, under the image's binary name: `ps` in the node shows the
         # container's command line (knet.cli.binary).
         knet = knet if knet is not None else knet_argv()
-        # The image tells the component which Kubernetes version it is (its /version), as an
-        # image's binary is built at one; it is not part of the title.
-        image_flag = [f"--image={image}"] if kind == "control-plane" else []
-        return [*knet, "as-binary", *image_flag, *component_argv(kind, image, command, args)]
+        # No `--image`: kube-apiserver's /version stays knet's own (v1.32.0-knet), not the image's
+        # tag, because knet serves exec/attach/port-forward over WebSocket only, as a 1.30+ server
+        # (and kubectl 1.30+) does. A server claiming v1.29 makes version-matching kubectl
+        # dispatchers (gcloud's kubectl) run kubectl 1.29, which speaks SPDY: exec would fail.
+        return [*knet, "as-binary", *component_argv(kind, image, command, args)]
     agnhost = agnhost if agnhost is not None else agnhost_argv()
     if kind == "agnhost":
         entrypoint, cmd = _image_defaults(image) or ([], [])

@@ -69,11 +69,7 @@ def test_each_component_is_titled_with_its_pod_specs_command_line():
         command, args = podenv.command_and_args(container, {"NODE_NAME": "node01"})
         argv = container_argv(container, command, args, knet=["knet"])
         assert argv[:2] == ["knet", "as-binary"], name
-        words = argv[2:]
-        if words[0].startswith("--image="):  # a control-plane image: its tag is the version (not titled)
-            assert words[0] == f"--image={container['image']}", name
-            words = words[1:]
-        titles[name] = proctitle.title(words)
+        titles[name] = proctitle.title(argv[2:])
         if container.get("command"):  # exactly what `kubectl get pod -o yaml` shows, $(NODE_NAME) expanded
             assert titles[name] == " ".join([*command, *args]), name
     assert titles["kube-apiserver.yaml"].startswith("kube-apiserver --advertise-address=172.30.0.2 ")
