@@ -119,6 +119,7 @@ class PolicyController:
     policies: dict[str, Obj] = field(default_factory=dict)
     pods: dict[str, Obj] = field(default_factory=dict)
     namespaces: dict[str, Obj] = field(default_factory=dict)
+    pod_cidr: str = ""             # this node's spec.podCIDR (the guard of pending isolated pods)
     applied: str = ""              # the last rendered text the kernel has
     programmed: dict[str, list[str]] | None = None  # iptables: the chains the kernel has (None: unknown)
     nft_programmed: render.NftTable | None = None     # nftables: the table the kernel has (None: unknown)
@@ -130,6 +131,12 @@ class PolicyController:
 
     # -- the caches (informer handlers) --
     def on_change(self, kind: str, key: str, obj: Obj | None) -> None:
+        if kind == "nodes":  # only this node's: its podCIDR
+            if (obj or {}).get("metadata", {}).get("name") == self.node:
+                with self._lock:
+                    self.pod_cidr = ((obj or {}).get("spec") or {}).get("podCIDR") or ""
+                    self.changes += 1
+            return
         store = {"networkpolicies": self.policies, "pods": self.pods, "namespaces": self.namespaces}[kind]
         with self._lock:
             if obj is None:
@@ -142,7 +149,8 @@ class PolicyController:
         with self._lock:
             policies, pods, namespaces = list(self.policies.values()), list(self.pods.values()), list(
                 self.namespaces.values())
-        return compile_node(self.node, policies, pods, namespaces)
+            pod_cidr = self.pod_cidr
+        return compile_node(self.node, policies, pods, namespaces, pod_cidr)
 
     def render(self, rules: NodeRules) -> str:
         return render.render_nftables(rules) if self.mode == "nftables" else render.render_iptables(rules)
