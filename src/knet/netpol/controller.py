@@ -262,6 +262,15 @@ class PolicyController:
                 log.info("programmed %s (%s): %s", key, self.mode, after[key])
         for key in sorted(set(before) - set(after)):
             log.info("removed %s (%s)", key, self.mode)
+        guards_before = {g.direction: g.pending for g in old.guards} if old is not None else {}
+        guards_after = {g.direction: g.pending for g in new.guards}
+        for direction in ("ingress", "egress"):
+            if guards_before.get(direction) != guards_after.get(direction):
+                if direction in guards_after:
+                    log.info("guard %s on (%s): %s pending isolated, new addresses of %s closed", direction,
+                             self.mode, ", ".join(guards_after[direction]), new.guards[0].pod_cidr)
+                else:
+                    log.info("guard %s off (%s)", direction, self.mode)
         if old is None or before != after:
             log.info("node %s: %d policies, %d isolated pods, %d rules (%s%s)", self.node, len(after),
                      len({p.pod for p in new.ingress + new.egress}), new.rule_count(), self.mode,
