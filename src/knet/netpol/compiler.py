@@ -68,11 +68,24 @@ class IsolatedPod:
 
 
 @dataclass
+class Guard:
+    """While a pod that a policy isolates (in `direction`) is bound to this node but has no address
+    in the API yet, new connections to (ingress) / from (egress) addresses of the node's podCIDR
+    that are no known pod's are dropped: the new pod's address is among them until its status
+    (with podIP) reaches the controller and its own rules take over. Known pods pass unchanged."""
+    direction: str
+    pod_cidr: str
+    pending: list[str]       # "namespace/name" of the pending isolated pods
+    known_ips: list[str]     # every address of a pod on this node (hostNetwork excluded), sorted
+
+
+@dataclass
 class NodeRules:
     node: str
     ingress: list[IsolatedPod] = field(default_factory=list)
     egress: list[IsolatedPod] = field(default_factory=list)
     policies: list[PolicyRules] = field(default_factory=list)
+    guards: list[Guard] = field(default_factory=list)   # at most one per direction, ingress first
 
     def rule_count(self) -> int:
         return len(self.ingress) + len(self.egress) + sum(len(p.allows) for p in self.policies)
@@ -113,6 +126,17 @@ def is_policy_pod(pod: Obj) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_pending_pod(pod: Obj) -> bool:
+    """A pod bound to a node (the scheduler's binding) whose address the API does not know yet:
+    its sandbox may be starting. Not hostNetwork, not finished, not being deleted."""
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or spec.get("hostNetwork") or _meta(pod).get("deletionTimestamp"):
+        return False
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    return not pod_ip(pod)
 
 
 def named_port(pod: Obj, name: str, protocol: str) -> int | None:
@@ -274,8 +298,10 @@ def _policy_allows(policy: Obj, direction: str, cluster: Cluster, selected: list
     return allows
 
 
-def compile_node(node: str, policies: list[Obj], pods: list[Obj], namespaces: list[Obj]) -> NodeRules:
-    """The rules for the pods on `node`."""
+def compile_node(node: str, policies: list[Obj], pods: list[Obj], namespaces: list[Obj],
+                 pod_cidr: str = "") -> NodeRules:
+    """The rules for the pods on `node`; with the node's `pod_cidr`, the guards for its pending
+    isolated pods (see Guard)."""
     cluster = Cluster.of(pods, namespaces)
     local = PodIndex(sorted((p for p in cluster.pods if (p.get("spec") or {}).get("nodeName") == node), key=key_of))
     out = NodeRules(node=node)
@@ -295,4 +321,29 @@ def compile_node(node: str, policies: list[Obj], pods: list[Obj], namespaces: li
                 entry.policies.append(pkey)
     out.ingress = sorted(isolated[INGRESS].values(), key=lambda p: p.pod)
     out.egress = sorted(isolated[EGRESS].values(), key=lambda p: p.pod)
+    if pod_cidr and policies:
+        out.guards = _guards(node, policies, pods, cluster, pod_cidr)
     return out
+
+
+def _guards(node: str, policies: list[Obj], pods: list[Obj], cluster: Cluster, pod_cidr: str) -> list[Guard]:
+    pending = PodIndex(sorted((p for p in pods if (p.get("spec") or {}).get("nodeName") == node
+                               and is_pending_pod(p)), key=key_of))
+    if not pending.by_ns:
+        return []
+    selected: dict[str, set[str]] = {INGRESS: set(), EGRESS: set()}
+    for policy in policies:
+        ns = _meta(policy).get("namespace", "")
+        if ns not in pending.by_ns:
+            continue
+        found = pending.select(ns, (policy.get("spec") or {}).get("podSelector") or {})
+        for direction in policy_types(policy):
+            if direction in selected:
+                selected[direction].update(key_of(p) for p in found)
+    if not selected[INGRESS] and not selected[EGRESS]:
+        return []
+    # every address a pod of this node holds, finished pods excluded (their address may be reused)
+    known = sorted({pod_ip(p) for p in cluster.pods if (p.get("spec") or {}).get("nodeName") == node},
+                   key=lambda ip: int(ipaddress.IPv4Address(ip)))
+    cidr = str(ipaddress.IPv4Network(pod_cidr, strict=False))
+    return [Guard(d, cidr, sorted(selected[d]), known) for d in (INGRESS, EGRESS) if selected[d]]

@@ -119,6 +119,7 @@ class PolicyController:
     policies: dict[str, Obj] = field(default_factory=dict)
     pods: dict[str, Obj] = field(default_factory=dict)
     namespaces: dict[str, Obj] = field(default_factory=dict)
+    pod_cidr: str = ""             # this node's spec.podCIDR (the guard of pending isolated pods)
     applied: str = ""              # the last rendered text the kernel has
     programmed: dict[str, list[str]] | None = None  # iptables: the chains the kernel has (None: unknown)
     nft_programmed: render.NftTable | None = None     # nftables: the table the kernel has (None: unknown)
@@ -130,6 +131,12 @@ class PolicyController:
 
     # -- the caches (informer handlers) --
     def on_change(self, kind: str, key: str, obj: Obj | None) -> None:
+        if kind == "nodes":  # only this node's: its podCIDR
+            if (obj or {}).get("metadata", {}).get("name") == self.node:
+                with self._lock:
+                    self.pod_cidr = ((obj or {}).get("spec") or {}).get("podCIDR") or ""
+                    self.changes += 1
+            return
         store = {"networkpolicies": self.policies, "pods": self.pods, "namespaces": self.namespaces}[kind]
         with self._lock:
             if obj is None:
@@ -142,7 +149,8 @@ class PolicyController:
         with self._lock:
             policies, pods, namespaces = list(self.policies.values()), list(self.pods.values()), list(
                 self.namespaces.values())
-        return compile_node(self.node, policies, pods, namespaces)
+            pod_cidr = self.pod_cidr
+        return compile_node(self.node, policies, pods, namespaces, pod_cidr)
 
     def render(self, rules: NodeRules) -> str:
         return render.render_nftables(rules) if self.mode == "nftables" else render.render_iptables(rules)
@@ -254,6 +262,15 @@ class PolicyController:
                 log.info("programmed %s (%s): %s", key, self.mode, after[key])
         for key in sorted(set(before) - set(after)):
             log.info("removed %s (%s)", key, self.mode)
+        guards_before = {g.direction: g.pending for g in old.guards} if old is not None else {}
+        guards_after = {g.direction: g.pending for g in new.guards}
+        for direction in ("ingress", "egress"):
+            if guards_before.get(direction) != guards_after.get(direction):
+                if direction in guards_after:
+                    log.info("guard %s on (%s): %s pending isolated, new addresses of %s closed", direction,
+                             self.mode, ", ".join(guards_after[direction]), new.guards[0].pod_cidr)
+                else:
+                    log.info("guard %s off (%s)", direction, self.mode)
         if old is None or before != after:
             log.info("node %s: %d policies, %d isolated pods, %d rules (%s%s)", self.node, len(after),
                      len({p.pod for p in new.ingress + new.egress}), new.rule_count(), self.mode,

@@ -51,7 +51,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from knet.netpol.compiler import EGRESS, INGRESS, Allow, IsolatedPod, NodeRules, PolicyRules
+from knet.netpol.compiler import EGRESS, INGRESS, Allow, Guard, IsolatedPod, NodeRules, PolicyRules
 
 MARK = "0x10000"
 TOP = "KNET-NPC"
@@ -133,6 +133,24 @@ def _pod_chain_lines(chain: str, pods: list[IsolatedPod], direction: str) -> lis
     return lines
 
 
+def guard_chain(direction: str) -> str:
+    return f"KNET-NPC-GUARD-{'IN' if direction == INGRESS else 'EG'}"
+
+
+def _guard_comment(guard: Guard) -> str:
+    names = ", ".join(guard.pending[:5]) + (f" +{len(guard.pending) - 5}" if len(guard.pending) > 5 else "")
+    return f"{guard.direction} pending isolated: {names}"
+
+
+def _guard_lines(guard: Guard) -> tuple[str, list[str]]:
+    """(the KNET-NPC rule sending the node's podCIDR to the guard, the guard chain's rules): known
+    pod addresses return to the normal dispatch, any other address of the podCIDR is dropped."""
+    chain, flag = guard_chain(guard.direction), "-d" if guard.direction == INGRESS else "-s"
+    body = [f"-A {chain} {flag} {ip}/32 -j RETURN" for ip in guard.known_ips]
+    body.append(f"-A {chain} -m comment --comment {_q(_guard_comment(guard))} -j DROP")
+    return f"-A {TOP} {flag} {guard.pod_cidr} -j {chain}", body
+
+
 def _dispatch(root: str, pods: list[IsolatedPod], direction: str, chains: dict[str, list[str]]) -> None:
     """The trie of chains from `root` down to each isolated pod's chain (see the module doc)."""
     flag = "-d" if direction == INGRESS else "-s"
@@ -175,8 +193,10 @@ def _dispatch(root: str, pods: list[IsolatedPod], direction: str, chains: dict[s
 def iptables_chains(rules: NodeRules) -> dict[str, list[str]]:
     """Every KNET chain of the filter table and its rules (iptables-restore `-A` lines), in a
     deterministic order: what the node's filter table must hold."""
+    guards = {g.direction: _guard_lines(g) for g in rules.guards}
     chains: dict[str, list[str]] = {TOP: [
         f"-A {TOP} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        *(jump for jump, _ in guards.values()),   # only while a pod a policy isolates has no address yet
         f"-A {TOP} -j {EGRESS_CHAIN}",
         f"-A {TOP} -j MARK --set-xmark 0x0/{MARK}",  # what the source's policies allowed is not the destination's
         f"-A {TOP} -j {INGRESS_CHAIN}",
@@ -198,6 +218,8 @@ def iptables_chains(rules: NodeRules) -> dict[str, list[str]]:
         chains[name] = body
     chains.update(peer_chains)
     chains.update(dispatch)
+    for direction, (_, body) in guards.items():
+        chains[guard_chain(direction)] = body
     return chains
 
 
@@ -288,6 +310,7 @@ class NftTable:
     sets: dict[str, list[str]] = field(default_factory=dict)           # name -> add set, add element
     chains: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # name -> (add chain, rules)
     elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map -> pod IP -> its chain
+    guards: list[str] = field(default_factory=list)   # forward chain rules before the dispatch maps
 
 
 def nft_table(rules: NodeRules) -> NftTable:
@@ -308,6 +331,11 @@ def nft_table(rules: NodeRules) -> NftTable:
             body.append(f"add rule {t} {chain} meta mark set meta mark & 0xfffeffff")
             out.chains[chain] = (f"add chain {t} {chain} {{ comment \"{pod.pod} {direction}\" ; }}", body)
             out.elements[f"{direction}-pods"].setdefault(pod.ip, chain)  # one address, one pod (the first)
+    for guard in rules.guards:
+        field_ = "daddr" if guard.direction == INGRESS else "saddr"
+        known = f"ip {field_} != {{ {', '.join(guard.known_ips)} }} " if guard.known_ips else ""
+        out.guards.append(f"add rule {t} forward ip {field_} {guard.pod_cidr} {known}counter drop "
+                          f"comment \"{_guard_comment(guard)}\"")
     return out
 
 
@@ -333,10 +361,15 @@ def nft_script(table: NftTable) -> str:
         lines += [declare, *body]
     for vmap, elements in table.elements.items():
         lines += [_nft_element(t, vmap, ip, chain) for ip, chain in elements.items()]
-    lines += [f"add rule {t} forward ct state established,related accept",
-              f"add rule {t} forward ip saddr vmap @egress-pods",
-              f"add rule {t} forward ip daddr vmap @ingress-pods"]
+    lines += _nft_forward_rules(table)
     return "\n".join(lines) + "\n"
+
+
+def _nft_forward_rules(table: NftTable) -> list[str]:
+    t = f"{NFT_FAMILY} {NFT_TABLE}"
+    return [f"add rule {t} forward ct state established,related accept", *table.guards,
+            f"add rule {t} forward ip saddr vmap @egress-pods",
+            f"add rule {t} forward ip daddr vmap @ingress-pods"]
 
 
 def nft_update(old: NftTable, new: NftTable) -> str:
@@ -359,6 +392,8 @@ def nft_update(old: NftTable, new: NftTable) -> str:
     gone = sorted((c for c in old.chains if c not in new.chains), key=lambda c: (not c.startswith("pod-"), c))
     lines += [f"flush chain {t} {c}" for c in gone] + [f"delete chain {t} {c}" for c in gone]
     lines += [f"delete set {t} {name}" for name in old.sets if name not in new.sets]
+    if old.guards != new.guards:  # the forward chain refilled in the same transaction
+        lines += [f"flush chain {t} forward", *_nft_forward_rules(new)]
     return "\n".join(lines) + "\n" if lines else ""
 
 

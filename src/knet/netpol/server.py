@@ -21,7 +21,8 @@ from knet.proxy.netfilter import NetfilterError, RealNetfilter
 from knet.proxy.options import parse_kube_proxy_config
 
 log = logging.getLogger("knet.netpol")
-RESOURCES = (("networking.k8s.io/v1", "networkpolicies"), ("v1", "pods"), ("v1", "namespaces"))
+RESOURCES = (("networking.k8s.io/v1", "networkpolicies"), ("v1", "pods"), ("v1", "namespaces"),
+             ("v1", "nodes"))  # only its own Node (field selector): the podCIDR its guard covers
 DEBOUNCE_SECONDS = 0.02   # coalesce a burst of changes (a Deployment's pods) into one sync
 RESYNC_SECONDS = 10.0     # re-apply if someone flushed the rules or moved the FORWARD jump (kube-proxy prepends its own jumps when it first starts)
 RETRY_SECONDS = 1.0
@@ -87,7 +88,8 @@ async def run(opts: Options) -> None:
         recorder = EventRecorder(api, "knet-netpol", host=node)
         informers = []
         for api_version, resource in RESOURCES:
-            inf = Informer(api, api_version, resource)
+            inf = Informer(api, api_version, resource,
+                           field_selector=f"metadata.name={node}" if resource == "nodes" else None)
 
             def changed(obj, _res=resource, deleted=False):
                 ctl.on_change(_res, object_key(obj), None if deleted else obj)

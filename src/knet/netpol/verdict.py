@@ -34,6 +34,9 @@ def _allows(allow: Allow, peer_ip: str, local_ip: str, protocol: str, port: int)
 
 
 def _direction_ok(rules: NodeRules, direction: str, local_ip: str, peer_ip: str, protocol: str, port: int) -> bool:
+    for guard in rules.guards:  # a pending isolated pod's address may be this one: closed until known
+        if guard.direction == direction and _in(local_ip, [guard.pod_cidr]) and local_ip not in guard.known_ips:
+            return False
     pods = rules.ingress if direction == INGRESS else rules.egress
     pod = next((p for p in pods if p.ip == local_ip), None)
     if pod is None:
