@@ -309,6 +309,10 @@ class PodWorker:
             with open(self.dir / "etc-hosts", "w") as f:
                 f.write(dnsconfig.hosts_file(self.pod, self.sandbox.ip, cluster_domain=self.host.cluster_domain,
                                              extra=self.host.well_known_hosts))
+        # The pod's IP is reported as soon as its sandbox has one (upstream's status shows podIP
+        # while init containers run): the network policy controller learns it before any
+        # container listens or dials (knet.netpol's guard of pending isolated pods lifts on it).
+        self.host.status_changed(self)
 
     def _env(self, container: Obj) -> dict[str, str]:
         pod = dict(self.pod)
