@@ -66,6 +66,7 @@ from netpol_workload import (  # noqa: E402
     synthetic_policy,
     target_policy,
 )
+from timed_netfilter import TimedNetfilter  # noqa: E402
 
 from knet.netpol import render  # noqa: E402
 from knet.netpol.compiler import compile_node  # noqa: E402
@@ -364,25 +365,6 @@ def scratch_cleanup() -> None:
             sh("ip", "netns", "del", name, check=False)
 
 
-class TimedNetfilter(RealNetfilter):
-    """RealNetfilter adding up the time spent in iptables-save / iptables-restore / nft."""
-    seconds: float = 0.0
-
-    def _timed(self, fn, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-        t = time.perf_counter()
-        try:
-            return fn(*a, **kw)
-        finally:
-            self.seconds += time.perf_counter() - t
-
-    def iptables_restore(self, text: str, *, noflush: bool = True) -> None:
-        self._timed(super().iptables_restore, text, noflush=noflush)
-
-    def iptables_save(self, table: str) -> str:
-        return self._timed(super().iptables_save, table)
-
-    def nft(self, script: str) -> None:
-        self._timed(super().nft, script)
 
 
 def feed(ctl: PolicyController, policies: list, pods: list, namespaces: list) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 
+from timed_netfilter import TimedNetfilter  # noqa: E402
+
 from knet.proxy import iptables, nftables  # noqa: E402
 from knet.proxy.netfilter import RealNetfilter  # noqa: E402
 from knet.proxy.options import RenderOptions  # noqa: E402
@@ -62,25 +64,6 @@ def feed(p: Proxier, objs: list[dict]) -> None:
         (p.on_service if o["kind"] == "Service" else p.on_endpoint_slice)(None, o)
 
 
-class TimedNetfilter(RealNetfilter):
-    """RealNetfilter that adds up the time spent in iptables-restore / iptables-save / nft."""
-    seconds: float = 0.0
-
-    def _t(self, fn, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
-        t = time.perf_counter()
-        try:
-            return fn(*a, **kw)
-        finally:
-            self.seconds += time.perf_counter() - t
-
-    def iptables_restore(self, text: str, *, noflush: bool = True) -> None:
-        self._t(super().iptables_restore, text, noflush=noflush)
-
-    def iptables_save(self, table: str) -> str:
-        return self._t(super().iptables_save, table)
-
-    def nft(self, script: str) -> None:
-        self._t(super().nft, script)
 
 
 def fresh_ns() -> None:

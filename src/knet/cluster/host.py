@@ -92,11 +92,10 @@ def host_nameservers(path: str = "/etc/resolv.conf") -> list[UsedNetwork]:
         return []
 
 
-def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNetwork]:
-    """Node networks, and the pod and Service ranges the host routes, of the other clusters with a
-    state dir (running or not)."""
-    used = []
+def _other_cluster_configs(exclude: str, root: Path | None) -> list[tuple[str, dict]]:
+    """(name, cluster.yaml) of the other clusters with a state dir (running or not)."""
     base = root or state_root()
+    configs = []
     for name in list_cluster_names(base):
         if name == exclude:
             continue
@@ -104,8 +103,16 @@ def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNet
             values = yaml.safe_load((base / name / "cluster.yaml").read_text())
         except (OSError, yaml.YAMLError):
             continue
-        if not isinstance(values, dict):
-            continue
+        if isinstance(values, dict):
+            configs.append((name, values))
+    return configs
+
+
+def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNetwork]:
+    """Node networks, and the pod and Service ranges the host routes, of the other clusters with a
+    state dir (running or not)."""
+    used = []
+    for name, values in _other_cluster_configs(exclude, root):
         # A simulated cluster routes nothing: only its node network is kept apart (as before).
         keys = ("nodeNetwork",) if values.get("dataplane") == "sim" else ("nodeNetwork", "podSubnet", "serviceSubnet")
         for key in keys:
@@ -119,14 +126,10 @@ def other_cluster_ranges(exclude: str, root: Path | None = None) -> list[UsedNet
 def other_cluster_networks(exclude: str, root: Path | None = None) -> list[ipaddress.IPv4Network]:
     """Node networks of the other clusters with a state dir (running or not)."""
     nets = []
-    base = root or state_root()
-    for name in list_cluster_names(base):
-        if name == exclude:
-            continue
+    for _, values in _other_cluster_configs(exclude, root):
         try:
-            values = yaml.safe_load((base / name / "cluster.yaml").read_text())
             nets.append(ipaddress.IPv4Network(values["nodeNetwork"]))
-        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        except (KeyError, TypeError, ValueError):
             continue
     return nets
 
