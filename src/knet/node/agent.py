@@ -20,7 +20,7 @@ from knet.node import checkpoint, logpaths, netready, nodeobject, podcgroups, po
 from knet.node.config import KubeletConfig
 from knet.node.podcgroups import NodeCgroups
 from knet.node.podworker import PodWorker
-from knet.node.runtime import PodRuntime, SimRuntime, for_dataplane
+from knet.node.runtime import PodRuntime, for_dataplane
 from knet.node.status import now_rfc3339
 from knet.node.tokenmanager import TokenManager
 
@@ -59,7 +59,7 @@ class NodeAgent:
         self.cgroups = cgroups
         self.pod_cidr: str | None = self.cfg.pod_cidr
         if self.pod_cidr:
-            self._apply_pod_cidr(self.pod_cidr)
+            self.runtime.set_pod_cidr(self.pod_cidr)
         self.workers: dict[str, PodWorker] = {}
         self.node_uid: str | None = None
         self.registered = False
@@ -182,15 +182,10 @@ class NodeAgent:
                 log.warning("deleting pod %s: %s", worker.key, exc)
 
     # -- pod network ---------------------------------------------------------------------
-    def _apply_pod_cidr(self, cidr: str) -> None:
-        # A real node's CNI config and routes are the network add-on's (knet.cniagent).
-        if isinstance(self.runtime, SimRuntime):
-            self.runtime.allocator.set_cidr(cidr)
-
     def set_pod_cidr(self, cidr: str | None) -> None:
         if cidr and cidr != self.pod_cidr:
             self.pod_cidr = cidr
-            self._apply_pod_cidr(cidr)
+            self.runtime.set_pod_cidr(cidr)
             self.kubelet.node_status_wakeup.set()  # Ready follows; waiting pods retry their sandbox
 
     # -- pods ----------------------------------------------------------------------------

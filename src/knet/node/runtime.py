@@ -189,6 +189,10 @@ class PodRuntime(Protocol):
 
     def network_ready(self) -> bool: ...
 
+    def set_pod_cidr(self, cidr: str) -> None:
+        """The node's Node got (another) spec.podCIDR."""
+        ...
+
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox: ...
 
@@ -400,6 +404,9 @@ class RealRuntime:
     def network_ready(self) -> bool:
         return cni.load_conflist(self.cni_conf_dir) is not None
 
+    def set_pod_cidr(self, cidr: str) -> None:
+        pass  # the CNI config and routes are the network add-on's (knet.cniagent); IPAM is the plugin's
+
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox:
         host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
@@ -564,6 +571,9 @@ class SimRuntime:
 
     def network_ready(self) -> bool:
         return self.allocator.cidr is not None
+
+    def set_pod_cidr(self, cidr: str) -> None:
+        self.allocator.set_cidr(cidr)
 
     async def create_sandbox(self, pod: Obj, hostname: str, mounts: list[tuple[str, str, bool]],
                              node_ip: str) -> Sandbox:

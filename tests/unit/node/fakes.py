@@ -125,6 +125,9 @@ class FakeRuntime:
     def network_ready(self) -> bool:
         return self.network_is_ready
 
+    def set_pod_cidr(self, cidr: str) -> None:
+        self.allocator.set_cidr(cidr)
+
     def well_known_hosts(self) -> dict[str, str]:
         return {"controlplane": "192.168.10.10"}
 
