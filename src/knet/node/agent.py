@@ -528,7 +528,10 @@ class Kubelet:
                                  if single else "spec.nodeName!=")
             self.pods.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
                                   on_delete=self._on_pod_deleted)
-            self.node_informer = Informer(api, "v1", "nodes")
+            # Only this process's own Nodes matter (podCIDR, Ready as others see it): the routes to
+            # the other nodes are the network add-on's (knet.cniagent).
+            self.node_informer = Informer(api, "v1", "nodes", field_selector=f"metadata.name={self.cfg.hostname_override}"
+                                          if single else None)
             self.node_informer.add_handler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
             tasks = [asyncio.create_task(self.pods.run()), asyncio.create_task(self.node_informer.run()),
                      asyncio.create_task(self._release_unclaimed())]
