@@ -54,6 +54,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 
 from netpol_workload import (  # noqa: E402
     TARGET_LABEL,
@@ -66,6 +67,7 @@ from netpol_workload import (  # noqa: E402
     synthetic_policy,
     target_policy,
 )
+from proxy_netns_topology import in_ns, remove_namespaces, sh  # noqa: E402
 from timed_netfilter import TimedNetfilter  # noqa: E402
 
 from knet.netpol import render  # noqa: E402
@@ -343,26 +345,9 @@ def report_enforce(args, rows: list[dict], programmed: dict[str, float], before:
 
 # -- parts 2 and 3: scratch namespaces ---------------------------------------------------------
 
-def sh(*argv: str, check: bool = True) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {p.stderr.strip()}")
-    return p.stdout
-
-
-def in_ns(ns: str, *argv: str, check: bool = True) -> str:
-    return sh("ip", "netns", "exec", ns, *argv, check=check)
-
-
 def scratch_cleanup() -> None:
     """Remove every knet-npbench-* namespace (and what runs in it); idempotent."""
-    for line in sh("ip", "netns", "list", check=False).splitlines():
-        name = line.split(" ")[0]
-        if name.startswith(SCRATCH):
-            for pid in sh("ip", "netns", "pids", name, check=False).split():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            sh("ip", "netns", "del", name, check=False)
+    remove_namespaces(SCRATCH)
 
 
 

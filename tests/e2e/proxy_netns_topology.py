@@ -85,15 +85,21 @@ def in_ns(ns: str, *argv: str, check: bool = True, input: str | None = None) -> 
     return sh("ip", "netns", "exec", ns, *argv, check=check, input=input)
 
 
-def cleanup() -> None:
-    """Remove every namespace this topology makes (also after a crash); idempotent."""
+def remove_namespaces(prefix: str) -> None:
+    """Delete every network namespace named `prefix...`, killing what runs in it; idempotent.
+    (sh, in_ns and this serve the netpol dataplane test and bench's scratch namespaces too.)"""
     for ns in sh("ip", "netns", "list", check=False).split("\n"):
         name = ns.split(" ")[0]
-        if name.startswith(PREFIX):
+        if name.startswith(prefix):
             pids = sh("ip", "netns", "pids", name, check=False).split()
             for pid in pids:
                 sh("kill", "-9", pid, check=False)
             sh("ip", "netns", "del", name, check=False)
+
+
+def cleanup() -> None:
+    """Remove every namespace this topology makes (also after a crash); idempotent."""
+    remove_namespaces(PREFIX)
     for link in ("kntp-n1", "kntp-br"):
         sh("ip", "link", "del", link, check=False)
 

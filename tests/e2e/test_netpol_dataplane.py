@@ -22,6 +22,8 @@ import pytest
 from knet.netpol.controller import PolicyController
 from knet.proxy.netfilter import RealNetfilter
 
+from .proxy_netns_topology import in_ns, remove_namespaces, sh
+
 pytestmark = pytest.mark.e2e
 
 PREFIX = "knet-npdp-"
@@ -45,24 +47,8 @@ except OSError as e:
 """
 
 
-def sh(*argv: str, check: bool = True) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {p.stderr.strip()}")
-    return p.stdout
-
-
-def in_ns(ns: str, *argv: str, check: bool = True) -> str:
-    return sh("ip", "netns", "exec", ns, *argv, check=check)
-
-
 def cleanup() -> None:
-    for line in sh("ip", "netns", "list", check=False).splitlines():
-        name = line.split(" ")[0]
-        if name.startswith(PREFIX):
-            for pid in sh("ip", "netns", "pids", name, check=False).split():
-                subprocess.run(["kill", "-9", pid], check=False)
-            sh("ip", "netns", "del", name, check=False)
+    remove_namespaces(PREFIX)
 
 
 @pytest.fixture(scope="module")
