@@ -97,6 +97,20 @@ def remove_namespaces(prefix: str) -> None:
             sh("ip", "netns", "del", name, check=False)
 
 
+def route_pod_namespace(node_ns: str, ns: str, ip: str, gateway: str, link: str) -> None:
+    """`ns` as a pod behind `node_ns` the way a routed CNI wires it: a veth (`link` on the node,
+    eth0 in the pod), ip/32 routed to it, the node's `gateway`/32 as the pod's default route;
+    every packet between two such pods crosses the node's FORWARD hook."""
+    in_ns(node_ns, "ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    in_ns(node_ns, "ip", "addr", "add", f"{gateway}/32", "dev", link)
+    in_ns(node_ns, "ip", "link", "set", link, "up")
+    in_ns(node_ns, "ip", "route", "add", f"{ip}/32", "dev", link)
+    in_ns(ns, "ip", "addr", "add", f"{ip}/32", "dev", "eth0")
+    in_ns(ns, "ip", "link", "set", "eth0", "up")
+    in_ns(ns, "ip", "route", "add", gateway, "dev", "eth0")
+    in_ns(ns, "ip", "route", "add", "default", "via", gateway, "dev", "eth0")
+
+
 def cleanup() -> None:
     """Remove every namespace this topology makes (also after a crash); idempotent."""
     remove_namespaces(PREFIX)

@@ -22,7 +22,7 @@ import pytest
 from knet.netpol.controller import PolicyController
 from knet.proxy.netfilter import RealNetfilter
 
-from .proxy_netns_topology import in_ns, remove_namespaces, sh
+from .proxy_netns_topology import in_ns, remove_namespaces, route_pod_namespace, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -61,14 +61,7 @@ def topology():  # noqa: ANN201
             in_ns(ns, "ip", "link", "set", "lo", "up")
         in_ns(NODE_NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         for ns, ip, link in ((CLIENT_NS, CLIENT_IP, "knpd-c"), (SERVER_NS, SERVER_IP, "knpd-s")):
-            in_ns(NODE_NS, "ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            in_ns(NODE_NS, "ip", "addr", "add", f"{GATEWAY}/32", "dev", link)
-            in_ns(NODE_NS, "ip", "link", "set", link, "up")
-            in_ns(NODE_NS, "ip", "route", "add", f"{ip}/32", "dev", link)
-            in_ns(ns, "ip", "addr", "add", f"{ip}/32", "dev", "eth0")
-            in_ns(ns, "ip", "link", "set", "eth0", "up")
-            in_ns(ns, "ip", "route", "add", GATEWAY, "dev", "eth0")
-            in_ns(ns, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0")
+            route_pod_namespace(NODE_NS, ns, ip, GATEWAY, link)
         server = subprocess.Popen(["ip", "netns", "exec", SERVER_NS, sys.executable, "-I", "-S", "-c", ECHO],
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
