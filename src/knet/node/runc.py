@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -188,6 +189,22 @@ def process_start_time(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[19])
 
 
+def container_started(state: Path, start_time_of: Callable[[int], int | None]) -> bool:
+    """Whether runc has started the container whose state directory is STATE: its state.json is
+    saved, exec.fifo is gone (a created container's init waits on it) and the init process it
+    names still runs. The last check matters: runc destroying a container whose start failed
+    removes exec.fifo before the state directory, and that window must read as a failed start
+    (StartError), not as a container that ran and exited."""
+    if (state / "exec.fifo").exists():
+        return False
+    try:
+        saved = json.loads((state / "state.json").read_text())
+        pid, started = int(saved["init_process_pid"]), int(saved["init_process_start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # not saved yet, or half gone
+    return start_time_of(pid) == started
+
+
 class RealRunc:
     def __init__(self, state_dir: str | Path, binary: str = RUNC) -> None:
         self.state_dir = str(state_dir)
@@ -227,7 +244,7 @@ class RealRunc:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while proc.returncode is None and loop.time() < deadline:
-            if (state / "state.json").exists() and not (state / "exec.fifo").exists():
+            if container_started(state, process_start_time):
                 return
             await asyncio.sleep(0.005)
 

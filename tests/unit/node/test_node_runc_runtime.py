@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from knet.node import oci
-from knet.node.runc import FakeRunc, RealRunc
+from knet.node.runc import FakeRunc, RealRunc, container_started
 from knet.node.runtime import RealRuntime, Sandbox, signal_process
 
 
@@ -89,3 +89,18 @@ def test_host_ipc_pods_get_the_nodes_dev_shm(tmp_path):
         assert shm["type"] == "bind" and shm["source"] == "/dev/shm"
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("files", "init_start", "started"), [
+    ({"exec.fifo": "", "state.json": '{"init_process_pid": 7, "init_process_start": 100}'}, 100, False),  # created, waiting
+    ({"state.json": '{"init_process_pid": 7, "init_process_start": 100}'}, 100, True),  # init exec'd the command
+    # runc destroying a container whose start failed: fifo gone first, init already reaped
+    ({"state.json": '{"init_process_pid": 7, "init_process_start": 100}'}, None, False),
+    ({"state.json": '{"init_process_pid": 7, "init_process_start": 100}'}, 555, False),  # the pid reused
+    ({"state.json": '{"init_process_pid": 7'}, 100, False),  # half written
+    ({}, 100, False),  # not created yet, or removed
+])
+def test_a_container_counts_as_started_only_while_its_init_process_runs(tmp_path, files, init_start, started):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert container_started(tmp_path, lambda pid: init_start if pid == 7 else None) is started
