@@ -32,7 +32,7 @@ def _internal_ip(node: dict) -> str:
 
 def _addon_pods(c) -> dict[str, dict]:
     pods = json.loads(c.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=knet-net", "-o", "json").stdout)
-    return {p["spec"]["nodeName"]: p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
+    return {p["spec"].get("nodeName", ""): p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
 
 
 def _pod_range(c) -> str:
@@ -139,6 +139,9 @@ def test_deleting_the_addon_pod_keeps_the_network_and_the_new_pod_takes_over(kne
         end = time.monotonic() + 6
         while time.monotonic() < end:  # while the add-on pod goes and comes back, traffic flows
             assert answer() == "cni-srv", "cross-node traffic cut while the add-on pod restarted"
+        # Its containers stop on SIGTERM (as PID 1 of their PID namespace they must handle it),
+        # well before the 30 s grace period would end in SIGKILL.
+        c.kubectl("wait", "--for=delete", f"pod/{old}", "-n", "kube-system", "--timeout=20s")
         new = c.wait_for("a new knet-net pod Ready on node01", lambda: (lambda p: p if p and p["metadata"]["name"] != old
                          and all(s.get("ready") for s in p["status"].get("containerStatuses") or [{"ready": False}])
                          else None)(_addon_pods(c).get("node01")), timeout=60, interval=0.5)

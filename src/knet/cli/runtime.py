@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -53,15 +54,27 @@ async def long_lived_heap() -> AsyncIterator[None]:
 
 
 async def _with_policy(main: Coroutine[Any, Any, Any]) -> Any:
+    # SIGTERM stops the component (a component with its own shutdown installs its own handler
+    # over this one). Without a handler a component that is a container's PID 1 would never
+    # see it: the kernel drops signals its namespace's init does not handle, so `kubectl delete
+    # pod` would wait out the whole grace period and end with SIGKILL.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with long_lived_heap():
         return await main
 
 
 def run_component(main: Coroutine[Any, Any, Any]) -> Any:
     """Run a component's main coroutine on uvloop (asyncio's own loop if uvloop is missing) under
-    the garbage-collection policy above."""
+    the garbage-collection policy above, until it returns or SIGTERM stops it (None)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run(_with_policy(main))
-    return uvloop.run(_with_policy(main))
+        run: Any = asyncio.run
+    else:
+        run = uvloop.run
+    try:
+        return run(_with_policy(main))
+    except asyncio.CancelledError:
+        return None
