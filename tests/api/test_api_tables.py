@@ -240,3 +240,16 @@ NAMESPACE   NAME   DATA   AGE
 NAME   DATA   AGE     LABELS
 one    0      <age>   tier=fe
 """)
+
+
+def test_numeric_label_selectors_and_a_malformed_one(apiserver, namespace):
+    """`x>N`/`x<N` are apimachinery's grammar too; a selector that does not parse is a 400 with
+    its message, as kube-apiserver answers."""
+    apply(apiserver, namespace,
+          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "v1", "labels": {"rev": "1"}}},
+          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "v7", "labels": {"rev": "7"}}})
+    assert apiserver.kubectl_ok("-n", namespace, "get", "cm", "-l", "rev>3", "-o", "name") == "configmap/v7\n"
+    assert apiserver.kubectl_ok("-n", namespace, "get", "cm", "-l", "rev<3,rev", "-o", "name") == "configmap/v1\n"
+    bad = apiserver.kubectl("-n", namespace, "get", "cm", "-l", "rev<x")
+    assert bad.returncode == 1
+    assert "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer" in bad.stderr

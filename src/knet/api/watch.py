@@ -9,9 +9,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from knet.api.registry import ResourceType
-from knet.api.rest import ObjectService, field_value
+from knet.api.rest import ObjectService
 from knet.api.selectors import FieldSelector, LabelSelector
 from knet.api.storage import Entry, Event, TooOld
+from knet.selectors import field_value
 
 # Idle watches get a BOOKMARK this often (kube-apiserver: about once a minute; shorter here so
 # informers' resume points stay fresh). KNET_WATCH_BOOKMARK_SECONDS overrides it (tests).

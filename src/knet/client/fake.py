@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 from knet.client.config import TokenSource
 from knet.client.errors import ApiError
-from knet.client.selectors import matches, matches_fields, parse_field_selector, parse_label_selector
 from knet.client.watch import WatchEvent
+from knet.selectors import matches, parse_field_selector, parse_label_selector
 
 Obj = dict[str, Any]
 KINDS = {
@@ -186,7 +186,7 @@ class FakeApi:
         items = [copy.deepcopy(o) for (ns, _), o in sorted(self._table(api_version, resource).items(),
                                                            key=lambda kv: (kv[0][0] or "", kv[0][1]))
                  if (namespace is None or ns == namespace)
-                 and matches(lreqs, o["metadata"].get("labels")) and matches_fields(freqs, o)]
+                 and matches(lreqs, o["metadata"].get("labels")) and freqs.matches_object(o)]
         return {"kind": KINDS.get(resource, resource) + "List", "apiVersion": api_version,
                 "metadata": {"resourceVersion": str(self.revision)}, "items": items}
 
@@ -213,7 +213,7 @@ class FakeApi:
                 meta = ev.object["metadata"]
                 if namespace is not None and meta.get("namespace") != namespace:
                     continue
-                if matches(lreqs, meta.get("labels")) and matches_fields(freqs, ev.object):
+                if matches(lreqs, meta.get("labels")) and freqs.matches_object(ev.object):
                     yield ev
         finally:
             self._watchers.remove(entry)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knet.client import Api, ApiError
-from knet.client.selectors import labels_match_selector
 from knet.controllers.base import Controller, InformerFactory, owner_reference, split_key
 from knet.controllers.conditions import semantically_equal
 from knet.controllers.expectations import Expectations
 from knet.controllers.podutil import find_port, is_pod_ready, is_terminal, is_terminating, pod_ips
+from knet.selectors import labels_match_selector
 
 log = logging.getLogger(__name__)
 

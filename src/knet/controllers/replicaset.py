@@ -11,7 +11,6 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
-from knet.client.selectors import labels_match_selector, matches, selector_requirements
 from knet.controllers.base import (
     Controller,
     InformerFactory,
@@ -32,6 +31,7 @@ from knet.controllers.podutil import (
     parse_time,
     ready_for_long_enough,
 )
+from knet.selectors import labels_match_selector, matches, selector_requirements
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from knet.client.selectors import matches, selector_requirements
+from knet.selectors import matches, selector_requirements
 
 Obj = dict[str, Any]
 INGRESS = "ingress"

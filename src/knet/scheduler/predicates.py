@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from knet.client.selectors import Requirement, field_value, labels_match_selector
 from knet.scheduler.quantity import bytes_of, milli_cpu
+from knet.selectors import Requirement, field_value, labels_match_selector
 
 Obj = dict[str, Any]
 DEFAULT_MILLI_CPU = 100          # upstream's non-zero defaults for scoring pods without requests

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from knet.api.selectors import from_label_selector_object
+from knet.selectors import SelectorError
 
 
 def normalised_rule(rule: dict) -> dict:
@@ -28,7 +29,10 @@ def aggregate_rules(cluster_role: dict, cluster_roles: Iterable[dict]) -> list[d
     rules: list[dict] = []
     seen: list[dict] = []
     for sel_obj in agg.get("clusterRoleSelectors") or ():
-        selector = from_label_selector_object(sel_obj)
+        try:
+            selector = from_label_selector_object(sel_obj)
+        except SelectorError:  # as the aggregation controller: a selector it cannot read selects nothing
+            continue
         if selector is None:
             continue
         for role in roles:

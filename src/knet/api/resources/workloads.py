@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from knet.api.errors import FieldError, invalid, required
+from knet.api.errors import FieldError, invalid, not_supported, required
 from knet.api.printing import label_map
 from knet.api.resources import pods
 from knet.api.selectors import from_label_selector_object
+from knet.selectors import SelectorError
 
 
 def template_defaults(spec: dict) -> None:
@@ -39,7 +40,14 @@ def validate_selector_and_template(obj: dict, old: dict | None) -> list[FieldErr
     elif not (selector.get("matchLabels") or selector.get("matchExpressions")):
         errs.append(invalid("spec.selector", selector, "empty selector is invalid for deployment"))
     else:
-        sel = from_label_selector_object(selector)
+        try:
+            sel = from_label_selector_object(selector)
+        except SelectorError:
+            sel = None
+            for i, expr in enumerate(selector.get("matchExpressions") or []):
+                if expr.get("operator") not in ("In", "NotIn", "Exists", "DoesNotExist"):
+                    errs.append(not_supported(f"spec.selector.matchExpressions[{i}].operator", expr.get("operator"),
+                                              ["DoesNotExist", "Exists", "In", "NotIn"]))
         if sel is not None and not sel.matches(labels):
             errs.append(FieldError("Invalid", "spec.template.metadata.labels", None,
                                    "`selector` does not match template `labels`"))
