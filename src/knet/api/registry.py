@@ -61,6 +61,24 @@ class ResourceType:
     stored_as: tuple[str, str, str] | None = None
     to_storage: Callable[[dict], dict] | None = None
     from_storage: Callable[[dict], dict] | None = None
+    # How a kind's writes differ from the generic verbs (upstream's per-kind REST strategies);
+    # each kind's module fills these in, so api/rest.py never branches on the kind.
+    # Create keeps the status the client sent (a kubelet registers its Node with its status).
+    status_on_create: bool = False
+    # On update, before defaults and validation: carry over what a client may leave out
+    # (a Service's allocated clusterIPs and nodePorts).
+    carry_over: Callable[[dict, dict], None] | None = None
+    # The cluster-wide allocator (a name in ObjectService.allocators) holding numbers this kind
+    # uses (Service IPs and NodePorts): taken in the same transaction as the write.
+    allocator: str = ""
+    # Graceful deletion (RESTGracefulDeleteStrategy): the seconds an object stays marked for
+    # deletion, given it and the request's gracePeriodSeconds; 0 deletes at once.
+    grace_period: Callable[[dict, int | None], int] | None = None
+    # Deletion always goes through a marked state first, set here (a Namespace: Terminating).
+    begin_deletion: Callable[[dict], None] | None = None
+    # A marked object whose finalizers are gone still stays while this holds (a Namespace's
+    # spec.finalizers; a Pod until its kubelet confirms it gone).
+    deletion_held: Callable[[dict], bool] | None = None
 
     @property
     def group_version(self) -> str:

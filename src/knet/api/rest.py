@@ -5,11 +5,12 @@ concurrency, dry runs, graceful deletion, finalizers and Service allocation."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime as dt
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -26,6 +27,7 @@ from knet.api.resources import services
 from knet.api.selectors import FieldSelector, LabelSelector
 from knet.api.storage import AlreadyExists, Conflict, Entry, NotFound, Store
 from knet.api.validation import name_errors, validate_annotations, validate_labels
+from knet.selectors import field_value
 
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 SERVER_META = ("uid", "creationTimestamp", "resourceVersion", "generation", "selfLink", "deletionTimestamp",
@@ -55,25 +57,6 @@ new_uid = _UidSource()
 
 def deep_copy(obj: dict) -> dict:
     return orjson.loads(orjson.dumps(obj))
-
-
-def field_value(obj: dict, path: str) -> str | None:
-    """The value a field selector compares (bools as true/false, absent as "")."""
-    if path == "source" and obj.get("kind") == "Event":
-        return (obj.get("source") or {}).get("component") or obj.get("reportingComponent") or ""
-    if path == "status.podIPs":
-        ips = (obj.get("status") or {}).get("podIPs") or []
-        return ips[0].get("ip") if ips else ""
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return ""
-        cur = cur.get(part)
-    if cur is None:
-        return ""
-    if isinstance(cur, bool):
-        return "true" if cur else "false"
-    return str(cur)
 
 
 def _spec_part(obj: dict) -> dict:
@@ -124,6 +107,8 @@ AdmissionPlugin = Callable[[AdmissionRequest], None]
 class ObjectService:
     def __init__(self, registry: Registry, store: Store, allocator: ServiceAllocator) -> None:
         self.registry, self.store, self.allocator = registry, store, allocator
+        # The cluster-wide allocators kinds name in ResourceType.allocator.
+        self.allocators: dict[str, ServiceAllocator] = {services.SERVICE_ADDRESSES: allocator}
         # Validating admission, in order, after defaulting and validation and before storage.
         self.admission: list[AdmissionPlugin] = []
 
@@ -266,7 +251,7 @@ class ObjectService:
         meta["creationTimestamp"] = timestamp()
         if rt.has_generation:
             meta["generation"] = 1
-        if rt.has_status and rt.resource != "nodes":
+        if rt.has_status and not rt.status_on_create:
             obj.pop("status", None)  # status is written through the status subresource
         rt.defaults(obj)
         if rt.admit is not None:
@@ -274,24 +259,47 @@ class ObjectService:
         obj = self._normalise(rt, obj)
         self._validate(rt, obj, None)
         self._admit("CREATE", rt, ns if rt.namespaced else "", meta["name"], obj, None, None, opts)
-        taken = None
-        if rt.resource == "services":
-            taken, errs = self.allocator.allocate(obj, None)
-            if errs:
-                raise errors.invalid_object(rt.kind, rt.group, meta["name"], errs)
-        if opts.field_manager:
-            ssa.record_update(obj, None, opts.field_manager, rt.api_version, rt.model, timestamp())
-        if opts.dry_run:
-            if taken is not None:
-                self.allocator.release(taken)
-            return obj
-        try:
-            entry = await self.store.create(rt.bucket, meta.get("namespace", "") if rt.namespaced else "", meta["name"], obj)
-        except AlreadyExists:
-            if taken is not None:
-                self.allocator.release(taken)
-            raise errors.already_exists(rt.resource, rt.group, meta["name"]) from None
+        with self._reserved(self._allocator(rt), rt, meta["name"], obj, None, opts.dry_run):
+            if opts.field_manager:
+                ssa.record_update(obj, None, opts.field_manager, rt.api_version, rt.model, timestamp())
+            if opts.dry_run:
+                return obj
+            try:
+                entry = await self.store.create(rt.bucket, meta.get("namespace", "") if rt.namespaced else "",
+                                                meta["name"], obj)
+            except AlreadyExists:
+                raise errors.already_exists(rt.resource, rt.group, meta["name"]) from None
         return entry.obj
+
+    def _allocator(self, rt: ResourceType) -> ServiceAllocator | None:
+        return self.allocators.get(rt.allocator) if rt.allocator else None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _reserved(allocator: ServiceAllocator | None, rt: ResourceType, name: str, new: dict, old: dict | None,
+                  dry_run: bool) -> Iterator[None]:
+        """The numbers NEW holds beyond OLD's (rt.allocator: Service IPs, NodePorts), taken for the
+        write inside the block: released again if the write fails or is a dry run, so a write and
+        its allocation land together or not at all."""
+        if allocator is None:
+            yield
+            return
+        taken, errs = allocator.allocate(new, old)
+        if errs:
+            raise errors.invalid_object(rt.kind, rt.group, name, errs)
+        landed = False
+        try:
+            yield
+            landed = not dry_run
+        finally:
+            if not landed:
+                allocator.release(taken)
+
+    def _release_unused(self, rt: ResourceType, old: dict, new: dict | None) -> None:
+        """After a committed update or delete: free what OLD held and NEW no longer does."""
+        allocator = self._allocator(rt)
+        if allocator is not None:
+            allocator.release_unused(old, new)
 
     # --- update ------------------------------------------------------------------------------
     def _merge_for_update(self, rt: ResourceType, new: dict, old: dict, subresource: str | None) -> dict:
@@ -364,8 +372,8 @@ class ObjectService:
             raise errors.conflict(rt.resource, rt.group, name)
         new = self._merge_for_update(rt, new, old, subresource)
         if subresource is None:
-            if rt.resource == "services":
-                services.carry_over(new, old)
+            if rt.carry_over is not None:
+                rt.carry_over(new, old)
             rt.defaults(new)
         new = self._normalise(rt, new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
@@ -376,37 +384,27 @@ class ObjectService:
             ssa.record_update(new, old, opts.field_manager, rt.api_version, rt.model, timestamp())
         if new == old:
             return old  # a no-op write keeps the resourceVersion, as kube-apiserver does
-        taken = None
-        if rt.resource == "services" and subresource is None:
-            taken, errs = self.allocator.allocate(new, old)
-            if errs:
-                raise errors.invalid_object(rt.kind, rt.group, name, errs)
         ns = old["metadata"].get("namespace", "") if rt.namespaced else ""
         meta = new["metadata"]
-        finished = meta.get("deletionTimestamp") and not meta.get("finalizers") and not (
-            rt.resource == "namespaces" and (new.get("spec") or {}).get("finalizers")) and not (
-            rt.resource == "pods" and meta.get("deletionGracePeriodSeconds"))
-        if opts.dry_run:
-            if taken is not None:
-                self.allocator.release(taken)
-            return new
-        try:
-            if finished:
-                entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
-            else:
-                entry = await self.store.update(rt.bucket, ns, name, new, expected_revision=current.revision)
-        except Conflict:
-            if taken is not None:
-                self.allocator.release(taken)
-            if expected is None:
-                raise WriteRaced from None
-            raise errors.conflict(rt.resource, rt.group, name) from None
-        except NotFound:
-            if taken is not None:
-                self.allocator.release(taken)
-            raise errors.not_found(rt.resource, rt.group, name) from None
-        if rt.resource == "services" and subresource is None:
-            self.allocator.release_unused(old, None if finished else new)
+        finished = bool(meta.get("deletionTimestamp") and not meta.get("finalizers")
+                        and not (rt.deletion_held is not None and rt.deletion_held(new)))
+        # A subresource write changes no allocated numbers (the status, the finalizers).
+        with self._reserved(self._allocator(rt) if subresource is None else None, rt, name, new, old, opts.dry_run):
+            if opts.dry_run:
+                return new
+            try:
+                if finished:
+                    entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
+                else:
+                    entry = await self.store.update(rt.bucket, ns, name, new, expected_revision=current.revision)
+            except Conflict:
+                if expected is None:
+                    raise WriteRaced from None
+                raise errors.conflict(rt.resource, rt.group, name) from None
+            except NotFound:
+                raise errors.not_found(rt.resource, rt.group, name) from None
+        if subresource is None or finished:
+            self._release_unused(rt, old, None if finished else new)
         return entry.obj
 
     # --- patch -------------------------------------------------------------------------------
@@ -538,16 +536,8 @@ class ObjectService:
         elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
 
-        graceful = 0
-        if rt.resource == "pods":
-            phase = (obj.get("status") or {}).get("phase")
-            if (obj.get("spec") or {}).get("nodeName") and phase not in ("Succeeded", "Failed"):
-                graceful = grace if grace is not None else (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-                if graceful is None or graceful < 0:
-                    graceful = 30
-            if grace == 0:
-                graceful = 0
-        needs_wait = bool(finalizers) or graceful > 0 or rt.resource == "namespaces"
+        graceful = rt.grace_period(obj, grace) if rt.grace_period is not None else 0
+        needs_wait = bool(finalizers) or graceful > 0 or rt.begin_deletion is not None
         if not needs_wait:
             if opts.dry_run:
                 return 200, obj
@@ -555,14 +545,14 @@ class ObjectService:
                 entry = await self.store.delete(rt.bucket, ns if rt.namespaced else "", name)
             except NotFound:
                 raise errors.not_found(rt.resource, rt.group, name) from None
-            if rt.resource == "services":
-                self.allocator.release_unused(obj, None)
+            self._release_unused(rt, obj, None)
             return 200, self._deleted_response(rt, entry.obj)
         new = deep_copy(obj)
         nmeta = new["metadata"]
         now = dt.datetime.now(dt.UTC)
-        if rt.resource == "pods" and graceful >= 0 and (nmeta.get("deletionTimestamp") is None or
-                                                          graceful < (nmeta.get("deletionGracePeriodSeconds") or 0)):
+        if rt.grace_period is not None and (nmeta.get("deletionTimestamp") is None or
+                                            graceful < (nmeta.get("deletionGracePeriodSeconds") or 0)):
+            # a second delete may shorten the grace period, never lengthen it
             nmeta["deletionTimestamp"] = timestamp(now + dt.timedelta(seconds=graceful))
             nmeta["deletionGracePeriodSeconds"] = graceful
         elif nmeta.get("deletionTimestamp") is None:
@@ -571,13 +561,13 @@ class ObjectService:
         nmeta["finalizers"] = finalizers
         if not finalizers:
             nmeta.pop("finalizers")
-        if rt.resource == "namespaces":
-            new.setdefault("status", {})["phase"] = "Terminating"
+        if rt.begin_deletion is not None:
+            rt.begin_deletion(new)
         if new == obj:
             return 200, obj
         if opts.dry_run:
             return 200, new
-        if rt.resource == "pods" and graceful == 0 and not finalizers:
+        if rt.grace_period is not None and graceful == 0 and not finalizers:
             entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
             return 200, entry.obj
         try:

@@ -24,8 +24,19 @@ def row(ns: dict) -> list:
     return [meta.get("name", ""), (ns.get("status") or {}).get("phase", ""), age(meta.get("creationTimestamp"))]
 
 
+def begin_deletion(ns: dict) -> None:
+    """A deleted Namespace is Terminating until the namespace controller has emptied it."""
+    ns.setdefault("status", {})["phase"] = "Terminating"
+
+
+def deletion_held(ns: dict) -> bool:
+    """It stays while spec.finalizers (kubernetes) lists what still has to be removed."""
+    return bool((ns.get("spec") or {}).get("finalizers"))
+
+
 RESOURCE = ResourceType(
     group="", version="v1", resource="namespaces", kind="Namespace", namespaced=False, short_names=("ns",),
     subresources=("status", "finalize"), model="V1Namespace", name_rule="label", defaults=defaults,
-    columns=COLUMNS, row=row, field_labels=("status.phase",),
+    columns=COLUMNS, row=row, field_labels=("status.phase",), begin_deletion=begin_deletion,
+    deletion_held=deletion_held,
 )

@@ -307,9 +307,30 @@ def row(pod: dict) -> list:
             ip or "<none>", spec.get("nodeName") or "<none>", status.get("nominatedNodeName") or "<none>", gates_text]
 
 
+DEFAULT_GRACE_SECONDS = 30
+
+
+def grace_period(pod: dict, requested: int | None) -> int:
+    """How long a deleted pod stays (upstream podStrategy.CheckGracefulDeleteAndUpdate): a pod
+    bound to a node and not finished gets the request's gracePeriodSeconds, else its
+    terminationGracePeriodSeconds (30); an unbound or finished one, or a request for 0, goes at once."""
+    if requested == 0:
+        return 0
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    seconds = requested if requested is not None else spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+    return DEFAULT_GRACE_SECONDS if seconds is None or seconds < 0 else seconds
+
+
+def deletion_held(pod: dict) -> bool:
+    """A pod marked for deletion with a grace period stays until its kubelet deletes it with 0."""
+    return bool((pod.get("metadata") or {}).get("deletionGracePeriodSeconds"))
+
+
 RESOURCE = ResourceType(
     group="", version="v1", resource="pods", kind="Pod", short_names=("po",), categories=("all",),
     subresources=("status", "binding", "log", "exec", "eviction"),
     model="V1Pod", defaults=defaults, validate=validate, columns=COLUMNS, row=row, field_labels=FIELD_LABELS,
-    admit=admit,
+    admit=admit, grace_period=grace_period, deletion_held=deletion_held,
 )

@@ -49,6 +49,10 @@ def defaults(obj: dict) -> None:
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
+# The allocator of ClusterIPs and NodePorts (knet.api.allocation.ServiceAllocator).
+SERVICE_ADDRESSES = "service-addresses"
+
+
 def carry_over(new: dict, old: dict) -> None:
     """PrepareForUpdate: an update that omits the ClusterIP(s) keeps the old ones."""
     spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
@@ -165,4 +169,5 @@ RESOURCE = ResourceType(
     group="", version="v1", resource="services", kind="Service", short_names=("svc",), categories=("all",),
     subresources=("status",), model="V1Service", name_rule="dns1035", defaults=defaults,
     validate=validate, columns=COLUMNS, row=row, field_labels=("spec.clusterIP", "spec.type"),
+    carry_over=carry_over, allocator=SERVICE_ADDRESSES,
 )
