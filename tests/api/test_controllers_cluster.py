@@ -347,11 +347,17 @@ def test_rolling_update_replaces_every_pod(cluster, ns):
     kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     before = {p["metadata"]["name"] for p in web_pods(kubectl, ns)}
     kubectl("set", "image", "deployment/web", "nginx=httpd", "-n", ns)
+    # as `kubectl annotate … kubernetes.io/change-cause=…` after a change: the controller copies
+    # the annotation to the new ReplicaSet, which `rollout history` reads
+    kubectl("annotate", "deployment/web", "kubernetes.io/change-cause=image httpd", "-n", ns)
     kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     after = web_pods(kubectl, ns)
     assert len(after) == 2 and not before & {p["metadata"]["name"] for p in after}
     assert {p["spec"]["containers"][0]["image"] for p in after} == {"httpd"}
-    assert "2 " in kubectl("rollout", "history", "deployment/web", "-n", ns).stdout
+    history = wait_for("the change cause in the history", lambda: (lambda out: out if "image httpd" in out else None)(
+        kubectl("rollout", "history", "deployment/web", "-n", ns).stdout))
+    assert [line.split(None, 1) for line in history.splitlines()[2:] if line.strip()] == [
+        ["1", "<none>"], ["2", "image httpd"]], history
     # undo goes back to the first ReplicaSet (no third one), which becomes revision 3
     kubectl("rollout", "undo", "deployment/web", "-n", ns)
     kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")

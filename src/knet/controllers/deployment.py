@@ -29,6 +29,20 @@ HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+# What the controller does not copy from a Deployment to its ReplicaSets (upstream's
+# annotationsToSkip): the rest, `kubernetes.io/change-cause` among them, is copied, so that
+# `kubectl rollout history` shows each revision's cause.
+ANNOTATIONS_NOT_COPIED = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration", REVISION, "deployment.kubernetes.io/revision-history",
+    DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"})
+
+
+def copied_annotations(deploy: Obj, rs: Obj | None = None) -> dict[str, str]:
+    """The Deployment's annotations a ReplicaSet of it must carry (upstream
+    copyDeploymentAnnotationsToReplicaSet): those RS lacks or holds with another value."""
+    have = ((rs or {}).get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items()
+            if k not in ANNOTATIONS_NOT_COPIED and have.get(k) != v}
 _SAFE_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -330,8 +344,8 @@ def new_replicaset(deploy: Obj, template_hash: str, replicas: int, revision: int
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": f"{meta['name']}-{template_hash}", "namespace": meta["namespace"],
                      "labels": {**(template["metadata"]["labels"])},
-                     "annotations": {REVISION: str(revision), DESIRED_REPLICAS: str(desired),
-                                     MAX_REPLICAS: str(desired + surge)},
+                     "annotations": {**copied_annotations(deploy), REVISION: str(revision),
+                                     DESIRED_REPLICAS: str(desired), MAX_REPLICAS: str(desired + surge)},
                      "ownerReferences": [owner_reference(deploy)]},
         "spec": {"replicas": replicas, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
                  "selector": selector, "template": template},
@@ -408,10 +422,14 @@ class DeploymentController(Controller):
                     return
             await self.recorder.event(deploy, "Normal", "ScalingReplicaSet",
                                       f"Scaled up replica set {body['metadata']['name']} to {start}")
-        elif new_rs is not None and revision_of(new_rs) <= max_revision and not spec.get("paused"):
-            # a rollback to an older template: that RS becomes the newest revision
-            await self.api.patch("apps/v1", "replicasets", new_rs["metadata"]["name"],
-                                 {"metadata": {"annotations": {REVISION: str(max_revision + 1)}}}, namespace=ns)
+        elif new_rs is not None and not spec.get("paused"):
+            annotations = copied_annotations(deploy, new_rs)
+            if revision_of(new_rs) <= max_revision:
+                # a rollback to an older template: that RS becomes the newest revision
+                annotations[REVISION] = str(max_revision + 1)
+            if annotations:
+                new_rs = await self.api.patch("apps/v1", "replicasets", new_rs["metadata"]["name"],
+                                              {"metadata": {"annotations": annotations}}, namespace=ns)
         all_rss = ([new_rs] if new_rs else []) + owned.old
         if detect_scaling_event(deploy, all_rss):
             # replicas changed (kubectl scale): resize the ReplicaSets first, rollout steps later

@@ -9,6 +9,7 @@ from knet.controllers.deployment import (
     compute_rollout,
     compute_surge_unavailable,
     compute_template_hash,
+    copied_annotations,
 )
 from knet.controllers.replicaset import ReplicaSetController, compute_replica_diff
 
@@ -328,3 +329,19 @@ async def test_replicaset_adopts_a_matching_orphan_pod_when_it_appears(harness):
     await harness.until(lambda: any(p["metadata"]["name"] == "bare" for p in api.objects("v1", "pods")
                                     if p["metadata"].get("ownerReferences")))
     await harness.until(lambda: len(owned_by_r()) == 2 and len(api.objects("v1", "pods")) == 2)
+
+
+@pytest.mark.parametrize(("deploy_annotations", "rs_annotations", "copied"), [
+    ({"kubernetes.io/change-cause": "v2"}, {}, {"kubernetes.io/change-cause": "v2"}),
+    ({"kubernetes.io/change-cause": "v2"}, {"kubernetes.io/change-cause": "v2"}, {}),  # already there
+    ({"kubernetes.io/change-cause": "v3"}, {"kubernetes.io/change-cause": "v2"}, {"kubernetes.io/change-cause": "v3"}),
+    # upstream's annotationsToSkip stay the Deployment's own
+    ({"kubectl.kubernetes.io/last-applied-configuration": "{}", "deployment.kubernetes.io/revision": "4",
+      "deployment.kubernetes.io/desired-replicas": "3", "deployment.kubernetes.io/max-replicas": "4",
+      "deployment.kubernetes.io/revision-history": "1", "deprecated.deployment.rollback.to": "1", "team": "a"},
+     {}, {"team": "a"}),
+])
+def test_deployment_annotations_copied_to_its_replicasets(deploy_annotations, rs_annotations, copied):
+    d = deploy()
+    d["metadata"]["annotations"] = deploy_annotations
+    assert copied_annotations(d, {"metadata": {"annotations": rs_annotations}}) == copied
