@@ -463,3 +463,35 @@ def test_relabelled_pod_leaves_its_replicaset(cluster, ns):
              and victim not in {p["metadata"]["name"] for p in web_pods(kubectl, ns)})
     wait_for("the quarantined pod orphaned", lambda: not kubectl.json("get", "pod", victim, "-n", ns)["metadata"]
              .get("ownerReferences"))
+
+
+def test_drain_waits_on_a_pod_disruption_budget(cluster, ns):
+    """As a CKA student drains a node: `kubectl drain` evicts through pods/eviction, which a
+    PodDisruptionBudget refuses with 429 while no disruption is allowed (drain retries, then
+    times out and the pods stay); once the budget allows one, the drain goes through."""
+    kubectl = cluster["kubectl"]
+    kubectl.create("create", "deployment", "web", "--image=nginx", "--replicas=2", "-n", ns)
+    kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    kubectl("create", "pdb", "web", "--selector=app=web", "--min-available=2", "-n", ns)
+    wait_for("the budget counted", lambda: (lambda s: s.get("currentHealthy") == 2 and s.get("expectedPods") == 2)(
+        kubectl.json("get", "pdb", "web", "-n", ns).get("status") or {}))
+    table = kubectl("get", "pdb", "-n", ns).stdout.splitlines()
+    assert table[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert table[1].split()[:4] == ["web", "2", "N/A", "0"]
+    before = web_pods(kubectl, ns)
+    node = before[0]["spec"]["nodeName"]
+    try:
+        out = kubectl("drain", node, "--pod-selector=app=web", "--ignore-daemonsets", "--timeout=7s", check=False)
+        assert out.returncode != 0, out.stdout
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in out.stderr, out.stderr
+        assert {p["metadata"]["name"] for p in web_pods(kubectl, ns)} == {p["metadata"]["name"] for p in before}
+        kubectl("patch", "pdb", "web", "-n", ns, "--type=merge", "-p", '{"spec":{"minAvailable":1}}')
+        wait_for("one disruption allowed", lambda: (kubectl.json("get", "pdb", "web", "-n", ns).get("status") or {})
+                 .get("disruptionsAllowed") == 1)
+        out = kubectl("drain", node, "--pod-selector=app=web", "--ignore-daemonsets", "--timeout=50s", check=False)
+        assert out.returncode == 0, out.stderr
+        assert "evicted" in out.stdout and f"node/{node} drained" in out.stdout, out.stdout
+        wait_for("the web pods elsewhere", lambda: len(pods := web_pods(kubectl, ns)) == 2
+                 and all(p["spec"].get("nodeName") not in (None, node) for p in pods), timeout=60)
+    finally:
+        kubectl("uncordon", node, check=False)

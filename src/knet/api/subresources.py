@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from knet import selectors
 from knet.api import errors, typecheck, versions
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
 from knet.api.rest import ObjectService, Options, deep_copy, retry_raced
+from knet.api.storage import Conflict, NotFound
 from knet.api.tokens import MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenPolicy, TokenSigner, claims
 
 
@@ -42,14 +44,93 @@ async def bind(service: ObjectService, rt: ResourceType, ns: str, name: str, bod
     return _success()
 
 
+# How many evictions a budget may have granted that its controller has not yet seen lead to
+# deletions (upstream MaxDisruptedPodSize).
+MAX_DISRUPTED_PODS = 2000
+EVICTION_ATTEMPTS = 20  # a budget another eviction updated meanwhile is read again
+
+
 async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, body: dict, opts: Options) -> dict:
+    """pods/eviction as upstream's EvictionREST: the pod is deleted unless that would take its
+    PodDisruptionBudget below what it must keep healthy (429, which `kubectl drain` retries);
+    a granted eviction is counted in the budget's status before the delete."""
     body = typecheck.decode_as(body, "V1Eviction", "Eviction", "v1")
     delete_options = body.get("deleteOptions") or {}
     # Admission sees the Eviction as a CREATE of pods/eviction (NodeRestriction: a node evicts
     # only its own pods), before the delete it causes.
     service._admit("CREATE", rt, ns, name, body, None, "eviction", opts)
+    pdb_rt = service.registry.lookup("policy", "v1", "poddisruptionbudgets")
+    for _ in range(EVICTION_ATTEMPTS):
+        pod = service.entry(rt, ns, name).obj
+        status = pod.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp"):
+            break  # nothing a budget protects: a finished, not yet running or already going pod
+        budgets = [e for e in service.store.list(pdb_rt.bucket, ns)[0] if _selects(e.obj, pod)]
+        if not budgets:
+            break
+        if len(budgets) > 1:
+            raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction "
+                           "subresource does not support.")
+        entry = budgets[0]
+        pdb = entry.obj
+        pstatus = pdb.get("status") or {}
+        if not _ready(pod) and (
+                (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+                or (int(pstatus.get("currentHealthy") or 0) >= int(pstatus.get("desiredHealthy") or 0) > 0)):
+            break  # an unhealthy pod goes without using the budget (it counts as disrupted already)
+        granted = _decremented(pdb, name)
+        if opts.dry_run:
+            break
+        try:
+            await service.store.update(pdb_rt.bucket, ns, pdb["metadata"]["name"], granted,
+                                       expected_revision=entry.revision)
+        except (Conflict, NotFound):
+            continue  # the budget changed under us: decide again on its new state
+        break
+    else:
+        raise errors.conflict("pods", "", name)
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
+
+
+def _selects(pdb: dict, pod: dict) -> bool:
+    try:
+        reqs = selectors.selector_requirements((pdb.get("spec") or {}).get("selector"))
+    except selectors.SelectorError:
+        return False
+    return selectors.matches(reqs, (pod.get("metadata") or {}).get("labels"))
+
+
+def _ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _decremented(pdb: dict, pod_name: str) -> dict:
+    """The budget with one disruption used by POD_NAME (upstream checkAndDecrement), or the
+    error that refuses the eviction."""
+    meta, status = pdb["metadata"], dict(pdb.get("status") or {})
+    pdb_name = meta["name"]
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        raise _budget_refusal(f"The disruption budget {pdb_name} is still being processed by the server.")
+    allowed = int(status.get("disruptionsAllowed") or 0)
+    if allowed < 0:
+        raise ApiError(403, "Forbidden", "pdb disruptions allowed is negative")
+    disrupted = dict(status.get("disruptedPods") or {})
+    if len(disrupted) > MAX_DISRUPTED_PODS:
+        raise ApiError(403, "Forbidden", "DisruptedPods map too big - too many evictions not confirmed by PDB "
+                       "controller")
+    if allowed == 0:
+        raise _budget_refusal(f"The disruption budget {pdb_name} needs {int(status.get('desiredHealthy') or 0)} "
+                              f"healthy pods and has {int(status.get('currentHealthy') or 0)} currently")
+    disrupted[pod_name] = timestamp()
+    status.update(disruptionsAllowed=allowed - 1, disruptedPods=disrupted)
+    return {**pdb, "metadata": dict(meta), "status": status}
+
+
+def _budget_refusal(cause: str) -> ApiError:
+    return ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                    {"causes": [{"reason": "DisruptionBudget", "message": cause}]})
 
 
 def _bound_object(service: ObjectService, ns: str, sa_name: str, ref: dict) -> tuple[dict | None, dict | None, dict | None]:

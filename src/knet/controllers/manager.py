@@ -58,6 +58,7 @@ SERVICE_ACCOUNTS = {
     "garbagecollector": "generic-garbage-collector",
     "namespace": "namespace-controller",
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
+    "disruption": "disruption-controller",
 }
 
 
@@ -147,6 +148,11 @@ async def _podgc(ctx: ControllerContext) -> Any:
     return GarbageCollector(await ctx.client(SERVICE_ACCOUNTS["podgc"]), ctx.informers, owners=False)
 
 
+async def _disruption(ctx: ControllerContext) -> Any:
+    from knet.controllers.disruption import DisruptionController
+    return DisruptionController(await ctx.client(SERVICE_ACCOUNTS["disruption"]), ctx.informers)
+
+
 async def _namespace(ctx: ControllerContext) -> Any:
     from knet.controllers.namespace import NamespaceController
     return NamespaceController(await ctx.client(SERVICE_ACCOUNTS["namespace"]), ctx.informers)
@@ -173,6 +179,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
     "clusterrole-aggregation": _clusterrole_aggregation,
+    "disruption": _disruption,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.

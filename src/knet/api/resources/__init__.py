@@ -20,6 +20,7 @@ def build_registry() -> Registry:
         namespaces,
         networkpolicies,
         nodes,
+        poddisruptionbudgets,
         pods,
         rbac,
         replicasets,
@@ -31,7 +32,8 @@ def build_registry() -> Registry:
 
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
-                   daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases):
+                   daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
+                   poddisruptionbudgets):
         registry.add(module.RESOURCE)
     for rt in rbac.RESOURCES:
         registry.add(rt)
