@@ -13,6 +13,7 @@ from knet.api import authinfo, errors
 from knet.api.authz.bootstrappolicy import GROUP as RBAC_GROUP
 from knet.api.authz.bootstrappolicy import bootstrap_policy, needs_recreate, reconcile
 from knet.api.registry import Registry
+from knet.api.resources import priorityclasses
 from knet.api.rest import ObjectService, Options, deep_copy
 
 log = logging.getLogger("knet.api.bootstrap")
@@ -71,6 +72,7 @@ class Bootstrapper:
         await self._reconcile(es_rt, want, lambda cur, w: (cur.get("endpoints"), cur.get("ports")) !=
                               (w["endpoints"], w["ports"]), keys=("endpoints", "ports", "addressType"))
         await self.ensure_configmaps()
+        await self.ensure_priority_classes()
         if not self._rbac_reconciled:
             await self.ensure_rbac_policy()
             self._rbac_reconciled = True
@@ -91,6 +93,15 @@ class Bootstrapper:
                                       Options(field_validation="Ignore"))
         if self.service.store.get(rt.bucket, ns, authinfo.LEGACY_TOKEN_TRACKING_CONFIGMAP) is None:
             await self._create(rt, ns, authinfo.legacy_token_tracking_configmap(datetime.datetime.now(datetime.UTC)))
+
+    async def ensure_priority_classes(self) -> None:
+        """The system PriorityClasses (scheduling/bootstrap-system-priority-classes)."""
+        rt = self.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        if rt is None:
+            return
+        for name in priorityclasses.SYSTEM_CLASSES:
+            if self.service.store.get(rt.bucket, "", name) is None:
+                await self._create(rt, "", priorityclasses.system_class(name))
 
     async def ensure_rbac_policy(self) -> None:
         """Create the missing default roles and bindings and add what the stored ones lack;

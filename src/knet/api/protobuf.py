@@ -23,7 +23,8 @@ MAGIC = b"k8s\x00"
 GROUP_PACKAGES = {"": "core", "apps": "apps", "discovery.k8s.io": "discovery", "networking.k8s.io": "networking",
                   "coordination.k8s.io": "coordination", "events.k8s.io": "events",
                   "authentication.k8s.io": "authentication", "authorization.k8s.io": "authorization",
-                  "autoscaling": "autoscaling", "policy": "policy", "rbac.authorization.k8s.io": "rbac"}
+                  "autoscaling": "autoscaling", "policy": "policy", "rbac.authorization.k8s.io": "rbac",
+                  "batch": "batch", "scheduling.k8s.io": "scheduling"}
 META_KINDS = {"DeleteOptions", "Status", "List", "PartialObjectMetadata"}
 KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "port", "containerPort",
                   "expirationSeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "gracePeriodSeconds",

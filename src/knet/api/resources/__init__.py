@@ -22,6 +22,7 @@ def build_registry() -> Registry:
         nodes,
         poddisruptionbudgets,
         pods,
+        priorityclasses,
         rbac,
         replicasets,
         reviews,
@@ -33,7 +34,7 @@ def build_registry() -> Registry:
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
-                   poddisruptionbudgets):
+                   poddisruptionbudgets, priorityclasses):
         registry.add(module.RESOURCE)
     for rt in rbac.RESOURCES:
         registry.add(rt)

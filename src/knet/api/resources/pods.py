@@ -75,8 +75,6 @@ def defaults(obj: dict) -> None:
     if spec.get("serviceAccountName"):
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
     spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
     tolerations = spec.setdefault("tolerations", [])
     # The DefaultTolerationSeconds admission plugin: tolerate not-ready/unreachable for 300s.
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
@@ -88,18 +86,15 @@ def defaults(obj: dict) -> None:
 
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
 
 def admit(pod: dict) -> None:
-    """kube-apiserver's admission for pods: Priority (the built-in system classes) and
-    ServiceAccount (the projected kube-api-access-XXXXX volume with the token, the cluster CA
-    and the namespace, mounted read-only in every container)."""
+    """kube-apiserver's ServiceAccount admission for pods (the projected kube-api-access-XXXXX
+    volume with the token, the cluster CA and the namespace, mounted read-only in every
+    container). Priority is an admission plugin of its own (knet.api.admission.priority)."""
     import random
 
     spec = pod.setdefault("spec", {})
-    if spec.get("priorityClassName") in PRIORITY_CLASSES:
-        spec["priority"] = PRIORITY_CLASSES[spec["priorityClassName"]]
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     if spec.get("automountServiceAccountToken") is False or "kubernetes.io/config.mirror" in annotations:
         return  # mirror pods of static pods get no service-account volume (as in kube-apiserver)
