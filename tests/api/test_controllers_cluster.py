@@ -495,3 +495,32 @@ def test_drain_waits_on_a_pod_disruption_budget(cluster, ns):
                  and all(p["spec"].get("nodeName") not in (None, node) for p in pods), timeout=60)
     finally:
         kubectl("uncordon", node, check=False)
+
+
+def test_replication_controller_as_older_tutorials_use_it(cluster, ns):
+    """A v1 ReplicationController without a selector (defaulted from the template's labels)
+    runs its pods, `kubectl get rc` shows upstream's columns and `kubectl scale rc` resizes it."""
+    kubectl = cluster["kubectl"]
+    manifest = json.dumps({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "web"},
+                           "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                               "containers": [{"name": "nginx", "image": "nginx"}]}}}})
+    subprocess.run(["kubectl", f"--kubeconfig={kubectl.kubeconfig}", "create", "-n", ns, "-f", "-"], input=manifest,
+                   text=True, check=True, capture_output=True)
+    rc = kubectl.json("get", "rc", "web", "-n", ns)
+    assert rc["spec"]["selector"] == {"app": "web"} and rc["metadata"]["labels"] == {"app": "web"}
+    wait_for("two ready replicas", lambda: (kubectl.json("get", "rc", "web", "-n", ns).get("status") or {})
+             .get("readyReplicas") == 2, timeout=60)
+    table = kubectl("get", "rc", "-n", ns, "-o", "wide").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert table[1].split()[:4] == ["web", "2", "2", "2"] and table[1].split()[-3:] == ["nginx", "nginx", "app=web"]
+    kubectl("scale", "rc", "web", "--replicas=3", "-n", ns)
+    wait_for("three web pods", lambda: len(web_pods(kubectl, ns)) == 3, timeout=60)
+    assert {r["kind"] for p in web_pods(kubectl, ns) for r in p["metadata"]["ownerReferences"]} == {
+        "ReplicationController"}
+    mismatched = json.dumps({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "bad"},
+                             "spec": {"replicas": 1, "selector": {"app": "web"}, "template": {
+                                 "metadata": {"labels": {"app": "db"}},
+                                 "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}})
+    bad = subprocess.run(["kubectl", f"--kubeconfig={kubectl.kubeconfig}", "create", "-n", ns, "-f", "-"],
+                         input=mismatched, text=True, capture_output=True)
+    assert bad.returncode == 1 and "spec.template.metadata.labels: Invalid value" in bad.stderr, bad.stderr

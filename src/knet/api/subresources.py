@@ -226,12 +226,15 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
 
 def scale_of(obj: dict) -> dict:
     meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector")
+    if obj.get("apiVersion") == "v1" and selector is not None:  # a ReplicationController's label map
+        selector = {"matchLabels": selector}
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": selector_text((obj.get("spec") or {}).get("selector")).replace("<none>", "")}}
+                       "selector": selector_text(selector).replace("<none>", "")}}
 
 
 async def update_scale(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,

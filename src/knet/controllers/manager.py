@@ -59,6 +59,7 @@ SERVICE_ACCOUNTS = {
     "namespace": "namespace-controller",
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "disruption": "disruption-controller",
+    "replicationcontroller": "replication-controller",
 }
 
 
@@ -98,6 +99,11 @@ async def _deployment(ctx: ControllerContext) -> Any:
 async def _replicaset(ctx: ControllerContext) -> Any:
     from knet.controllers.replicaset import ReplicaSetController
     return ReplicaSetController(await ctx.client(SERVICE_ACCOUNTS["replicaset"]), ctx.informers)
+
+
+async def _replicationcontroller(ctx: ControllerContext) -> Any:
+    from knet.controllers.replicaset import ReplicationManager
+    return ReplicationManager(await ctx.client(SERVICE_ACCOUNTS["replicationcontroller"]), ctx.informers)
 
 
 async def _daemonset(ctx: ControllerContext) -> Any:
@@ -180,6 +186,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "namespace": _namespace,
     "clusterrole-aggregation": _clusterrole_aggregation,
     "disruption": _disruption,
+    "replicationcontroller": _replicationcontroller,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.

@@ -110,6 +110,10 @@ def compute_rs_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
 
 class ReplicaSetController(Controller):
     name = "replicaset"
+    # The kind this controller keeps (ReplicationManager: the same for v1 ReplicationControllers,
+    # as upstream's replication controller is this one over converted objects).
+    api_version, resource, kind = "apps/v1", "replicasets", "ReplicaSet"
+    event_source = "replicaset-controller"
     # upstream --concurrent-replicaset-syncs: with two, ReplicaSets busy creating their burst held
     # up the status syncs (readyReplicas) of all the others.
     workers = 5
@@ -118,12 +122,12 @@ class ReplicaSetController(Controller):
                  burst: int = 500) -> None:
         super().__init__()
         self.api = api
-        self.recorder = recorder or EventRecorder(api, "replicaset-controller")
+        self.recorder = recorder or EventRecorder(api, self.event_source)
         self.burst = burst
         self.expectations = Expectations()
         self.status_queue = WorkQueue()  # ReplicaSets whose pods changed, for _report_statuses
         self._last_report: dict[str, float] = {}  # key -> when its status was last counted
-        self.replicasets = informers.get("apps/v1", "replicasets")
+        self.replicasets = informers.get(self.api_version, self.resource)
         self.pods = informers.get("v1", "pods")
         self.replicasets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
         self.pods.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
@@ -135,12 +139,17 @@ class ReplicaSetController(Controller):
     def initial_keys(self) -> list[str]:
         return self.replicasets.keys()
 
+    @staticmethod
+    def selector_of(rs: Obj) -> Obj | None:
+        """The set's pod selector as a metav1.LabelSelector."""
+        return (rs.get("spec") or {}).get("selector")
+
     def _pod_changed(self, pod: Obj, *, sync: bool = True) -> None:
         ref = controller_of(pod)
         if ref is None:
             if sync and is_active(pod):
                 self._enqueue_adopters(pod)
-        elif ref.get("kind") == "ReplicaSet":
+        elif ref.get("kind") == self.kind:
             key = f"{pod['metadata']['namespace']}/{ref['name']}"
             if sync:
                 self.queue.add(key)
@@ -152,7 +161,7 @@ class ReplicaSetController(Controller):
         labels = orphan["metadata"].get("labels")
         for rs in self.replicasets.by_index("namespace", orphan["metadata"].get("namespace") or ""):
             if not rs["metadata"].get("deletionTimestamp") and \
-                    labels_match_selector((rs.get("spec") or {}).get("selector"), labels):
+                    labels_match_selector(self.selector_of(rs), labels):
                 self.enqueue_obj(rs)
 
     def _report_status_soon(self, key: str) -> None:
@@ -197,7 +206,7 @@ class ReplicaSetController(Controller):
                 if rs is None:
                     self._last_report.pop(key, None)
                 elif not rs["metadata"].get("deletionTimestamp"):
-                    rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+                    rs = {**rs, "apiVersion": self.api_version, "kind": self.kind}
                     await self._update_status(key, rs, self.owned_pods(rs))
             except asyncio.CancelledError:
                 raise
@@ -216,7 +225,7 @@ class ReplicaSetController(Controller):
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             self.expectations.forget(key)
             return
-        rs = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+        rs = {**rs, "apiVersion": self.api_version, "kind": self.kind}
         pods = self.owned_pods(rs)
         seen = {p["metadata"]["name"] for p in pods}
         pods = await self._release_unmatched(rs, pods)
@@ -262,8 +271,8 @@ class ReplicaSetController(Controller):
         if semantically_equal(current.get("status") or {}, status):
             return
         try:
-            await self.api.update("apps/v1", "replicasets", {**current, "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                                             "status": status},
+            await self.api.update(self.api_version, self.resource, {**current, "apiVersion": self.api_version,
+                                                                    "kind": self.kind, "status": status},
                                   namespace=rs["metadata"]["namespace"], subresource="status")
         except ApiError as exc:
             if exc.conflict:
@@ -275,7 +284,7 @@ class ReplicaSetController(Controller):
         """Owned pods whose labels no longer match the selector are let go (their ownerReference
         removed), as upstream ClaimPods does: relabelling a pod takes it out of the set."""
         # parsed once per sync, not once per owned pod (a sync looks at up to 1,000 of them)
-        requirements = selector_requirements((rs.get("spec") or {}).get("selector"))
+        requirements = selector_requirements(self.selector_of(rs))
         kept = []
         for pod in owned:
             if matches(requirements, pod["metadata"].get("labels")):
@@ -293,7 +302,7 @@ class ReplicaSetController(Controller):
 
     async def _adopt_orphans(self, rs: Obj, owned: list[Obj]) -> None:
         """Pods matching the selector with no controller become ours (upstream ClaimPods)."""
-        selector = (rs.get("spec") or {}).get("selector")
+        selector = self.selector_of(rs)
         ns = rs["metadata"]["namespace"]
         for pod in self.pods.by_index("orphans", ns):
             if controller_of(pod) is not None or not is_active(pod):
@@ -308,3 +317,18 @@ class ReplicaSetController(Controller):
             except ApiError as exc:
                 if not exc.not_found:
                     raise
+
+
+class ReplicationManager(ReplicaSetController):
+    """The replication controller: v1 ReplicationControllers kept as ReplicaSets are (upstream
+    pkg/controller/replication runs the ReplicaSet controller over converted objects); their
+    selector is a plain label map."""
+
+    name = "replicationcontroller"
+    api_version, resource, kind = "v1", "replicationcontrollers", "ReplicationController"
+    event_source = "replication-controller"
+
+    @staticmethod
+    def selector_of(rc: Obj) -> Obj | None:
+        selector = (rc.get("spec") or {}).get("selector")
+        return None if selector is None else {"matchLabels": selector}

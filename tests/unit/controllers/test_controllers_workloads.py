@@ -11,7 +11,7 @@ from knet.controllers.deployment import (
     compute_template_hash,
     copied_annotations,
 )
-from knet.controllers.replicaset import ReplicaSetController, compute_replica_diff
+from knet.controllers.replicaset import ReplicaSetController, ReplicationManager, compute_replica_diff
 
 
 def deploy(replicas=3, surge=None, unavailable=None, strategy="RollingUpdate", image="nginx"):
@@ -157,6 +157,25 @@ async def test_replicaset_replaces_deleted_pod(harness):
     await harness.until(lambda: len(api.objects("v1", "pods")) == 2
                         and victim not in {p["metadata"]["name"] for p in api.objects("v1", "pods")})
     await harness.until(lambda: api.objects("apps/v1", "replicasets")[0].get("status", {}).get("replicas") == 2)
+
+
+async def test_replication_controller_keeps_its_pods_by_a_label_map(harness):
+    """A v1 ReplicationController is kept as a ReplicaSet is, with its plain label-map selector;
+    its pods are owned by it and a stray pod matching the map is adopted."""
+    api = harness.api
+    api.seed("v1", "replicationcontrollers", {
+        "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"a": "b"},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}})
+    await harness.start(ReplicationManager(api, harness.informers))
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 2)
+    owners = {r["kind"] for p in api.objects("v1", "pods") for r in p["metadata"]["ownerReferences"]}
+    assert owners == {"ReplicationController"}
+    await harness.until(lambda: api.objects("v1", "replicationcontrollers")[0].get("status", {}).get("replicas") == 2)
+    await api.patch("v1", "replicationcontrollers", "rc", {"spec": {"replicas": 1}}, namespace="default")
+    await harness.until(lambda: len(api.objects("v1", "pods")) == 1)
+    events = {e["source"]["component"] for e in api.objects("v1", "events")}
+    assert events == {"replication-controller"}
 
 
 def _status_with_progressing(reason, last_update, updated=1, available=1, replicas=3):

@@ -25,6 +25,7 @@ def build_registry() -> Registry:
         priorityclasses,
         rbac,
         replicasets,
+        replicationcontrollers,
         reviews,
         secrets,
         serviceaccounts,
@@ -34,7 +35,7 @@ def build_registry() -> Registry:
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
-                   poddisruptionbudgets, priorityclasses):
+                   poddisruptionbudgets, priorityclasses, replicationcontrollers):
         registry.add(module.RESOURCE)
     for rt in rbac.RESOURCES:
         registry.add(rt)
