@@ -58,22 +58,34 @@ def _init_pid(node: NodeAgent, container_id: str, run: ContainerRun) -> int | No
 def _containers(node: NodeAgent, worker: PodWorker) -> list[cri.ContainerView]:
     out = []
     spec = worker.pod.get("spec") or {}
+    log_dir = f"{logpaths.PODS_LOG_DIR}/{logpaths.pod_log_dir_name(worker.namespace, worker.name, worker.uid)}"
+    sandbox_id = worker.sandbox.id if worker.sandbox else ""
+    common = {"sandbox_id": sandbox_id, "pod": worker.name, "namespace": worker.namespace, "uid": worker.uid,
+              "termination_grace_period": int(spec.get("terminationGracePeriodSeconds", 30))}
     for run in [*worker.init_runs, *worker.runs.values()]:
         rec = run.record
+        files = {"termination_message_path": run.spec.get("terminationMessagePath") or "/dev/termination-log",
+                 "termination_message_policy": run.spec.get("terminationMessagePolicy") or "File"}
+        prev = run.previous
+        if prev is not None and prev.container_id != rec.container_id:
+            out.append(cri.ContainerView(
+                id=prev.container_id, name=rec.name, attempt=prev.attempt, image=rec.image, state="terminated",
+                created=prev.created_at or worker.created_at, started_at=prev.started_at, finished_at=prev.finished_at,
+                exit_code=prev.exit_code, reason=prev.reason, message="", log_path=f"{log_dir}/{rec.name}/"
+                f"{prev.log_index}.log", pid=None, restart_count=prev.attempt, **files, **common))
         if not rec.container_id:
             continue
-        running = rec.state == "running"
+        # between restarts (CrashLoopBackOff) the kubelet waits, and the last instance is an exited container
+        state = "terminated" if rec.state == "waiting" and rec.ran else rec.state
+        reason = ((rec.last_state.get("terminated") or {}).get("reason") or rec.reason) if state != rec.state \
+            else rec.reason
         out.append(cri.ContainerView(
-            id=rec.container_id, sandbox_id=worker.sandbox.id if worker.sandbox else "", name=rec.name,
-            attempt=rec.restart_count, image=rec.image, state=rec.state, created=run.created_at or worker.created_at,
-            started_at=rec.started_at, finished_at=rec.finished_at, exit_code=rec.exit_code, reason=rec.reason,
-            message=rec.message, pod=worker.name, namespace=worker.namespace, uid=worker.uid,
-            log_path=f"{logpaths.PODS_LOG_DIR}/{logpaths.pod_log_dir_name(worker.namespace, worker.name, worker.uid)}"
-                     f"/{rec.name}/{run.log_index}.log",
-            pid=_init_pid(node, rec.container_id, run) if running else None, restart_count=rec.restart_count,
-            termination_message_path=run.spec.get("terminationMessagePath") or "/dev/termination-log",
-            termination_message_policy=run.spec.get("terminationMessagePolicy") or "File",
-            termination_grace_period=int(spec.get("terminationGracePeriodSeconds", 30))))
+            id=rec.container_id, name=rec.name, attempt=rec.restart_count, image=rec.image, state=state,
+            created=run.created_at or worker.created_at, started_at=rec.started_at, finished_at=rec.finished_at,
+            exit_code=rec.exit_code, reason=reason, message=rec.message,
+            log_path=f"{log_dir}/{rec.name}/{run.log_index}.log",
+            pid=_init_pid(node, rec.container_id, run) if state == "running" else None,
+            restart_count=rec.restart_count, **files, **common))
     return out
 
 
@@ -103,7 +115,11 @@ class RuntimeView:
     def containers(self) -> list[tuple[cri.ContainerView, PodWorker, ContainerRun]]:
         out = []
         for node, w in self._workers():
-            runs = {r.record.container_id: r for r in [*w.init_runs, *w.runs.values()]}
+            runs = {}
+            for r in [*w.init_runs, *w.runs.values()]:
+                runs[r.record.container_id] = r
+                if r.previous is not None:
+                    runs[r.previous.container_id] = r
             out += [(c, w, runs[c.id]) for c in _containers(node, w)]
         return out
 
@@ -155,8 +171,10 @@ def make_app(kubelet: Kubelet) -> web.Application:
         except ValueError:
             raise web.HTTPBadRequest(text=json.dumps({"code": "InvalidArgument", "message": f"invalid tail {tail!r}"}),
                                      content_type="application/json") from None
+        index = run.previous.log_index if run.previous is not None and run.previous.container_id == c.id \
+            else run.log_index
         try:
-            data = w.log_path(c.name, run.log_index).read_bytes()
+            data = w.log_path(c.name, index).read_bytes()
         except OSError:
             data = b""
         return web.Response(body=cri.tail(data, lines), content_type="text/plain")

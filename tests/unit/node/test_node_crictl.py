@@ -230,3 +230,32 @@ def test_a_live_socket_is_not_taken_over(tmp_path):
     assert criserver.socket_path("unix:///var/run/containerd/containerd.sock") == "/var/run/containerd/containerd.sock"
     with pytest.raises(ValueError):
         criserver.socket_path("tcp://127.0.0.1:1")
+
+
+async def test_ps_all_keeps_the_previous_instance_of_a_restarted_container(tmp_path):
+    """As containerd with the kubelet's container GC: the last dead instance stays listed (Exited,
+    attempt 0) beside the running one (attempt 1), and its logs stay readable."""
+    sock = tmp_path / "c.sock"
+    async with running_kubelet(tmp_path / "root") as k:
+        k.kubelet.cfg.container_runtime_endpoint = f"unix://{sock}"
+        await k.create_pod({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"), what="app running")
+        first = k.container_status("web", "app")["containerID"].removeprefix("knet://")
+        k.runtime.running("web", "app").log("last words")
+        k.runtime.running("web", "app").exit(3)
+        await eventually(lambda: k.container_status("web", "app").get("restartCount") == 1 and
+                         k.container_status("web", "app").get("state", {}).get("running"), what="app restarted")
+        runner = await criserver.start(k.kubelet)
+        try:
+            ep = f"unix://{sock}"
+            running = [re.split(r"\s{2,}", line) for line in (await _ask("-r", ep, "ps"))[1].splitlines()[1:]]
+            assert [(r[3], r[5]) for r in running] == [("Running", "1")]
+            rows = [re.split(r"\s{2,}", line) for line in (await _ask("-r", ep, "ps", "-a"))[1].splitlines()[1:]]
+            assert sorted((r[0], r[3], r[5]) for r in rows) == sorted([(first[:13], "Exited", "0"),
+                                                                       (running[0][0], "Running", "1")])
+            old = json.loads((await _ask("-r", ep, "inspect", first))[1])["status"]
+            assert (old["state"], old["exitCode"], old["metadata"]["attempt"]) == ("CONTAINER_EXITED", 3, 0)
+            assert "last words" in (await _ask("-r", ep, "logs", first))[1]
+            assert "last words" not in (await _ask("-r", ep, "logs", running[0][0]))[1]
+        finally:
+            await runner.cleanup()
