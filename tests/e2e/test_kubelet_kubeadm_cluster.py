@@ -213,3 +213,25 @@ def test_a_flush_is_repaired_by_the_canary(knet_cluster):
     assert _chain(knet_cluster, node, "filter", "OUTPUT").count("-A OUTPUT -j KUBE-FIREWALL") == 1
     assert len(_chain(knet_cluster, node, "filter", "KUBE-FIREWALL")) == 2  # -N and the one rule
     assert sh(knet_cluster, node, "iptables -t mangle -S KUBE-KUBELET-CANARY").returncode == 0
+
+
+def test_crictl_ps_all_shows_the_exited_instance(knet_cluster):
+    with cluster_namespace(knet_cluster, f"kcri-rs-{secrets.token_hex(3)}") as ns:
+        name = f"crash{secrets.token_hex(2)}"
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crashy", "namespace": ns},
+               "spec": {"nodeName": "node01", "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": name, "image": "busybox:1.36",
+                                        "command": ["sh", "-c", "echo attempt-output; sleep 1; exit 3"]}]}}
+        knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+
+        def restarted():
+            p = json.loads(knet_cluster.kubectl("get", "pod", "-n", ns, "crashy", "-o", "json").stdout)
+            return (p["status"].get("containerStatuses") or [{}])[0].get("restartCount", 0) >= 1
+
+        knet_cluster.wait_for("crashy restarted", restarted, timeout=30, interval=0.3)
+        rows = [columns(line) for line in ok(knet_cluster, "node01", f"crictl ps -a --name {name}").splitlines()[1:]]
+        assert len(rows) == 2 and {r[3] for r in rows} <= {"Running", "Exited"} and "Exited" in {r[3] for r in rows}
+        assert sorted(r[5] for r in rows) == ["0", "1"] or sorted(r[5] for r in rows) == ["1", "2"], rows
+        exited = next(r for r in rows if r[3] == "Exited")
+        assert ok(knet_cluster, "node01", f"crictl logs {exited[0]}").strip() == "attempt-output"
+        assert exited[0] not in ok(knet_cluster, "node01", f"crictl ps -q --name {name}")
