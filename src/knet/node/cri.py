@@ -11,7 +11,6 @@ io.kubernetes.container.name, io.kubernetes.container.restartCount...
 
 from __future__ import annotations
 
-import calendar
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,13 +74,6 @@ class SandboxView:
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
-
-
-def rfc3339_ns(text: str | None) -> int:
-    """"2024-01-10T09:21:37Z" -> Unix nanoseconds (0 when unset)."""
-    if not text:
-        return 0
-    return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) * 10**9
 
 
 def container_labels(c: ContainerView) -> dict[str, str]:

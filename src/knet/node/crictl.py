@@ -323,6 +323,17 @@ def read_config(path: str) -> Obj:
     return doc
 
 
+def config_file(env: dict[str, str], config_path: str | None) -> Obj:
+    """The client config (--config, CRI_CONFIG_FILE, /etc/crictl.yaml); {} when the default is missing."""
+    path = config_path or env.get("CRI_CONFIG_FILE") or DEFAULT_CONFIG
+    try:
+        return read_config(path)
+    except OSError as exc:
+        if config_path or env.get("CRI_CONFIG_FILE"):
+            raise CrictlError(f"load config file: {exc}") from exc
+        return {}
+
+
 def resolve_endpoint(flag: str | None, env: dict[str, str], config_path: str | None) -> tuple[str | None, str | None]:
     """(endpoint, warning): crictl's order (main.go Before): --runtime-endpoint or
     CONTAINER_RUNTIME_ENDPOINT, else the config file's runtime-endpoint, else none (defaults)."""
@@ -330,13 +341,7 @@ def resolve_endpoint(flag: str | None, env: dict[str, str], config_path: str | N
         return flag, None
     if env.get("CONTAINER_RUNTIME_ENDPOINT"):
         return env["CONTAINER_RUNTIME_ENDPOINT"], None
-    path = config_path or env.get("CRI_CONFIG_FILE") or DEFAULT_CONFIG
-    try:
-        config = read_config(path)
-    except OSError as exc:
-        if config_path or env.get("CRI_CONFIG_FILE"):
-            raise CrictlError(f"load config file: {exc}") from exc
-        config = {}
+    config = config_file(env, config_path)
     if config.get("runtime-endpoint"):
         return str(config["runtime-endpoint"]), None
     return None, (f"runtime connect using default endpoints: [{' '.join(DEFAULT_ENDPOINTS)}]. As the default "
@@ -374,7 +379,10 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
     if endpoint is None:
         err.write(warning_line(warning or "", tty))
         endpoint = _default_endpoint()
-    timeout = 2.0
+    timeout = 2.0  # crictl's defaultTimeout
+    configured = config_file(env, top.config).get("timeout")
+    if isinstance(configured, int | float) and configured > 0:  # seconds, as crictl.yaml has it
+        timeout = float(configured)
     if top.timeout:
         from knet.node.kubeletconfig import KubeletConfigError, parse_duration
 
