@@ -67,7 +67,10 @@ def cluster_usage(cluster: ClusterUnderTest) -> tuple[float, dict[str, tuple[flo
         cpu = (int(stat[11]) + int(stat[12])) / ticks
         component = component_of(argv) or "other"
         if component == "kubelet":
-            component = next((a.split("=", 1)[1] for a in argv if a.startswith("--hostname-override=")), component)
+            # a simulated agent names its node; a real node's kubelet is kubeadm's, named by its --root-dir
+            component = next((a.split("=", 1)[1] for a in argv if a.startswith("--hostname-override=")),
+                             next((os.path.basename(a.split("=", 1)[1]) for a in argv if a.startswith("--root-dir=")),
+                                  component))
             component = f"kubelet({component})"
         per[component] = (rss_kib / 1024, cpu)
     return sum(m for m, _ in per.values()), per

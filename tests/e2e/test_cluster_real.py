@@ -39,7 +39,8 @@ def test_node_ips_are_in_the_node_network_and_match_kubectl(knet_cluster):
 def test_ps_in_a_worker_shows_only_that_nodes_agents(knet_cluster):
     out = knet_cluster.ssh("node01", "ps", "-ef").stdout
     kubelet_lines = [line for line in out.splitlines() if " /usr/bin/kubelet " in line]
-    assert len(kubelet_lines) == 1 and "--hostname-override=node01" in kubelet_lines[0]
+    # kubeadm's kubelet (its name is the node's hostname): node01's own, by the state dir it shows
+    assert len(kubelet_lines) == 1 and "/nodes/node01 " in kubelet_lines[0] + " "
     proxy_lines = [line for line in out.splitlines() if "kube-proxy" in line and "--config=" in line]
     assert proxy_lines and "--hostname-override=node01" in proxy_lines[0]
     assert "--hostname-override=node02" not in out

@@ -61,9 +61,8 @@ def _kubelet_pids(cluster, node: str) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        argv = proc_cmdline(int(entry))  # the kubelet's title: `/usr/bin/kubelet --hostname-override=…`
-        if (component_of(argv) == "kubelet" and f"--hostname-override={node}" in argv
-                and any(str(cluster.state_dir) in a for a in argv)):
+        argv = proc_cmdline(int(entry))  # the kubelet's title: `/usr/bin/kubelet … --root-dir=STATE/NAME/nodes/NODE`
+        if component_of(argv) == "kubelet" and f"--root-dir={cluster.state_dir / cluster.name / 'nodes' / node}" in argv:
             found.append(int(entry))
     return found
 

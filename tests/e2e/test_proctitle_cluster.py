@@ -11,6 +11,13 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
+# kubeadm v1.29's kubelet, as `ps -ef` shows it on its nodes
+KUBEADM_KUBELET = ("/usr/bin/kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf "
+                   "--kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml "
+                   "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock "
+                   "--pod-infra-container-image=registry.k8s.io/pause:3.9")
+
+
 def _commands(cluster, node: str) -> list[str]:
     """The CMD column of `ps -efww` in the node (UID PID PPID C STIME TTY TIME CMD)."""
     out = cluster.ssh(node, "ps", "-efww").stdout
@@ -63,7 +70,8 @@ def test_ps_on_controlplane_shows_the_control_plane_as_kubeadms(knet_cluster):
         in proxy, proxy
 
     kubelet = _one(commands, "/usr/bin/kubelet ")
-    assert "--hostname-override=controlplane" in kubelet.split() and "python" not in kubelet
+    assert kubelet.startswith(KUBEADM_KUBELET) and "python" not in kubelet
+    assert "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule" in kubelet.split()
     # what `ps -e`, `top` and `pgrep -x` show: the binaries' names (the kernel's 15 bytes)
     names = set(knet_cluster.ssh("controlplane", "ps", "-eo", "comm=").stdout.split())
     assert {"kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy"} <= names, names
@@ -75,8 +83,10 @@ def test_ps_on_a_worker_shows_kubelet_and_kube_proxy(knet_cluster):
     commands = _commands(knet_cluster, "node01")
     kubelet = _one(commands, "/usr/bin/kubelet ")
     words = kubelet.split()
-    assert "--hostname-override=node01" in words and "python" not in kubelet
-    assert any(w.startswith("--kubeconfig=") for w in words) and any(w.startswith("--root-dir=") for w in words)
+    # kubeadm's command line; the node's name is its hostname, its settings /var/lib/kubelet/config.yaml
+    assert kubelet.startswith(KUBEADM_KUBELET) and "python" not in kubelet
+    assert any(w.startswith("--root-dir=") for w in words)
+    assert not any(w.startswith(("--hostname-override", "--register-with-taints")) for w in words), words
     # its supervisor (systemd's Restart=always) says what it is
     supervisor = _one(commands, "knet-supervise ")
     assert supervisor.split()[1].startswith("--state=") and "python" not in supervisor

@@ -442,6 +442,9 @@ def kubelet_configuration(config: ClusterConfig) -> dict[str, Any]:
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                            "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+        "authorization": {"mode": "Webhook"},
+        # what knet's kubelet does (it refuses systemd: knet.node.kubeletconfig); kubeadm's says systemd
+        "cgroupDriver": "cgroupfs",
         "clusterDNS": [config.dns_service_ip],
         "clusterDomain": config.dns_domain,
         "kind": "KubeletConfiguration",

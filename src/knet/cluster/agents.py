@@ -13,35 +13,35 @@ CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CNI_BIN_DIR = "/usr/lib/cni"
 
 
-def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, knet: list[str], *,
-                 port: int = 10250, address: str = "0.0.0.0") -> list[str]:
-    """`knet kubelet ...` for one node, with kubeadm's control-plane taint flag, run as
-    `/usr/bin/kubelet ...` (knet.cli.binary: `ps` in the node shows the kubelet as kubeadm's
-    systemd unit runs it). The control-plane label is not the kubelet's to set (NodeRestriction
-    refuses `node-role.*` labels from a node, and the kubelet refuses them in --node-labels):
-    `knet up` adds it with the admin's credentials, as kubeadm's mark-control-plane phase does."""
-    node_pki = paths.node_dir(node.name) / "pki"
+# kubeadm v1.29's kubelet command line (kubelet.service's drop-in 10-kubeadm.conf with
+# kubeadm-flags.env), in the node's own paths (knet.cluster.nodefs shows them there).
+KUBEADM_KUBELET_FLAGS = (
+    "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+    "--kubeconfig=/etc/kubernetes/kubelet.conf",
+    "--config=/var/lib/kubelet/config.yaml",
+)
+RUNTIME_ENDPOINT = "unix:///var/run/containerd/containerd.sock"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+
+
+def kubelet_argv(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec, knet: list[str]) -> list[str]:
+    """The kubelet of a real node, run inside the node as `/usr/bin/kubelet ...` (knet.cli.binary:
+    `ps` in the node shows the kubelet as kubeadm's systemd unit runs it). Its settings are the
+    node's /var/lib/kubelet/config.yaml (clusterDNS, clusterDomain, staticPodPath, the client CA);
+    its name is the node's hostname and its address the one /etc/hosts gives that name, as
+    upstream's kubelet finds them. knet adds only what is its own: the state dir the node shows as
+    /var/lib/kubelet (--root-dir) and the cgroup the cluster's pods live under (--cgroup-root).
+    The control-plane label is not the kubelet's to set (NodeRestriction refuses `node-role.*`
+    labels from a node): `knet up` adds it with the admin's credentials, as kubeadm's
+    mark-control-plane phase does; the taint comes with registration, as kubeadm's does."""
     argv = [
-        *knet, "as-binary", KUBELET_BINARY,
-        f"--hostname-override={node.name}",
-        f"--node-ip={node.ip}",
-        f"--kubeconfig={paths.kubelet_kubeconfig(node.name)}",
+        *knet, "as-binary", f"--image=registry.k8s.io/kubelet:{config.kubernetes_version}", KUBELET_BINARY,
+        *KUBEADM_KUBELET_FLAGS,
+        f"--container-runtime-endpoint={RUNTIME_ENDPOINT}",
+        f"--pod-infra-container-image={PAUSE_IMAGE}",
         f"--root-dir={paths.node_dir(node.name)}",
-        f"--pod-manifest-path={paths.manifests_dir(node.name)}",
-        f"--cluster-dns={config.dns_service_ip}",
-        f"--cluster-domain={config.dns_domain}",
-        f"--dataplane={config.dataplane}",
-        f"--cni-bin-dir={CNI_BIN_DIR}",
-        f"--cni-conf-dir={paths.cni_conf_dir(node.name)}",
-        f"--tls-cert-file={node_pki / 'kubelet.crt'}",
-        f"--tls-private-key-file={node_pki / 'kubelet.key'}",
-        f"--client-ca-file={paths.pki / 'ca.crt'}",
-        f"--kubernetes-version={config.kubernetes_version}",
-        f"--address={address}",
-        f"--port={port}",
+        f"--cgroup-root={cgroup_root(config.name, node.name)}",
     ]
-    if config.dataplane == "real":
-        argv.append(f"--cgroup-root={cgroup_root(config.name, node.name)}")
     if node.is_control_plane:
         argv += [f"--register-with-taints={CONTROL_PLANE_LABEL}:NoSchedule"]
     return argv

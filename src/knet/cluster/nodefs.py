@@ -20,6 +20,8 @@ Where kubeadm's paths come from (STATE = the cluster's state dir, NODE = STATE/n
   /var/lib/etcd/                    STATE/data/etcd (control plane, etcd storage)
   /var/log/pods/, /var/log/containers/   NODE/log/pods, NODE/log/containers
   /root/.ssh/                       NODE/ssh/root; /root/.kube/config: admin.conf (control plane)
+  /run/containerd/                  NODE/run/containerd (the kubelet's runtime endpoint, containerd.sock)
+  /etc/crictl.yaml                  NODE/crictl.yaml (runtime-endpoint: that socket)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from knet.cluster.agents import CNI_BIN_DIR
+from knet.cluster.agents import CNI_BIN_DIR, RUNTIME_ENDPOINT
 from knet.cluster.config import ClusterConfig, NodeSpec
 from knet.cluster.paths import ClusterPaths
 from knet.cluster.pki import write_file
@@ -46,6 +48,11 @@ KUBEADM_PATHS = frozenset({"/etc/kubernetes", "/etc/cni", "/opt/cni", "/var/lib/
 VIEW_PLAN = "view.json"            # knet.net.machines.VIEW_PLAN
 SSHD_CONFIG = "ssh/sshd_config"    # knet.net.machines.SSHD_CONFIG
 KUBELET_CONFIG = "config.yaml"     # /var/lib/kubelet/config.yaml
+CRICTL_CONFIG = "crictl.yaml"      # /etc/crictl.yaml
+# The runtime endpoint's directory (containerd's). Not under an overlaid directory: the node's
+# PID 1 binds the node's own over it (a mount point knet up makes on the host's /run, a tmpfs,
+# when missing, as for sshd's /run/sshd), so that a host's containerd socket is never the node's.
+RUNTIME_DIR = "/run/containerd"
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
 
@@ -93,7 +100,9 @@ def view_plan(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec) -> dic
         binds.append((paths.data / "etcd", "/var/lib/etcd", False))
     pods_log, containers_log = log_dirs(paths, node.name)
     binds += [(pods_log, "/var/log/pods", False), (containers_log, "/var/log/containers", False),
-              (root_ssh_dir(paths, node.name), "/root/.ssh", False)]
+              (root_ssh_dir(paths, node.name), "/root/.ssh", False),
+              (runtime_dir(paths, node.name), RUNTIME_DIR, False),
+              (ndir / CRICTL_CONFIG, "/etc/crictl.yaml", True)]
     if node.is_control_plane:  # kubectl as root, as after kubeadm's "To start using your cluster"
         binds.append((paths.admin_kubeconfig, "/root/.kube/config", True))
     return {
@@ -105,6 +114,17 @@ def view_plan(config: ClusterConfig, paths: ClusterPaths, node: NodeSpec) -> dic
         # makes /var/lib/etcd): a node shows only its own.
         "hide": sorted(KUBEADM_PATHS - {t for _, t, _ in binds}),
     }
+
+
+def runtime_dir(paths: ClusterPaths, node: str) -> Path:
+    """The node's /run/containerd: where its kubelet serves the runtime endpoint (the socket)."""
+    return paths.node_dir(node) / "run" / "containerd"
+
+
+def crictl_config(endpoint: str) -> str:
+    """/etc/crictl.yaml as on a kubeadm lab node: crictl asks the node's runtime endpoint. Pure."""
+    return yaml.safe_dump({"runtime-endpoint": endpoint, "image-endpoint": endpoint, "timeout": 10,
+                           "debug": False}, sort_keys=False)
 
 
 def kubelet_config_file(kubelet_configuration: dict[str, Any]) -> str:
@@ -165,6 +185,9 @@ def write_node_files(config: ClusterConfig, paths: ClusterPaths, kubelet_configu
         if node.is_control_plane and config.storage == "etcd":
             (paths.data / "etcd").mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(ndir / KUBELET_CONFIG, kubelet_config_file(kubelet_configuration))
+        write_file(ndir / CRICTL_CONFIG, crictl_config(RUNTIME_ENDPOINT))
+        runtime_dir(paths, node.name).mkdir(parents=True, exist_ok=True)
+        os.chmod(runtime_dir(paths, node.name), 0o711)
         home_ssh = root_ssh_dir(paths, node.name)
         home_ssh.mkdir(parents=True, exist_ok=True)
         os.chmod(home_ssh, 0o700)  # sshd's StrictModes
@@ -176,6 +199,8 @@ def write_node_files(config: ClusterConfig, paths: ClusterPaths, kubelet_configu
                 write_file(home_ssh / "id_ed25519.pub", client_pub + "\n", 0o644)
             write_file(ndir / SSHD_CONFIG, sshd_config(node, node_ssh_dir(paths, node.name) / "ssh_host_ed25519_key"))
         write_file(ndir / VIEW_PLAN, json.dumps(view_plan(config, paths, node), indent=1))
+    if not os.path.isdir(RUNTIME_DIR):  # the mount point of every node's own /run/containerd
+        os.makedirs(RUNTIME_DIR, mode=0o711, exist_ok=True)
     if with_sshd and not os.path.isdir("/run/sshd"):
         # sshd's privilege separation directory (compiled in): what ssh.service's
         # RuntimeDirectory makes on any machine with openssh-server; empty, root's, 0755.

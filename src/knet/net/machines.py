@@ -192,20 +192,15 @@ def _node_view_args(ndir: Path) -> list[str]:
 
 
 def _write_node_tools(cluster: str, node: str, ndir: Path) -> Path:
-    """`crictl` inside the node shell, as on a kubeadm node (it asks this node's kubelet)."""
+    """`crictl` inside the node shell, as on a kubeadm node: knet's crictl (knet.node.crictl), which
+    finds the node's runtime endpoint as crictl does (/etc/crictl.yaml, -r, CONTAINER_RUNTIME_ENDPOINT)."""
     import shlex
-    import shutil
-
-    from knet.net.state import state_root
 
     bin_dir = ndir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    knet = shutil.which("knet")
-    knet_argv = [knet] if knet else [sys.executable, "-c", "from knet.cli.main import main; main()"]
     script = bin_dir / "crictl"
-    script.write_text("#!/bin/sh\n# crictl of this knet node: lists the containers its kubelet runs\n"
-                      f"KNET_STATE_DIR={shlex.quote(str(state_root()))} {_pythonpath()}exec {shlex.join(knet_argv)} crictl "
-                      f"--name {shlex.quote(cluster)} {shlex.quote(node)} \"$@\"\n")
+    script.write_text("#!/bin/sh\n# crictl of this knet node: asks the node's container runtime endpoint\n"
+                      f"{_pythonpath()}exec {shlex.quote(sys.executable)} -m knet.node.crictl \"$@\"\n")
     script.chmod(0o755)
     return bin_dir
 

@@ -446,15 +446,36 @@ class Kubelet:
                 os.makedirs(node.root_dir, exist_ok=True)
                 with open(f"{node.root_dir}/kubelet-endpoint", "w") as f:
                     f.write(f"{scheme}://{host}:{self.port}\n")
+        from knet.node import criserver
+
+        runtime_endpoint = await criserver.start(self)
         try:
             if self.static_node is not None and self.cfg.pod_manifest_path:
                 self.static_node.sync_static_pods()
             tasks = [asyncio.create_task(self._static_loop()), asyncio.create_task(self._api_main()),
                      asyncio.create_task(self._log_links_loop())]
+            if self._owns_node_iptables():
+                from knet.node import kubeletiptables
+
+                tasks.append(asyncio.create_task(kubeletiptables.run_forever()))
             await asyncio.gather(*tasks)
         finally:
             await asyncio.shield(self.shutdown())
+            if runtime_endpoint is not None:
+                await runtime_endpoint.cleanup()
             await runner.cleanup()
+
+    def _owns_node_iptables(self) -> bool:
+        """The kubelet's iptables chains (knet.node.kubeletiptables) are made by the kubelet of one
+        real node, in that node's network namespace only, never in the host's tables."""
+        if self.cfg.dataplane != "real" or self.cfg.sim_nodes:
+            return False
+        from knet.node import kubeletiptables
+
+        if not kubeletiptables.in_knet_node():
+            log.info("not in a knet node's network namespace: the kubelet leaves iptables alone")
+            return False
+        return True
 
     async def shutdown(self) -> None:
         """On exit, stop pods this process started (their processes would otherwise linger)."""

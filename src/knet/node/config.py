@@ -35,6 +35,10 @@ class KubeletConfig:
     # --pod-max-pids (-1: no limit, upstream's default).
     cgroup_root: str = ""
     pod_max_pids: int = -1
+    # unix:///PATH where the kubelet serves its runtime endpoint for crictl (knet.node.criserver);
+    # empty: none. The sandbox image pods' sandboxes are reported with (--pod-infra-container-image).
+    container_runtime_endpoint: str = ""
+    pod_infra_container_image: str = "registry.k8s.io/pause:3.9"
 
 
 def parse_taints(text: str) -> list[dict]:

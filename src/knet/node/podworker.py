@@ -39,6 +39,20 @@ def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 
 
+@dataclass(frozen=True)
+class ExitedInstance:
+    """A container's previous instance, which the runtime keeps until the next restart (as the
+    kubelet's container GC keeps one dead container per container: `crictl ps -a` lists it)."""
+    container_id: str
+    attempt: int
+    created_at: float
+    log_index: int
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    reason: str
+
+
 @dataclass
 class ContainerRun:
     spec: Obj
@@ -52,6 +66,7 @@ class ContainerRun:
     env: dict[str, str] = field(default_factory=dict)  # the current instance's env (exec and hooks run with it)
     adopted: bool = False           # process: a running container a previous kubelet started
     shim_start: int | None = None   # the start time of process's pid (the checkpoint's guard)
+    previous: ExitedInstance | None = None  # the instance before the current one (crictl ps -a)
 
 
 class PodWorker:
@@ -371,6 +386,11 @@ class PodWorker:
                     continue
                 image = run.spec.get("image", "")
                 await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine', field_path)
+                if rec.container_id and rec.ran:
+                    ended = rec.last_state.get("terminated") or {}
+                    run.previous = ExitedInstance(
+                        rec.container_id, max(rec.restart_count - 1, 0), run.created_at, run.log_index,
+                        rec.started_at, rec.finished_at, rec.exit_code, ended.get("reason") or rec.reason)
                 rec.container_id = new_id()
                 run.created_at = time.time()
                 rec.ready = False

@@ -102,19 +102,22 @@ def test_a_simulated_clusters_etcd_serves_on_loopback_only():
 def test_kubelet_flags_for_control_plane_and_worker():
     c = config()
     cp = agents.kubelet_argv(c, PATHS, c.control_plane, ["knet"])
-    assert cp[:3] == ["knet", "as-binary", "/usr/bin/kubelet"]  # titled as kubeadm's kubelet.service runs it
-    for flag in ("--hostname-override=controlplane", "--node-ip=172.30.0.2", "--cluster-dns=10.96.0.10",
-                 "--cluster-domain=cluster.local", "--dataplane=real",
-                 "--pod-manifest-path=/state/demo/nodes/controlplane/manifests",
-                 "--kubeconfig=/state/demo/kubeconfig/kubelet-controlplane.conf",
-                 "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule",
-                 "--kubernetes-version=v1.29.0"):
-        assert flag in cp
+    # titled as kubeadm's kubelet.service runs it; the version goes to as-binary, not the title
+    assert cp[:4] == ["knet", "as-binary", "--image=registry.k8s.io/kubelet:v1.29.0", "/usr/bin/kubelet"]
+    # kubeadm v1.29's command line, first and in its order
+    assert cp[4:9] == ["--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+                       "--kubeconfig=/etc/kubernetes/kubelet.conf", "--config=/var/lib/kubelet/config.yaml",
+                       "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+                       "--pod-infra-container-image=registry.k8s.io/pause:3.9"]
+    # the rest comes from config.yaml (clusterDNS, staticPodPath...) and the node (its hostname)
+    assert "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule" in cp
+    assert not any(a.startswith(("--hostname-override", "--cluster-dns", "--pod-manifest-path", "--node-labels",
+                                 "--tls-cert-file", "--dataplane")) for a in cp)
+    assert "--root-dir=/state/demo/nodes/controlplane" in cp
     # The control-plane label is knet up's to set (kubeadm's mark-control-plane), not the kubelet's:
     # NodeRestriction refuses node-role labels from a node.
-    assert not any(a.startswith("--node-labels") for a in cp)
     worker = agents.kubelet_argv(c, PATHS, c.workers[0], ["knet"])
-    assert "--hostname-override=node01" in worker
+    assert "--root-dir=/state/demo/nodes/node01" in worker
     assert not any(a.startswith(("--node-labels", "--register-with-taints")) for a in worker)
 
 

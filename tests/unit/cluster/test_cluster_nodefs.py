@@ -42,8 +42,12 @@ def test_control_plane_shows_kubeadms_paths_from_the_state_dir():
     assert b["/var/log/containers"][0] == "/state/demo/nodes/controlplane/log/containers"
     assert b["/root/.ssh"][0] == "/state/demo/nodes/controlplane/ssh/root"
     assert b["/root/.kube/config"] == ("/state/demo/kubeconfig/admin.conf", True)
-    # every target is under an overlaid dir (PID 1 creates no mount point on the host's disk)
-    assert all(any(t.startswith(o + "/") for o in plan["overlays"]) for t in b)
+    # the node's runtime endpoint dir (containerd.sock) and crictl's config, as a kubeadm node has them
+    assert b["/run/containerd"] == ("/state/demo/nodes/controlplane/run/containerd", False)
+    assert b["/etc/crictl.yaml"] == ("/state/demo/nodes/controlplane/crictl.yaml", True)
+    # every target is under an overlaid dir (PID 1 creates no mount point on the host's disk), but
+    # /run/containerd, whose mount point knet up makes on the host's /run (a tmpfs)
+    assert all(any(t.startswith(o + "/") for o in plan["overlays"]) for t in b if t != nodefs.RUNTIME_DIR)
     # parents are bound before what is below them
     targets = [t for _, t, _ in plan["binds"]]
     for i, t in enumerate(targets):

@@ -2,7 +2,6 @@ import pytest
 
 from knet.node import static
 from knet.node.config import parse_labels, parse_node_list, parse_taints, sim_node_names
-from knet.node.crictl import ago, format_ps
 from knet.node.nodeobject import node_object, node_status, os_image
 from knet.node.runtime import PodCidrAllocator, SandboxError
 from knet.node.server import exec_status
@@ -125,11 +124,3 @@ def test_a_hostpath_at_its_own_path_is_bound_only_into_a_container_of_its_own(tm
     assert bind_mounts(pod, paths, bind_all=True) == [(str(tmp_path / "pki"), str(tmp_path / "pki"), True)]
 
 
-def test_crictl_columns():
-    rows = [{"id": "a" * 64, "image": "busybox", "created": 100.0, "state": "running", "name": "c", "attempt": 2,
-             "podId": "b" * 64, "pod": "p", "namespace": "default", "node": "n", "podCreated": 100.0,
-             "podState": "Ready"}]
-    out = format_ps(rows, now=130.0).splitlines()
-    assert out[0].split() == ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD", "ID", "POD"]
-    assert out[1].split()[:2] == ["a" * 13, "busybox"] and "30 seconds ago" in out[1] and "Running" in out[1]
-    assert ago(90) == "About a minute ago" and ago(600) == "10 minutes ago"
