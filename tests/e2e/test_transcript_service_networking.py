@@ -282,6 +282,18 @@ def test_network_addon(replay):
     assert by_name["kube-proxy"]["POD"] == kp_on_node01
 
 
+def kube_proxy_jumps(listing: str) -> list[tuple[str, str]]:
+    """(built-in chain, rule) of each rule in INPUT/FORWARD/OUTPUT that jumps to a KUBE- chain, as
+    `iptables --list` prints it (spacing normalized)."""
+    out, chain = [], ""
+    for line in listing.splitlines():
+        if line.startswith("Chain "):
+            chain = line.split()[1]
+        elif chain in ("INPUT", "FORWARD", "OUTPUT") and line.startswith("KUBE-"):
+            out.append((chain, " ".join(line.split())))
+    return out
+
+
 def test_kube_proxy_mode(replay):
     """iptables mode: kube-proxy's chains in node01's `iptables --list`, `mode: ""` in its
     ConfigMap (the default: iptables on Linux), and "Using iptables Proxier" in its log."""
@@ -294,6 +306,14 @@ def test_kube_proxy_mode(replay):
         # TODO(kubeletcri): KUBE-KUBELET-CANARY, which the transcript's node01 lists, once the kubelet makes it
     for chain in ("INPUT", "FORWARD", "OUTPUT"):
         assert re.search(rf"^Chain {chain} \(policy ACCEPT\)", listing, re.M)
+    if mode == "iptables":
+        # kube-proxy's jumps from the built-in chains read word for word as on the lab's node01
+        with open(TRANSCRIPT) as f:
+            lab = f.read().split("node01 ~ ➜  iptables --list", 1)[1].split("node01 ~ ➜", 1)[0]
+        # (and in the same order; KUBE-FIREWALL is the kubelet's, TODO(kubeletcri): its place)
+        wanted = [(chain, line) for chain, line in kube_proxy_jumps(lab) if line.split()[0] != "KUBE-FIREWALL"]
+        assert len(wanted) == 9, wanted
+        assert [j for j in kube_proxy_jumps(listing) if j[1].split()[0] != "KUBE-FIREWALL"] == wanted, listing
     cm = yaml.safe_load(answer(replay, "kubectl get configmap kube-proxy -n kube-system -o yaml").output)
     conf = yaml.safe_load(cm["data"]["config.conf"])
     assert conf["kind"] == "KubeProxyConfiguration"
