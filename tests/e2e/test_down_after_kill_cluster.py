@@ -125,7 +125,12 @@ def test_down_after_kill_9_of_every_process_leaves_the_host_as_before(tmp_path):
     after = host_snapshot.take()
     try:
         assert result.returncode == 0, result.stderr
-        assert host_snapshot.difference(before, after, name) == {}
+        left = host_snapshot.difference(before, after, name)
+        # knet's top cgroup goes with the last cluster, also one an earlier knet left behind
+        lost_tops = [d for d in left.get("cgroups", {}).get("lost", []) if d.endswith("/knet")]
+        if lost_tops == left.get("cgroups", {}).get("lost") and not left["cgroups"]["gained"]:
+            del left["cgroups"]
+        assert left == {}
         assert host_snapshot.processes_of(name, state_dir, known_namespaces) == {}
         assert not (state_dir / name).exists()
         contexts = yaml.safe_load(kubeconfig.read_text()) if kubeconfig.exists() else {}
