@@ -105,6 +105,9 @@ def test_down_after_kill_9_of_every_process_leaves_the_host_as_before(tmp_path):
         assert any(f"iif {bridge} prohibit" in r for r in during["rules"]["gained"])
         assert any(f"/knet/{name}/node01" in d for d in during["cgroups"]["gained"])
         assert any(f"/run/netns/knet-{name}-node01 " in m for m in during["mounts"]["gained"])
+        # the nodes' mounts (their kubeadm filesystems, each pod's /dev/shm, volumes) stay in the
+        # nodes' mount namespaces: the host gains only the namespaces' names
+        assert [m for m in during["mounts"]["gained"] if not m.startswith(f"/run/netns/knet-{name}-")] == []
         # kubectl's context for it
         assert f"knet-{name}" in {c["name"] for c in yaml.safe_load(kubeconfig.read_text())["contexts"]}
 
