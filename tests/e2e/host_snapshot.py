@@ -4,7 +4,7 @@ iptables (nft and legacy, v4 and v6) and nft rulesets, forwarding sysctls, mount
 directories, /run, and the processes that belong to a cluster.
 
 Other clusters may come and go on the same host meanwhile (other engineers' tests share it), so
-`foreign_lines` drops the lines that name another knet cluster's pieces (its namespaces
+`foreign` drops the lines that name another knet cluster's pieces (its namespaces
 `knet-OTHER-*`, links `knXXXXXX*`, cgroups `/knet/OTHER`); everything else must match exactly.
 """
 
@@ -38,16 +38,19 @@ SYSCTLS = ("net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv4/conf
            "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables")
 
 
-def _lines(*argv: str) -> set[str]:
+def _lines(*argv: str, optional: bool = False) -> set[str]:
+    """The output lines of a command; a missing tool fails the test, unless `optional` (a host
+    without iptables-legacy has no legacy tables to compare)."""
     if shutil.which(argv[0]) is None:
+        assert optional, f"{argv[0]} is missing: the host cannot be compared"
         return set()
     out = subprocess.run(list(argv), capture_output=True, text=True, timeout=30).stdout
     return {line.rstrip() for line in out.splitlines() if line.strip()}
 
 
-def _tables(save: str) -> set[str]:
+def _tables(save: str, optional: bool = False) -> set[str]:
     """An `*-save` listing without its timestamps and counters."""
-    return {_COUNTERS.sub("", line) for line in _lines(save) if not line.startswith("#")}
+    return {_COUNTERS.sub("", line) for line in _lines(save, optional=optional) if not line.startswith("#")}
 
 
 def _cgroup_dirs() -> set[str]:
@@ -108,7 +111,7 @@ def take() -> dict[str, set[str]]:
                    _lines("ip", "-4", "route", "show", "table", "all") | _lines("ip", "-6", "route", "show", "table", "all")},
         "rules": _lines("ip", "-4", "rule", "show") | _lines("ip", "-6", "rule", "show"),
         "iptables": _tables("iptables-save") | _tables("ip6tables-save"),
-        "iptables-legacy": _tables("iptables-legacy-save") | _tables("ip6tables-legacy-save"),
+        "iptables-legacy": _tables("iptables-legacy-save", True) | _tables("ip6tables-legacy-save", True),
         "nft": {_COUNTERS.sub("", line) for line in _lines("nft", "list", "ruleset")},
         "sysctl": _sysctls(),
         "mounts": _mounts(),
