@@ -208,6 +208,18 @@ def test_a_second_cluster_gets_free_ranges_and_down_after_kill_9_removes_its_rou
             assert dns_ips and all(ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(c.config["podSubnet"])
                                    for ip in dns_ips)
             assert run("ping", "-c1", "-W2", dns_ips[0]).returncode == 0, (c.name, dns_ips[0])
+        # ...and neither reaches the other: a node's packets to the other cluster's pods, Services
+        # or nodes stop at the host (its bridge's guard rule: "Packet filtered"), both ways
+        for here, there in ((second, first), (first, second)):
+            their_pod = there.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
+                                      "jsonpath={.items[0].status.podIP}").stdout
+            their_node = next(n["ip"] for n in there.config["nodes"] if n["name"] == "node01")
+            for address in (their_pod, their_node):
+                ping = here.ssh("node01", "ping", "-c1", "-W2", address)
+                assert ping.returncode != 0 and "Packet filtered" in ping.stdout, (here.name, address, ping.stdout)
+            their_api = ipaddress.IPv4Network(there.config["serviceSubnet"])[1]
+            reached = here.ssh("node01", "curl", "-sS", "-k", "--max-time", "3", f"https://{their_api}/healthz")
+            assert reached.returncode != 0 and reached.stdout != "ok", (here.name, reached)
         bridge = bridge_of(second)
         rules_during, routes_during = _rules_and_routes()
         assert [r for r in rules_during if f"iif {bridge}" in r] == [f"100:\tfrom all iif {bridge} prohibit"]

@@ -159,7 +159,10 @@ def ssh_command(name: str, node: str, command: tuple[str, ...]) -> None:
     if not argv:
         argv = [os.environ.get("SHELL") or "/bin/bash", "-l"] if sys.stdin.isatty() else ["/bin/sh"]
     sys.stdout.flush()
-    os.execvp(prefix[0], prefix + argv)
+    # The node's root reads its own ~/.kube/config (admin.conf on the controlplane), as after
+    # kubeadm init: the caller's KUBECONFIG (whose current context may be another cluster) stays out.
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    os.execvpe(prefix[0], prefix + argv, env)
 
 
 def register(group: click.Group) -> None:

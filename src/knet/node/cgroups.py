@@ -561,4 +561,20 @@ def remove_cluster(cluster: str, driver: CgroupDriver | None = None) -> bool:
     if driver is None or not driver.exists(path):
         return False
     kill_all(driver, path)
-    return driver.remove(path)
+    removed = driver.remove(path)
+    _remove_if_empty(driver, "/knet")
+    return removed
+
+
+def _remove_if_empty(driver: CgroupDriver, path: str) -> None:
+    """rmdir `path` in every hierarchy, which the kernel refuses while another cluster's cgroup
+    is below it: the last cluster to go takes knet's top cgroup with it (the first one made it)."""
+    if isinstance(driver, V1Driver):
+        tops = [*driver._dirs(), *driver.others]
+    elif isinstance(driver, V2Driver):
+        tops = [driver.mount]
+    else:
+        return
+    for top in tops:
+        with contextlib.suppress(OSError):
+            os.rmdir(top / path.strip("/"))

@@ -45,10 +45,12 @@ class JumpRule:
     extra: tuple[str, ...] = ()
 
     def args(self) -> list[str]:
-        out = []
+        # upstream's order (proxier.go: extraArgs, then the comment), so `iptables --list` reads
+        # `ctstate NEW /* kubernetes service portals */` as on a kubeadm node
+        out = list(self.extra)
         if self.comment:
             out += ["-m", "comment", "--comment", self.comment]
-        return out + list(self.extra) + ["-j", self.chain]
+        return out + ["-j", self.chain]
 
     def save_line(self) -> str:
         """The rule as iptables-save prints it (matches in insertion order, spaced comments quoted)."""

@@ -378,6 +378,11 @@ def test_remove_cluster_takes_every_node_of_the_cluster_only(tmp_path):
     assert (tmp_path / "memory" / "knet" / "b" / "n1" / "kubepods" / "besteffort" / "pod1234").is_dir()
     assert (tmp_path / "blkio" / "knet" / "b" / "n1" / "kubepods" / "pod1234" / "cid").is_dir()
     assert not cgroups.remove_cluster("a", d)  # nothing left
+    # the last cluster to go takes knet's top cgroup with it, in every hierarchy
+    assert (tmp_path / "memory" / "knet").is_dir() and (tmp_path / "unified" / "knet").is_dir()
+    assert cgroups.remove_cluster("b", d)
+    for hierarchy in ("memory", "cpu", "blkio", "systemd", "unified"):
+        assert not (tmp_path / hierarchy / "knet").exists(), hierarchy
 
 
 def test_burstable_parent_weight_follows_its_pods_requests(tmp_path):
