@@ -162,6 +162,10 @@ def test_statefulset_ordered_lifecycle_rollout_and_history(cluster, ns):  # noqa
     kubectl("delete", "sts", "web", "-n", ns)
     wait_for("pods and revisions collected", lambda: not kubectl.json("get", "pods", "-n", ns)["items"]
              and not kubectl.json("get", "controllerrevisions", "-n", ns)["items"], timeout=60)
+    # the Endpoints the Service's selector made go with the Service (they have no owner reference)
+    assert kubectl("get", "endpoints", "web", "-n", ns, check=False).returncode == 0
+    kubectl("delete", "svc", "web", "-n", ns)
+    wait_for("the Endpoints deleted", lambda: kubectl("get", "endpoints", "web", "-n", ns, check=False).returncode == 1)
 
 
 def test_statefulset_python_client_verbs_and_422(cluster, ns):  # noqa: F811
