@@ -26,12 +26,14 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
+from knet.client.selectors import labels_match_selector
 from knet.controllers import history
 from knet.controllers.base import (
     Controller,
     InformerFactory,
     controller_of,
     controller_uid_index,
+    orphan_namespace_index,
     owner_reference,
     split_key,
 )
@@ -334,9 +336,10 @@ class StatefulSetController(Controller):
         self.pods = informers.get("v1", "pods")
         self.revisions = informers.get("apps/v1", "controllerrevisions")
         self.sets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
-        self.pods.add_handler(self._owned_changed, lambda o, n: self._owned_changed(n), self._owned_changed)
+        self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
         self.revisions.add_handler(self._owned_changed, lambda o, n: self._owned_changed(n), self._owned_changed)
         self.pods.add_indexer("controller-uid", controller_uid_index)
+        self.pods.add_indexer("orphans", orphan_namespace_index)
         self.revisions.add_indexer("controller-uid", controller_uid_index)
 
     def initial_keys(self) -> list[str]:
@@ -346,6 +349,31 @@ class StatefulSetController(Controller):
         ref = controller_of(obj)
         if ref and ref.get("kind") == "StatefulSet":
             self.queue.add(f"{obj['metadata']['namespace']}/{ref['name']}")
+
+    def _pod_changed(self, pod: Obj) -> None:
+        self._owned_changed(pod)
+        parent, ordinal = parent_and_ordinal(pod)
+        if controller_of(pod) is None and ordinal >= 0 and self.sets.get(f"{pod['metadata'].get('namespace')}/{parent}"):
+            self.queue.add(f"{pod['metadata'].get('namespace')}/{parent}")  # an orphan its set may adopt
+
+    async def _adopt_orphans(self, sts: Obj) -> list[Obj]:
+        """ClaimPods: pods without a controller that match the selector and are named as the set's
+        (NAME-ORDINAL) become ours, e.g. those a `kubectl delete sts --cascade=orphan` left."""
+        ns = sts["metadata"]["namespace"]
+        selector = (sts.get("spec") or {}).get("selector")
+        adopted = []
+        for pod in self.pods.by_index("orphans", ns):
+            if controller_of(pod) is not None or not is_member(sts, pod) or is_terminating(pod) or \
+                    not labels_match_selector(selector, pod["metadata"].get("labels")):
+                continue
+            refs = list(pod["metadata"].get("ownerReferences") or []) + [owner_reference(sts)]
+            try:
+                adopted.append(await self.api.patch("v1", "pods", pod["metadata"]["name"],
+                                                    {"metadata": {"ownerReferences": refs}}, namespace=ns))
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+        return adopted
 
     def _owned(self, informer, sts: Obj) -> list[Obj]:
         ns = sts["metadata"]["namespace"]
@@ -423,7 +451,7 @@ class StatefulSetController(Controller):
             else:
                 await self.api.update("v1", "pods", pod, namespace=ns)
         except ApiError as exc:
-            if (verb == "create" and exc.already_exists) or (verb != "create" and (exc.not_found or exc.conflict)):
+            if verb != "create" and (exc.not_found or exc.conflict):
                 self.queue.add_after(key, 0.1)  # the cache is behind our own last write: look again
                 return
             await self.recorder.event(sts, "Warning", f"Failed{verb.title()}",
@@ -439,6 +467,8 @@ class StatefulSetController(Controller):
             return
         sts = {**sts, "apiVersion": "apps/v1", "kind": "StatefulSet"}
         pods = [p for p in self._owned(self.pods, sts) if is_member(sts, p)]
+        if not sts["metadata"].get("deletionTimestamp"):
+            pods += await self._adopt_orphans(sts)
         revisions = history.sorted_revisions(self._owned(self.revisions, sts))
         current, update, collision = await self._revisions(sts, revisions)
         now = datetime.now(UTC)

@@ -283,3 +283,19 @@ async def test_claims_without_storage_create_no_pod_and_say_why(harness):
     await harness.until(lambda: (api.objects("apps/v1", "statefulsets")[0].get("status") or {}).get(
         "observedGeneration") == 1)
     assert api.objects("v1", "pods") == []
+
+
+async def test_orphaned_pods_are_adopted_not_recreated(harness):
+    """After `kubectl delete sts web --cascade=orphan` and a new `web`, its pods are claimed."""
+    api = harness.api
+    sts = make_set(replicas=2)
+    rev = revision_for(sts)
+    for pod in pods_at(sts, rev, [0, 1]):
+        pod["metadata"].pop("ownerReferences")
+        api.seed("v1", "pods", pod)
+    api.seed("apps/v1", "statefulsets", sts)
+    await harness.start(StatefulSetController(api, harness.informers))
+    await harness.until(lambda: all(p["metadata"].get("ownerReferences") for p in api.objects("v1", "pods"))
+                        and (api.objects("apps/v1", "statefulsets")[0].get("status") or {}).get("readyReplicas") == 2)
+    assert sorted(p["metadata"]["name"] for p in api.objects("v1", "pods")) == ["web-0", "web-1"]
+    assert not [c for c in api.calls if c[:2] == ("create", "pods")]
