@@ -136,13 +136,16 @@ def test_statefulset_ordered_lifecycle_rollout_and_history(cluster, ns):  # noqa
     # a rollout, its history, and undo through the ControllerRevisions
     kubectl("scale", "sts", "web", "--replicas=2", "-n", ns)
     kubectl("rollout", "status", "sts/web", "-n", ns, "--timeout=90s")
+    # a revision keeps the set's annotations of its time: the change-cause `rollout history` shows
+    kubectl("annotate", "sts", "web", "kubernetes.io/change-cause=agnhost-2.40", "-n", ns)
     kubectl("set", "image", "sts/web", f"c={IMAGE2}", "-n", ns)
     kubectl("rollout", "status", "sts/web", "-n", ns, "--timeout=90s")
     wait_for("both pods at the new image", lambda: {p["spec"]["containers"][0]["image"] for p in
                                                      kubectl.json("get", "pods", "-n", ns)["items"]} == {IMAGE2}
              and kubectl.json("get", "sts", "web", "-n", ns)["status"].get("currentRevision") != rev1, timeout=60)
     history = kubectl("rollout", "history", "sts/web", "-n", ns).stdout
-    assert history.split() == ["statefulset.apps/web", "REVISION", "CHANGE-CAUSE", "1", "<none>", "2", "<none>"], history
+    assert history.split() == ["statefulset.apps/web", "REVISION", "CHANGE-CAUSE", "1", "<none>", "2", "agnhost-2.40"], \
+        history
     detail = kubectl("rollout", "history", "sts/web", "-n", ns, "--revision=1").stdout
     assert IMAGE in detail and IMAGE2 not in detail, detail
     assert "statefulset.apps/web rolled back" in kubectl("rollout", "undo", "sts/web", "-n", ns).stdout
@@ -151,7 +154,8 @@ def test_statefulset_ordered_lifecycle_rollout_and_history(cluster, ns):  # noqa
                                      kubectl.json("get", "pods", "-n", ns)["items"]} == {IMAGE}
              and kubectl.json("get", "sts", "web", "-n", ns)["status"].get("currentRevision") == rev1, timeout=60)
     history = kubectl("rollout", "history", "sts/web", "-n", ns).stdout
-    assert history.split() == ["statefulset.apps/web", "REVISION", "CHANGE-CAUSE", "2", "<none>", "3", "<none>"], history
+    assert history.split() == ["statefulset.apps/web", "REVISION", "CHANGE-CAUSE", "2", "agnhost-2.40", "3", "<none>"], \
+        history
 
     # what may not change is refused: 422, the field path, upstream's message
     bad = kubectl("patch", "sts", "web", "-n", ns, "-p", '{"spec":{"serviceName":"other"}}', check=False)

@@ -138,6 +138,15 @@ def test_scale_down_in_reverse(policy, replicas, pods, expected):
     assert actions(plan_sync(sts, existing, rev, rev, 0, NOW)) == expected
 
 
+def test_ordinals_start_names_the_pods_from_it():
+    sts = make_set(replicas=2)
+    sts["spec"]["ordinals"] = {"start": 5}
+    rev = revision_for(sts)
+    assert actions(plan_sync(sts, pods_at(sts, rev, [5]), rev, rev, 0, NOW)) == [("create", "web-6")]
+    # web-0 is outside [5, 7): condemned, removed once the range is up
+    assert actions(plan_sync(sts, pods_at(sts, rev, [0, 5, 6]), rev, rev, 0, NOW)) == [("delete", "web-0")]
+
+
 def test_failed_pod_is_deleted_then_recreated():
     sts = make_set(replicas=2)
     rev = revision_for(sts)
