@@ -46,3 +46,17 @@ def test_statefulset_pods_resolve_by_name_from_another_pod(knet_cluster):
         # the pod knows its own name as the cluster does
         fqdn = knet_cluster.kubectl("exec", "-n", ns, "web-1", "--", "hostname", "-f", check=False, timeout=20)
         assert fqdn.stdout.strip() == f"web-1.web.{ns}.svc.cluster.local", fqdn
+
+
+def test_kube_proxy_daemonset_has_its_revision(knet_cluster):
+    """`kubectl rollout history ds/kube-proxy -n kube-system`, as on a kubeadm cluster: revision 1,
+    the one its pods run (their controller-revision-hash is the revision's)."""
+    history = knet_cluster.kubectl("rollout", "history", "ds/kube-proxy", "-n", "kube-system").stdout
+    assert history.split() == ["daemonset.apps/kube-proxy", "REVISION", "CHANGE-CAUSE", "1", "<none>"], history
+    revs = yaml.safe_load(knet_cluster.kubectl("get", "controllerrevisions", "-n", "kube-system", "-l",
+                                               "k8s-app=kube-proxy", "-o", "yaml").stdout)["items"]
+    [rev] = [r for r in revs if r["metadata"]["ownerReferences"][0]["name"] == "kube-proxy"]
+    pods = yaml.safe_load(knet_cluster.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy",
+                                               "-o", "yaml").stdout)["items"]
+    assert pods and {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == \
+        {rev["metadata"]["labels"]["controller-revision-hash"]}
