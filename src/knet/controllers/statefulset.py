@@ -174,12 +174,34 @@ def identity_matches(sts: Obj, pod: Obj) -> bool:
         meta.get("name")
 
 
+def storage_matches(sts: Obj, pod: Obj) -> bool:
+    """Every claim template is mounted from the pod's own claim (storageMatches)."""
+    ordinal = ordinal_of(pod)
+    if ordinal < 0:
+        return False
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    for claim in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+        volume = volumes.get((claim.get("metadata") or {}).get("name"))
+        if volume is None or (volume.get("persistentVolumeClaim") or {}).get("claimName") != \
+                claim_name(sts, claim, ordinal):
+            return False
+    return True
+
+
 def with_identity(sts: Obj, pod: Obj) -> Obj:
-    """updateIdentity: the pod with its name labels restored."""
+    """updateIdentity + updateStorage: the pod with its name labels and claim volumes restored."""
     ordinal = ordinal_of(pod)
     labels = {**(pod["metadata"].get("labels") or {}), POD_NAME_LABEL: pod_name(sts, ordinal),
               POD_INDEX_LABEL: str(ordinal)}
-    return {**pod, "metadata": {**pod["metadata"], "labels": labels}}
+    spec = dict(pod.get("spec") or {})
+    claims = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+    if claims:
+        claimed = {(c.get("metadata") or {}).get("name") for c in claims}
+        spec["volumes"] = [{"name": (c.get("metadata") or {}).get("name"),
+                            "persistentVolumeClaim": {"claimName": claim_name(sts, c, ordinal)}} for c in claims] + \
+            [v for v in spec.get("volumes") or [] if v.get("name") not in claimed]
+    return {**pod, "metadata": {**pod["metadata"], "namespace": sts["metadata"]["namespace"], "labels": labels},
+            "spec": spec}
 
 
 @dataclass
@@ -259,7 +281,7 @@ def plan_sync(sts: Obj, pods: list[Obj], current_rev: Obj, update_rev: Obj, coll
         if monotonic and (is_terminating(pod) or not running_and_ready(pod)
                           or not running_and_available(pod, min_ready, now)):
             return finish()
-        if not identity_matches(sts, pod):
+        if not (identity_matches(sts, pod) and storage_matches(sts, pod)):
             plan.actions.append(("update", with_identity(sts, pod)))
     for pod in condemned:
         if is_terminating(pod):

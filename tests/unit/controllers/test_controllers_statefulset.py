@@ -5,6 +5,7 @@ over FakeApi with a stand-in kubelet that makes pods Running and Ready."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime
 
 import orjson
@@ -308,3 +309,80 @@ async def test_orphaned_pods_are_adopted_not_recreated(harness):
                         and (api.objects("apps/v1", "statefulsets")[0].get("status") or {}).get("readyReplicas") == 2)
     assert sorted(p["metadata"]["name"] for p in api.objects("v1", "pods")) == ["web-0", "web-1"]
     assert not [c for c in api.calls if c[:2] == ("create", "pods")]
+
+
+# ---- stateful_set_utils_test.go ------------------------------------------------------------------
+
+def upstream_set(replicas=3):
+    """newStatefulSet: `foo`, a claim template `datadir` and a hostPath volume `home`."""
+    sts = make_set(name="foo", replicas=replicas, claims=[
+        {"metadata": {"name": "datadir"}, "spec": {"resources": {"requests": {"storage": "1"}}}}])
+    sts["spec"]["serviceName"] = "governingsvc"
+    sts["spec"]["template"]["spec"]["volumes"] = [{"name": "home", "hostPath": {"path": "/tmp/home"}}]
+    return sts
+
+
+def test_get_parent_name_and_ordinal():
+    from knet.controllers.statefulset import is_member, parent_and_ordinal
+    sts = upstream_set()
+    pod = new_pod(sts, 1, "r")
+    assert parent_and_ordinal(pod) == ("foo", 1)
+    assert parent_and_ordinal({"metadata": {"name": "1-bar"}}) == ("", -1)
+    other = {**sts, "metadata": {**sts["metadata"], "name": "foo2"}}
+    assert is_member(sts, pod) and not is_member(other, pod)
+
+
+def test_identity_and_storage_match_and_are_restored():
+    from knet.controllers.statefulset import identity_matches, storage_matches, with_identity
+    sts = upstream_set()
+    fresh = new_pod(sts, 1, "r")
+    assert identity_matches(sts, fresh) and storage_matches(sts, fresh)
+    assert fresh["spec"]["volumes"] == [{"name": "datadir", "persistentVolumeClaim": {"claimName": "datadir-foo-1"}},
+                                        {"name": "home", "hostPath": {"path": "/tmp/home"}}]
+    broken = [
+        {**fresh, "metadata": {**fresh["metadata"], "name": "foo"}},
+        {**fresh, "metadata": {**fresh["metadata"], "namespace": ""}},
+        {**fresh, "metadata": {**fresh["metadata"], "labels": {"app": "foo"}}},
+    ]
+    assert not any(identity_matches(sts, p) for p in broken)
+    assert identity_matches(sts, with_identity(sts, broken[1])) and identity_matches(sts, with_identity(sts, broken[2]))
+    no_volumes = {**fresh, "spec": {**fresh["spec"], "volumes": []}}
+    wrong_claim = {**fresh, "spec": {**fresh["spec"], "volumes": [
+        {"name": "datadir", "persistentVolumeClaim": {"claimName": "foo"}}]}}
+    not_a_claim = {**fresh, "spec": {**fresh["spec"], "volumes": [{"name": "datadir", "emptyDir": {}}]}}
+    bad_ordinal = {**fresh, "metadata": {**fresh["metadata"], "name": "bar"}}
+    for pod in (no_volumes, wrong_claim, not_a_claim, bad_ordinal):
+        assert not storage_matches(sts, pod)
+    for pod in (no_volumes, wrong_claim, not_a_claim):
+        assert storage_matches(sts, with_identity(sts, pod))
+
+
+def test_running_and_ready_needs_phase_and_condition():
+    from knet.controllers.statefulset import running_and_ready
+    pod = new_pod(upstream_set(), 1, "r")
+    assert not running_and_ready(pod)
+    pod["status"] = {"phase": "Running"}
+    assert not running_and_ready(pod)
+    pod["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    assert running_and_ready(pod)
+
+
+def test_new_pod_controller_ref():
+    ref = new_pod(upstream_set(1), 0, "r")["metadata"]["ownerReferences"][0]
+    assert (ref["apiVersion"], ref["kind"], ref["name"], ref["uid"], ref["controller"]) == \
+        ("apps/v1", "StatefulSet", "foo", "foo-uid", True)
+
+
+def test_create_apply_revision():
+    """TestCreateApplyRevision: a revision applied to a changed set restores the revision's template;
+    a revision made from it equals the first and carries the set's annotations."""
+    from knet.controllers.statefulset import with_template
+    sts = upstream_set(1)
+    revision = revision_for(sts)
+    changed = copy.deepcopy(sts)
+    changed["spec"]["template"]["spec"]["containers"][0]["name"] = "foo"
+    changed["metadata"]["annotations"] = {"foo": "bar"}
+    restored = with_template(changed, revision)
+    again = revision_for(restored, 2)
+    assert again["data"] == revision["data"] and again["metadata"]["name"] == revision["metadata"]["name"]
+    assert again["metadata"]["annotations"] == {"foo": "bar"}
