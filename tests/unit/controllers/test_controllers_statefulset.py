@@ -234,6 +234,10 @@ async def test_ordered_scale_up_down_rollout_and_rollback(harness):
     try:
         await harness.until(lambda: status().get("readyReplicas") == 3)
         assert started == ["web-0", "web-1", "web-2"]
+        # converged: no more writes (a status equal to the stored one is not written again)
+        writes = len([c for c in api.calls if c[0] != "get"])
+        await asyncio.sleep(0.3)
+        assert len([c for c in api.calls if c[0] != "get"]) == writes
         [rev1] = api.objects("apps/v1", "controllerrevisions")
         assert rev1["revision"] == 1 and status()["currentRevision"] == rev1["metadata"]["name"]
         assert {p["metadata"]["labels"]["controller-revision-hash"] for p in api.objects("v1", "pods")} == \
