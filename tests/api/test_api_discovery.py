@@ -48,7 +48,19 @@ def test_legacy_discovery(apiserver):
     _, group = get(apiserver, "/apis/apps")
     assert group["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
     out = apiserver.kubectl_ok("api-resources", "--api-group=apps", "--no-headers")
-    assert [line.split()[0] for line in out.splitlines()] == ["daemonsets", "deployments", "replicasets"]
+    assert [line.split()[0] for line in out.splitlines()] == ["controllerrevisions", "daemonsets", "deployments",
+                                                              "replicasets", "statefulsets"]
+    sts = next(line.split() for line in out.splitlines() if line.startswith("statefulsets"))
+    assert sts == ["statefulsets", "sts", "apps/v1", "true", "StatefulSet"]
+
+
+def test_explain_statefulset_and_controllerrevision(apiserver):
+    out = apiserver.kubectl_ok("explain", "statefulsets.spec.podManagementPolicy")
+    assert "GROUP:      apps" in out and "KIND:       StatefulSet" in out and "FIELD: podManagementPolicy <string>" in out
+    out = apiserver.kubectl_ok("explain", "statefulset.spec.updateStrategy.rollingUpdate")
+    assert "FIELD: rollingUpdate <RollingUpdateStatefulSetStrategy>" in out and "  partition\t<integer>" in out
+    out = apiserver.kubectl_ok("explain", "controllerrevisions")
+    assert "KIND:       ControllerRevision" in out and "  data\t<Object>" in out and "  revision\t<integer>" in out
 
 
 def test_openapi_v3_index_and_documents(apiserver):

@@ -34,6 +34,18 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("apps",), ("controllerrevisions",), ("create", "delete", "get", "list", "patch", "update", "watch")),
         EVENTS,
     ],
+    "system:controller:statefulset-controller": [
+        (("",), ("pods",), ("list", "watch")),
+        (("apps",), ("statefulsets",), ("get", "list", "watch")),
+        (("apps",), ("statefulsets/status",), ("update",)),
+        (("apps",), ("statefulsets/finalizers",), ("update",)),
+        (("",), ("pods",), ("create", "delete", "get", "patch", "update")),
+        (("apps",), ("controllerrevisions",), ("create", "delete", "get", "list", "patch", "update", "watch")),
+        (("",), ("persistentvolumeclaims",), ("create", "get", "list", "watch")),
+        (("",), ("persistentvolumeclaims",), ("delete", "update")),
+        (("",), ("pods/finalizers",), ("update",)),
+        EVENTS,
+    ],
     "system:controller:deployment-controller": [
         (("apps", "extensions"), ("deployments",), ("get", "list", "update", "watch")),
         (("apps", "extensions"), ("deployments/status",), ("update",)),

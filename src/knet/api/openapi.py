@@ -18,7 +18,7 @@ META_TYPES = {"ObjectMeta", "ListMeta", "OwnerReference", "ManagedFieldsEntry", 
               "Preconditions", "WatchEvent"}
 PACKAGES = (
     (("Deployment", "ReplicaSet", "DaemonSet", "RollingUpdateDeployment", "RollingUpdateDaemonSet",
-      "StatefulSet", "ControllerRevision"), "io.k8s.api.apps.v1"),
+      "RollingUpdateStatefulSet", "StatefulSet", "ControllerRevision"), "io.k8s.api.apps.v1"),
     (("NetworkPolicy", "IPBlock", "Ingress"), "io.k8s.api.networking.v1"),
     (("Lease",), "io.k8s.api.coordination.v1"),
     (("EndpointSlice", "EndpointConditions", "EndpointHints", "ForZone", "ForNode", "Endpoint"), "io.k8s.api.discovery.v1"),

@@ -32,7 +32,7 @@ Spec = tuple
 _INT64_FIELDS = {"generation", "observedGeneration", "deletionGracePeriodSeconds", "sizeBytes", "gracePeriodSeconds",
                  "gid", "uid", "supplementalGroups", "fsGroup", "runAsGroup", "runAsUser", "activeDeadlineSeconds",
                  "terminationGracePeriodSeconds", "expirationSeconds", "tolerationSeconds", "user", "defaultUser"}
-_INT64_BY_MODEL = {("V1SleepAction", "seconds"), ("V1NodeSwapStatus", "capacity")}
+_INT64_BY_MODEL = {("V1SleepAction", "seconds"), ("V1NodeSwapStatus", "capacity"), ("V1ControllerRevision", "revision")}
 # resource.Quantity fields (the models call them str): a string or a bare number.
 _QUANTITY_FIELDS = {
     ("V1ResourceRequirements", "limits"), ("V1ResourceRequirements", "requests"),
@@ -43,8 +43,9 @@ _QUANTITY_FIELDS = {
     ("V1NodeAllocatableMappedResources", "quantity"), ("V1NodeAllocatableOverheadResources", "perContainer"),
     ("V1NodeAllocatableOverheadResources", "perPod"),
 }
-# The models' "object" fields: IntOrString, except managedFields' fieldsV1 (free-form JSON).
-_FREEFORM_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1")}
+# The models' "object" fields: IntOrString, except managedFields' fieldsV1 and a
+# ControllerRevision's data (runtime.RawExtension), free-form JSON.
+_FREEFORM_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"), ("V1ControllerRevision", "data")}
 
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 _INT64 = (-(1 << 63), (1 << 63) - 1)

@@ -14,6 +14,7 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
+from knet.controllers import history
 from knet.controllers.base import (
     Controller,
     InformerFactory,
@@ -237,6 +238,8 @@ class DaemonSetController(Controller):
         self.daemonsets = informers.get("apps/v1", "daemonsets")
         self.pods = informers.get("v1", "pods")
         self.nodes = informers.get("v1", "nodes")
+        self.revisions = informers.get("apps/v1", "controllerrevisions")
+        self.revisions.add_indexer("controller-uid", controller_uid_index)
         self.daemonsets.add_handler(self.enqueue_obj, lambda o, n: self.enqueue_obj(n), self.enqueue_obj)
         self.pods.add_handler(self._pod_changed, lambda o, n: self._pod_changed(n), self._pod_changed)
         self.nodes.add_handler(self._all, lambda o, n: self._node_updated(o, n), self._all)
@@ -289,6 +292,50 @@ class DaemonSetController(Controller):
 
         return should_run
 
+    async def _construct_history(self, ds: Obj, pods: list[Obj]) -> str:
+        """constructHistory + cleanupHistory: the ControllerRevision of the current template (made,
+        or renumbered when an older one matches: a rollback), old ones beyond revisionHistoryLimit
+        that no pod runs deleted. Returns the hash its pods are labelled with."""
+        ns, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
+        revisions = [r for r in self.revisions.by_index("controller-uid", uid) if r["metadata"].get("namespace") == ns]
+        data = history.template_patch(ds)
+        current = history.sorted_revisions(history.equal_revisions(revisions, data))
+        old = [r for r in revisions if r.get("data") != data]
+        number = history.next_revision(old)
+        if current:
+            cur = current[-1]
+            if int(cur.get("revision") or 0) < number:
+                cur = await self.api.update("apps/v1", "controllerrevisions", {**cur, "revision": number},
+                                            namespace=ns)
+        else:
+            hash_ = ds_template_hash(ds)
+            revision = history.new_revision(ds, data, number, hash_=hash_, hash_label=REVISION_HASH)
+            try:
+                cur = await self.api.create("apps/v1", "controllerrevisions", revision, namespace=ns)
+            except ApiError as exc:
+                if not exc.already_exists:
+                    raise
+                cur = await self.api.get("apps/v1", "controllerrevisions", revision["metadata"]["name"], namespace=ns)
+                if cur.get("data") != data:  # a hash collision: label pods by the template all the same
+                    log.warning("daemonset %s: revision %s holds another template", ds["metadata"]["name"],
+                                revision["metadata"]["name"])
+                    return hash_
+        live = {(p["metadata"].get("labels") or {}).get(REVISION_HASH) for p in pods}
+        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
+        excess = len(old) - limit
+        for rev in history.sorted_revisions(old):
+            if excess <= 0:
+                break
+            if (rev["metadata"].get("labels") or {}).get(REVISION_HASH) in live:
+                continue
+            try:
+                await self.api.delete("apps/v1", "controllerrevisions", rev["metadata"]["name"], namespace=ns)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+            excess -= 1
+        return (cur["metadata"].get("labels") or {}).get(REVISION_HASH) or ds_template_hash(ds)
+
     async def sync_key(self, key: str) -> None:
         ns, name = split_key(key)
         ds = self.daemonsets.get(key)
@@ -306,7 +353,7 @@ class DaemonSetController(Controller):
             self.queue.add_after(key, 0.2)
             return
         nodes = self.nodes.list()
-        template_hash = ds_template_hash(ds)
+        template_hash = await self._construct_history(ds, pods)
         now = datetime.now(UTC)
         should_run = self._should_run_cached(ds, key, template_hash)
         plan = compute_daemon_plan(ds, nodes, pods, template_hash, now, should_run)

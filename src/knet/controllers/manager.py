@@ -51,6 +51,7 @@ SERVICE_ACCOUNTS = {
     "deployment": "deployment-controller",
     "replicaset": "replicaset-controller",
     "daemonset": "daemon-set-controller",
+    "statefulset": "statefulset-controller",
     "nodelifecycle": "node-controller",
     "serviceaccount": "service-account-controller",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
@@ -109,6 +110,11 @@ async def _replicationcontroller(ctx: ControllerContext) -> Any:
 async def _daemonset(ctx: ControllerContext) -> Any:
     from knet.controllers.daemonset import DaemonSetController
     return DaemonSetController(await ctx.client(SERVICE_ACCOUNTS["daemonset"]), ctx.informers)
+
+
+async def _statefulset(ctx: ControllerContext) -> Any:
+    from knet.controllers.statefulset import StatefulSetController
+    return StatefulSetController(await ctx.client(SERVICE_ACCOUNTS["statefulset"]), ctx.informers)
 
 
 async def _nodelifecycle(ctx: ControllerContext) -> Any:
@@ -177,6 +183,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "deployment": _deployment,
     "replicaset": _replicaset,
     "daemonset": _daemonset,
+    "statefulset": _statefulset,
     "nodelifecycle": _nodelifecycle,
     "serviceaccount": _serviceaccount,
     "root-ca-cert-publisher": _root_ca_cert_publisher,
@@ -194,7 +201,7 @@ DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
 KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
-                   "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
+                   "job", "cronjob", "resourcequota", "horizontalpodautoscaling",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",

@@ -108,3 +108,34 @@ async def test_one_pod_per_node_new_nodes_get_pods(harness, latency):
     assert len([c for c in api.calls if c[:2] == ("create", "pods")]) == 3  # one per node, never twice
     await api.delete("v1", "nodes", "node02")
     await harness.until(lambda: placement() == ["controlplane", "node01"])
+
+
+async def test_controller_revisions_record_the_history_rollout_undo_restores(harness):
+    """`kubectl rollout history ds` lists the DaemonSet's ControllerRevisions; `rollout undo`
+    patches the template back, and the matching old revision is renumbered as the newest."""
+    api = harness.api
+    api.seed("v1", "nodes", node("node01"))
+    api.seed("apps/v1", "daemonsets", ds(image="agent:1"))
+    await harness.start(DaemonSetController(api, harness.informers))
+
+    def revisions():
+        return sorted((r["revision"], r["metadata"]["name"]) for r in api.objects("apps/v1", "controllerrevisions"))
+
+    async def set_image(image):
+        current = await api.get("apps/v1", "daemonsets", "kube-proxy", namespace="kube-system")
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        await api.update("apps/v1", "daemonsets", current, namespace="kube-system")
+
+    await harness.until(lambda: len(revisions()) == 1)
+    [(number, name)] = revisions()
+    [rev] = api.objects("apps/v1", "controllerrevisions")
+    pod_hash = api.objects("v1", "pods")[0]["metadata"]["labels"]["controller-revision-hash"]
+    assert (number, name) == (1, f"kube-proxy-{pod_hash}")
+    assert rev["metadata"]["labels"] == {"k8s-app": "kube-proxy", "controller-revision-hash": pod_hash}
+    assert rev["data"]["spec"]["template"]["$patch"] == "replace"
+    assert rev["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+    await set_image("agent:2")
+    await harness.until(lambda: [n for n, _ in revisions()] == [1, 2])
+    await set_image("agent:1")
+    await harness.until(lambda: [n for n, _ in revisions()] == [2, 3])
+    assert dict((n, rname) for n, rname in revisions())[3] == name

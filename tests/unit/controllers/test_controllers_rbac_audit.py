@@ -56,6 +56,15 @@ def seed_cluster(fake: FakeApi) -> None:
                                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
                                                  "template": {"metadata": {"labels": {"app": "agent"}},
                                                               "spec": {"containers": [{"name": "a", "image": "a"}]}}}})
+    fake.seed("apps/v1", "statefulsets", {"metadata": {"name": "db", "namespace": "default", "generation": 1},
+                                          "spec": {"replicas": 1, "serviceName": "db",
+                                                   "selector": {"matchLabels": {"app": "db"}},
+                                                   "podManagementPolicy": "OrderedReady",
+                                                   "updateStrategy": {"type": "RollingUpdate",
+                                                                      "rollingUpdate": {"partition": 0}},
+                                                   "revisionHistoryLimit": 10,
+                                                   "template": {"metadata": {"labels": {"app": "db"}},
+                                                                "spec": {"containers": [{"name": "d", "image": "d"}]}}}})
     # a pod whose owner is gone (generic GC) and one bound to a node that no longer exists (pod GC)
     fake.seed("v1", "pods", {"metadata": {"name": "stray", "namespace": "default", "ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "gone", "uid": "gone-uid", "controller": True}]},
@@ -140,6 +149,8 @@ async def test_every_controller_stays_within_its_upstream_role():
         await until(lambda: [p["spec"]["affinity"]["nodeAffinity"] for p in pods_of(fake, {"app": "agent"})])
         await until(lambda: (fake.objects("apps/v1", "daemonsets")[0].get("status") or {})
                     .get("desiredNumberScheduled") == 1)
+        await until(lambda: pods_of(fake, {"statefulset.kubernetes.io/pod-name": "db-0"})
+                    and (fake.objects("apps/v1", "statefulsets")[0].get("status") or {}).get("updateRevision"))
         await until(lambda: any(e.get("source", {}).get("component") == "node-controller"
                                 for e in fake.objects("v1", "events")))
         assert await elector.try_acquire_or_renew()
@@ -165,7 +176,8 @@ async def test_every_controller_stays_within_its_upstream_role():
     writers = {u.rsplit(":", 1)[-1] for u, rs in by_user.items()
                if u and u != KCM and any(r.verb not in ("get", "list", "watch") for r in rs)}
     assert writers == {"deployment-controller", "replicaset-controller", "endpointslice-controller",
-                       "endpoint-controller", "daemon-set-controller", "node-controller", "service-account-controller",
+                       "endpoint-controller", "daemon-set-controller", "statefulset-controller", "node-controller",
+                       "service-account-controller",
                        "root-ca-cert-publisher", "pod-garbage-collector", "generic-garbage-collector",
                        "namespace-controller"}
     assert {(r.verb, r.resource, r.subresource) for r in by_user[KCM] if r.verb not in ("get", "list", "watch")} \

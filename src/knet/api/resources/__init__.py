@@ -9,6 +9,7 @@ from knet.api.registry import Registry
 def build_registry() -> Registry:
     from knet.api.resources import (
         configmaps,
+        controllerrevisions,
         daemonsets,
         deployments,
         endpoints,
@@ -30,12 +31,15 @@ def build_registry() -> Registry:
         secrets,
         serviceaccounts,
         services,
+        statefulsets,
     )
 
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
                    poddisruptionbudgets, priorityclasses, replicationcontrollers):
+        registry.add(module.RESOURCE)
+    for module in (statefulsets, controllerrevisions):
         registry.add(module.RESOURCE)
     for rt in rbac.RESOURCES:
         registry.add(rt)

@@ -13,7 +13,12 @@ def template_defaults(spec: dict) -> None:
     template = spec.setdefault("template", {})
     template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
     pod = {"metadata": {}, "spec": template.setdefault("spec", {})}
+    # The ServiceAccount admission plugin names `default` in pods, not in templates.
+    named_account = {k: k in pod["spec"] for k in ("serviceAccountName", "serviceAccount")}
     pods.defaults(pod)
+    for key, named in named_account.items():
+        if not named and not (key == "serviceAccount" and named_account["serviceAccountName"]):
+            pod["spec"].pop(key, None)
     # Templates carry no admission-added tolerations and no status.
     tolerations = [t for t in pod["spec"].get("tolerations") or [] if t.get("tolerationSeconds") != 300
                    or t.get("key") not in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
