@@ -26,7 +26,6 @@ from typing import Any
 
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
-from knet.client.selectors import labels_match_selector
 from knet.controllers import history
 from knet.controllers.base import (
     Controller,
@@ -39,6 +38,7 @@ from knet.controllers.base import (
 )
 from knet.controllers.conditions import semantically_equal
 from knet.controllers.podutil import is_pod_available, is_pod_ready
+from knet.selectors import labels_match_selector
 
 log = logging.getLogger(__name__)
 
