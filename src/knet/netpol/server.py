@@ -26,6 +26,16 @@ RESOURCES = (("networking.k8s.io/v1", "networkpolicies"), ("v1", "pods"), ("v1",
 DEBOUNCE_SECONDS = 0.02   # coalesce a burst of changes (a Deployment's pods) into one sync
 RESYNC_SECONDS = 10.0     # re-apply if someone flushed the rules or moved the FORWARD jump (kube-proxy prepends its own jumps when it first starts)
 RETRY_SECONDS = 1.0
+# While the node starts, kube-proxy (starting beside us) prepends its FORWARD jumps, and its
+# KUBE-FORWARD accepts masquerade-marked packets before our policy chains see them: check the
+# jump's place every second then, so that window is at most a second, not RESYNC_SECONDS.
+STARTUP_SECONDS = 120.0
+STARTUP_RESYNC_SECONDS = 1.0
+
+
+def resync_interval(running_for: float) -> float:
+    """How long the rules go unchecked, RUNNING_FOR seconds after the controller started."""
+    return STARTUP_RESYNC_SECONDS if running_for < STARTUP_SECONDS else RESYNC_SECONDS
 
 
 @dataclass
@@ -106,6 +116,7 @@ async def run(opts: Options) -> None:
             log.info("caches synced: %d policies, %d pods, %d namespaces", len(ctl.policies), len(ctl.pods),
                      len(ctl.namespaces))
             verify = True
+            started = asyncio.get_running_loop().time()
             while True:
                 wake.clear()
                 ok = await asyncio.to_thread(ctl.sync, verify)
@@ -115,7 +126,8 @@ async def run(opts: Options) -> None:
                         recorder.record(pol, "Warning", "PolicyProgrammingFailed",
                                         f"node {node}: {ctl.mode} rules not programmed: {ctl.last_error[:300]}")
                 try:
-                    await asyncio.wait_for(wake.wait(), RESYNC_SECONDS if ok else RETRY_SECONDS)
+                    running_for = asyncio.get_running_loop().time() - started
+                    await asyncio.wait_for(wake.wait(), resync_interval(running_for) if ok else RETRY_SECONDS)
                 except TimeoutError:
                     verify = True  # the periodic check that the kernel still has our rules
                     continue

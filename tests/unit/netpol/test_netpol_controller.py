@@ -204,3 +204,12 @@ def test_every_change_puts_the_jump_back_in_front():
     assert nf.ipt.tables["filter"]["FORWARD"].count(render.jump_rule()) == 1
     assert _knet_chains(nf) == render.iptables_chains(ctl.last_rules)
     assert "knet_netpol_sync_errors_total 0" in ctl.metrics.text()
+
+
+def test_the_forward_jump_is_checked_every_second_while_the_node_starts():
+    """kube-proxy, starting beside the add-on, prepends its FORWARD jumps; until ours is back in
+    front its KUBE-FORWARD accepts masquerade-marked packets unchecked: the window must stay a
+    second during start-up, then the periodic check relaxes."""
+    from knet.netpol.server import RESYNC_SECONDS, STARTUP_SECONDS, resync_interval
+    assert resync_interval(0.0) == resync_interval(STARTUP_SECONDS - 1) == 1.0
+    assert resync_interval(STARTUP_SECONDS) == RESYNC_SECONDS
