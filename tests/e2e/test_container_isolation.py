@@ -155,7 +155,9 @@ def test_run_as_non_root_with_a_root_image_user_is_refused(knet_cluster, iso_ns)
     def waiting():
         out = knet_cluster.kubectl("get", "pod", "nonroot", "-n", iso_ns, "-o", "json", check=False).stdout
         statuses = (json.loads(out or "{}").get("status") or {}).get("containerStatuses") or []
-        return statuses and (statuses[0].get("state") or {}).get("waiting")
+        state = statuses and (statuses[0].get("state") or {}).get("waiting")
+        # ContainerCreating comes first (the sandbox is reported before the container's config)
+        return state if state and state.get("reason") != "ContainerCreating" else None
 
     state = knet_cluster.wait_for("CreateContainerConfigError", waiting, timeout=30, interval=0.2)
     uid = knet_cluster.kubectl("get", "pod", "nonroot", "-n", iso_ns, "-o", "jsonpath={.metadata.uid}").stdout

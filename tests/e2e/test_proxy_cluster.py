@@ -67,9 +67,14 @@ def node_ips(cluster) -> dict[str, str]:  # noqa: ANN001
     return {n["name"]: n["ip"] for n in cluster.config["nodes"]}
 
 
-def current_mode(cluster) -> str:  # noqa: ANN001
+def written_mode(cluster) -> str:  # noqa: ANN001
+    """The mode as the ConfigMap spells it (kubeadm writes "", which means iptables)."""
     cm = json.loads(cluster.kubectl("-n", "kube-system", "get", "cm", "kube-proxy", "-o", "json").stdout)
-    return (yaml.safe_load(cm["data"]["config.conf"]).get("mode") or "iptables")
+    return yaml.safe_load(cm["data"]["config.conf"]).get("mode") or ""
+
+
+def current_mode(cluster) -> str:  # noqa: ANN001
+    return written_mode(cluster) or "iptables"
 
 
 def set_mode(cluster, mode: str) -> None:  # noqa: ANN001
@@ -85,7 +90,7 @@ def set_mode(cluster, mode: str) -> None:  # noqa: ANN001
     def switched(node: str) -> bool:
         nft = cluster.ssh(node, "nft", "list", "tables").stdout
         ipt = cluster.ssh(node, "iptables", "-t", "nat", "-S").stdout
-        if mode == "nftables":
+        if (mode or "iptables") == "nftables":
             return "ip kube-proxy" in nft and "KUBE-SERVICES" not in ipt
         return "ip kube-proxy" not in nft and "KUBE-SERVICES" in ipt
     for node in node_ips(cluster):
@@ -205,7 +210,7 @@ def test_iptables_list_on_node01_shows_kube_proxy_chains(knet_cluster, echo):  #
 
 
 def test_services_in_both_modes(knet_cluster, echo):  # noqa: ANN001
-    first = current_mode(knet_cluster)
+    first, written = current_mode(knet_cluster), written_mode(knet_cluster)
     other = "nftables" if first == "iptables" else "iptables"
     try:
         check_traffic(knet_cluster, echo)
@@ -214,5 +219,5 @@ def test_services_in_both_modes(knet_cluster, echo):  # noqa: ANN001
         check_traffic(knet_cluster, echo)
         check_scale_to_zero(knet_cluster, echo)
     finally:
-        if current_mode(knet_cluster) != first:
-            set_mode(knet_cluster, first)
+        if written_mode(knet_cluster) != written:
+            set_mode(knet_cluster, written)  # as the cluster had it (kubeadm's "", not "iptables")
