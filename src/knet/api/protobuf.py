@@ -23,11 +23,14 @@ MAGIC = b"k8s\x00"
 GROUP_PACKAGES = {"": "core", "apps": "apps", "discovery.k8s.io": "discovery", "networking.k8s.io": "networking",
                   "coordination.k8s.io": "coordination", "events.k8s.io": "events",
                   "authentication.k8s.io": "authentication", "authorization.k8s.io": "authorization",
-                  "autoscaling": "autoscaling", "policy": "policy", "rbac.authorization.k8s.io": "rbac"}
+                  "autoscaling": "autoscaling", "batch": "batch", "policy": "policy", "rbac.authorization.k8s.io": "rbac"}
 META_KINDS = {"DeleteOptions", "Status", "List", "PartialObjectMetadata"}
 KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "port", "containerPort",
                   "expirationSeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "gracePeriodSeconds",
-                  "priority", "exitCode"}
+                  "priority", "exitCode",
+                  # batch/v1 pointer fields where 0 is a choice (backoffLimit: 0 fails at the first failure)
+                  "backoffLimit", "completions", "parallelism", "ttlSecondsAfterFinished", "startingDeadlineSeconds",
+                  "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "backoffLimitPerIndex", "maxFailedIndexes"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 

@@ -20,7 +20,7 @@ from knet.api.protowire import fields
 
 PACKAGES = ("k8s.io/api/core/v1/", "k8s.io/api/apps/v1/", "k8s.io/api/discovery/v1/", "k8s.io/api/networking/v1/",
             "k8s.io/api/coordination/v1/", "k8s.io/api/events/v1/", "k8s.io/api/authentication/v1/",
-            "k8s.io/api/autoscaling/v1/", "k8s.io/api/policy/v1/", "k8s.io/api/authorization/v1/", "k8s.io/api/rbac/v1/", "k8s.io/apimachinery/pkg/apis/meta/v1/",
+            "k8s.io/api/autoscaling/v1/", "k8s.io/api/batch/v1/", "k8s.io/api/policy/v1/", "k8s.io/api/authorization/v1/", "k8s.io/api/rbac/v1/", "k8s.io/apimachinery/pkg/apis/meta/v1/",
             "k8s.io/apimachinery/pkg/util/intstr/", "k8s.io/apimachinery/pkg/api/resource/",
             "k8s.io/apimachinery/pkg/runtime/")
 # Proto field names derived from Go names that the Go JSON tags spell otherwise (`UID` -> "uid").

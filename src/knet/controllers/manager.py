@@ -58,6 +58,9 @@ SERVICE_ACCOUNTS = {
     "garbagecollector": "generic-garbage-collector",
     "namespace": "namespace-controller",
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
+    "job": "job-controller",
+    "cronjob": "cronjob-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
 }
 
 
@@ -158,6 +161,21 @@ async def _clusterrole_aggregation(ctx: ControllerContext) -> Any:
                                             ctx.informers)
 
 
+async def _job(ctx: ControllerContext) -> Any:
+    from knet.controllers.job import JobController
+    return JobController(await ctx.client(SERVICE_ACCOUNTS["job"]), ctx.informers)
+
+
+async def _cronjob(ctx: ControllerContext) -> Any:
+    from knet.controllers.cronjob import CronJobController
+    return CronJobController(await ctx.client(SERVICE_ACCOUNTS["cronjob"]), ctx.informers)
+
+
+async def _ttl_after_finished(ctx: ControllerContext) -> Any:
+    from knet.controllers.ttlafterfinished import TTLAfterFinishedController
+    return TTLAfterFinishedController(await ctx.client(SERVICE_ACCOUNTS["ttl-after-finished"]), ctx.informers)
+
+
 CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodeipam": _nodeipam,
     "endpointslice": _endpointslice,
@@ -173,6 +191,9 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "garbagecollector": _garbagecollector,
     "namespace": _namespace,
     "clusterrole-aggregation": _clusterrole_aggregation,
+    "job": _job,
+    "cronjob": _cronjob,
+    "ttl-after-finished": _ttl_after_finished,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.

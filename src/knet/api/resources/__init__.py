@@ -9,12 +9,14 @@ from knet.api.registry import Registry
 def build_registry() -> Registry:
     from knet.api.resources import (
         configmaps,
+        cronjobs,
         daemonsets,
         deployments,
         endpoints,
         endpointslices,
         events,
         events_v1,
+        jobs,
         leases,
         metrics,
         namespaces,
@@ -31,7 +33,8 @@ def build_registry() -> Registry:
 
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
-                   daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases):
+                   daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
+                   jobs, cronjobs):
         registry.add(module.RESOURCE)
     for rt in rbac.RESOURCES:
         registry.add(rt)
