@@ -90,6 +90,10 @@ def generate_selector(obj: dict) -> None:
     match_labels.setdefault(CONTROLLER_UID, meta.get("uid", ""))
     selector["matchLabels"] = match_labels
     spec["selector"] = selector
+    # SetDefaults_Job copies the template's labels to a Job without labels; upstream defaults again
+    # on every read from storage, so the generated ones show there too.
+    if not meta.get("labels"):
+        meta["labels"] = dict(labels)
 
 
 # --- validation --------------------------------------------------------------------------------
