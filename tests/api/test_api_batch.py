@@ -70,6 +70,9 @@ def test_kubectl_create_cronjob_and_job_from_it(apiserver, namespace):
     assert "cronjob.batch/hello" in apiserver.kubectl_ok("-n", ns, "get", "cj", "-o", "name")
     names = apiserver.kubectl_ok("-n", ns, "get", "all", "-o", "name").split()
     assert {"job.batch/manual", "cronjob.batch/hello"} <= set(names)
+    # the CronJob's Jobs go with it (the apiserver's garbage collector, background propagation)
+    apiserver.kubectl_ok("-n", ns, "delete", "cronjob", "hello")
+    apiserver.kubectl_ok("-n", ns, "wait", "--for=delete", "job/manual", "--timeout=20s")
 
 
 def test_printer_columns(apiserver, namespace):

@@ -240,3 +240,26 @@ def test_kubectl_delete_job_takes_running_pods(batch_cluster, ns):
     assert job_json(kubectl, ns, "forever")["status"]["active"] == 2
     kubectl("delete", "job", "forever", "-n", ns)
     wait_for("pods gone", lambda: not kubectl.json("get", "pods", "-n", ns)["items"], timeout=60)
+
+
+def test_cronjob_creates_a_job_for_a_missed_slot_and_records_it(batch_cluster, ns):
+    """A CronJob whose last schedule was three minutes ago has a slot due now: the cronjob
+    controller creates its Job at once (no waiting for the next minute), tracks it in
+    status.active, and records lastSuccessfulTime when the Job completes."""
+    kubectl = batch_cluster["kubectl"]
+    kubectl("create", "cronjob", "tick", "-n", ns, "--image=busybox", "--schedule=*/1 * * * *", "--", "echo", "tick")
+    past = datetime.fromtimestamp(time.time() // 60 * 60 - 180, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubectl("patch", "cronjob", "tick", "-n", ns, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"lastScheduleTime": past}}))
+    job = wait_for("the Job", lambda: (items := kubectl.json("get", "jobs", "-n", ns)["items"]) and items[0], timeout=30)
+    name = job["metadata"]["name"]
+    minutes = int(name.rsplit("-", 1)[1])
+    assert name == f"tick-{minutes}" and abs(minutes * 60 - time.time()) < 120
+    scheduled = datetime.fromtimestamp(minutes * 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] == scheduled
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    cj = wait_for("status.active", lambda: (c := kubectl.json("get", "cronjob", "tick", "-n", ns))["status"].get(
+        "lastSuccessfulTime") and c, timeout=60)
+    assert cj["status"]["lastScheduleTime"] >= scheduled
+    assert "SuccessfulCreate" in kubectl("get", "events", "-n", ns, "--field-selector",
+                                         "involvedObject.name=tick").stdout
