@@ -334,3 +334,22 @@ def test_view_token_reads_jobs_but_cannot_create_them(apiserver, namespace, tmp_
     apiserver.kubectl_ok("-n", ns, "create", "rolebinding", "viewer-edit", "--clusterrole=edit",
                          f"--serviceaccount={ns}:viewer")
     assert run_as(apiserver, kc, "-n", ns, "create", "job", "allowed", "--image=busybox", "--", "true").returncode == 0
+
+
+def test_kubectl_apply_again_changes_what_may_change(apiserver, namespace):
+    """A second `kubectl apply` of an edited manifest: parallelism may change (a new generation),
+    the pod template may not."""
+    ns = namespace
+    manifest = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "again"},
+                "spec": {"completions": 4, "parallelism": 1, "template": {"spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "args": ["true"]}]}}}}
+    apiserver.kubectl_ok("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
+    manifest["spec"]["parallelism"] = 2
+    assert apiserver.kubectl_ok("-n", ns, "apply", "-f", "-", input=json.dumps(manifest)).strip() == \
+        "job.batch/again configured"
+    job = get_json(apiserver, ns, "job", "again")
+    assert (job["spec"]["parallelism"], job["metadata"]["generation"]) == (2, 2)
+    assert job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == job["metadata"]["uid"]
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "alpine"
+    p = apiserver.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
+    assert p.returncode != 0 and "spec.template: Invalid value" in p.stderr and "field is immutable" in p.stderr
