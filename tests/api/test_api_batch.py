@@ -353,3 +353,13 @@ def test_kubectl_apply_again_changes_what_may_change(apiserver, namespace):
     manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "alpine"
     p = apiserver.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
     assert p.returncode != 0 and "spec.template: Invalid value" in p.stderr and "field is immutable" in p.stderr
+
+
+def test_discovery_lists_batch_v1(apiserver):
+    lines = [line.split() for line in apiserver.kubectl_ok("api-resources", "--api-group=batch").splitlines()]
+    assert lines == [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"],
+                     ["cronjobs", "cj", "batch/v1", "true", "CronJob"],
+                     ["jobs", "batch/v1", "true", "Job"]]
+    wide = apiserver.kubectl_ok("api-resources", "--api-group=batch", "-o", "wide").splitlines()
+    for line in wide[1:]:
+        assert line.split()[-2:] == ["create,delete,deletecollection,get,list,patch,update,watch", "all"]
