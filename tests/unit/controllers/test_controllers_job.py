@@ -213,7 +213,12 @@ def conditions(j: dict) -> list[tuple[str, str, str]]:
     return [(c["type"], c["status"], c.get("reason", "")) for c in (j.get("status") or {}).get("conditions") or []]
 
 
-async def test_completions_5_parallelism_2_runs_two_at_a_time(harness):
+@pytest.mark.parametrize("latency", [pytest.param(0.0, id="fresh-cache"), pytest.param(0.03, id="lagging-cache")])
+async def test_completions_5_parallelism_2_runs_two_at_a_time(harness, latency):
+    from knet.client.fake import FakeApi
+    from knet.controllers.base import InformerFactory
+    harness.api = FakeApi(watch_latency=latency)
+    harness.informers = InformerFactory(harness.api)
     clock = FakeClock()
     seed_job(harness.api, completions=5, parallelism=2)
     await harness.start(JobController(harness.api, harness.informers, clock=clock))
