@@ -338,3 +338,9 @@ def test_cronjob_update_may_keep_a_tz_schedule_and_a_long_name():
     new["spec"]["timeZone"] = "UTC"
     assert 'spec.schedule: Invalid value: "TZ=UTC 0 * * * *": cannot use both timeZone field and TZ or CRON_TZ in ' \
            "schedule" in messages(cronjobs.validate(new, old))
+
+
+def test_manual_selector_with_unknown_operator():
+    job = new_job(manualSelector=True, selector={"matchExpressions": [{"key": "a", "operator": "Near"}]})
+    assert 'spec.selector.matchExpressions[0].operator: Unsupported value: "Near": supported values: ' \
+           '"DoesNotExist", "Exists", "In", "NotIn"' in messages(jobs.validate(job, None))

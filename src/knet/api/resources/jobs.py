@@ -263,10 +263,19 @@ def _validate_generated_selector(obj: dict) -> list[FieldError]:
         elif have != want:
             errs.append(invalid(lp, _Raw(workloads.go_map(labels)), f"must be '{want}'"))
     expected = {LEGACY_CONTROLLER_UID: uid, LEGACY_JOB_NAME: name, CONTROLLER_UID: uid, JOB_NAME: name}
-    sel = from_label_selector_object(spec["selector"])
+    sel = _selector(spec["selector"])
     if sel is not None and not sel.matches(expected):
         errs.append(invalid("spec.selector", spec["selector"], "`selector` not auto-generated"))
     return errs
+
+
+def _selector(selector: dict):
+    """The parsed selector; None for one that does not parse (an unknown operator: the shared
+    selector grammar raises a ValueError for it)."""
+    try:
+        return from_label_selector_object(selector)
+    except ValueError:
+        return None
 
 
 def validate(obj: dict, old: dict | None) -> list[FieldError]:
@@ -281,7 +290,12 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
     if selector is None:
         errs.append(required("spec.selector"))
     else:
-        sel = from_label_selector_object(selector)
+        sel = _selector(selector)
+        for i, expr in enumerate(selector.get("matchExpressions") or []):  # ValidateLabelSelector
+            if expr.get("operator") not in ("In", "NotIn", "Exists", "DoesNotExist"):
+                sel = None
+                errs.append(not_supported(f"spec.selector.matchExpressions[{i}].operator", expr.get("operator"),
+                                          ["DoesNotExist", "Exists", "In", "NotIn"]))
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if sel is not None and not sel.matches(labels):
             errs.append(FieldError("Invalid", "spec.template.metadata.labels", None,
