@@ -276,6 +276,26 @@ def pending_indexes(completions: int, succeeded: set[int], active_pods: list[Obj
     return out
 
 
+def match_success_policy(policy: Obj | None, completions: int, succeeded: set[int]) -> str | None:
+    """matchSuccessPolicy (Indexed Jobs): the message of the first rule the succeeded indexes
+    satisfy -- all of its succeededIndexes (or succeededCount of them), or succeededCount
+    indexes of any -- else None."""
+    if not policy or not succeeded:
+        return None
+    for index, rule in enumerate(policy.get("rules") or []):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            required = parse_indexes(rule["succeededIndexes"], completions)
+            if not required:
+                continue
+            done = len(required & succeeded)
+            if (count is None and done == len(required)) or (count is not None and done >= int(count)):
+                return f"Matched rules at index {index}"
+        elif count is not None and len(succeeded) >= int(count):
+            return f"Matched rules at index {index}"
+    return None
+
+
 def want_active(job: Obj, succeeded: int) -> int:
     """How many pods should run: parallelism, but never more than the completions left (with no
     completions set, none new once one pod succeeded)."""
@@ -465,6 +485,9 @@ class JobController(Controller):
             succeeded_indexes = parse_indexes(status.get("completedIndexes"), completions) | {
                 i for p in pods if phase(p) == "Succeeded" and (i := completion_index(p)) is not None
                 and i < completions}
+            if state.finished is None and (msg := match_success_policy(spec.get("successPolicy"), completions,
+                                                                        succeeded_indexes)) is not None:
+                state.finished = new_condition("SuccessCriteriaMet", "SuccessPolicy", msg, now)
         suspend_changed = False
         if state.finished is not None:
             deleted = await self._delete_pods(key, job, state.active, keep_finalizer=True)

@@ -16,6 +16,7 @@ from knet.controllers.job import (
     failures_after_last_success,
     format_indexes,
     match_failure_policy,
+    match_success_policy,
     parse_indexes,
     past_backoff_limit_on_failure,
     pending_indexes,
@@ -148,6 +149,37 @@ def test_want_active(spec, succeeded, want):
 def test_indexes_round_trip(indexes, text):
     assert format_indexes(indexes) == text
     assert parse_indexes(text, 10) == indexes
+
+
+# upstream success_policy_test.go TestMatchSuccessPolicy, in spirit
+@pytest.mark.parametrize(("rules", "succeeded", "want"), [
+    pytest.param([{"succeededIndexes": "0-2"}], {0, 1}, None, id="indexes-not-all-done"),
+    pytest.param([{"succeededIndexes": "0-2"}], {0, 1, 2, 5}, "Matched rules at index 0", id="indexes-all-done"),
+    pytest.param([{"succeededIndexes": "0-2,4", "succeededCount": 2}], {4, 1}, "Matched rules at index 0",
+                 id="count-of-indexes"),
+    pytest.param([{"succeededCount": 5}, {"succeededCount": 2}], {3, 7}, "Matched rules at index 1",
+                 id="second-rule-count"),
+    pytest.param([{"succeededIndexes": "9"}], {9}, None, id="index-out-of-range-never-matches"),
+    pytest.param([{"succeededCount": 1}], set(), None, id="nothing-succeeded"),
+])
+def test_match_success_policy(rules, succeeded, want):
+    assert match_success_policy({"rules": rules}, 8, succeeded) == want
+
+
+async def test_success_policy_completes_an_indexed_job_early(harness):
+    """The leader index succeeding is enough: the others are deleted and the Job is Complete."""
+    clock = FakeClock()
+    seed_job(harness.api, completions=3, parallelism=3, completionMode="Indexed",
+             successPolicy={"rules": [{"succeededIndexes": "0"}]})
+    await harness.start(JobController(harness.api, harness.informers, clock=clock))
+    pods = await harness.until(lambda: len(live_pods(harness.api)) == 3 and live_pods(harness.api))
+    leader = next(p for p in pods if p["metadata"]["annotations"][COMPLETION_INDEX] == "0")
+    await finish(harness.api, leader, "Succeeded", 0, clock.now)
+    j = await harness.until(lambda: (j := the_job(harness.api)) and ("Complete", "True", "SuccessPolicy")
+                            in conditions(j) and j)
+    assert conditions(j)[0] == ("SuccessCriteriaMet", "True", "SuccessPolicy")
+    assert j["status"]["completedIndexes"] == "0" and j["status"]["succeeded"] == 1
+    assert not live_pods(harness.api)
 
 
 def test_pending_indexes_skip_succeeded_and_running():
