@@ -13,6 +13,7 @@ APT_PACKAGES=(
   runc                          # OCI runtime: every pod container of the real dataplane runs under it
   procps iputils-ping curl dnsutils util-linux  # ps, ping, curl, dig, nsenter inside nodes/pods
   openssh-server openssh-client # each node's sshd, `ssh node01` from the controlplane, ssh-keygen
+  tzdata                        # IANA time zones (/usr/share/zoneinfo) of CronJob spec.timeZone
 )
 
 missing=()

@@ -24,6 +24,14 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
     "system:controller:clusterrole-aggregation-controller": [
         (("rbac.authorization.k8s.io",), ("clusterroles",), ("escalate", "get", "list", "patch", "update", "watch")),
     ],
+    "system:controller:cronjob-controller": [
+        (("batch",), ("cronjobs",), ("get", "list", "update", "watch")),
+        (("batch",), ("jobs",), ("create", "delete", "get", "list", "patch", "update", "watch")),
+        (("batch",), ("cronjobs/status",), ("update",)),
+        (("batch",), ("cronjobs/finalizers",), ("update",)),
+        (("",), ("pods",), ("delete", "list", "watch")),
+        EVENTS,
+    ],
     "system:controller:daemon-set-controller": [
         (("apps", "extensions"), ("daemonsets",), ("get", "list", "watch")),
         (("apps", "extensions"), ("daemonsets/status",), ("update",)),
@@ -70,6 +78,13 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("*",), ("*",), ("delete", "get", "list", "patch", "update", "watch")),
         EVENTS,
     ],
+    "system:controller:job-controller": [
+        (("batch",), ("jobs",), ("get", "list", "patch", "update", "watch")),
+        (("batch",), ("jobs/status",), ("update",)),
+        (("batch",), ("jobs/finalizers",), ("update",)),
+        (("",), ("pods",), ("create", "delete", "list", "patch", "watch")),
+        EVENTS,
+    ],
     "system:controller:namespace-controller": [
         (("",), ("namespaces",), ("delete", "get", "list", "watch")),
         (("",), ("namespaces/finalize", "namespaces/status"), ("update",)),
@@ -100,6 +115,10 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
     ],
     "system:controller:service-account-controller": [
         (("",), ("serviceaccounts",), ("create",)),
+        EVENTS,
+    ],
+    "system:controller:ttl-after-finished-controller": [
+        (("batch",), ("jobs",), ("delete", "get", "list", "watch")),
         EVENTS,
     ],
 }

@@ -48,6 +48,8 @@ class FieldError:
         if t == "Required":
             return "Required value" + (f": {self.detail}" if self.detail else "")
         if t == "Invalid":
+            if type(self.value).__name__ == "_Omit":  # field.OmitValueType: no value printed
+                return "Invalid value" + (f": {self.detail}" if self.detail else "")
             return f"Invalid value: {_go_repr(self.value)}" + (f": {self.detail}" if self.detail else "")
         if t == "Duplicate":
             return f"Duplicate value: {_go_repr(self.value)}"

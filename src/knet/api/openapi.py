@@ -23,6 +23,7 @@ PACKAGES = (
     (("Lease",), "io.k8s.api.coordination.v1"),
     (("EndpointSlice", "EndpointConditions", "EndpointHints", "ForZone", "ForNode", "Endpoint"), "io.k8s.api.discovery.v1"),
     (("Scale",), "io.k8s.api.autoscaling.v1"),
+    (("Job", "CronJob", "PodFailurePolicy", "SuccessPolicy", "UncountedTerminatedPods"), "io.k8s.api.batch.v1"),
     (("TokenRequest", "BoundObjectReference"), "io.k8s.api.authentication.v1"),
 )
 INT_OR_STRING_FIELDS = {"targetPort", "port", "maxSurge", "maxUnavailable", "minAvailable", "endPort"}

@@ -28,7 +28,10 @@ GROUP_PACKAGES = {"": "core", "apps": "apps", "discovery.k8s.io": "discovery", "
 META_KINDS = {"DeleteOptions", "Status", "List", "PartialObjectMetadata"}
 KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "port", "containerPort",
                   "expirationSeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "gracePeriodSeconds",
-                  "priority", "exitCode"}
+                  "priority", "exitCode",
+                  # batch/v1 pointer fields where 0 is a choice (backoffLimit: 0 fails at the first failure)
+                  "backoffLimit", "completions", "parallelism", "ttlSecondsAfterFinished", "startingDeadlineSeconds",
+                  "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "backoffLimitPerIndex", "maxFailedIndexes"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 

@@ -61,6 +61,9 @@ SERVICE_ACCOUNTS = {
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "disruption": "disruption-controller",
     "replicationcontroller": "replication-controller",
+    "job": "job-controller",
+    "cronjob": "cronjob-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
 }
 
 
@@ -176,6 +179,21 @@ async def _clusterrole_aggregation(ctx: ControllerContext) -> Any:
                                             ctx.informers)
 
 
+async def _job(ctx: ControllerContext) -> Any:
+    from knet.controllers.job import JobController
+    return JobController(await ctx.client(SERVICE_ACCOUNTS["job"]), ctx.informers)
+
+
+async def _cronjob(ctx: ControllerContext) -> Any:
+    from knet.controllers.cronjob import CronJobController
+    return CronJobController(await ctx.client(SERVICE_ACCOUNTS["cronjob"]), ctx.informers)
+
+
+async def _ttl_after_finished(ctx: ControllerContext) -> Any:
+    from knet.controllers.ttlafterfinished import TTLAfterFinishedController
+    return TTLAfterFinishedController(await ctx.client(SERVICE_ACCOUNTS["ttl-after-finished"]), ctx.informers)
+
+
 CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodeipam": _nodeipam,
     "endpointslice": _endpointslice,
@@ -194,17 +212,20 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "clusterrole-aggregation": _clusterrole_aggregation,
     "disruption": _disruption,
     "replicationcontroller": _replicationcontroller,
+    "job": _job,
+    "cronjob": _cronjob,
+    "ttl-after-finished": _ttl_after_finished,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
 DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
 KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
-                   "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
-                   "job", "cronjob", "resourcequota", "horizontalpodautoscaling",
-                   "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
+                   "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl",
+                   "resourcequota", "horizontalpodautoscaling",
+                   "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
-                   "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",
+                   "persistentvolume-expander", "taint-eviction-controller",
                    "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
 
 

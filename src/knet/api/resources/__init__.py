@@ -10,12 +10,14 @@ def build_registry() -> Registry:
     from knet.api.resources import (
         configmaps,
         controllerrevisions,
+        cronjobs,
         daemonsets,
         deployments,
         endpoints,
         endpointslices,
         events,
         events_v1,
+        jobs,
         leases,
         metrics,
         namespaces,
@@ -37,7 +39,7 @@ def build_registry() -> Registry:
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
-                   poddisruptionbudgets, priorityclasses, replicationcontrollers):
+                   poddisruptionbudgets, priorityclasses, replicationcontrollers, jobs, cronjobs):
         registry.add(module.RESOURCE)
     for module in (statefulsets, controllerrevisions):
         registry.add(module.RESOURCE)
