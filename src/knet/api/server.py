@@ -745,10 +745,14 @@ class ApiServer:
             if method != "GET":
                 raise errors.method_not_allowed()
             return await self.relay.logs(request, ns, name)
-        if sub == "exec":
+        if sub in ("exec", "attach"):
             if method not in ("GET", "POST"):
                 raise errors.method_not_allowed()
-            return await self.relay.exec(request, ns, name)
+            return await self.relay.exec(request, ns, name, attach=sub == "attach")
+        if sub == "portforward":
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed()
+            return await self.relay.portforward(request, ns, name)
         if sub in ("binding", "eviction", "token"):
             if method != "POST":
                 raise errors.method_not_allowed()
