@@ -139,8 +139,8 @@ def test_attach_streams_output_from_now_on(apiserver, pod):
     assert ticks[0] > 1  # it attached late: what was written before is not replayed
 
 
-def _port_forward(apiserver, pod, *ports: str):
-    proc = subprocess.Popen([KUBECTL_129, f"--kubeconfig={apiserver.kubeconfig}", "port-forward", f"pod/{pod}",
+def _port_forward(apiserver, pod, *ports: str, kubectl: str = KUBECTL_129):
+    proc = subprocess.Popen([kubectl, f"--kubeconfig={apiserver.kubeconfig}", "port-forward", f"pod/{pod}",
                              *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     local: list[int] = []
     deadline = time.monotonic() + 15
@@ -240,3 +240,17 @@ def test_a_user_without_exec_or_portforward_is_refused_the_upgrade(apiserver, po
     finally:
         apiserver.kubectl("delete", "rolebinding", "spdy-pod-reader")
         apiserver.kubectl("delete", "role", "spdy-pod-reader")
+
+
+def test_port_forward_with_a_websocket_kubectl(apiserver, pod):
+    # kubectl 1.30+ tries WebSocket first (SPDY tunnelled in it from 1.31) and falls back to
+    # SPDY when the upgrade is refused: either way the forwarded connection works.
+    kubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
+    assert os.access(kubectl, os.X_OK), f"{kubectl} is missing"
+    proc, (local,) = _port_forward(apiserver, pod, f":{HTTP_PORT}", kubectl=kubectl)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/hello.txt", timeout=10) as r:
+            assert r.read() == b"hello through port-forward\n"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
