@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import http.client
+import json
 import os
 import pty
 import re
@@ -18,6 +19,7 @@ import subprocess
 import termios
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -254,3 +256,52 @@ def test_port_forward_with_a_websocket_kubectl(apiserver, pod):
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_a_service_account_token_without_exec_gets_403_on_the_upgrade(apiserver, pod):
+    apiserver.kubectl_ok("create", "serviceaccount", "spdy-viewer")
+    apiserver.kubectl_ok("create", "role", "spdy-viewer", "--verb=get,list", "--resource=pods")
+    apiserver.kubectl_ok("create", "rolebinding", "spdy-viewer", "--role=spdy-viewer",
+                         "--serviceaccount=default:spdy-viewer")
+    try:
+        token = apiserver.kubectl_ok("create", "token", "spdy-viewer").strip()
+        for sub, query in (("exec", "?command=id&container=main&stdout=true"), ("attach", "?container=ticker&stdout=true"),
+                           ("portforward", "")):
+            status, headers, body = _spdy_upgrade(apiserver, f"/api/v1/namespaces/default/pods/{pod}/{sub}{query}",
+                                                  ["v4.channel.k8s.io", "portforward.k8s.io"], token=token)
+            assert status == 403, (sub, body)
+            assert json.loads(body)["message"] == (
+                f'pods "{pod}" is forbidden: User "system:serviceaccount:default:spdy-viewer" cannot create '
+                f'resource "pods/{sub}" in API group "" in the namespace "default"')
+            assert "x-stream-protocol-version" not in headers
+    finally:
+        for kind in ("rolebinding", "role", "serviceaccount"):
+            apiserver.kubectl("delete", kind, "spdy-viewer")
+
+
+def test_the_kubelets_attach_and_portforward_refuse_other_callers(apiserver, pod, tmp_path):
+    """Only the apiserver's kubelet-client identity may use them: no certificate is 401, another
+    node's kubelet certificate 403 (nodes/proxy, as for exec)."""
+    from knet.cluster.pki import issue_cert, load_cert_key, write_cert_key
+
+    node = json.loads(apiserver.kubectl_ok("get", "node", NODE, "-o", "json"))
+    base = f"https://127.0.0.1:{node['status']['daemonEndpoints']['kubeletEndpoint']['Port']}"
+    crt, key = write_cert_key(tmp_path, "node01", issue_cert(load_cert_key(apiserver.pki_dir, "ca"),
+                                                             "system:node:node01", organizations=["system:nodes"],
+                                                             client=True))
+
+    def call(path: str, cert=None) -> tuple[int, str]:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        if cert:
+            ctx.load_cert_chain(*cert)
+        try:
+            with urllib.request.urlopen(base + path, context=ctx, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    for path in (f"/portForward/default/{pod}?port={HTTP_PORT}", f"/attach/default/{pod}/ticker?stdout=1"):
+        assert call(path) == (401, "Unauthorized"), path
+        assert call(path, (crt, key)) == (403, "Forbidden (user=system:node:node01, verb=get, resource=nodes, "
+                                               "subresource=proxy)"), path

@@ -91,7 +91,15 @@ class _Feed:
         self.session.eof_received()
 
 
-async def upgrade(request: web.Request, protocol: str, on_stream: Callable[[Stream], bool]) -> Session:
+class _Upgraded(web.StreamResponse):
+    """The 101 answer: once sent, the connection is the SPDY session's, which closes it."""
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+async def upgrade(request: web.Request, protocol: str,
+                  on_stream: Callable[[Stream], bool]) -> tuple[Session, web.StreamResponse]:
     """Answer 101 and hand the connection's bytes to a new SPDY server session."""
     transport = request.transport
     if transport is None:
@@ -105,19 +113,17 @@ async def upgrade(request: web.Request, protocol: str, on_stream: Callable[[Stre
     session = Session(transport.write, drain, on_stream)
     # The parser is swapped before the 101 leaves: the client sends frames only after it.
     proto.set_parser(_Feed(session))  # type: ignore[arg-type]
-    resp = web.StreamResponse(status=101, headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
-                                                   "X-Stream-Protocol-Version": protocol})
+    resp = _Upgraded(status=101, headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                          "X-Stream-Protocol-Version": protocol})
     await resp.prepare(request)
-    return session
+    return session, resp
 
 
-def finish(request: web.Request, session: Session) -> web.Response:
-    """GOAWAY, close the connection; the handler's answer (already sent as 101)."""
+def finish(request: web.Request, session: Session, resp: web.StreamResponse) -> web.StreamResponse:
+    """GOAWAY, close the connection; the handler's answer (the 101 already sent)."""
     session.close()
     if request.transport is not None:
         request.transport.close()
-    resp = web.Response(status=101)
-    resp.force_close()
     return resp
 
 
@@ -188,7 +194,7 @@ async def serve_exec(request: web.Request, protocol: str, upstream: aiohttp.Clie
             ready.set()
         return True
 
-    session = await upgrade(request, protocol, on_stream)
+    session, resp = await upgrade(request, protocol, on_stream)
     try:
         waiter = asyncio.ensure_future(ready.wait())
         ended = asyncio.ensure_future(session.done.wait())
@@ -196,11 +202,11 @@ async def serve_exec(request: web.Request, protocol: str, upstream: aiohttp.Clie
         waiter.cancel()
         ended.cancel()
         if not ready.is_set():
-            return finish(request, session)
+            return finish(request, session, resp)
         await _relay_exec(session, streams, upstream, protocol)
     finally:
         await upstream.close()
-    return finish(request, session)
+    return finish(request, session, resp)
 
 
 async def _relay_exec(session: Session, streams: dict[str, Stream], upstream: aiohttp.ClientWebSocketResponse,
@@ -291,13 +297,13 @@ async def serve_portforward(request: web.Request, dial: Dial, pod_label: str) ->
             task.add_done_callback(tasks.discard)
         return True
 
-    session = await upgrade(request, PORTFORWARD_PROTOCOLS[0], on_stream)
+    session, resp = await upgrade(request, PORTFORWARD_PROTOCOLS[0], on_stream)
     try:
         await session.done.wait()
     finally:
         for t in list(tasks):
             t.cancel()
-    return finish(request, session)
+    return finish(request, session, resp)
 
 
 async def _pair_timeout(pairs: dict[str, dict[str, Stream]], rid: str, stream: Stream) -> None:
