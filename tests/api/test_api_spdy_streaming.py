@@ -305,3 +305,43 @@ def test_the_kubelets_attach_and_portforward_refuse_other_callers(apiserver, pod
         assert call(path) == (401, "Unauthorized"), path
         assert call(path, (crt, key)) == (403, "Forbidden (user=system:node:node01, verb=get, resource=nodes, "
                                                "subresource=proxy)"), path
+
+
+def test_port_forward_tunnelled_in_a_websocket(apiserver, pod):
+    """kubectl 1.31+'s way: the SPDY session inside WebSocket binary messages (subprotocol
+    SPDY/3.1+portforward.k8s.io), spoken here by a client made of knet's own framing."""
+    import asyncio
+
+    import aiohttp
+
+    from knet.api import spdy
+
+    async def run() -> bytes:
+        ctx = ssl.create_default_context(cafile=apiserver.ca_file)
+        enc, dec = spdy.Encoder(), spdy.Decoder()
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                f"{apiserver.url}/api/v1/namespaces/default/pods/{pod}/portforward", ssl=ctx,
+                protocols=("SPDY/3.1+portforward.k8s.io",), headers={"Authorization": f"Bearer {apiserver.token}"}) as ws:
+            assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
+            headers = {"port": [str(HTTP_PORT)], "requestid": ["0"]}
+            await ws.send_bytes(enc.encode(spdy.SynStream(1, {"streamtype": ["error"], **headers}))
+                                + enc.encode(spdy.DataFrame(1, b"", fin=True))
+                                + enc.encode(spdy.SynStream(3, {"streamtype": ["data"], **headers}))
+                                + enc.encode(spdy.Ping(1))
+                                + enc.encode(spdy.DataFrame(3, b"GET /hello.txt HTTP/1.0\r\n\r\n", fin=True)))
+            body, replies, pong = b"", set(), False
+            async for msg in ws:
+                for frame in dec.feed(msg.data):
+                    if isinstance(frame, spdy.SynReply):
+                        replies.add(frame.stream_id)
+                    elif isinstance(frame, spdy.Ping):
+                        pong = True
+                    elif isinstance(frame, spdy.DataFrame) and frame.stream_id == 3:
+                        body += frame.data
+                        if frame.fin:
+                            assert replies == {1, 3} and pong
+                            return body
+            raise AssertionError(f"the data stream did not end: {body!r}")
+
+    body = asyncio.run(asyncio.wait_for(run(), 20))
+    assert body.startswith(b"HTTP/1.0 200") and body.endswith(b"hello through port-forward\n"), body

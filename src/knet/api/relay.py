@@ -181,15 +181,19 @@ class KubeletRelay:
         return ws
 
     async def portforward(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
-        """pods/portforward over SPDY/3.1: each forwarded connection is a WebSocket to the
-        kubelet's /portForward/NS/POD?port=N."""
+        """pods/portforward over SPDY/3.1, upgraded to or tunnelled in a WebSocket: each forwarded
+        connection is a WebSocket to the kubelet's /portForward/NS/POD?port=N."""
         pod = self._pod(ns, name)
-        if not spdyrelay.wants_spdy(request.headers):
+        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+        tunnel = (request.headers.get("Upgrade", "").lower() == "websocket" and spdyrelay.TUNNEL_PROTOCOL in offered)
+        if not tunnel and not spdyrelay.wants_spdy(request.headers):
             raise ApiError(400, "BadRequest", "Upgrade request required")
-        try:
-            spdyrelay.negotiate(request.headers.getall("X-Stream-Protocol-Version", []), spdyrelay.PORTFORWARD_PROTOCOLS)
-        except spdyrelay.HandshakeError as exc:
-            return exc.response()
+        if not tunnel:
+            try:
+                spdyrelay.negotiate(request.headers.getall("X-Stream-Protocol-Version", []),
+                                    spdyrelay.PORTFORWARD_PROTOCOLS)
+            except spdyrelay.HandshakeError as exc:
+                return exc.response()
         base = self._kubelet(pod, name).replace("https://", "wss://")
         uid = (pod.get("metadata") or {}).get("uid", "")
 
@@ -201,4 +205,4 @@ class KubeletRelay:
             except aiohttp.WSServerHandshakeError as exc:
                 raise RuntimeError(f"error dialing backend: the kubelet answered {exc.status}") from None
 
-        return await spdyrelay.serve_portforward(request, dial, f"{ns}/{name}, uid {uid}")
+        return await spdyrelay.serve_portforward(request, dial, f"{ns}/{name}, uid {uid}", tunnel=tunnel)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # v5 is WebSocket-only), and the port-forward protocol.
 EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
 PORTFORWARD_PROTOCOLS = ("portforward.k8s.io",)
+TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"  # port-forward's SPDY inside WebSocket (kubectl 1.31+)
 STREAM_CREATION_TIMEOUT = 30.0  # kubelet's default streamCreationTimeout
 # WebSocket channel bytes on the kubelet leg (knet.node.server).
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -270,9 +271,11 @@ def stream_port(stream: Stream) -> int | None:
 Dial = Callable[[int], Awaitable[aiohttp.ClientWebSocketResponse]]
 
 
-async def serve_portforward(request: web.Request, dial: Dial, pod_label: str) -> web.StreamResponse:
+async def serve_portforward(request: web.Request, dial: Dial, pod_label: str, tunnel: bool = False
+                            ) -> web.StreamResponse:
     """Relay a port-forward session: each (error, data) pair of streams with the same requestID
-    is one TCP connection to the pod's port, through its own WebSocket to the kubelet."""
+    is one TCP connection to the pod's port, through its own WebSocket to the kubelet. tunnel:
+    the session comes inside a WebSocket (TUNNEL_PROTOCOL), not an HTTP upgrade to SPDY."""
     pairs: dict[str, dict[str, Stream]] = {}
     tasks: set[asyncio.Task] = set()
 
@@ -297,6 +300,8 @@ async def serve_portforward(request: web.Request, dial: Dial, pod_label: str) ->
             task.add_done_callback(tasks.discard)
         return True
 
+    if tunnel:
+        return await _tunnel(request, on_stream, tasks)
     session, resp = await upgrade(request, PORTFORWARD_PROTOCOLS[0], on_stream)
     try:
         await session.done.wait()
@@ -304,6 +309,44 @@ async def serve_portforward(request: web.Request, dial: Dial, pod_label: str) ->
         for t in list(tasks):
             t.cancel()
     return finish(request, session, resp)
+
+
+async def _tunnel(request: web.Request, on_stream: Callable[[Stream], bool], tasks: set[asyncio.Task]
+                  ) -> web.StreamResponse:
+    """The same SPDY session carried in WebSocket binary messages (kubectl 1.31+, subprotocol
+    SPDY/3.1+portforward.k8s.io; client-go's tunneling dialer): each message is a run of the
+    connection's bytes, in order, both ways."""
+    ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=0, autoping=True)
+    await ws.prepare(request)
+    out: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def drain() -> None:
+        await out.join()
+
+    session = Session(out.put_nowait, drain, on_stream)
+
+    async def send() -> None:
+        while True:
+            data = await out.get()
+            try:
+                await ws.send_bytes(data)
+            finally:
+                out.task_done()
+
+    sender = asyncio.ensure_future(send())
+    try:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                session.data_received(msg.data)
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                break
+        session.eof_received()
+    finally:
+        for t in (*tasks, sender):
+            t.cancel()
+        session.close()
+        await ws.close()
+    return ws
 
 
 async def _pair_timeout(pairs: dict[str, dict[str, Stream]], rid: str, stream: Stream) -> None:
@@ -364,5 +407,5 @@ async def _forward(data: Stream, error: Stream, dial: Dial, pod_label: str) -> N
         error.close()
 
 
-__all__ = ["EXEC_PROTOCOLS", "HandshakeError", "PORTFORWARD_PROTOCOLS", "ResizeDecoder", "expected_streams",
+__all__ = ["EXEC_PROTOCOLS", "HandshakeError", "PORTFORWARD_PROTOCOLS", "TUNNEL_PROTOCOL", "ResizeDecoder", "expected_streams",
            "negotiate", "serve_exec", "serve_portforward", "status_for_protocol", "wants_spdy"]
