@@ -16,6 +16,8 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     "eviction": (("create",), ("policy", "v1", "Eviction")),
     "log": (("get",), ("", "v1", "Pod")),
     "exec": (("create", "get"), ("", "v1", "PodExecOptions")),
+    "attach": (("create", "get"), ("", "v1", "PodAttachOptions")),
+    "portforward": (("create", "get"), ("", "v1", "PodPortForwardOptions")),
     "token": (("create",), ("authentication.k8s.io", "v1", "TokenRequest")),
     "finalize": (("update",), None),
 }

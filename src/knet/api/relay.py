@@ -1,6 +1,9 @@
-"""pods/log and pods/exec: relayed to the pod's node agent (docs/contracts.md s.4). The
-apiserver authenticates to it with --kubelet-client-certificate and checks it against the
-cluster CA; exec is a WebSocket relay that speaks the same channel subprotocol on both legs."""
+"""pods/log, pods/exec, pods/attach and pods/portforward: relayed to the pod's node agent
+(docs/contracts.md s.4). The apiserver authenticates to it with --kubelet-client-certificate and
+checks it against the cluster CA. Exec over WebSocket is relayed with the same channel
+subprotocol on both legs; over SPDY/3.1 (kubectl <= 1.29) the apiserver ends the SPDY session
+(knet.api.spdyrelay) and speaks v5.channel.k8s.io to the kubelet, as it does for attach;
+port-forward opens one kubelet WebSocket (portforward.k8s.io) per forwarded connection."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from knet.api import errors
+from knet.api import errors, spdyrelay
 from knet.api.errors import ApiError
 from knet.api.rest import ObjectService
 
@@ -40,10 +43,13 @@ class KubeletRelay:
         if self._session is not None:
             await self._session.close()
 
+    def _pod(self, ns: str, name: str) -> dict:
+        rt = self.service.registry.lookup("", "v1", "pods")
+        return self.service.entry(rt, ns, name).obj
+
     def _target(self, ns: str, name: str, container: str | None) -> tuple[str, str]:
         """(kubelet base URL, container name) for a pod."""
-        rt = self.service.registry.lookup("", "v1", "pods")
-        pod = self.service.entry(rt, ns, name).obj
+        pod = self._pod(ns, name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         inits = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
         if not container:
@@ -53,6 +59,10 @@ class KubeletRelay:
             container = containers[0]
         elif container not in containers and container not in inits:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        return self._kubelet(pod, name), container
+
+    def _kubelet(self, pod: dict, name: str) -> str:
+        """The kubelet base URL (https://host:port) of the node a pod runs on."""
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
@@ -68,7 +78,7 @@ class KubeletRelay:
             if not ip:
                 raise ApiError(500, "InternalError", f"node {node_name} has no InternalIP to reach its kubelet")
             endpoint = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-        return f"https://{endpoint}", container
+        return f"https://{endpoint}"
 
     async def summary(self, endpoint: str) -> dict:
         """A kubelet's /stats/summary (host:port), for the metrics scraper."""
@@ -105,22 +115,34 @@ class KubeletRelay:
                 pass
             return resp
 
-    async def exec(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+    async def exec(self, request: web.Request, ns: str, name: str, attach: bool = False) -> web.StreamResponse:
+        """pods/exec (attach: pods/attach) over WebSocket or SPDY/3.1."""
         q = request.query
         base, container = self._target(ns, name, q.get("container"))
-        params = [("command", c) for c in q.getall("command", [])]
+        params = [] if attach else [("command", c) for c in q.getall("command", [])]
         for k in ("stdin", "stdout", "stderr", "tty"):
             if k in q:
                 params.append((k, q[k]))
-        if not any(k == "command" for k, _ in params):
+        if not attach and not any(k == "command" for k, _ in params):
             raise errors.bad_request("you must specify at least 1 command")
-        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
-        protocols = [p for p in offered if p in EXEC_PROTOCOLS] or list(EXEC_PROTOCOLS)
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            # kubectl falls back to SPDY when the WebSocket leg failed; knet relays WebSocket only.
-            raise ApiError(400, "BadRequest", "Upgrade request required: knet serves pods/exec over WebSocket "
-                           f"({', '.join(EXEC_PROTOCOLS[:2])}) only, not SPDY")
-        url = f"{base.replace('https://', 'wss://')}/exec/{ns}/{name}/{container}?{urlencode(params)}"
+        flags = {k: q.get(k, "").lower() in ("true", "1") for k in ("stdin", "stdout", "stderr", "tty")}
+        if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+            raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        spdy = spdyrelay.wants_spdy(request.headers)
+        if spdy:
+            try:
+                protocol = spdyrelay.negotiate(request.headers.getall("X-Stream-Protocol-Version", []),
+                                               spdyrelay.EXEC_PROTOCOLS)
+            except spdyrelay.HandshakeError as exc:
+                return exc.response()
+            protocols = ["v5.channel.k8s.io"]  # the kubelet leg; the SPDY streams map onto its channels
+        else:
+            offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+            protocols = [p for p in offered if p in EXEC_PROTOCOLS] or list(EXEC_PROTOCOLS)
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                raise ApiError(400, "BadRequest", "Upgrade request required")
+        path = "attach" if attach else "exec"
+        url = f"{base.replace('https://', 'wss://')}/{path}/{ns}/{name}/{container}?{urlencode(params)}"
         try:
             upstream = await self.session().ws_connect(url, protocols=protocols, ssl=self._ssl, max_msg_size=0,
                                                        autoping=True)
@@ -129,6 +151,9 @@ class KubeletRelay:
                            f"for {ns}/{name}/{container}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError(500, "InternalError", f"error dialing backend: {exc}") from None
+        if spdy:
+            want = spdyrelay.expected_streams(flags["stdin"], flags["stdout"], flags["stderr"], flags["tty"])
+            return await spdyrelay.serve_exec(request, protocol, upstream, want)
         chosen = upstream.protocol
         ws = web.WebSocketResponse(protocols=[chosen] if chosen else (), max_msg_size=0, autoping=True)
         await ws.prepare(request)
@@ -154,3 +179,30 @@ class KubeletRelay:
             await upstream.close()
             await ws.close()
         return ws
+
+    async def portforward(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+        """pods/portforward over SPDY/3.1, upgraded to or tunnelled in a WebSocket: each forwarded
+        connection is a WebSocket to the kubelet's /portForward/NS/POD?port=N."""
+        pod = self._pod(ns, name)
+        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+        tunnel = (request.headers.get("Upgrade", "").lower() == "websocket" and spdyrelay.TUNNEL_PROTOCOL in offered)
+        if not tunnel and not spdyrelay.wants_spdy(request.headers):
+            raise ApiError(400, "BadRequest", "Upgrade request required")
+        if not tunnel:
+            try:
+                spdyrelay.negotiate(request.headers.getall("X-Stream-Protocol-Version", []),
+                                    spdyrelay.PORTFORWARD_PROTOCOLS)
+            except spdyrelay.HandshakeError as exc:
+                return exc.response()
+        base = self._kubelet(pod, name).replace("https://", "wss://")
+        uid = (pod.get("metadata") or {}).get("uid", "")
+
+        async def dial(port: int) -> aiohttp.ClientWebSocketResponse:
+            try:
+                return await self.session().ws_connect(f"{base}/portForward/{ns}/{name}?port={port}",
+                                                       protocols=spdyrelay.PORTFORWARD_PROTOCOLS, ssl=self._ssl,
+                                                       max_msg_size=0, autoping=True)
+            except aiohttp.WSServerHandshakeError as exc:
+                raise RuntimeError(f"error dialing backend: the kubelet answered {exc.status}") from None
+
+        return await spdyrelay.serve_portforward(request, dial, f"{ns}/{name}, uid {uid}", tunnel=tunnel)

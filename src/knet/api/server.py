@@ -126,6 +126,20 @@ class ApiServerConfig:
 ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
 
 
+CACHE_CONTROL = "no-cache, private"  # kube-apiserver's WithCacheControl: on every answer unless set
+
+
+class _ApiRequest(web.BaseRequest):
+    """A request whose every response (plain, streamed or upgraded) carries Cache-Control."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        response.headers.setdefault("Cache-Control", CACHE_CONTROL)
+
+
+async def _cache_control(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Cache-Control", CACHE_CONTROL)
+
+
 def _json(obj, status: int = 200, content_type: str = "application/json", headers: dict | None = None) -> web.Response:
     body = obj if isinstance(obj, bytes) else orjson.dumps(obj)
     h = dict(headers) if headers else {}
@@ -265,6 +279,7 @@ class ApiServer:
         """The API as an aiohttp Application (for embedding); `start` serves `handle` directly."""
         app = web.Application(client_max_size=MAX_BODY + 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(_cache_control)
         return app
 
     async def start(self) -> None:
@@ -277,7 +292,10 @@ class ApiServer:
         # Open watches and exec sessions are cut at shutdown instead of being waited for.
         # aiohttp's low-level server: every path goes to `handle`, which routes itself, so the
         # Application's regex router and middleware chain would only add cost to every request.
-        server = web.Server(self.handle, access_log=None)
+        loop = asyncio.get_running_loop()
+        server = web.Server(self.handle, access_log=None,
+                            request_factory=lambda message, payload, protocol, writer, task:
+                            _ApiRequest(message, payload, protocol, writer, task, loop))
         self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind_address, self.config.secure_port,
@@ -300,6 +318,8 @@ class ApiServer:
     # --- dispatch ------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if path == "/version/":  # as /version (kr8s asks this first)
+            path = "/version"
         try:
             public = path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/"))
             if public and not self._authorizing:
@@ -746,10 +766,14 @@ class ApiServer:
             if method != "GET":
                 raise errors.method_not_allowed()
             return await self.relay.logs(request, ns, name)
-        if sub == "exec":
+        if sub in ("exec", "attach"):
             if method not in ("GET", "POST"):
                 raise errors.method_not_allowed()
-            return await self.relay.exec(request, ns, name)
+            return await self.relay.exec(request, ns, name, attach=sub == "attach")
+        if sub == "portforward":
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed()
+            return await self.relay.portforward(request, ns, name)
         if sub in ("binding", "eviction", "token"):
             if method != "POST":
                 raise errors.method_not_allowed()

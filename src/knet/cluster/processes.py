@@ -52,7 +52,7 @@ def component_of(argv: list[str]) -> str | None:
     if argv and proctitle.command_of(argv[0]):
         return proctitle.command_of(argv[0])
     if "as-binary" in argv[1:3]:
-        binary = argv[argv.index("as-binary") + 1:][:1]
+        binary = [a for a in argv[argv.index("as-binary") + 1:] if not a.startswith("--image")][:1]
         return proctitle.command_of(binary[0]) if binary else None
     return next((a for a in argv[1:4] if a in KNET_COMMANDS), None)
 

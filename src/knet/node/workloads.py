@@ -136,11 +136,12 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
         # knet's own components, under the image's binary name: `ps` in the node shows the
         # container's command line (knet.cli.binary).
         knet = knet if knet is not None else knet_argv()
-        # No `--image`: kube-apiserver's /version stays knet's own (v1.32.0-knet), not the image's
-        # tag, because knet serves exec/attach/port-forward over WebSocket only, as a 1.30+ server
-        # (and kubectl 1.30+) does. A server claiming v1.29 makes version-matching kubectl
-        # dispatchers (gcloud's kubectl) run kubectl 1.29, which speaks SPDY: exec would fail.
-        return [*knet, "as-binary", *component_argv(kind, image, command, args)]
+        # A control-plane image's tag is the version the binary is: kube-apiserver's /version
+        # answers it (`kubectl version` shows the server at the cluster's kubernetesVersion, as
+        # its nodes). kubectl 1.29, which version-matching dispatchers then run, speaks SPDY for
+        # exec/attach/port-forward, which knet serves too (knet.api.spdyrelay).
+        image_flag = [f"--image={image}"] if kind == "control-plane" else []
+        return [*knet, "as-binary", *image_flag, *component_argv(kind, image, command, args)]
     agnhost = agnhost if agnhost is not None else agnhost_argv()
     if kind == "agnhost":
         entrypoint, cmd = _image_defaults(image) or ([], [])

@@ -84,6 +84,8 @@ def test_components_are_told_apart_by_title_or_knet_command():
     assert processes.component_of([sys.executable, "/usr/bin/knet", "as-binary", "kube-controller-manager",
                                    "--v=2"]) == "controller-manager"
     assert processes.component_of(["/usr/bin/knet", "as-binary", "/usr/bin/kubelet", "--v=2"]) == "kubelet"
+    assert processes.component_of(["/usr/bin/knet", "as-binary", "--image=registry.k8s.io/kube-apiserver:v1.29.0",
+                                   "kube-apiserver", "--v=2"]) == "apiserver"
     assert processes.component_of(["/usr/bin/knet", "kubelet", "--hostname-override=node01"]) == "kubelet"
     assert processes.component_of([sys.executable, "/usr/bin/knet", "scheduler", "--v=2"]) == "scheduler"
     # Not components: a binary's name further on is an argument, not the program.

@@ -108,11 +108,11 @@ def test_control_plane_images_run_their_component():
     c = {"image": "registry.k8s.io/kube-apiserver:v1.29.0"}
     assert workload_kind(c["image"]) == "control-plane"
     assert container_argv(c, ["kube-apiserver", "--secure-port=6443"], [], KNET) == \
-        ["knet", "as-binary", "kube-apiserver", "--secure-port=6443"]
+        ["knet", "as-binary", "--image=registry.k8s.io/kube-apiserver:v1.29.0", "kube-apiserver", "--secure-port=6443"]
     # another image's binary is not this image's: the image's own binary runs the words
     c = {"image": "registry.k8s.io/kube-scheduler:v1.29.0"}
-    assert container_argv(c, ["kube-apiserver"], [], KNET) == ["knet", "as-binary", "kube-scheduler",
-                                                               "kube-apiserver"]
+    assert container_argv(c, ["kube-apiserver"], [], KNET) == [
+        "knet", "as-binary", "--image=registry.k8s.io/kube-scheduler:v1.29.0", "kube-scheduler", "kube-apiserver"]
 
 
 def test_nginx_serves_on_its_container_port_or_80():
