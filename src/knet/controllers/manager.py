@@ -25,6 +25,9 @@ class ManagerOptions:
     root_ca: str | None = None
     controllers: tuple[str, ...] = ("*",)
     service_account_private_key: bytes | None = None  # --service-account-private-key-file (PEM)
+    # --horizontal-pod-autoscaler-{sync-period,downscale-stabilization,tolerance,
+    # cpu-initialization-period,initial-readiness-delay}
+    hpa: tuple[float, float, float, float, float] = (15.0, 300.0, 0.1, 300.0, 30.0)
 
 
 @dataclass
@@ -59,6 +62,7 @@ SERVICE_ACCOUNTS = {
     "namespace": "namespace-controller",
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "disruption": "disruption-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler",
 }
 
 
@@ -153,6 +157,14 @@ async def _disruption(ctx: ControllerContext) -> Any:
     return DisruptionController(await ctx.client(SERVICE_ACCOUNTS["disruption"]), ctx.informers)
 
 
+async def _horizontalpodautoscaling(ctx: ControllerContext) -> Any:
+    from knet.controllers.horizontal import HorizontalController
+    sync, stabilization, tolerance, cpu_init, readiness = ctx.options.hpa
+    return HorizontalController(await ctx.client(SERVICE_ACCOUNTS["horizontalpodautoscaling"]), ctx.informers,
+                                sync_period=sync, downscale_stabilization=stabilization, tolerance=tolerance,
+                                cpu_initialization_period=cpu_init, initial_readiness_delay=readiness)
+
+
 async def _namespace(ctx: ControllerContext) -> Any:
     from knet.controllers.namespace import NamespaceController
     return NamespaceController(await ctx.client(SERVICE_ACCOUNTS["namespace"]), ctx.informers)
@@ -180,6 +192,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "namespace": _namespace,
     "clusterrole-aggregation": _clusterrole_aggregation,
     "disruption": _disruption,
+    "horizontalpodautoscaling": _horizontalpodautoscaling,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
@@ -187,7 +200,7 @@ DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
 KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl", "ttl-after-finished",
-                   "job", "cronjob", "statefulset", "resourcequota", "horizontalpodautoscaling",
+                   "job", "cronjob", "statefulset", "resourcequota",
                    "disruption", "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "replicationcontroller", "persistentvolume-expander", "taint-eviction-controller",

@@ -15,6 +15,7 @@ def build_registry() -> Registry:
         endpointslices,
         events,
         events_v1,
+        horizontalpodautoscalers,
         leases,
         metrics,
         namespaces,
@@ -39,6 +40,8 @@ def build_registry() -> Registry:
     for rt in rbac.RESOURCES:
         registry.add(rt)
     for rt in reviews.RESOURCES:
+        registry.add(rt)
+    for rt in horizontalpodautoscalers.RESOURCES:
         registry.add(rt)
     for rt in metrics.RESOURCES:
         registry.add(rt)
