@@ -28,7 +28,10 @@ GROUP_PACKAGES = {"": "core", "apps": "apps", "discovery.k8s.io": "discovery", "
 META_KINDS = {"DeleteOptions", "Status", "List", "PartialObjectMetadata"}
 KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "port", "containerPort",
                   "expirationSeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "gracePeriodSeconds",
-                  "priority", "exitCode"}
+                  "priority", "exitCode",
+                  # HorizontalPodAutoscaler: a stated 0 is refused or means "no window", never "unset"
+                  "minReplicas", "maxReplicas", "stabilizationWindowSeconds", "averageUtilization",
+                  "targetCPUUtilizationPercentage", "periodSeconds"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 
