@@ -286,8 +286,6 @@ def format_metrics(specs: list[Obj], statuses: list[Obj]) -> str:
             shown.append(f"{current}/{target.get('averageValue')}")
         elif kind in ("Resource", "ContainerResource"):
             name = src.get("name", "")
-            if kind == "ContainerResource":
-                name = f"{name} (container {src.get('container', '')})"
             if target.get("averageValue") is not None:
                 current = current_values.get("averageValue") if cur is not None else "<unknown>"
                 shown.append(f"{name}: {current}/{target['averageValue']}")
