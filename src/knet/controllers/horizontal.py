@@ -75,6 +75,8 @@ class HorizontalController(Controller):
         self.cpu_initialization_period = cpu_initialization_period
         self.initial_readiness_delay = initial_readiness_delay
         self.recommender = Recommender(clock=clock, downscale_stabilization=downscale_stabilization)
+        # each HPA's target selector as last seen (upstream's hpaSelectors), to find pods two HPAs fight over
+        self._selectors: dict[str, Any] = {}
         self.recorder = recorder or EventRecorder(api, "horizontal-pod-autoscaler")
         self.hpas = informers.get(API_VERSION, "horizontalpodautoscalers")
         self.pods = informers.get("v1", "pods")
@@ -90,12 +92,15 @@ class HorizontalController(Controller):
 
     def _deleted(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
-        self.recommender.forget(f"{meta.get('namespace')}/{meta.get('name')}")
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self.recommender.forget(key)
+        self._selectors.pop(key, None)
 
     async def sync_key(self, key: str) -> None:
         hpa = self.hpas.get(key)
         if hpa is None:
             self.recommender.forget(key)
+            self._selectors.pop(key, None)
             return
         try:
             await self.reconcile(copy.deepcopy(hpa), key)
@@ -230,12 +235,20 @@ class HorizontalController(Controller):
             warn("InvalidSelector", message)
             condition("ScalingActive", "False", "InvalidSelector", message)
             return -1, "", None, message
+        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns
+                and matches(selector, p["metadata"].get("labels"))]
+        self._selectors[f"{ns}/{hpa['metadata']['name']}"] = selector
+        selecting = sorted(k for k, sel in self._selectors.items() if k.split("/", 1)[0] == ns
+                           and any(matches(sel, p["metadata"].get("labels")) for p in pods))
+        if len(selecting) > 1:
+            message = f"pods by selector {selector_text} are controlled by multiple HPAs: [{' '.join(selecting)}]"
+            warn("AmbiguousSelector", message)
+            condition("ScalingActive", "False", "AmbiguousSelector", message)
+            return -1, "", None, message
         spec_replicas = int((scale.get("spec") or {}).get("replicas") or 0)
         specs = (hpa.get("spec") or {}).get("metrics") or []
         statuses: list[Obj] = [{"type": ""} for _ in specs]
         replicas, metric, invalid, first_error, first_condition = 0, "", 0, None, None
-        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns
-                and matches(selector, p["metadata"].get("labels"))]
         for i, metric_spec in enumerate(specs):
             try:
                 proposal, name, status = await self._replicas_for_metric(metric_spec, spec_replicas, ns, selector_text,

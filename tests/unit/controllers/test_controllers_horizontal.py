@@ -187,3 +187,18 @@ async def test_missing_request_is_reported(world):
     messages = {c["type"]: c["message"] for c in hpa["status"]["conditions"]}
     assert messages["ScalingActive"] == ("the HPA was unable to compute the replica count: failed to get cpu "
                                          "utilization: missing request for cpu in container c of Pod web-0")
+
+
+async def test_two_hpas_on_the_same_pods_are_ambiguous(world):
+    harness, api, clock, ctrl, recorder = world
+    api.pod_metrics = pod_metrics([300, 500, 700])
+    harness.api.seed("autoscaling/v2", "horizontalpodautoscalers", {**HPA, "metadata": {**HPA["metadata"], "name": "twin"}})
+    await reconcile(harness, ctrl)
+    assert await replicas(harness) == 5
+    twin = await harness.api.get("autoscaling/v2", "horizontalpodautoscalers", "twin", namespace="ns")
+    await ctrl.reconcile(twin, "ns/twin")
+    twin = await harness.api.get("autoscaling/v2", "horizontalpodautoscalers", "twin", namespace="ns")
+    assert conditions(twin)["ScalingActive"] == ("False", "AmbiguousSelector")
+    assert ("AmbiguousSelector", "pods by selector app=web are controlled by multiple HPAs: [ns/twin ns/web]") \
+        in await events(harness, recorder)
+    assert await replicas(harness) == 5
