@@ -77,6 +77,12 @@ def test_kubectl_autoscale_get_describe_patch_delete(apiserver, namespace):
     assert [h.metadata.name for h in got] == ["web"] and got[0].spec.max_replicas == 7
     assert client.AutoscalingV1Api(api).read_namespaced_horizontal_pod_autoscaler(
         "web", namespace).spec.target_cpu_utilization_percentage == 70
+    from kubernetes import watch
+    seen = [(e["type"], e["object"].metadata.name, e["object"].spec.max_replicas) for e in watch.Watch().stream(
+        client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler, namespace, timeout_seconds=2)]
+    assert ("ADDED", "web", 7) in seen
+    explained = k("explain", "hpa.spec.behavior.scaleDown")
+    assert "stabilizationWindowSeconds" in explained and "GROUP:      autoscaling" in explained, explained
     assert 'horizontalpodautoscaler.autoscaling "web" deleted' in k("delete", "hpa", "web")
     assert apiserver.kubectl("-n", namespace, "get", "hpa", "web").returncode == 1
 

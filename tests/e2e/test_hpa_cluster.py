@@ -47,9 +47,12 @@ def test_hpa_scales_a_busy_deployment_up_and_back_down(knet_cluster):
         def replicas() -> int:
             return json.loads(k("get", "deployment", "burn", "-n", ns, "-o", "json").stdout)["spec"]["replicas"]
 
+        def scaled_up() -> dict | None:
+            hpa = json.loads(k("get", "hpa", "burn", "-n", ns, "-o", "json").stdout)
+            return hpa if hpa.get("status", {}).get("desiredReplicas", 0) > 1 and replicas() > 1 else None
+
         # Two scrapes give the first CPU rate; a pod is counted a metric window after it is Ready.
-        knet_cluster.wait_for("the HPA scales burn up", lambda: replicas() > 1, timeout=150, interval=2)
-        hpa = json.loads(k("get", "hpa", "burn", "-n", ns, "-o", "json").stdout)
+        hpa = knet_cluster.wait_for("the HPA scales burn up", scaled_up, timeout=150, interval=2)
         current = hpa["status"]["currentMetrics"][0]["resource"]["current"]
         assert current["averageUtilization"] > 50, hpa["status"]
         conds = {c["type"]: c for c in hpa["status"]["conditions"]}
