@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from knet.api.resources.horizontalpodautoscalers import defaults, format_metrics, v1_to_v2, v2_to_v1
+import json
+
+import pytest
+
+from knet.api.resources.horizontalpodautoscalers import (
+    defaults,
+    format_metrics,
+    metric_from_v1,
+    metric_to_v1,
+    status_from_v1,
+    status_to_v1,
+    v1_to_v2,
+    v2_to_v1,
+)
 
 CPU50 = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}
 MEM = {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}
@@ -42,9 +55,29 @@ def test_v1_round_trip_keeps_what_v1_cannot_say():
     assert set(v1["metadata"]["annotations"]) == {"team", "autoscaling.alpha.kubernetes.io/metrics",
                                                   "autoscaling.alpha.kubernetes.io/behavior",
                                                   "autoscaling.alpha.kubernetes.io/conditions"}
+    # in autoscaling/v1's own MetricSpec shape
+    assert json.loads(v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]) == [
+        {"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "100Mi"}}]
     back = v1_to_v2(v1)
     defaults(back)
     assert back["metadata"]["annotations"] == {"team": "a"}
     assert back["spec"]["metrics"] == [MEM, CPU50]  # the others first, then the CPU target, as upstream
     assert back["spec"]["behavior"] == v2["spec"]["behavior"]
     assert back["status"]["conditions"] == v2["status"]["conditions"]
+
+
+OBJ = {"type": "Object", "object": {"describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                                                       "name": "main"},
+                                   "metric": {"name": "rps"}, "target": {"type": "Value", "value": "10k"}}}
+
+
+@pytest.mark.parametrize("metric", [CPU50, MEM, PODS, EXT, CONTAINER, OBJ], ids=lambda m: m["type"])
+def test_metric_specs_survive_v1(metric):
+    assert metric_from_v1(metric_to_v1(metric)) == metric
+
+
+def test_metric_status_in_v1_shape():
+    pods = {"type": "Pods", "pods": {"metric": {"name": "qps"}, "current": {"averageValue": "12"}}}
+    assert status_to_v1(pods) == {"type": "Pods", "pods": {"metricName": "qps", "currentAverageValue": "12"}}
+    assert status_from_v1(status_to_v1(pods)) == pods
+    assert status_to_v1({"type": ""}) == {"type": ""}

@@ -1,7 +1,7 @@
 """autoscaling/v2 HorizontalPodAutoscaler (stored) and autoscaling/v1 (a view of the same
 objects, converted as upstream's pkg/apis/autoscaling/v1/conversion.go does: the CPU
 utilisation target is `targetCPUUtilizationPercentage`, what v1 cannot say travels in
-`autoscaling.alpha.kubernetes.io/*` annotations). Defaults as SetDefaults_HorizontalPodAutoscaler,
+`autoscaling.alpha.kubernetes.io/*` annotations, metrics in v1's MetricSpec/MetricStatus shape). Defaults as SetDefaults_HorizontalPodAutoscaler,
 validation as ValidateHorizontalPodAutoscaler, table as kube-apiserver 1.32's printers.go
 (printHorizontalPodAutoscaler, formatHPAMetrics). The controller is
 knet.controllers.horizontal."""
@@ -318,6 +318,109 @@ def _is_cpu_utilization(metric: Obj) -> bool:
             and (res.get("target") or {}).get("averageUtilization") is not None)
 
 
+def _drop_none(d: Obj) -> Obj:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def metric_to_v1(m: Obj) -> Obj:
+    """A v2 MetricSpec in autoscaling/v1's shape (what the metrics annotation holds upstream)."""
+    kind = m.get("type")
+    fld = SOURCE_FIELDS.get(kind or "")
+    src = (m.get(fld) or {}) if fld else {}
+    target, metric = src.get("target") or {}, src.get("metric") or {}
+    if kind in ("Resource", "ContainerResource"):
+        out = _drop_none({"name": src.get("name"), "container": src.get("container"),
+                          "targetAverageUtilization": target.get("averageUtilization"),
+                          "targetAverageValue": target.get("averageValue")})
+    elif kind == "Pods":
+        out = _drop_none({"metricName": metric.get("name"), "selector": metric.get("selector"),
+                          "targetAverageValue": target.get("averageValue")})
+    elif kind == "Object":
+        out = _drop_none({"target": src.get("describedObject"), "metricName": metric.get("name"),
+                          "selector": metric.get("selector"), "targetValue": target.get("value"),
+                          "averageValue": target.get("averageValue")})
+    elif kind == "External":
+        out = _drop_none({"metricName": metric.get("name"), "metricSelector": metric.get("selector"),
+                          "targetValue": target.get("value"), "targetAverageValue": target.get("averageValue")})
+    else:
+        return dict(m)
+    return {"type": kind, fld: out}
+
+
+def metric_from_v1(m: Obj) -> Obj:
+    kind = m.get("type")
+    fld = SOURCE_FIELDS.get(kind or "")
+    src = (m.get(fld) or {}) if fld else {}
+    if kind in ("Resource", "ContainerResource"):
+        util = src.get("targetAverageUtilization")
+        target = {"type": "Utilization", "averageUtilization": util} if util is not None else \
+            {"type": "AverageValue", "averageValue": src.get("targetAverageValue")}
+        out = _drop_none({"name": src.get("name"), "container": src.get("container"), "target": target})
+    elif kind == "Pods":
+        out = {"metric": _drop_none({"name": src.get("metricName"), "selector": src.get("selector")}),
+               "target": {"type": "AverageValue", "averageValue": src.get("targetAverageValue")}}
+    elif kind == "Object":
+        avg = src.get("averageValue")
+        out = _drop_none({"describedObject": src.get("target"),
+                          "metric": _drop_none({"name": src.get("metricName"), "selector": src.get("selector")}),
+                          "target": {"type": "AverageValue", "averageValue": avg} if avg is not None else
+                          {"type": "Value", "value": src.get("targetValue")}})
+    elif kind == "External":
+        value = src.get("targetValue")
+        out = {"metric": _drop_none({"name": src.get("metricName"), "selector": src.get("metricSelector")}),
+               "target": {"type": "Value", "value": value} if value is not None else
+               {"type": "AverageValue", "averageValue": src.get("targetAverageValue")}}
+    else:
+        return dict(m)
+    return {"type": kind, fld: out}
+
+
+def status_to_v1(m: Obj) -> Obj:
+    kind = m.get("type")
+    fld = SOURCE_FIELDS.get(kind or "")
+    src = (m.get(fld) or {}) if fld else {}
+    current, metric = src.get("current") or {}, src.get("metric") or {}
+    if kind in ("Resource", "ContainerResource"):
+        out = _drop_none({"name": src.get("name"), "container": src.get("container"),
+                          "currentAverageUtilization": current.get("averageUtilization"),
+                          "currentAverageValue": current.get("averageValue")})
+    elif kind == "Pods":
+        out = _drop_none({"metricName": metric.get("name"), "selector": metric.get("selector"),
+                          "currentAverageValue": current.get("averageValue")})
+    elif kind == "Object":
+        out = _drop_none({"target": src.get("describedObject"), "metricName": metric.get("name"),
+                          "selector": metric.get("selector"), "currentValue": current.get("value"),
+                          "averageValue": current.get("averageValue")})
+    elif kind == "External":
+        out = _drop_none({"metricName": metric.get("name"), "metricSelector": metric.get("selector"),
+                          "currentValue": current.get("value"), "currentAverageValue": current.get("averageValue")})
+    else:
+        return dict(m)
+    return {"type": kind, fld: out}
+
+
+def status_from_v1(m: Obj) -> Obj:
+    kind = m.get("type")
+    fld = SOURCE_FIELDS.get(kind or "")
+    src = (m.get(fld) or {}) if fld else {}
+    if kind in ("Resource", "ContainerResource"):
+        out = _drop_none({"name": src.get("name"), "container": src.get("container"), "current": _drop_none({
+            "averageUtilization": src.get("currentAverageUtilization"), "averageValue": src.get("currentAverageValue")})})
+    elif kind == "Pods":
+        out = {"metric": _drop_none({"name": src.get("metricName"), "selector": src.get("selector")}),
+               "current": _drop_none({"averageValue": src.get("currentAverageValue")})}
+    elif kind == "Object":
+        out = _drop_none({"describedObject": src.get("target"),
+                          "metric": _drop_none({"name": src.get("metricName"), "selector": src.get("selector")}),
+                          "current": _drop_none({"value": src.get("currentValue"), "averageValue": src.get("averageValue")})})
+    elif kind == "External":
+        out = {"metric": _drop_none({"name": src.get("metricName"), "selector": src.get("metricSelector")}),
+               "current": _drop_none({"value": src.get("currentValue"), "averageValue": src.get("currentAverageValue")})}
+    else:
+        return dict(m)
+    return {"type": kind, fld: out}
+
+
 def v2_to_v1(hpa: Obj) -> Obj:
     """The stored (v2) object as autoscaling/v1 shows it."""
     hpa = copy.deepcopy(hpa)
@@ -327,7 +430,7 @@ def v2_to_v1(hpa: Obj) -> Obj:
     cpu = next((m for m in metrics if _is_cpu_utilization(m)), None)
     others = [m for m in metrics if m is not cpu]
     if others:
-        annotations[METRICS_ANNOTATION] = json.dumps(others, separators=(",", ":"))
+        annotations[METRICS_ANNOTATION] = json.dumps([metric_to_v1(m) for m in others], separators=(",", ":"))
     if spec.get("behavior"):
         annotations[BEHAVIOR_ANNOTATION] = json.dumps(spec["behavior"], separators=(",", ":"))
     current = status.get("currentMetrics") or []
@@ -336,7 +439,8 @@ def v2_to_v1(hpa: Obj) -> Obj:
                        and ((m.get("resource") or {}).get("current") or {}).get("averageUtilization") is not None), None)
     other_status = [m for m in current if m is not cpu_status]
     if other_status:
-        annotations[CURRENT_METRICS_ANNOTATION] = json.dumps(other_status, separators=(",", ":"))
+        annotations[CURRENT_METRICS_ANNOTATION] = json.dumps([status_to_v1(m) for m in other_status],
+                                                              separators=(",", ":"))
     if status.get("conditions"):
         annotations[CONDITIONS_ANNOTATION] = json.dumps(status["conditions"], separators=(",", ":"))
     if annotations:
@@ -380,7 +484,7 @@ def v1_to_v2(hpa: Obj) -> Obj:
         meta["annotations"] = annotations
     else:
         meta.pop("annotations", None)
-    metrics = list(others) if isinstance(others, list) else []
+    metrics = [metric_from_v1(m) for m in others if isinstance(m, dict)] if isinstance(others, list) else []
     if spec.get("targetCPUUtilizationPercentage") is not None:
         metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": {
             "type": "Utilization", "averageUtilization": spec["targetCPUUtilizationPercentage"]}}})
@@ -389,7 +493,8 @@ def v1_to_v2(hpa: Obj) -> Obj:
         v2_spec["metrics"] = metrics
     if isinstance(behavior, dict):
         v2_spec["behavior"] = behavior
-    current = list(other_status) if isinstance(other_status, list) else []
+    current = [status_from_v1(m) for m in other_status if isinstance(m, dict)] \
+        if isinstance(other_status, list) else []
     if status.get("currentCPUUtilizationPercentage") is not None:
         current.append({"type": "Resource", "resource": {"name": "cpu", "current": {
             "averageUtilization": status["currentCPUUtilizationPercentage"]}}})
