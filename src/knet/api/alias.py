@@ -54,4 +54,4 @@ class AliasedKind:
 
     async def delete(self, ns: str, name: str, options: dict, opts: Options) -> tuple[int, dict]:
         code, obj = await self.service.delete(self.stored, ns, name, options, opts)
-        return code, self.out(obj) if obj.get("kind") == "Event" else obj
+        return code, self.out(obj) if obj.get("kind") == self.stored.kind else obj

@@ -31,7 +31,10 @@ KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSe
                   "priority", "exitCode",
                   # batch/v1 pointer fields where 0 is a choice (backoffLimit: 0 fails at the first failure)
                   "backoffLimit", "completions", "parallelism", "ttlSecondsAfterFinished", "startingDeadlineSeconds",
-                  "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "backoffLimitPerIndex", "maxFailedIndexes"}
+                  "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "backoffLimitPerIndex", "maxFailedIndexes",
+                  # HorizontalPodAutoscaler: a stated 0 is refused or means "no window", never "unset"
+                  "minReplicas", "maxReplicas", "stabilizationWindowSeconds", "averageUtilization",
+                  "targetCPUUtilizationPercentage", "periodSeconds"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 

@@ -149,6 +149,11 @@ _LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_d
               help="each controller writes with its own service account's token (kube-system/<controller>)")
 @click.option("--service-account-private-key-file", type=click.Path(dir_okay=False), default=None,
               help="PEM key that signs legacy Secret tokens (the serviceaccount-token controller).")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync", default="15s")
+@click.option("--horizontal-pod-autoscaler-downscale-stabilization", "hpa_stabilization", default="5m0s")
+@click.option("--horizontal-pod-autoscaler-tolerance", "hpa_tolerance", type=float, default=0.1)
+@click.option("--horizontal-pod-autoscaler-cpu-initialization-period", "hpa_cpu_init", default="5m0s")
+@click.option("--horizontal-pod-autoscaler-initial-readiness-delay", "hpa_readiness", default="30s")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-controller-manager")
 @_secure_serving(10257)
@@ -169,6 +174,8 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         node_monitor_period=parse_duration(node_monitor_period),
         root_ca=Path(root_ca_file).read_text() if root_ca_file else None,
         controllers=tuple(controllers.split(",")),
+        hpa=(parse_duration(flags["hpa_sync"]), parse_duration(flags["hpa_stabilization"]), flags["hpa_tolerance"],
+             parse_duration(flags["hpa_cpu_init"]), parse_duration(flags["hpa_readiness"])),
         service_account_private_key=(Path(service_account_private_key_file).read_bytes()
                                      if service_account_private_key_file else None))
     config = _load(kubeconfig)

@@ -25,6 +25,9 @@ class ManagerOptions:
     root_ca: str | None = None
     controllers: tuple[str, ...] = ("*",)
     service_account_private_key: bytes | None = None  # --service-account-private-key-file (PEM)
+    # --horizontal-pod-autoscaler-{sync-period,downscale-stabilization,tolerance,
+    # cpu-initialization-period,initial-readiness-delay}
+    hpa: tuple[float, float, float, float, float] = (15.0, 300.0, 0.1, 300.0, 30.0)
 
 
 @dataclass
@@ -64,6 +67,7 @@ SERVICE_ACCOUNTS = {
     "job": "job-controller",
     "cronjob": "cronjob-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler",
 }
 
 
@@ -168,6 +172,14 @@ async def _disruption(ctx: ControllerContext) -> Any:
     return DisruptionController(await ctx.client(SERVICE_ACCOUNTS["disruption"]), ctx.informers)
 
 
+async def _horizontalpodautoscaling(ctx: ControllerContext) -> Any:
+    from knet.controllers.horizontal import HorizontalController
+    sync, stabilization, tolerance, cpu_init, readiness = ctx.options.hpa
+    return HorizontalController(await ctx.client(SERVICE_ACCOUNTS["horizontalpodautoscaling"]), ctx.informers,
+                                sync_period=sync, downscale_stabilization=stabilization, tolerance=tolerance,
+                                cpu_initialization_period=cpu_init, initial_readiness_delay=readiness)
+
+
 async def _namespace(ctx: ControllerContext) -> Any:
     from knet.controllers.namespace import NamespaceController
     return NamespaceController(await ctx.client(SERVICE_ACCOUNTS["namespace"]), ctx.informers)
@@ -215,6 +227,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "job": _job,
     "cronjob": _cronjob,
     "ttl-after-finished": _ttl_after_finished,
+    "horizontalpodautoscaling": _horizontalpodautoscaling,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
@@ -222,7 +235,7 @@ DISABLED_BY_DEFAULT = {"garbagecollector", "namespace"}
 # Upstream names we accept in --controllers but that have nothing to do here.
 KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl",
-                   "resourcequota", "horizontalpodautoscaling",
+                   "resourcequota",
                    "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
                    "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
                    "persistentvolume-expander", "taint-eviction-controller",

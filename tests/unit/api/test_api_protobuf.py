@@ -62,3 +62,15 @@ def test_token_request_bound_object_keeps_its_uid():
     obj = decode(envelope("authentication.k8s.io/v1", "TokenRequest", f(1, f(1, b"sa")) + f(2, spec)))
     assert obj["spec"] == {"audiences": ["vault"], "expirationSeconds": 3600,
                            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "1234"}}
+
+
+def test_hpa_keeps_a_stated_zero_window_and_min_replicas():
+    """An autoscaling/v2 HPA as kubectl's typed client encodes it: a stated
+    stabilizationWindowSeconds: 0 means "no window" and minReplicas: 0 must reach validation
+    (422), neither may be read as unset."""
+    ref = f(1, b"Deployment") + f(2, b"web") + f(3, b"apps/v1")
+    scale_down = f(1, b"Max") + varint_field(3, 0)
+    spec = f(1, ref) + varint_field(2, 0) + varint_field(3, 3) + f(5, f(2, scale_down))
+    obj = decode(envelope("autoscaling/v2", "HorizontalPodAutoscaler", f(1, f(1, b"h")) + f(2, spec)))
+    assert obj["spec"]["minReplicas"] == 0 and obj["spec"]["maxReplicas"] == 3
+    assert obj["spec"]["behavior"] == {"scaleDown": {"selectPolicy": "Max", "stabilizationWindowSeconds": 0}}

@@ -17,6 +17,7 @@ def build_registry() -> Registry:
         endpointslices,
         events,
         events_v1,
+        horizontalpodautoscalers,
         jobs,
         leases,
         metrics,
@@ -46,6 +47,8 @@ def build_registry() -> Registry:
     for rt in rbac.RESOURCES:
         registry.add(rt)
     for rt in reviews.RESOURCES:
+        registry.add(rt)
+    for rt in horizontalpodautoscalers.RESOURCES:
         registry.add(rt)
     for rt in metrics.RESOURCES:
         registry.add(rt)
