@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -152,18 +153,20 @@ class ApiServerMetrics:
                 ("resource", info.resource), ("scope", info.scope), ("subresource", info.subresource),
                 ("verb", info.verb), ("version", info.version))
 
-    def started(self, info: RequestInfo) -> None:
-        kind = (("request_kind", "readOnly" if info.read_only else "mutating"),)
-        self.inflight.inc(kind)
-        if info.verb in ("WATCH", "CONNECT"):
-            self.longrunning.inc(self._long_labels(info))
+    def begin(self, read_only: bool) -> None:
+        """A request came in (counted in flight until `end`)."""
+        self.inflight.inc((("request_kind", "readOnly" if read_only else "mutating"),))
+
+    def long_running(self, info: RequestInfo) -> None:
+        """The request turned out to be a watch or a connection (exec, port-forward): counted
+        among the long-running ones until `end`."""
+        self.longrunning.inc(self._long_labels(info))
 
     def _long_labels(self, info: RequestInfo) -> Labels:
         return tuple(p for p in self._request_labels(info) if p[0] != "dry_run")
 
-    def finished(self, info: RequestInfo, code: int, seconds: float) -> None:
-        kind = (("request_kind", "readOnly" if info.read_only else "mutating"),)
-        self.inflight.inc(kind, -1)
+    def end(self, info: RequestInfo, code: int, seconds: float, read_only: bool) -> None:
+        self.inflight.inc((("request_kind", "readOnly" if read_only else "mutating"),), -1)
         labels = self._request_labels(info)
         self.requests.inc((("code", str(code)), *labels))
         if info.verb in ("WATCH", "CONNECT"):
@@ -179,3 +182,30 @@ class ApiServerMetrics:
             self.objects.set((("resource", resource),), count)
         families = (self.inflight, self.longrunning, self.latency, self.requests, self.objects, self.etcd)
         return "\n".join(line for f in families for line in f.lines()) + "\n"
+
+
+class TimedStore:
+    """A Store whose writes are timed into etcd_request_duration_seconds; everything else
+    passes through."""
+
+    def __init__(self, store, metrics: ApiServerMetrics) -> None:
+        self._store, self._metrics = store, metrics
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def _timed(self, operation: str, bucket: str, call):
+        started = time.monotonic()
+        try:
+            return await call
+        finally:
+            self._metrics.storage_request(operation, f"/registry/{bucket}", time.monotonic() - started)
+
+    async def create(self, bucket: str, namespace: str, name: str, obj: dict, *args, **kwargs):
+        return await self._timed("create", bucket, self._store.create(bucket, namespace, name, obj, *args, **kwargs))
+
+    async def update(self, bucket: str, namespace: str, name: str, obj: dict, *args, **kwargs):
+        return await self._timed("update", bucket, self._store.update(bucket, namespace, name, obj, *args, **kwargs))
+
+    async def delete(self, bucket: str, namespace: str, name: str, *args, **kwargs):
+        return await self._timed("delete", bucket, self._store.delete(bucket, namespace, name, *args, **kwargs))

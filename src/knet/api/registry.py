@@ -117,6 +117,9 @@ class Registry:
         self.types.append(rt)
         self._by_gvr[(rt.group, rt.version, rt.resource)] = rt
 
+    def all(self) -> list[ResourceType]:
+        return list(self._by_gvr.values())
+
     def lookup(self, group: str, version: str, resource: str) -> ResourceType | None:
         return self._by_gvr.get((group, version, resource))
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import ssl
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,18 @@ import orjson
 import yaml
 from aiohttp import web
 
-from knet.api import decoding, discovery, errors, openapi, protobuf, subresources, tables, typecheck, versions
+from knet.api import (
+    decoding,
+    discovery,
+    errors,
+    openapi,
+    promexport,
+    protobuf,
+    subresources,
+    tables,
+    typecheck,
+    versions,
+)
 from knet.api.alias import AliasedKind
 from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, store_getter, user_from_peercert
@@ -169,7 +181,8 @@ class ApiServer:
     def __init__(self, config: ApiServerConfig, store: Store | None = None) -> None:
         self.config = config
         self.registry = build_registry()
-        self.store = store or open_store(config.storage, config.etcd_tls())
+        self.prom = promexport.ApiServerMetrics()  # GET /metrics
+        self.store = promexport.TimedStore(store or open_store(config.storage, config.etcd_tls()), self.prom)
         self.health = HealthChecks(StoreProbe(self.store), started=lambda: self._runner is not None,
                                    serving=lambda: self.ready)
         self.allocator = ServiceAllocator(config.service_cluster_ip_range, config.service_node_port_range)
@@ -317,6 +330,20 @@ class ApiServer:
 
     # --- dispatch ------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request, counted and timed into /metrics."""
+        started = time.monotonic()
+        read_only = request.method in ("GET", "HEAD")
+        self.prom.begin(read_only)
+        status = 500
+        try:
+            response = await self._handle(request)
+            status = response.status
+            return response
+        finally:
+            info = request.get("request_info") or promexport.RequestInfo(request.method.upper())
+            self.prom.end(info, status, time.monotonic() - started, read_only)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/version/":  # as /version (kr8s asks this first)
             path = "/version"
@@ -333,6 +360,13 @@ class ApiServer:
             if public:
                 self._authorize(Attributes(user, request.method.lower(), resource_request=False, path=path))
                 return self._public(path, request)
+            if path == "/metrics":  # system:monitoring's, as kube-apiserver's
+                self._authorize(Attributes(user, request.method.lower(), resource_request=False, path=path))
+                counts = {errors.qualified(rt.resource, rt.group): len(self.store.list(rt.bucket)[0])
+                          for rt in self.registry.all()
+                          if rt.stored_as is None and "create" in rt.verbs and rt.group != "metrics.k8s.io"}
+                return web.Response(text=self.prom.exposition(counts),
+                                    content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-cache, private"})
             return await self._route(request, path)
         except ApiError as exc:
             return _status_response(exc)
@@ -447,6 +481,14 @@ class ApiServer:
             raise errors.not_found_path()
         q = request.query
         watching = method == "GET" and (watch or _flag(q.get("watch")))
+        connect = sub in ("exec", "attach", "portforward", "proxy")
+        request["request_info"] = info = promexport.RequestInfo(
+            promexport.clean_verb(method, has_name=name is not None, watch=watching,
+                                  apply=request.content_type == "application/apply-patch+yaml", connect=connect),
+            rt.group, version, rt.resource, sub or "", "resource" if name is not None else
+            "namespace" if ns is not None else "cluster", dry_run=bool(q.getall("dryRun", ())))
+        if watching or connect:
+            self.prom.long_running(info)
         if self._authorizing:
             verb = resource_verb(method, name is not None, watching, sub)
             obj_name = name or ""

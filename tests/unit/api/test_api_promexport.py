@@ -22,9 +22,9 @@ def test_verbs_as_upstream_clean_verb_names_them(method, kw, verb):
 def test_a_request_is_counted_timed_and_out_of_flight_when_done():
     m = ApiServerMetrics()
     info = RequestInfo("LIST", "apps", "v1", "deployments", scope="namespace")
-    m.started(info)
+    m.begin(read_only=True)
     assert 'apiserver_current_inflight_requests{request_kind="readOnly"} 1' in m.exposition({})
-    m.finished(info, 200, 0.03)
+    m.end(info, 200, 0.03, read_only=True)
     text = m.exposition({"pods": 7})
     labels = ('component="apiserver",dry_run="",group="apps",resource="deployments",scope="namespace",'
               'subresource="",verb="LIST",version="v1"')
@@ -41,10 +41,11 @@ def test_a_request_is_counted_timed_and_out_of_flight_when_done():
 def test_watches_are_long_running_not_in_the_latency_histogram():
     m = ApiServerMetrics()
     info = RequestInfo("WATCH", "", "v1", "pods", scope="cluster")
-    m.started(info)
+    m.begin(read_only=True)
+    m.long_running(info)
     assert 'apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="cluster",' \
            'subresource="",verb="WATCH",version="v1"} 1' in m.exposition({})
-    m.finished(info, 200, 300.0)
+    m.end(info, 200, 300.0, read_only=True)
     text = m.exposition({})
     assert "apiserver_request_duration_seconds_count" not in text and 'code="200"' in text
 
