@@ -190,7 +190,8 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-scheduler")
 @_secure_serving(10259)
-@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "config", "profiling", "feature-gates"))
+@_ignored(("authentication-kubeconfig", "authorization-kubeconfig", "client-ca-file", "requestheader-client-ca-file",
+           "config", "profiling", "feature-gates"))
 def scheduler(kubeconfig, scheduler_name, verbosity, bind_address, secure_port, **flags):
     """Bind pending pods to nodes."""
     from knet.controllers.base import InformerFactory
