@@ -52,3 +52,18 @@ def test_the_running_apiserver_honours_the_front_proxy(knet_cluster):
     # the admin's certificate (the cluster CA's) with the same headers stays the admin
     admin = json.loads(knet_cluster.ssh("controlplane", "sh", "-c", WHOAMI.format(cert="admin")).stdout)
     assert admin["status"]["userInfo"]["username"] == "kubernetes-admin"
+
+
+def test_controller_manager_authenticates_the_front_proxy(knet_cluster):
+    """kube-controller-manager's --requestheader-client-ca-file: its secure port (10257) takes the
+    front proxy's X-Remote-User as the caller; --client-ca-file: the admin's certificate is the admin."""
+    def curl(cert: str, *headers: str) -> str:
+        args = ["curl", "-sk", "--cert", f"{PKI}/{cert}.crt", "--key", f"{PKI}/{cert}.key"]
+        for h in headers:
+            args += ["-H", h]
+        return knet_cluster.ssh("controlplane", *args, "-w", " %{http_code}", "https://127.0.0.1:10257/configz").stdout
+
+    out = curl("front-proxy-client", "X-Remote-User: alice")
+    assert out.endswith(" 403") and 'User \\"alice\\" cannot get path \\"/configz\\"' in out, out
+    assert curl("admin", "X-Remote-User: alice").endswith(" 404")  # system:masters: allowed, not served
+    assert curl("front-proxy-client").endswith(" 401")

@@ -136,14 +136,6 @@ def user_from_headers(headers, config: RequestHeaderConfig) -> User | None:
     return User(name, "", with_authenticated_group(name, groups), extra)
 
 
-def is_authentication_header(name: str, config: RequestHeaderConfig) -> bool:
-    """Whether a request header is one of the proxy's (upstream's ClearAuthenticationHeaders
-    deletes them once a request is authenticated, so nothing passes them on)."""
-    low = name.lower()
-    return (any(low == h.lower() for h in (*config.username_headers, *config.group_headers))
-            or any(low.startswith(p.lower()) for p in config.extra_headers_prefix))
-
-
 def subject_error(common_name: str, allowed: Iterable[str]) -> str:
     """Upstream's verifySubject: any CN when `allowed` is empty, else one of them."""
     allowed = tuple(allowed)

@@ -97,8 +97,10 @@ def _secure_serving(default_port: int):
 def _serving(bind_address: str, secure_port: int, flags: dict) -> tuple:
     from knet.controllers.secureserving import DelegatedAuthentication
 
-    authn = DelegatedAuthentication(flags.get("client_ca_file"), flags.get("requestheader_client_ca_file"))
-    return bind_address, secure_port, authn
+    if secure_port == 0:
+        return bind_address, 0, None  # nothing served: the CA files are not read
+    return bind_address, secure_port, DelegatedAuthentication(flags.get("client_ca_file"),
+                                                              flags.get("requestheader_client_ca_file"))
 
 
 def _run(config, user_agent: str, flags: dict, work, serving: tuple = ("", 0)) -> None:
