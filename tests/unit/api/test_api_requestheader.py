@@ -223,3 +223,13 @@ def test_front_proxy_pki_is_kubeadms(pki):
     with pytest.raises(ValueError):
         client.verify_directly_issued_by(cluster_ca)
     assert oct((pki / "front-proxy-client.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_one_ca_for_both_makes_a_certificate_both(pki):
+    # --requestheader-client-ca-file=ca.crt (allowed names kubernetes-admin): the admin's certificate
+    # is the x509 user and, with the headers, the proxy (upstream tries the request header first).
+    auth = RequestHeaderAuthenticator(RequestHeaderConfig(str(pki / "ca.crt"), ("kubernetes-admin",), ("X-Remote-User",)))
+    user, proxy = ClientCertificates(str(pki / "ca.crt"), auth).identify(handshake(pki, "admin"), user_from_peercert)
+    assert user.name == "kubernetes-admin" and proxy.allowed
+    assert auth.authenticate(proxy, [("X-Remote-User", "alice")]).name == "alice"
+    assert auth.authenticate(proxy, []) is None
