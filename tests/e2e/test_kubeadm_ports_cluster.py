@@ -89,8 +89,14 @@ def test_kubeadms_configmaps(knet_cluster):
         assert ns_name in names, ns_name
     auth = json.loads(knet_cluster.kubectl("get", "cm", "-n", "kube-system", "extension-apiserver-authentication",
                                            "-o", "json").stdout)["data"]
-    ca = (knet_cluster.state_dir / knet_cluster.name / "pki" / "ca.crt").read_text()
-    assert auth == {"client-ca-file": ca}
+    pki = knet_cluster.state_dir / knet_cluster.name / "pki"
+    # kubeadm's six keys: the client CA and the front proxy's request-header settings
+    assert auth == {"client-ca-file": (pki / "ca.crt").read_text(),
+                    "requestheader-client-ca-file": (pki / "front-proxy-ca.crt").read_text(),
+                    "requestheader-allowed-names": '["front-proxy-client"]',
+                    "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]',
+                    "requestheader-group-headers": '["X-Remote-Group"]',
+                    "requestheader-username-headers": '["X-Remote-User"]'}
     since = knet_cluster.kubectl("get", "cm", "-n", "kube-system", "kube-apiserver-legacy-service-account-token-tracking",
                                  "-o", "jsonpath={.data.since}").stdout
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", since)

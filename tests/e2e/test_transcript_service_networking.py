@@ -343,6 +343,8 @@ def test_kube_proxy_mode(replay):
     ps = answer(replay, "ps -ef | grep proxy").lines
     assert any(line.split()[7:] == ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf",
                                     "--hostname-override=controlplane"] for line in ps), ps
+    # ... and, as kubeadm's, kube-apiserver and kube-controller-manager (their front-proxy flags)
+    assert {line.split()[7] for line in ps if len(line.split()) > 7} >= {"kube-apiserver", "kube-controller-manager"}, ps
 
 
 def test_configmaps_and_var_lib(replay):
@@ -355,6 +357,7 @@ def test_configmaps_and_var_lib(replay):
                  "kubeadm-config", "kubelet-config"):
         assert ("kube-system", name) in rows, name
     assert ("kube-public", "cluster-info") in rows
+    assert rows[("kube-system", "extension-apiserver-authentication")] == "6"  # as the lab's: with requestheader-*
     assert rows[("kube-system", "kube-proxy")] == "2"
     one = answer(replay, "kubectl get configmap kube-proxy -n kube-system").table()
     assert [(r["NAME"], r["DATA"]) for r in one] == [("kube-proxy", "2")]

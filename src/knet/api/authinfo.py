@@ -3,9 +3,9 @@
 - `extension-apiserver-authentication`: the cluster's authentication trust, which extension API
   servers and webhooks read (upstream: the clusterauthenticationtrust controller). Keys as upstream
   writes them: `client-ca-file` (the PEM of --client-ca-file) and, only when the apiserver has a
-  request-header configuration, `requestheader-*` (the CA PEM and JSON lists of names/headers).
-  knet serves no request-header authentication (no --requestheader-* flags), so, as upstream
-  does without them, only `client-ca-file` is published.
+  request-header configuration (--requestheader-client-ca-file, knet.api.requestheader),
+  `requestheader-*` (the CA PEM and JSON lists of names/headers); without one, only
+  `client-ca-file`, as upstream.
 - `kube-apiserver-legacy-service-account-token-tracking`: `since` = the date (UTC, YYYY-MM-DD)
   the apiserver began tracking the use of legacy service-account tokens (upstream: the
   legacytokentracking controller creates it once and never changes it).

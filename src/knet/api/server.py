@@ -46,6 +46,12 @@ from knet.api.lifecycle import Lifecycle
 from knet.api.metrics import MetricsServer
 from knet.api.registry import ResourceType
 from knet.api.relay import KubeletRelay
+from knet.api.requestheader import (
+    NOT_A_PROXY,
+    ClientCertificates,
+    RequestHeaderAuthenticator,
+    RequestHeaderConfig,
+)
 from knet.api.resources import build_registry, reviews
 from knet.api.rest import ObjectService, Options
 from knet.api.selectors import parse_field_selector, parse_label_selector
@@ -99,6 +105,8 @@ class ApiServerConfig:
     tls_cert_file: str | None = None
     tls_private_key_file: str | None = None
     client_ca_file: str | None = None
+    # --requestheader-* (front-proxy authentication, knet.api.requestheader); None: off
+    requestheader: RequestHeaderConfig | None = None
     token_auth_file: str | None = None
     service_account_key_files: list[str] = field(default_factory=list)
     service_account_signing_key_file: str | None = None
@@ -217,14 +225,21 @@ class ApiServer:
                                                  else "127.0.0.1")
         self.advertise = advertise
         self.version = version_info(config.kubernetes_version)
-        self.bootstrap = Bootstrapper(self.registry, self.service, advertise, config.secure_port,
-                                      AuthenticationInfo(
-                                          client_ca=Path(config.client_ca_file).read_text() if config.client_ca_file else ""))
+        rh = config.requestheader
+        self.requestheader = RequestHeaderAuthenticator(rh) if rh else None
+        self._client_certs = ClientCertificates(config.client_ca_file, self.requestheader) if rh else None
+        self.bootstrap = Bootstrapper(self.registry, self.service, advertise, config.secure_port, AuthenticationInfo(
+            client_ca=Path(config.client_ca_file).read_text() if config.client_ca_file else "",
+            requestheader_client_ca=Path(rh.client_ca_file).read_text() if rh else "",
+            requestheader_username_headers=list(rh.username_headers) if rh else [],
+            requestheader_group_headers=list(rh.group_headers) if rh else [],
+            requestheader_extra_headers_prefix=list(rh.extra_headers_prefix) if rh else [],
+            requestheader_allowed_names=list(rh.allowed_names) if rh else []))
         self.lifecycle = Lifecycle(self.registry, self.service)
         self.openapi = openapi.OpenAPI(self.registry)
         self.ready = False
-        self._cert_users: dict[bytes, User | None] = {}  # client certificate (DER) -> its user
-        self._conn_users: weakref.WeakKeyDictionary[ssl.SSLObject, User | None] = weakref.WeakKeyDictionary()
+        self._cert_users: dict[bytes, tuple] = {}  # client certificate (DER) -> (its user, proxy check)
+        self._conn_users: weakref.WeakKeyDictionary[ssl.SSLObject, tuple] = weakref.WeakKeyDictionary()
         self._runner: web.BaseRunner | None = None
 
     def _authorizer(self, modes: list[str]) -> Authorizer:
@@ -282,9 +297,12 @@ class ApiServer:
         # user cached for it) is the one of its handshake.
         ctx.options |= ssl.OP_NO_RENEGOTIATION
         ctx.load_cert_chain(c.tls_cert_file, c.tls_private_key_file)
-        if c.client_ca_file:
-            ctx.load_verify_locations(c.client_ca_file)
-            ctx.verify_mode = ssl.CERT_OPTIONAL
+        # As upstream's serving ClientCAs: the union of --client-ca-file and
+        # --requestheader-client-ca-file; each authenticator then checks its own CA.
+        for ca_file in (c.client_ca_file, c.requestheader.client_ca_file if c.requestheader else None):
+            if ca_file:
+                ctx.load_verify_locations(ca_file)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
 
@@ -392,9 +410,18 @@ class ApiServer:
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         if ssl_object is not None:
             try:
-                user = self._conn_users[ssl_object]
+                user, proxy = self._conn_users[ssl_object]
             except KeyError:
-                user = self._conn_users[ssl_object] = self._cert_user(ssl_object)
+                user, proxy = self._conn_users[ssl_object] = self._cert_user(ssl_object)
+            if proxy.verified:
+                # A request-header CA certificate: the front proxy's user (upstream: first in the
+                # chain), else, as upstream's union with its errors, a bearer token's user or 401.
+                proxied = self.requestheader.authenticate(proxy, request.headers)
+                if proxied is not None:
+                    return proxied
+                if user is None:
+                    authorization = request.headers.get("Authorization")
+                    return self.auth.authenticate(authorization, None) if authorization else None
             if user is not None:
                 return user
         authorization = request.headers.get("Authorization")
@@ -402,17 +429,20 @@ class ApiServer:
             return ANONYMOUS
         return self.auth.authenticate(authorization, None)
 
-    def _cert_user(self, ssl_object: ssl.SSLObject) -> User | None:
+    def _cert_user(self, ssl_object: ssl.SSLObject):
+        """(x509 user or None, what the certificate is to the request-header authenticator)."""
         der = ssl_object.getpeercert(binary_form=True)
         if der is None:
-            return None
+            return None, NOT_A_PROXY
         try:
             return self._cert_users[der]
         except KeyError:
             if len(self._cert_users) >= 1024:
                 self._cert_users.clear()
-            user = self._cert_users[der] = user_from_peercert(ssl_object.getpeercert())
-            return user
+            found = (self._client_certs.identify(ssl_object, user_from_peercert) if self._client_certs
+                     else (user_from_peercert(ssl_object.getpeercert()), NOT_A_PROXY))
+            self._cert_users[der] = found
+            return found
 
     def _public(self, path: str, request: web.Request) -> web.Response:
         if path == "/version":

@@ -62,6 +62,29 @@ def _storage_url(kw: dict) -> str:
     return storage
 
 
+def _requestheader(kw: dict):
+    """--requestheader-* as kube-apiserver takes them (empty header names refused; without the CA
+    file, no request-header authentication); --proxy-client-cert-file and --proxy-client-key-file
+    go together and must be a key pair (upstream loads them at start)."""
+    from knet.api.requestheader import RequestHeaderConfig, load_key_pair, split_flag
+
+    if bool(kw["proxy_client_cert_file"]) != bool(kw["proxy_client_key_file"]):
+        raise click.UsageError("--proxy-client-cert-file and --proxy-client-key-file go together")
+    if kw["proxy_client_cert_file"]:
+        try:
+            load_key_pair(kw["proxy_client_cert_file"], kw["proxy_client_key_file"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--proxy-client-cert-file") from None
+    names = {k: split_flag(kw[f"requestheader_{k}"])
+             for k in ("allowed_names", "username_headers", "group_headers", "extra_headers_prefix")}
+    if not kw["requestheader_client_ca_file"]:
+        return None  # as upstream: no CA, no request-header authentication (the other flags unused)
+    try:
+        return RequestHeaderConfig(kw["requestheader_client_ca_file"], **names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--requestheader-*") from None
+
+
 @click.command("apiserver", context_settings={"ignore_unknown_options": False})
 @click.option("--bind-address", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--secure-port", default=6443, show_default=True, type=int, help="HTTPS port.")
@@ -71,6 +94,18 @@ def _storage_url(kw: dict) -> str:
 @click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--client-ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--requestheader-client-ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA of the front proxy's client certificates: a request with one is the user its headers name.")
+@click.option("--requestheader-allowed-names", default="",
+              help="CNs a front proxy's certificate may have (comma-separated; empty: any).")
+@click.option("--requestheader-username-headers", default="", help="Headers naming the user (e.g. X-Remote-User).")
+@click.option("--requestheader-group-headers", default="", help="Headers naming the groups (e.g. X-Remote-Group).")
+@click.option("--requestheader-extra-headers-prefix", default="",
+              help="Prefixes of the headers giving extra (e.g. X-Remote-Extra-).")
+@click.option("--proxy-client-cert-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Client certificate the apiserver proxies with (kubeadm's front-proxy-client).")
+@click.option("--proxy-client-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Key of --proxy-client-cert-file.")
 @click.option("--token-auth-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--service-account-key-file", "service_account_key_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False))
@@ -159,6 +194,7 @@ def apiserver(**kw) -> None:
     except click.BadParameter as exc:
         raise click.BadParameter(str(exc.message), param_hint="--metric-resolution") from None
     storage = _storage_url(kw)
+    requestheader = _requestheader(kw)
     from knet.api.server import KNOWN_ADMISSION_PLUGINS
 
     for plugin in kw["enable_admission_plugins"].split(","):
@@ -173,7 +209,7 @@ def apiserver(**kw) -> None:
         bind_address=kw["bind_address"], secure_port=kw["secure_port"], advertise_address=kw["advertise_address"],
         service_cluster_ip_range=kw["service_cluster_ip_range"], service_node_port_range=kw["service_node_port_range"],
         tls_cert_file=kw["tls_cert_file"], tls_private_key_file=kw["tls_private_key_file"],
-        client_ca_file=kw["client_ca_file"], token_auth_file=kw["token_auth_file"],
+        client_ca_file=kw["client_ca_file"], requestheader=requestheader, token_auth_file=kw["token_auth_file"],
         service_account_key_files=list(kw["service_account_key_files"]),
         service_account_signing_key_file=kw["service_account_signing_key_file"],
         service_account_issuer=kw["service_account_issuer"], storage=storage,

@@ -45,9 +45,9 @@ def _setup(verbosity: int) -> None:
                         format="%(levelname).1s%(asctime)s %(name)s] %(message)s", datefmt="%m%d %H:%M:%S")
 
 
-_IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig", "client-ca-file",
+_IGNORED_CM = ("authentication-kubeconfig", "authorization-kubeconfig",
                "cluster-name", "cluster-signing-cert-file", "cluster-signing-key-file",
-               "requestheader-client-ca-file", "service-cluster-ip-range", "profiling",
+               "service-cluster-ip-range", "profiling",
                "feature-gates", "terminated-pod-gc-threshold", "cloud-provider", "configure-cloud-routes")
 
 
@@ -78,8 +78,13 @@ def _leader_election(default_name: str):
 
 
 def _secure_serving(default_port: int):
-    """--bind-address and --secure-port: where /healthz is served over HTTPS (knet.controllers.secureserving)."""
+    """--bind-address and --secure-port: where /healthz is served over HTTPS (knet.controllers.secureserving);
+    --client-ca-file and --requestheader-client-ca-file: whose certificates it authenticates."""
     def deco(fn):
+        fn = click.option("--requestheader-client-ca-file", type=click.Path(dir_okay=False), default=None,
+                          help="CA of the front proxy whose X-Remote-User headers name the caller")(fn)
+        fn = click.option("--client-ca-file", type=click.Path(dir_okay=False), default=None,
+                          help="CA of the client certificates the secure port authenticates")(fn)
         fn = click.option("--secure-port", type=int, default=default_port, show_default=True,
                           help="HTTPS port of /healthz, /livez, /readyz (0: none)")(fn)
         # upstream's default is 0.0.0.0; knet's runs of these outside a node (tests) stay on loopback
@@ -89,7 +94,16 @@ def _secure_serving(default_port: int):
     return deco
 
 
-def _run(config, user_agent: str, flags: dict, work, serving: tuple[str, int] = ("", 0)) -> None:
+def _serving(bind_address: str, secure_port: int, flags: dict) -> tuple:
+    from knet.controllers.secureserving import DelegatedAuthentication
+
+    if secure_port == 0:
+        return bind_address, 0, None  # nothing served: the CA files are not read
+    return bind_address, secure_port, DelegatedAuthentication(flags.get("client_ca_file"),
+                                                              flags.get("requestheader_client_ca_file"))
+
+
+def _run(config, user_agent: str, flags: dict, work, serving: tuple = ("", 0)) -> None:
     """Run `work(api)` (under leader election when --leader-elect) until SIGTERM/SIGINT, then
     release the lease so a successor starts at once. /healthz is served on `serving`
     (address, port) from the start, leader or not, as upstream does."""
@@ -188,7 +202,7 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         clients = ServiceAccountClientBuilder(api, config, user_agent=user_agent) if per_controller else None
         return run_controller_manager(api, options, clients)
 
-    _run(config, user_agent, {k: flags[k] for k in _LE_KEYS}, work, (bind_address, secure_port))
+    _run(config, user_agent, {k: flags[k] for k in _LE_KEYS}, work, _serving(bind_address, secure_port, flags))
 
 
 @click.command("scheduler")
@@ -216,7 +230,7 @@ def scheduler(kubeconfig, scheduler_name, verbosity, bind_address, secure_port, 
             await informers.stop()
 
     _run(_load(kubeconfig), "kube-scheduler/knet", {k: flags[k] for k in _LE_KEYS}, work,
-         (bind_address, secure_port))
+         _serving(bind_address, secure_port, flags))
 
 
 def register(group: click.Group) -> None:

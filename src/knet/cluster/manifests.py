@@ -40,6 +40,14 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         "kubelet-client-key": str(pki / "apiserver-kubelet-client.key"),
         # knet only: the built-in metrics.k8s.io scrapes the kubelets (metrics-server's job).
         "metric-resolution": "15s",
+        # kubeadm's front proxy (request-header authentication, knet.api.requestheader)
+        "proxy-client-cert-file": str(pki / "front-proxy-client.crt"),
+        "proxy-client-key-file": str(pki / "front-proxy-client.key"),
+        "requestheader-allowed-names": "front-proxy-client",
+        "requestheader-client-ca-file": str(pki / "front-proxy-ca.crt"),
+        "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+        "requestheader-group-headers": "X-Remote-Group",
+        "requestheader-username-headers": "X-Remote-User",
         "secure-port": str(config.api_server_port),
         "service-account-issuer": f"https://kubernetes.default.svc.{config.dns_domain}",
         "service-account-key-file": str(pki / "sa.pub"),
@@ -85,6 +93,7 @@ def controller_manager_flags(config: ClusterConfig, paths: ClusterPaths) -> list
             "kubeconfig": kubeconfig,
             "leader-elect": "true",
             "node-cidr-mask-size": str(config.node_cidr_mask_size),
+            "requestheader-client-ca-file": str(pki / "front-proxy-ca.crt"),
             "root-ca-file": str(pki / "ca.crt"),
             "service-account-private-key-file": str(pki / "sa.key"),
             "service-cluster-ip-range": config.service_subnet,

@@ -248,6 +248,18 @@ class ControlPlanePKI:
         return self.dir / "admin.key"
 
     @property
+    def front_proxy_ca_crt(self) -> Path:
+        return self.dir / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_client_crt(self) -> Path:
+        return self.dir / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.dir / "front-proxy-client.key"
+
+    @property
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
@@ -268,8 +280,9 @@ def create_control_plane_pki(
 ) -> ControlPlanePKI:
     """Make (or complete) a control plane's PKI in `pki_dir`: ca, apiserver (serving, SANs
     kubernetes, kubernetes.default, ...svc.cluster.local, localhost + the given names and IPs),
-    apiserver-kubelet-client (O=system:masters), admin (CN=kubernetes-admin, O=system:masters)
-    and sa.key/sa.pub. An existing CA is kept when `reuse_ca`."""
+    apiserver-kubelet-client (O=system:masters), admin (CN=kubernetes-admin, O=system:masters),
+    the front proxy's (create_front_proxy_pki) and sa.key/sa.pub. An existing CA is kept when
+    `reuse_ca`."""
     pki = ControlPlanePKI(Path(pki_dir))
     if reuse_ca and pki.ca_crt.exists() and pki.ca_key.exists():
         ca = pki.ca()
@@ -285,11 +298,31 @@ def create_control_plane_pki(
         ca, "kube-apiserver-kubelet-client", organizations=["system:masters"], client=True))
     write_cert_key(pki.dir, "admin", issue_cert(
         ca, "kubernetes-admin", organizations=["system:masters"], client=True))
+    create_front_proxy_pki(pki.dir, reuse_ca=reuse_ca)
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         sa = create_sa_keypair()
         write_file(pki.sa_key, sa.key_pem, 0o600)
         write_file(pki.sa_pub, sa.cert_pem, 0o644)
     return pki
+
+
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def create_front_proxy_pki(pki_dir: str | os.PathLike, *, reuse_ca: bool = True) -> ControlPlanePKI:
+    """kubeadm's front-proxy CA (CN front-proxy-ca) and the client certificate kube-apiserver
+    presents as a proxy (--proxy-client-cert-file; CN front-proxy-client, no groups). A CA of
+    its own, apart from the cluster CA: a request-header authenticator trusts whatever user a
+    certificate of this CA names in X-Remote-User, so no cluster certificate (a kubelet's, an
+    admin's) may be one."""
+    fp = ControlPlanePKI(Path(pki_dir))
+    if reuse_ca and (fp.dir / "front-proxy-ca.crt").exists() and (fp.dir / "front-proxy-ca.key").exists():
+        ca = load_cert_key(fp.dir, "front-proxy-ca")
+    else:
+        ca = create_ca("front-proxy-ca")
+        write_cert_key(fp.dir, "front-proxy-ca", ca)
+    write_cert_key(fp.dir, FRONT_PROXY_CLIENT, issue_cert(ca, FRONT_PROXY_CLIENT, client=True))
+    return fp
 
 
 @dataclass(frozen=True)
