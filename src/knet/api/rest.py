@@ -192,6 +192,8 @@ class ObjectService:
             except typecheck.TypeMismatch as exc:
                 raise errors.bad_request(prefix + str(exc)) from None
             _report_unknown_fields(unknown, opts, prefix)
+        elif rt.decode is not None:
+            _report_unknown_fields(rt.decode(obj), opts, prefix)
         elif not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
         obj.setdefault("apiVersion", rt.api_version)
@@ -424,6 +426,10 @@ class ObjectService:
                 return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None, user=opts.user))
             raise errors.not_found(rt.resource, rt.group, name)
         old = current.obj
+        if patch_type == "strategic" and not rt.strategic_merge:
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                           "media types include: application/json-patch+json, application/merge-patch+json, "
+                           "application/apply-patch+yaml", {})
         try:
             if patch_type == "json":
                 new = patches.json_patch(old, body)
@@ -458,6 +464,8 @@ class ObjectService:
             raise errors.bad_request("the patch produced a non-object")
         if rt.model:
             self._check_patched(rt, new, body, patch_type, opts)
+        elif rt.decode is not None:
+            _report_unknown_fields(rt.decode(new), opts)
         meta = new.setdefault("metadata", {})
         # The patched object must still be the one of the URL (patch.go's checkName and
         # EnsureObjectNamespaceMatchesRequestNamespace): a patch cannot rename or move it.

@@ -9,6 +9,7 @@ from knet.api.registry import Registry
 def build_registry() -> Registry:
     from knet.api.resources import (
         configmaps,
+        crds,
         daemonsets,
         deployments,
         endpoints,
@@ -39,4 +40,5 @@ def build_registry() -> Registry:
         registry.add(rt)
     for rt in metrics.RESOURCES:
         registry.add(rt)
+    registry.add(crds.RESOURCE)
     return registry
