@@ -129,8 +129,7 @@ def _default_errors(s: dict, path: str) -> list[FieldError]:
     pruned = prune_value(value, s, "")
     if pruned:
         return [invalid(f"{path}.default", s["default"], f"must not have unknown fields: {', '.join(pruned)}")]
-    errs = validate_value(value, s, "")
-    return [invalid(f"{path}.default", s["default"], e.body) for e in errs[:1]]
+    return validate_value(value, s, f"{path}.default")
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -340,12 +339,15 @@ def apply_defaults(value: Any, s: dict) -> Any:
                 continue
             if key not in value or (value[key] is None and not sub.get("nullable")):
                 value[key] = copy.deepcopy(sub["default"])
-        for key, v in value.items():
+        ap = s.get("additionalProperties")
+        for key in list(value):
             sub = props.get(key)
-            if sub is None and isinstance(s.get("additionalProperties"), dict):
-                sub = s["additionalProperties"]
+            if sub is None and isinstance(ap, dict):
+                sub = ap
+                if value[key] is None and "default" in sub and not sub.get("nullable"):
+                    value[key] = copy.deepcopy(sub["default"])
             if isinstance(sub, dict):
-                apply_defaults(v, sub)
+                apply_defaults(value[key], sub)
     elif isinstance(value, list) and isinstance(s.get("items"), dict):
         items = s["items"]
         for i, v in enumerate(value):
@@ -363,17 +365,7 @@ def prune_object(obj: dict, s: dict) -> list[str]:
     """Drop, in place, the fields of a custom object its schema does not specify (apiVersion,
     kind and metadata always stay); the dropped fields' paths (`spec.bogus`)."""
     removed: list[str] = []
-    if s.get("x-kubernetes-preserve-unknown-fields"):
-        _prune_children(obj, s, "", removed, skip=_OBJECT_META_FIELDS)
-        return removed
-    props = s.get("properties") or {}
-    for key in list(obj):
-        if key in _OBJECT_META_FIELDS:
-            continue
-        if key not in props:
-            del obj[key]
-            removed.append(key)
-    _prune_children(obj, s, "", removed, skip=_OBJECT_META_FIELDS)
+    _prune(obj, s, "", removed, root=True)
     return removed
 
 
@@ -383,33 +375,39 @@ def prune_value(value: Any, s: dict, path: str) -> list[str]:
     return removed
 
 
-def _prune(value: Any, s: dict, path: str, removed: list[str]) -> None:
+def _prune(value: Any, s: dict, path: str, removed: list[str], root: bool = False) -> None:
+    preserve = bool(s.get("x-kubernetes-preserve-unknown-fields"))
     if isinstance(value, dict):
-        if s.get("x-kubernetes-embedded-resource"):
-            skip = _OBJECT_META_FIELDS
-        else:
-            skip = ()
+        # an object's (and an embedded object's) apiVersion, kind and metadata are never pruned
+        skip = _OBJECT_META_FIELDS if root or s.get("x-kubernetes-embedded-resource") else ()
         props = s.get("properties") or {}
-        ap = s.get("additionalProperties")
-        if not s.get("x-kubernetes-preserve-unknown-fields") and not isinstance(ap, dict) and ap is not True:
+        if not preserve and "additionalProperties" not in s:
             for key in list(value):
                 if key not in props and key not in skip:
                     del value[key]
                     removed.append(_join(path, key))
         _prune_children(value, s, path, removed, skip=skip)
-    elif isinstance(value, list) and isinstance(s.get("items"), dict):
+    elif isinstance(value, list):
+        items = s.get("items")
+        if not isinstance(items, dict):
+            if preserve:
+                return
+            items = {}  # no schema for the items: nothing of their objects is specified
         for i, v in enumerate(value):
-            _prune(v, s["items"], f"{path}[{i}]", removed)
+            _prune(v, items, f"{path}[{i}]", removed)
 
 
 def _prune_children(value: dict, s: dict, path: str, removed: list[str], skip: tuple[str, ...] = ()) -> None:
+    """Prune the values of the specified fields (properties; with additionalProperties every
+    key is specified, its values pruned by that schema, or by none when it is a bool)."""
     props = s.get("properties") or {}
+    has_additional = "additionalProperties" in s
     ap = s.get("additionalProperties")
     for key, v in value.items():
         if key in skip:
             continue
         sub = props.get(key)
-        if sub is None and isinstance(ap, dict):
-            sub = ap
+        if sub is None and has_additional:
+            sub = ap if isinstance(ap, dict) else {}
         if isinstance(sub, dict):
             _prune(v, sub, _join(path, key), removed)
