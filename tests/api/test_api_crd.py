@@ -258,6 +258,11 @@ def test_watch_and_crd_deletion_removes_objects(apiserver, namespace, kubectl):
 
     for i in range(3):
         kubectl("-n", namespace, "create", "-f", "-", input=widget(group, f"w{i}", color="red"))
+    kubectl("-n", namespace, "label", "widget", "w0", "w1", "batch=one")
+    gone = api.delete_collection_namespaced_custom_object(group, "v1", namespace, "widgets", label_selector="batch=one")
+    assert sorted(i["metadata"]["name"] for i in gone["items"]) == ["w0", "w1"]
+    assert kubectl("-n", namespace, "get", "widgets", "-o", "name").stdout.split() == [f"widget.{group}/w2"]
+    kubectl("-n", namespace, "create", "-f", "-", input=widget(group, "w3", color="red"))
     kubectl("delete", "crd", crd_name, "--timeout=30s")
     p = kubectl("get", "crd", crd_name, ok=False)
     assert "NotFound" in p.stderr or "not found" in p.stderr

@@ -216,3 +216,36 @@ async def test_a_deleted_crd_takes_its_objects_and_resource(served):
     await asyncio.sleep(0.05)
     assert objects.registry.lookup(GROUP, "v1", "crontabs") is None
     assert rt.bucket not in objects.registry.bucket_types
+
+
+def test_aggregated_roles_hold_custom_resources_only_when_labelled():
+    """admin/edit/view do not cover a custom resource until a ClusterRole labelled for their
+    aggregation (rbac.authorization.k8s.io/aggregate-to-edit, -view) names it, as upstream."""
+    from knet.api.auth import User
+    from knet.api.authz import Attributes
+    from knet.api.authz.aggregation import aggregate_all
+    from knet.api.authz.bootstrappolicy import bootstrap_policy
+    from knet.api.authz.rbac import RBACAuthorizer, StaticRbacSource
+
+    g = "rbac.authorization.k8s.io"
+    bindings = [{"kind": "RoleBinding", "metadata": {"name": f"{user}-{role}", "namespace": "team"},
+                 "roleRef": {"apiGroup": g, "kind": "ClusterRole", "name": role},
+                 "subjects": [{"kind": "User", "apiGroup": g, "name": user}]}
+                for user, role in (("eve", "edit"), ("vic", "view"), ("ada", "admin"))]
+
+    def can(objects: list[dict], user: str, verb: str) -> bool:
+        roles = aggregate_all([o for o in objects if o["kind"] == "ClusterRole"])
+        authz = RBACAuthorizer(StaticRbacSource(roles + [o for o in objects if o["kind"] != "ClusterRole"] + bindings))
+        return authz.authorize(Attributes(user=User(user, "", ()), verb=verb, namespace="team", api_group=GROUP,
+                                          resource="crontabs")).allowed
+
+    policy = bootstrap_policy()
+    assert not any(can(policy, u, v) for u in ("eve", "vic", "ada") for v in ("get", "create"))
+    labelled = [
+        {"kind": "ClusterRole", "metadata": {"name": "crontab-edit", "labels": {f"{g}/aggregate-to-edit": "true"}},
+         "rules": [{"apiGroups": [GROUP], "resources": ["crontabs"], "verbs": ["create", "get", "list"]}]},
+        {"kind": "ClusterRole", "metadata": {"name": "crontab-view", "labels": {f"{g}/aggregate-to-view": "true"}},
+         "rules": [{"apiGroups": [GROUP], "resources": ["crontabs"], "verbs": ["get", "list"]}]}]
+    policy += labelled
+    assert can(policy, "eve", "create") and can(policy, "ada", "create")  # admin aggregates edit
+    assert can(policy, "vic", "get") and not can(policy, "vic", "create")
