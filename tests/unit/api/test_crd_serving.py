@@ -92,6 +92,13 @@ CRD_CASES = [
       "under .spec"]),
     ("webhook conversion", lambda o: o["spec"].update(conversion={"strategy": "Webhook"}),
      ['spec.conversion.strategy: Unsupported value: "Webhook": supported values: "None"']),
+    ("protected group", lambda o: (o["spec"].update(group="x.k8s.io"), o["metadata"].update(name="crontabs.x.k8s.io")),
+     ["metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval "
+      'annotation "api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111']),
+    ("approved protected group", lambda o: (
+        o["spec"].update(group="x.k8s.io"),
+        o["metadata"].update(name="crontabs.x.k8s.io", annotations={"api-approved.kubernetes.io": "https://x/pull/1"})),
+     []),
     ("preserveUnknownFields", lambda o: o["spec"].update(preserveUnknownFields=True),
      ["spec.preserveUnknownFields: Invalid value: true: cannot set to true, set x-kubernetes-preserve-unknown-fields "
       "to true in spec.versions[*].schema instead"]),
@@ -249,3 +256,32 @@ def test_aggregated_roles_hold_custom_resources_only_when_labelled():
     policy += labelled
     assert can(policy, "eve", "create") and can(policy, "ada", "create")  # admin aggregates edit
     assert can(policy, "vic", "get") and not can(policy, "vic", "create")
+
+
+async def test_an_updated_crd_serves_its_new_versions_and_columns(served):
+    objects, _ = served
+    crd_type = objects.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    await objects.create(crd_type, "", crd(), Options())
+    await _settled(objects, f"crontabs.{GROUP}")
+    current = objects.store.get(crd_type.bucket, "", f"crontabs.{GROUP}").obj
+    changed = copy.deepcopy(current)
+    v2 = copy.deepcopy(changed["spec"]["versions"][0])
+    v2.update(name="v2", storage=False, additionalPrinterColumns=[{"name": "Image", "type": "string",
+                                                                    "jsonPath": ".spec.image"}])
+    changed["spec"]["versions"].append(v2)
+    await objects.update(crd_type, "", f"crontabs.{GROUP}", changed, Options())
+    for _ in range(100):
+        if objects.registry.lookup(GROUP, "v2", "crontabs") is not None:
+            break
+        await asyncio.sleep(0.01)
+    v2_type = objects.registry.lookup(GROUP, "v2", "crontabs")
+    assert v2_type.stored_as == (GROUP, "v1", "crontabs") and [c.name for c in v2_type.columns] == ["Name", "Image"]
+    changed = copy.deepcopy(objects.store.get(crd_type.bucket, "", f"crontabs.{GROUP}").obj)
+    changed["spec"]["versions"][1]["served"] = False
+    await objects.update(crd_type, "", f"crontabs.{GROUP}", changed, Options())
+    for _ in range(100):
+        if objects.registry.lookup(GROUP, "v2", "crontabs") is None:
+            break
+        await asyncio.sleep(0.01)
+    assert objects.registry.lookup(GROUP, "v2", "crontabs") is None
+    assert objects.registry.lookup(GROUP, "v1", "crontabs") is not None

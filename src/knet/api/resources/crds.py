@@ -15,9 +15,15 @@ from knet.api.validation import DNS1123_SUBDOMAIN, SUBDOMAIN_MSG, name_errors
 
 GROUP = "apiextensions.k8s.io"
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+APPROVAL_ANNOTATION = "api-approved.kubernetes.io"
 _KIND = re.compile(r"^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$")
 COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
 COLUMN_FORMATS = ("byte", "date", "date-time", "double", "float", "int32", "int64", "password")
+
+
+def _protected(group: str) -> bool:
+    """Groups under k8s.io and kubernetes.io need the API approval annotation (KEP 1111)."""
+    return any(group == d or group.endswith("." + d) for d in ("k8s.io", "kubernetes.io"))
 
 
 def defaults(obj: dict) -> None:
@@ -147,6 +153,10 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
         errs.append(invalid("spec.group", group, SUBDOMAIN_MSG))
     elif "." not in group:
         errs.append(invalid("spec.group", group, "should be a domain with at least one dot"))
+    if _protected(group) and not ((obj.get("metadata") or {}).get("annotations") or {}).get(APPROVAL_ANNOTATION):
+        errs.append(required(f"metadata.annotations[{APPROVAL_ANNOTATION}]",
+                             f'protected groups must have approval annotation "{APPROVAL_ANNOTATION}", see '
+                             "https://github.com/kubernetes/enhancements/pull/1111"))
     scope = spec.get("scope")
     if not scope:
         errs.append(required("spec.scope"))
