@@ -136,10 +136,12 @@ class Registry:
         """Register a kind, or replace the one served at its group/version/resource."""
         key = (rt.group, rt.version, rt.resource)
         old = self._by_gvr.get(key)
+        # A new list each time: a loop over `types` that awaits (namespace termination) goes
+        # on over the kinds it started with.
         if old is not None:
-            self.types[self.types.index(old)] = rt
+            self.types = [rt if t is old else t for t in self.types]
         else:
-            self.types.append(rt)
+            self.types = [*self.types, rt]
         self._by_gvr[key] = rt
         if rt.stored_as is None:
             self.bucket_types[rt.bucket] = rt
@@ -151,7 +153,7 @@ class Registry:
         rt = self._by_gvr.pop((group, version, resource), None)
         if rt is None:
             return
-        self.types.remove(rt)
+        self.types = [t for t in self.types if t is not rt]
         if self.bucket_types.get(rt.bucket) is rt:
             del self.bucket_types[rt.bucket]
             for other in self.types:  # another version of the kind stores there

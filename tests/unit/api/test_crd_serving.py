@@ -202,6 +202,15 @@ async def test_a_conflicting_crd_is_not_accepted(served):
     assert (accepted["status"], accepted["reason"], accepted["message"]) == ("False", "KindConflict",
                                                                              '"CronTab" is already in use')
     assert objects.registry.lookup(GROUP, "v1", "crontabs2") is None
+    # once the first is gone, its names are free: the second is accepted and served
+    await objects.delete(crd_type, "", f"crontabs.{GROUP}", {}, Options())
+    for _ in range(200):
+        if objects.registry.lookup(GROUP, "v1", "crontabs2") is not None:
+            break
+        await asyncio.sleep(0.01)
+    got = objects.store.get(crd_type.bucket, "", f"crontabs2.{GROUP}").obj
+    assert crds.condition(got, "NamesAccepted")["status"] == "True"
+    assert crds.condition(got, "Established")["status"] == "True"
 
 
 async def test_a_deleted_crd_takes_its_objects_and_resource(served):

@@ -25,6 +25,8 @@ class CrdController:
         self.registry, self.service, self.store = registry, service, service.store
         self.crd_type = registry.lookup(crds.GROUP, "v1", "customresourcedefinitions")
         self._served: dict[str, list[tuple[str, str, str]]] = {}  # CRD name -> the gvrs it serves
+        # CRD name -> (uid, generation, terminating) it is served for: a status write changes none
+        self._served_for: dict[str, tuple[str, int, bool]] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._cleaning: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -87,8 +89,12 @@ class CrdController:
 
     # --- serving -------------------------------------------------------------------------------
     def _serve(self, crd: dict) -> None:
-        name = crd["metadata"]["name"]
-        terminating = bool(crd["metadata"].get("deletionTimestamp"))
+        meta = crd["metadata"]
+        name = meta["name"]
+        terminating = bool(meta.get("deletionTimestamp"))
+        served_for = (meta.get("uid", ""), meta.get("generation", 0), terminating)
+        if self._served_for.get(name) == served_for:
+            return
         types = serving.resource_types(crd, terminating)
         gvrs = [(rt.group, rt.version, rt.resource) for rt in types]
         for gvr in self._served.get(name, ()):
@@ -97,8 +103,10 @@ class CrdController:
         for rt in types:
             self.registry.add(rt)
         self._served[name] = gvrs
+        self._served_for[name] = served_for
 
     def _unserve(self, name: str) -> None:
+        self._served_for.pop(name, None)
         for gvr in self._served.pop(name, ()):
             self.registry.remove(*gvr)
 
@@ -110,6 +118,10 @@ class CrdController:
         e = self.store.get(self.bucket, "", name)
         if e is None:
             self._unserve(name)
+            # its names are free again: a CRD refused for them may be accepted now
+            for other in self.store.list(self.bucket)[0]:
+                if (crds.condition(other.obj, "NamesAccepted") or {}).get("status") == "False":
+                    self._queue.put_nowait(other.obj["metadata"]["name"])
             return
         crd = e.obj
         conflict = self._conflict(crd)
