@@ -410,3 +410,37 @@ def test_crds_and_objects_survive_a_restart(apiserver_factory, tmp_path):
     assert got["spec"] == {"color": "blue", "replicas": 1, "size": "M"}
     assert _cols(k("-n", "default", "get", "widgets").splitlines()[0]) == ["NAME", "COLOR", "REPLICAS", "PHASE", "AGE"]
     k("-n", "default", "create", "-f", "-", input=widget(group, "after", color="red"))
+
+
+def test_defaults_added_later_show_on_reads(apiserver, namespace, kubectl):
+    """A default added to the schema shows on objects written before, on get, list and watch
+    (apiextensions-apiserver defaults what it reads from storage), without rewriting them."""
+    import kubernetes
+
+    group = f"t{uuid.uuid4().hex[:6]}.example.com"
+    manifest = crd_manifest(group)
+    crd_name = manifest["metadata"]["name"]
+    apply_crd(kubectl, manifest)
+    try:
+        kubectl("-n", namespace, "create", "-f", "-", input=widget(group, "old", color="red"))
+        before = json.loads(kubectl("-n", namespace, "get", "widget", "old", "-o", "json").stdout)
+        assert "tier" not in before["spec"]
+        props = manifest["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        props["tier"] = {"type": "string", "default": "gold"}
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+        api = kubernetes.client.CustomObjectsApi(apiserver.client())
+        import time
+
+        deadline = time.monotonic() + 10
+        while api.get_namespaced_custom_object(group, "v1", namespace, "widgets", "old")["spec"].get("tier") != "gold":
+            assert time.monotonic() < deadline, "the new default never showed"
+            time.sleep(0.05)
+        got = api.get_namespaced_custom_object(group, "v1", namespace, "widgets", "old")
+        assert got["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # not rewritten
+        listed = api.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        assert [i["spec"]["tier"] for i in listed["items"]] == ["gold"]
+        w = kubernetes.watch.Watch()
+        events = list(w.stream(api.list_namespaced_custom_object, group, "v1", namespace, "widgets", timeout_seconds=1))
+        assert [(e["type"], e["object"]["spec"]["tier"]) for e in events] == [("ADDED", "gold")]
+    finally:
+        kubectl("delete", "crd", crd_name, "--ignore-not-found", "--wait=false", ok=False)

@@ -606,7 +606,7 @@ class ApiServer:
         stored = self._stored(rt)
         versions.check_list(q, self.store.revision)
         entries, list_meta = self.service.list(stored, ns, labels, fields, max(limit, 0), q.get("continue"))
-        if stored is not rt:
+        if rt.from_storage is not None:  # another kind's storage, or a custom resource's defaults
             objs = [rt.from_storage(e.obj) for e in entries]
             raws = [orjson.dumps(o) for o in objs]
         else:
@@ -772,6 +772,8 @@ class ApiServer:
             if "resourceVersion" in request.query:
                 versions.check_get(request.query, self.store.revision)
             entry = svc.entry(rt, ns, name)
+            if rt.from_storage is not None:  # a custom resource's defaults
+                return self._render(request, rt, rt.from_storage(entry.obj))
             if tables.wants_table(request.headers.get("Accept")):
                 return self._render(request, rt, entry.obj)
             return _json(entry.raw)

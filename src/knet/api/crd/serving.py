@@ -116,6 +116,17 @@ def _with_api_version(api_version: str) -> Callable[[dict], dict]:
     return convert
 
 
+def _reader(api_version: str, schema: dict) -> Callable[[dict], dict]:
+    """A stored object as this version serves it: its apiVersion, and the schema's defaults (as
+    apiextensions-apiserver defaults on reading from etcd, so a default added to a CRD shows on
+    objects written before). The stored object is never changed."""
+    def read(obj: dict) -> dict:
+        out = orjson.loads(orjson.dumps(obj))
+        out["apiVersion"] = api_version
+        return structural.apply_defaults(out, schema)
+    return read
+
+
 def served_versions(crd: dict) -> list[dict]:
     return [v for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")]
 
@@ -152,7 +163,7 @@ def resource_types(crd: dict, terminating: bool = False) -> list[ResourceType]:
             openapi_schema=schema,
             stored_as=(group, storage["name"], plural) if aliased else None,
             to_storage=_with_api_version(f"{group}/{storage['name']}") if aliased else None,
-            from_storage=_with_api_version(api_version) if aliased else None,
+            from_storage=_reader(api_version, schema),
         ))
     return out
 
