@@ -59,8 +59,11 @@ def deep_copy(obj: dict) -> dict:
     return orjson.loads(orjson.dumps(obj))
 
 
-def _spec_part(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+def _spec_part(obj: dict, with_status: bool = False) -> dict:
+    """What metadata.generation counts: all but metadata (and status, when a status subresource
+    writes it: without one, as a custom resource may be, a status change is a change too)."""
+    skip = ("metadata", "apiVersion", "kind") if with_status else ("metadata", "status", "apiVersion", "kind")
+    return {k: v for k, v in obj.items() if k not in skip}
 
 
 def _report_unknown_fields(unknown: list[str], opts: Options, strict_prefix: str = "") -> None:
@@ -332,7 +335,8 @@ class ObjectService:
                 new.pop("status", None)
         if rt.has_generation:
             gen = old_meta.get("generation", 1)
-            meta["generation"] = gen + 1 if _spec_part(new) != _spec_part(old) else gen
+            counted = not rt.has_status
+            meta["generation"] = gen + 1 if _spec_part(new, counted) != _spec_part(old, counted) else gen
         return new
 
     async def update(self, rt: ResourceType, ns: str, name: str, obj, opts: Options,

@@ -180,6 +180,9 @@ async def test_an_established_crd_is_served_and_its_objects_shown(served):
     made["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     assert rt.row(made)[3] == "True"
     del made["status"]
+    # without a status subresource a status change is a change: the generation counts it
+    _, updated = await objects.update(rt, "default", "c", {**made, "status": {"replicas": 2}}, Options())
+    assert updated["status"] == {"replicas": 2} and updated["metadata"]["generation"] == 2
     assert [c.name for c in rt.columns] == ["Name", "Spec", "Replicas", "Ready", "Age"]
     assert rt.row(made)[:4] == ["c", "* * * * */5", 1, None]
 
