@@ -342,3 +342,29 @@ async def test_concurrent_unconditional_writes_never_conflict(apiserver_factory,
         with pytest.raises(ApiError) as caught:
             await api.update("v1", "configmaps", stale, namespace="default")
         assert caught.value.status == 409
+
+
+def test_custom_resources_on_etcd(apiserver_factory, url, tmp_path):
+    """A CRD applied through one apiserver is served by another on the same etcd, and both
+    serve it (and its objects) again after a restart."""
+    from test_api_crd import crd_manifest, widget
+
+    first = apiserver_factory([f"--storage={url}"])
+    second = apiserver_factory([f"--storage={url}"])
+    group = f"e{uuid.uuid4().hex[:6]}.example.com"
+    manifest = crd_manifest(group)
+    first.kubectl_ok("apply", "-f", "-", input=json.dumps(manifest))
+    first.kubectl_ok("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=20s")
+    first.kubectl_ok("-n", "default", "create", "-f", "-", input=widget(group, "on-etcd", color="blue"))
+    path = f"/apis/{group}/v1/namespaces/default/widgets/on-etcd"
+    deadline = time.monotonic() + 10
+    while second.kubectl("get", "--raw", path).returncode != 0:
+        assert time.monotonic() < deadline, "the second apiserver never served the custom resource"
+        time.sleep(0.05)
+    for server in (first, second):
+        server.stop()
+        server.start()
+        got = json.loads(server.kubectl_ok("get", "--raw", path))
+        assert got["spec"] == {"color": "blue", "replicas": 1, "size": "M"}
+        table = server.kubectl_ok(f"--cache-dir={tmp_path / server.root.name}", "-n", "default", "get", "widgets")
+        assert table.split()[:5] == ["NAME", "COLOR", "REPLICAS", "PHASE", "AGE"]

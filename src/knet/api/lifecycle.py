@@ -21,7 +21,8 @@ class Lifecycle:
     def __init__(self, registry: Registry, service: ObjectService) -> None:
         self.registry, self.service = registry, service
         self.store = service.store
-        self._by_bucket = {rt.bucket: rt for rt in registry.types}
+        # The registry's own (live) map: custom resources come and go while serving.
+        self._by_bucket = registry.bucket_types
         self._dependents: dict[str, set[Key]] = {}  # owner uid -> dependents
         self._uid_of: dict[Key, str] = {}
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()

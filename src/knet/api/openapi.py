@@ -25,6 +25,8 @@ PACKAGES = (
     (("Scale",), "io.k8s.api.autoscaling.v1"),
     (("Job", "CronJob", "PodFailurePolicy", "SuccessPolicy", "UncountedTerminatedPods"), "io.k8s.api.batch.v1"),
     (("TokenRequest", "BoundObjectReference"), "io.k8s.api.authentication.v1"),
+    (("CustomResource", "JSONSchemaProps", "ExternalDocumentation", "ValidationRule", "SelectableField"),
+     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1"),
 )
 INT_OR_STRING_FIELDS = {"targetPort", "port", "maxSurge", "maxUnavailable", "minAvailable", "endPort"}
 PARAM_FIELD_VALIDATION = {
@@ -42,7 +44,7 @@ PARAM_FORCE = {"name": "force", "in": "query", "schema": {"type": "boolean", "un
 
 def type_name(model: str) -> str:
     """V1PodSpec -> PodSpec, CoreV1Event -> Event."""
-    for prefix in ("CoreV1", "EventsV1", "DiscoveryV1", "AuthenticationV1", "StorageV1", "V1"):
+    for prefix in ("CoreV1", "EventsV1", "DiscoveryV1", "AuthenticationV1", "StorageV1", "ApiextensionsV1", "V1"):
         if model.startswith(prefix):
             return model[len(prefix):]
     return model
@@ -127,6 +129,37 @@ def _content(ref: str, types=("application/json", "application/yaml")) -> dict:
     return {t: {"schema": {"$ref": ref}} for t in types}
 
 
+def custom_definition_name(rt: ResourceType, kind: str) -> str:
+    """A custom resource's definition name, as apiextensions-apiserver's builder names it: the
+    group reversed, the version, the kind (com.example.v1.Widget)."""
+    return ".".join([*reversed(rt.group.split(".")), rt.version, kind])
+
+
+def _custom_schemas(b: SchemaBuilder, rt: ResourceType) -> tuple[str, str]:
+    """The definitions of a custom resource (its CRD's openAPIV3Schema with the standard
+    apiVersion, kind and metadata) and its list; their refs."""
+    meta_ref = b.ref("V1ObjectMeta")
+    list_meta_ref = b.ref("V1ListMeta")
+    body = dict(rt.openapi_schema or {"type": "object"})
+    props = dict(body.get("properties") or {})
+    props["apiVersion"] = {"type": "string", "description": schema.model_fields(rt.model or "V1Pod")["apiVersion"].description}
+    props["kind"] = {"type": "string", "description": schema.model_fields("V1Pod")["kind"].description}
+    props["metadata"] = {"allOf": [{"$ref": meta_ref}], "description": schema.model_fields("V1Pod")["metadata"].description}
+    body["properties"] = props
+    body["type"] = "object"
+    body["x-kubernetes-group-version-kind"] = [_gvk(rt)]
+    name = custom_definition_name(rt, rt.kind)
+    b.schemas[name] = body
+    list_name = custom_definition_name(rt, rt.kind + "List")
+    b.schemas[list_name] = {
+        "description": f"{rt.kind}List is a list of {rt.kind}", "type": "object", "required": ["items"],
+        "properties": {"apiVersion": props["apiVersion"], "kind": props["kind"],
+                       "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}},
+                       "metadata": {"allOf": [{"$ref": list_meta_ref}]}},
+        "x-kubernetes-group-version-kind": [{**_gvk(rt), "kind": rt.kind + "List"}]}
+    return f"#/components/schemas/{name}", f"#/components/schemas/{list_name}"
+
+
 def group_version_doc(registry: Registry, group: str, version: str) -> dict | None:
     types = registry.in_group_version(group, version)
     if not types:
@@ -135,16 +168,23 @@ def group_version_doc(registry: Registry, group: str, version: str) -> dict | No
     paths: dict[str, dict] = {}
     prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
     for rt in types:
-        if not rt.model:
+        if rt.model:
+            ref = b.ref(rt.model)
+            name = definition_name(rt.model)
+            b.schemas[name]["x-kubernetes-group-version-kind"] = [_gvk(rt)]
+            list_model = rt.model + "List"
+            list_ref = b.ref(list_model) if schema.model_fields(list_model) else ref
+            if schema.model_fields(list_model):
+                b.schemas[definition_name(list_model)]["x-kubernetes-group-version-kind"] = [
+                    {**_gvk(rt), "kind": rt.kind + "List"}]
+        elif rt.openapi_schema is not None:
+            ref, list_ref = _custom_schemas(b, rt)
+        else:
             continue
-        ref = b.ref(rt.model)
-        name = definition_name(rt.model)
-        b.schemas[name]["x-kubernetes-group-version-kind"] = [_gvk(rt)]
-        list_model = rt.model + "List"
-        list_ref = b.ref(list_model) if schema.model_fields(list_model) else ref
-        if schema.model_fields(list_model):
-            b.schemas[definition_name(list_model)]["x-kubernetes-group-version-kind"] = [
-                {**_gvk(rt), "kind": rt.kind + "List"}]
+        # kubectl apply computes a strategic merge patch only for paths that accept one.
+        patch_types = [t for t in ("application/apply-patch+yaml", "application/json-patch+json",
+                                   "application/merge-patch+json", "application/strategic-merge-patch+json")
+                       if rt.strategic_merge or "strategic" not in t]
         base = f"{prefix}/namespaces/{{namespace}}/{rt.resource}" if rt.namespaced else f"{prefix}/{rt.resource}"
         ok = {"200": {"description": "OK", "content": _content(ref)}}
         write_params = [PARAM_DRY_RUN, PARAM_FIELD_MANAGER, PARAM_FIELD_VALIDATION]
@@ -164,9 +204,8 @@ def group_version_doc(registry: Registry, group: str, version: str) -> dict | No
                     "responses": ok},
             "patch": {"operationId": f"patch{op_id}", "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": _gvk(rt),
                       "parameters": [*write_params, PARAM_FORCE],
-                      "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in (
-                          "application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
-                          "application/strategic-merge-patch+json")}, "required": True},
+                      "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in patch_types},
+                                      "required": True},
                       "responses": ok},
             "delete": {"operationId": f"delete{op_id}", "x-kubernetes-action": "delete",
                        "x-kubernetes-group-version-kind": _gvk(rt), "responses": ok},
@@ -183,8 +222,11 @@ class OpenAPI:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._docs: dict[str, tuple[bytes, str]] = {}
+        self._generation = registry.generation
 
     def _doc(self, key: str) -> tuple[bytes, str] | None:
+        if self._generation != self.registry.generation:  # kinds came or went (CRDs)
+            self._docs, self._generation = {}, self.registry.generation
         if key not in self._docs:
             parts = key.split("/")
             if parts[0] == "api" and len(parts) == 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from knet.api.errors import FieldError
 
@@ -79,6 +80,19 @@ class ResourceType:
     # A marked object whose finalizers are gone still stays while this holds (a Namespace's
     # spec.finalizers; a Pod until its kubelet confirms it gone).
     deletion_held: Callable[[dict], bool] | None = None
+    # Kinds without a Python model (custom resources) check and prune a decoded body themselves
+    # (raising ApiError for what cannot be decoded): the paths of the unknown fields dropped.
+    decode: Callable[[dict], list[str]] | None = None
+    # Strategic merge patches need the kind's Go struct (its patch strategies): custom
+    # resources refuse them (415), as kube-apiserver does.
+    strategic_merge: bool = True
+    # The scale subresource's (specReplicasPath, statusReplicasPath, labelSelectorPath) of a
+    # custom resource; None: spec.replicas, status.replicas and the label selector spec.selector.
+    scale_paths: tuple[str, str, str] | None = None
+    # The singular name discovery shows, when it is not the lowercased kind (a CRD's names.singular).
+    singular_name: str = ""
+    # The OpenAPI v3 schema of a kind without a model (a CRD version's openAPIV3Schema).
+    openapi_schema: Any = field(default=None, compare=False, hash=False)
 
     @property
     def group_version(self) -> str:
@@ -90,7 +104,7 @@ class ResourceType:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def bucket(self) -> str:
@@ -112,10 +126,40 @@ class ResourceType:
 class Registry:
     types: list[ResourceType] = field(default_factory=list)
     _by_gvr: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+    # bucket -> the kind stored there (kinds served from another's storage excluded); kept
+    # current as kinds come and go (custom resources), so holders of this dict see them.
+    bucket_types: dict[str, ResourceType] = field(default_factory=dict)
+    # Bumped on every change, for what is derived from the registry (OpenAPI documents).
+    generation: int = 0
 
     def add(self, rt: ResourceType) -> None:
-        self.types.append(rt)
-        self._by_gvr[(rt.group, rt.version, rt.resource)] = rt
+        """Register a kind, or replace the one served at its group/version/resource."""
+        key = (rt.group, rt.version, rt.resource)
+        old = self._by_gvr.get(key)
+        # A new list each time: a loop over `types` that awaits (namespace termination) goes
+        # on over the kinds it started with.
+        if old is not None:
+            self.types = [rt if t is old else t for t in self.types]
+        else:
+            self.types = [*self.types, rt]
+        self._by_gvr[key] = rt
+        if rt.stored_as is None:
+            self.bucket_types[rt.bucket] = rt
+        elif old is not None and self.bucket_types.get(old.bucket) is old:
+            del self.bucket_types[old.bucket]
+        self.generation += 1
+
+    def remove(self, group: str, version: str, resource: str) -> None:
+        rt = self._by_gvr.pop((group, version, resource), None)
+        if rt is None:
+            return
+        self.types = [t for t in self.types if t is not rt]
+        if self.bucket_types.get(rt.bucket) is rt:
+            del self.bucket_types[rt.bucket]
+            for other in self.types:  # another version of the kind stores there
+                if other.bucket == rt.bucket and other.stored_as is None:
+                    self.bucket_types[rt.bucket] = other
+        self.generation += 1
 
     def all(self) -> list[ResourceType]:
         return list(self._by_gvr.values())

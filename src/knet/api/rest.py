@@ -59,8 +59,11 @@ def deep_copy(obj: dict) -> dict:
     return orjson.loads(orjson.dumps(obj))
 
 
-def _spec_part(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+def _spec_part(obj: dict, with_status: bool = False) -> dict:
+    """What metadata.generation counts: all but metadata (and status, when a status subresource
+    writes it: without one, as a custom resource may be, a status change is a change too)."""
+    skip = ("metadata", "apiVersion", "kind") if with_status else ("metadata", "status", "apiVersion", "kind")
+    return {k: v for k, v in obj.items() if k not in skip}
 
 
 def _report_unknown_fields(unknown: list[str], opts: Options, strict_prefix: str = "") -> None:
@@ -192,6 +195,8 @@ class ObjectService:
             except typecheck.TypeMismatch as exc:
                 raise errors.bad_request(prefix + str(exc)) from None
             _report_unknown_fields(unknown, opts, prefix)
+        elif rt.decode is not None:
+            _report_unknown_fields(rt.decode(obj), opts, prefix)
         elif not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
         obj.setdefault("apiVersion", rt.api_version)
@@ -330,7 +335,8 @@ class ObjectService:
                 new.pop("status", None)
         if rt.has_generation:
             gen = old_meta.get("generation", 1)
-            meta["generation"] = gen + 1 if _spec_part(new) != _spec_part(old) else gen
+            counted = not rt.has_status
+            meta["generation"] = gen + 1 if _spec_part(new, counted) != _spec_part(old, counted) else gen
         return new
 
     async def update(self, rt: ResourceType, ns: str, name: str, obj, opts: Options,
@@ -424,6 +430,10 @@ class ObjectService:
                 return 201, await self.create(rt, ns, obj, Options(opts.dry_run, "Ignore", None, user=opts.user))
             raise errors.not_found(rt.resource, rt.group, name)
         old = current.obj
+        if patch_type == "strategic" and not rt.strategic_merge:
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                           "media types include: application/json-patch+json, application/merge-patch+json, "
+                           "application/apply-patch+yaml", {})
         try:
             if patch_type == "json":
                 new = patches.json_patch(old, body)
@@ -458,6 +468,8 @@ class ObjectService:
             raise errors.bad_request("the patch produced a non-object")
         if rt.model:
             self._check_patched(rt, new, body, patch_type, opts)
+        elif rt.decode is not None:
+            _report_unknown_fields(rt.decode(new), opts)
         meta = new.setdefault("metadata", {})
         # The patched object must still be the one of the URL (patch.go's checkName and
         # EnsureObjectNamespaceMatchesRequestNamespace): a patch cannot rename or move it.

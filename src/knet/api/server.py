@@ -40,6 +40,7 @@ from knet.api.authz import Attributes, Authorizer, impersonation
 from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
 from knet.api.bootstrap import Bootstrapper
+from knet.api.crd.controller import CrdController
 from knet.api.errors import ApiError
 from knet.api.health import HealthChecks, StoreProbe
 from knet.api.lifecycle import Lifecycle
@@ -236,6 +237,7 @@ class ApiServer:
             requestheader_extra_headers_prefix=list(rh.extra_headers_prefix) if rh else [],
             requestheader_allowed_names=list(rh.allowed_names) if rh else []))
         self.lifecycle = Lifecycle(self.registry, self.service)
+        self.crds = CrdController(self.registry, self.service)
         self.openapi = openapi.OpenAPI(self.registry)
         self.ready = False
         self._cert_users: dict[bytes, tuple] = {}  # client certificate (DER) -> (its user, proxy check)
@@ -316,6 +318,7 @@ class ApiServer:
     async def start(self) -> None:
         self.allocator.rebuild([e.obj for e in self.store.list("services")[0]])
         await self.bootstrap.ensure()
+        await self.crds.start()  # custom resources are served before anything reads the registry
         self.lifecycle.start()
         self.bootstrap.start()
         if self.config.metric_resolution > 0:
@@ -339,6 +342,7 @@ class ApiServer:
         self.ready = False
         await self.bootstrap.stop()
         await self.lifecycle.stop()
+        await self.crds.stop()
         await self.metrics.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -695,7 +699,7 @@ class ApiServer:
         stored = self._stored(rt)
         versions.check_list(q, self.store.revision)
         entries, list_meta = self.service.list(stored, ns, labels, fields, max(limit, 0), q.get("continue"))
-        if stored is not rt:
+        if rt.from_storage is not None:  # another kind's storage, or a custom resource's defaults
             objs = [rt.from_storage(e.obj) for e in entries]
             raws = [orjson.dumps(o) for o in objs]
         else:
@@ -860,11 +864,13 @@ class ApiServer:
         if sub == "scale":
             return await self._scale(request, rt, ns, name)
         if rt.stored_as:
-            return await self._aliased_object(request, rt, ns, name)
+            return await self._aliased_object(request, rt, ns, name, sub)
         if method == "GET":
             if "resourceVersion" in request.query:
                 versions.check_get(request.query, self.store.revision)
             entry = svc.entry(rt, ns, name)
+            if rt.from_storage is not None:  # a custom resource's defaults
+                return self._render(request, rt, rt.from_storage(entry.obj))
             if tables.wants_table(request.headers.get("Accept")):
                 return self._render(request, rt, entry.obj)
             return _json(entry.raw)
@@ -888,23 +894,26 @@ class ApiServer:
             return _json(obj, code)
         raise errors.method_not_allowed()
 
-    async def _aliased_object(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.Response:
+    async def _aliased_object(self, request: web.Request, rt: ResourceType, ns: str, name: str,
+                              sub: str | None = None) -> web.Response:
         alias = AliasedKind(self.registry, self.service, rt)
         method = request.method
         if method == "GET":
             return self._render(request, rt, rt.from_storage(self.service.entry(alias.stored, ns, name).obj))
         if method == "DELETE":
+            if sub is not None:
+                raise errors.method_not_allowed()
             options, opts = await self._delete_options(request)
             code, obj = await alias.delete(ns, name, options, opts)
             return _json(obj, code)
         if method == "PUT":
             body, _ = await self._body(request)
             opts = self._options(request)
-            code, obj = await alias.update(ns, name, body, opts)
+            code, obj = await alias.update(ns, name, body, opts, sub)
         elif method == "PATCH":
             body, patch_type = await self._body(request, allow_patch=True)
             opts = self._options(request)
-            code, obj = await alias.patch(ns, name, patch_type, body, opts)
+            code, obj = await alias.patch(ns, name, patch_type, body, opts, sub)
         else:
             raise errors.method_not_allowed()
         return self._render(request, rt, obj, code, self._warn_headers(opts))
@@ -912,8 +921,9 @@ class ApiServer:
     async def _scale(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.Response:
         svc = self.service
         method = request.method
+        rt = self._stored(rt)  # a scale write goes to the stored kind
         if method == "GET":
-            return _json(subresources.scale_of(svc.entry(rt, ns, name).obj))
+            return _json(subresources.scale_of(svc.entry(rt, ns, name).obj, rt.scale_paths))
         opts = self._options(request)
         if method == "PUT":
             body, _ = await self._body(request)
@@ -922,7 +932,7 @@ class ApiServer:
             body, patch_type = await self._body(request, allow_patch=True)
             from knet.api import patch as patches
 
-            current = subresources.scale_of(svc.entry(rt, ns, name).obj)
+            current = subresources.scale_of(svc.entry(rt, ns, name).obj, rt.scale_paths)
             try:
                 if patch_type == "json":
                     new = patches.json_patch(current, body)

@@ -224,17 +224,45 @@ async def token_request(service: ObjectService, signer: TokenSigner | None, rt: 
                        "expirationTimestamp": timestamp(dt.datetime.fromtimestamp(now + granted, dt.UTC))}}
 
 
-def scale_of(obj: dict) -> dict:
+def scale_of(obj: dict, paths: tuple[str, str, str] | None = None) -> dict:
+    """The Scale of an object: spec.replicas, status.replicas and spec.selector, or a custom
+    resource's (specReplicasPath, statusReplicasPath, labelSelectorPath)."""
     meta = obj["metadata"]
-    selector = (obj.get("spec") or {}).get("selector")
-    if obj.get("apiVersion") == "v1" and selector is not None:  # a ReplicationController's label map
-        selector = {"matchLabels": selector}
+    if paths is None:
+        replicas = (obj.get("spec") or {}).get("replicas", 0)
+        status_replicas = (obj.get("status") or {}).get("replicas", 0)
+        selector = (obj.get("spec") or {}).get("selector")
+        if obj.get("apiVersion") == "v1" and selector is not None:  # a ReplicationController's label map
+            selector = {"matchLabels": selector}
+        selector = selector_text(selector).replace("<none>", "")
+    else:
+        replicas = _at_path(obj, paths[0]) or 0
+        status_replicas = _at_path(obj, paths[1]) or 0
+        selector = _at_path(obj, paths[2]) if paths[2] else ""
+        selector = selector if isinstance(selector, str) else ""
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": selector_text(selector).replace("<none>", "")}}
+            "spec": {"replicas": replicas}, "status": {"replicas": status_replicas, "selector": selector}}
+
+
+def _at_path(obj: dict, path: str):
+    """The value at a scale path (`.spec.replicas`: fields only, as upstream allows)."""
+    for key in path.lstrip(".").split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _set_path(obj: dict, path: str, value) -> None:
+    keys = path.lstrip(".").split(".")
+    for key in keys[:-1]:
+        nxt = obj.get(key)
+        if not isinstance(nxt, dict):
+            nxt = obj[key] = {}
+        obj = nxt
+    obj[keys[-1]] = value
 
 
 async def update_scale(service: ObjectService, rt: ResourceType, ns: str, name: str, scale: dict,
@@ -256,6 +284,6 @@ async def _update_scale_once(service: ObjectService, rt: ResourceType, ns: str, 
     rv = (scale.get("metadata") or {}).get("resourceVersion")
     expected = versions.parse(rv) or None
     new = deep_copy(current.obj)
-    new["spec"]["replicas"] = replicas
+    _set_path(new, rt.scale_paths[0] if rt.scale_paths else ".spec.replicas", replicas)
     obj = await service._write_update(rt, current, new, opts, None, expected)
-    return scale_of(obj)
+    return scale_of(obj, rt.scale_paths)

@@ -23,7 +23,7 @@ class TypeMismatch(Exception):
 
 
 # What a field holds: one code each.
-STR, INT32, INT64, BOOL, FLOAT, BYTES, TIME, QUANTITY, INT_OR_STRING, FREEFORM, MODEL, LIST, MAP = range(13)
+STR, INT32, INT64, BOOL, FLOAT, BYTES, TIME, QUANTITY, INT_OR_STRING, FREEFORM, MODEL, LIST, MAP, ANY = range(14)
 
 # Spec: (code, Go type as errors name it, item spec / model name / None)
 Spec = tuple
@@ -45,7 +45,12 @@ _QUANTITY_FIELDS = {
 }
 # The models' "object" fields: IntOrString, except managedFields' fieldsV1 and a
 # ControllerRevision's data (runtime.RawExtension), free-form JSON.
-_FREEFORM_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"), ("V1ControllerRevision", "data")}
+_FREEFORM_FIELDS = {("V1ManagedFieldsEntry", "fieldsV1"), ("V1ControllerRevision", "data"),
+                    ("V1CustomResourceSubresources", "status")}
+# JSONSchemaProps' "object" fields hold any JSON (a default, an enum value) or a schema or a
+# bool (items, additionalProperties): checked as schemas where a CRD is validated.
+_ANY_FIELDS = {("V1JSONSchemaProps", name) for name in ("default", "example", "enum", "items", "additionalProperties",
+                                                       "additionalItems", "dependencies")}
 
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -88,6 +93,8 @@ def _spec(model: str, name: str, ftype: FieldType) -> Spec:
         return TIME, "string", None
     if (model, name) in _FREEFORM_FIELDS:
         return FREEFORM, "v1.FieldsV1", None
+    if (model, name) in _ANY_FIELDS:
+        return ANY, "v1.JSON", None
     return INT_OR_STRING, "int32", _INT32  # the models' other "object" fields are all IntOrString
 
 
@@ -276,6 +283,8 @@ def _value(value, spec: Spec, struct: str, at: _At, unknown: list[str]):
     elif code == FREEFORM:
         if kind is dict:
             return value
+    elif code == ANY:
+        return value
     raise _mismatch(value, spec[1], struct, at)
 
 

@@ -10,6 +10,7 @@ def build_registry() -> Registry:
     from knet.api.resources import (
         configmaps,
         controllerrevisions,
+        crds,
         cronjobs,
         daemonsets,
         deployments,
@@ -52,4 +53,5 @@ def build_registry() -> Registry:
         registry.add(rt)
     for rt in metrics.RESOURCES:
         registry.add(rt)
+    registry.add(crds.RESOURCE)
     return registry
