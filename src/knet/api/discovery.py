@@ -20,6 +20,7 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     "portforward": (("create", "get"), ("", "v1", "PodPortForwardOptions")),
     "token": (("create",), ("authentication.k8s.io", "v1", "TokenRequest")),
     "finalize": (("update",), None),
+    "proxy": (("create", "delete", "get", "patch", "update"), None),
 }
 
 

@@ -25,6 +25,7 @@ from knet.api import (
     discovery,
     errors,
     openapi,
+    podproxy,
     promexport,
     protobuf,
     subresources,
@@ -500,6 +501,10 @@ class ApiServer:
         ns = None
         if rest and rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             ns, rest = rest[1], rest[2:]
+        if len(rest) > 3 and rest[2] == "proxy":  # pods/NAME/proxy/PATH...: the rest is the pod's path
+            tail = path.split("/proxy/", 1)[1] if "/proxy/" in path else ""
+            request["proxy_path"] = "/" + tail
+            rest = rest[:3]
         if not rest or len(rest) > 3:
             raise errors.not_found_path()
         rt = self.registry.lookup(group, version, rest[0])
@@ -835,6 +840,20 @@ class ApiServer:
             items += [o for o in await asyncio.gather(*(delete_one(m) for m in metas[i:i + 200])) if o is not None]
         return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items})
 
+    async def _proxy(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.StreamResponse:
+        """pods/proxy, services/proxy: on to the pod, or a ready endpoint of the Service's port."""
+        scheme, name, port = podproxy.split_name(name)
+        obj = self.service.entry(rt, ns, name).obj
+        if rt.resource == "pods":
+            host, number = podproxy.target_of_pod(obj, port)
+        else:
+            slices = self.registry.lookup("discovery.k8s.io", "v1", "endpointslices")
+            owned = [e.obj for e in self.store.list(slices.bucket, ns)[0]
+                     if ((e.obj.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == name]
+            host, number = podproxy.target_of_service(obj, owned, port)
+        return await podproxy.forward(self.relay.session(), request, scheme, host, number,
+                                      request.get("proxy_path", "/"))
+
     async def _object(self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str | None) -> web.StreamResponse:
         method = request.method
         svc = self.service
@@ -863,6 +882,8 @@ class ApiServer:
             return _json(answer, 201, headers=self._warn_headers(opts))
         if sub == "scale":
             return await self._scale(request, rt, ns, name)
+        if sub == "proxy":
+            return await self._proxy(request, rt, ns, name)
         if rt.stored_as:
             return await self._aliased_object(request, rt, ns, name, sub)
         if method == "GET":

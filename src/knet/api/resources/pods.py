@@ -325,7 +325,7 @@ def deletion_held(pod: dict) -> bool:
 
 RESOURCE = ResourceType(
     group="", version="v1", resource="pods", kind="Pod", short_names=("po",), categories=("all",),
-    subresources=("status", "binding", "log", "exec", "attach", "portforward", "eviction"),
+    subresources=("status", "binding", "log", "exec", "attach", "portforward", "eviction", "proxy"),
     model="V1Pod", defaults=defaults, validate=validate, columns=COLUMNS, row=row, field_labels=FIELD_LABELS,
     admit=admit, grace_period=grace_period, deletion_held=deletion_held,
 )

@@ -167,7 +167,7 @@ def row(svc: dict) -> list:
 
 RESOURCE = ResourceType(
     group="", version="v1", resource="services", kind="Service", short_names=("svc",), categories=("all",),
-    subresources=("status",), model="V1Service", name_rule="dns1035", defaults=defaults,
+    subresources=("status", "proxy"), model="V1Service", name_rule="dns1035", defaults=defaults,
     validate=validate, columns=COLUMNS, row=row, field_labels=("spec.clusterIP", "spec.type"),
     carry_over=carry_over, allocator=SERVICE_ADDRESSES,
 )
