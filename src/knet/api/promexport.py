@@ -192,7 +192,12 @@ class TimedStore:
         self._store, self._metrics = store, metrics
 
     def __getattr__(self, name: str):
-        return getattr(self._store, name)
+        value = getattr(self._store, name)
+        if callable(value):
+            # the read path calls store.get/list on every request: keep the bound method so
+            # later lookups find it on the instance; plain attributes (revision) are read live
+            setattr(self, name, value)
+        return value
 
     async def _timed(self, operation: str, bucket: str, call):
         started = time.monotonic()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from knet import selectors
 from knet.api import errors, typecheck, versions
 from knet.api.errors import ApiError, invalid
 from knet.api.printing import selector_text, timestamp
 from knet.api.registry import ResourceType
+from knet.api.resources import poddisruptionbudgets
 from knet.api.rest import ObjectService, Options, deep_copy, retry_raced
 from knet.api.storage import Conflict, NotFound
 from knet.api.tokens import MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenPolicy, TokenSigner, claims
@@ -65,7 +65,7 @@ async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, bo
         status = pod.get("status") or {}
         if status.get("phase") in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp"):
             break  # nothing a budget protects: a finished, not yet running or already going pod
-        budgets = [e for e in service.store.list(pdb_rt.bucket, ns)[0] if _selects(e.obj, pod)]
+        budgets = [e for e in service.store.list(pdb_rt.bucket, ns)[0] if poddisruptionbudgets.selects(e.obj, pod)]
         if not budgets:
             break
         if len(budgets) > 1:
@@ -91,14 +91,6 @@ async def evict(service: ObjectService, rt: ResourceType, ns: str, name: str, bo
         raise errors.conflict("pods", "", name)
     await service.delete(rt, ns, name, delete_options, opts)
     return _success()
-
-
-def _selects(pdb: dict, pod: dict) -> bool:
-    try:
-        reqs = selectors.selector_requirements((pdb.get("spec") or {}).get("selector"))
-    except selectors.SelectorError:
-        return False
-    return selectors.matches(reqs, (pod.get("metadata") or {}).get("labels"))
 
 
 def _ready(pod: dict) -> bool:

@@ -14,12 +14,12 @@ import datetime as dt
 import math
 from typing import Any
 
+from knet.api.resources.poddisruptionbudgets import selects
 from knet.client import Api, ApiError
 from knet.client.events import EventRecorder
 from knet.controllers.base import Controller, InformerFactory, controller_of, split_key
 from knet.controllers.conditions import semantically_equal, set_condition
 from knet.controllers.podutil import is_pod_ready, parse_time
-from knet.selectors import SelectorError, matches, selector_requirements
 
 Obj = dict[str, Any]
 
@@ -116,16 +116,8 @@ class DisruptionController(Controller):
     def _pod_changed(self, pod: Obj) -> None:
         ns = pod["metadata"].get("namespace")
         for pdb in self.pdbs.list():
-            if pdb["metadata"].get("namespace") == ns and self._selects(pdb, pod):
+            if pdb["metadata"].get("namespace") == ns and selects(pdb, pod):
                 self.enqueue_obj(pdb)
-
-    @staticmethod
-    def _selects(pdb: Obj, pod: Obj) -> bool:
-        try:
-            reqs = selector_requirements((pdb.get("spec") or {}).get("selector"))
-        except SelectorError:
-            return False
-        return matches(reqs, pod["metadata"].get("labels"))
 
     async def _scale_of(self, pod: Obj) -> tuple[str, int]:
         """The pod's controller and its desired replicas (upstream's finders: a ReplicaSet's
@@ -160,7 +152,7 @@ class DisruptionController(Controller):
         if pdb is None:
             return
         ns, _ = split_key(key)
-        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns and self._selects(pdb, p)]
+        pods = [p for p in self.pods.list() if p["metadata"].get("namespace") == ns and selects(pdb, p)]
         now = dt.datetime.now(dt.UTC)
         spec = pdb.get("spec") or {}
         try:

@@ -59,3 +59,22 @@ def test_storage_latency_and_a_value_past_the_last_bucket():
     assert 'etcd_request_duration_seconds_bucket{operation="create",type="/registry/pods",le="60"} 1' in text
     assert 'etcd_request_duration_seconds_bucket{operation="create",type="/registry/pods",le="+Inf"} 2' in text
     assert 'etcd_request_duration_seconds_sum{operation="create",type="/registry/pods"} 90.002' in text
+
+
+async def test_the_timed_store_times_writes_and_reads_the_store_live(tmp_path):
+    from knet.api.promexport import TimedStore
+    from knet.api.storage.sqlite import SqliteStore
+
+    inner = SqliteStore(":memory:")
+    m = ApiServerMetrics()
+    store = TimedStore(inner, m)
+    try:
+        before = store.revision
+        await store.create("configmaps", "default", "a", {"metadata": {"name": "a", "namespace": "default"}})
+        assert store.revision == inner.revision > before  # a plain attribute is read live, never cached
+        assert store.get("configmaps", "default", "a") is not None
+        assert store.get("configmaps", "default", "b") is None
+        assert 'etcd_request_duration_seconds_count{operation="create",type="/registry/configmaps"} 1' in \
+            m.exposition({})
+    finally:
+        await inner.close()

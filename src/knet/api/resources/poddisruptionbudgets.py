@@ -10,6 +10,7 @@ import re
 from knet.api.errors import FieldError, invalid, not_supported
 from knet.api.printing import age
 from knet.api.registry import Column, ResourceType
+from knet.selectors import SelectorError, matches, selector_requirements
 
 COLUMNS = (
     Column("Name", format="name", description="Name must be unique within a namespace."),
@@ -58,6 +59,17 @@ def validate(pdb: dict, old: dict | None) -> list[FieldError]:
     if policy is not None and policy not in UNHEALTHY_POD_EVICTION_POLICIES:
         errs.append(not_supported("spec.unhealthyPodEvictionPolicy", policy, list(UNHEALTHY_POD_EVICTION_POLICIES)))
     return errs
+
+
+def selects(pdb: dict, pod: dict) -> bool:
+    """Whether the budget covers POD (its namespace's pods its selector matches; a selector
+    that does not parse covers none), for the eviction subresource and the disruption
+    controller alike."""
+    try:
+        reqs = selector_requirements((pdb.get("spec") or {}).get("selector"))
+    except SelectorError:
+        return False
+    return matches(reqs, (pod.get("metadata") or {}).get("labels"))
 
 
 def defaults(pdb: dict) -> None:
