@@ -344,6 +344,28 @@ async def test_concurrent_unconditional_writes_never_conflict(apiserver_factory,
         assert caught.value.status == 409
 
 
+async def test_graceful_delete_racing_other_writers_never_conflicts(apiserver_factory, url):
+    """A delete that must write (a finalizer holds the object) while others patch it, as the
+    kubelet and the job controller do to a Job's pod the moment the Job goes: kube-apiserver
+    re-reads and lands the delete; a 409 here once left such a pod running forever."""
+    from knet.client import ApiClient, ApiError, load_config
+
+    server = apiserver_factory([f"--storage={url}"])
+    async with ApiClient(load_config(kubeconfig=str(server.kubeconfig))) as api:
+        for round_ in range(10):
+            name = f"held-{round_}"
+            await api.create("v1", "configmaps", {"metadata": {"name": name, "finalizers": ["example.com/hold"]}},
+                             namespace="default")
+            results = await asyncio.gather(
+                *(api.patch("v1", "configmaps", name, {"metadata": {"labels": {f"w{i}": "x"}}}, namespace="default")
+                  for i in range(10)),
+                api.delete("v1", "configmaps", name, namespace="default"), return_exceptions=True)
+            assert not [r for r in results if isinstance(r, ApiError) and r.status != 404], results
+            cm = await api.get("v1", "configmaps", name, namespace="default")
+            assert cm["metadata"].get("deletionTimestamp")
+            await api.patch("v1", "configmaps", name, {"metadata": {"finalizers": None}}, namespace="default")
+
+
 def test_custom_resources_on_etcd(apiserver_factory, url, tmp_path):
     """A CRD applied through one apiserver is served by another on the same etcd, and both
     serve it (and its objects) again after a restart."""

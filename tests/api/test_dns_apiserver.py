@@ -50,6 +50,21 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def free_dns_port() -> int:
+    """A port free for both UDP and TCP: `knet dns` serves both on it, and a UDP-only pick can be
+    an ephemeral port some TCP connection (kubectl's, the apiserver's) is using just then."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP on 127.0.0.1")
+
+
 def knet_argv() -> list[str]:
     return [sys.executable, "-m", "knet.cli.main"] if shutil.which("knet") is None else ["knet"]
 
@@ -111,7 +126,7 @@ def env(tmp_path_factory):
     try:
         wait_until("the apiserver", lambda: kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
                    timeout=30)
-        ports = {"dns_port": free_port(socket.SOCK_DGRAM), "health": free_port(), "ready": free_port(),
+        ports = {"dns_port": free_dns_port(), "health": free_port(), "ready": free_port(),
                  "metrics": free_port(), "silent": silent.getsockname()[1]}
         corefile = tmp / "Corefile"
         corefile.write_text(COREFILE.format(ttl=30, **ports))
@@ -120,7 +135,16 @@ def env(tmp_path_factory):
                                 "--kubeconfig", str(admin), "--forward-timeout", "0.5"],
                                stdout=dns_log, stderr=subprocess.STDOUT)
         procs.append(dns)
-        wait_until("knet dns /ready", lambda: http_get(ports["ready"], "/ready") == (200, "OK"), timeout=30)
+        def dns_ready() -> bool:
+            if dns.poll() is not None:  # fail now, with its words, not after the timeout
+                raise AssertionError(f"knet dns exited {dns.returncode}:\n{(tmp / 'dns.log').read_text()[-3000:]}")
+            return http_get(ports["ready"], "/ready") == (200, "OK")
+
+        try:
+            wait_until("knet dns /ready", dns_ready, timeout=30)
+        except AssertionError:
+            print((tmp / "dns.log").read_text()[-3000:])
+            raise
         yield {"kubectl": kubectl, "ports": ports, "corefile": corefile, "dns": dns, "tmp": tmp}
     finally:
         for p in reversed(procs):

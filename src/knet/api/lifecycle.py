@@ -106,7 +106,11 @@ class Lifecycle:
                 elif kind == "owner":
                     await self._finish_owner(arg)
             except errors.ApiError as exc:
-                if exc.code not in (404, 409):
+                if exc.code == 409 and kind in ("dependent", "owner"):
+                    # another writer changed the object between our read and write: look again
+                    # (dropping it here left a dependent of a deleted owner behind for good)
+                    asyncio.get_running_loop().call_later(0.1, self._queue.put_nowait, (kind, arg))
+                elif exc.code not in (404, 409):
                     log.warning("lifecycle %s %s: %s", kind, arg, exc.message)
             except Exception:  # keep collecting; one bad object must not stop the collector
                 log.exception("lifecycle %s %s failed", kind, arg)

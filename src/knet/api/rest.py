@@ -526,6 +526,13 @@ class ObjectService:
 
     # --- delete ------------------------------------------------------------------------------
     async def delete(self, rt: ResourceType, ns: str, name: str, options: dict, opts: Options) -> tuple[int, dict]:
+        # A graceful delete writes deletionTimestamp (and finalizers) over the object: like an
+        # update it re-reads and retries when another writer (the kubelet's status, a controller
+        # dropping its finalizer) got in between; only the client's own preconditions give 409.
+        return await retry_raced(rt, name, lambda: self._delete_once(rt, ns, name, options, opts))
+
+    async def _delete_once(self, rt: ResourceType, ns: str, name: str, options: dict,
+                           opts: Options) -> tuple[int, dict]:
         current = self.entry(rt, ns, name)
         obj = current.obj
         meta = obj["metadata"]
@@ -579,14 +586,14 @@ class ObjectService:
             return 200, obj
         if opts.dry_run:
             return 200, new
-        if rt.grace_period is not None and graceful == 0 and not finalizers:
-            entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
-            return 200, entry.obj
         try:
-            entry = await self.store.update(rt.bucket, ns if rt.namespaced else "", name, new,
-                                            expected_revision=current.revision)
+            if rt.grace_period is not None and graceful == 0 and not finalizers:
+                entry = await self.store.delete(rt.bucket, ns, name, expected_revision=current.revision)
+            else:
+                entry = await self.store.update(rt.bucket, ns if rt.namespaced else "", name, new,
+                                                expected_revision=current.revision)
         except (Conflict, NotFound):
-            raise errors.conflict(rt.resource, rt.group, name) from None
+            raise WriteRaced from None  # read again: gone is 404, changed is another round
         return 200, entry.obj
 
     @staticmethod

@@ -85,18 +85,29 @@ class GarbageCollector:
         node_names = {n["metadata"]["name"] for n in self.nodes.list()} if self.nodes.has_synced else None
         for (api_version, resource), inf in self.dependents.items():
             for obj in inf.list():
-                meta = obj["metadata"]
-                if self.owners and meta.get("deletionTimestamp"):
-                    await self._finish_finalizers(api_version, resource, obj, known)
-                refs = owner_refs(obj) if self.owners else []
-                if refs and await self._all_owners_gone(meta.get("namespace"), refs, known):
-                    await self._delete(api_version, resource, obj)
-                    continue
-                if resource == "pods" and node_names is not None:
-                    node = (obj.get("spec") or {}).get("nodeName")
-                    if node and node not in node_names and await self._node_gone(node):
-                        # pod GC: nothing will ever run or clean up a pod on a deleted node
-                        await self._delete(api_version, resource, obj, grace_period_seconds=0)
+                try:
+                    await self._collect(api_version, resource, obj, known, node_names)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one object's failure must not stop the rest
+                    # (upstream queues each object on its own; a pass that gave up at the first
+                    # refused patch left every later dependent uncollected until that one healed)
+                    log.warning("garbage collecting %s %s failed: %s", resource, object_key(obj), exc)
+
+    async def _collect(self, api_version: str, resource: str, obj: Obj, known: dict[str, Obj],
+                       node_names: set[str] | None) -> None:
+        meta = obj["metadata"]
+        if self.owners and meta.get("deletionTimestamp"):
+            await self._finish_finalizers(api_version, resource, obj, known)
+        refs = owner_refs(obj) if self.owners else []
+        if refs and await self._all_owners_gone(meta.get("namespace"), refs, known):
+            await self._delete(api_version, resource, obj)
+            return
+        if resource == "pods" and node_names is not None:
+            node = (obj.get("spec") or {}).get("nodeName")
+            if node and node not in node_names and await self._node_gone(node):
+                # pod GC: nothing will ever run or clean up a pod on a deleted node
+                await self._delete(api_version, resource, obj, grace_period_seconds=0)
 
     async def _node_gone(self, name: str) -> bool:
         try:
