@@ -1,7 +1,10 @@
 """Netfilter: how rules reach the kernel. `RealNetfilter` runs iptables-restore / nft in the network
 namespace the process is in (or, for tests, in a named one); `FakeNetfilter` keeps the tables in
 memory and enforces what the kernel enforces (no jump to a missing chain, no deleting a chain in
-use, atomic restores), like upstream's pkg/util/iptables/testing/fake.go.
+use, atomic restores), like upstream's pkg/util/iptables/testing/fake.go. `FakeNft` fails where
+`nft -f` fails: flushing or deleting a chain, set or element that does not exist (ENOENT),
+deleting a chain or set something still refers to (EBUSY), and, with `release_delay`, as kernels
+before 6.2 do: a deleted map element keeps its chain referenced for a moment after the commit.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -169,22 +174,34 @@ _REF = re.compile(r"(?:goto|jump) ([^\s,}]+)")
 _SETREF = re.compile(r"@([^\s,}]+)")
 
 
+ENOENT = "No such file or directory"
+EBUSY = "Device or resource busy"
+
+
 @dataclass
 class FakeNft:
     """Table `ip kube-proxy` in memory; a script applies atomically or not at all."""
     tables: dict[str, FakeNftTable] = field(default_factory=dict)
     scripts: list[str] = field(default_factory=list)
+    # kernels before 6.2 drop a deleted verdict-map element's reference to its chain only a short
+    # while after the commit (upstream's reason for deleting stale chains a second later)
+    release_delay: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    _held: dict[str, float] = field(default_factory=dict)  # chain -> until when a deleted element holds it
 
     def apply(self, script: str) -> None:
         import copy
         tables = copy.deepcopy(self.tables)
+        held = dict(self._held)
         for lineno, line in enumerate(script.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             try:
-                self._apply_line(tables, line)
+                self._apply_line(tables, line, held)
             except (KeyError, IndexError) as exc:
+                raise NetfilterError(f"line {lineno}: {line!r}: {ENOENT} ({exc})") from None
+            except NetfilterError as exc:
                 raise NetfilterError(f"line {lineno}: {line!r}: {exc}") from None
         for name, t in tables.items():
             for chain, rules in t.chains.items():
@@ -196,10 +213,18 @@ class FakeNft:
                         if s not in t.sets:
                             raise NetfilterError(f"{name}/{chain}: rule {rule!r} uses a non-existent set {s}")
         self.tables = tables
+        self._held = held
         self.scripts.append(script)
 
-    @staticmethod
-    def _apply_line(tables: dict[str, FakeNftTable], line: str) -> None:
+    def _release_later(self, held: dict[str, float], entries: set[str]) -> None:
+        if self.release_delay <= 0:
+            return
+        until = self.clock() + self.release_delay
+        for entry in entries:
+            for chain in _REF.findall(entry.partition(" -> ")[2]):
+                held[chain] = max(held.get(chain, 0.0), until)
+
+    def _apply_line(self, tables: dict[str, FakeNftTable], line: str, held: dict[str, float]) -> None:
         words = line.split()
         verb, kind = words[0], words[1]
         if kind == "table":
@@ -222,21 +247,36 @@ class FakeNft:
             if verb == "add":
                 t.chains.setdefault(name, [])
             elif verb == "flush":
+                if name not in t.chains:
+                    raise NetfilterError(f"flush chain {name}: {ENOENT}")
                 t.chains[name] = []
             elif verb == "delete":
+                if name not in t.chains:
+                    raise NetfilterError(f"delete chain {name}: {ENOENT}")
                 for other, rules in t.chains.items():
                     if other != name and any(name in _REF.findall(r) for r in rules):
-                        raise NetfilterError(f"delete chain {name}: in use by {other}")
+                        raise NetfilterError(f"delete chain {name}: {EBUSY} (in use by {other})")
                 for s in t.sets.values():
                     if any(k.endswith(f"goto {name}") for k in s):
-                        raise NetfilterError(f"delete chain {name}: in use by a map element")
+                        raise NetfilterError(f"delete chain {name}: {EBUSY} (in use by a map element)")
+                if held.get(name, 0.0) > self.clock():
+                    raise NetfilterError(f"delete chain {name}: {EBUSY} (a deleted map element still holds it)")
                 del t.chains[name]
+                held.pop(name, None)
         elif kind in ("set", "map"):
             if verb == "add":
                 t.sets.setdefault(name, set())
             elif verb == "flush":
+                if name not in t.sets:
+                    raise NetfilterError(f"flush {kind} {name}: {ENOENT}")
+                self._release_later(held, t.sets[name])
                 t.sets[name] = set()
             elif verb == "delete":
+                if name not in t.sets:
+                    raise NetfilterError(f"delete {kind} {name}: {ENOENT}")
+                for chain, rules in t.chains.items():
+                    if any(name in _SETREF.findall(r) for r in rules):
+                        raise NetfilterError(f"delete {kind} {name}: {EBUSY} (in use by {chain})")
                 del t.sets[name]
         elif kind == "rule":
             if verb != "add":
@@ -258,7 +298,8 @@ class FakeNft:
             elif verb == "delete":
                 matches = [e for e in s if e.split(" -> ")[0] == key]
                 if not matches:
-                    raise NetfilterError(f"element {key!r} not in {name}")
+                    raise NetfilterError(f"element {key!r} not in {name}: {ENOENT}")
+                self._release_later(held, {matches[0]})
                 s.discard(matches[0])
 
 

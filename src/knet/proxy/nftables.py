@@ -284,7 +284,8 @@ def element_line(verb: str, elem: Element, value: str) -> str:
 @dataclass
 class SyncScript:
     transactions: list[str]  # applied in order; each one atomic
-    chains: set[str]  # per-service chains that exist after this transaction
+    chains: set[str]  # per-service chains in use after this transaction
+    stale_chains: set[str]  # per-service chains no longer in use: flushed (now or before), not deleted
     sets: set[str]  # affinity sets that exist after it
     elements: dict[Element, str]  # every element after it
     written_services: int
@@ -328,10 +329,16 @@ class Renderer:
     def sync(self, state: ProxyState, *, changed: set[NamespacedName] | None = None,
              existing_chains: Iterable[str] = (), existing_sets: Iterable[str] = (),
              existing_elements: dict[Element, str] | None = None,
-             delete_chains: Iterable[str] = ()) -> SyncScript:
+             stale_chains: Iterable[str] = ()) -> SyncScript:
         """The `nft -f` transactions of one sync. changed=None: a full sync (existing_* are what the
         kernel has), split into several transactions at scale (cold-start chunking, as upstream
-        #139328 proposes); otherwise one incremental transaction against existing_elements."""
+        #139328 proposes); otherwise one incremental transaction against existing_elements.
+
+        Per-service chains no longer in use are flushed, never deleted, here: deleting a chain in
+        the transaction that drops the map elements pointing at it fails on kernels before 6.2
+        (the elements let go of the chain only a moment after the commit), so the proxier deletes
+        them by themselves a second later, as upstream's staleChains. `stale_chains` are those
+        already flushed by an earlier sync (and still there): a partial sync leaves them alone."""
         full = changed is None
         if changed is not None:
             self.invalidate(changed)
@@ -375,31 +382,36 @@ class Renderer:
             transactions.extend(_join(chunk) for chunk in _chunks(leaf_lines, self.leaf_chunk_lines))
             for part in (service_lines, external_lines):
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
-            stale = sorted(c for c in existing_chains if c not in chains and is_service_chain_name(c))
+            # existing_chains is the kernel's own listing: every stale chain in it is there to flush
+            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
             final = [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
             final += [f"flush map {P} {m}" for m in MAP_NAMES]
             final += [element_line("add", e, v) for e, v in elements.items()]
-            final += [f"flush chain {P} {c}" for c in stale]
-            final += [f"delete chain {P} {c}" for c in stale]
+            final += [f"flush chain {P} {c}" for c in sorted(stale)]
             final += [f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets) if s.startswith("affinity-")]
             transactions.append(_join(final))
         else:
             old = existing_elements or {}
             lines = leaf_lines + service_lines + external_lines
-            gone = sorted(c for c in existing_chains if c not in chains and is_service_chain_name(c))
-            lines.extend(f"flush chain {P} {c}" for c in gone)
+            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
+            # only chains that go out of use now: the earlier stale ones are empty already
+            lines.extend(f"flush chain {P} {c}" for c in sorted(stale - set(stale_chains)))
             for e, v in old.items():
                 if elements.get(e) != v:
                     lines.append(element_line("delete", e, ""))
             for e, v in elements.items():
                 if old.get(e) != v:
                     lines.append(element_line("add", e, v))
-            # chains emptied by an earlier sync: nothing refers to them any more
-            lines.extend(f"delete chain {P} {c}" for c in sorted(set(delete_chains) - chains))
             lines.extend(f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets)
                          if s.startswith("affinity-"))
             transactions.append(_join(lines))
-        return SyncScript(transactions, chains, sets, elements, written, nli, nle)
+        return SyncScript(transactions, chains, stale, sets, elements, written, nli, nle)
+
+
+def delete_chains_script(chains: Iterable[str]) -> str:
+    """The transaction that deletes stale per-service chains (flushed, and no map element or rule
+    has pointed at them for at least a second)."""
+    return _join([f"delete chain {P} {c}" for c in sorted(chains)])
 
 
 def _join(lines: list[str]) -> str:

@@ -1,11 +1,18 @@
 """The proxier: applies the model to the kernel, one sync at a time (upstream's syncProxyRules).
 
-A sync consumes the change trackers, renders (only the changed Services' chains on a partial
-sync; everything on a full sync, which also happens every syncPeriod and after any failure) and
-applies atomically (iptables-restore --noflush, or one `nft -f` transaction). Syncs are rate
-limited by minSyncPeriod (upstream's BoundedFrequencyRunner, burst 2). A failed apply leaves the
-previous ruleset in place (both tools are all-or-nothing), is counted, and is retried as a full
-sync after minSyncPeriod.
+A sync drains the change trackers into the service/endpoint maps, renders (only the changed
+Services' chains on a partial sync; everything on a full sync, which also happens every syncPeriod
+and after any failure) and applies atomically (iptables-restore --noflush, or one `nft -f`
+transaction). Syncs are rate limited by minSyncPeriod (upstream's BoundedFrequencyRunner, burst 2).
+A failed apply leaves the previous ruleset in place (both tools are all-or-nothing), is counted,
+and is retried as a full sync after minSyncPeriod; what the failed sync drained (its conntrack
+cleanup above all) waits in a PendingBatch and is acted on once the retry has succeeded.
+
+nftables: a per-service chain that goes out of use is flushed in the sync that drops the map
+elements and rules pointing at it, and deleted by a transaction of its own at the start of a sync
+at least a second later (upstream's staleChains: kernels before 6.2 release a deleted map
+element's chain only a moment after the commit). The proxier knows which chains exist (it wrote
+them; full syncs re-read the kernel's list), so a partial sync never names a chain that is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +40,7 @@ from knet.proxy.model import (
 )
 from knet.proxy.netfilter import Netfilter, NetfilterError
 from knet.proxy.options import RenderOptions
+from knet.proxy.pending import PendingBatch
 
 log = logging.getLogger("knet.proxy")
 
@@ -41,6 +50,7 @@ IPTABLES_OWN_CHAINS = {
     "nat": (iptables.KUBE_SERVICES, iptables.KUBE_NODEPORTS, iptables.KUBE_POSTROUTING, iptables.KUBE_MARK_MASQ),
 }
 CANARY_TABLES = ("mangle", "nat", "filter")
+STALE_CHAIN_DELAY = 1.0  # seconds between flushing a stale nftables chain and deleting it (upstream's)
 
 
 @dataclass
@@ -55,7 +65,7 @@ class SyncOutcome:
 class Proxier:
     def __init__(self, mode: str, opts: RenderOptions, netfilter: Netfilter, *, hostname: str,
                  sync_period: float = 30.0, min_sync_period: float = 1.0, metrics: Metrics | None = None,
-                 conntrack: Conntrack | None = None) -> None:
+                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if mode not in ("iptables", "nftables"):
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
@@ -76,10 +86,12 @@ class Proxier:
         self.queued_since = 0.0  # time.time() of the oldest change not yet programmed (0: none)
         self._ipt = iptables.Renderer(opts)
         self._nft = nftables.Renderer(opts)
-        self._nft_chains: set[str] = set()
+        self._clock = clock
+        self._nft_chains: set[str] = set()  # per-service chains the kernel has (in use or stale)
+        self._nft_stale: dict[str, float] = {}  # flushed, out-of-use chain -> when it went stale
         self._nft_sets: set[str] = set()
         self._nft_elements: dict[nftables.Element, str] = {}
-        self._nft_pending_delete: set[str] = set()
+        self._pending = PendingBatch()  # drained by a sync that failed: for the next one
         self._wake = asyncio.Event()
         # handlers run on the event loop, sync() in a worker thread: the trackers are shared
         self._lock = threading.Lock()
@@ -129,6 +141,8 @@ class Proxier:
             self.endpoint_changes.trigger_times.clear()
             svc_result = self.services.apply(self.service_changes)
             ep_result = self.endpoints.apply(self.endpoint_changes)
+        batch, self._pending = self._pending.merged(changed, svc_result, ep_result, triggers), PendingBatch()
+        changed = batch.changed
         queued_since, self.queued_since = self.queued_since, 0.0
         if full:
             # Also at every full sync, not only at start: a predecessor in the other mode (a pod
@@ -150,7 +164,9 @@ class Proxier:
             else:
                 written = self._sync_nftables(None if full else changed)
         except NetfilterError as exc:
-            # the kernel still has the previous ruleset; retry everything on the next sync
+            # the kernel still has the previous ruleset; retry everything on the next sync, and keep
+            # this batch's conntrack cleanup for after that
+            self._pending = batch
             self.need_full_sync = True
             self.queued_since = queued_since or time.time()
             if self.mode == "iptables":
@@ -161,14 +177,18 @@ class Proxier:
                 self.metrics.inc("kubeproxy_sync_proxy_rules_nftables_sync_failures_total")
             log.error("sync failed (%s sync), will retry as a full sync: %s", "full" if full else "partial", exc)
             return SyncOutcome(full, False, time.monotonic() - start, 0, str(exc))
+        except BaseException:
+            self._pending = batch  # run() retries after a crash too
+            raise
         self.need_full_sync = False
         if self.conntrack is not None:
-            for args in plan_cleanup(self.services, svc_result, ep_result):
+            # only now: a flow deleted while the old rules still DNAT to a gone endpoint comes back
+            for args in plan_cleanup(self.services, batch.services, batch.endpoints):
                 self.conntrack.run(args)
         elapsed = time.monotonic() - start
         self.metrics.observe_sync(elapsed, full)
         now = time.time()
-        for t in triggers:
+        for t in batch.trigger_times:
             try:
                 when = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
             except ValueError:
@@ -215,31 +235,48 @@ class Proxier:
         return chains, sets
 
     def _sync_nftables(self, changed: set[NamespacedName] | None) -> int:
+        self._delete_stale_nft_chains()
         if changed is None:
             chains, sets = self._nft_existing()
             script = self._nft.sync(self.state(), existing_chains=chains, existing_sets=sets)
-            self._nft_pending_delete = set()
         else:
             script = self._nft.sync(self.state(), changed=changed, existing_chains=self._nft_chains,
                                     existing_sets=self._nft_sets, existing_elements=self._nft_elements,
-                                    delete_chains=self._nft_pending_delete)
+                                    stale_chains=self._nft_stale)
         try:
             for transaction in script.transactions:
                 self.netfilter.nft(transaction)
         except NetfilterError:
             self._nft.invalidate()
             raise
-        if changed is not None:
-            # chains flushed now are deleted by the next sync, once no element refers to them
-            self._nft_pending_delete = {c for c in self._nft_chains if c not in script.chains
-                                        and nftables.is_service_chain_name(c)}
-            script.chains |= self._nft_pending_delete
-        self._nft_chains, self._nft_sets, self._nft_elements = script.chains, script.sets, script.elements
+        now = self._clock()
+        # a chain keeps the time it first went stale: flushing it again refers to nothing new
+        self._nft_stale = {c: self._nft_stale.get(c, now) for c in script.stale_chains}
+        self._nft_chains = script.chains | script.stale_chains
+        self._nft_sets, self._nft_elements = script.sets, script.elements
         self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
                                   'traffic_policy="internal"', script.no_local_internal)
         self.metrics.set_labelled("kubeproxy_sync_proxy_rules_no_local_endpoints_total",
                                   'traffic_policy="external"', script.no_local_external)
         return script.written_services
+
+    def _delete_stale_nft_chains(self) -> None:
+        """Delete the chains stale for STALE_CHAIN_DELAY, in a transaction of their own whose
+        failure (a kernel still holding one) only postpones them: it must not fail the sync."""
+        now = self._clock()
+        due = sorted(c for c, since in self._nft_stale.items() if now - since >= STALE_CHAIN_DELAY)
+        if not due:
+            return
+        try:
+            self.netfilter.nft(nftables.delete_chains_script(due))
+        except NetfilterError as exc:
+            log.warning("deleting %d stale nftables chains failed, will retry: %s", len(due), exc)
+            self._nft_stale.update((c, now) for c in due)
+            return
+        for c in due:
+            del self._nft_stale[c]
+        self._nft_chains = self._nft_chains - set(due)
+        log.info("deleted %d stale nftables chains", len(due))
 
     # -- the other mode's leftovers ------------------------------------------------------------------
 

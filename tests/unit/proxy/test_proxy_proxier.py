@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from knet.proxy.conntrack import FakeConntrack
@@ -14,9 +17,9 @@ from .proxy_objects import endpoint_slice, ep, service
 OPTS = RenderOptions(node_name="node01", node_ip="192.168.0.2", cluster_cidr="10.244.0.0/16")
 
 
-def make(mode: str) -> tuple[Proxier, FakeNetfilter, FakeConntrack]:
+def make(mode: str, clock: Callable[[], float] = time.monotonic) -> tuple[Proxier, FakeNetfilter, FakeConntrack]:
     nf, ct = FakeNetfilter(), FakeConntrack()
-    p = Proxier(mode, OPTS, nf, hostname="node01", conntrack=ct)
+    p = Proxier(mode, OPTS, nf, hostname="node01", conntrack=ct, clock=clock)
     p.services_synced = p.endpoints_synced = True
     return p, nf, ct
 
@@ -107,7 +110,8 @@ def test_fake_iptables_rejects_jump_to_missing_chain() -> None:
 
 
 def test_nftables_incremental_sync_changes_only_what_changed() -> None:
-    p, nf, _ = make("nftables")
+    now = [0.0]
+    p, nf, _ = make("nftables", clock=lambda: now[0])
     for i in range(3):
         p.on_service(None, service(f"s{i}", f"10.96.0.{10 + i}"))
         p.on_endpoint_slice(None, endpoint_slice(f"s{i}", [ep(f"10.244.1.{10 + i}")]))
@@ -120,10 +124,11 @@ def test_nftables_incremental_sync_changes_only_what_changed() -> None:
     assert out.ok and not out.full and out.written_services == 1
     script = nf.nf.scripts[-1]
     assert "s0" not in script and "10.244.1.99" in script
-    # the old endpoint chain is flushed now and deleted by the next sync
+    # the old endpoint chain is flushed now and deleted by a sync a second or more later
     stale = [c for c in table.chains if "10.244.1.12" in c]
     table = nf.nf.tables["ip kube-proxy"]
     assert any("10.244.1.12" in c for c in table.chains)
+    now[0] += 1.0
     p.on_service(None, service("s3", "10.96.0.13"))
     assert p.sync().ok
     table = nf.nf.tables["ip kube-proxy"]
@@ -238,7 +243,8 @@ def test_nftables_repeated_full_syncs_keep_the_fixed_chains() -> None:
     # Every syncPeriod is a full sync against what the kernel has; fixed chains such as
     # firewall-check and service-endpoints-check share the per-service prefixes but are no service's,
     # and deleting them fails (they are in use), which used to fail every full sync after the first.
-    p, nf, _ = make("nftables")
+    now = [0.0]
+    p, nf, _ = make("nftables", clock=lambda: now[0])
     p.on_service(None, service("s0", "10.96.0.10"))
     p.on_endpoint_slice(None, endpoint_slice("s0", [ep("10.244.1.10")]))
     assert p.sync().ok
@@ -250,11 +256,13 @@ def test_nftables_repeated_full_syncs_keep_the_fixed_chains() -> None:
     final = nf.nf.scripts[-1]
     assert "delete chain ip kube-proxy firewall-check" not in final
     assert "delete chain ip kube-proxy service-endpoints-check" not in final
-    # a service's own chains are still removed once it is gone
+    # a service's own chains are still removed once it is gone (flushed, and deleted a second later)
     p.on_service(service("s0", "10.96.0.10"), None)
     p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]), None)
-    p.need_full_sync = True
-    assert p.sync().ok
+    for _ in range(2):
+        p.need_full_sync = True
+        assert p.sync().ok
+        now[0] += 1.0
     assert not any("ns1/s0/" in c for c in nf.nf.tables["ip kube-proxy"].chains)
 
 
