@@ -35,6 +35,3 @@ class PendingBatch:
                                   self.endpoints.newly_active | endpoints.newly_active),
             self.trigger_times + trigger_times)
 
-    def __bool__(self) -> bool:
-        return bool(self.changed or self.services.deleted_udp_ports or self.endpoints.deleted_endpoints
-                    or self.endpoints.newly_active or self.trigger_times)
