@@ -24,6 +24,7 @@ from knet.api import (
     decoding,
     discovery,
     errors,
+    nodeproxy,
     openapi,
     podproxy,
     promexport,
@@ -842,7 +843,14 @@ class ApiServer:
                          "deletecollection": _delete_collection}
 
     async def _proxy(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.StreamResponse:
-        """pods/proxy, services/proxy: on to the pod, or a ready endpoint of the Service's port."""
+        """pods/proxy, services/proxy, nodes/proxy: on to the pod, a ready endpoint of the
+        Service's port, or the node's kubelet (knet.api.nodeproxy)."""
+        subpath = request["requestinfo"].subpath()
+        if rt.resource == "nodes":
+            scheme, name, port = nodeproxy.split_name(name)
+            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port)
+            return await podproxy.forward(self.relay.session(), request, where.scheme, where.host, where.port, subpath,
+                                          ssl=self.relay.ssl_context if where.kubelet else False)
         scheme, name, port = podproxy.split_name(name)
         obj = self.service.entry(rt, ns, name).obj
         if rt.resource == "pods":
@@ -852,8 +860,7 @@ class ApiServer:
             owned = [e.obj for e in self.store.list(slices.bucket, ns)[0]
                      if ((e.obj.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == name]
             host, number = podproxy.target_of_service(obj, owned, port)
-        return await podproxy.forward(self.relay.session(), request, scheme, host, number,
-                                      request["requestinfo"].subpath())
+        return await podproxy.forward(self.relay.session(), request, scheme, host, number, subpath)
 
     async def _object(self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str | None) -> web.StreamResponse:
         method = request.method
