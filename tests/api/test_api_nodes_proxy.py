@@ -166,10 +166,12 @@ def test_dot_dot_in_the_proxied_path_stays_on_the_kubelet(apiserver, sim_endpoin
     assert (status, body) == (404, "404: Not Found")
 
 
-@pytest.mark.parametrize("path", ["/logs/../../etc/passwd", "/logs/..%2F..%2Fetc%2Fpasswd", "/logs/%2e%2e/%2e%2e/etc/passwd"])
+@pytest.mark.parametrize("path", ["/logs/../../etc/passwd", "/logs/..%2F..%2Fetc%2Fpasswd", "/logs/%2e%2e/%2e%2e/etc/passwd",
+                                  "/logs/apt%00/../../etc/passwd", "/logs"])
 def test_the_kubelet_keeps_logs_under_var_log(apiserver, sim_endpoint, path):
     """On the kubelet itself (as the apiserver's identity, which may read nodes/log), a path
-    that climbs out of /var/log names a file under it (http.Dir cleans), which is not there."""
+    that climbs out of /var/log names a file under it (http.Dir cleans), which is not there; a
+    NUL byte names nothing; /logs without its slash is not the handler's."""
     cert = (apiserver.pki_dir / "apiserver-kubelet-client.crt", apiserver.pki_dir / "apiserver-kubelet-client.key")
     status, body = _get(_https("127.0.0.1", sim_endpoint["port"], cert), path)
     assert (status, body) == (404, "404 page not found\n")

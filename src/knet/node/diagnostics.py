@@ -175,14 +175,20 @@ def _content_type(path: Path) -> str:
     return "text/plain; charset=utf-8"
 
 
-def _not_found() -> web.Response:
-    return web.Response(status=404, text=_NOT_FOUND, content_type="text/plain", charset="utf-8",
+def _plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _not_found() -> web.Response:
+    return _plain(404, _NOT_FOUND)
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
     root = request.app.get("log_dir", LOG_DIR)
     subpath = request.match_info.get("logpath", "")
+    if "\x00" in subpath:
+        return _not_found()
     target = log_target(root, subpath)
     try:
         if target.is_dir():
@@ -196,8 +202,17 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if subpath.endswith("/"):
             raise web.HTTPMovedPermanently(location="../" + target.name)
         return web.FileResponse(target, headers={"Content-Type": _content_type(target)})
+    except (FileNotFoundError, NotADirectoryError):  # net/http's toHTTPError
+        return _not_found()
     except PermissionError:
-        return web.Response(status=403, text="403 Forbidden\n", content_type="text/plain", charset="utf-8")
+        return _plain(403, "403 Forbidden\n")
+    except OSError:
+        return _plain(500, "500 Internal Server Error\n")
+
+
+async def logs_without_slash(request: web.Request) -> web.Response:
+    """/logs: the kubelet's handler is for /logs/ only."""
+    return _not_found()
 
 
 # --- wiring --------------------------------------------------------------------------------------
@@ -221,6 +236,7 @@ def add_routes(app: web.Application, node_of: Callable[[Kubelet, web.Request], s
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/configz", config)
+    app.router.add_get("/logs", logs_without_slash)
     app.router.add_get("/logs/{logpath:.*}", logs)
 
 
