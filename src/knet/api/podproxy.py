@@ -9,9 +9,11 @@ NetworkPolicies that isolate a pod apply to the proxy too, as on a kubeadm clust
 from __future__ import annotations
 
 import random
+import ssl as ssl_module
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from knet.api import errors
 from knet.api.errors import ApiError
@@ -27,12 +29,16 @@ def split_name(name: str) -> tuple[str, str, str]:
     """`[scheme:]name[:port]` -> (scheme, name, port), as upstream's SplitSchemeNamePort."""
     parts = name.split(":")
     if len(parts) == 1:
-        return "", parts[0], ""
-    if len(parts) == 2:
-        return "", parts[0], parts[1]
-    if len(parts) == 3 and parts[0] in ("http", "https", ""):
-        return parts[0], parts[1], parts[2]
-    raise errors.bad_request(f"invalid service request {name}")
+        scheme, host, port = "", parts[0], ""
+    elif len(parts) == 2:
+        scheme, host, port = "", parts[0], parts[1]
+    elif len(parts) == 3:
+        scheme, host, port = parts
+    else:
+        scheme = host = port = ""
+    if not host or scheme not in ("http", "https", ""):
+        raise errors.bad_request(f"invalid service request {name}")
+    return scheme, host, port
 
 
 def target_of_pod(pod: dict, port: str) -> tuple[str, int]:
@@ -43,7 +49,7 @@ def target_of_pod(pod: dict, port: str) -> tuple[str, int]:
     if not ip:
         raise ApiError(503, "ServiceUnavailable", f'address not allowed: pod "{name}" has no IP yet')
     if port:
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise errors.bad_request(f"invalid port {port!r}")
         return ip, int(port)
     for c in (pod.get("spec") or {}).get("containers") or []:
@@ -79,16 +85,51 @@ def target_of_service(svc: dict, slices: list[dict], port: str, pick=random.choi
     return pick(candidates)
 
 
+def clean_path(path: str) -> str:
+    """Go's path.Clean: no empty, `.` or `..` segments (`..` stops at the root)."""
+    rooted = path.startswith("/")
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(segment)
+    joined = ("/" if rooted else "") + "/".join(out)
+    return joined or "."
+
+
+def join_preserving_trailing_slash(base: str, subpath: str) -> str:
+    """net.JoinPreservingTrailingSlash(base, subpath), as the proxy subresources join the
+    target's path and the request's subpath: cleaned (`/../../secrets` is `/secrets`, never above
+    the target's root), keeping a trailing slash."""
+    elems = [e for e in (base, subpath) if e]
+    if not elems:
+        return ""
+    result = clean_path("/".join(elems))
+    if elems[-1].endswith("/") and not result.endswith("/"):
+        result += "/"
+    return result
+
+
 async def forward(session: aiohttp.ClientSession, request: web.Request, scheme: str, host: str, port: int,
-                  path: str) -> web.StreamResponse:
-    """Send REQUEST on to SCHEME://HOST:PORT/PATH (its query, method, body and end-to-end
-    headers) and stream the answer back; a pod that cannot be reached is a 503."""
-    url = f"{scheme or 'http'}://{host}:{port}{path or '/'}"
+                  path: str, ssl: ssl_module.SSLContext | bool = False) -> web.StreamResponse:
+    """Send REQUEST on to SCHEME://HOST:PORT/PATH (PATH is the request's subpath, joined as
+    upstream joins it; its query, method, body and end-to-end headers) and stream the answer
+    back; a target that cannot be reached is a 503. SSL: the client TLS context (False: the
+    proxy transport's, which does not verify)."""
+    # Built, not formatted: a `?` or `#` decoded from the request's path stays in the path.
+    url = URL.build(scheme=scheme or "http", host=host, port=port,
+                    path=join_preserving_trailing_slash("", path) or "/")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED_REQUEST_HEADERS}
     body = await request.read() if request.can_read_body else None
     try:
-        upstream = await session.request(request.method, url, params=request.query, headers=headers, data=body,
-                                         allow_redirects=False, ssl=False, auto_decompress=False)
+        upstream = await session.request(request.method, url.with_query(request.query), headers=headers, data=body,
+                                         allow_redirects=False, ssl=ssl, auto_decompress=False)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise ApiError(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
     async with upstream:

@@ -32,6 +32,7 @@ class KubeletRelay:
         if client_cert and client_key:
             ctx.load_cert_chain(client_cert, client_key)
         self._ssl = ctx
+        self.ssl_context = ctx  # the kubelet transport's, also for nodes/proxy
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:

@@ -24,10 +24,12 @@ from knet.api import (
     decoding,
     discovery,
     errors,
+    nodeproxy,
     openapi,
     podproxy,
     promexport,
     protobuf,
+    requestinfo,
     subresources,
     tables,
     typecheck,
@@ -38,7 +40,7 @@ from knet.api.allocation import ServiceAllocator
 from knet.api.auth import PUBLIC_PATHS, Authenticator, User, read_token_file, store_getter, user_from_peercert
 from knet.api.authinfo import AuthenticationInfo
 from knet.api.authz import Attributes, Authorizer, impersonation
-from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
+from knet.api.authz.request import forbidden, request_attributes
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
 from knet.api.bootstrap import Bootstrapper
 from knet.api.crd.controller import CrdController
@@ -461,57 +463,62 @@ class ApiServer:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
-        parts = [p for p in path.split("/") if p]
-        method = request.method
-        accept = request.headers.get("Accept", "")
-        if self._authorizing and not ((parts[:1] == ["api"] and len(parts) > 2) or
-                                      (parts[:1] == ["apis"] and len(parts) > 3)):
+        """Parse the request once (knet.api.requestinfo), authorize what it says, and serve
+        that same thing: a non-resource path (discovery, OpenAPI) or a resource."""
+        try:
+            info = requestinfo.parse(request.method, path, request.query)
+        except requestinfo.RequestInfoError as exc:
+            raise ApiError(500, "InternalError", f"failed to create RequestInfo: {exc}") from None
+        request["requestinfo"] = info
+        if self._authorizing:
             # Discovery, OpenAPI and the root are non-resource paths (system:discovery and
-            # system:public-info-viewer grant them); resource paths are authorized below.
-            self._authorize(Attributes(request["user"], method.lower(), resource_request=False, path=path))
+            # system:public-info-viewer grant them). As kube-apiserver, authorization comes
+            # before routing: a path that names nothing is still a 403 for whom it is denied.
+            self._authorize(request_attributes(request["user"], info))
+        if not info.is_resource_request:
+            return self._non_resource(request, path)
+        return await self._resource(request, info)
+
+    def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
+        parts = requestinfo.split_path(path)
         if not parts:
             return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
                                     "/readyz", "/version"] + [f"/apis/{g}" for g in self.registry.group_versions() if g]})
         if parts[0] == "openapi":
             return self.openapi.serve(request, parts[1:])
-        if parts[0] == "api":
-            group, rest = "", parts[1:]
-            if not rest:
-                return self._discovery_root(accept, core=True)
-        elif parts[0] == "apis":
-            if len(parts) == 1:
-                return self._discovery_root(accept, core=False)
-            group, rest = parts[1], parts[2:]
-            if not rest:
-                doc = discovery.api_group(self.registry, group)
-                if doc is None:
-                    raise errors.not_found_path()
-                return _json(doc)
-        else:
+        accept = request.headers.get("Accept", "")
+        doc = None
+        if parts == ["api"]:
+            return self._discovery_root(accept, core=True)
+        if parts == ["apis"]:
+            return self._discovery_root(accept, core=False)
+        if parts[0] == "api" and len(parts) == 2:
+            doc = discovery.api_resource_list(self.registry, "", parts[1])
+        elif parts[0] == "apis" and len(parts) == 2:
+            doc = discovery.api_group(self.registry, parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.api_resource_list(self.registry, parts[1], parts[2])
+        if doc is None:
             raise errors.not_found_path()
-        version, rest = rest[0], rest[1:]
-        if not rest:
-            doc = discovery.api_resource_list(self.registry, group, version)
-            if doc is None:
+        return _json(doc)
+
+    async def _resource(self, request: web.Request, info: requestinfo.RequestInfo) -> web.StreamResponse:
+        """A resource request: its kind, then by verb to a collection handler or `_object`."""
+        if info.verb_via_path:
+            if info.verb != "watch":  # /api/v1/proxy/...: removed upstream
                 raise errors.not_found_path()
-            return _json(doc)
-        watch = False
-        if rest[0] == "watch":
-            watch, rest = True, rest[1:]
-        ns = None
-        if rest and rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
-            ns, rest = rest[1], rest[2:]
-        if len(rest) > 3 and rest[2] == "proxy":  # pods/NAME/proxy/PATH...: the rest is the pod's path
-            tail = path.split("/proxy/", 1)[1] if "/proxy/" in path else ""
-            request["proxy_path"] = "/" + tail
-            rest = rest[:3]
-        if not rest or len(rest) > 3:
+            if request.method != "GET":
+                raise errors.method_not_allowed()
+        if len(info.parts) > 3 and info.subresource != "proxy":  # only proxy takes a path after it
             raise errors.not_found_path()
-        rt = self.registry.lookup(group, version, rest[0])
+        rt = self.registry.lookup(info.api_group, info.api_version, info.resource)
         if rt is None:
             raise errors.not_found_path()
-        name = rest[1] if len(rest) > 1 else None
-        sub = rest[2] if len(rest) > 2 else None
+        method = request.method
+        version = info.api_version
+        ns = info.namespace if info.namespace_in_path else None
+        name = info.path_name or None
+        sub = info.subresource or None
         if sub is not None and sub not in rt.subresources:
             raise errors.not_found_path()
         if rt.namespaced and ns is None and name is not None:
@@ -519,30 +526,18 @@ class ApiServer:
         if not rt.namespaced and ns is not None:
             raise errors.not_found_path()
         q = request.query
-        watching = method == "GET" and (watch or _flag(q.get("watch")))
+        watching = info.verb == "watch"
         connect = sub in ("exec", "attach", "portforward", "proxy")
-        request["request_info"] = info = promexport.RequestInfo(
+        request["request_info"] = metric = promexport.RequestInfo(
             promexport.clean_verb(method, has_name=name is not None, watch=watching,
                                   apply=request.content_type == "application/apply-patch+yaml", connect=connect),
-            rt.group, version, rt.resource, sub or "", "resource" if name is not None else
-            "namespace" if ns is not None else "cluster", dry_run=bool(q.getall("dryRun", ())))
+            rt.group, version, rt.resource, sub or "", info.scope, dry_run=bool(q.getall("dryRun", ())))
         if watching or connect:
-            self.prom.long_running(info)
-        if self._authorizing:
-            verb = resource_verb(method, name is not None, watching, sub)
-            obj_name = name or ""
-            if not obj_name and verb in ("list", "watch"):
-                obj_name = name_from_field_selector(q.get("fieldSelector"))
-            self._authorize(Attributes(
-                request["user"], verb, namespace=(name or "") if rt.resource == "namespaces" else (ns or ""),
-                api_group=rt.group, api_version=version, resource=rt.resource, subresource=sub or "",
-                name=obj_name))
+            self.prom.long_running(metric)
         if rt.group == "metrics.k8s.io":
             return self._metrics(request, rt, ns, name, watching)
-        if watching:
-            if name is not None:
-                raise errors.method_not_allowed()
-            return await self._watch(request, rt, ns)
+        if watching and name is not None:  # the legacy /watch/.../NAME
+            raise errors.method_not_allowed()
         review = reviews.HANDLERS.get((rt.group, rt.resource))
         if review is not None:
             if method != "POST" or name is not None:
@@ -551,17 +546,12 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise errors.bad_request("the request body must be an object")
             return _json(review(body, request["user"], self, ns), 201)
-        if name is None:
-            if method == "GET":
-                return self._list(request, rt, ns)
-            if method == "POST":
-                if rt.namespaced and ns is None:
-                    raise errors.method_not_allowed()
-                return await self._create(request, rt, ns or "")
-            if method == "DELETE":
-                return await self._delete_collection(request, rt, ns)
+        if name is not None:
+            return await self._object(request, rt, ns or "", name, sub)
+        collection = self._COLLECTION_VERBS.get(info.verb)
+        if collection is None or method == "HEAD":
             raise errors.method_not_allowed()
-        return await self._object(request, rt, ns or "", name, sub)
+        return await collection(self, request, rt, ns)
 
     def _metrics(self, request: web.Request, rt: ResourceType, ns: str | None, name: str | None,
                  watching: bool) -> web.Response:
@@ -840,8 +830,27 @@ class ApiServer:
             items += [o for o in await asyncio.gather(*(delete_one(m) for m in metas[i:i + 200])) if o is not None]
         return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items})
 
+    async def _list_collection(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        return self._list(request, rt, ns)
+
+    async def _create_in(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        if rt.namespaced and ns is None:
+            raise errors.method_not_allowed()
+        return await self._create(request, rt, ns or "")
+
+    # A collection's handlers by RequestInfo verb (a named object goes to `_object`).
+    _COLLECTION_VERBS = {"list": _list_collection, "watch": _watch, "create": _create_in,
+                         "deletecollection": _delete_collection}
+
     async def _proxy(self, request: web.Request, rt: ResourceType, ns: str, name: str) -> web.StreamResponse:
-        """pods/proxy, services/proxy: on to the pod, or a ready endpoint of the Service's port."""
+        """pods/proxy, services/proxy, nodes/proxy: on to the pod, a ready endpoint of the
+        Service's port, or the node's kubelet (knet.api.nodeproxy)."""
+        subpath = request["requestinfo"].subpath()
+        if rt.resource == "nodes":
+            scheme, name, port = nodeproxy.split_name(name)
+            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port)
+            return await podproxy.forward(self.relay.session(), request, where.scheme, where.host, where.port, subpath,
+                                          ssl=self.relay.ssl_context if where.kubelet else False)
         scheme, name, port = podproxy.split_name(name)
         obj = self.service.entry(rt, ns, name).obj
         if rt.resource == "pods":
@@ -851,8 +860,7 @@ class ApiServer:
             owned = [e.obj for e in self.store.list(slices.bucket, ns)[0]
                      if ((e.obj.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == name]
             host, number = podproxy.target_of_service(obj, owned, port)
-        return await podproxy.forward(self.relay.session(), request, scheme, host, number,
-                                      request.get("proxy_path", "/"))
+        return await podproxy.forward(self.relay.session(), request, scheme, host, number, subpath)
 
     async def _object(self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str | None) -> web.StreamResponse:
         method = request.method

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from knet.api.auth import user_from_peercert
-from knet.node import apiauth, dnsconfig, lifecycle, streamhandlers
+from knet.node import apiauth, diagnostics, dnsconfig, lifecycle, streamhandlers
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -382,6 +382,7 @@ async def start_server(kubelet: Kubelet) -> web.AppRunner:
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", exec_handler)
     streamhandlers.add_routes(app)  # /portForward and /attach
+    diagnostics.add_routes(app, _node_of)  # /metrics, /configz, /logs/
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, kubelet.cfg.address, kubelet.cfg.port, ssl_context=ctx, reuse_address=True)

@@ -1,5 +1,5 @@
-"""Request verbs, the 403 wording, the authorizer chain and impersonation. The 403 cases are
-upstream's TestForbidden (k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors_test.go)."""
+"""The 403 wording, the authorizer chain and impersonation (request verbs: test_requestinfo.py).
+The 403 cases are upstream's TestForbidden (k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors_test.go)."""
 
 from __future__ import annotations
 
@@ -9,40 +9,11 @@ from multidict import CIMultiDict
 from knet.api.auth import User
 from knet.api.authz import ALLOW, DENY, NO_OPINION, Attributes, Decision
 from knet.api.authz.impersonation import impersonate
-from knet.api.authz.request import forbidden, name_from_field_selector, resource_verb
+from knet.api.authz.request import forbidden
 from knet.api.authz.union import AlwaysAllow, PrivilegedGroups, Union
 from knet.api.errors import ApiError
 
 U = User("NAME", "", ("system:authenticated",))
-
-
-@pytest.mark.parametrize("method,has_name,watch,sub,verb", [
-    ("GET", False, False, None, "list"),
-    ("GET", True, False, None, "get"),
-    ("GET", False, True, None, "watch"),
-    ("HEAD", True, False, None, "get"),
-    ("POST", False, False, None, "create"),
-    ("PUT", True, False, None, "update"),
-    ("PUT", True, False, "status", "update"),
-    ("PATCH", True, False, None, "patch"),
-    ("DELETE", True, False, None, "delete"),
-    ("DELETE", False, False, None, "deletecollection"),
-    ("GET", True, False, "log", "get"),
-    ("GET", True, False, "exec", "create"),  # a WebSocket exec needs create, as since 1.31
-    ("POST", True, False, "exec", "create"),
-    ("GET", True, False, "portforward", "create"),
-    ("POST", True, False, "binding", "create"),
-])
-def test_resource_verbs(method, has_name, watch, sub, verb):
-    assert resource_verb(method, has_name, watch, sub) == verb
-
-
-def test_name_from_field_selector():
-    assert name_from_field_selector("metadata.name=web") == "web"
-    assert name_from_field_selector("metadata.name==web") == "web"
-    assert name_from_field_selector("spec.nodeName=n1,metadata.name=web") == "web"
-    assert name_from_field_selector("metadata.name!=web") == ""
-    assert name_from_field_selector(None) == ""
 
 
 @pytest.mark.parametrize("attrs,message,details", [

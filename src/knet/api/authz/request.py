@@ -1,43 +1,28 @@
-"""A request's authorization verb, and the 403 a denial answers with, as kube-apiserver's
+"""A request's authorization attributes, and the 403 a denial answers with, as kube-apiserver's
 RequestInfoFactory and responsewriters.forbiddenMessage word them."""
 
 from __future__ import annotations
 
+from knet.api.auth import User
 from knet.api.authz.attributes import Attributes
 from knet.api.errors import ApiError
+from knet.api.requestinfo import RequestInfo
 
-_WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 # Streaming subresources opened with a WebSocket GET: kube-apiserver also requires `create`
-# on them (AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.31), which is
-# what every RBAC role grants for them; knet checks that one verb.
+# on them (AuthorizePodWebsocketUpgradeCreatePermission), which is what every RBAC role grants
+# for them; knet checks that one verb.
 _CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
 
-def resource_verb(method: str, has_name: bool, watch: bool, subresource: str | None) -> str:
-    """The verb of a request on a resource path (RequestInfoFactory.NewRequestInfo)."""
-    if subresource in _CONNECT_SUBRESOURCES:
-        return "create"
-    if method in ("GET", "HEAD"):
-        if watch:
-            return "watch"
-        return "get" if has_name else "list"
-    if method == "DELETE":
-        return "delete" if has_name else "deletecollection"
-    return _WRITE_VERBS.get(method, method.lower())
-
-
-def name_from_field_selector(selector: str | None) -> str:
-    """A list or watch narrowed to one object by `metadata.name=X` is authorized for that name,
-    as upstream does (so a role limited by resourceNames can `kubectl get pod x -w`)."""
-    if not selector:
-        return ""
-    for term in selector.split(","):
-        key, sep, value = term.partition("=")
-        if key.strip() == "metadata.name" and sep and not value.startswith("="):
-            return value.strip()
-        if key.strip() == "metadata.name" and value.startswith("="):
-            return value[1:].strip()
-    return ""
+def request_attributes(user: User, info: RequestInfo) -> Attributes:
+    """authorizer.Attributes of a request, from its RequestInfo (upstream's
+    GetAuthorizerAttributes): the verb, name and namespace the apiserver also dispatches on."""
+    if not info.is_resource_request:
+        return Attributes(user, info.verb, resource_request=False, path=info.path)
+    verb = "create" if info.subresource in _CONNECT_SUBRESOURCES else info.verb
+    return Attributes(user, verb, namespace=info.namespace, api_group=info.api_group,
+                      api_version=info.api_version, resource=info.resource, subresource=info.subresource,
+                      name=info.name)  # no path: RBAC's decision cache keys on it
 
 
 def forbidden_message(attrs: Attributes) -> str:

@@ -75,6 +75,6 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
 
 RESOURCE = ResourceType(
     group="", version="v1", resource="nodes", kind="Node", namespaced=False, short_names=("no",),
-    subresources=("status",), model="V1Node", validate=validate, columns=COLUMNS, row=row,
+    subresources=("status", "proxy"), model="V1Node", validate=validate, columns=COLUMNS, row=row,
     field_labels=("spec.unschedulable",), status_on_create=True,
 )
