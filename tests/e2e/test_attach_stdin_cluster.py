@@ -1,0 +1,196 @@
+"""Containers that take stdin (issue #16 item 3): `kubectl run -it --rm`, `kubectl attach -it`
+and `-i` with typed or piped input, as on a kubeadm cluster (containerd): a `stdin: true`
+container's stdin stays open between attachers, `stdinOnce` closes it after the first one, a
+`tty: true` container runs on a terminal whose output also goes to its log; stdin sent to a
+container without `stdin: true` never arrives; attaching needs `create` on pods/attach."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import secrets
+import select
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+import yaml
+
+from .cluster_namespaces import cluster_namespace, wait_running
+
+pytestmark = pytest.mark.e2e
+
+
+class Terminal:
+    """kubectl on a pseudo-terminal of the test's, as a user types at it."""
+
+    def __init__(self, cluster, *args: str) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.proc = subprocess.Popen(["kubectl", "--context", cluster.context, *args], env=cluster.env,
+                                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        self.seen = b""
+
+    def read_until(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in {self.seen.decode(errors='replace')!r}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: kubectl ended
+                data = b""
+            assert data, f"kubectl ended before {text!r}: {self.seen.decode(errors='replace')!r}"
+            self.seen += data
+        return self.seen.decode(errors="replace")
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def wait(self, timeout: float = 60.0) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None or select.select([self.master], [], [], 0)[0]:
+            assert time.monotonic() < deadline, f"kubectl did not end: {self.seen.decode(errors='replace')!r}"
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:
+                    data = b""
+                if not data and self.proc.poll() is not None:
+                    break
+                self.seen += data
+        os.close(self.master)
+        return self.proc.returncode, self.seen.decode(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def ns(knet_cluster):
+    with cluster_namespace(knet_cluster, f"attach-{secrets.token_hex(3)}") as name:
+        yield name
+
+
+def _pod(name: str, ns: str, command: list[str], **container) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+                           "spec": {"terminationGracePeriodSeconds": 0, "restartPolicy": "Never",
+                                    "containers": [{"name": "main", "image": "busybox:1.36", "command": command,
+                                                    **container}]}})
+
+
+def _apply(cluster, manifest: str) -> None:
+    subprocess.run(["kubectl", "--context", cluster.context, "apply", "-f", "-"], input=manifest, env=cluster.env,
+                   text=True, check=True, capture_output=True, timeout=30)
+
+
+def test_run_it_rm_is_a_shell_and_deletes_the_pod(knet_cluster, ns):
+    term = Terminal(knet_cluster, "run", "-it", "--rm", "debug", "-n", ns, "--image=busybox",
+                    "--restart=Never", "--", "sh")
+    try:
+        term.read_until("If you don't see a command prompt, try pressing enter.")
+        term.type("echo typed-$((6*7)) > /tmp/f; cat /tmp/f; tty\r")
+        out = term.read_until("typed-42\r\n")
+        term.read_until("/dev/pts/")  # the container's own terminal
+        term.type("exit\r")
+        code, out = term.wait()
+    finally:
+        term.close()
+    assert code == 0, out
+    assert 'pod "debug" deleted' in out, out
+    gone = knet_cluster.kubectl("get", "pod", "debug", "-n", ns, check=False)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr, gone
+
+
+def test_attach_it_detach_and_attach_again(knet_cluster, ns):
+    _apply(knet_cluster, _pod("shell", ns, ["sh"], stdin=True, tty=True))
+    wait_running(knet_cluster, ns, "shell")
+    first = Terminal(knet_cluster, "attach", "-it", "shell", "-n", ns)
+    try:
+        first.read_until("If you don't see a command prompt, try pressing enter.")
+        first.type("KEPT=still-here; echo first-$((2+3))\r")
+        first.read_until("first-5\r\n")
+    finally:
+        first.close()  # the user's terminal goes away: the session ends, the container runs on
+    time.sleep(1)
+    phase = knet_cluster.kubectl("get", "pod", "shell", "-n", ns, "-o",
+                                 "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount}").stdout
+    assert phase == "Running 0", phase
+    second = Terminal(knet_cluster, "attach", "-it", "shell", "-n", ns)
+    try:
+        second.read_until("If you don't see a command prompt, try pressing enter.")
+        second.type("echo $KEPT; stty size\r")
+        second.read_until("still-here\r\n")
+        second.read_until("40 120")  # kubectl sized the container's terminal as its own
+    finally:
+        second.close()
+    # A terminal's output is the container's log too (as containerd's shim writes it).
+    logs = knet_cluster.kubectl("logs", "shell", "-n", ns).stdout
+    assert "first-5" in logs and "still-here" in logs, logs
+
+
+def test_attach_i_piped_stdin_once(knet_cluster, ns):
+    # stdinOnce without a terminal: the end of the attacher's stdin is the container's, and the
+    # output goes on until the container ends (containerd's Attach).
+    _apply(knet_cluster, _pod("reader", ns, ["sh", "-c", 'while read l; do echo "got:$l"; done; echo "stdin closed"'],
+                              stdin=True, stdinOnce=True))
+    wait_running(knet_cluster, ns, "reader")
+    done = subprocess.run(["kubectl", "--context", knet_cluster.context, "attach", "-i", "reader", "-n", ns],
+                          input="alpha\nbeta\n", env=knet_cluster.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines()[-3:] == ["got:alpha", "got:beta", "stdin closed"], done
+    knet_cluster.wait_for("reader Succeeded", lambda: knet_cluster.kubectl(
+        "get", "pod", "reader", "-n", ns, "-o", "jsonpath={.status.phase}").stdout == "Succeeded", timeout=30)
+
+
+def test_attach_i_to_a_container_without_stdin_delivers_nothing(knet_cluster, ns):
+    # containerd drops an attacher's stdin when the container has none (its stdin is closed):
+    # the output streams, the input never arrives.
+    _apply(knet_cluster, _pod("closed", ns, ["sh", "-c", 'while true; do if read l; then echo "got:$l"; fi; '
+                                             'echo tick; sleep 0.3; done']))
+    wait_running(knet_cluster, ns, "closed")
+    proc = subprocess.Popen(["kubectl", "--context", knet_cluster.context, "attach", "-i", "closed", "-n", ns],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=knet_cluster.env,
+                            text=True)
+    proc.stdin.write("secret\n")
+    proc.stdin.flush()
+    time.sleep(3)
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert out.count("tick") >= 3, (out, err)
+    assert "got:" not in out, (out, err)
+    # -t to a container without a terminal: kubectl's own refusal, then the output as above.
+    term = Terminal(knet_cluster, "attach", "-it", "closed", "-n", ns)
+    try:
+        text = term.read_until("tick")
+        assert "error: Unable to use a TTY - container main did not allocate one" in text, text
+    finally:
+        term.close()
+
+
+def test_attach_needs_create_on_pods_attach(knet_cluster, ns):
+    _apply(knet_cluster, _pod("guarded", ns, ["sh"], stdin=True, tty=True))
+    wait_running(knet_cluster, ns, "guarded")
+    knet_cluster.kubectl("create", "role", "pod-viewer", "--verb=get,list,watch", "--resource=pods", "-n", ns)
+    knet_cluster.kubectl("create", "rolebinding", "eve-views", "--role=pod-viewer", "--user=eve", "-n", ns)
+    denied = subprocess.run(["kubectl", "--context", knet_cluster.context, "attach", "-i", "guarded", "-n", ns,
+                             "--as=eve"], input="touch /tmp/pwned\n", env=knet_cluster.env, capture_output=True,
+                            text=True, timeout=60)
+    assert denied.returncode == 1, denied
+    assert f'User "eve" cannot create resource "pods/attach" in API group "" in the namespace "{ns}"' \
+        in denied.stderr, denied.stderr
+    probe = knet_cluster.kubectl("exec", "guarded", "-n", ns, "--", "sh", "-c", "test -e /tmp/pwned && echo yes || echo no")
+    assert probe.stdout.strip() == "no"
