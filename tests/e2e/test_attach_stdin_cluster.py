@@ -11,6 +11,8 @@ import os
 import pty
 import secrets
 import select
+import shutil
+import signal
 import struct
 import subprocess
 import termios
@@ -20,6 +22,8 @@ import pytest
 import yaml
 
 from .cluster_namespaces import cluster_namespace, wait_running
+from .test_kubelet_restart_cluster import _kubelet_pids
+from .test_spdy_streaming_cluster import KUBECTL_129
 
 pytestmark = pytest.mark.e2e
 
@@ -142,13 +146,16 @@ def test_attach_it_detach_and_attach_again(knet_cluster, ns):
     assert "first-5" in logs and "still-here" in logs, logs
 
 
-def test_attach_i_piped_stdin_once(knet_cluster, ns):
+@pytest.mark.parametrize("kubectl", ["kubectl", KUBECTL_129], ids=["websocket", "spdy"])
+def test_attach_i_piped_stdin_once(knet_cluster, ns, kubectl):
     # stdinOnce without a terminal: the end of the attacher's stdin is the container's, and the
-    # output goes on until the container ends (containerd's Attach).
+    # output goes on until the container ends (containerd's Attach). kubectl 1.29 speaks SPDY.
+    if not os.access(shutil.which(kubectl) or kubectl, os.X_OK):
+        raise AssertionError(f"{kubectl} is missing: this test needs kubectl 1.29 (SPDY) from the Google Cloud SDK")
     _apply(knet_cluster, _pod("reader", ns, ["sh", "-c", 'while read l; do echo "got:$l"; done; echo "stdin closed"'],
                               stdin=True, stdinOnce=True))
     wait_running(knet_cluster, ns, "reader")
-    done = subprocess.run(["kubectl", "--context", knet_cluster.context, "attach", "-i", "reader", "-n", ns],
+    done = subprocess.run([kubectl, "--context", knet_cluster.context, "attach", "-i", "reader", "-n", ns],
                           input="alpha\nbeta\n", env=knet_cluster.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done
     assert done.stdout.splitlines()[-3:] == ["got:alpha", "got:beta", "stdin closed"], done
@@ -194,3 +201,40 @@ def test_attach_needs_create_on_pods_attach(knet_cluster, ns):
         in denied.stderr, denied.stderr
     probe = knet_cluster.kubectl("exec", "guarded", "-n", ns, "--", "sh", "-c", "test -e /tmp/pwned && echo yes || echo no")
     assert probe.stdout.strip() == "no"
+
+
+def test_stdin_outlives_a_kubelet_restart(knet_cluster, ns):
+    # The holder, like containerd's shim, is not the kubelet's: a kubelet killed with SIGKILL
+    # comes back, re-adopts the container and attaches to the same open stdin and terminal.
+    c = knet_cluster
+    manifest = yaml.safe_load(_pod("survivor", ns, ["sh"], stdin=True, tty=True))
+    manifest["spec"]["nodeName"] = "node01"
+    _apply(c, yaml.safe_dump(manifest))
+    wait_running(c, ns, "survivor")
+    before = c.kubectl("get", "pod", "survivor", "-n", ns, "-o", "jsonpath={.status.containerStatuses[0].containerID}").stdout
+    first = Terminal(c, "attach", "-it", "survivor", "-n", ns)
+    try:
+        first.read_until("If you don't see a command prompt, try pressing enter.")
+        first.type("KEPT=across-restart; echo set-$((1+1))\r")
+        first.read_until("set-2\r\n")
+    finally:
+        first.close()
+    old = _kubelet_pids(c, "node01")
+    assert len(old) == 1, old
+    os.kill(old[0], signal.SIGKILL)
+    c.wait_for("a new kubelet of node01", lambda: [p for p in _kubelet_pids(c, "node01") if p not in old],
+               timeout=15, interval=0.1)
+
+    def attach_again() -> str:
+        term = Terminal(c, "attach", "-it", "survivor", "-n", ns)
+        try:
+            term.read_until("If you don't see a command prompt, try pressing enter.", timeout=10)
+            term.type("echo kept:$KEPT\r")
+            return term.read_until("kept:across-restart\r\n", timeout=10)
+        finally:
+            term.close()
+
+    c.wait_for("attach through the new kubelet", attach_again, timeout=30, interval=1)
+    after = c.kubectl("get", "pod", "survivor", "-n", ns, "-o",
+                      "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
+    assert after.stdout == f"{before} 0", after.stdout
