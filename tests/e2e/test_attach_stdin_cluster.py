@@ -238,3 +238,33 @@ def test_stdin_outlives_a_kubelet_restart(knet_cluster, ns):
     after = c.kubectl("get", "pod", "survivor", "-n", ns, "-o",
                       "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
     assert after.stdout == f"{before} 0", after.stdout
+
+
+def test_attach_to_an_unknown_container_is_a_bad_request(knet_cluster, ns):
+    # kubectl checks the container itself; the API refuses as kube-apiserver's streamLocation,
+    # here through the `kubernetes` client's WebSocket attach.
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    _apply(knet_cluster, _pod("known", ns, ["sh"], stdin=True))
+    wait_running(knet_cluster, ns, "known")
+    core = client.CoreV1Api(config.new_client_from_config(str(knet_cluster.kubeconfig), context=knet_cluster.context))
+    with pytest.raises(ApiException) as refused:
+        stream(core.connect_get_namespaced_pod_attach, "known", ns, container="nope", stdin=True, stdout=True,
+               tty=False)
+    assert "400" in str(refused.value) and "container nope is not valid for pod known" in str(refused.value), \
+        str(refused.value)
+    # The known container, through the same client: its stdin arrives.
+    ws = stream(core.connect_get_namespaced_pod_attach, "known", ns, container="main", stdin=True, stdout=True,
+                stderr=True, tty=False, _preload_content=False)
+    try:
+        ws.write_stdin("echo via-client-$((3*3))\n")
+        seen = ""
+        deadline = time.monotonic() + 20
+        while "via-client-9" not in seen and time.monotonic() < deadline:
+            ws.update(timeout=1)
+            seen += ws.read_stdout() if ws.peek_stdout() else ""
+        assert "via-client-9" in seen, seen
+    finally:
+        ws.close()

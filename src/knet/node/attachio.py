@@ -123,9 +123,12 @@ async def relay(ws: web.WebSocketResponse, reader: asyncio.StreamReader, writer:
 
     async def from_client() -> None:
         async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            # Text frames carry data too (upstream's wsstream reads either; the Python client
+            # writes str stdin as text).
+            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
                 continue
-            channel, payload = msg.data[0], msg.data[1:]
+            channel, payload = data[0], data[1:]
             if channel == WS_STDIN and streams.stdin and payload:
                 writer.write(frame(stdioholder.STDIN, payload))
                 await writer.drain()
