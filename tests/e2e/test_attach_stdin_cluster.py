@@ -163,6 +163,22 @@ def test_attach_i_piped_stdin_once(knet_cluster, ns, kubectl):
         "get", "pod", "reader", "-n", ns, "-o", "jsonpath={.status.phase}").stdout == "Succeeded", timeout=30)
 
 
+def test_attach_i_piped_stdin_stays_open_without_stdin_once(knet_cluster, ns):
+    # Without stdinOnce the end of an attacher's stdin ends its session only: the container's
+    # stdin stays open and the next attacher writes to the same shell.
+    _apply(knet_cluster, _pod("keeper", ns, ["sh"], stdin=True))
+    wait_running(knet_cluster, ns, "keeper")
+    for line in ("X=persisted; echo first:$X\n", "echo second:$X\n"):
+        done = subprocess.run(["kubectl", "--context", knet_cluster.context, "attach", "-i", "keeper", "-n", ns],
+                              input=line, env=knet_cluster.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done
+    knet_cluster.wait_for("both lines in the log", lambda: "first:persisted\nsecond:persisted\n" in knet_cluster.kubectl(
+        "logs", "keeper", "-n", ns).stdout, timeout=20, interval=0.5)
+    phase = knet_cluster.kubectl("get", "pod", "keeper", "-n", ns, "-o",
+                                 "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount}").stdout
+    assert phase == "Running 0", phase
+
+
 def test_attach_i_to_a_container_without_stdin_delivers_nothing(knet_cluster, ns):
     # containerd drops an attacher's stdin when the container has none (its stdin is closed):
     # the output streams, the input never arrives.
