@@ -351,6 +351,8 @@ class Holder:
                 ended_at = time.monotonic()
             if ended_at is not None and (not self.outputs or time.monotonic() - ended_at > DRAIN_SECONDS):
                 break
+            if self.stdin_pending and self.stdin_fd == self.terminal:
+                self.flush_stdin()  # a full terminal took part of the input: the rest now
             for key, events in self.sel.select(0.2):
                 kind = key.data
                 if kind == "listener":

@@ -177,3 +177,29 @@ def test_terminal_echoes_and_resizes(tmp_path):
     assert b"33 101" in got[STDOUT] and got[STDERR] == b""
     code, out, _ = holder.wait()
     assert code == 5 and b"got:hello" in out
+
+
+def test_stdin_once_with_a_terminal_hangs_it_up_when_the_attacher_leaves(tmp_path):
+    # containerd closes a stdinOnce terminal's stdin once the attach ends: the console goes,
+    # its session gets SIGHUP (the shell ends 129).
+    holder = Holder(tmp_path, ["--stdin", "--tty", "--stdin-once"], ["sh", "-c", 'read l; echo "got:$l"; read l; '
+                                                                    'echo never'])
+    a = holder.attach(stdin=True)
+    a.send(STDIN, b"first\r")
+    a.read_until(STDOUT, b"got:first")
+    a.sock.close()
+    later = holder.attach(stdin=True)  # too late: the container's stdin is gone
+    later.send(STDIN, b"second\r")
+    code, out, _ = holder.wait()
+    assert code == 128 + 1 and b"never" not in out and b"second" not in out
+
+
+def test_large_input_reaches_a_terminal_that_reads_slowly(tmp_path):
+    # More than a terminal's input buffer at once: what it cannot take yet follows later.
+    holder = Holder(tmp_path, ["--stdin", "--tty"], ["sh", "-c", 'stty -echo -icanon; sleep 1; '
+                                                     'head -c 20000 | wc -c; exit 0'])
+    a = holder.attach(stdin=True)
+    a.send(STDIN, b"x" * 20000)
+    got = a.read_to_end()
+    assert b"20000" in got[STDOUT], got
+    assert holder.wait()[0] == 0
