@@ -31,10 +31,10 @@ pytestmark = pytest.mark.e2e
 class Terminal:
     """kubectl on a pseudo-terminal of the test's, as a user types at it."""
 
-    def __init__(self, cluster, *args: str) -> None:
+    def __init__(self, cluster, *args: str, kubectl: str = "kubectl") -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        self.proc = subprocess.Popen(["kubectl", "--context", cluster.context, *args], env=cluster.env,
+        self.proc = subprocess.Popen([kubectl, "--context", cluster.context, *args], env=cluster.env,
                                      stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
         self.seen = b""
@@ -101,9 +101,16 @@ def _apply(cluster, manifest: str) -> None:
                    text=True, check=True, capture_output=True, timeout=30)
 
 
-def test_run_it_rm_is_a_shell_and_deletes_the_pod(knet_cluster, ns):
+def _require(kubectl: str) -> None:
+    if not os.access(shutil.which(kubectl) or kubectl, os.X_OK):
+        raise AssertionError(f"{kubectl} is missing: this test needs kubectl 1.29 (SPDY) from the Google Cloud SDK")
+
+
+@pytest.mark.parametrize("kubectl", ["kubectl", KUBECTL_129], ids=["websocket", "spdy"])
+def test_run_it_rm_is_a_shell_and_deletes_the_pod(knet_cluster, ns, kubectl):
+    _require(kubectl)
     term = Terminal(knet_cluster, "run", "-it", "--rm", "debug", "-n", ns, "--image=busybox",
-                    "--restart=Never", "--", "sh")
+                    "--restart=Never", "--", "sh", kubectl=kubectl)
     try:
         term.read_until("If you don't see a command prompt, try pressing enter.")
         term.type("echo typed-$((6*7)) > /tmp/f; cat /tmp/f; tty\r")
@@ -150,8 +157,7 @@ def test_attach_it_detach_and_attach_again(knet_cluster, ns):
 def test_attach_i_piped_stdin_once(knet_cluster, ns, kubectl):
     # stdinOnce without a terminal: the end of the attacher's stdin is the container's, and the
     # output goes on until the container ends (containerd's Attach). kubectl 1.29 speaks SPDY.
-    if not os.access(shutil.which(kubectl) or kubectl, os.X_OK):
-        raise AssertionError(f"{kubectl} is missing: this test needs kubectl 1.29 (SPDY) from the Google Cloud SDK")
+    _require(kubectl)
     _apply(knet_cluster, _pod("reader", ns, ["sh", "-c", 'while read l; do echo "got:$l"; done; echo "stdin closed"'],
                               stdin=True, stdinOnce=True))
     wait_running(knet_cluster, ns, "reader")
