@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -74,11 +75,28 @@ def test_resize_payload():
     assert attachio.resize_payload(b"{}") is None
 
 
+STARTED: list[Holder] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_holders():
+    """A failed test leaves no holder (or its command) running."""
+    yield
+    while STARTED:
+        holder = STARTED.pop()
+        if holder.proc.poll() is None:
+            with contextlib.suppress(OSError, AssertionError):
+                holder.kill_command(9)
+            holder.proc.kill()
+            holder.proc.wait(timeout=10)
+
+
 class Holder:
     def __init__(self, tmp: Path, flags: list[str], command: list[str]) -> None:
         self.path = tmp / "attach.sock"
         self.proc = subprocess.Popen([sys.executable, "-I", "-S", stdioholder.__file__, *flags, "attach.sock", "--",
                                       *command], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        STARTED.append(self)
         deadline = time.monotonic() + 10
         while not self.path.exists():
             assert self.proc.poll() is None and time.monotonic() < deadline, self.proc.communicate()
@@ -188,17 +206,20 @@ def test_stdin_once_with_a_terminal_hangs_it_up_when_the_attacher_leaves(tmp_pat
     a.send(STDIN, b"first\r")
     a.read_until(STDOUT, b"got:first")
     a.sock.close()
-    later = holder.attach(stdin=True)  # too late: the container's stdin is gone
-    later.send(STDIN, b"second\r")
+    with contextlib.suppress(OSError):  # too late: the container's stdin is gone (or the holder)
+        later = holder.attach(stdin=True)
+        later.send(STDIN, b"second\r")
     code, out, _ = holder.wait()
     assert code == 128 + 1 and b"never" not in out and b"second" not in out
 
 
 def test_large_input_reaches_a_terminal_that_reads_slowly(tmp_path):
     # More than a terminal's input buffer at once: what it cannot take yet follows later.
-    holder = Holder(tmp_path, ["--stdin", "--tty"], ["sh", "-c", 'stty -echo -icanon; sleep 1; '
+    holder = Holder(tmp_path, ["--stdin", "--tty"], ["sh", "-c", 'read go; stty -echo -icanon; echo ready; sleep 1; '
                                                      'head -c 20000 | wc -c; exit 0'])
     a = holder.attach(stdin=True)
+    a.send(STDIN, b"go\r")
+    a.read_until(STDOUT, b"ready")  # not canonical any more: no line limit
     a.send(STDIN, b"x" * 20000)
     got = a.read_to_end()
     assert b"20000" in got[STDOUT], got
