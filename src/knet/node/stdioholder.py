@@ -27,12 +27,14 @@ kubelet's environment (it runs on after the kubelet is gone).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import pty
 import selectors
+import signal
 import socket
 import struct
 import subprocess
@@ -154,6 +156,11 @@ class Holder:
         self.stdin_used = False                  # an attacher with stdin came (stdinOnce)
         self.proc: subprocess.Popen | None = None
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # runc's end wakes the loop (SIGCHLD through a wakeup pipe): it sleeps until something happens.
+        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wakeup_w)
+        self.sel.register(self.wakeup_r, selectors.EVENT_READ, "wakeup")
 
     # -- setup ----------------------------------------------------------------------------
     def listen(self) -> None:
@@ -351,11 +358,18 @@ class Holder:
                 ended_at = time.monotonic()
             if ended_at is not None and (not self.outputs or time.monotonic() - ended_at > DRAIN_SECONDS):
                 break
+            timeout = None
             if self.stdin_pending and self.stdin_fd == self.terminal:
-                self.flush_stdin()  # a full terminal took part of the input: the rest now
-            for key, events in self.sel.select(0.2):
+                self.flush_stdin()  # a full terminal took part of the input: the rest soon
+                timeout = 0.05
+            if ended_at is not None:
+                timeout = 0.1
+            for key, events in self.sel.select(timeout):
                 kind = key.data
-                if kind == "listener":
+                if kind == "wakeup":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wakeup_r, 512)
+                elif kind == "listener":
                     self.accept()
                 elif kind == "output" and key.fd in self.outputs:
                     self.read_output(key.fd)
