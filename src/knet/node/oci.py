@@ -285,9 +285,12 @@ def container_spec(pod: Obj, container: Obj, *, argv: list[str], env: dict[str, 
     full_env = {"PATH": path, "HOME": "/root"}
     if layout.python_path:
         full_env["PYTHONPATH"] = layout.python_path
+    tty = bool(container.get("tty"))
+    if tty:  # containerd's WithTTY
+        full_env["TERM"] = "xterm"
     full_env.update(env)
     process: Obj = {
-        "terminal": False,
+        "terminal": tty,
         "user": _user(pod, container),
         "args": list(argv),
         "env": [f"{k}={v}" for k, v in full_env.items()],

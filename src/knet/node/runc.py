@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from knet.net import spawn
+from knet.node.attachio import Stdio, holder_argv
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class ContainerProcess(Protocol):
 
 
 class RuncCli(Protocol):
-    async def run(self, container_id: str, bundle: Path, log_path: Path) -> ContainerProcess: ...
+    async def run(self, container_id: str, bundle: Path, log_path: Path,
+                  stdio: Stdio | None = None) -> ContainerProcess: ...
 
     async def kill(self, container_id: str, sig: int) -> bool: ...
 
@@ -213,17 +215,22 @@ class RealRunc:
     def _argv(self, *args: str) -> list[str]:
         return [self.binary, "--root", self.state_dir, *args]
 
-    async def run(self, container_id: str, bundle: Path, log_path: Path) -> RuncProcess:
+    async def run(self, container_id: str, bundle: Path, log_path: Path, stdio: Stdio | None = None) -> RuncProcess:
+        """stdio: the container's stdin/terminal (knet.node.attachio): `runc run` then runs under
+        the stdio holder, which the shim starts in its place."""
         os.makedirs(self.state_dir, exist_ok=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         exit_file = bundle / EXIT_FILE
         exit_file.unlink(missing_ok=True)
         runc_log = bundle / RUNC_LOG
         runc_log.unlink(missing_ok=True)
+        runc_argv = self._argv("--log", str(runc_log), "--log-format", "json", "run", "--bundle", str(bundle),
+                               container_id)
+        if stdio is not None:
+            runc_argv = [*holder_argv(stdio), *runc_argv]
         with open(log_path, "ab", buffering=0) as out:
             proc = await spawn.spawn(
-                shim_argv(exit_file, self._argv("--log", str(runc_log), "--log-format", "json",
-                                                "run", "--bundle", str(bundle), container_id)),
+                shim_argv(exit_file, runc_argv),
                 stdin=spawn.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
         await self._started(container_id, proc)
         if proc.returncode is not None:  # ended already: its own exit, or runc failed to start it
@@ -314,9 +321,12 @@ class FakeRunc:
     def __init__(self) -> None:
         self.containers: dict[str, FakeProcess] = {}
         self.bundles: dict[str, dict] = {}
+        self.stdio: dict[str, Stdio | None] = {}
         self.deleted: list[str] = []
 
-    async def run(self, container_id: str, bundle: Path, log_path: Path) -> FakeProcess:
+    async def run(self, container_id: str, bundle: Path, log_path: Path,
+                  stdio: Stdio | None = None) -> FakeProcess:
+        self.stdio[container_id] = stdio
         self.bundles[container_id] = json.loads((bundle / "config.json").read_text())
         proc = FakeProcess(container_id)
         self.containers[container_id] = proc

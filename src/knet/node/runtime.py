@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from knet.net import cni, spawn
-from knet.node import checkpoint, oci, podshm
+from knet.node import attachio, checkpoint, oci, podshm
 from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
@@ -312,7 +312,7 @@ class RealRuntime:
         (bundle_dir / "rootfs" / "tmp").mkdir(mode=0o1777)
         os.chmod(bundle_dir / "rootfs" / "tmp", 0o1777)
         (bundle_dir / "config.json").write_text(json.dumps(spec, indent=1))
-        return await self.runc.run(container_id, bundle_dir, log_path)
+        return await self.runc.run(container_id, bundle_dir, log_path, stdio=attachio.container_stdio(container))
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:

@@ -9,8 +9,10 @@ The connection is made as containerd's port-forward makes it: to localhost:N ins
 network namespace (a hostNetwork pod's is the node's own), so a server that listens on
 127.0.0.1 in the pod is reachable and NetworkPolicy does not apply.
 
-/attach/NS/POD/CONTAINER streams what the container writes from now on (its log file, followed)
-on the stdout channel until it exits; its stdin is not open (containers run with stdin closed).
+/attach/NS/POD/CONTAINER: a container with `stdin: true` or `tty: true` has a stdio holder
+(knet.node.attachio): the session is relayed to it (stdin, output as written, resize). Any other
+container's stdin is closed: the session streams what it writes from now on (its log file,
+followed) on the stdout channel until it exits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import WSMsgType, web
+
+from knet.node import attachio
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -170,6 +174,22 @@ async def attach_handler(request: web.Request) -> web.StreamResponse:
         status = exec_status(None, f"error attaching to container: container {container} {reason}")
         await ws.send_bytes(bytes([ERROR_CHANNEL]) + json.dumps(status).encode())
         await ws.close()
+        return ws
+    stdio = attachio.container_stdio(run.spec)
+    bundle = worker.dir / "containers" / container
+    if stdio is not None and attachio.socket_path(bundle).exists():
+        try:
+            reader, writer = await attachio.connect(bundle)
+        except OSError as exc:
+            status = exec_status(None, f"error attaching to container: {exc}")
+            await ws.send_bytes(bytes([ERROR_CHANNEL]) + json.dumps(status).encode())
+            await ws.close()
+            return ws
+        await attachio.relay(ws, reader, writer, attachio.Streams.of(request.query, stdio),
+                             v5=ws.ws_protocol == "v5.channel.k8s.io")
+        if not ws.closed:
+            await ws.send_bytes(bytes([ERROR_CHANNEL]) + json.dumps({"metadata": {}, "status": "Success"}).encode())
+            await ws.close()
         return ws
     index = run.log_index
     path = worker.log_path(container, index)

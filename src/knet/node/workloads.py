@@ -26,6 +26,9 @@ IMAGE_DEFAULTS: dict[str, tuple[list[str], list[str]]] = {
     "serve-hostname": (["/serve_hostname"], []),
     "porter": (["/porter"], []),
 }
+# Images of host programs whose Dockerfile has a CMD: what a container of one without command
+# and args runs (busybox's `sh`, which reads its stdin: `kubectl run -it --image=busybox`).
+PROGRAM_IMAGE_CMD: dict[str, list[str]] = {"busybox": ["sh"]}
 # A binary of those images -> the agnhost subcommand it is (None: agnhost itself, whose first
 # argument names the subcommand).
 AGNHOST_BINARIES: dict[str, str | None] = {
@@ -152,6 +155,8 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
         return [*agnhost, "netexec", *web_server_flags(container)]
     if command or args:
         return [*command, *args]
+    if image_repository(image) in PROGRAM_IMAGE_CMD:
+        return list(PROGRAM_IMAGE_CMD[image_repository(image)])
     # An image we do not know, with no command: nothing sensible to run but an idle process.
     return ["sleep", "infinity"]
 

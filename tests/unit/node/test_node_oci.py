@@ -90,6 +90,18 @@ def test_read_only_root_filesystem_and_no_new_privs():
     assert build(c=ctr({"allowPrivilegeEscalation": True}))["process"]["noNewPrivileges"] is False
 
 
+def test_tty_container_runs_on_a_terminal_with_term_xterm():
+    # containerd's WithTTY: process.terminal and TERM=xterm (the container's own env wins).
+    plain = build()["process"]
+    assert plain["terminal"] is False and not any(e.startswith("TERM=") for e in plain["env"])
+    tty = build(c=ctr(tty=True, stdin=True))["process"]
+    assert tty["terminal"] is True and "TERM=xterm" in tty["env"]
+    assert build(c=ctr(stdin=True))["process"]["terminal"] is False
+    own = oci.container_spec(pod(), ctr(tty=True), argv=["sh"], env={"TERM": "vt100"}, mounts=[], layout=LAYOUT,
+                             namespaces=NS)["process"]["env"]
+    assert "TERM=vt100" in own and "TERM=xterm" not in own
+
+
 @pytest.mark.parametrize("pod_sc, ctr_sc, message", [
     (None, None, None),
     ({"runAsNonRoot": False}, None, None),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from knet.node import oci
+from knet.node import oci, stdioholder
+from knet.node.attachio import Stdio, holder_argv
 from knet.node.runc import FakeRunc, RealRunc, container_started
 from knet.node.runtime import RealRuntime, Sandbox, signal_process
 
@@ -75,6 +76,26 @@ def test_real_runc_argv_is_scoped_to_the_nodes_state_dir(tmp_path):
     assert runc.exec_argv("abc", {"TERM": "xterm"}) == [
         "runc", "--root", str(tmp_path / "runc"), "exec", "--env", "TERM=xterm", "abc"]
     assert asyncio.run(runc.list()) == []  # no state dir yet: nothing to list (and no runc call)
+
+
+def test_stdin_and_tty_containers_run_under_the_stdio_holder(tmp_path):
+    async def main():
+        fake = FakeRunc()
+        rt = runtime(tmp_path, fake)
+        sandbox = Sandbox(id="s", ip="10.0.0.2", pid=77, new_net=True)
+        for cid, container in (("plain", {"name": "c"}), ("it", {"name": "c", "stdin": True, "tty": True,
+                                                                   "stdinOnce": True})):
+            await rt.start_container(sandbox, POD, container, ["sh"], {}, tmp_path / "log", "web", cid,
+                                     tmp_path / cid)
+        assert fake.stdio == {"plain": None, "it": Stdio(stdin=True, tty=True, stdin_once=True)}
+        assert fake.bundles["it"]["process"]["terminal"] is True
+
+    asyncio.run(main())
+
+
+def test_holder_argv_runs_the_holder_isolated_before_runc():
+    argv = holder_argv(Stdio(stdin=True, tty=False, stdin_once=True), python="/py")
+    assert argv == ["/py", "-I", "-S", stdioholder.__file__, "--stdin", "--stdin-once", "attach.sock", "--"]
 
 
 def test_host_ipc_pods_get_the_nodes_dev_shm(tmp_path):

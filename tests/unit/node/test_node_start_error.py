@@ -32,7 +32,7 @@ def test_start_error_is_runcs_last_error_in_its_json_log():
 
 
 class FailingRunc(FakeRunc):
-    async def run(self, container_id, bundle, log_path):
+    async def run(self, container_id, bundle, log_path, stdio=None):
         raise StartError(MESSAGE)
 
 

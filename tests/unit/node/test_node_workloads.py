@@ -127,3 +127,6 @@ def test_nginx_serves_on_its_container_port_or_80():
 def test_other_images_run_their_command():
     assert container_argv({"image": "busybox"}, ["sleep"], ["3600"], KNET) == ["sleep", "3600"]
     assert container_argv({"image": "unknown/thing"}, [], [], KNET) == ["sleep", "infinity"]
+    # busybox's Dockerfile: CMD ["sh"] (no ENTRYPOINT), so args alone replace it.
+    assert container_argv({"image": "docker.io/library/busybox:1.36"}, [], [], KNET) == ["sh"]
+    assert container_argv({"image": "busybox"}, [], ["echo", "hi"], KNET) == ["echo", "hi"]
