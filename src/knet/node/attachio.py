@@ -36,6 +36,14 @@ SOCKET_NAME = stdioholder.SOCKET_NAME
 WS_STDIN, WS_STDOUT, WS_STDERR, WS_RESIZE, WS_CLOSE = 0, 1, 2, 4, 255
 
 
+def frame_bytes(msg: Any) -> bytes:
+    """A WebSocket message's bytes: text frames carry data too (upstream's wsstream reads
+    either; the Python client writes str stdin as text). Empty for anything else."""
+    if msg.type == WSMsgType.TEXT:
+        return msg.data.encode()
+    return msg.data if msg.type == WSMsgType.BINARY else b""
+
+
 @dataclass(frozen=True)
 class Stdio:
     stdin: bool
@@ -123,10 +131,7 @@ async def relay(ws: web.WebSocketResponse, reader: asyncio.StreamReader, writer:
 
     async def from_client() -> None:
         async for msg in ws:
-            # Text frames carry data too (upstream's wsstream reads either; the Python client
-            # writes str stdin as text).
-            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
-            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
+            if not (data := frame_bytes(msg)):
                 continue
             channel, payload = data[0], data[1:]
             if channel == WS_STDIN and streams.stdin and payload:

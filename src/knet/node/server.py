@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from knet.api.auth import user_from_peercert
 from knet.node import apiauth, diagnostics, dnsconfig, lifecycle, streamhandlers
+from knet.node.attachio import frame_bytes
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -158,9 +159,9 @@ async def _exec_pipes(ws: web.WebSocketResponse, argv: list[str], env: dict[str,
 
     async def feed() -> None:
         async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            if not (data := frame_bytes(msg)):
                 continue
-            channel, payload = msg.data[0], msg.data[1:]
+            channel, payload = data[0], data[1:]
             if channel == STDIN and proc.stdin is not None:
                 if payload:
                     proc.stdin.write(payload)
@@ -230,9 +231,9 @@ async def _exec_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, s
 
     async def feed() -> None:
         async for msg in messages():
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            if not (data := frame_bytes(msg)):
                 continue
-            channel, payload = msg.data[0], msg.data[1:]
+            channel, payload = data[0], data[1:]
             if channel == STDIN and payload:
                 os.write(master, payload)
             elif channel == RESIZE:

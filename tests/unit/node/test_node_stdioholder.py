@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiohttp import WSMessage, WSMsgType
 
 from knet.node import attachio, stdioholder
 from knet.node.stdioholder import CLOSE_STDIN, HELLO, RESIZE, STDERR, STDIN, STDOUT, FrameReader, frame
@@ -224,3 +225,15 @@ def test_large_input_reaches_a_terminal_that_reads_slowly(tmp_path):
     got = a.read_to_end()
     assert b"20000" in got[STDOUT], got
     assert holder.wait()[0] == 0
+
+
+@pytest.mark.parametrize(("kind", "data", "want"), [
+    (WSMsgType.BINARY, b"\x00ls\n", b"\x00ls\n"),
+    (WSMsgType.TEXT, "\x00ls\n", b"\x00ls\n"),  # the Python client writes str stdin as a text frame
+    (WSMsgType.CLOSE, 1000, b""),
+    (WSMsgType.PING, b"x", b""),
+])
+def test_websocket_frames_carry_data_as_binary_or_text(kind, data, want):
+    from knet.node.attachio import frame_bytes
+
+    assert frame_bytes(WSMessage(kind, data, None)) == want
