@@ -240,3 +240,23 @@ def test_troubleshoot_dns_policy_lab(knet_cluster):
         knet_cluster.kubectl("apply", "-f", "-", input=DEFAULT_DENY)
         knet_cluster.kubectl("apply", "-f", "-", input=DNS_EGRESS)
         p.check_until_ok("client resolving and reaching web")
+
+
+def test_troubleshoot_kube_proxy_lab(knet_cluster):
+    original = kubectl_json(knet_cluster, "-n", "kube-system", "get", "cm", "kube-proxy")["data"]["config.conf"]
+    try:
+        with playing(knet_cluster, "troubleshoot-kube-proxy") as p:
+            p.answer("coredns", False, "not the failing ones")
+            p.answer("kube-proxy", True)
+            p.check(False, "says mode: iptable, which kube-proxy refuses")
+            logs = knet_cluster.kubectl("-n", "kube-system", "logs", "ds/kube-proxy", check=False)
+            assert "iptable" in logs.stdout + logs.stderr  # what a student reads to find it
+            patch = json.dumps({"data": {"config.conf": original}})
+            knet_cluster.kubectl("-n", "kube-system", "patch", "cm", "kube-proxy", "-p", patch)
+            knet_cluster.kubectl("-n", "kube-system", "delete", "pod", "-l", "k8s-app=kube-proxy", timeout=90)
+            p.check_until_ok("kube-proxy running again and Service web answering", timeout=90)
+    finally:
+        cm = kubectl_json(knet_cluster, "-n", "kube-system", "get", "cm", "kube-proxy")["data"]["config.conf"]
+        assert cm == original
+        ds = kubectl_json(knet_cluster, "-n", "kube-system", "get", "ds", "kube-proxy")["status"]
+        assert ds["numberReady"] == ds["desiredNumberScheduled"], ds

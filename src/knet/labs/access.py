@@ -186,6 +186,17 @@ class Setup:
     def wait_ready(self, namespace: str, timeout: float = 90.0) -> None:
         wait_namespace_ready(self.cluster, namespace, timeout)
 
+    def restart_on_undo(self, namespace: str, selector: str, daemonset: str) -> None:
+        """Record (only) that reset must restart a DaemonSet's pods, after undoing what is recorded
+        later (steps are undone last first): so they start again with what reset put back."""
+        self._record({"op": "restart", "namespace": namespace, "selector": selector, "daemonset": daemonset})
+
+    def restart_pods(self, namespace: str, selector: str) -> None:
+        """Delete the pods a selector picks, for their controller to start new ones (which read
+        their configuration again, as after `kubectl rollout restart`)."""
+        for pod in self.cluster.list("pods", namespace, selector):
+            self.cluster.delete("pods", pod["metadata"]["name"], namespace)
+
 
 def namespace_not_ready(cluster: ClusterAccess, namespace: str) -> list[str]:
     """What in a namespace is not ready yet (pods, Deployments); empty when everything is."""
@@ -225,6 +236,26 @@ def wait_deployment_ready(cluster: ClusterAccess, name: str, namespace: str, tim
         cluster.sleep(0.5)
 
 
+def restart_daemonset_pods(cluster: ClusterAccess, namespace: str, selector: str, daemonset: str,
+                           timeout: float) -> None:
+    """Delete a DaemonSet's pods and wait until new ones are Ready on every node it covers."""
+    old = {p["metadata"]["name"] for p in cluster.list("pods", namespace, selector)}
+    for name in sorted(old):
+        cluster.delete("pods", name, namespace)
+    deadline = time.monotonic() + timeout
+    while True:
+        ds = cluster.get("daemonsets", daemonset, namespace) or {}
+        want = (ds.get("status") or {}).get("desiredNumberScheduled") or 0
+        pods = [p for p in cluster.list("pods", namespace, selector) if p["metadata"]["name"] not in old]
+        ready = [p for p in pods if pod_ready(p)]
+        if want and len(ready) >= want:
+            return
+        if time.monotonic() > deadline:
+            raise LabClusterError(f"daemonset {namespace}/{daemonset}: {len(ready)}/{want} new pods ready "
+                                  f"after {timeout:.0f}s")
+        cluster.sleep(0.5)
+
+
 def run_undo(cluster: ClusterAccess, steps: list[dict[str, Any]], timeout: float = 90.0) -> list[str]:
     """Undo recorded steps, last first. Returns what failed (each step is tried)."""
     failures = []
@@ -236,6 +267,8 @@ def run_undo(cluster: ClusterAccess, steps: list[dict[str, Any]], timeout: float
                 cluster.patch(step["kind"], step["name"], step.get("namespace"), step["patch"])
                 if step.get("wait_ready") and step["kind"] == "deployments":
                     wait_deployment_ready(cluster, step["name"], step["namespace"], timeout)
+            elif step["op"] == "restart":
+                restart_daemonset_pods(cluster, step["namespace"], step["selector"], step["daemonset"], timeout)
         except LabClusterError as exc:
             failures.append(str(exc))
     return failures

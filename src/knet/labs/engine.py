@@ -75,7 +75,7 @@ class Engine:
         if lab is None:
             raise LabError(f'no lab "{name}" (labs: {", ".join(sorted(self.labs))})')
         if lab.needs_real_dataplane and not self.real_dataplane:
-            raise LabError(f"lab {name} looks into the nodes: it needs a cluster with --dataplane real")
+            raise LabError(f"lab {name} probes from pods and nodes: it needs a cluster with --dataplane real")
         state = self.state_file.load()
         if state is not None:
             if state.lab != name:

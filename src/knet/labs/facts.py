@@ -81,6 +81,27 @@ def kube_proxy_configured_mode(config_conf: str) -> str:
     return str(conf.get("mode") or "")
 
 
+def with_kube_proxy_mode(config_conf: str, mode: str) -> str:
+    """kube-proxy's configuration text with its `mode:` line set to MODE (the rest untouched)."""
+    line = f"mode: {mode}"
+    if re.search(r"^mode:.*$", config_conf, re.M):
+        return re.sub(r"^mode:.*$", line, config_conf, count=1, flags=re.M)
+    return config_conf.rstrip("\n") + "\n" + line + "\n"
+
+
+# The modes kube-proxy knows (pkg/proxy/apis/config: ProxyMode; "" is the platform's default).
+KUBE_PROXY_MODES = ("", "iptables", "ipvs", "nftables", "kernelspace")
+
+
+def waiting_reason(pod: dict[str, Any]) -> str | None:
+    """Why a pod's first non-running container waits (CrashLoopBackOff, ...), if one does."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason:
+            return reason
+    return None
+
+
 def selector_matches(selector: dict[str, str] | None, labels: dict[str, str] | None) -> bool:
     """A Service's selector (equality only); an empty selector selects nothing (no endpoints are made)."""
     if not selector:

@@ -54,8 +54,9 @@ class Lab:
     summary: str
     questions: tuple[Question, ...]
     setup: Callable[[Setup], None] | None = None
-    # Needs nodes that are machines (`knet ssh`): not playable on a simulated dataplane.
-    needs_real_dataplane: bool = False
+    # Looks into nodes (`knet ssh`) or runs probes in pods (`kubectl exec`): a simulated
+    # dataplane has neither.
+    needs_real_dataplane: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def question(self, qid: str) -> Question:

@@ -29,7 +29,8 @@ COREFILE = (".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.a
 def _pod(name, ns, labels, *, command=None, owner=None, volumes=None, ip=None, node="node01"):
     meta = {"name": name, "namespace": ns, "labels": labels}
     if owner:
-        meta["ownerReferences"] = [{"kind": owner, "name": "x", "controller": True}]
+        kind, _, owner_name = owner.partition("/")
+        meta["ownerReferences"] = [{"kind": kind, "name": owner_name, "controller": True}]
     return {"kind": "Pod", "metadata": meta,
             "spec": {"nodeName": node, "containers": [{"name": "c", "command": command or []}], "volumes": volumes or []},
             "status": {"podIP": ip}}
@@ -47,8 +48,8 @@ def kubeadm_objects(proxy_mode: str = "") -> list[dict]:
              command=["kube-apiserver", "--advertise-address=172.30.0.2", "--service-cluster-ip-range=10.96.0.0/12"]),
         _pod("kube-controller-manager-controlplane", ks, {"component": "kube-controller-manager"}, node="controlplane",
              command=["kube-controller-manager", "--allocate-node-cidrs=true", "--cluster-cidr", "10.244.0.0/16"]),
-        _pod("kube-proxy-aaaaa", ks, {"k8s-app": "kube-proxy"}, owner="DaemonSet", node="controlplane"),
-        _pod("kube-proxy-bbbbb", ks, {"k8s-app": "kube-proxy"}, owner="DaemonSet"),
+        _pod("kube-proxy-aaaaa", ks, {"k8s-app": "kube-proxy"}, owner="DaemonSet/kube-proxy", node="controlplane"),
+        _pod("kube-proxy-bbbbb", ks, {"k8s-app": "kube-proxy"}, owner="DaemonSet/kube-proxy"),
         {"kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": ks},
          "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
                   "template": {"spec": {"volumes": [{"name": "lib-modules", "hostPath": {"path": "/lib/modules"}}]}}}},
@@ -71,7 +72,7 @@ def kubeadm_objects(proxy_mode: str = "") -> list[dict]:
                   "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}}}}},
     ]
     for i, node in enumerate(NODES):
-        objs.append(_pod(f"coredns-abc-{i}", ks, {"k8s-app": "kube-dns"}, owner="ReplicaSet", node=node,
+        objs.append(_pod(f"coredns-abc-{i}", ks, {"k8s-app": "kube-dns"}, owner="ReplicaSet/coredns-abc", node=node,
                          ip=f"10.244.{i}.2", volumes=[{"name": "config-volume", "configMap": {"name": "coredns"}}]))
     return objs
 
@@ -109,6 +110,32 @@ def node_fn(cluster: FakeCluster, node: str, argv: list[str]) -> ExecResult:
 _ips = itertools.count(10)
 
 
+def _kube_proxy_daemonset(cluster: FakeCluster) -> None:
+    """One kube-proxy pod per node; a pod reads the ConfigMap's mode when it starts and crashes
+    (CrashLoopBackOff, not Ready) on a mode it does not know, as knet's and upstream's do."""
+    ds = cluster.objects.get(("daemonsets", "kube-system", "kube-proxy"))
+    if ds is None:
+        return
+    ds["status"] = {"desiredNumberScheduled": len(NODES)}
+    conf = cluster.objects[("configmaps", "kube-system", "kube-proxy")]["data"]["config.conf"]
+    mode = re.search(r"^mode:\s*(.*)$", conf, re.M).group(1).strip().strip('"')
+    have = {p["spec"]["nodeName"] for (k, ns, _), p in cluster.objects.items()
+            if k == "pods" and ns == "kube-system" and _labels(p).get("k8s-app") == "kube-proxy"}
+    for node in NODES:
+        if node not in have:
+            ok = mode in ("", "iptables", "nftables")
+            pod = _pod(f"kube-proxy-{node}-{next(_ips)}", "kube-system", {"k8s-app": "kube-proxy"},
+                       owner="DaemonSet/kube-proxy", node=node)
+            pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ok)}]}
+            if not ok:
+                pod["status"]["containerStatuses"] = [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]
+            cluster.objects[("pods", "kube-system", pod["metadata"]["name"])] = pod
+
+
+def _proxies_up(cluster: FakeCluster) -> bool:
+    return all(p["status"]["conditions"][0]["status"] == "True" for p in cluster.list("pods", "kube-system", "k8s-app=kube-proxy"))
+
+
 def controllers(cluster: FakeCluster) -> None:
     """What the controllers do after a write: a lab Deployment runs one pod of its current
     template (a changed template is a new pod: the rollout), pods and Services get addresses."""
@@ -127,6 +154,7 @@ def controllers(cluster: FakeCluster) -> None:
                        "spec": json.loads(json.dumps(template["spec"])),
                        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
                 cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
+    _kube_proxy_daemonset(cluster)
     for (kind, _ns, _name), obj in cluster.objects.items():
         if kind == "pods" and not (obj.get("status") or {}).get("podIP"):
             obj.setdefault("status", {})["podIP"] = f"10.244.1.{next(_ips)}"
@@ -241,6 +269,8 @@ def exec_fn(cluster: FakeCluster, ns: str, pod_name: str, argv: list[str]) -> Ex
         targets = []
         for svc in cluster.list("services"):
             if svc["spec"].get("clusterIP") == ip and svc["spec"]["ports"][0]["port"] == port:
+                if not _proxies_up(cluster):  # a Service made while kube-proxy is down has no rules
+                    return ExecResult(4, "", f"wget: can't connect to remote host ({ip}): No route to host")
                 targets = _service_backends(cluster, svc)
         for pod in cluster.list("pods"):
             if pod["status"].get("podIP") == ip:

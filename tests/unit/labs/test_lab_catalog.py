@@ -26,7 +26,14 @@ def play(tmp_path):
     engine = Engine(cluster, StateFile(tmp_path / "state.json"), LABS)
     yield cluster, engine
     assert engine.reset().ok
-    assert cluster.objects == before  # reset put everything back
+    # reset put everything back (kube-proxy's pods restarted by a lab are new pods, all ready)
+    assert without_proxy_pods(cluster.objects) == without_proxy_pods(before)
+    proxies = cluster.list("pods", "kube-system", "k8s-app=kube-proxy")
+    assert len(proxies) == 2 and all(p["status"]["conditions"][0]["status"] == "True" for p in proxies)
+
+
+def without_proxy_pods(objects):
+    return {k: v for k, v in objects.items() if not (k[0] == "pods" and k[2].startswith("kube-proxy-"))}
 
 
 def answer(engine, value, ok, *says):
@@ -48,7 +55,7 @@ def check(engine, ok, *says):
 
 def test_catalog_has_the_issue_labs():
     assert {"service-networking", "explore-environment", "cni", "coredns", "network-policy"} <= set(LABS)
-    assert len([n for n in LABS if n.startswith("troubleshoot-")]) >= 3
+    assert len([n for n in LABS if n.startswith("troubleshoot-")]) >= 5
 
 
 def test_service_networking(play):
@@ -209,3 +216,46 @@ def test_troubleshoot_dns_policy(play):
                         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
                          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}})
     check(engine, True, "client resolves web and reaches it")
+
+
+def test_troubleshoot_kube_proxy(play):
+    cluster, engine = play
+    engine.start("troubleshoot-kube-proxy")
+    conf = cluster.get("configmaps", "kube-proxy", "kube-system")["data"]["config.conf"]
+    assert "mode: iptable\n" in conf and "clusterCIDR: 10.244.0.0/16" in conf
+    answer(engine, "coredns", False, "not the failing ones")
+    answer(engine, "kube-proxy", True)
+    check(engine, False, "says mode: iptable, which kube-proxy refuses")
+    # kubectl -n kube-system edit cm kube-proxy: the mode fixed, but the pods still run the old one
+    cluster.patch("configmaps", "kube-proxy", "kube-system", {"data": {"config.conf": conf.replace("iptable", "iptables")}})
+    check(engine, False, "0/2 kube-proxy pods are ready", "CrashLoopBackOff", "reads its configuration when it starts")
+    for pod in cluster.list("pods", "kube-system", "k8s-app=kube-proxy"):
+        cluster.delete("pods", pod["metadata"]["name"], "kube-system")
+    check(engine, True, "kube-proxy runs on 2 nodes and client reaches Service web")
+
+
+def test_answers_reach_the_cluster_as_one_word_never_through_a_shell(play):
+    """An answer is data: a path or name with shell syntax is one argv word of the probe."""
+    cluster, engine = play
+    engine.start("cni")
+    engine.answer("unix:///var/run/containerd/containerd.sock")
+    answer(engine, "/opt/cni/bin; touch /tmp/pwned #", False, "no bridge plugin in /opt/cni/bin; touch /tmp/pwned #")
+    assert ("node", "node01", "test", "-x", "/opt/cni/bin; touch /tmp/pwned #/bridge") in cluster.calls
+
+
+def test_names_in_answers_are_one_word_for_nslookup(play):
+    cluster, engine = play
+    engine.start("coredns")
+    for value in ("kube-dns", "10.96.0.10", "2", "cluster.local"):
+        engine.answer(value)
+    answer(engine, "mysql.lab-coredns-payroll; id", False, "does not resolve from pod hr")
+    assert ("exec", "lab-coredns", "hr", "nslookup", "-timeout=2", "-retry=1", "mysql.lab-coredns-payroll; id") in cluster.calls
+
+
+def test_labs_refuse_a_simulated_dataplane(tmp_path):
+    from knet.labs.engine import LabError
+
+    engine = Engine(kubeadm_cluster(), StateFile(tmp_path / "s.json"), LABS, real_dataplane=False)
+    with pytest.raises(LabError, match="needs a cluster with --dataplane real"):
+        engine.start("coredns")
+    assert not (tmp_path / "s.json").exists()

@@ -89,3 +89,10 @@ def test_judge_count_and_choice():
 def test_undo_patch_restores_changed_and_removes_added_fields():
     old = {"spec": {"replicas": 2, "selector": {"app": "web"}}, "metadata": {"name": "x"}}
     assert undo_patch(old, {"spec": {"replicas": 0, "paused": True}}) == {"spec": {"replicas": 2, "paused": None}}
+
+
+def test_with_kube_proxy_mode_changes_only_the_mode_line():
+    conf = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nmode: ""\nclusterCIDR: 10.244.0.0/16\n'
+    assert facts.with_kube_proxy_mode(conf, "iptable") == (
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nmode: iptable\nclusterCIDR: 10.244.0.0/16\n")
+    assert facts.with_kube_proxy_mode("kind: X\n", "nftables") == "kind: X\nmode: nftables\n"

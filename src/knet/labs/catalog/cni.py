@@ -129,7 +129,6 @@ LAB = Lab(
     summary="""
 Look into node01 (knet ssh node01): the kubelet's command line (ps -ef | grep kubelet),
 the CNI configuration in /etc/cni/net.d, the plugins in /opt/cni/bin; and kubectl -n kube-system.""",
-    needs_real_dataplane=True,
     questions=(
         Question("runtime-endpoint", "What is the container runtime endpoint the kubelet on node01 uses?",
                  observe_runtime, judge_runtime,

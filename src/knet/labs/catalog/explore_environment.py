@@ -103,7 +103,6 @@ LAB = Lab(
     summary="""
 Look around the cluster with kubectl and from inside the controlplane node
 (knet ssh controlplane, then ip addr, ip route, ss -lntp).""",
-    needs_real_dataplane=True,
     questions=(
         Question("nodes", "How many nodes are part of this cluster?", observe_nodes, judge_node_count,
                  hints=("kubectl get nodes",)),

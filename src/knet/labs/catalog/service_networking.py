@@ -119,7 +119,6 @@ LAB = Lab(
     summary="""
 The cluster is as kubeadm leaves it. Find each answer on the cluster (kubectl, knet ssh NODE,
 ps -ef in the controlplane node, the kube-system ConfigMaps) and give it with knet lab answer.""",
-    needs_real_dataplane=True,
     questions=(
         Question("node-range", "What network range are the nodes in the cluster part of? (CIDR)",
                  observe_node_network, judge_node_network,
