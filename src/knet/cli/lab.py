@@ -77,7 +77,14 @@ def list_command(name: str) -> None:
 @click.argument("lab")
 def start_command(name: str, lab: str) -> None:
     """Set up LAB on the cluster and show its first question."""
-    _run(name, lambda e: e.start(lab))
+
+    def start(engine):
+        playable = lab in engine.labs and (engine.real_dataplane or not engine.labs[lab].needs_real_dataplane)
+        if playable and engine.state_file.load() is None:
+            click.echo(f"Setting up lab {lab} (its objects, then waiting until they are ready) ...")
+        return engine.start(lab)
+
+    _run(name, start)
 
 
 @lab_group.command("answer")
