@@ -80,6 +80,8 @@ def test_lab_list_and_no_lab_running(knet_cluster):
 def test_service_networking_lab(knet_cluster):
     cfg = knet_cluster.config
     with playing(knet_cluster, "service-networking") as p:
+        assert "Hint 1/2 for [node-range]: kubectl get nodes -o wide" in p.lab("hint").stdout
+        assert "Hint 2/2 for [node-range] (last hint)" in p.lab("hint").stdout
         node_net = ipaddress.ip_network(cfg["nodeNetwork"])
         p.answer(str(node_net.supernet(new_prefix=16)), False, "wider than")
         p.answer(str(node_net), True, "the nodes' network is")
@@ -96,6 +98,12 @@ def test_service_networking_lab(knet_cluster):
         p.answer("deployment", False, "scheduler likes")
         p.answer("DaemonSet", True, "Lab service-networking complete")
         p.check(True)
+        status = p.lab("status").stdout
+        assert f" ✓ [pod-range] What is the range of IP addresses configured for pods on this cluster? (CIDR) " \
+               f"(answered: {cfg['podSubnet']})" in status
+        state = knet_cluster.state_dir / knet_cluster.name / "labs" / "state.json"
+        assert json.loads(state.read_text())["answers"]["service-range"] == cfg["serviceSubnet"]
+    assert not state.exists()  # reset forgets the lab
 
 
 def test_explore_environment_lab(knet_cluster):

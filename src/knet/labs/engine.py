@@ -57,6 +57,8 @@ class Engine:
             raise LabError("no lab is running: start one with knet lab start LAB (see knet lab list)")
         if state.lab not in self.labs:
             raise LabError(f'the running lab "{state.lab}" is not in this knet; undo it with knet lab reset')
+        if not state.setup_done:
+            raise LabError(f"setting up lab {state.lab} did not finish: knet lab reset, then start it again")
         return self.labs[state.lab], state
 
     def list(self) -> Outcome:
@@ -80,9 +82,10 @@ class Engine:
         if state is not None:
             if state.lab != name:
                 raise LabError(f'lab "{state.lab}" is running: finish it or undo it first with knet lab reset')
-            if state.setup_done:
-                q = current_question(lab, state)
-                return Outcome(True, [f"lab {name} is already running", *(describe(lab, q) if q else [])])
+            if not state.setup_done:  # its undo steps are in the state: keep them for reset
+                raise LabError(f"setting up lab {name} did not finish: knet lab reset, then start it again")
+            q = current_question(lab, state)
+            return Outcome(True, [f"lab {name} is already running", *(describe(lab, q) if q else [])])
         state = LabState(lab=name)
         self.state_file.save(state)
 

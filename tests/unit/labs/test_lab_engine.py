@@ -122,6 +122,11 @@ def test_a_setup_that_fails_can_still_be_reset(tmp_path):
     with pytest.raises(LabError, match="setting up lab demo failed.*knet lab reset"):
         engine.start("demo")
     assert cluster.get("namespaces", NS) is not None
+    # neither playing it nor starting it again forgets what reset must undo
+    with pytest.raises(LabError, match="did not finish: knet lab reset"):
+        engine.check()
+    with pytest.raises(LabError, match="did not finish: knet lab reset"):
+        engine.start("demo")
     assert engine.reset().ok
     assert cluster.get("namespaces", NS) is None
 
