@@ -167,8 +167,8 @@ spec:
 def test_network_policy_lab(knet_cluster):
     ns = "lab-network-policy"
     with playing(knet_cluster, "network-policy") as p:
-        p.answer("1", False)
-        p.answer("0", True)
+        p.answer("no", False, "try it")
+        p.answer("yes", True, "all traffic to it is allowed")
         p.check(False, "no NetworkPolicy in lab-network-policy selects pod payroll")
         # a policy that shuts everyone out is wrong too
         knet_cluster.kubectl("apply", "-f", "-", input=ALLOW_INTERNAL.replace("name: internal}", "name: nobody}"))

@@ -149,7 +149,9 @@ def test_coredns(play):
 def test_network_policy(play):
     cluster, engine = play
     engine.start("network-policy")
-    answer(engine, "0", True)
+    answer(engine, "maybe", False, "yes or no")
+    answer(engine, "no", False, "try it")
+    answer(engine, "yes", True, "all traffic to it is allowed")
     check(engine, False, "no NetworkPolicy in lab-network-policy selects pod payroll")
     ns = "lab-network-policy"
     cluster.create({"kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": ns},

@@ -6,7 +6,7 @@ from __future__ import annotations
 from knet.labs import kit
 from knet.labs.access import ClusterAccess, LabClusterError, Setup
 from knet.labs.facts import pod_ip
-from knet.labs.model import Facts, Lab, Question, Verdict, judge_count, right, wrong
+from knet.labs.model import Facts, Lab, Question, Verdict, normalise_word, right, wrong
 
 NS = "lab-network-policy"
 PORT = 8080
@@ -21,13 +21,23 @@ def setup(s: Setup) -> None:
     s.wait_ready(NS)
 
 
-def observe_policies(cluster: ClusterAccess, answer: str | None) -> Facts:
-    return {"policies": sorted(p["metadata"]["name"] for p in cluster.list("networkpolicies", NS))}
+def observe_external(cluster: ClusterAccess, answer: str | None) -> Facts:
+    payroll = cluster.get("pods", "payroll", NS)
+    if payroll is None or not pod_ip(payroll):
+        raise LabClusterError(f"pod {NS}/payroll is gone or has no IP: knet lab reset, then start the lab again")
+    probe = kit.http_get(cluster, NS, "external", f"http://{pod_ip(payroll)}:{PORT}/hostname")
+    return {"reached": probe.rc == 0, "policies": len(cluster.list("networkpolicies", NS))}
 
 
-def judge_policy_count(facts: Facts, answer: str | None) -> Verdict:
-    return judge_count(len(facts["policies"]), answer, f"NetworkPolicies in namespace {NS}",
-                       f"kubectl -n {NS} get networkpolicy")
+def judge_external(facts: Facts, answer: str | None) -> Verdict:
+    said = normalise_word(answer)
+    if said not in ("yes", "no"):
+        return wrong('answer yes or no')
+    if (said == "yes") == facts["reached"]:
+        why = ("with no NetworkPolicy selecting a pod, all traffic to it is allowed" if facts["reached"]
+               else "a NetworkPolicy already isolates payroll")
+        return right(f"{'yes' if facts['reached'] else 'no'}: {why}")
+    return wrong(f"try it: kubectl -n {NS} exec external -- wget -qO- -T 3 payroll-service:{PORT}/hostname")
 
 
 def _selects(policy: dict, labels: dict[str, str]) -> bool:
@@ -76,8 +86,10 @@ clients, pods internal (name=internal) and external (name=external). Try:
   kubectl -n {NS} exec external -- wget -qO- -T 3 payroll-service:{PORT}/hostname""",
     setup=setup,
     questions=(
-        Question("policies", f"How many NetworkPolicies are there in namespace {NS} now?",
-                 observe_policies, judge_policy_count, hints=(f"kubectl -n {NS} get networkpolicy",)),
+        Question("default-allow", f"Before you write any policy: can pod external reach payroll on port {PORT}? "
+                 "(yes/no)", observe_external, judge_external,
+                 hints=(f"kubectl -n {NS} get networkpolicy; kubectl -n {NS} exec external -- "
+                        f"wget -qO- -T 3 payroll-service:{PORT}/hostname",)),
         Question("only-internal", f"Create a NetworkPolicy so that only pod internal can reach pod payroll "
                  f"(TCP {PORT}); external must be refused.", observe_access, judge_access, typed=False,
                  hints=("podSelector picks the pods the policy protects (payroll); policyTypes: [Ingress].",
