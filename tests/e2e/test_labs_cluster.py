@@ -50,8 +50,8 @@ class Player:
 @contextmanager
 def playing(cluster, name: str):
     player = Player(cluster)
-    started = player.lab("start", name)
     try:
+        started = player.lab("start", name)
         assert started.returncode == 0, started.stdout + started.stderr
         assert "Question 1/" in started.stdout
         yield player
