@@ -261,3 +261,16 @@ def test_labs_refuse_a_simulated_dataplane(tmp_path):
     with pytest.raises(LabError, match="needs a cluster with --dataplane real"):
         engine.start("coredns")
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_namespace_of_the_users_is_never_taken_nor_deleted(tmp_path):
+    from knet.labs.engine import LabError
+
+    cluster = kubeadm_cluster()
+    cluster.create({"kind": "Namespace", "metadata": {"name": "lab-svc-selector"}})
+    cluster.create({"kind": "ConfigMap", "metadata": {"name": "mine", "namespace": "lab-svc-selector"}})
+    engine = Engine(cluster, StateFile(tmp_path / "s.json"), LABS)
+    with pytest.raises(LabError, match="namespace lab-svc-selector already exists"):
+        engine.start("troubleshoot-service-selector")
+    assert engine.reset().ok
+    assert cluster.get("configmaps", "mine", "lab-svc-selector") is not None
