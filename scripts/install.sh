@@ -11,7 +11,7 @@ APT_PACKAGES=(
   containernetworking-plugins   # bridge, host-local, loopback, portmap CNI plugins
   etcd-server                   # optional etcd storage backend
   runc                          # OCI runtime: every pod container of the real dataplane runs under it
-  procps iputils-ping curl dnsutils util-linux  # ps, ping, curl, dig, nsenter inside nodes/pods
+  procps iputils-ping curl wget dnsutils util-linux  # ps, ping, curl, wget (knet lab probes, as busybox has it), dig/nslookup, nsenter inside nodes/pods
   openssh-server openssh-client # each node's sshd, `ssh node01` from the controlplane, ssh-keygen
   tzdata                        # IANA time zones (/usr/share/zoneinfo) of CronJob spec.timeZone
 )
