@@ -297,7 +297,7 @@ class NftWalker:
         if v in ("jump", "goto"):
             target = ws[1].strip('"')
             if target == "mark-for-masquerade" and not flow.masquerade_why:
-                flow.masquerade_why = step.rule
+                flow.masquerade_why = f"{table.name} {chain}: {step.rule}"
             out: list[tuple[Flow, str]] = []
             for f, how in self._chain(table, target, flow, depth + 1):
                 if how == "stop" or f.verdict:

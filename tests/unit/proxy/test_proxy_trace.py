@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from knet.proxy import iptables
+from knet.proxy.iptables_walk import Packet, trace
 from knet.proxy.model import state_from_objects
 from knet.proxy.options import RenderOptions
-from knet.proxy.iptables_walk import Packet, trace
 
 from .proxy_golden_helpers import load_objects
 from .proxy_objects import endpoint_slice, ep, service
