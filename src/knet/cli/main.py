@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "knet.cli.dns",
     "knet.cli.cluster",
     "knet.cli.binary",
+    "knet.cli.trace",
 )
 
 

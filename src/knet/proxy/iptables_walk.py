@@ -277,10 +277,12 @@ def _mark(mark: int, args: dict[str, str]) -> int:
 
 # -- the packet-flow tests' entry point -------------------------------------------------------
 
-def trace(text: str, packet: Packet, node_ips: list[str]) -> Trace:
+def trace(text: str, packet: Packet, node_ips: list[str], recent: dict[str, set[str]] | None = None) -> Trace:
     """A new connection through one node holding kube-proxy's rules `text` (its iptables-restore
-    input; the jumps from the built-in chains added as kube-proxy adds them)."""
+    input; the jumps from the built-in chains added as kube-proxy adds them); `recent`: the
+    affinity lists' contents."""
     from knet.proxy.iptables import merge_with_foreign
 
     local = set(node_ips)
-    return through_node(IptablesWalker.from_save(merge_with_foreign({}, text), local), packet, local)
+    walker = IptablesWalker.from_save(merge_with_foreign({}, text), local, recent=recent)
+    return through_node(walker, packet, local)

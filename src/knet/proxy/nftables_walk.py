@@ -36,11 +36,22 @@ class Chain:
     rules: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Element:
+    key: str            # "10.96.0.10 . tcp . 80"
+    verdict: str = ""   # maps: "goto service-...", "drop"
+    comment: str = ""
+
+    def text(self) -> str:
+        return self.key + (f' comment "{self.comment}"' if self.comment else "") + \
+            (f" : {self.verdict}" if self.verdict else "")
+
+
 @dataclass
 class Table:
     name: str           # "ip kube-proxy"
     chains: dict[str, Chain] = field(default_factory=dict)
-    sets: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # name -> [(key, verdict or "")]
+    sets: dict[str, list[Element]] = field(default_factory=dict)
 
 
 Ruleset = dict[str, Table]
@@ -72,8 +83,8 @@ def _chain_spec(chain: Chain, spec: str) -> None:
             chain.policy = ws[1]
 
 
-def _elements(body: str) -> list[tuple[str, str]]:
-    """`a . tcp . 80 comment "x" : goto c , b : drop` -> [("a . tcp . 80", "goto c"), ("b", "drop")]."""
+def _elements(body: str) -> list[Element]:
+    """`a . tcp . 80 comment "x" : goto c , b : drop` -> [Element("a . tcp . 80", "goto c", "x"), ...]."""
     out = []
     depth, start, parts = 0, 0, []
     for i, ch in enumerate(body):  # split on top-level commas
@@ -84,12 +95,13 @@ def _elements(body: str) -> list[tuple[str, str]]:
             start = i + 1
     parts.append(body[start:])
     for part in parts:
+        m = re.search(r'\s*comment\s+"([^"]*)"', part)
         part = re.sub(r'\s*comment\s+"[^"]*"', "", part).strip()
         part = re.sub(r"\s*(timeout|expires)\s+\S+", "", part).strip()
         if not part:
             continue
         key, _, verdict = part.partition(" : ")
-        out.append((key.strip(), verdict.strip()))
+        out.append(Element(key.strip(), verdict.strip(), m.group(1) if m else ""))
     return out
 
 
@@ -132,8 +144,8 @@ def parse_script(text: str, ruleset: Ruleset | None = None) -> Ruleset:
             if verb == "add":
                 t.sets.setdefault(name, []).extend(els)
             elif verb == "delete":
-                keys = {k for k, _ in els}
-                t.sets[name] = [(k, v) for k, v in t.sets.get(name, []) if k not in keys]
+                keys = {e.key for e in els}
+                t.sets[name] = [e for e in t.sets.get(name, []) if e.key not in keys]
     return rs
 
 
@@ -339,11 +351,11 @@ class NftWalker:
                 close = ws.index("}", j)
                 body = " ".join(ws[ws.index("{", j) + 1:close])
                 out: list[tuple[Flow, str]] = []
-                for key, verdict in _elements(body):
+                for e in _elements(body):
                     f = flow.fork(1 / n)
-                    s = Step(table.name, chain, rule, f"numgen {key}: p={1 / n:.4g}, {verdict}")
+                    s = Step(table.name, chain, rule, f"numgen {e.key}: p={1 / n:.4g}, {e.verdict}")
                     f.steps.append(s)
-                    out += self._verdict(table, chain, i, verdict, f, depth, s)
+                    out += self._verdict(table, chain, i, e.verdict, f, depth, s)
                 return out
             if w == "mark" and ws[j + 1:j + 2] == ["set"] or ws[j:j + 3] == ["meta", "mark", "set"]:
                 j = j + 2 if w == "mark" else j + 3
@@ -409,16 +421,16 @@ class NftWalker:
                     elements = _elements(" ".join(ws[k + 2:close]))
                     shown = "{...}"
                     k = close + 1
-                hit = next(((key, v) for key, v in elements if _key_match(sels, ctx, key)), None)
+                hit = next((e for e in elements if _key_match(sels, ctx, e.key)), None)
                 if hit is None:
                     return None
-                step = Step(table.name, chain, rule, "; ".join([*notes, f"{shown} element {hit[0]} : {hit[1]}"]))
+                step = Step(table.name, chain, rule, "; ".join([*notes, f"{shown} element {hit.text()}"]))
                 flow.steps.append(step)
-                return self._verdict(table, chain, i, hit[1], flow, depth, step)
+                return self._verdict(table, chain, i, hit.verdict, flow, depth, step)
             value = ws[k] if k < len(ws) else ""
             if value.startswith("@"):
                 name = value[1:]
-                keys = [key for key, _ in table.sets.get(name, [])] + sorted(self.dynamic.get(name, ()))
+                keys = [e.key for e in table.sets.get(name, [])] + sorted(self.dynamic.get(name, ()))
                 ok = any(_key_match(sels, ctx, key) for key in keys)
                 if name.startswith("affinity-") and ok:
                     flow.affinity = rule
@@ -443,7 +455,8 @@ class NftWalker:
         return self._from(table, chain, i + 1, flow, depth)
 
 
-def trace(script: str, packet: Packet, node_ips: list[str]) -> Trace:
-    """A new connection through one node holding kube-proxy's nftables rules `script`."""
+def trace(script: str, packet: Packet, node_ips: list[str], dynamic: dict[str, set[str]] | None = None) -> Trace:
+    """A new connection through one node holding kube-proxy's nftables rules `script`; `dynamic`:
+    the affinity sets' contents."""
     local = set(node_ips)
-    return through_node(NftWalker(parse_script(script), local), packet, local)
+    return through_node(NftWalker(parse_script(script), local, dynamic), packet, local)

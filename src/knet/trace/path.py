@@ -21,13 +21,13 @@ from knet.trace.view import ClusterView, Place, TraceError, pod_node
 
 MAX_NODES = 4
 POLICY_MARK = 0x10000  # the policy controller's "allowed" bit (netpol/render.py MARK)
-_COMMENT = re.compile(r'(?:--comment|comment) "?((?<=")[^"]*|[^" ]+)')
+_COMMENT = re.compile(r'--comment "([^"]*)"|--comment (\S+)|(?<![-\w])comment "([^"]*)"')
 _POLICY_RULE = re.compile(r"^(\S+/\S+) (ingress|egress) rule (\d+)")
 
 
 def comment_of(rule: str) -> str:
     m = _COMMENT.search(rule)
-    return m.group(1) if m else ""
+    return next((g for g in m.groups() if g is not None), "") if m else ""
 
 
 @dataclass
@@ -88,8 +88,11 @@ def _verdict_reason(view: ClusterView, flow: Flow) -> tuple[str, str]:
             return verdict, (f"{verdict} by NetworkPolicy: pod {pod} is selected by policies for {direction} "
                              f"and none of their rules allows this connection ({where})")
         return verdict, f"{verdict} by the network add-on's policy rules: {comment or step.rule} ({where})"
-    if "no-endpoint" in step.rule or "has no endpoints" in comment or "no-endpoint" in step.note:
-        svc = comment.replace(" has no endpoints", "") or _svc_from_note(step.note)
+    lookup = next((s for s in reversed(flow.steps) if "@no-endpoint" in s.note), None)  # nftables' vmaps
+    if "has no endpoints" in comment or lookup is not None:
+        svc = comment.replace(" has no endpoints", "") if lookup is None else _svc_from_note(lookup.note)
+        if lookup is not None:
+            where = f"{lookup.table} {lookup.chain}"
         return verdict, f"{verdict} by kube-proxy: Service {svc} has no endpoints ({where})"
     if "has no local endpoints" in comment:
         return verdict, (f"{verdict} by kube-proxy: {comment} (externalTrafficPolicy: Local and no endpoint "
@@ -101,8 +104,8 @@ def _verdict_reason(view: ClusterView, flow: Flow) -> tuple[str, str]:
 
 
 def _svc_from_note(note: str) -> str:
-    m = re.search(r"element (\S+)", note)
-    return m.group(1) if m else "?"
+    m = re.search(r'comment "([^"]*)"', note)
+    return m.group(1) if m else note
 
 
 def _policy_lines(view: ClusterView, hops: list[Hop]) -> list[str]:
@@ -119,7 +122,7 @@ def _policy_lines(view: ClusterView, hops: list[Hop]) -> list[str]:
                 pol = _POLICY_RULE.match(candidate)
                 assert pol is not None
                 out.append(f"allowed by NetworkPolicy {pol.group(1)} {pol.group(2)} rule {pol.group(3)} "
-                           f"(on node {hop.node}: {candidate})")
+                           f"(checked on node {hop.node})")
                 candidate = ""
     return out
 
@@ -227,6 +230,8 @@ def _visit(nr: NodeRules, flow: Flow, first: str) -> list[tuple[Flow, list[Hop]]
 
 def _path(view: ClusterView, f: Flow, hops: list[Hop], verdict: str, reason: str, node: str,
           pod: str = "") -> Path:
+    if not pod and (target := view.pod_by_ip(f.packet.dst)) is not None:
+        pod = f"{target['metadata'].get('namespace')}/{target['metadata'].get('name')}"
     why = ""
     if f.masquerade:
         why = f"marked by {f.masquerade_why}" if f.masquerade_why else "masqueraded"
