@@ -131,7 +131,7 @@ class IptablesWalker:
 
     # -- matching ------------------------------------------------------------------------------
 
-    def _match(self, opt: str, value: str, p: Packet, mark: int) -> bool:
+    def _match(self, opt: str, value: str, p: Packet, mark: int, dnat: bool = False) -> bool:
         if opt == "-s":
             return in_net(p.src, value)
         if opt == "-d":
@@ -149,8 +149,8 @@ class IptablesWalker:
         if opt == "--mark":
             v, m = parse_mark(value)
             return mark & m == v
-        if opt in ("--ctstate", "--state"):
-            return "NEW" in value.split(",")
+        if opt in ("--ctstate", "--state"):  # a new connection's first packet; DNAT once DNATed
+            return bool({"NEW", *(("DNAT",) if dnat else ())} & set(value.split(",")))
         if opt in ("-i", "-o"):
             known = self.interfaces.get("in" if opt == "-i" else "out")
             if known is None:
@@ -161,7 +161,7 @@ class IptablesWalker:
     def _matches(self, rule: Rule, flow: Flow) -> bool:
         p = flow.packet
         for negate, opt, value in rule.matches:
-            if self._match(opt, value, p, flow.mark) == negate:
+            if self._match(opt, value, p, flow.mark, bool(flow.dnat)) == negate:
                 return False
         if rule.recent_check and p.src not in self.recent.get(rule.recent_check, ()):
             return False

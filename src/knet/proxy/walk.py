@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
@@ -72,11 +73,29 @@ class Walker(Protocol):
     def hook(self, flow: Flow, hook: str) -> list[Flow]: ...
 
 
-def in_net(addr: str, spec: str) -> bool:
+@lru_cache(maxsize=65536)
+def _net(spec: str) -> tuple[int, int] | None:
+    """(network address, mask) of an IPv4 CIDR or address; None if it is not one."""
     try:
-        return ipaddress.ip_address(addr) in ipaddress.ip_network(spec, strict=False)
+        net = ipaddress.IPv4Network(spec, strict=False)
     except ValueError:
-        return False
+        return None
+    return int(net.network_address), int(net.netmask)
+
+
+@lru_cache(maxsize=65536)
+def _addr(text: str) -> int | None:
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
+
+
+def in_net(addr: str, spec: str) -> bool:
+    if addr == spec:
+        return True
+    net, a = _net(spec), _addr(addr)
+    return net is not None and a is not None and a & net[1] == net[0]
 
 
 def is_local(addr: str, local_ips: set[str]) -> bool:

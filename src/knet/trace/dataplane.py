@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from knet.proxy import iptables_walk, nftables_walk
-from knet.proxy.walk import Walker
+from knet.proxy.walk import Walker, in_net
 from knet.trace.view import ClusterView
 
 
@@ -32,11 +32,12 @@ class Route:
 def route_lookup(routes: list[Route], dst: str) -> Route | None:
     """Longest prefix match (the main table; knet nodes use no policy routing)."""
     best: tuple[int, Route] | None = None
-    addr = ipaddress.ip_address(dst)
     for r in routes:
-        net = ipaddress.ip_network("0.0.0.0/0" if r.dst == "default" else r.dst, strict=False)
-        if addr in net and (best is None or net.prefixlen > best[0]):
-            best = (net.prefixlen, r)
+        spec = "0.0.0.0/0" if r.dst == "default" else r.dst
+        if in_net(dst, spec):
+            plen = int(spec.partition("/")[2] or 32)
+            if best is None or plen > best[0]:
+                best = (plen, r)
     return best[1] if best else None
 
 

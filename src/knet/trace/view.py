@@ -57,33 +57,44 @@ class ClusterView:
     # -- lookups -------------------------------------------------------------------------------
 
     def pod(self, key: str) -> Obj | None:
-        return next((p for p in self.pods if _key(p) == key), None)
+        return self._index()["pods"].get(key)
 
     def live_pods(self) -> list[Obj]:
         return [p for p in self.pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
                 and not (p.get("spec") or {}).get("hostNetwork")]
 
     def pod_by_ip(self, ip: str) -> Obj | None:
-        return next((p for p in self.live_pods() if pod_ip(p) == ip), None)
+        return self._index()["pods_by_ip"].get(ip)
 
     def service(self, key: str) -> Obj | None:
         return next((s for s in self.services if _key(s) == key), None)
 
+    def _index(self) -> dict[str, Any]:
+        """Lookups by name and address, built once (a view is read, never changed)."""
+        idx = self.__dict__.get("_idx")
+        if idx is None:
+            nodes = {_meta(n).get("name", ""): n for n in self.nodes}
+            idx = {"nodes": nodes, "names": sorted(nodes),
+                   "pods_by_ip": {}, "pods": {_key(p): p for p in self.pods}}
+            idx["node_ip"] = {name: next((a.get("address", "") for a in (n.get("status") or {}).get("addresses") or []
+                                          if a.get("type") == "InternalIP"), "") for name, n in nodes.items()}
+            idx["node_by_ip"] = {ip: name for name, ip in idx["node_ip"].items() if ip}
+            for p in self.live_pods():
+                idx["pods_by_ip"].setdefault(pod_ip(p), p)
+            self.__dict__["_idx"] = idx
+        return idx
+
     def node(self, name: str) -> Obj | None:
-        return next((n for n in self.nodes if _meta(n).get("name") == name), None)
+        return self._index()["nodes"].get(name)
 
     def node_names(self) -> list[str]:
-        return sorted(_meta(n).get("name", "") for n in self.nodes)
+        return self._index()["names"]
 
     def node_ip(self, name: str) -> str:
-        node = self.node(name) or {}
-        for a in (node.get("status") or {}).get("addresses") or []:
-            if a.get("type") == "InternalIP":
-                return a.get("address", "")
-        return ""
+        return self._index()["node_ip"].get(name, "")
 
     def node_by_ip(self, ip: str) -> str:
-        return next((n for n in self.node_names() if self.node_ip(n) == ip), "")
+        return self._index()["node_by_ip"].get(ip, "")
 
     def pod_cidr(self, name: str) -> str:
         return ((self.node(name) or {}).get("spec") or {}).get("podCIDR", "")
