@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from knet.proxy import iptables_walk, nftables_walk
+from knet.proxy import iptables_walk, nftables_walk, restore
 from knet.proxy.walk import Walker, in_net
 from knet.trace.view import ClusterView
 
@@ -83,7 +83,6 @@ class RenderedDataplane:
         from knet.netpol.compiler import compile_node
         from knet.proxy import iptables, nftables
         from knet.proxy.model import state_from_objects
-        from knet.proxy.netfilter import FakeNetfilter
         from knet.proxy.options import RenderOptions
 
         v = self.view
@@ -101,14 +100,12 @@ class RenderedDataplane:
             rs = nftables_walk.parse_script(nftables.render(state, opts))
             nftables_walk.parse_script(netpol_render.render_nftables(policy), rs)
             walker: Walker = nftables_walk.NftWalker(rs, local, {k: set(s) for k, s in self.recent.items()})
-        else:
-            nf = FakeNetfilter()  # applied as kube-proxy and the controller apply them
-            nf.iptables_restore(iptables.merge_with_foreign(
-                {t: nf.iptables_save(t) for t in ("filter", "nat")}, iptables.render(state, opts)), noflush=False)
-            nf.iptables_restore(netpol_render.render_iptables(policy))
-            nf.iptables_restore(f"*filter\n-I FORWARD 1 {netpol_render.jump_rule()}\nCOMMIT\n")
-            text = nf.iptables_save("nat") + nf.iptables_save("filter")
-            walker = iptables_walk.IptablesWalker.from_save(text, local, recent=self.recent)
+        else:  # kube-proxy's whole-table restore, the controller's chains, its FORWARD jump first
+            tables = restore.rules_by_table(iptables.merge_with_foreign({}, iptables.render(state, opts)))
+            for chain, lines in netpol_render.iptables_chains(policy).items():
+                tables["filter"][chain] = [line.split(" ", 2)[2] for line in lines]
+            tables["filter"]["FORWARD"].insert(0, netpol_render.jump_rule())
+            walker = iptables_walk.IptablesWalker(tables, local, recent=self.recent)
         return NodeRules(name, self.mode, walker, self.routes(name), local, "rendered by knet's kube-proxy and policy "
                          "controller from the API objects")
 

@@ -149,7 +149,8 @@ def trace(view: ClusterView, dp: Dataplane, source: Place, target: Place, port: 
             raise TraceError("the cluster has no nodes")
         node = names[0]
     packet = Packet(source.ip, target.ip, port, proto)
-    first = "output" if source.kind == "node" else "prerouting"
+    # a node, or a hostNetwork pod (its address is its node's), sends from the node itself
+    first = "output" if source.kind == "node" or (source.ip and source.ip == view.node_ip(node)) else "prerouting"
     start = Hop(node, "source", note=(f"from {source.describe()}" if source.kind in ("pod", "node")
                                       else f"from {source.ip}, outside the cluster, arriving at node {node}"))
     paths: list[Path] = []
