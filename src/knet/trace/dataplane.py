@@ -124,11 +124,11 @@ class RenderedDataplane:
 
 # -- live (a real-dataplane cluster) ------------------------------------------------------------
 
-_READ = {
+READ_RULES = {
     "iptables": "iptables-save",
     "nftables": "nft list table ip kube-proxy; nft list table ip knet-netpol 2>/dev/null",
 }
-_SCRIPT = ("{rules}; echo '@@routes'; ip -j -4 route show; echo '@@addrs'; ip -j -4 addr show; "
+READ_SCRIPT = ("{rules}; echo '@@routes'; ip -j -4 route show; echo '@@addrs'; ip -j -4 addr show; "
            "echo '@@recent'; for f in /proc/net/xt_recent/*; do [ -e \"$f\" ] && echo \"#$f\" && cat \"$f\"; done; true")
 
 
@@ -187,7 +187,7 @@ class RealDataplane:
             machine = load_machine(self.cluster, name)
             if machine is None:
                 raise LookupError(f"node {name!r} of cluster {self.cluster!r} is not running")
-            script = _SCRIPT.format(rules=_READ[self.mode])
+            script = READ_SCRIPT.format(rules=READ_RULES[self.mode])
             p = subprocess.run(["nsenter", f"--target={machine.init_pid}", "--net", "--", "sh", "-c", script],
                                capture_output=True, text=True, check=False)
             if p.returncode != 0:
