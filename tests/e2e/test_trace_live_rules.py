@@ -35,7 +35,7 @@ def netns():
     name = f"knet-test-trace-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        for cmd in ("ip link add kntr0 type dummy", "ip link set kntr0 up", "ip addr add 192.168.0.2/24 dev kntr0",
+        for cmd in ("ip link add kntr0 type veth peer name kntr1", "ip link set kntr0 up", "ip link set kntr1 up", "ip addr add 192.168.0.2/24 dev kntr0",
                     "ip addr add 10.244.1.1/24 dev kntr0", "ip link set lo up"):
             subprocess.run(["ip", "netns", "exec", name, *cmd.split()], check=True)
         yield name

@@ -76,7 +76,9 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
     view = ClusterView.of(objects, cfg.dns_domain)
     dp: Dataplane
     if cfg.dataplane == "real":
-        dp = RealDataplane(name, mode)
+        dp = real = RealDataplane(name, mode)
+        names = view.node_names()
+        real.prefetch(names if len(names) <= 16 else [])  # larger clusters: only the nodes the walk visits
     else:
         dp = RenderedDataplane(view, mode, cfg.pod_subnet, (cfg.service_subnet,))
     try:

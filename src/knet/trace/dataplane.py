@@ -180,6 +180,19 @@ class RealDataplane:
     mode: str = "iptables"
     _cache: dict[str, NodeRules] = field(default_factory=dict)
 
+    def prefetch(self, names: list[str]) -> None:
+        """Read these nodes at once (one nsenter each, in parallel): a path usually crosses two."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._try_node, names))
+
+    def _try_node(self, name: str) -> None:
+        try:
+            self.node(name)
+        except LookupError:
+            pass  # reported when the walk gets there
+
     def node(self, name: str) -> NodeRules:
         if name not in self._cache:
             from knet.net.machines import load_machine
