@@ -1,7 +1,8 @@
 """`knet trace` on the real session cluster (`knet_cluster`): it reads each node's live rules and
 routes in the node's network namespace. A pod -> Service trace ends at one of the Service's pods
 (the one the walk chose; `--all` lists each), a Service without endpoints is rejected, a DNS name
-resolves as the pod's resolver would, and the answer comes in under a second."""
+resolves as the pod's resolver would, and the answer comes in under a second. With --probe a real
+connection from the source agrees with the walk: ClusterIP, no endpoints, policy allow, policy deny."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def manifests() -> str:
          "spec": {"selector": {"app": "echo"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nobody", "namespace": NS},
          "spec": {"selector": {"app": "nobody"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "guarded", "namespace": NS, "labels": {"app": "guarded"}},
+         "spec": {"containers": [container]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranger", "namespace": NS, "labels": {"app": "stranger"}},
+         "spec": {"containers": [container]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "only-client", "namespace": NS},
+         "spec": {"podSelector": {"matchLabels": {"app": "guarded"}}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]}},
     ]
     return yaml.safe_dump_all(docs)
 
@@ -42,7 +50,8 @@ def traced(knet_cluster):
     c = knet_cluster
     c.kubectl("apply", "-f", "-", input=manifests())
     c.kubectl("-n", NS, "rollout", "status", "deployment/echo", "--timeout=120s", timeout=130)
-    c.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s", timeout=130)
+    c.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "pod/guarded", "pod/stranger",
+              "--timeout=120s", timeout=130)
 
     def ready_endpoints() -> int:
         out = c.kubectl("-n", NS, "get", "endpointslices", "-l", "kubernetes.io/service-name=echo", "-o", "json").stdout
@@ -106,3 +115,17 @@ def test_service_without_endpoints_is_rejected(traced):
 def test_unknown_names_fail_with_a_message(traced):
     p, _ = trace(traced, f"{NS}/client", f"svc/{NS}/missing")
     assert p.returncode != 0 and f"no Service {NS}/missing" in p.stderr
+
+
+@pytest.mark.parametrize(("frm", "to", "outcome"), [
+    (f"{NS}/client", f"svc/{NS}/echo", "connected"),
+    (f"{NS}/client", f"svc/{NS}/nobody", "refused"),
+    (f"{NS}/client", f"{NS}/guarded", "connected"),     # the policy allows the client
+    (f"{NS}/stranger", f"{NS}/guarded", "timeout"),     # and no one else
+], ids=["clusterip", "no-endpoints", "policy-allow", "policy-deny"])
+def test_probe_agrees_with_the_walk(traced, frm, to, outcome):
+    port = [] if to.startswith("svc/") else ["--port", "8080"]
+    p, _ = trace(traced, frm, to, *port, "--probe", "-o", "json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    probe = json.loads(p.stdout)["probe"]
+    assert probe["agrees"] and probe["outcome"] == outcome, probe

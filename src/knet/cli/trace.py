@@ -49,8 +49,11 @@ async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--all", "all_paths", is_flag=True, help="Every possible path (each endpoint), not one.")
 @click.option("--via", default="", help="For a source outside the cluster: the node it arrives at.")
+@click.option("--probe", is_flag=True, help="Also make a real TCP connection from FROM and check the walk "
+              "against what the kernel did (exit 1 when they disagree).")
+@click.option("--probe-timeout", default=2.0, show_default=True, help="Seconds a probe waits to connect.")
 def trace_command(name: str, source: str, destination: str, port: int, protocol: str, output: str,
-                  all_paths: bool, via: str) -> None:
+                  all_paths: bool, via: str, probe: bool, probe_timeout: float) -> None:
     """Where a new connection from FROM to TO goes, and why: each rule it matches on each node
     (kube-proxy's iptables or nftables, the network add-on's NetworkPolicy rules), every DNAT
     choice with its probability, masquerade, the routes, the policies, and the verdict.
@@ -87,11 +90,39 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
         result = path.trace(view, dp, src, dst, port or dst.port, protocol, entry_node=via)
     except (TraceError, LookupError) as exc:
         raise click.ClickException(str(exc)) from None
+    checked: dict[str, Any] | None = None
+    if probe:
+        checked = _probe(name, cfg.dataplane, src, result.target.ip,
+                         result.packet.dport, protocol, probe_timeout, result)
     if output == "json":
-        json.dump(report.data(result, all_paths=all_paths), sys.stdout, indent=2)
+        data = report.data(result, all_paths=all_paths)
+        if checked is not None:
+            data["probe"] = checked
+        json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.text(view, result, all_paths=all_paths))
+        if checked is not None:
+            click.echo(f"probe: {checked['message']} ({'agrees with' if checked['agrees'] else 'DISAGREES with'} "
+                       "the walk)")
+    if checked is not None and not checked["agrees"]:
+        sys.exit(1)
+
+
+def _probe(name: str, dataplane: str, src: Any, dst_ip: str, port: int, protocol: str, timeout: float,
+           result: Any) -> dict[str, Any]:
+    from knet.trace import probe
+
+    if dataplane != "real":
+        raise click.ClickException("--probe needs a real dataplane: a simulated cluster has no kernel to ask")
+    if protocol != "tcp":
+        raise click.ClickException("--probe sends TCP only")
+    try:
+        got = probe.RealProber(name).connect(src, dst_ip, port, timeout)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    agrees, message = probe.compare(result, got)
+    return {"outcome": got.outcome, "endpoint": got.endpoint, "agrees": agrees, "message": message}
 
 
 def register(group: click.Group) -> None:

@@ -1,0 +1,48 @@
+"""--probe's pure half: reading conntrack's answer and checking the kernel's outcome against the walk."""
+
+from __future__ import annotations
+
+import random
+
+from tests.unit.trace.cluster import CLUSTER_CIDR, SERVICE_CIDR, objects, web_service
+from tests.unit.trace.test_trace_path import DENY_INGRESS_C
+
+from knet.trace import path
+from knet.trace.dataplane import RenderedDataplane
+from knet.trace.probe import ProbeResult, compare, parse_conntrack
+from knet.trace.view import ClusterView, resolve
+
+CONNTRACK = (
+    "tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.10 sport=40111 dport=80 src=10.244.2.4 dst=10.244.1.2 "
+    "sport=80 dport=40111 [ASSURED] mark=0 use=1\n"
+    "tcp      6 86399 ESTABLISHED src=10.244.1.2 dst=10.96.0.10 sport=40222 dport=80 src=10.244.1.3 "
+    "dst=10.244.1.2 sport=80 dport=40222 [ASSURED] mark=0 use=1\n")
+
+
+def test_conntrack_reply_source_is_the_endpoint() -> None:
+    assert parse_conntrack(CONNTRACK, "10.244.1.2", 40222) == "10.244.1.3:80"
+    assert parse_conntrack(CONNTRACK, "10.244.1.2", 40111) == "10.244.2.4:80"
+    assert parse_conntrack(CONNTRACK, "10.244.1.2", 1) == ""
+
+
+def walk(*extra: dict, to: str = "svc/x/web"):
+    view = ClusterView.of(objects(*extra))
+    src = resolve(view, "x/a")
+    dst = resolve(view, to, source=src)
+    dp = RenderedDataplane(view, "iptables", CLUSTER_CIDR, (SERVICE_CIDR,))
+    return path.trace(view, dp, src, dst, 80, rng=random.Random(0))
+
+
+def test_agreement_and_disagreement() -> None:
+    r = walk(DENY_INGRESS_C, *web_service())  # x/b delivered, x/c dropped
+    assert compare(r, ProbeResult("connected", "10.244.1.3:80"))[0]
+    ok, msg = compare(r, ProbeResult("connected", "10.244.2.4:80"))
+    assert not ok and "dropped by NetworkPolicy" in msg  # the kernel reached what the walk drops
+    ok, msg = compare(r, ProbeResult("connected", "10.244.9.9:80"))
+    assert not ok and "no walked path reaches" in msg
+    assert not compare(r, ProbeResult("timeout"))[0]  # one path is delivered: a timeout disagrees
+    none = walk(*web_service(endpoints=()))
+    assert compare(none, ProbeResult("refused"))[0]
+    assert not compare(none, ProbeResult("timeout"))[0]
+    denied = walk(DENY_INGRESS_C, to="x/c")
+    assert compare(denied, ProbeResult("timeout"))[0] and not compare(denied, ProbeResult("refused"))[0]
