@@ -90,6 +90,7 @@ def test_pod_to_service_is_delivered_to_one_of_its_pods_in_under_a_second(traced
     # the DNAT was read from the client's node: iptables-save there shows the rule that did it
     steps = [s for h in path["hops"] for s in h["steps"]]
     assert any(s["note"].startswith("DNAT to") or "DNAT to" in s["note"] for s in steps)
+    assert not [s for s in steps if "assumed to match" in s["note"]]  # every match on the node understood
     assert d["sources"]["node02"].endswith("in node node02's network namespace")
     print(f"knet trace pod -> Service: {took:.2f} s")
     assert took < 1.0, f"knet trace took {took:.2f} s"
