@@ -2,7 +2,8 @@
 routes in the node's network namespace. A pod -> Service trace ends at one of the Service's pods
 (the one the walk chose; `--all` lists each), a Service without endpoints is rejected, a DNS name
 resolves as the pod's resolver would, and the answer comes in under a second. With --probe a real
-connection from the source agrees with the walk: ClusterIP, no endpoints, policy allow, policy deny."""
+connection from the source agrees with the walk: ClusterIP, no endpoints, policy allow, policy deny,
+both in the outcome and in the rules the kernel traced on the source's node."""
 
 from __future__ import annotations
 
@@ -130,3 +131,5 @@ def test_probe_agrees_with_the_walk(traced, frm, to, outcome):
     assert p.returncode == 0, p.stdout + p.stderr
     probe = json.loads(p.stdout)["probe"]
     assert probe["agrees"] and probe["outcome"] == outcome, probe
+    # the kernel's own trace of the first packet on the source's node: the walk's rules, in order
+    assert probe["rules_agree"] and probe["kernel_rules"], probe["rules"]

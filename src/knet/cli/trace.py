@@ -92,8 +92,8 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
         raise click.ClickException(str(exc)) from None
     checked: dict[str, Any] | None = None
     if probe:
-        checked = _probe(name, cfg.dataplane, src, result.target.ip,
-                         result.packet.dport, protocol, probe_timeout, result)
+        checked = _probe(name, cfg.dataplane, mode, src, result.target.ip, result.packet.dport, protocol,
+                         probe_timeout, result)
     if output == "json":
         data = report.data(result, all_paths=all_paths)
         if checked is not None:
@@ -105,12 +105,14 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
         if checked is not None:
             click.echo(f"probe: {checked['message']} ({'agrees with' if checked['agrees'] else 'DISAGREES with'} "
                        "the walk)")
+            click.echo(f"kernel trace: {checked['rules']}"
+                       + ("" if checked["rules_agree"] else " (DISAGREES with the walk)"))
     if checked is not None and not checked["agrees"]:
         sys.exit(1)
 
 
-def _probe(name: str, dataplane: str, src: Any, dst_ip: str, port: int, protocol: str, timeout: float,
-           result: Any) -> dict[str, Any]:
+def _probe(name: str, dataplane: str, mode: str, src: Any, dst_ip: str, port: int, protocol: str,
+           timeout: float, result: Any) -> dict[str, Any]:
     from knet.trace import probe
 
     if dataplane != "real":
@@ -118,11 +120,14 @@ def _probe(name: str, dataplane: str, src: Any, dst_ip: str, port: int, protocol
     if protocol != "tcp":
         raise click.ClickException("--probe sends TCP only")
     try:
-        got = probe.RealProber(name).connect(src, dst_ip, port, timeout)
+        got = probe.RealProber(name, mode).connect(src, dst_ip, port, timeout)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     agrees, message = probe.compare(result, got)
-    return {"outcome": got.outcome, "endpoint": got.endpoint, "agrees": agrees, "message": message}
+    rules_agree, rules = probe.compare_rules(result, got)
+    return {"outcome": got.outcome, "endpoint": got.endpoint, "agrees": agrees, "message": message,
+            "rules_agree": rules_agree, "rules": rules, "kernel_node": got.kernel_node,
+            "kernel_rules": [list(r) for r in got.kernel]}
 
 
 def register(group: click.Group) -> None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from tests.unit.trace.cluster import CLUSTER_CIDR, SERVICE_CIDR, objects, web_service
 from tests.unit.trace.test_trace_path import DENY_INGRESS_C
 
 from knet.trace import path
 from knet.trace.dataplane import RenderedDataplane
-from knet.trace.probe import ProbeResult, compare, parse_conntrack
+from knet.trace.probe import (
+    ProbeResult,
+    compare,
+    compare_rules,
+    parse_conntrack,
+    parse_nft_trace,
+    parse_xtables_trace,
+)
 from knet.trace.view import ClusterView, resolve
 
 CONNTRACK = (
@@ -46,3 +54,30 @@ def test_agreement_and_disagreement() -> None:
     assert not compare(none, ProbeResult("timeout"))[0]
     denied = walk(DENY_INGRESS_C, to="x/c")
     assert compare(denied, ProbeResult("timeout"))[0] and not compare(denied, ProbeResult("refused"))[0]
+
+
+LIVE = Path(__file__).parent / "live"  # what the kernel's own tracers printed for one SYN (a DNAT, a drop)
+
+
+def test_kernel_trace_outputs_parse() -> None:
+    nft = parse_nft_trace((LIVE / "nft-monitor-trace.txt").read_text())
+    assert nft == [
+        ("ip kube-proxy", "nat-prerouting", "jump services"),
+        ("ip kube-proxy", "services", 'ip daddr 10.96.0.10 tcp dport 80 counter packets 0 bytes 0 dnat to '
+                                      '10.77.0.9:80 comment "svc x"'),
+        ("ip kube-proxy", "filter-forward", "ct state new jump fwdx"),
+        ("ip kube-proxy", "fwdx", 'ip daddr 10.77.0.9 drop comment "nope"'),
+    ]
+    xt = parse_xtables_trace((LIVE / "xtables-monitor-trace.txt").read_text())
+    assert xt == [("nat", "PREROUTING", '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment '
+                                        '--comment "svc x" -j DNAT --to-destination 10.77.0.9:80')]
+
+
+def test_kernel_rules_compared_with_the_walk_on_the_source_node() -> None:
+    r = walk(*web_service(endpoints=(("10.244.1.3", "node01"),)))
+    on_node = [(s.table, s.chain, s.rule) for h in r.path.hops if h.node == "node01" for s in h.steps]
+    ok, msg = compare_rules(r, ProbeResult("connected", "10.244.1.3:80", kernel=on_node, kernel_node="node01"))
+    assert ok and f"the same {len(on_node)} rules" in msg
+    ok, msg = compare_rules(r, ProbeResult("connected", "10.244.1.3:80", kernel=on_node[:2], kernel_node="node01"))
+    assert not ok and "rule 3: the kernel matched (nothing more)" in msg
+    assert not compare_rules(r, ProbeResult("connected", "10.244.1.3:80", kernel=[], kernel_node="node01"))[0]
