@@ -62,12 +62,15 @@ def parse_xtables_trace(text: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def parse_nft_trace(text: str, skip_table: str = "knet-trace") -> list[tuple[str, str, str]]:
-    """`nft monitor trace` -> the rules the first traced packet matched, with their tables."""
+NFT_TABLES = ("kube-proxy", "knet-netpol")  # what the walk reads in nftables mode (not iptables-nft's tables)
+
+
+def parse_nft_trace(text: str, tables: tuple[str, ...] = NFT_TABLES) -> list[tuple[str, str, str]]:
+    """`nft monitor trace` -> the rules of `tables` the first traced packet matched."""
     out, first = [], ""
     for line in text.splitlines():
         m = _NFT.match(line.strip())
-        if not m or m.group(3) == skip_table:
+        if not m or m.group(3) not in tables:
             continue
         first = first or m.group(1)
         if m.group(1) == first:
