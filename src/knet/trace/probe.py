@@ -79,6 +79,9 @@ def parse_nft_trace(text: str, tables: tuple[str, ...] = NFT_TABLES) -> list[tup
 
 
 def _norm(rule: str) -> str:
+    """A rule without its comment (xtables-monitor prints some comments as a bare `--`) or counters."""
+    rule = re.sub(r'-m comment --comment (?:"[^"]*"|\S+)\s*', "", rule)
+    rule = re.sub(r"-m comment --(?:\s+|$)", "", rule)
     rule = re.sub(r'\s*comment "[^"]*"', "", rule)
     rule = re.sub(r"\s*counter packets \d+ bytes \d+", "", rule)
     return " ".join(rule.split())

@@ -81,3 +81,13 @@ def test_kernel_rules_compared_with_the_walk_on_the_source_node() -> None:
     ok, msg = compare_rules(r, ProbeResult("connected", "10.244.1.3:80", kernel=on_node[:2], kernel_node="node01"))
     assert not ok and "rule 3: the kernel matched (nothing more)" in msg
     assert not compare_rules(r, ProbeResult("connected", "10.244.1.3:80", kernel=[], kernel_node="node01"))[0]
+
+
+def test_rules_compare_without_comments() -> None:
+    """xtables-monitor prints an unquoted comment as a bare `--` (seen on iptables v1.8.9)."""
+    from knet.trace.probe import _norm
+
+    kernel = "-A KUBE-SEP-Y44M -p tcp -m comment -- -m tcp -j DNAT --to-destination 10.244.1.3:8080"
+    walked = "-A KUBE-SEP-Y44M -p tcp -m comment --comment trace-e2e/echo:http -m tcp -j DNAT --to-destination 10.244.1.3:8080"
+    assert _norm(kernel) == _norm(walked)
+    assert _norm('-A X -m comment --comment "a b" -j Y') == "-A X -j Y"
