@@ -192,7 +192,8 @@ class RealProber:
         node_pid = self._netns_pid(Place("node", "", node, node))
         sport = random.randint(40000, 59999)
         hook = "OUTPUT" if source.kind == "node" else "PREROUTING"
-        match = f"-p tcp -s {source.ip} --sport {sport}"
+        # the SYN only: the connection's later packets may reuse the traced skb's id
+        match = f"-p tcp -s {source.ip} --sport {sport} --syn"
 
         def in_node(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
             return subprocess.run(["nsenter", f"--target={node_pid}", "--net", "--", *argv], input=stdin,
@@ -202,7 +203,8 @@ class RealProber:
             hook_name = "output" if hook == "OUTPUT" else "prerouting"
             in_node("nft", "-f", "-", stdin=(
                 f"table ip knet-trace {{\n chain c {{\n  type filter hook {hook_name} priority -400 ;\n"
-                f"  ip saddr {source.ip} tcp sport {sport} meta nftrace set 1\n }}\n}}\n"))
+                f"  ip saddr {source.ip} tcp sport {sport} tcp flags & (fin|syn|rst|ack) == syn "
+                f"meta nftrace set 1\n }}\n}}\n"))
             monitor_argv = ["nft", "monitor", "trace"]
         else:
             in_node("iptables", "-w", "5", "-t", "raw", "-I", hook, "1", *match.split(), "-j", "TRACE")
