@@ -47,33 +47,41 @@ class ProbeResult:
 
 _XT = re.compile(r"^\s*TRACE: \d+ (\w+) (\w+):(\S+?):rule:0x[0-9a-f]+:\S*\s+-4 -t \w+ (-A .*)$")
 _NFT = re.compile(r"^trace id (\w+) (ip|inet) (\S+) (\S+) rule (.*?)(?: \(verdict [^)]*\))?$")
+NFT_TABLES = ("kube-proxy", "knet-netpol")  # what the walk reads in nftables mode (not iptables-nft's tables)
+# The traced packet's id changes on the way (the bridge hands the IP layer another skb), so the
+# first packet's lines are those from the tracing rule's first match to its second (a retransmit).
 
 
 def parse_xtables_trace(text: str) -> list[tuple[str, str, str]]:
     """`xtables-monitor --trace` -> the rules the first traced packet matched (nat and filter)."""
-    out, first = [], ""
+    out: list[tuple[str, str, str]] = []
+    started = False
     for line in text.splitlines():
         m = _XT.match(line)
         if not m:
             continue
-        first = first or m.group(1)
-        if m.group(1) == first and m.group(2) in ("nat", "filter"):
+        if m.group(2) == "raw" and m.group(4).endswith("-j TRACE"):
+            if started:
+                break
+            started = True
+        elif m.group(2) in ("nat", "filter"):
             out.append((m.group(2), m.group(3), m.group(4).strip()))
     return out
 
 
-NFT_TABLES = ("kube-proxy", "knet-netpol")  # what the walk reads in nftables mode (not iptables-nft's tables)
-
-
 def parse_nft_trace(text: str, tables: tuple[str, ...] = NFT_TABLES) -> list[tuple[str, str, str]]:
     """`nft monitor trace` -> the rules of `tables` the first traced packet matched."""
-    out, first = [], ""
+    out: list[tuple[str, str, str]] = []
+    started = False
     for line in text.splitlines():
         m = _NFT.match(line.strip())
-        if not m or m.group(3) not in tables:
+        if not m:
             continue
-        first = first or m.group(1)
-        if m.group(1) == first:
+        if m.group(3) == "knet-trace":
+            if started:
+                break
+            started = True
+        elif m.group(3) in tables:
             out.append((f"{m.group(2)} {m.group(3)}", m.group(4), m.group(5).strip()))
     return out
 

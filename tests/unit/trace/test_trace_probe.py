@@ -71,6 +71,11 @@ def test_kernel_trace_outputs_parse() -> None:
     xt = parse_xtables_trace((LIVE / "xtables-monitor-trace.txt").read_text())
     assert xt == [("nat", "PREROUTING", '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment '
                                         '--comment "svc x" -j DNAT --to-destination 10.77.0.9:80')]
+    # through a bridge (a pod's packet on cni0) the id changes between prerouting and forward
+    bridged = parse_xtables_trace((LIVE / "xtables-monitor-trace-bridge.txt").read_text())
+    assert [(t, c) for t, c, _ in bridged] == [("nat", "PREROUTING"), ("filter", "FORWARD")]
+    retransmitted = (LIVE / "xtables-monitor-trace-bridge.txt").read_text() * 2  # the SYN again: not counted
+    assert parse_xtables_trace(retransmitted) == bridged
 
 
 def test_kernel_rules_compared_with_the_walk_on_the_source_node() -> None:
