@@ -197,7 +197,7 @@ def parse_listing(text: str) -> Ruleset:
                 lines[-1] = f"add chain {table} {chain} {{ {line} }}" if lines[-1] == f"add chain {table} {chain}" \
                     else lines[-1]
                 continue
-            if line.startswith("policy "):
+            if line.startswith(("policy ", "comment ")):  # the chain's own policy and comment: no rules
                 continue
             lines.append(f"add rule {table} {chain} {line}")
     return parse_script("\n".join(lines))

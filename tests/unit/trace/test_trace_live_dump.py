@@ -44,6 +44,7 @@ def test_read_rules_walk_as_rendered(mode: str) -> None:
         got = through_node(live.walker, packet, live.local_ips)
         assert summary(got) == summary(through_node(rendered.walker, packet, live.local_ips)), packet
         assert not [s.note for f in got.flows for s in f.steps if "assumed" in s.note], packet
+        assert not [s.rule for f in got.flows for s in f.steps if s.rule.startswith("comment ")], packet
     # the policy's verdicts as read: x/a may reach x/b on 80, x/z (10.244.1.9) may not
     assert summary(through_node(live.walker, PACKETS[1], live.local_ips))[0][1] == ""
     assert summary(through_node(live.walker, PACKETS[2], live.local_ips))[0][1] == "DROP"
@@ -61,3 +62,10 @@ def test_affinity_lists_pin_the_client() -> None:
     assert summary(pinned) == [("10.244.2.4:80", "", 1.0, False)] and pinned.flows[0].affinity
     other = through_node(live.walker, Packet("10.244.1.5", "10.96.0.10", 80), live.local_ips)
     assert [f.dnat for f in other.flows] == ["10.244.1.3:80", "10.244.2.4:80"]
+
+
+def test_a_chain_comment_is_no_rule() -> None:
+    """`nft list` prints a chain's comment inside its body; the chain's rules are the lines after it."""
+    live = node_rules_from_dump("node01", "nftables", (LIVE / "node01-nftables.dump").read_text())
+    rules = live.walker.rs["ip kube-proxy"].chains["reject-chain"].rules
+    assert rules == ["reject"]
