@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "knet.cli.cluster",
     "knet.cli.binary",
     "knet.cli.lab",
+    "knet.cli.trace",
 )
 
 

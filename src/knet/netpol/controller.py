@@ -15,7 +15,6 @@ chain once).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from knet.netpol import render
 from knet.netpol.compiler import NodeRules, compile_node
+from knet.proxy import restore
 from knet.proxy.metrics import SYNC_BUCKETS, Histogram
 from knet.proxy.netfilter import Netfilter, NetfilterError
 
@@ -57,21 +57,11 @@ class NetpolMetrics:
             return "\n".join(out) + "\n"
 
 
-_CHAIN_DECL = re.compile(r"^:(\S+)", re.M)
-
-
 def iptables_state(nf: Netfilter) -> tuple[dict[str, int], list[str]]:
     """(KNET chains in the filter table -> how many rules each has, the FORWARD rules in order)."""
-    saved = nf.iptables_save("filter")
-    counts = {c: 0 for c in _CHAIN_DECL.findall(saved) if c.startswith(render.CHAIN_PREFIXES)}
-    forward = []
-    for line in saved.splitlines():
-        if line.startswith("-A FORWARD "):
-            forward.append(line[len("-A FORWARD "):])
-        elif line.startswith("-A KNET"):
-            chain = line.split(" ", 2)[1]
-            if chain in counts:
-                counts[chain] += 1
+    chains = restore.rules_by_table(nf.iptables_save("filter")).get("filter", {})
+    counts = {c: len(rules) for c, rules in chains.items() if c.startswith(render.CHAIN_PREFIXES)}
+    forward = chains.get("FORWARD", [])
     return counts, forward
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from knet.proxy import names
+from knet.proxy import names, restore
 from knet.proxy.model import Endpoint, NamespacedName, ProxyState, ServicePort, ServicePortName
 from knet.proxy.options import LARGE_CLUSTER_ENDPOINTS_THRESHOLD, RenderOptions
 from knet.proxy.topology import categorize_endpoints
@@ -453,32 +453,24 @@ def merge_with_foreign(saved: dict[str, str], rendered: str) -> str:
     faster than it declares many chains with --noflush (which grows quadratically), and the other
     components' rules (kubelet, CNI, network policy) are written back as they were. Our stale
     chains are simply left out."""
-    ours: dict[str, tuple[list[str], list[str]]] = {}
-    table = ""
-    for line in rendered.splitlines():
-        if line.startswith("*"):
-            table = line[1:]
-            ours[table] = ([], [])
-        elif line.startswith(":"):
-            ours[table][0].append(line)
-        elif line.startswith("-A "):
-            ours[table][1].append(line)
     out: list[str] = []
-    for table, (chain_lines, rule_lines) in ours.items():
-        rendered_chains = {c.split()[0][1:] for c in chain_lines}
+    saved_tables = {t.name: t for text in saved.values() for t in restore.parse(text, strict=False)}
+    for ours in restore.parse(rendered, strict=False):
+        table = ours.name
+        chain_lines = [e.line for e in ours.entries if e.op == ":"]
+        rule_lines = [e.line for e in ours.entries if e.op == "-A"]
+        rendered_chains = set(ours.chains())
         builtin: dict[str, str] = {}
         foreign_chains: list[str] = []
         foreign_rules: list[str] = []
-        for line in saved.get(table, "").splitlines():
-            if line.startswith(":"):
-                name, policy = line[1:].split()[0], line.split()[1]
-                if policy != "-":
-                    builtin[name] = f":{name} {policy} [0:0]"
-                elif not _owned(table, name, rendered_chains):
-                    foreign_chains.append(f":{name} - [0:0]")
-            elif line.startswith("-A "):
-                if not _owned(table, line.split()[1], rendered_chains):
-                    foreign_rules.append(line)
+        for e in saved_tables[table].entries if table in saved_tables else ():
+            if e.op == ":":
+                if e.rest != "-":
+                    builtin[e.chain] = f":{e.chain} {e.rest} [0:0]"
+                elif not _owned(table, e.chain, rendered_chains):
+                    foreign_chains.append(f":{e.chain} - [0:0]")
+            elif e.op == "-A" and not _owned(table, e.chain, rendered_chains):
+                foreign_rules.append(e.line)
         for name in BUILTIN_CHAINS[table]:
             builtin.setdefault(name, f":{name} ACCEPT [0:0]")
         foreign_rules = _with_jumps(table, foreign_rules)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from knet.proxy import restore
 from knet.proxy.iptables import quote
 
 
@@ -87,64 +88,51 @@ class FakeIptables:
 
     def restore(self, text: str, noflush: bool) -> None:
         new = {t: {c: list(r) for c, r in cs.items()} for t, cs in self.tables.items()}
-        table: dict[str, list[str]] | None = None
-        tname = ""
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("*"):
-                tname = line[1:]
-                table = new.setdefault(tname, {c: [] for c in BUILTIN_CHAINS.get(tname, ())})
-                if not noflush:
-                    for c in list(table):
-                        if c in BUILTIN_CHAINS.get(tname, ()):
-                            table[c] = []
-                        else:
-                            del table[c]
-                continue
-            if table is None:
-                raise NetfilterError(f"line {lineno}: rule outside a table")
-            if line == "COMMIT":
-                self._check(tname, table)
-                table = None
-                continue
-            if line.startswith(":"):
-                chain = line[1:].split()[0]
-                table[chain] = []  # declaring a chain flushes it (also with --noflush)
-            elif line.startswith("-A "):
-                chain, _, rest = line[3:].partition(" ")
-                if chain not in table:
-                    raise NetfilterError(f"line {lineno}: chain {chain!r} does not exist")
-                table[chain].append(rest)
-            elif line.startswith("-I "):
-                parts = line[3:].split(" ", 1)
-                chain, rest = parts[0], parts[1] if len(parts) > 1 else ""
-                if chain not in table:
-                    raise NetfilterError(f"line {lineno}: chain {chain!r} does not exist")
-                pos, _, spec = rest.partition(" ")
-                if pos.isdigit():
-                    table[chain].insert(int(pos) - 1, spec)
-                else:
-                    table[chain].insert(0, rest)
-            elif line.startswith("-D "):
-                chain, _, spec = line[3:].partition(" ")
-                if spec not in table.get(chain, []):
-                    raise NetfilterError(f"line {lineno}: no such rule in {chain!r}: {spec!r}")
-                table[chain].remove(spec)
-            elif line.startswith("-X "):
-                chain = line[3:].strip()
-                if chain not in table:
-                    raise NetfilterError(f"line {lineno}: cannot delete missing chain {chain!r}")
-                del table[chain]
-            elif line.startswith("-F "):
-                table[line[3:].strip()] = []
-            else:
-                raise NetfilterError(f"line {lineno}: cannot parse {line!r}")
-        if table is not None:
-            raise NetfilterError("missing COMMIT")
+        try:
+            parsed = restore.parse(text)
+        except restore.RestoreError as exc:
+            raise NetfilterError(str(exc)) from None
+        for t in parsed:
+            table = new.setdefault(t.name, {c: [] for c in BUILTIN_CHAINS.get(t.name, ())})
+            if not noflush:
+                for c in list(table):
+                    if c in BUILTIN_CHAINS.get(t.name, ()):
+                        table[c] = []
+                    else:
+                        del table[c]
+            for e in t.entries:
+                self._apply(table, e)
+            self._check(t.name, table)
         self.tables = new
         self.restores.append(text)
+
+    @staticmethod
+    def _apply(table: dict[str, list[str]], e: restore.Entry) -> None:
+        where = f"line {e.lineno}"
+        if e.op == ":":
+            table[e.chain] = []  # declaring a chain flushes it (also with --noflush)
+        elif e.op in ("-A", "-I") and e.chain not in table:
+            raise NetfilterError(f"{where}: chain {e.chain!r} does not exist")
+        elif e.op == "-A":
+            table[e.chain].append(e.rest)
+        elif e.op == "-I":
+            pos, _, spec = e.rest.partition(" ")
+            if pos.isdigit():
+                table[e.chain].insert(int(pos) - 1, spec)
+            else:
+                table[e.chain].insert(0, e.rest)
+        elif e.op == "-D":
+            if e.rest not in table.get(e.chain, []):
+                raise NetfilterError(f"{where}: no such rule in {e.chain!r}: {e.rest!r}")
+            table[e.chain].remove(e.rest)
+        elif e.op == "-X":
+            if e.chain not in table:
+                raise NetfilterError(f"{where}: cannot delete missing chain {e.chain!r}")
+            del table[e.chain]
+        elif e.op == "-F":
+            table[e.chain] = []
+        else:
+            raise NetfilterError(f"{where}: cannot parse {e.line!r}")
 
     @staticmethod
     def _check(tname: str, table: dict[str, list[str]]) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from knet.proxy import restore
+
 GOLDEN = Path(__file__).parent / "golden"
 NODEPORTS_TAIL = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
 
@@ -35,23 +37,16 @@ def _service_of(rule: str) -> str:
 
 def normalize_iptables(text: str) -> list[str]:
     tables: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
-    current = ""
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or line == "COMMIT":
-            continue
-        if line.startswith("*"):
-            current = line[1:]
-            tables.setdefault(current, ([], {}))
-        elif line.startswith(":"):
-            chain = line[1:].split()[0]
-            tables[current][0].append(chain)
-            tables[current][1].setdefault(chain, [])
-        elif line.startswith(("-A ", "-X ")):
-            chain = line.split()[1]
-            tables[current][1].setdefault(chain, []).append(line)
-        else:
-            raise ValueError(f"cannot parse {line!r}")
+    for t in restore.parse(text, strict=False):
+        chains, rules = tables.setdefault(t.name, ([], {}))
+        for e in t.entries:
+            if e.op == ":":
+                chains.append(e.chain)
+                rules.setdefault(e.chain, [])
+            elif e.op in ("-A", "-X"):
+                rules.setdefault(e.chain, []).append(e.line)
+            else:
+                raise ValueError(f"cannot parse {e.line!r}")
     out: list[str] = []
     for tname in sorted(tables):
         chains, rules = tables[tname]

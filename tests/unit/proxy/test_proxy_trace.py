@@ -1,14 +1,14 @@
 """Packet flows through the rendered iptables rules (upstream's runPacketFlowTests cases for the
-same inputs), walked by knet.trace. Address plan as in test_proxy_golden.py."""
+same inputs), walked by knet.proxy.iptables_walk. Address plan as in test_proxy_golden.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from knet.proxy import iptables
+from knet.proxy.iptables_walk import Packet, trace
 from knet.proxy.model import state_from_objects
 from knet.proxy.options import RenderOptions
-from knet.trace.iptables import Packet, trace
 
 from .proxy_golden_helpers import load_objects
 from .proxy_objects import endpoint_slice, ep, service
