@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from knet.net import spawn
+from knet.node import crilogwriter
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +207,10 @@ def container_started(state: Path, start_time_of: Callable[[int], int | None]) -
 
 
 class RealRunc:
-    def __init__(self, state_dir: str | Path, binary: str = RUNC) -> None:
+    def __init__(self, state_dir: str | Path, binary: str = RUNC, log_build_dir: Path | None = None) -> None:
         self.state_dir = str(state_dir)
         self.binary = binary
+        self.log_build_dir = log_build_dir or Path(state_dir) / "bin"  # where crilog.c gets built
 
     def _argv(self, *args: str) -> list[str]:
         return [self.binary, "--root", self.state_dir, *args]
@@ -220,11 +222,14 @@ class RealRunc:
         exit_file.unlink(missing_ok=True)
         runc_log = bundle / RUNC_LOG
         runc_log.unlink(missing_ok=True)
-        with open(log_path, "ab", buffering=0) as out:
-            proc = await spawn.spawn(
-                shim_argv(exit_file, self._argv("--log", str(runc_log), "--log-format", "json",
-                                                "run", "--bundle", str(bundle), container_id)),
-                stdin=spawn.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+        # The shim's output (the container's) goes through the CRI log writer (crilogwriter),
+        # which runs in the same session and outlives the kubelet as the shim does.
+        proc = await spawn.spawn(
+            [*crilogwriter.argv(self.log_build_dir, log_path),
+             *shim_argv(exit_file, self._argv("--log", str(runc_log), "--log-format", "json",
+                                              "run", "--bundle", str(bundle), container_id))],
+            stdin=spawn.DEVNULL, stdout=spawn.DEVNULL, stderr=spawn.DEVNULL, cwd=str(bundle),
+            start_new_session=True)
         await self._started(container_id, proc)
         if proc.returncode is not None:  # ended already: its own exit, or runc failed to start it
             try:
