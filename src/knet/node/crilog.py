@@ -14,6 +14,7 @@ follow), and `read_logs` drives it for a follower. Pure, apart from the file it 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -53,13 +54,7 @@ class Stamp:
 
     def _parts(self) -> tuple[str, int, str]:
         secs, frac = divmod(self.ns, 1_000_000_000)
-        zone = timezone(timedelta(seconds=self.offset))
-        base = datetime.fromtimestamp(secs, UTC).astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
-        if self.offset == 0:
-            suffix = "Z"
-        else:
-            sign, off = ("+", self.offset) if self.offset > 0 else ("-", -self.offset)
-            suffix = f"{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+        base, suffix = _format_seconds(secs, self.offset)
         return base, frac, suffix
 
     def fixed(self) -> str:
@@ -73,6 +68,28 @@ class Stamp:
         return base + (f".{frac:09d}".rstrip("0") if frac else "") + suffix
 
 
+@functools.lru_cache(maxsize=256)
+def _format_seconds(secs: int, offset: int) -> tuple[str, str]:
+    """(date and time to the second, zone suffix): a log's lines share their seconds."""
+    zone = timezone(timedelta(seconds=offset))
+    base = datetime.fromtimestamp(secs, UTC).astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
+    if offset == 0:
+        return base, "Z"
+    sign, off = ("+", offset) if offset > 0 else ("-", -offset)
+    return base, f"{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_seconds(date_time: bytes, zone: bytes) -> tuple[int, int]:
+    """(seconds since the epoch, zone offset) of YYYY-MM-DDTHH:MM:SS in a zone (Z or +hh:mm)."""
+    offset = 0 if zone == b"Z" else (1 if zone[:1] == b"+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    d, t = date_time.split(b"T")
+    year, month, day = (int(x) for x in d.split(b"-"))
+    hour, minute, second = (int(x) for x in t.split(b":"))
+    dt = datetime(year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset)))
+    return int(dt.timestamp()), offset
+
+
 def parse_time(text: str | bytes) -> Stamp:
     """RFC3339 with an optional fraction of 1-9 digits (Go's RFC3339NanoLenient, and what
     time.Parse(time.RFC3339, ...) accepts for metav1.Time). ValueError when it is not one."""
@@ -80,15 +97,12 @@ def parse_time(text: str | bytes) -> Stamp:
     m = _TIME.match(raw)
     if m is None:
         raise ValueError(f"parsing time {raw.decode(errors='replace')!r} as RFC3339")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     frac = int((m.group(7) or b"0").ljust(9, b"0"))
-    zone = m.group(8)
-    offset = 0 if zone == b"Z" else (1 if zone[:1] == b"+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     try:
-        dt = datetime(year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset)))
+        secs, offset = _epoch_seconds(raw[:19], m.group(8))
     except ValueError as exc:
         raise ValueError(f"parsing time {raw.decode(errors='replace')!r}: {exc}") from None
-    return Stamp(int(dt.timestamp()) * 1_000_000_000 + frac, offset)
+    return Stamp(secs * 1_000_000_000 + frac, offset)
 
 
 def encode(stamp: Stamp, stream: str, tag: str, text: bytes) -> bytes:
@@ -297,12 +311,16 @@ def messages(f: BinaryIO, opts: LogOptions) -> Iterator[tuple[str, bytes] | None
 
 
 async def read_logs(f: BinaryIO, opts: LogOptions, write: Callable[[str, bytes], Awaitable[None]],
-                    running: Callable[[], bool], poll: float = 0.1) -> None:
+                    running: Callable[[], bool], poll: float = 0.1,
+                    flush: Callable[[], Awaitable[None]] | None = None) -> None:
     """Drive `messages` for a reader that may follow: at the end of the file, wait while the
-    container runs; once it stopped, read what it wrote last and end (as waitLogs does)."""
+    container runs; once it stopped, read what it wrote last and end (as waitLogs does).
+    `flush` (if given) is awaited whenever the reader is about to wait, and at the end."""
     found = True
     for item in messages(f, opts):
         if item is WAIT:
+            if flush is not None:
+                await flush()
             if not found:
                 return
             found = running()
@@ -310,6 +328,8 @@ async def read_logs(f: BinaryIO, opts: LogOptions, write: Callable[[str, bytes],
                 await asyncio.sleep(poll)
             continue
         await write(*item)
+    if flush is not None:
+        await flush()
 
 
 def render(data: bytes, opts: LogOptions) -> list[tuple[str, bytes]]:

@@ -88,15 +88,30 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await resp.prepare(request)
 
-    async def write(_stream: str, data: bytes) -> None:
-        await resp.write(data)
+    pending: list[bytes] = []
+    size = 0
+
+    async def flush() -> None:
+        nonlocal size
+        if pending:
+            data = b"".join(pending)
+            pending.clear()
+            size = 0
+            await resp.write(data)
+
+    async def write(_stream: str, data: bytes) -> None:  # in chunks of up to 64 KiB, not a chunk a line
+        nonlocal size
+        pending.append(data)
+        size += len(data)
+        if size >= 65536:
+            await flush()
 
     def running() -> bool:
         return run.process is not None and run.process.returncode is None and run.log_index == index
 
     try:
         with open(path, "rb") as f:
-            await crilog.read_logs(f, opts, write, running)
+            await crilog.read_logs(f, opts, write, running, flush=flush)
     except FileNotFoundError:
         pass
     except ConnectionError:
