@@ -65,9 +65,9 @@ def test_the_node_holds_cri_records(knet_cluster, ticker):
     records = _records(ok(knet_cluster, "node01", f"cat {path}"))
     # The 20000-byte line: one P record of 16 KiB, then the rest in an F record.
     assert [(s, t, len(x)) for _, s, t, x in records[:2]] == [("stdout", "P", 16384), ("stdout", "F", 20000 - 16384)]
-    rest = [(s, t, x) for _, s, t, x in records[2:8]]
-    assert rest == [("stdout", "F", "out 1"), ("stderr", "F", "err 1"), ("stdout", "F", "out 2"),
-                    ("stderr", "F", "err 2"), ("stdout", "F", "out 3"), ("stderr", "F", "err 3")]
+    # Each stream in its own order (two pipes: across them, the order of reads decides).
+    for stream, word in (("stdout", "out"), ("stderr", "err")):
+        assert [(t, x) for _, s, t, x in records[2:] if s == stream][:3] == [("F", f"{word} {i}") for i in (1, 2, 3)]
     stamps = [s.ns for s, _, _, x in records if x.startswith("out ")]
     assert all(0.3e9 < b - a < 2e9 for a, b in zip(stamps, stamps[1:], strict=False))  # stamped as printed
     # /var/log/containers' link is the same file, as a log shipper tails it.
@@ -87,7 +87,9 @@ def test_crictl_logs_flags(knet_cluster, ticker):
     assert len(only_out) == 2 and all(line.startswith("out ") for line in only_out)  # stderr went to stderr
     recent = ok(knet_cluster, "node01", f"crictl logs --since 2s {cid} 2>&1").splitlines()
     everything = ok(knet_cluster, "node01", f"crictl logs {cid} 2>&1").splitlines()
-    assert 0 < len(recent) < len(everything) - 6 and "out 1" not in recent
+    last = max(int(line.split()[1]) for line in everything if line.startswith("out "))
+    assert recent and len(recent) < len(everything) and "out 1" not in recent, recent
+    assert all(int(line.split()[1]) >= last - 6 for line in recent), (last, recent)  # ~2 lines a second
     limited = ok(knet_cluster, "node01", f"crictl logs --limit-bytes 5 --tail 1 {cid} 2>&1")
     assert len(limited) == 5 and limited[:4] in ("out ", "err "), limited
 
