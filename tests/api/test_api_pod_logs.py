@@ -41,7 +41,7 @@ spec:
 @pytest.fixture(scope="module")
 def pod(apiserver, tmp_path_factory):
     with sim_kubelet(apiserver, tmp_path_factory.mktemp("logs-kubelet"), NODE, kubeconfig=apiserver.kubeconfig,
-                     pod_cidr="10.244.78.0/24", taint="example.com/logs-only:NoSchedule",
+                     pod_cidr="10.244.81.0/24", taint="example.com/logs-only:NoSchedule",
                      static_pods={"ticker": MANIFEST}):
         wait_for("ticker's 6th line", lambda: "out 6\n" in apiserver.kubectl("logs", POD, "-c", "ticker").stdout,
                  timeout=40.0, interval=0.5)
