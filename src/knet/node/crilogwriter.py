@@ -5,9 +5,9 @@ container's session, so that it keeps writing across a kubelet restart.
 `argv(build_dir, log_path)` is the prefix that wraps the container's command (the runc shim, or a
 host process): the compiled crilog.c (built once per source version, as pause.c is), else this
 module run as a script (same argv, same output). Why a process per container, in C: measured
-(README "Container logs"), the C writer takes ~0.1 MiB private memory (1.4 MiB RSS, mostly shared
-libc pages), no CPU while idle and ~1 us a line; this Python twin ~11 MiB private (21 MiB RSS)
-and ~8 us a line, ~170 MiB over knet's ~15 own containers per cluster. A writer inside the
+(README, container logs), the C writer takes 0.17 MiB PSS (1.3 MiB RSS, nearly all shared libc
+pages), no CPU while idle and ~1 us a line; this Python twin 13 MiB PSS (21 MiB RSS) and ~8 us a
+line: ~190 MiB over knet's ~15 own containers per cluster, against 2.5 MiB. A writer inside the
 kubelet would cost nothing extra but would die with the kubelet (what containers print while it
 restarts would block or be lost), as containerd keeps its shim apart from containerd itself.
 """
