@@ -474,13 +474,18 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
         p.add_argument("-t", "--timestamps", action="store_true")
         p.add_argument("--limit-bytes", type=int, default=-1)
         p.add_argument("--stream", default="")
+        p.add_argument("-p", "--previous", action="store_true")
         o = p.parse_args(args)
         if not o.id:
             raise CrictlError("ID cannot be empty")
         if o.stream not in ("", crilog.STDOUT, crilog.STDERR):
             raise CrictlError(f"invalid stream type {o.stream!r}, must be 'stdout' or 'stderr'")
         since = parse_since(o.since, crilog.Stamp.now()) if o.since else None
-        query = urlencode({"tail": o.tail})
+        query = urlencode({"tail": o.tail, **({"previous": 1} if o.previous else {})})
+        if o.previous:  # crictl's own check, before it reads the previous attempt's file
+            status = api.get(f"/v1/containers/{quote(o.id, safe='')}")["status"]
+            if not status["metadata"].get("attempt"):
+                raise CrictlError(f"previous terminated container {status['metadata']['name']} not found")
         out.flush()
         # The container's log file (its last --tail records), rendered here as crictl renders the
         # file it reads with the kubelet's logs package: stdout records to stdout, stderr to stderr.
