@@ -64,15 +64,17 @@ def test_the_node_holds_cri_records(knet_cluster, ticker):
     ns, path = ticker
     records = _records(ok(knet_cluster, "node01", f"cat {path}"))
     # The 20000-byte line: one P record of 16 KiB, then the rest in an F record.
-    assert [(s, t, len(x)) for _, s, t, x in records[:2]] == [("stdout", "P", 16384), ("stdout", "F", 20000 - 16384)]
     # Each stream in its own order (two pipes: across them, the order of reads decides).
-    for stream, word in (("stdout", "out"), ("stderr", "err")):
-        assert [(t, x) for _, s, t, x in records[2:] if s == stream][:3] == [("F", f"{word} {i}") for i in (1, 2, 3)]
+    stdout = [(t, x) for _, s, t, x in records if s == "stdout"]
+    assert [(t, len(x)) for t, x in stdout[:2]] == [("P", 16384), ("F", 20000 - 16384)]
+    assert stdout[2:5] == [("F", f"out {i}") for i in (1, 2, 3)]
+    assert [(t, x) for _, s, t, x in records if s == "stderr"][:3] == [("F", f"err {i}") for i in (1, 2, 3)]
     stamps = [s.ns for s, _, _, x in records if x.startswith("out ")]
     assert all(0.3e9 < b - a < 2e9 for a, b in zip(stamps, stamps[1:], strict=False))  # stamped as printed
     # /var/log/containers' link is the same file, as a log shipper tails it.
     link = ok(knet_cluster, "node01", f"ls /var/log/containers/ticker_{ns}_main-*.log").strip()
-    assert ok(knet_cluster, "node01", f"head -c 30000 {link}") == ok(knet_cluster, "node01", f"head -c 30000 {path}")
+    inodes = ok(knet_cluster, "node01", f"stat -L -c %d:%i {link} {path}").split()
+    assert len(inodes) == 2 and inodes[0] == inodes[1], inodes
 
 
 def test_crictl_logs_flags(knet_cluster, ticker):
@@ -114,3 +116,31 @@ def test_the_writer_keeps_stamping_while_the_kubelet_is_down(knet_cluster, ticke
     restarts = knet_cluster.kubectl("get", "pod", "ticker", "-n", ns, "-o",
                                     "jsonpath={.status.containerStatuses[0].restartCount}").stdout
     assert restarts == "0"
+
+
+def test_follow_ends_with_the_container_and_previous_is_the_last_run(knet_cluster):
+    """runc containers: `kubectl logs -f` returns once the container has exited, with every line it
+    printed (the writer drains the pipes before the exit is reported); after a restart, --previous
+    is the last run's log."""
+    with cluster_namespace(knet_cluster, f"clogs2-{secrets.token_hex(3)}") as ns:
+        script = "echo run $(cat /proc/sys/kernel/random/uuid); for i in 1 2 3; do echo line $i; sleep 0.5; done; exit 1"
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crasher", "namespace": ns},
+               "spec": {"nodeName": "node01", "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script]}]}}
+        knet_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+        wait_running(knet_cluster, ns, "crasher")
+        started = time.monotonic()
+        followed = knet_cluster.kubectl("logs", "-f", "crasher", "-n", ns, timeout=30)
+        assert followed.returncode == 0 and time.monotonic() - started < 15
+        lines = followed.stdout.splitlines()
+        assert lines[0].startswith("run ") and lines[1:] == ["line 1", "line 2", "line 3"], lines
+
+        def restarted():
+            return knet_cluster.kubectl("get", "pod", "crasher", "-n", ns, "-o",
+                                        "jsonpath={.status.containerStatuses[0].restartCount}", check=False).stdout >= "1"
+
+        knet_cluster.wait_for("crasher restarted", restarted, timeout=60, interval=0.5)
+        previous = knet_cluster.kubectl("logs", "--previous", "crasher", "-n", ns).stdout.splitlines()
+        current = knet_cluster.kubectl("logs", "crasher", "-n", ns).stdout.splitlines()
+        assert previous[1:] == ["line 1", "line 2", "line 3"] and previous[0].startswith("run ")
+        assert current and current[0].startswith("run ") and current[0] != previous[0]
