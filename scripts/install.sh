@@ -11,6 +11,7 @@ APT_PACKAGES=(
   containernetworking-plugins   # bridge, host-local, loopback, portmap CNI plugins
   etcd-server                   # optional etcd storage backend
   runc                          # OCI runtime: every pod container of the real dataplane runs under it
+  gcc libc6-dev                 # builds knet's small C helpers: pause.c and crilog.c (each container's log writer)
   procps iputils-ping curl wget dnsutils util-linux  # ps, ping, curl, wget (knet lab probes, as busybox has it), dig/nslookup, nsenter inside nodes/pods
   openssh-server openssh-client # each node's sshd, `ssh node01` from the controlplane, ssh-keygen
   tzdata                        # IANA time zones (/usr/share/zoneinfo) of CronJob spec.timeZone

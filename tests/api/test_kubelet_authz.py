@@ -100,3 +100,18 @@ def test_another_nodes_kubelet_certificate_cannot_exec(kubelet):
     status, text = call(f"{base}/containerLogs/default/{pod}/main", node01)
     assert (status, text) == (403, "Forbidden (user=system:node:node01, verb=get, resource=nodes, "
                                    "subresource=proxy)")
+
+
+def test_kubelet_container_logs_decodes_and_validates_its_query(apiserver, kubelet):
+    """As the upstream kubelet's getContainerLogs: a query that does not decode is 400, one
+    ValidatePodLogOptions refuses is 422, `tail` is the old name of tailLines ("all": every line)."""
+    base, pod, _ = kubelet
+    cert = (apiserver.pki_dir / "apiserver-kubelet-client.crt", apiserver.pki_dir / "apiserver-kubelet-client.key")
+    logs = f"{base}/containerLogs/default/{pod}/main"
+    assert call(f"{logs}?sinceTime=yesterday", cert) == (400, '{"message": "Unable to decode query."}')
+    assert call(f"{logs}?limitBytes=0", cert) == (422, '{"message": "Invalid request."}')
+    assert call(f"{logs}?sinceSeconds=1&sinceTime=2026-01-01T00:00:00Z", cert) == (422, '{"message": "Invalid request."}')
+    assert call(f"{logs}?tail=all", cert) == (200, "started\n")
+    assert call(f"{logs}?tail=0", cert) == (200, "")
+    status, text = call(f"{logs}?timestamps=true&limitBytes=31", cert)
+    assert status == 200 and len(text) == 31 and text.endswith("Z ")  # RFC3339NanoFixed, then the line

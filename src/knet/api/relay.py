@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from knet.api import errors, spdyrelay
+from knet.api import errors, podlogoptions, spdyrelay
 from knet.api.errors import ApiError
 from knet.api.rest import ObjectService
 
@@ -91,6 +91,13 @@ class KubeletRelay:
 
     async def logs(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
         q = request.query
+        # As LogREST.Get: the options decode (400) and validate (422) before the pod is looked up.
+        try:
+            options = podlogoptions.from_query(q)
+        except ValueError as exc:
+            raise errors.bad_request(str(exc)) from None
+        if problems := podlogoptions.validate(options):
+            raise errors.invalid_object("PodLogOptions", "", name, problems)
         base, container = self._target(ns, name, q.get("container"))
         params = {k: q[k] for k in ("follow", "previous", "tailLines", "timestamps", "sinceSeconds", "sinceTime",
                                     "limitBytes") if k in q}

@@ -501,8 +501,10 @@ class Kubelet:
                                               run.log_index)
                         for w in list(node.workers.values()) for run in [*w.init_runs, *w.runs.values()]
                         if run.record.container_id]
+                pending = list(node.adoptions.values())  # a restarted kubelet's pods not adopted yet
                 try:
-                    synced = logpaths.sync(node.root_dir, logs) or synced
+                    synced = logpaths.sync(node.root_dir, logs, [cp.uid for cp in pending],
+                                           [c.container_id for cp in pending for c in cp.containers.values()]) or synced
                 except OSError as exc:
                     synced = True
                     log.warning("log links of node %s: %s", node.name, exc)

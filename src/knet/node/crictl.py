@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
+from knet.node import crilog
+
 Obj = dict[str, Any]
 
 DEFAULT_CONFIG = "/etc/crictl.yaml"
@@ -286,6 +288,27 @@ class Endpoint:
         return body
 
 
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_since(value: str, now: crilog.Stamp) -> crilog.Stamp:
+    """`crictl logs --since`: a Go duration back from now (42m, 1h30m), an RFC3339 time, or Unix
+    seconds (docker's timetypes.GetTimestamp, as crictl's parseTimestamp uses it)."""
+    text = value.strip()
+    if text and _DURATION.sub("", text) == "" and _DURATION.search(text):
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+        return crilog.Stamp(now.ns - int(seconds * 1e9))
+    try:
+        return crilog.parse_time(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9]+(\.[0-9]{1,9})?", text):
+        whole, _, frac = text.partition(".")
+        return crilog.Stamp(int(whole) * 1_000_000_000 + int(frac.ljust(9, "0") or 0))
+    raise CrictlError(f"failed to parse value {value!r} as a timestamp or a duration")
+
+
 # -- the command line -----------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -447,18 +470,38 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
         p = _sub("logs")
         p.add_argument("id", nargs="?")
         p.add_argument("--tail", type=int, default=-1)
+        p.add_argument("--since", default="")
+        p.add_argument("-t", "--timestamps", action="store_true")
+        p.add_argument("--limit-bytes", type=int, default=-1)
+        p.add_argument("--stream", default="")
+        p.add_argument("-p", "--previous", action="store_true")
         o = p.parse_args(args)
         if not o.id:
             raise CrictlError("ID cannot be empty")
-        query = urlencode({"tail": o.tail})
+        if o.stream not in ("", crilog.STDOUT, crilog.STDERR):
+            raise CrictlError(f"invalid stream type {o.stream!r}, must be 'stdout' or 'stderr'")
+        since = parse_since(o.since, crilog.Stamp.now()) if o.since else None
+        query = urlencode({"tail": o.tail, **({"previous": 1} if o.previous else {})})
+        if o.previous:  # crictl's own check, before it reads the previous attempt's file
+            status = api.get(f"/v1/containers/{quote(o.id, safe='')}")["status"]
+            if not status["metadata"].get("attempt"):
+                raise CrictlError(f"previous terminated container {status['metadata']['name']} not found")
         out.flush()
+        # The container's log file (its last --tail records), rendered here as crictl renders the
+        # file it reads with the kubelet's logs package: stdout records to stdout, stderr to stderr.
         data = api.text(f"/v1/containers/{quote(o.id, safe='')}/logs?{query}")
-        stream = getattr(out, "buffer", None)
-        if stream is not None:
-            stream.write(data)
-            stream.flush()
-        else:
-            out.write(data.decode(errors="replace"))
+        opts = crilog.LogOptions(tail=o.tail, bytes=o.limit_bytes, since=since, timestamps=o.timestamps)
+        for name, text in crilog.render(data, opts):
+            if o.stream and name != o.stream:
+                continue
+            target = out if name == crilog.STDOUT else err
+            target.flush()
+            raw = getattr(target, "buffer", None)
+            if raw is not None:
+                raw.write(text)
+                raw.flush()
+            else:
+                target.write(text.decode(errors="replace"))
     elif cmd in ("images", "image", "img"):
         p = _sub("images")
         p.add_argument("image", nargs="?")

@@ -173,6 +173,11 @@ def make_app(kubelet: Kubelet) -> web.Application:
                                      content_type="application/json") from None
         index = run.previous.log_index if run.previous is not None and run.previous.container_id == c.id \
             else run.log_index
+        if request.query.get("previous") in ("1", "true"):  # crictl logs -p: the attempt before this one
+            index = c.attempt - 1
+            if index < 0:
+                raise web.HTTPNotFound(text=json.dumps({"code": "NotFound", "message": f"previous terminated container "
+                                                        f"{c.name} not found"}), content_type="application/json")
         try:
             data = w.log_path(c.name, index).read_bytes()
         except OSError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,10 @@ def desired_links(logs: Iterable[ContainerLog]) -> tuple[dict[str, str], dict[st
     return pods, containers
 
 
-def _sync_dir(directory: Path, wanted: dict[str, str]) -> None:
+def _sync_dir(directory: Path, wanted: dict[str, str], kept: Callable[[str], bool] = lambda _: False) -> None:
     for entry in os.listdir(directory):
         path = directory / entry
-        if path.is_symlink() and entry not in wanted:
+        if path.is_symlink() and entry not in wanted and not kept(entry):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     for name, target in wanted.items():
@@ -72,13 +72,17 @@ def _sync_dir(directory: Path, wanted: dict[str, str]) -> None:
         os.replace(tmp, path)
 
 
-def sync(root_dir: str | os.PathLike, logs: Iterable[ContainerLog]) -> bool:
-    """Make ROOT/log/pods and ROOT/log/containers hold exactly `logs`' symlinks. False (nothing
-    done) where the node shows no /var/log (ROOT/log/pods missing: `knet up` made no node view)."""
+def sync(root_dir: str | os.PathLike, logs: Iterable[ContainerLog], keep_uids: Iterable[str] = (),
+         keep_container_ids: Iterable[str] = ()) -> bool:
+    """Make ROOT/log/pods and ROOT/log/containers hold exactly `logs`' symlinks, keeping those of
+    the pods (keep_uids) and containers a restarted kubelet has yet to adopt (on a kubeadm node
+    these are files of their own, which a kubelet restart leaves alone). False (nothing done)
+    where the node shows no /var/log (ROOT/log/pods missing: `knet up` made no node view)."""
     pods_dir, containers_dir = (Path(root_dir) / d for d in LOG_DIRS)
     if not (pods_dir.is_dir() and containers_dir.is_dir()):
         return False
     pods, containers = desired_links(logs)
-    _sync_dir(pods_dir, pods)
-    _sync_dir(containers_dir, containers)
+    uids, ids = tuple(f"_{u}" for u in keep_uids), tuple(f"-{c}.log" for c in keep_container_ids)
+    _sync_dir(pods_dir, pods, lambda name: name.endswith(uids) if uids else False)
+    _sync_dir(containers_dir, containers, lambda name: name.endswith(ids) if ids else False)
     return True

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from knet.net import spawn
+from knet.node import crilogwriter
 from knet.node.attachio import Stdio, holder_argv
 
 log = logging.getLogger(__name__)
@@ -208,9 +209,10 @@ def container_started(state: Path, start_time_of: Callable[[int], int | None]) -
 
 
 class RealRunc:
-    def __init__(self, state_dir: str | Path, binary: str = RUNC) -> None:
+    def __init__(self, state_dir: str | Path, binary: str = RUNC, log_build_dir: Path | None = None) -> None:
         self.state_dir = str(state_dir)
         self.binary = binary
+        self.log_build_dir = log_build_dir or Path(state_dir) / "bin"  # where crilog.c gets built
 
     def _argv(self, *args: str) -> list[str]:
         return [self.binary, "--root", self.state_dir, *args]
@@ -226,12 +228,14 @@ class RealRunc:
         runc_log.unlink(missing_ok=True)
         runc_argv = self._argv("--log", str(runc_log), "--log-format", "json", "run", "--bundle", str(bundle),
                                container_id)
-        if stdio is not None:
+        if stdio is not None:  # containerd's shim part for stdin/tty (attachio): in front of runc
             runc_argv = [*holder_argv(stdio), *runc_argv]
-        with open(log_path, "ab", buffering=0) as out:
-            proc = await spawn.spawn(
-                shim_argv(exit_file, runc_argv),
-                stdin=spawn.DEVNULL, stdout=out, stderr=out, cwd=str(bundle), start_new_session=True)
+        # The shim's output (the container's) goes through the CRI log writer (crilogwriter),
+        # which runs in the same session and outlives the kubelet as the shim does.
+        proc = await spawn.spawn(
+            [*crilogwriter.argv(self.log_build_dir, log_path), *shim_argv(exit_file, runc_argv)],
+            stdin=spawn.DEVNULL, stdout=spawn.DEVNULL, stderr=spawn.DEVNULL, cwd=str(bundle),
+            start_new_session=True)
         await self._started(container_id, proc)
         if proc.returncode is not None:  # ended already: its own exit, or runc failed to start it
             try:

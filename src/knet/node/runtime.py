@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from knet.net import cni, spawn
-from knet.node import attachio, checkpoint, oci, podshm
+from knet.node import attachio, checkpoint, crilogwriter, oci, podshm
 from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
@@ -113,13 +113,19 @@ def host_process_env(hostname: str) -> dict[str, str]:
 
 
 async def spawn_container(sandbox: Sandbox, argv: list[str], env: dict[str, str], log_path: Path,
-                          hostname: str) -> asyncio.subprocess.Process:
+                          hostname: str, build_dir: Path | None = None) -> asyncio.subprocess.Process:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**host_process_env(hostname), **env}
-    with open(log_path, "ab", buffering=0) as log:
-        return await asyncio.create_subprocess_exec(
-            *sandbox.enter_argv(), *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            env=full_env, cwd="/", start_new_session=True)
+    # The process is the CRI log writer (crilogwriter), which starts the command once its stdin
+    # closes: after the caller moved it into the container's cgroup (the pod worker does so right
+    # after this returns, before yielding to the loop), so that the command starts there.
+    proc = await asyncio.create_subprocess_exec(
+        *crilogwriter.argv(build_dir, log_path, gate=True), *sandbox.enter_argv(), *argv,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env=full_env, cwd="/", start_new_session=True)
+    if proc.stdin is not None:
+        asyncio.get_running_loop().call_soon(proc.stdin.close)
+    return proc
 
 
 def signal_process(proc: asyncio.subprocess.Process | ContainerProcess, sig: int) -> None:
@@ -287,7 +293,8 @@ class RealRuntime:
         self.cni_conf_dir = cni_conf_dir
         self.root_dir = root_dir
         # Per node: another node's (or cluster's) kubelet never lists or deletes these.
-        self.runc = runc if runc is not None else RealRunc(Path(root_dir) / "runc")
+        self.runc = runc if runc is not None else RealRunc(Path(root_dir) / "runc",
+                                                           log_build_dir=pause_build_dir(root_dir))
         self.layout = layout if layout is not None else host_layout()
         pause_argv(pause_build_dir(root_dir))  # build the C pause now rather than on the first pod
 
@@ -542,8 +549,9 @@ class SimRuntime:
     refreshes_volumes = False
     network_from_plugin = False
 
-    def __init__(self) -> None:
+    def __init__(self, root_dir: str | None = None) -> None:
         self.allocator = PodCidrAllocator()
+        self.log_build_dir = pause_build_dir(root_dir) if root_dir else None
 
     def runs_processes(self, pod: Obj, static: bool) -> bool:
         return static
@@ -589,7 +597,7 @@ class SimRuntime:
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
                               bundle_dir: Path, cgroup: str | None = None) -> asyncio.subprocess.Process:
         """A static pod's container: a host process (the simulated dataplane has no runc)."""
-        return await spawn_container(sandbox, argv, env, log_path, hostname)
+        return await spawn_container(sandbox, argv, env, log_path, hostname, self.log_build_dir)
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
@@ -600,5 +608,5 @@ def for_dataplane(cfg: Any, root_dir: str) -> PodRuntime:
     """The node's runtime, chosen once from the kubelet's --dataplane: runc containers in pod
     sandboxes (real), or the simulation (sim). Nothing else looks at the dataplane's name."""
     if cfg.dataplane == "sim":
-        return SimRuntime()
+        return SimRuntime(root_dir)
     return RealRuntime(cfg.cni_bin_dir, cfg.cni_conf_dir, root_dir)

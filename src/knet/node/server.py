@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from knet.api import podlogoptions
 from knet.api.auth import user_from_peercert
-from knet.node import apiauth, diagnostics, dnsconfig, lifecycle, streamhandlers
+from knet.node import apiauth, crilog, diagnostics, dnsconfig, lifecycle, streamhandlers
 from knet.node.attachio import frame_bytes
 
 if TYPE_CHECKING:
@@ -61,50 +62,61 @@ def _find(kubelet: Kubelet, request: web.Request) -> tuple[PodWorker, str]:
     return worker, container
 
 
-def _since_filter(lines: list[bytes], tail: int | None) -> list[bytes]:
-    if tail is not None:
-        return lines[-tail:] if tail > 0 else []
-    return lines
-
-
 async def container_logs(request: web.Request) -> web.StreamResponse:
+    """containerLogs: the container's CRI log file read as the kubelet's ReadLogs does (crilog),
+    stdout and stderr both to the response."""
     kubelet: Kubelet = request.app["kubelet"]
+    query = dict(request.query)
+    if query.get("tail"):  # the kubelet's backwards compatibility: tail=N (or "all")
+        query["tailLines"] = query["tail"]
+        if query["tail"] == "all":
+            del query["tailLines"]
+    try:
+        options = podlogoptions.from_query(query)
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"message": "Unable to decode query."}') from None
+    if podlogoptions.validate(options):
+        raise web.HTTPUnprocessableEntity(text='{"message": "Invalid request."}')
     worker, container = _find(kubelet, request)
     run = worker.all_runs()[container]
-    q = request.query
-    previous = q.get("previous") in ("true", "1")
-    follow = q.get("follow") in ("true", "1") and not previous
-    tail = int(q["tailLines"]) if q.get("tailLines") else None
-    timestamps = q.get("timestamps") in ("true", "1")
+    previous, follow = options.previous, options.follow and not options.previous
     index = run.log_index - 1 if previous else run.log_index
     if previous and (run.record.restart_count == 0 or index < 0):
         raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{worker.name}" not found')
     path = worker.log_path(container, index)
+    opts = options.log_options()
+    opts.follow = follow
     resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await resp.prepare(request)
 
-    def stamp(line: bytes) -> bytes:
-        if not timestamps:
-            return line
-        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode() + b" " + line
+    pending: list[bytes] = []
+    size = 0
+
+    async def flush() -> None:
+        nonlocal size
+        if pending:
+            data = b"".join(pending)
+            pending.clear()
+            size = 0
+            await resp.write(data)
+
+    async def write(_stream: str, data: bytes) -> None:  # in chunks of up to 64 KiB, not a chunk a line
+        nonlocal size
+        pending.append(data)
+        size += len(data)
+        if size >= 65536:
+            await flush()
+
+    def running() -> bool:
+        return run.process is not None and run.process.returncode is None and run.log_index == index
 
     try:
         with open(path, "rb") as f:
-            data = f.read()
-            lines = data.splitlines(keepends=True)
-            for line in _since_filter(lines, tail):
-                await resp.write(stamp(line))
-            while follow:
-                chunk = f.read()
-                if chunk:
-                    await resp.write(chunk)
-                    continue
-                running = run.process is not None and run.process.returncode is None and run.log_index == index
-                if not running:
-                    break
-                await asyncio.sleep(0.1)
+            await crilog.read_logs(f, opts, write, running, flush=flush)
     except FileNotFoundError:
         pass
+    except ConnectionError:
+        return resp
     await resp.write_eof()
     return resp
 

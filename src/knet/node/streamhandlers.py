@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from knet.node import attachio
+from knet.node import attachio, crilog
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet
@@ -163,7 +163,7 @@ async def portforward_handler(request: web.Request) -> web.StreamResponse:
 
 async def attach_handler(request: web.Request) -> web.StreamResponse:
     from knet.node.server import ERROR as ERROR_CHANNEL
-    from knet.node.server import PROTOCOLS, STDOUT, _find, exec_status
+    from knet.node.server import PROTOCOLS, STDERR, STDOUT, _find, exec_status
 
     worker, container = _find(request.app["kubelet"], request)
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
@@ -198,10 +198,13 @@ async def attach_handler(request: web.Request) -> web.StreamResponse:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)  # from now on, as a terminal attached now would see
             while not closed.done():
-                chunk = f.read(65536)
-                if chunk:
-                    await ws.send_bytes(bytes([STDOUT]) + chunk)
+                line = f.readline()
+                if line.endswith(b"\n"):  # a whole CRI record: its text to its stream's channel
+                    with contextlib.suppress(ValueError):
+                        msg = crilog.parse_cri(line)
+                        await ws.send_bytes(bytes([STDOUT if msg.stream == crilog.STDOUT else STDERR]) + msg.log)
                     continue
+                f.seek(-len(line), os.SEEK_CUR)  # a record still being written: read it again whole
                 if run.process is None or run.process.returncode is not None or run.log_index != index:
                     break
                 await asyncio.sleep(0.1)

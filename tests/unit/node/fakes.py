@@ -26,7 +26,7 @@ from typing import Any
 
 from knet.client import Informer
 from knet.client.fake import FakeApi
-from knet.node import checkpoint
+from knet.node import checkpoint, crilog
 from knet.node.agent import Kubelet, NodeAgent
 from knet.node.cgroups import Resources, Usage
 from knet.node.config import KubeletConfig
@@ -60,10 +60,16 @@ class FakeContainer(FakeProcess):
         self.ignores_sigterm = ignores_sigterm
         self.log(f"started {name}")
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, stream: str = crilog.STDOUT) -> None:
+        """A line printed: a CRI record in the log file, as the log writer would append it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a") as f:
-            f.write(line + "\n")
+        with open(self.log_path, "ab") as f:
+            f.write(crilog.encode(crilog.Stamp.now(), stream, crilog.FULL, line.encode()))
+
+    def output(self) -> list[str]:
+        """The lines of its log (`kubectl logs`)."""
+        return [text.decode() for _, text in crilog.render(self.log_path.read_bytes(), crilog.LogOptions())
+                for text in [text.removesuffix(b"\n")]]
 
     def exit(self, code: int) -> None:
         if self.returncode is None:
@@ -167,8 +173,9 @@ class FakeRuntime:
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
-        # A command "in the container" (an exec hook) runs as a host process; what it writes to
-        # $CONTAINER_STDOUT is the container's output (/proc/1/fd/1 in a real container).
+        # A command "in the container" (an exec hook) runs as a host process; $CONTAINER_STDOUT is
+        # the container's log file (a record appended there is output of the container's, as what
+        # a real hook writes to /proc/1/fd/1 goes through the container's log writer).
         return ["env", f"CONTAINER_STDOUT={self.containers[container_id].log_path}"]
 
     def adoptable_pods(self) -> dict[str, checkpoint.PodCheckpoint]:

@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from knet.node import cri, crictl, criserver
+from knet.node import cri, crictl, crilog, criserver
 
 from .fakes import eventually, running_kubelet
 
@@ -257,5 +257,51 @@ async def test_ps_all_keeps_the_previous_instance_of_a_restarted_container(tmp_p
             assert (old["state"], old["exitCode"], old["metadata"]["attempt"]) == ("CONTAINER_EXITED", 3, 0)
             assert "last words" in (await _ask("-r", ep, "logs", first))[1]
             assert "last words" not in (await _ask("-r", ep, "logs", running[0][0]))[1]
+            # -p: the attempt before the one named (upstream crictl's check when there is none)
+            assert "last words" in (await _ask("-r", ep, "logs", "-p", running[0][0]))[1]
+            code, out, err = await _ask("-r", ep, "logs", "-p", first)
+            assert code == 1 and "previous terminated container app not found" in err
         finally:
             await runner.cleanup()
+
+
+async def test_crictl_logs_flags_read_the_cri_records(tmp_path):
+    """crictl logs renders the container's CRI records as upstream crictl (the kubelet's logs
+    package): stdout records to stdout, stderr records to stderr, --tail, --since, -t, --limit-bytes,
+    --stream."""
+    sock = tmp_path / "c.sock"
+    async with running_kubelet(tmp_path / "root") as k:
+        k.kubelet.cfg.container_runtime_endpoint = f"unix://{sock}"
+        await k.create_pod({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"), what="app running")
+        app = k.runtime.running("web", "app")
+        old = crilog.Stamp.now() + -600  # ten minutes ago
+        with open(app.log_path, "ab") as f:
+            f.write(crilog.encode(old, crilog.STDOUT, crilog.FULL, b"old news"))
+        app.log("to stderr", crilog.STDERR)
+        app.log("last")
+        runner = await criserver.start(k.kubelet)
+        try:
+            ep = f"unix://{sock}"
+            cid = (await _ask("-r", ep, "ps", "-q"))[1].strip()
+            code, out, err = await _ask("-r", ep, "logs", cid)
+            assert (code, out, err) == (0, "started app\nold news\nlast\n", "to stderr\n")
+            assert (await _ask("-r", ep, "logs", "--tail", "2", cid))[1:] == ("last\n", "to stderr\n")
+            recent = ("started app\nlast\n", "to stderr\n")  # not the record of ten minutes ago
+            assert (await _ask("-r", ep, "logs", "--since", "5m", cid))[1:] == recent
+            assert (await _ask("-r", ep, "logs", "--stream", "stdout", "--since", "5m", cid))[1:] == (recent[0], "")
+            assert (await _ask("-r", ep, "logs", "--limit-bytes", "13", cid))[1] == "started app\no"
+            out = (await _ask("-r", ep, "logs", "-t", "--tail", "1", cid))[1]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z last\n", out), out
+        finally:
+            await runner.cleanup()
+
+
+def test_crictl_since_takes_a_duration_a_time_or_unix_seconds():
+    now = crilog.parse_time("2026-12-05T07:00:00Z")
+    assert crictl.parse_since("42m", now) == crilog.parse_time("2026-12-05T06:18:00Z")
+    assert crictl.parse_since("1h30m", now) == crilog.parse_time("2026-12-05T05:30:00Z")
+    assert crictl.parse_since("2026-12-05T06:00:00.5Z", now) == crilog.parse_time("2026-12-05T06:00:00.5Z")
+    assert crictl.parse_since("1764918000", now) == crilog.parse_time("2025-12-05T07:00:00Z")
+    with pytest.raises(crictl.CrictlError):
+        crictl.parse_since("yesterday", now)

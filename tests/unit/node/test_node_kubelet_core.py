@@ -128,7 +128,8 @@ async def test_a_container_killed_by_the_oom_killer_is_oomkilled_137(tmp_path):
 
 
 async def test_graceful_deletion_runs_pre_stop_then_sigterm_and_removes_the_pod(tmp_path):
-    pre_stop = {"lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", 'echo preStop ran >> "$CONTAINER_STDOUT"']}}}}
+    record = 'echo "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ) stdout F preStop ran" >> "$CONTAINER_STDOUT"'
+    pre_stop = {"lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", record]}}}}
     async with running_kubelet(tmp_path) as k:
         await k.create_pod(pod("web", container("app", **pre_stop), terminationGracePeriodSeconds=30))
         await eventually(lambda: running(k, "web"), what="web Running")
@@ -136,7 +137,7 @@ async def test_graceful_deletion_runs_pre_stop_then_sigterm_and_removes_the_pod(
         await k.delete_pod("web", grace_seconds=30)
         await eventually(lambda: k.pod("web") is None, what="the pod object gone")
         # `kubectl logs` of the container: the hook ran before the SIGTERM, nothing was killed.
-        assert app.log_path.read_text().splitlines() == ["started app", "preStop ran", "received signal 15"]
+        assert app.output() == ["started app", "preStop ran", "received signal 15"]
         assert app.returncode == 143
         await eventually(lambda: ("Normal", "Killing", "Stopping container app") in k.events("web"))
         assert not k.runtime.sandboxes and not k.runtime.allocator.used  # sandbox and address released

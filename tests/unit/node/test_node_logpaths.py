@@ -36,3 +36,17 @@ def test_sync_adds_replaces_and_removes_links_only(tmp_path):
     assert os.readlink(link).endswith("/nginx/3.log")
     logpaths.sync(tmp_path, [])
     assert os.listdir(tmp_path / "log/pods") == [] and os.listdir(tmp_path / "log/containers") == ["not-a-link.txt"]
+
+
+def test_a_restarted_kubelet_keeps_the_links_of_pods_it_has_yet_to_adopt(tmp_path):
+    """On a kubeadm node /var/log/pods is the runtime's own directory: a kubelet restart does not
+    make a running pod's logs vanish from it while the new kubelet re-adopts the pod."""
+    for d in logpaths.LOG_DIRS:
+        (tmp_path / d).mkdir(parents=True)
+    other = logpaths.ContainerLog("default", "db-0", "5678-uid", "pg", "b" * 64, 0)
+    logpaths.sync(tmp_path, [LOG, other])
+    logpaths.sync(tmp_path, [], keep_uids=["1234-uid"], keep_container_ids=[CID])  # web-1 not adopted yet
+    assert os.listdir(tmp_path / "log/pods") == ["default_web-1_1234-uid"]
+    assert os.listdir(tmp_path / "log/containers") == [f"web-1_default_nginx-{CID}.log"]
+    logpaths.sync(tmp_path, [])  # adopted by nobody: gone
+    assert os.listdir(tmp_path / "log/pods") == [] and os.listdir(tmp_path / "log/containers") == []
