@@ -36,6 +36,7 @@ class Options:
     ipam_data_dir: str
     cni_bin_dir: str = ""              # where the kubelet finds the plugins (checked, not written)
     kubeconfig: str = ""
+    load_balancer_pool: str = ""       # --load-balancer-pool: announce these LoadBalancer addresses
 
 
 @dataclass
@@ -140,7 +141,14 @@ async def run(opts: Options, routes: RouteTable | None = None) -> None:
             # A knet node has no /opt/cni/bin of its own yet: the kubelet runs the host's plugins.
             log.info("CNI plugins in %s: bridge, host-local, portmap", opts.cni_bin_dir)
     async with ApiClient(load_config(opts.kubeconfig or None), user_agent="knet-cni-agent") as api:
-        await serve(api, agent)
+        if not opts.load_balancer_pool:
+            await serve(api, agent)
+            return
+        from knet.cniagent import l2announce
+        from knet.ipam.lbpool import parse_pool
+
+        # The node's share of the LoadBalancer addresses answers ARP from here (knet.cniagent.l2announce).
+        await asyncio.gather(serve(api, agent), l2announce.serve(api, opts.node, parse_pool(opts.load_balancer_pool)))
 
 
 async def serve(api: Any, agent: CniAgent) -> None:
