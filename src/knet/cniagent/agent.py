@@ -144,11 +144,25 @@ async def run(opts: Options, routes: RouteTable | None = None) -> None:
         if not opts.load_balancer_pool:
             await serve(api, agent)
             return
-        from knet.cniagent import l2announce
-        from knet.ipam.lbpool import parse_pool
-
         # The node's share of the LoadBalancer addresses answers ARP from here (knet.cniagent.l2announce).
-        await asyncio.gather(serve(api, agent), l2announce.serve(api, opts.node, parse_pool(opts.load_balancer_pool)))
+        await asyncio.gather(serve(api, agent), announce_forever(api, opts))
+
+
+async def announce_forever(api: Any, opts: Options) -> None:
+    """The LoadBalancer announcer, restarted when it fails: a fault of it (a socket error, a watch
+    that breaks) must not take the node's CNI config and routes down with it."""
+    from knet.cniagent import l2announce
+    from knet.ipam.lbpool import parse_pool
+
+    pool = parse_pool(opts.load_balancer_pool)
+    while True:
+        try:
+            await l2announce.serve(api, opts.node, pool)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- log, wait, start again
+            log.error("LoadBalancer announcer failed (restarting in %.0fs): %s", RESYNC_SECONDS, exc)
+        await asyncio.sleep(RESYNC_SECONDS)
 
 
 async def serve(api: Any, agent: CniAgent) -> None:
