@@ -137,6 +137,36 @@ def test_external_traffic_policy_local_keeps_the_client_address_and_one_node_ans
     assert mac and f"lladdr {mac}" in neigh, (neigh, mac)
 
 
+def test_external_traffic_policy_local_follows_its_endpoint_to_another_node(knet_cluster, lb):  # noqa: ANN001
+    def mover(node: str) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mover", "namespace": NS,
+                                                                           "labels": {"app": "mover"}},
+                           "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [
+                               {"name": "echo", "image": IMAGE, "args": ["netexec", "--http-port=8080"]}]}})
+    knet_cluster.kubectl("apply", "-f", "-", input=mover("node02"))
+    knet_cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "mover", "namespace": NS},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": "mover"},
+                 "ports": [{"port": 80, "targetPort": 8080}]}}))
+    ip = lb.external_ip("mover")
+    lb.answers(f"http://{ip} (endpoint on node02) from the host", lambda: lb.from_host(f"http://{ip}/hostname"),
+               "mover")
+    # the endpoint moves to node01: node02 stops answering, node01 takes the address over (its
+    # gratuitous ARP moves the host's entry) and the host reaches the new pod
+    lb.kubectl("delete", "pod", "mover", "--wait=true")
+    knet_cluster.kubectl("apply", "-f", "-", input=mover(BACKEND_NODE))
+    lb.kubectl("wait", "--for=condition=Ready", "pod/mover", "--timeout=60s")
+    lb.answers(f"http://{ip} (endpoint moved to {BACKEND_NODE}) from the host",
+               lambda: lb.from_host(f"http://{ip}/clientip").rsplit(":", 1)[0], lb.host_ip, timeout=20)
+    mac = knet_cluster.ssh(BACKEND_NODE, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    neigh = subprocess.run(["ip", "neigh", "show", ip, "dev", lb.bridge], capture_output=True, text=True).stdout
+    assert f"lladdr {mac}" in neigh, (neigh, mac)
+    agent = knet_cluster.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=knet-net", "-o",
+                                 f"jsonpath={{.items[?(@.spec.nodeName=='{BACKEND_NODE}')].metadata.name}}").stdout
+    log = knet_cluster.kubectl("-n", "kube-system", "logs", agent, "-c", "cni").stdout
+    assert f"announcing {ip} ({NS}/mover) from node {BACKEND_NODE}" in log, log[-2000:]
+
+
 def test_source_ranges_admit_the_host_and_refuse_a_pod(knet_cluster, lb):  # noqa: ANN001
     ip = lb.external_ip("web-ranges")
     lb.answers(f"http://{ip} from the host (allowed)", lambda: lb.from_host(f"http://{ip}/hostname"), "backend")

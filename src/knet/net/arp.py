@@ -72,8 +72,9 @@ def gratuitous(ip: str, mac: bytes) -> bytes:
 
 
 def should_answer(packet: ArpPacket, own_mac: bytes, announced: Callable[[str], bool]) -> bool:
-    """A request (not our own, not a probe from 0.0.0.0's duplicate-address check of the address
-    itself being answered for someone else) for an address this node announces."""
+    """A request for an address this node announces, asked by someone else: not our own
+    request, and not a gratuitous ARP (sender address = target address: someone announcing the
+    address, to which an answer would only fight over it)."""
     return (packet.op == ARP_REQUEST and packet.sender_mac != own_mac and packet.sender_ip != packet.target_ip
             and announced(packet.target_ip))
 
