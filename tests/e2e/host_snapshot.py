@@ -110,6 +110,10 @@ def take() -> dict[str, set[str]]:
         "routes": {_EXPIRES.sub("", line) for line in
                    _lines("ip", "-4", "route", "show", "table", "all") | _lines("ip", "-6", "route", "show", "table", "all")},
         "rules": _lines("ip", "-4", "rule", "show") | _lines("ip", "-6", "rule", "show"),
+        # neighbour entries on knet's links only (the host's own come and go): a LoadBalancer
+        # address the host reached through a node's ARP answer (knet.net.arp)
+        "neigh": {" ".join(line.split()[:3]) for line in _lines("ip", "-4", "neigh", "show")
+                  if _KNET_LINK.search(line)},
         "iptables": _tables("iptables-save") | _tables("ip6tables-save"),
         "iptables-legacy": _tables("iptables-legacy-save", True) | _tables("ip6tables-legacy-save", True),
         "nft": {_COUNTERS.sub("", line) for line in _lines("nft", "list", "ruleset")},

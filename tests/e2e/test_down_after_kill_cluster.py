@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -51,6 +52,14 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: default}
 spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: default}
+spec:
+  type: LoadBalancer
   selector: {app: web}
   ports: [{port: 80}]
 """
@@ -97,6 +106,12 @@ def test_down_after_kill_9_of_every_process_leaves_the_host_as_before(tmp_path):
             "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.phase}").stdout.split()
             == ["Running", "Running"], timeout=90, interval=0.3)
 
+        # A LoadBalancer address reached from the host: a node answered ARP for it on the bridge.
+        lb_ip = cluster.wait_for("web-lb's EXTERNAL-IP", lambda: cluster.kubectl(
+            "get", "svc", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout, timeout=30)
+        cluster.wait_for(f"http://{lb_ip} answering the host", lambda: subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-m", "2", f"http://{lb_ip}/"]).returncode == 0, timeout=60, interval=0.5)
+
         # What the cluster holds on the host while it runs: the snapshot sees each kind of it.
         during = host_snapshot.difference(before, host_snapshot.take(), name)
         bridge = ClusterNetwork(name).bridge
@@ -106,6 +121,7 @@ def test_down_after_kill_9_of_every_process_leaves_the_host_as_before(tmp_path):
         assert any(r.startswith(f"{cluster.config['podSubnet']} via") for r in during["routes"]["gained"])
         assert any(r.startswith(f"{cluster.config['serviceSubnet']} via") for r in during["routes"]["gained"])
         assert any(f"iif {bridge} prohibit" in r for r in during["rules"]["gained"])
+        assert any(r.startswith(f"{lb_ip} dev {bridge}") for r in during["neigh"]["gained"]), during.get("neigh")
         assert any(f"/knet/{name}/node01" in d for d in during["cgroups"]["gained"])
         assert any(f"/run/netns/knet-{name}-node01 " in m for m in during["mounts"]["gained"])
         # the nodes' mounts (their kubeadm filesystems, each pod's /dev/shm, volumes) stay in the

@@ -113,6 +113,13 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("",), ("configmaps",), ("create", "update")),
         EVENTS,
     ],
+    "system:controller:service-controller": [
+        (("",), ("services",), ("get", "list", "watch")),
+        (("",), ("services",), ("patch", "update")),
+        (("",), ("services/status",), ("patch", "update")),
+        (("",), ("nodes",), ("list", "watch")),
+        EVENTS,
+    ],
     "system:controller:service-account-controller": [
         (("",), ("serviceaccounts",), ("create",)),
         EVENTS,

@@ -168,6 +168,9 @@ _LE_KEYS = ("leader_elect", "leader_elect_lease_duration", "leader_elect_renew_d
 @click.option("--horizontal-pod-autoscaler-tolerance", "hpa_tolerance", type=float, default=0.1)
 @click.option("--horizontal-pod-autoscaler-cpu-initialization-period", "hpa_cpu_init", default="5m0s")
 @click.option("--horizontal-pod-autoscaler-initial-readiness-delay", "hpa_readiness", default="30s")
+@click.option("--load-balancer-pool", default=None,
+              help="knet: addresses for LoadBalancer Services (A-B or CIDRs, comma separated; "
+                   "the service-lb-controller)")
 @click.option("-v", "--v", "verbosity", type=int, default=2)
 @_leader_election("kube-controller-manager")
 @_secure_serving(10257)
@@ -191,7 +194,8 @@ def controller_manager(kubeconfig, allocate_node_cidrs, cluster_cidr, node_cidr_
         hpa=(parse_duration(flags["hpa_sync"]), parse_duration(flags["hpa_stabilization"]), flags["hpa_tolerance"],
              parse_duration(flags["hpa_cpu_init"]), parse_duration(flags["hpa_readiness"])),
         service_account_private_key=(Path(service_account_private_key_file).read_bytes()
-                                     if service_account_private_key_file else None))
+                                     if service_account_private_key_file else None),
+        load_balancer_pool=flags["load_balancer_pool"] or None)
     config = _load(kubeconfig)
     user_agent = "kube-controller-manager/knet"
     per_controller = _bool(use_service_account_credentials)

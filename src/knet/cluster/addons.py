@@ -262,6 +262,8 @@ def network_addon_daemonset(config: ClusterConfig, nodes_dir: str | None = None)
             f"--cni-conf-dir={NODE_CNI_CONF_DIR}",
             f"--ipam-data-dir={NODE_CNI_IPAM_DIR}",
             f"--cni-bin-dir={CNI_BIN_DIR}",
+            # The node answers ARP for its share of the LoadBalancer addresses (knet.cniagent.l2announce).
+            *([f"--load-balancer-pool={config.load_balancer_pool}"] if config.load_balancer_pool else []),
         ],
         "volumeMounts": [{"mountPath": NODE_CNI_CONF_DIR, "name": "cni-conf"},
                          {"mountPath": NODE_CNI_IPAM_DIR, "name": "cni-ipam"}],
@@ -602,6 +604,9 @@ def network_addon_rbac_objects() -> list[tuple[str, str, dict[str, Any]]]:
             _rule("", ["nodes"], ["get", "list", "watch"]),
             _rule("networking.k8s.io", ["networkpolicies"], ["get", "list", "watch"]),
             _rule("", ["pods", "namespaces"], ["get", "list", "watch"]),
+            # the LoadBalancer announcer: which addresses, and which nodes have their endpoints
+            _rule("", ["services"], ["list", "watch"]),
+            _rule("discovery.k8s.io", ["endpointslices"], ["list", "watch"]),
             _rule("", ["events"], ["create", "patch", "update"]),
             _rule("events.k8s.io", ["events"], ["create", "patch", "update"]),
         ])),

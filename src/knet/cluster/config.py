@@ -16,6 +16,9 @@ Every value is a flag of `knet up` or a field of a cluster config file:
     dataplane: real               # real | sim
     storage: etcd                 # etcd | sqlite (default: etcd on the real dataplane when the
                                   # etcd binary is installed, as kubeadm runs it; else sqlite)
+    loadBalancerPool: 172.30.5.200-172.30.5.250  # addresses of LoadBalancer Services (ranges or
+                                  # CIDRs inside nodeNetwork, no node's); default: the node
+                                  # network's upper quarter (.192-.254 of a /24)
     serviceAccountTokenMaxExpiration: 60s  # for tests: every service-account token lives at most
                                   # this long (apiserver --service-account-max-token-expiration,
                                   # and --service-account-extend-token-expiration=false); below
@@ -104,6 +107,8 @@ class ClusterConfig:
     api_server_bind_address: str = ""
     # A test setting: the longest life of a service-account token, as a Go duration ("" = no cap).
     service_account_token_max_expiration: str = ""
+    # The addresses LoadBalancer Services get (knet.ipam.lbpool text); "" = none.
+    load_balancer_pool: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived addresses -------------------------------------------------------------------
@@ -167,13 +172,14 @@ class ClusterConfig:
             "apiServerPort": self.api_server_port,
             "apiServerBindAddress": self.api_server_bind_address,
             "serviceAccountTokenMaxExpiration": self.service_account_token_max_expiration,
+            "loadBalancerPool": self.load_balancer_pool,
         }
 
 
 _FILE_FIELDS = {
     "kind", "apiVersion", "name", "nodes", "nodeNetwork", "podSubnet", "nodeCIDRMaskSize",
     "serviceSubnet", "dnsDomain", "kubernetesVersion", "proxyMode", "dataplane", "storage",
-    "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration",
+    "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration", "loadBalancerPool",
 }
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -399,6 +405,8 @@ def resolve(
     if token_max and not 1 <= duration_seconds(token_max) <= 2 ** 32:
         raise ConfigError(f"serviceAccountTokenMaxExpiration {token_max!r} must be between 1s and 2^32 seconds")
 
+    load_balancer_pool = _load_balancer_pool(values.get("loadBalancerPool"), node_network, node_specs)
+
     config = ClusterConfig(
         name=str(cluster_name),
         nodes=node_specs,
@@ -414,8 +422,26 @@ def resolve(
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=str(values.get("apiServerBindAddress", "")),
         service_account_token_max_expiration=token_max,
+        load_balancer_pool=load_balancer_pool,
     )
     return config, notes
+
+
+def _load_balancer_pool(raw: Any, node_network: ipaddress.IPv4Network, nodes: tuple[NodeSpec, ...]) -> str:
+    """The LoadBalancer pool: the config's (checked: inside the node network, no node's or the
+    host's address) or the node network's upper quarter past the nodes ("" if nothing is left)."""
+    from knet.ipam.lbpool import PoolError, check_pool, default_pool, parse_pool
+
+    host = str(node_network[1])
+    if raw is None:
+        pool = default_pool(str(node_network), [host, *(n.ip for n in nodes)])
+        return str(pool) if pool is not None else ""
+    try:
+        pool = parse_pool(str(raw))
+        check_pool(pool, str(node_network), [host, *(n.ip for n in nodes)])
+    except PoolError as exc:
+        raise ConfigError(f"loadBalancerPool: {exc}") from exc
+    return str(pool)
 
 
 def from_dict(values: dict[str, Any]) -> ClusterConfig:
@@ -436,4 +462,5 @@ def from_dict(values: dict[str, Any]) -> ClusterConfig:
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=values.get("apiServerBindAddress", ""),
         service_account_token_max_expiration=values.get("serviceAccountTokenMaxExpiration", ""),
+        load_balancer_pool=values.get("loadBalancerPool", ""),
     )

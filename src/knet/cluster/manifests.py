@@ -98,6 +98,7 @@ def controller_manager_flags(config: ClusterConfig, paths: ClusterPaths) -> list
             "service-account-private-key-file": str(pki / "sa.key"),
             "service-cluster-ip-range": config.service_subnet,
             "use-service-account-credentials": "true",
+            **({"load-balancer-pool": config.load_balancer_pool} if config.load_balancer_pool else {}),
             **_no_serving_when_simulated(config),
         }
     )

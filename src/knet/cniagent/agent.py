@@ -36,6 +36,7 @@ class Options:
     ipam_data_dir: str
     cni_bin_dir: str = ""              # where the kubelet finds the plugins (checked, not written)
     kubeconfig: str = ""
+    load_balancer_pool: str = ""       # --load-balancer-pool: announce these LoadBalancer addresses
 
 
 @dataclass
@@ -140,7 +141,28 @@ async def run(opts: Options, routes: RouteTable | None = None) -> None:
             # A knet node has no /opt/cni/bin of its own yet: the kubelet runs the host's plugins.
             log.info("CNI plugins in %s: bridge, host-local, portmap", opts.cni_bin_dir)
     async with ApiClient(load_config(opts.kubeconfig or None), user_agent="knet-cni-agent") as api:
-        await serve(api, agent)
+        if not opts.load_balancer_pool:
+            await serve(api, agent)
+            return
+        # The node's share of the LoadBalancer addresses answers ARP from here (knet.cniagent.l2announce).
+        await asyncio.gather(serve(api, agent), announce_forever(api, opts))
+
+
+async def announce_forever(api: Any, opts: Options) -> None:
+    """The LoadBalancer announcer, restarted when it fails: a fault of it (a socket error, a watch
+    that breaks) must not take the node's CNI config and routes down with it."""
+    from knet.cniagent import l2announce
+    from knet.ipam.lbpool import parse_pool
+
+    pool = parse_pool(opts.load_balancer_pool)
+    while True:
+        try:
+            await l2announce.serve(api, opts.node, pool)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- log, wait, start again
+            log.error("LoadBalancer announcer failed (restarting in %.0fs): %s", RESYNC_SECONDS, exc)
+        await asyncio.sleep(RESYNC_SECONDS)
 
 
 async def serve(api: Any, agent: CniAgent) -> None:

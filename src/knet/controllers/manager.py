@@ -28,6 +28,9 @@ class ManagerOptions:
     # --horizontal-pod-autoscaler-{sync-period,downscale-stabilization,tolerance,
     # cpu-initialization-period,initial-readiness-delay}
     hpa: tuple[float, float, float, float, float] = (15.0, 300.0, 0.1, 300.0, 30.0)
+    # knet's --load-balancer-pool: the addresses LoadBalancer Services get (the node network's
+    # upper part, `A-B` or CIDRs); None leaves them <pending>, as upstream without a cloud.
+    load_balancer_pool: str | None = None
 
 
 @dataclass
@@ -68,6 +71,7 @@ SERVICE_ACCOUNTS = {
     "cronjob": "cronjob-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
     "horizontalpodautoscaling": "horizontal-pod-autoscaler",
+    "service-lb-controller": "service-controller",
 }
 
 
@@ -206,6 +210,15 @@ async def _ttl_after_finished(ctx: ControllerContext) -> Any:
     return TTLAfterFinishedController(await ctx.client(SERVICE_ACCOUNTS["ttl-after-finished"]), ctx.informers)
 
 
+async def _service_lb(ctx: ControllerContext) -> Any:
+    from knet.controllers.servicelb import ServiceLBController
+    from knet.ipam.lbpool import parse_pool
+    if not ctx.options.load_balancer_pool:
+        return None  # no pool: like upstream's service controller without a cloud provider
+    return ServiceLBController(await ctx.client(SERVICE_ACCOUNTS["service-lb-controller"]), ctx.informers,
+                               parse_pool(ctx.options.load_balancer_pool))
+
+
 CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "nodeipam": _nodeipam,
     "endpointslice": _endpointslice,
@@ -228,6 +241,7 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Awaitable[Any]]] = {
     "cronjob": _cronjob,
     "ttl-after-finished": _ttl_after_finished,
     "horizontalpodautoscaling": _horizontalpodautoscaling,
+    "service-lb-controller": _service_lb,
 }
 # knet's apiserver itself garbage-collects through ownerReferences and finalizes terminating
 # namespaces (src/knet/api/lifecycle.py), so these two only run when named in --controllers.
@@ -237,14 +251,19 @@ KNOWN_ELSEWHERE = {"endpointslicemirroring", "bootstrapsigner",
                    "tokencleaner", "csrsigning", "csrapproving", "csrcleaner", "ttl",
                    "resourcequota",
                    "persistentvolume-binder", "attachdetach", "pv-protection", "pvc-protection",
-                   "ephemeral-volume", "route", "service", "cloud-node-lifecycle",
+                   "ephemeral-volume", "route", "cloud-node-lifecycle",
                    "persistentvolume-expander", "taint-eviction-controller",
                    "legacy-serviceaccount-token-cleaner", "validatingadmissionpolicy-status"}
+
+
+# Upstream's older names (kube-controller-manager's controllerAliases).
+ALIASES = {"service": "service-lb-controller"}
 
 
 def enabled_controllers(spec: tuple[str, ...] | list[str]) -> list[str]:
     """--controllers semantics: `*` = all on by default, `foo` enables, `-foo` disables."""
     items = [s.strip() for s in spec if s.strip()]
+    items = [("-" if s.startswith("-") else "") + ALIASES.get(s.lstrip("-"), s.lstrip("-")) for s in items]
     star = "*" in items
     chosen = []
     for name in CONTROLLERS:

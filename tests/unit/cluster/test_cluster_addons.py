@@ -173,5 +173,6 @@ def test_network_addon_may_only_read_what_it_enforces():
               if set(rule["verbs"]) - {"get", "list", "watch"}}
     assert writes == {("", "events"), ("events.k8s.io", "events")}
     reads = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    # services and endpointslices: which LoadBalancer addresses a node announces (l2announce)
     assert reads - writes == {("networking.k8s.io", "networkpolicies"), ("", "pods"), ("", "namespaces"),
-                              ("", "nodes")}
+                              ("", "nodes"), ("", "services"), ("discovery.k8s.io", "endpointslices")}

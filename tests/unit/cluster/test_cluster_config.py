@@ -44,6 +44,7 @@ def test_defaults_are_the_reference_cluster():
     assert config.dataplane == "real"
     assert config.context_name == "knet-knet"
     assert config.server_url == "https://172.30.0.2:6443"
+    assert config.load_balancer_pool == "172.30.0.192-172.30.0.254"  # the node network's upper quarter
 
 
 def test_flags_override_file_values():
@@ -134,6 +135,11 @@ def test_explicit_real_without_root_says_what_to_do():
         pytest.param({"podSubnet": "10.244.0.0/24", "nodes": 3}, "fewer than 3", id="pod-subnet-too-small"),
         pytest.param({"nodes": [{"name": "a", "role": "control-plane"}, {"name": "b", "role": "control-plane"}]},
                      "exactly one", id="two-control-planes"),
+        pytest.param({"loadBalancerPool": "10.0.0.1-10.0.0.9"}, "loadBalancerPool.*inside the node network",
+                     id="lb-pool-outside-the-node-network"),
+        pytest.param({"nodeNetwork": "172.30.9.0/24", "loadBalancerPool": "172.30.9.2-172.30.9.20"},
+                     "loadBalancerPool.*172.30.9.2, a node's", id="lb-pool-holds-a-node"),
+        pytest.param({"loadBalancerPool": "nope"}, "loadBalancerPool", id="lb-pool-garbage"),
     ],
 )
 def test_invalid_configs_are_refused_with_a_reason(values, message):
@@ -143,6 +149,13 @@ def test_invalid_configs_are_refused_with_a_reason(values, message):
 
 def test_round_trip_through_the_state_file_form():
     config, _ = resolve({"name": "rt", "nodes": 3, "proxyMode": "nftables"}, dataplane="sim")
+    assert from_dict(config.to_dict()) == config
+
+
+def test_load_balancer_pool_from_the_config():
+    config, _ = resolve({"nodeNetwork": "172.30.9.0/24", "loadBalancerPool": "172.30.9.240/29, 172.30.9.100"},
+                        dataplane="sim")
+    assert config.load_balancer_pool == "172.30.9.100,172.30.9.240-172.30.9.247"
     assert from_dict(config.to_dict()) == config
 
 

@@ -64,6 +64,9 @@ async def test_pod_gc_only_removes_pods_of_deleted_nodes(harness):
     pytest.param("*,garbagecollector", {"garbagecollector"}, {"namespace"}, id="opt-in-gc"),
     pytest.param("*", {"endpoint", "endpointslice"}, set(), id="endpoints-and-slices"),
     pytest.param("*,-endpoint", {"endpointslice"}, {"endpoint"}, id="no-legacy-endpoints"),
+    pytest.param("*", {"service-lb-controller"}, set(), id="service-lb-on-by-default"),
+    pytest.param("*,-service-lb-controller", {"deployment"}, {"service-lb-controller"}, id="service-lb-off"),
+    pytest.param("*,-service", {"deployment"}, {"service-lb-controller"}, id="service-lb-off-by-upstream-alias"),
 ])
 def test_controllers_flag(flag, on, off):
     chosen = set(enabled_controllers(flag.split(",")))

@@ -52,6 +52,10 @@ def seed_cluster(fake: FakeApi) -> None:
     fake.seed("v1", "services", {"metadata": {"name": "web", "namespace": "default"},
                                  "spec": {"selector": LABELS, "clusterIP": "10.96.0.20",
                                           "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}})
+    fake.seed("v1", "services", {"metadata": {"name": "web-lb", "namespace": "default"},
+                                 "spec": {"selector": LABELS, "clusterIP": "10.96.0.21", "type": "LoadBalancer",
+                                          "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80,
+                                                     "nodePort": 30080}]}})
     fake.seed("apps/v1", "daemonsets", {"metadata": {"name": "agent", "namespace": "kube-system"},
                                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
                                                  "template": {"metadata": {"labels": {"app": "agent"}},
@@ -120,7 +124,8 @@ async def test_every_controller_stays_within_its_upstream_role():
     builder = ServiceAccountClientBuilder(root, make_client=lambda source, sa: fake.client(token_source=source))
     options = ManagerOptions(cluster_cidr="10.244.0.0/16", allocate_node_cidrs=True, root_ca="-----CA-----",
                              node_monitor_grace_period=0.5, node_monitor_period=0.1,
-                             controllers=("*", "garbagecollector", "namespace"))
+                             controllers=("*", "garbagecollector", "namespace"),
+                             load_balancer_pool="192.168.0.200-192.168.0.210")
     elector = LeaderElector(root, "kube-controller-manager", lease_duration=15, renew_deadline=10, retry_period=2)
     assert await elector.try_acquire_or_renew()
     stop = asyncio.Event()
@@ -153,6 +158,8 @@ async def test_every_controller_stays_within_its_upstream_role():
                     and (fake.objects("apps/v1", "statefulsets")[0].get("status") or {}).get("updateRevision"))
         await until(lambda: any(e.get("source", {}).get("component") == "node-controller"
                                 for e in fake.objects("v1", "events")))
+        await until(lambda: any(((s.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+                                for s in fake.objects("v1", "services")))
         assert await elector.try_acquire_or_renew()
         await elector.release()
     finally:
@@ -179,7 +186,7 @@ async def test_every_controller_stays_within_its_upstream_role():
                        "endpoint-controller", "daemon-set-controller", "statefulset-controller", "node-controller",
                        "service-account-controller",
                        "root-ca-cert-publisher", "pod-garbage-collector", "generic-garbage-collector",
-                       "namespace-controller"}
+                       "namespace-controller", "service-controller"}
     assert {(r.verb, r.resource, r.subresource) for r in by_user[KCM] if r.verb not in ("get", "list", "watch")} \
         == {("create", "serviceaccounts", ""), ("create", "serviceaccounts", "token"), ("create", "leases", ""),
             ("update", "leases", "")}

@@ -11,6 +11,7 @@ from knet.api.validation import (
     DNS1123_SUBDOMAIN,
     LABEL_MSG,
     SUBDOMAIN_MSG,
+    qualified_name_errors,
     validate_ip,
     validate_port,
 )
@@ -56,6 +57,12 @@ SERVICE_ADDRESSES = "service-addresses"
 def carry_over(new: dict, old: dict) -> None:
     """PrepareForUpdate: an update that omits the ClusterIP(s) keeps the old ones."""
     spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
+    # upstream dropTypeDependentFields: a type change away from LoadBalancer drops the class the
+    # user did not change (a class is only for LoadBalancers)
+    if old_spec.get("type") == "LoadBalancer" and spec.get("type") != "LoadBalancer" \
+            and spec.get("loadBalancerClass") is not None \
+            and spec.get("loadBalancerClass") == old_spec.get("loadBalancerClass"):
+        del spec["loadBalancerClass"]
     if spec.get("type") == "ExternalName" or old_spec.get("type") == "ExternalName":
         return
     if not spec.get("clusterIP") and not spec.get("clusterIPs") and old_spec.get("clusterIP"):
@@ -119,12 +126,66 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
     for k, policy in (("externalTrafficPolicy", ("Cluster", "Local")), ("internalTrafficPolicy", ("Cluster", "Local"))):
         if spec.get(k) is not None and spec[k] not in policy:
             errs.append(not_supported(f"spec.{k}", spec[k], list(policy)))
+    errs += _validate_load_balancer(obj, old)
     if old is not None:
         old_spec = old.get("spec") or {}
         old_ip, new_ip = old_spec.get("clusterIP"), spec.get("clusterIP")
         if old_ip and new_ip != old_ip and stype != "ExternalName" and old_spec.get("type") != "ExternalName":
             errs.append(invalid("spec.clusterIPs[0]", (spec.get("clusterIPs") or [new_ip])[0] if new_ip else [],
                                 "may not change once set"))
+    return errs
+
+
+_ONLY_LB = "may only be used when `type` is 'LoadBalancer'"
+
+
+def _validate_load_balancer(obj: dict, old: dict | None) -> list[FieldError]:
+    """upstream's validateLoadBalancerClassField, the LoadBalancerSourceRanges check and
+    ValidateLoadBalancerStatus (what the service-lb-controller and kube-proxy read)."""
+    import ipaddress
+
+    spec = obj.get("spec") or {}
+    is_lb = spec.get("type") == "LoadBalancer"
+    errs: list[FieldError] = []
+    cls = spec.get("loadBalancerClass")
+    if cls is not None:
+        if not is_lb:
+            errs.append(FieldError("Forbidden", "spec.loadBalancerClass", None, _ONLY_LB))
+        else:
+            errs += [invalid("spec.loadBalancerClass", cls, m) for m in qualified_name_errors(str(cls))]
+    old_spec = (old or {}).get("spec") or {}
+    if old is not None and is_lb and old_spec.get("type") == "LoadBalancer" \
+            and old_spec.get("loadBalancerClass") != cls:
+        errs.append(invalid("spec.loadBalancerClass", cls, "may not change once set"))
+    ranges = spec.get("loadBalancerSourceRanges") or []
+    if ranges and not is_lb:
+        errs.append(FieldError("Forbidden", "spec.LoadBalancerSourceRanges", None, _ONLY_LB))
+    for i, value in enumerate(ranges):
+        try:
+            ipaddress.ip_network(str(value).strip(), strict=False)
+            ok = "/" in str(value)
+        except ValueError:
+            ok = False
+        if not ok:
+            errs.append(invalid(f"spec.LoadBalancerSourceRanges[{i}]", value,
+                                "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 "))
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for i, ing in enumerate(ingress if isinstance(ingress, list) else []):
+        path = f"status.loadBalancer.ingress[{i}]"
+        ing = ing if isinstance(ing, dict) else {}
+        if ing.get("ip"):
+            errs += [invalid(f"{path}.ip", ing["ip"], e.detail) for e in validate_ip(ing["ip"], "")]
+        mode = ing.get("ipMode")
+        if mode is not None and not ing.get("ip"):
+            errs.append(FieldError("Forbidden", f"{path}.ipMode", None, "may not be specified when `ip` is not set"))
+        elif mode is not None and mode not in ("Proxy", "VIP"):
+            errs.append(not_supported(f"{path}.ipMode", mode, ["Proxy", "VIP"]))
+        host = ing.get("hostname")
+        if host:
+            if not DNS1123_SUBDOMAIN.match(str(host)):
+                errs.append(invalid(f"{path}.hostname", host, SUBDOMAIN_MSG))
+            elif not validate_ip(host, ""):
+                errs.append(invalid(f"{path}.hostname", host, "must be a DNS name, not an IP address"))
     return errs
 
 
