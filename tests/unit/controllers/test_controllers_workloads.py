@@ -344,9 +344,11 @@ async def test_replicaset_adopts_a_matching_orphan_pod_when_it_appears(harness):
         return [p for p in api.objects("v1", "pods") if not p["metadata"].get("deletionTimestamp")
                 and any(ref.get("name") == "r" for ref in p["metadata"].get("ownerReferences") or [])]
 
-    # adopted (it carries the ReplicaSet's ownerReference), then one of three is one too many
-    await harness.until(lambda: any(p["metadata"]["name"] == "bare" for p in api.objects("v1", "pods")
-                                    if p["metadata"].get("ownerReferences")))
+    # adopted (it carries the ReplicaSet's ownerReference), then one of three is one too many; the
+    # write history, not the current objects: the surplus pod deleted may be "bare" itself, at once
+    await harness.until(lambda: any(res == "pods" and obj["metadata"]["name"] == "bare"
+                                    and obj["metadata"].get("ownerReferences")
+                                    for _, _, res, _, obj in api.history))
     await harness.until(lambda: len(owned_by_r()) == 2 and len(api.objects("v1", "pods")) == 2)
 
 
