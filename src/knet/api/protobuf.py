@@ -39,6 +39,18 @@ KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks",
               "ready", "serving", "terminating"}
 
 
+# Go structs embedded with `json:",inline"`: a field of their own in protobuf, their fields
+# at the parent's level in JSON (a Volume's hostPath, an ephemeral container's name and image,
+# a probe's exec/httpGet; the name of a configMap/secret reference's LocalObjectReference,
+# wherever it is embedded).
+INLINE_EVERYWHERE = {"localObjectReference"}
+INLINE = {(".k8s.io.api.core.v1.Volume", "volumeSource"),
+          (".k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
+          (".k8s.io.api.core.v1.Probe", "handler"),
+          (".k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
+          (".k8s.io.api.networking.v1.IngressRule", "ingressRuleValue")}
+
+
 class ProtobufError(ValueError):
     pass
 
@@ -144,6 +156,9 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             handled, item = _special(tname, value)
             if not handled:
                 item = decode_message(value, tname)
+                if (type_name, name) in INLINE or name in INLINE_EVERYWHERE:
+                    out.update(item)
+                    continue
         elif wire == 2 and kind in ("int", "bool"):  # packed repeated scalars
             pos_items = []
             pos = 0

@@ -104,12 +104,17 @@ def admit(pod: dict) -> None:
     containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     if all(any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []) for c in containers):
         return
-    name = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
-    spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace",
-                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
+    # A pod that has the volume already (a copy of a pod: `kubectl debug --copy-to`) keeps it and
+    # gets it mounted in its other containers, as upstream's mountServiceAccountToken.
+    name = next((v.get("name") for v in spec.get("volumes") or [] if str(v.get("name", "")).startswith(
+        "kube-api-access-")), None)
+    if name is None:
+        name = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+        spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
     for c in containers:
         if not any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []):
             c.setdefault("volumeMounts", []).append({"mountPath": SA_MOUNT_PATH, "name": name, "readOnly": True})
