@@ -36,7 +36,11 @@ KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSe
                   "minReplicas", "maxReplicas", "stabilizationWindowSeconds", "averageUtilization",
                   "targetCPUUtilizationPercentage", "periodSeconds"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
-              "ready", "serving", "terminating"}
+              "ready", "serving", "terminating",
+              # *bool fields of pods where a stated false is a choice (kubectl debug's profiles and
+              # --share-processes=false state them)
+              "shareProcessNamespace", "allowPrivilegeEscalation", "privileged", "runAsNonRoot",
+              "readOnlyRootFilesystem", "hostUsers", "setHostnameAsFQDN"}
 
 
 # Go structs embedded with `json:",inline"`: a field of their own in protobuf, their fields
