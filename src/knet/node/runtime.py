@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import os
 import secrets
 import signal
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 
 from knet.net import cni, spawn
 from knet.node import checkpoint, oci, podshm
-from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, StartError, process_start_time
+from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
 PAUSE = Path(__file__).with_name("pause.py")
@@ -314,6 +313,8 @@ class RealRuntime:
         if pid_target is not None:
             target_pid = self.container_init_pid(pid_target)
             if target_pid is None:
+                from knet.node.runc import StartError
+
                 raise StartError(f"failed to join the PID namespace of container {pid_target}: it is not running")
         shutil.rmtree(bundle_dir, ignore_errors=True)  # a previous instance's writable layer goes
         mounts, overlays = _mount_points(sandbox.mounts if mounts is None else mounts, self.layout, bundle_dir)
@@ -494,6 +495,8 @@ class RealRuntime:
 def running_init_pid(state: Path | None, start_time_of) -> int | None:
     """The init pid runc's state directory STATE names, if that process still runs (its start
     time is the one runc saved: not a reused pid)."""
+    import json
+
     if state is None:
         return None
     try:
