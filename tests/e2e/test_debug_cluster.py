@@ -83,8 +83,12 @@ def test_debug_copy_to_shares_the_apps_processes(knet_cluster):
     with cluster_namespace(knet_cluster, "e2e-debug-copy") as ns:
         apply(knet_cluster, pod_on("node01", "web", ns, ("app", ["sleep", "3598"])))
         wait_running(knet_cluster, ns, "web")
+        # The copy's containers start together: the debugger looks until app's process is there
+        # (it never is without a shared PID namespace), then shows what it sees.
         p = knet_cluster.kubectl("debug", "web", "-n", ns, "--image=busybox", "--copy-to=web-copy",
-                                 "--share-processes", "--", "sh", "-c", "ps -o args; sleep 3600")
+                                 "--share-processes", "--", "sh", "-c",
+                                 "until ps -o args | grep -qx 'sleep 3598'; do sleep 0.2; done; ps -o args; "
+                                 "sleep 3600")
         name = debugger_name(p.stdout)
         out = logs_when(knet_cluster, ns, "web-copy", name, "sleep 3598", timeout=60)
         assert "sleep 3598" in out.splitlines()
