@@ -141,3 +141,44 @@ def test_node_debugging_sees_the_node_and_not_the_machine(knet_cluster):
     finally:
         marker.kill()
         marker.wait()
+
+
+def test_a_restarted_kubelet_keeps_ephemeral_containers_and_restarts_none(knet_cluster):
+    """kill -9 of node01's kubelet: the new one re-adopts the running ephemeral container (same
+    ID, still running, exec works), starts neither it nor the finished one again, and follows
+    the running one to its end."""
+    from .test_kubelet_restart_cluster import _kubelet_pids
+
+    c = knet_cluster
+    nap = 4000 + int.from_bytes(os.urandom(2), "big") % 999
+    with cluster_namespace(c, "e2e-debug-readopt") as ns:
+        apply(c, pod_on("node01", "web", ns, ("app", ["sleep", "3595"])))
+        wait_running(c, ns, "web")
+        c.kubectl("debug", "web", "-n", ns, "--image=busybox", "-c", "done", "--", "true")
+        c.kubectl("debug", "web", "-n", ns, "--image=busybox", "--target=app", "-c", "shell", "--",
+                  "sleep", str(nap))
+        c.wait_for("done terminated, shell running", lambda: "terminated" in ephemeral_status(
+            c, ns, "web", "done").get("state", {}) and "running" in ephemeral_status(c, ns, "web", "shell").get(
+            "state", {}), timeout=30)
+        before = {n: ephemeral_status(c, ns, "web", n) for n in ("done", "shell")}
+        old = _kubelet_pids(c, "node01")
+        assert len(old) == 1, old
+        os.kill(old[0], 9)
+        c.wait_for("a new kubelet of node01", lambda: [p for p in _kubelet_pids(c, "node01") if p not in old],
+                   timeout=10)
+        got = c.wait_for("exec into the shell through the new kubelet", lambda: c.kubectl(
+            "exec", "web", "-n", ns, "-c", "shell", "--", "cat", "/proc/1/cmdline", check=False).stdout, timeout=20,
+            interval=0.5)
+        assert got.split("\0")[:2] == ["sleep", "3595"]  # still in app's PID namespace
+        time.sleep(3)
+        after = {n: ephemeral_status(c, ns, "web", n) for n in ("done", "shell")}
+        assert after == before
+        # The adopted one ends: terminated (killed), never started again.
+        assert c.ssh("node01", "pkill", "-KILL", "-x", "-f", f"sleep {nap}").returncode == 0
+        term = c.wait_for("shell terminated", lambda: ephemeral_status(c, ns, "web", "shell").get(
+            "state", {}).get("terminated"), timeout=20)
+        assert term["exitCode"] == 137
+        time.sleep(2)
+        last = ephemeral_status(c, ns, "web", "shell")
+        assert "terminated" in last["state"] and last["restartCount"] == 0
+        assert last["containerID"] == before["shell"]["containerID"]

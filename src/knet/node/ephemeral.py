@@ -42,6 +42,16 @@ def status_dict(rec: ContainerRecord) -> Obj:
     return status
 
 
+def restore_terminated(rec: ContainerRecord, terminated: Obj) -> None:
+    """A record's terminated state from its checkpoint (ContainerRecord.state_dict's fields)."""
+    rec.state, rec.ran, rec.ready, rec.started = "terminated", True, False, False
+    rec.exit_code = int(terminated.get("exitCode") or 0)
+    rec.reason = str(terminated.get("reason") or "")
+    rec.message = str(terminated.get("message") or "")
+    rec.signal = terminated.get("signal")
+    rec.started_at, rec.finished_at = terminated.get("startedAt"), terminated.get("finishedAt")
+
+
 def volume_source(pod: Obj, pod_dir: Path, volume_name: str) -> str | None:
     """Where a pod volume's files are on the node (volumes.materialise's layout): a hostPath's
     own path, else the pod's volume directory."""

@@ -190,7 +190,9 @@ class PodWorker:
                 started=rec.started,
                 shim_pid=proc.pid if proc is not None and rec.state == "running" else None,
                 shim_start=run.shim_start if proc is not None and rec.state == "running" else None,
-                exit_file=str(getattr(proc, "exit_file", "") or ""), last_state=rec.last_state or None)
+                exit_file=str(getattr(proc, "exit_file", "") or ""), last_state=rec.last_state or None,
+                terminated=rec.state_dict()["terminated"] if name in self.ephemeral_runs and rec.state == "terminated"
+                else None)
         cp = checkpoint.PodCheckpoint(
             uid=self.uid, sandbox_id=sandbox.id, ip=sandbox.ip, pause_pid=sandbox.pid, pause_start=self._pause_start,
             new_net=sandbox.new_net, new_pid=sandbox.new_pid, start_time=self.start_time, mounts=list(sandbox.mounts),
@@ -235,6 +237,8 @@ class PodWorker:
                 rec.ready = c.ready
                 if self.host.cgroups is not None:
                     self.host.cgroups.watch_oom(self.pod, c.container_id)  # the old kubelet's watch went with it
+            elif c.terminated is not None:  # an ephemeral container that had ended: as it was
+                ephemeral.restore_terminated(rec, c.terminated)
             else:
                 code = checkpoint.read_exit_code(str(exit_file))
                 rec.exit_code = 137 if code is None else code

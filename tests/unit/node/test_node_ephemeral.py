@@ -113,12 +113,15 @@ async def test_a_restarted_kubelet_keeps_a_running_ephemeral_container_and_resta
         k.runtime.running("web", "done").exit(0)
         await eventually(lambda: "terminated" in ephemeral_status(k, "done").get("state", {}))
         await eventually(lambda: "running" in ephemeral_status(k, "debugger-abcde").get("state", {}))
+        done = ephemeral_status(k, "done")
     running = runtime.running("web", "debugger-abcde")
+    await asyncio.sleep(1.1)  # the clock moves on (statuses are to the second): a rewritten one would differ
     async with running_kubelet(tmp_path, runtime=runtime, api=api, driver=driver) as k:
         await asyncio.sleep(0.5)
         assert runtime.running("web", "debugger-abcde") is running and running.signals == []
         assert len(instances(runtime, "done")) == 1 and len(instances(runtime, "debugger-abcde")) == 1
         assert "running" in ephemeral_status(k, "debugger-abcde")["state"]
+        assert ephemeral_status(k, "done") == done  # the finished one as it was (its times too)
         running.exit(0)
         await eventually(lambda: "terminated" in ephemeral_status(k, "debugger-abcde").get("state", {}))
 
