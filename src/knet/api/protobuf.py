@@ -36,23 +36,12 @@ KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSe
                   "minReplicas", "maxReplicas", "stabilizationWindowSeconds", "averageUtilization",
                   "targetCPUUtilizationPercentage", "periodSeconds"}
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
-              "ready", "serving", "terminating",
-              # *bool fields of pods where a stated false is a choice (kubectl debug's profiles and
-              # --share-processes=false state them)
-              "shareProcessNamespace", "allowPrivilegeEscalation", "privileged", "runAsNonRoot",
-              "readOnlyRootFilesystem", "hostUsers", "setHostnameAsFQDN"}
+              "ready", "serving", "terminating"}
 
-
-# Go structs embedded with `json:",inline"`: a field of their own in protobuf, their fields
-# at the parent's level in JSON (a Volume's hostPath, an ephemeral container's name and image,
-# a probe's exec/httpGet; the name of a configMap/secret reference's LocalObjectReference,
-# wherever it is embedded).
-INLINE_EVERYWHERE = {"localObjectReference"}
-INLINE = {(".k8s.io.api.core.v1.Volume", "volumeSource"),
-          (".k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
-          (".k8s.io.api.core.v1.Probe", "handler"),
-          (".k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
-          (".k8s.io.api.networking.v1.IngressRule", "ingressRuleValue")}
+# Embedded Go structs whose JSON tag is `,inline`: their fields belong to the enclosing object
+# (an IngressRule's `http`, a Volume's `configMap`, a Probe's `httpGet`).
+INLINE_TYPES = {".k8s.io.api.networking.v1.IngressRuleValue", ".k8s.io.api.core.v1.VolumeSource",
+                ".k8s.io.api.core.v1.ProbeHandler", ".k8s.io.api.core.v1.PersistentVolumeSource"}
 
 
 class ProtobufError(ValueError):
@@ -62,6 +51,17 @@ class ProtobufError(ValueError):
 @functools.cache
 def _schema() -> dict:
     return json.loads(Path(__file__).with_name("protobuf_schema.json").read_text())
+
+
+# Also inline: an ephemeral container's EphemeralContainerCommon (its name, image, command); and
+# a LocalObjectReference where it is embedded (a configMap/secret reference's `name`: its field is
+# `localObjectReference`, unlike the plain references such as `secretRef` or `imagePullSecrets`).
+INLINE_TYPES = INLINE_TYPES | {".k8s.io.api.core.v1.EphemeralContainerCommon"}
+INLINE_FIELDS = {"localObjectReference"}
+# *bool fields of pods where a stated false is a choice (kubectl debug's profiles and
+# --share-processes=false state them; Go's JSON keeps a false pointer).
+KEEP_FALSE = KEEP_FALSE | {"shareProcessNamespace", "allowPrivilegeEscalation", "privileged", "runAsNonRoot",
+                           "readOnlyRootFilesystem", "hostUsers", "setHostnameAsFQDN"}
 
 
 def _time(msg: bytes, micro: bool) -> str | None:
@@ -160,7 +160,7 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             handled, item = _special(tname, value)
             if not handled:
                 item = decode_message(value, tname)
-                if (type_name, name) in INLINE or name in INLINE_EVERYWHERE:
+                if tname in INLINE_TYPES and not repeated:
                     out.update(item)
                     continue
         elif wire == 2 and kind in ("int", "bool"):  # packed repeated scalars
@@ -179,6 +179,10 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             out.setdefault(name, []).append(item)
         else:
             out[name] = item
+    for name in INLINE_FIELDS & out.keys():
+        embedded = out.pop(name)
+        if isinstance(embedded, dict):
+            out.update(embedded)
     return {k: v for k, v in out.items() if not _omitted(k, v)}
 
 
