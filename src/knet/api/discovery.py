@@ -21,6 +21,7 @@ SUBRESOURCES: dict[str, tuple[tuple[str, ...], tuple[str, str, str] | None]] = {
     "token": (("create",), ("authentication.k8s.io", "v1", "TokenRequest")),
     "finalize": (("update",), None),
     "proxy": (("create", "delete", "get", "patch", "update"), None),
+    "ephemeralcontainers": (("get", "patch", "update"), None),
 }
 
 

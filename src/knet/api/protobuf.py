@@ -38,6 +38,11 @@ KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSe
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 
+# Embedded Go structs whose JSON tag is `,inline`: their fields belong to the enclosing object
+# (an IngressRule's `http`, a Volume's `configMap`, a Probe's `httpGet`).
+INLINE_TYPES = {".k8s.io.api.networking.v1.IngressRuleValue", ".k8s.io.api.core.v1.VolumeSource",
+                ".k8s.io.api.core.v1.ProbeHandler", ".k8s.io.api.core.v1.PersistentVolumeSource"}
+
 
 class ProtobufError(ValueError):
     pass
@@ -46,6 +51,17 @@ class ProtobufError(ValueError):
 @functools.cache
 def _schema() -> dict:
     return json.loads(Path(__file__).with_name("protobuf_schema.json").read_text())
+
+
+# Also inline: an ephemeral container's EphemeralContainerCommon (its name, image, command); and
+# a LocalObjectReference where it is embedded (a configMap/secret reference's `name`: its field is
+# `localObjectReference`, unlike the plain references such as `secretRef` or `imagePullSecrets`).
+INLINE_TYPES = INLINE_TYPES | {".k8s.io.api.core.v1.EphemeralContainerCommon"}
+INLINE_FIELDS = {"localObjectReference"}
+# *bool fields of pods where a stated false is a choice (kubectl debug's profiles and
+# --share-processes=false state them; Go's JSON keeps a false pointer).
+KEEP_FALSE = KEEP_FALSE | {"shareProcessNamespace", "allowPrivilegeEscalation", "privileged", "runAsNonRoot",
+                           "readOnlyRootFilesystem", "hostUsers", "setHostnameAsFQDN"}
 
 
 def _time(msg: bytes, micro: bool) -> str | None:
@@ -144,6 +160,9 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             handled, item = _special(tname, value)
             if not handled:
                 item = decode_message(value, tname)
+                if tname in INLINE_TYPES and not repeated:
+                    out.update(item)
+                    continue
         elif wire == 2 and kind in ("int", "bool"):  # packed repeated scalars
             pos_items = []
             pos = 0
@@ -160,6 +179,10 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             out.setdefault(name, []).append(item)
         else:
             out[name] = item
+    for name in INLINE_FIELDS & out.keys():
+        embedded = out.pop(name)
+        if isinstance(embedded, dict):
+            out.update(embedded)
     return {k: v for k, v in out.items() if not _omitted(k, v)}
 
 

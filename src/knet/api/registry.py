@@ -30,6 +30,18 @@ def _no_validation(obj: dict, old: dict | None) -> list[FieldError]:
 
 
 @dataclass(frozen=True)
+class SubresourceWrite:
+    """A subresource whose PUT/PATCH writes one part of its object through the generic update
+    path (pods/ephemeralcontainers), as an upstream subresource strategy's PrepareForUpdate and
+    ValidateUpdate: `merge(new, old)` is the object to store (the stored one with the part the
+    subresource owns taken from the request, defaults applied); `validate(merged, old)` replaces
+    the kind's own update validation."""
+
+    merge: Callable[[dict, dict], dict]
+    validate: Callable[[dict, dict], list[FieldError]]
+
+
+@dataclass(frozen=True)
 class ResourceType:
     group: str
     version: str
@@ -91,8 +103,14 @@ class ResourceType:
     scale_paths: tuple[str, str, str] | None = None
     # The singular name discovery shows, when it is not the lowercased kind (a CRD's names.singular).
     singular_name: str = ""
+    # Subresources written through the generic update/patch path with rules of their own:
+    # (subresource, SubresourceWrite) pairs.
+    subresource_writes: tuple[tuple[str, SubresourceWrite], ...] = ()
     # The OpenAPI v3 schema of a kind without a model (a CRD version's openAPIV3Schema).
     openapi_schema: Any = field(default=None, compare=False, hash=False)
+
+    def subresource_write(self, subresource: str | None) -> SubresourceWrite | None:
+        return next((w for name, w in self.subresource_writes if name == subresource), None)
 
     @property
     def group_version(self) -> str:

@@ -53,12 +53,15 @@ class KubeletRelay:
         pod = self._pod(ns, name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         inits = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+        ephemeral = [c.get("name") for c in (pod.get("spec") or {}).get("ephemeralContainers") or []]
         if not container:
             if len(containers) != 1:
-                raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
-                                         f"[{' '.join(containers)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+                    + (f" or one of the init containers: [{' '.join(inits)}]" if inits else "")
+                    + (f" or one of the ephemeral containers: [{' '.join(ephemeral)}]" if ephemeral else ""))
             container = containers[0]
-        elif container not in containers and container not in inits:
+        elif container not in containers and container not in inits and container not in ephemeral:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
         return self._kubelet(pod, name), container
 

@@ -203,7 +203,7 @@ class ObjectService:
         obj.setdefault("metadata", {})
         return obj
 
-    def _validate(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+    def _validate(self, rt: ResourceType, obj: dict, old: dict | None, subresource: str | None = None) -> None:
         meta = obj["metadata"]
         name = meta.get("name", "")
         errs: list[FieldError] = []
@@ -222,7 +222,8 @@ class ObjectService:
         if old is None or meta.get("annotations") is not old_meta.get("annotations"):
             errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
         if not errs:
-            errs += rt.validate(obj, old)
+            write = rt.subresource_write(subresource) if old is not None else None
+            errs += write.validate(obj, old) if write is not None else rt.validate(obj, old)
         if errs:
             raise errors.invalid_object(rt.kind, rt.group, name, errs)
 
@@ -309,6 +310,9 @@ class ObjectService:
     # --- update ------------------------------------------------------------------------------
     def _merge_for_update(self, rt: ResourceType, new: dict, old: dict, subresource: str | None) -> dict:
         old_meta = old["metadata"]
+        write = rt.subresource_write(subresource)
+        if write is not None:
+            return write.merge(new, old)
         if subresource in ("status", "finalize"):
             # The stored object with one part replaced: a shallow copy shares the untouched parts
             # with the stored entry (never mutated) and copies what the write changes (metadata
@@ -383,7 +387,7 @@ class ObjectService:
             rt.defaults(new)
         new = self._normalise(rt, new)
         new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
-        self._validate(rt, new, old)
+        self._validate(rt, new, old, subresource)
         self._admit("UPDATE", rt, old["metadata"].get("namespace", "") if rt.namespaced else "", name, new, old,
                     subresource, opts)
         if opts.field_manager:

@@ -33,6 +33,9 @@ class ContainerCheckpoint:
     shim_start: int | None = None      # its start time (/proc/PID/stat field 22): guards pid reuse
     exit_file: str = ""                # where the shim writes the container's exit code
     last_state: dict[str, Any] | None = None
+    # The final state (state.terminated) of a container that is never started again (an
+    # ephemeral one): a restarted kubelet reports it as it was.
+    terminated: dict[str, Any] | None = None
 
 
 @dataclass

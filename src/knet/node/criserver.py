@@ -62,7 +62,7 @@ def _containers(node: NodeAgent, worker: PodWorker) -> list[cri.ContainerView]:
     sandbox_id = worker.sandbox.id if worker.sandbox else ""
     common = {"sandbox_id": sandbox_id, "pod": worker.name, "namespace": worker.namespace, "uid": worker.uid,
               "termination_grace_period": int(spec.get("terminationGracePeriodSeconds", 30))}
-    for run in [*worker.init_runs, *worker.runs.values()]:
+    for run in [*worker.init_runs, *worker.runs.values(), *worker.ephemeral_runs.values()]:
         rec = run.record
         files = {"termination_message_path": run.spec.get("terminationMessagePath") or "/dev/termination-log",
                  "termination_message_policy": run.spec.get("terminationMessagePolicy") or "File"}
@@ -116,7 +116,7 @@ class RuntimeView:
         out = []
         for node, w in self._workers():
             runs = {}
-            for r in [*w.init_runs, *w.runs.values()]:
+            for r in [*w.init_runs, *w.runs.values(), *w.ephemeral_runs.values()]:
                 runs[r.record.container_id] = r
                 if r.previous is not None:
                     runs[r.previous.container_id] = r

@@ -98,6 +98,9 @@ class SandboxNamespaces:
     network: bool = True   # the pod has its own network (and UTS) namespace
     ipc: bool = True       # the pod has its own IPC namespace
     pid: bool = False      # the pause holds a PID namespace the containers share
+    # An ephemeral container's targetContainerName: the init pid of that container, whose PID
+    # namespace it joins (containerd's NamespaceMode TARGET), so `ps` shows the target's processes.
+    pid_target: int | None = None
 
 
 def pod_ref(pod: Obj) -> str:
@@ -239,6 +242,8 @@ def _namespaces(pod: Obj, ns: SandboxNamespaces) -> list[Obj]:
         if spec.get("shareProcessNamespace") and ns.pid and ns.pause_pid is not None:
             # The pause unshared it for its children and forked its PID 1 into it.
             out.append({"type": "pid", "path": f"/proc/{ns.pause_pid}/ns/pid_for_children"})
+        elif ns.pid_target is not None:
+            out.append({"type": "pid", "path": f"/proc/{ns.pid_target}/ns/pid"})
         else:
             out.append({"type": "pid"})
     if ns.pause_pid is not None:

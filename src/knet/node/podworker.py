@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import checkpoint, dnsconfig, lifecycle, netready, oci, podenv, probes, volumes
+from knet.node import checkpoint, dnsconfig, ephemeral, lifecycle, netready, oci, podenv, probes, volumes
 from knet.node.runtime import Sandbox, new_id, signal_process
 from knet.node.status import ContainerRecord, compute_pod_status, now_rfc3339
 from knet.node.workloads import container_argv
@@ -92,6 +92,9 @@ class PodWorker:
         if self.init_runs:
             for run in self.runs.values():
                 run.record.reason = "PodInitializing"
+        # kubectl debug's containers, by name, as the pod gains them (knet.node.ephemeral).
+        self.ephemeral_runs: dict[str, ContainerRun] = {}
+        self._ephemeral_tasks: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
         self.delete_requested = False
@@ -125,20 +128,41 @@ class PodWorker:
             self.delete_requested = True
             grace = pod["metadata"].get("deletionGracePeriodSeconds")
             asyncio.create_task(self.terminate(int(grace) if grace is not None else None, delete_object=True))
+        self.start_ephemeral_containers()
+
+    def start_ephemeral_containers(self, adopted: list[ContainerRun] | None = None) -> None:
+        """Start the ephemeral containers the pod gained since the last look (and follow those
+        `adopted` from a previous kubelet), each once: once its sandbox exists, even while init
+        containers run, as upstream's kubelet."""
+        if self.sandbox is None or self.stopping.is_set() or self.delete_requested:
+            return
+        runs = list(adopted or [])
+        for spec in ephemeral.new_specs(self.pod, set(self.ephemeral_runs)):
+            run = ContainerRun(spec, ContainerRecord(spec["name"], spec.get("image", "")))
+            self.ephemeral_runs[spec["name"]] = run
+            runs.append(run)
+        for run in runs:
+            task = asyncio.create_task(ephemeral.run(self, run), name=f"pod {self.key} ephemeral {run.record.name}")
+            self._ephemeral_tasks.add(task)
+            task.add_done_callback(self._ephemeral_tasks.discard)
 
     # -- status ----------------------------------------------------------------------------
     def all_runs(self) -> dict[str, ContainerRun]:
-        return {**{r.record.name: r for r in self.init_runs}, **self.runs}
+        return {**{r.record.name: r for r in self.init_runs}, **self.runs, **self.ephemeral_runs}
 
     def records(self) -> list[ContainerRecord]:
         return [run.record for run in self.runs.values()]
 
     def status(self) -> Obj:
-        return compute_pod_status(
+        status = compute_pod_status(
             self.pod, self.records(), host_ip=self.host.node_ip,
             pod_ip=self.sandbox.ip if self.sandbox else None, start_time=self.start_time,
             sandbox_ready=self.sandbox is not None and not self.stopping.is_set(),
             message=self.message, reason=self.reason, init_records=[r.record for r in self.init_runs])
+        if self.ephemeral_runs:
+            status["ephemeralContainerStatuses"] = [ephemeral.status_dict(r.record)
+                                                    for r in self.ephemeral_runs.values()]
+        return status
 
     def changed(self) -> None:
         self.save_checkpoint()
@@ -155,7 +179,7 @@ class PodWorker:
         if self._pause_start is None:
             self._pause_start = self.host.runtime.process_start_time(sandbox.pid)
         containers = {}
-        for name, run in self.runs.items():
+        for name, run in {**self.runs, **self.ephemeral_runs}.items():
             rec = run.record
             if not rec.container_id:
                 continue
@@ -166,7 +190,9 @@ class PodWorker:
                 started=rec.started,
                 shim_pid=proc.pid if proc is not None and rec.state == "running" else None,
                 shim_start=run.shim_start if proc is not None and rec.state == "running" else None,
-                exit_file=str(getattr(proc, "exit_file", "") or ""), last_state=rec.last_state or None)
+                exit_file=str(getattr(proc, "exit_file", "") or ""), last_state=rec.last_state or None,
+                terminated=rec.state_dict()["terminated"] if name in self.ephemeral_runs and rec.state == "terminated"
+                else None)
         cp = checkpoint.PodCheckpoint(
             uid=self.uid, sandbox_id=sandbox.id, ip=sandbox.ip, pause_pid=sandbox.pid, pause_start=self._pause_start,
             new_net=sandbox.new_net, new_pid=sandbox.new_pid, start_time=self.start_time, mounts=list(sandbox.mounts),
@@ -189,7 +215,11 @@ class PodWorker:
         for run in self.init_runs:
             rec = run.record
             rec.state, rec.reason, rec.exit_code, rec.ran, rec.ready = "terminated", "Completed", 0, True, True
-        for name, run in self.runs.items():
+        for spec in ephemeral.new_specs(self.pod, set()):
+            if spec["name"] in cp.containers:  # started by the previous kubelet: never again
+                self.ephemeral_runs[spec["name"]] = ContainerRun(spec, ContainerRecord(spec["name"],
+                                                                                       spec.get("image", "")))
+        for name, run in {**self.runs, **self.ephemeral_runs}.items():
             c = cp.containers.get(name)
             if c is None:
                 continue
@@ -207,6 +237,8 @@ class PodWorker:
                 rec.ready = c.ready
                 if self.host.cgroups is not None:
                     self.host.cgroups.watch_oom(self.pod, c.container_id)  # the old kubelet's watch went with it
+            elif c.terminated is not None:  # an ephemeral container that had ended: as it was
+                ephemeral.restore_terminated(rec, c.terminated)
             else:
                 code = checkpoint.read_exit_code(str(exit_file))
                 rec.exit_code = 137 if code is None else code
@@ -214,7 +246,7 @@ class PodWorker:
                 rec.reason = "Completed" if rec.exit_code == 0 else "Error"
                 rec.finished_at = now_rfc3339()
                 policy = self.pod["spec"].get("restartPolicy") or "Always"
-                if should_restart(policy, rec.exit_code):
+                if should_restart(policy, rec.exit_code) and name in self.runs:
                     rec.last_state = rec.state_dict()
         if self.host.cgroups is not None:
             with contextlib.suppress(OSError):
@@ -229,6 +261,7 @@ class PodWorker:
         if adoption is not None:
             self.adopt(adoption)
             self.changed()
+            self.start_ephemeral_containers([r for r in self.ephemeral_runs.values() if r.adopted])
             await asyncio.gather(*(self._container_loop(run) for run in self.runs.values()))
             return
         if not await self._wait_for_network():
@@ -255,6 +288,7 @@ class PodWorker:
                 self.host.retry_pod(self)
             return
         self.message = ""
+        self.start_ephemeral_containers()
         if self.init_runs:
             # Otherwise the containers' first start follows at once and reports (Running, and
             # Ready without a readiness probe): one status write per pod instead of a

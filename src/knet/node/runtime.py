@@ -210,8 +210,14 @@ class PodRuntime(Protocol):
 
     async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
-                              bundle_dir: Path, cgroup: str | None = None
-                              ) -> asyncio.subprocess.Process | ContainerProcess: ...
+                              bundle_dir: Path, cgroup: str | None = None, *,
+                              mounts: list[tuple[str, str, bool]] | None = None,
+                              pid_target: str | None = None
+                              ) -> asyncio.subprocess.Process | ContainerProcess:
+        """mounts: the binds instead of the sandbox's (an ephemeral container's own volume mounts
+        added); pid_target: the ID of a running container of the pod whose PID namespace this one
+        joins (an ephemeral container's targetContainerName)."""
+        ...
 
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]: ...
@@ -300,7 +306,9 @@ class RealRuntime:
 
     async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
-                              bundle_dir: Path, cgroup: str | None = None) -> ContainerProcess:
+                              bundle_dir: Path, cgroup: str | None = None, *,
+                              mounts: list[tuple[str, str, bool]] | None = None,
+                              pid_target: str | None = None) -> ContainerProcess:
         """Write the container's bundle (config.json and an empty rootfs directory) in
         bundle_dir and start it, its processes in a child cgroup of `cgroup` (the container's, with
         its limits: runc removes its own cgroup when the container exits, the container's OOM
@@ -308,11 +316,19 @@ class RealRuntime:
         import json
         import shutil
 
+        target_pid = None
+        if pid_target is not None:
+            target_pid = self.container_init_pid(pid_target)
+            if target_pid is None:
+                from knet.node.runc import StartError
+
+                raise StartError(f"failed to join the PID namespace of container {pid_target}: it is not running")
         shutil.rmtree(bundle_dir, ignore_errors=True)  # a previous instance's writable layer goes
-        mounts, overlays = _mount_points(sandbox.mounts, self.layout, bundle_dir)
+        mounts, overlays = _mount_points(sandbox.mounts if mounts is None else mounts, self.layout, bundle_dir)
         spec = oci.container_spec(
             pod, container, argv=argv, env={"HOSTNAME": hostname, **env}, mounts=mounts, layout=self.layout,
-            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net, pid=sandbox.new_pid),
+            namespaces=oci.SandboxNamespaces(pause_pid=sandbox.pid, network=sandbox.new_net, pid=sandbox.new_pid,
+                                             pid_target=target_pid),
             overlays=overlays, cgroups_path=f"{cgroup}/{RUNC_CGROUP}" if cgroup else None,
             dev_shm=podshm.source(pod, self._pod_dir(pod)))
         (bundle_dir / "rootfs").mkdir(parents=True, exist_ok=True)
@@ -324,6 +340,12 @@ class RealRuntime:
     def exec_prefix(self, sandbox: Sandbox, container_id: str, env: dict[str, str] | None = None,
                     tty: bool = False, size: tuple[int, int] | None = None) -> list[str]:
         return self.runc.exec_argv(container_id, env, tty, size)
+
+    def container_init_pid(self, container_id: str) -> int | None:
+        """The pid (in the node's PID namespace) of a running container's init process, from
+        runc's state of it (None: not running)."""
+        return running_init_pid(Path(self.runc.state_dir) / container_id if hasattr(self.runc, "state_dir") else None,
+                                process_start_time)
 
     def _pod_dir(self, pod: Obj) -> Path:
         return Path(self.root_dir) / "pods" / pod["metadata"].get("uid", "static")
@@ -477,6 +499,21 @@ class RealRuntime:
         shutil.rmtree(f"{self.root_dir}/pods/{pod['metadata'].get('uid', 'static')}/containers", ignore_errors=True)
 
 
+def running_init_pid(state: Path | None, start_time_of) -> int | None:
+    """The init pid runc's state directory STATE names, if that process still runs (its start
+    time is the one runc saved: not a reused pid)."""
+    import json
+
+    if state is None:
+        return None
+    try:
+        saved = json.loads((state / "state.json").read_text())
+        pid, started = int(saved["init_process_pid"]), int(saved["init_process_start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if start_time_of(pid) == started else None
+
+
 def _hosts_entries() -> dict[str, str]:
     """The node's /etc/hosts names (controlplane, node01, ...), written into every pod's hosts."""
     out: dict[str, str] = {}
@@ -595,7 +632,9 @@ class SimRuntime:
 
     async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
-                              bundle_dir: Path, cgroup: str | None = None) -> asyncio.subprocess.Process:
+                              bundle_dir: Path, cgroup: str | None = None, *,
+                              mounts: list[tuple[str, str, bool]] | None = None,
+                              pid_target: str | None = None) -> asyncio.subprocess.Process:
         """A static pod's container: a host process (the simulated dataplane has no runc)."""
         return await spawn_container(sandbox, argv, env, log_path, hostname, self.log_build_dir)
 

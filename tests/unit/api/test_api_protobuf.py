@@ -74,3 +74,21 @@ def test_hpa_keeps_a_stated_zero_window_and_min_replicas():
     obj = decode(envelope("autoscaling/v2", "HorizontalPodAutoscaler", f(1, f(1, b"h")) + f(2, spec)))
     assert obj["spec"]["minReplicas"] == 0 and obj["spec"]["maxReplicas"] == 3
     assert obj["spec"]["behavior"] == {"scaleDown": {"selectPolicy": "Max", "stabilizationWindowSeconds": 0}}
+
+
+def test_inline_structs_are_at_their_parents_level():
+    """Go's `json:",inline"` embeddings (Volume.VolumeSource, Probe.ProbeHandler,
+    EphemeralContainer.EphemeralContainerCommon) are fields of their own in protobuf: what
+    `kubectl debug node/...` (a hostPath volume of /) and `--copy-to` send must keep them."""
+    volume = f(1, b"host-root") + f(2, f(1, f(1, b"/")))  # volumeSource.hostPath.path
+    # volumeSource.configMap.localObjectReference.name
+    config = f(1, b"cfg") + f(2, f(19, f(1, f(1, b"kube-root-ca.crt"))))
+    probe = f(1, f(1, f(1, b"true")))  # handler.exec.command
+    container = f(1, b"debugger") + f(2, b"busybox") + f(10, probe)
+    ephemeral = f(1, f(1, b"dbg") + f(2, b"busybox")) + f(2, b"debugger")  # common + targetContainerName
+    spec = f(1, volume) + f(1, config) + f(2, container) + f(34, ephemeral)
+    obj = decode(envelope("v1", "Pod", f(1, f(1, b"p")) + f(2, spec)))
+    assert obj["spec"]["volumes"] == [{"name": "host-root", "hostPath": {"path": "/"}},
+                                      {"name": "cfg", "configMap": {"name": "kube-root-ca.crt"}}]
+    assert obj["spec"]["containers"][0]["livenessProbe"] == {"exec": {"command": ["true"]}}
+    assert obj["spec"]["ephemeralContainers"] == [{"name": "dbg", "image": "busybox", "targetContainerName": "debugger"}]

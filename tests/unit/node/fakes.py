@@ -108,6 +108,8 @@ class FakeRuntime:
         self.sandboxes: dict[str, Sandbox] = {}  # live sandboxes by id
         self.containers: dict[str, FakeContainer] = {}  # every container started, by id
         self.ignore_sigterm: set[str] = set()  # names of containers that ignore SIGTERM
+        # container id -> (mounts, pid_target) given to start_container (ephemeral containers)
+        self.started_with: dict[str, tuple[list | None, str | None]] = {}
         self.sandbox_error: str | None = None  # create_sandbox fails with this while set
         self.network_is_ready = True  # False: the network add-on has not written the CNI config
 
@@ -162,9 +164,14 @@ class FakeRuntime:
 
     async def start_container(self, sandbox: Sandbox, pod: Obj, container: Obj, argv: list[str],
                               env: dict[str, str], log_path: Path, hostname: str, container_id: str,
-                              bundle_dir: Path, cgroup: str | None = None) -> FakeContainer:
+                              bundle_dir: Path, cgroup: str | None = None, *,
+                              mounts: list[tuple[str, str, bool]] | None = None,
+                              pid_target: str | None = None) -> FakeContainer:
         assert sandbox.id in self.sandboxes, "a container started outside a live sandbox"
         assert container_id not in self.containers, "a container id used twice"
+        if pid_target is not None:  # as runc joining /proc/PID/ns/pid: the target must run
+            assert self.containers[pid_target].returncode is None, "joined a stopped container's PID namespace"
+        self.started_with[container_id] = (mounts, pid_target)
         proc = FakeContainer(self, container_id, self._spawn(), name=container["name"], pod=pod, env=env,
                              log_path=log_path, exit_file=bundle_dir / "exit", cgroup=cgroup,
                              ignores_sigterm=container["name"] in self.ignore_sigterm)

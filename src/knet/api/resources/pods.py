@@ -6,7 +6,8 @@ import re
 
 from knet.api.errors import FieldError, duplicate, invalid, not_supported, required
 from knet.api.printing import age, parse_time
-from knet.api.registry import Column, ResourceType
+from knet.api.registry import Column, ResourceType, SubresourceWrite
+from knet.api.resources import ephemeralcontainers
 from knet.api.validation import DNS1123_LABEL, IANA_SVC_NAME, LABEL_MSG, validate_port
 
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
@@ -63,6 +64,8 @@ def defaults(obj: dict) -> None:
         _container_defaults(c)
     for c in spec.get("initContainers") or []:
         _container_defaults(c)
+    for c in spec.get("ephemeralContainers") or []:
+        _container_defaults(c)
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -101,12 +104,17 @@ def admit(pod: dict) -> None:
     containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     if all(any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []) for c in containers):
         return
-    name = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
-    spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace",
-                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
+    # A pod that has the volume already (a copy of a pod: `kubectl debug --copy-to`) keeps it and
+    # gets it mounted in its other containers, as upstream's mountServiceAccountToken.
+    name = next((v.get("name") for v in spec.get("volumes") or [] if str(v.get("name", "")).startswith(
+        "kube-api-access-")), None)
+    if name is None:
+        name = "kube-api-access-" + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+        spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
     for c in containers:
         if not any(m.get("mountPath") == SA_MOUNT_PATH for m in c.get("volumeMounts") or []):
             c.setdefault("volumeMounts", []).append({"mountPath": SA_MOUNT_PATH, "name": name, "readOnly": True})
@@ -172,6 +180,16 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
         # The stored spec itself (a status write shares it): validated when it was stored, and
         # unchanged, as kube-apiserver's status update validation does not look at the spec.
         return []
+    errs = validate_spec(obj)
+    if old is None:
+        errs += ephemeralcontainers.validate_create(obj.get("spec") or {})
+    else:
+        errs += _validate_immutable(obj, old)
+    return errs
+
+
+def validate_spec(obj: dict) -> list[FieldError]:
+    """validatePodMetadataAndSpec's spec part."""
     spec = obj.get("spec") or {}
     errs: list[FieldError] = []
     containers = spec.get("containers")
@@ -186,22 +204,35 @@ def validate(obj: dict, old: dict | None) -> list[FieldError]:
     if spec.get("dnsPolicy") not in ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"):
         errs.append(not_supported("spec.dnsPolicy", spec.get("dnsPolicy"),
                                   ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]))
-    if old is not None:
-        old_spec = old.get("spec") or {}
-        # Pod updates may only change images, activeDeadlineSeconds, tolerations (additions)
-        # and a first nodeName binding; the rest of the spec is immutable.
-        def mutable_view(s: dict) -> dict:
-            v = {k: val for k, val in s.items() if k not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")}
-            v["containers"] = [{k: val for k, val in c.items() if k != "image"} for c in s.get("containers") or []]
-            v["initContainers"] = [{k: val for k, val in c.items() if k != "image"} for c in s.get("initContainers") or []]
-            return v
-        if mutable_view(spec) != mutable_view(old_spec):
-            errs.append(FieldError("Forbidden", "spec", None,
-                                   "pod updates may not change fields other than `spec.containers[*].image`,"
-                                   "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
-                                   "`spec.tolerations` (only additions to existing tolerations),"
-                                   "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"))
+    errs += ephemeralcontainers.validate_containers(spec)
     return errs
+
+
+def _validate_immutable(obj: dict, old: dict) -> list[FieldError]:
+    """Pod updates may only change images, activeDeadlineSeconds, tolerations (additions) and a
+    first nodeName binding; the rest of the spec is immutable (ephemeral containers included:
+    they come through pods/ephemeralcontainers)."""
+    def mutable_view(s: dict) -> dict:
+        v = {k: val for k, val in s.items() if k not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")}
+        v["containers"] = [{k: val for k, val in c.items() if k != "image"} for c in s.get("containers") or []]
+        v["initContainers"] = [{k: val for k, val in c.items() if k != "image"} for c in s.get("initContainers") or []]
+        return v
+    if mutable_view(obj.get("spec") or {}) != mutable_view(old.get("spec") or {}):
+        return [FieldError("Forbidden", "spec", None,
+                           "pod updates may not change fields other than `spec.containers[*].image`,"
+                           "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                           "`spec.tolerations` (only additions to existing tolerations),"
+                           "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")]
+    return []
+
+
+def _ephemeral_merge(new: dict, old: dict) -> dict:
+    return ephemeralcontainers.merge(new, old, _container_defaults)
+
+
+def _ephemeral_validate(new: dict, old: dict) -> list[FieldError]:
+    """ValidatePodEphemeralContainersUpdate: the whole pod as on create, then the update's rules."""
+    return validate_spec(new) + ephemeralcontainers.validate_update(new, old)
 
 
 def row(pod: dict) -> list:
@@ -325,7 +356,9 @@ def deletion_held(pod: dict) -> bool:
 
 RESOURCE = ResourceType(
     group="", version="v1", resource="pods", kind="Pod", short_names=("po",), categories=("all",),
-    subresources=("status", "binding", "log", "exec", "attach", "portforward", "eviction", "proxy"),
+    subresources=("status", "binding", "log", "exec", "attach", "portforward", "eviction", "proxy",
+                  "ephemeralcontainers"),
+    subresource_writes=(("ephemeralcontainers", SubresourceWrite(_ephemeral_merge, _ephemeral_validate)),),
     model="V1Pod", defaults=defaults, validate=validate, columns=COLUMNS, row=row, field_labels=FIELD_LABELS,
     admit=admit, grace_period=grace_period, deletion_held=deletion_held,
 )

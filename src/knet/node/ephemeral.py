@@ -1,0 +1,174 @@
+"""A pod's ephemeral containers on its node (`kubectl debug`), as the kubelet runs them: each
+one the pod gains (pods/ephemeralcontainers) is started once in the pod's sandbox, even while
+init containers run, and never restarted; it may join its targetContainerName's PID namespace;
+its status is in status.ephemeralContainerStatuses (never ready, no restart count)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from knet.node import oci, podenv
+from knet.node.runtime import new_id
+from knet.node.status import ContainerRecord, now_rfc3339
+from knet.node.workloads import container_argv
+
+if TYPE_CHECKING:
+    from knet.node.podworker import ContainerRun, PodWorker
+
+Obj = dict[str, Any]
+NEVER_STARTED = "1970-01-01T00:00:00Z"
+
+
+def field_path(name: str) -> str:
+    return f"spec.ephemeralContainers{{{name}}}"
+
+
+def new_specs(pod: Obj, known: set[str]) -> list[Obj]:
+    """The pod's ephemeral containers this node has not started yet."""
+    return [c for c in (pod.get("spec") or {}).get("ephemeralContainers") or []
+            if isinstance(c, dict) and c.get("name") and c["name"] not in known]
+
+
+def status_dict(rec: ContainerRecord) -> Obj:
+    """An ephemeralContainerStatuses entry: never ready, never restarted; `started` is left out
+    (the kubelet's prober, which sets it, does not look at ephemeral containers)."""
+    status = rec.status_dict()
+    status.pop("started", None)
+    status["ready"] = False
+    return status
+
+
+def restore_terminated(rec: ContainerRecord, terminated: Obj) -> None:
+    """A record's terminated state from its checkpoint (ContainerRecord.state_dict's fields)."""
+    rec.state, rec.ran, rec.ready, rec.started = "terminated", True, False, False
+    rec.exit_code = int(terminated.get("exitCode") or 0)
+    rec.reason = str(terminated.get("reason") or "")
+    rec.message = str(terminated.get("message") or "")
+    rec.signal = terminated.get("signal")
+    rec.started_at, rec.finished_at = terminated.get("startedAt"), terminated.get("finishedAt")
+
+
+def volume_source(pod: Obj, pod_dir: Path, volume_name: str) -> str | None:
+    """Where a pod volume's files are on the node (volumes.materialise's layout): a hostPath's
+    own path, else the pod's volume directory."""
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        if vol.get("name") == volume_name:
+            if "hostPath" in vol:
+                return str(vol["hostPath"].get("path") or "")
+            return str(pod_dir / "volumes" / volume_name)
+    return None
+
+
+def container_mounts(pod: Obj, pod_dir: Path, sandbox_mounts: list[tuple[str, str, bool]],
+                     container: Obj) -> list[tuple[str, str, bool]]:
+    """The sandbox's binds (every container's) plus the ephemeral container's own volume mounts
+    (validation refused subPath), parents first."""
+    mounts = {dst: (src, dst, ro) for src, dst, ro in sandbox_mounts}
+    for vm in container.get("volumeMounts") or []:
+        src = volume_source(pod, pod_dir, vm.get("name", ""))
+        if src and vm.get("mountPath"):
+            mounts[vm["mountPath"]] = (src, vm["mountPath"], bool(vm.get("readOnly")))
+    return sorted(mounts.values(), key=lambda m: m[1].count("/"))
+
+
+async def run(worker: PodWorker, run: ContainerRun) -> None:
+    """Start one ephemeral container and follow it to its end (or take over the one a previous
+    kubelet started: run.adopted)."""
+    rec = run.record
+    path = field_path(rec.name)
+    if not run.adopted:
+        if not await _start(worker, run, path):
+            return
+    run.adopted = False
+    if run.process is None:  # simulated: runs until the pod goes away
+        await worker.stopping.wait()
+        return
+    exit_code = await run.process.wait()
+    sig = -exit_code if exit_code < 0 else None
+    rec.exit_code = 128 + sig if sig else exit_code
+    rec.finished_at = now_rfc3339()
+    rec.state, rec.ready, rec.started, rec.ran = "terminated", False, False, True
+    rec.reason = "Completed" if rec.exit_code == 0 else "Error"
+    rec.message = ""
+    cgroups = worker.host.cgroups
+    if worker.runs_processes and cgroups.enabled:
+        if rec.exit_code != 0 and cgroups.oom_killed(worker.pod, rec.container_id):
+            rec.reason = "OOMKilled"
+        cgroups.remove_container(worker.pod, rec.container_id)
+    run.process = None
+    worker.changed()
+
+
+async def _start(worker: PodWorker, run: ContainerRun, path: str) -> bool:
+    rec = run.record
+    try:
+        await worker.host.fetch_env_sources(worker.namespace, run.spec)
+        env = run.env = worker._env(run.spec)
+        command, args = podenv.command_and_args(run.spec, env)
+        oci.verify_run_as_non_root(worker.pod, run.spec)
+    except (LookupError, ValueError) as exc:
+        # Never retried: an ephemeral container gets one attempt.
+        rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
+        worker.changed()
+        await worker.event("Warning", "Failed", f"Error: {exc}", path)
+        return False
+    await worker.event("Normal", "Pulled", f'Container image "{run.spec.get("image", "")}" already present on machine',
+                       path)
+    rec.container_id = new_id()
+    run.created_at = time.time()
+    await worker.event("Normal", "Created", f"Created container {rec.name}", path)
+    if worker.runs_processes:
+        try:
+            target = _target_id(worker, run.spec)
+            cgroup = worker._container_cgroup(run)
+            run.process = await worker.host.runtime.start_container(
+                worker.sandbox, worker.pod, run.spec, container_argv(run.spec, command, args), env,
+                worker.log_path(rec.name, 0), _hostname(worker), rec.container_id,
+                worker.dir / "containers" / rec.name, cgroup,
+                mounts=container_mounts(worker.pod, worker.dir, worker.sandbox.mounts, run.spec),
+                pid_target=target)
+            worker._join_cgroup(run, cgroup)
+            run.shim_start = worker.host.runtime.process_start_time(run.process.pid) \
+                if run.process is not None else None
+        except (OSError, ValueError) as exc:
+            rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
+            rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
+            rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
+            worker.changed()
+            await worker.event("Warning", "Failed", f"Error: {exc}", path)
+            return False
+    rec.state, rec.reason, rec.message = "running", "", ""
+    rec.started_at = now_rfc3339()
+    rec.started = True
+    await worker.event("Normal", "Started", f"Started container {rec.name}", path)
+    worker.changed()
+    return True
+
+
+def _hostname(worker: PodWorker) -> str:
+    from knet.node import dnsconfig
+
+    return dnsconfig.pod_hostname(worker.pod)
+
+
+def _target_id(worker: PodWorker, spec: Obj) -> str | None:
+    """The container ID of targetContainerName's running instance (None: no target)."""
+    target = spec.get("targetContainerName")
+    if not target:
+        return None
+    run = {**{r.record.name: r for r in worker.init_runs}, **worker.runs}.get(target)
+    if run is None or run.process is None or run.process.returncode is not None:
+        raise OSError(f"target container {target} is not running")
+    return run.record.container_id
+
+
+async def stop_all(tasks: set[asyncio.Task]) -> None:
+    for task in list(tasks):
+        task.cancel()
+    for task in list(tasks):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
