@@ -38,6 +38,11 @@ KEEP_ZERO_INTS = {"replicas", "terminationGracePeriodSeconds", "activeDeadlineSe
 KEEP_FALSE = {"immutable", "automountServiceAccountToken", "enableServiceLinks", "allocateLoadBalancerNodePorts",
               "ready", "serving", "terminating"}
 
+# Embedded Go structs whose JSON tag is `,inline`: their fields belong to the enclosing object
+# (an IngressRule's `http`, a Volume's `configMap`, a Probe's `httpGet`).
+INLINE_TYPES = {".k8s.io.api.networking.v1.IngressRuleValue", ".k8s.io.api.core.v1.VolumeSource",
+                ".k8s.io.api.core.v1.ProbeHandler", ".k8s.io.api.core.v1.PersistentVolumeSource"}
+
 
 class ProtobufError(ValueError):
     pass
@@ -144,6 +149,9 @@ def decode_message(raw: bytes, type_name: str) -> dict:
             handled, item = _special(tname, value)
             if not handled:
                 item = decode_message(value, tname)
+                if tname in INLINE_TYPES and not repeated:
+                    out.update(item)
+                    continue
         elif wire == 2 and kind in ("int", "bool"):  # packed repeated scalars
             pos_items = []
             pos = 0

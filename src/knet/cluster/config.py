@@ -104,6 +104,8 @@ class ClusterConfig:
     api_server_bind_address: str = ""
     # A test setting: the longest life of a service-account token, as a Go duration ("" = no cap).
     service_account_token_max_expiration: str = ""
+    # Whether `knet up` installs the ingress controller add-on (knet.ingress.manifests).
+    ingress_controller: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived addresses -------------------------------------------------------------------
@@ -167,13 +169,14 @@ class ClusterConfig:
             "apiServerPort": self.api_server_port,
             "apiServerBindAddress": self.api_server_bind_address,
             "serviceAccountTokenMaxExpiration": self.service_account_token_max_expiration,
+            "ingressController": self.ingress_controller,
         }
 
 
 _FILE_FIELDS = {
     "kind", "apiVersion", "name", "nodes", "nodeNetwork", "podSubnet", "nodeCIDRMaskSize",
     "serviceSubnet", "dnsDomain", "kubernetesVersion", "proxyMode", "dataplane", "storage",
-    "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration",
+    "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration", "ingressController",
 }
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -414,8 +417,15 @@ def resolve(
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=str(values.get("apiServerBindAddress", "")),
         service_account_token_max_expiration=token_max,
+        ingress_controller=_flag(values.get("ingressController", True), "ingressController"),
     )
     return config, notes
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def from_dict(values: dict[str, Any]) -> ClusterConfig:
@@ -436,4 +446,5 @@ def from_dict(values: dict[str, Any]) -> ClusterConfig:
         api_server_port=int(values.get("apiServerPort", API_SERVER_PORT)),
         api_server_bind_address=values.get("apiServerBindAddress", ""),
         service_account_token_max_expiration=values.get("serviceAccountTokenMaxExpiration", ""),
+        ingress_controller=bool(values.get("ingressController", True)),
     )

@@ -1,0 +1,44 @@
+"""`knet ingress-controller` (run as `/nginx-ingress-controller ARGS` in the add-on's pod): knet's
+ingress controller, taking ingress-nginx's flags."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from knet.cli.runtime import run_component
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.command("ingress-controller", context_settings=_PASS_THROUGH)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def ingress_controller(argv: tuple[str, ...]) -> None:
+    """Serve the Ingresses of an IngressClass (ingress-nginx's flags: --publish-service,
+    --controller-class, --ingress-class, --default-ssl-certificate, --http-port, --https-port, ...)."""
+    from knet.ingress import controller, flags
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        opts = flags.parse(list(argv))
+    except flags.FlagError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        run_component(controller.run(opts))
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("ingress-manifest")
+def ingress_manifest() -> None:
+    """Print the ingress controller add-on's objects (YAML): `| kubectl apply -f -` installs it,
+    `| kubectl delete -f -` removes it."""
+    from knet.ingress.manifests import manifest_yaml
+
+    click.echo(manifest_yaml(), nl=False)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ingress_controller)
+    group.add_command(ingress_manifest)
