@@ -9,7 +9,7 @@ import click
 
 from knet.cli.runtime import run_component
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
 @click.command("ingress-controller", context_settings=_PASS_THROUGH)
