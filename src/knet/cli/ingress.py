@@ -3,7 +3,11 @@ ingress controller, taking ingress-nginx's flags."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import os
+import signal
 
 import click
 
@@ -24,10 +28,27 @@ def ingress_controller(argv: tuple[str, ...]) -> None:
         opts = flags.parse(list(argv))
     except flags.FlagError as exc:
         raise click.UsageError(str(exc)) from exc
+    workers = opts.worker_processes or len(os.sched_getaffinity(0))
+    children = []
+    for _ in range(1, workers):  # forked before any loop or thread exists
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_component(controller.run(dataclasses.replace(opts, update_status=False, healthz_port=0)))
+            finally:
+                os._exit(0)
+        children.append(pid)
     try:
         run_component(controller.run(opts))
     except KeyboardInterrupt:
         pass
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 @click.command("ingress-manifest")

@@ -40,6 +40,9 @@ class Options:
     healthz_port: int = 10254
     kubeconfig: str = ""
     update_status: bool = True
+    # ingress-nginx's worker-processes: proxy processes sharing the ports (SO_REUSEPORT), each
+    # with its own watches; 0: one per CPU the pod may use. Only the first writes status/Events.
+    worker_processes: int = 0
 
 
 class IngressController:
@@ -141,7 +144,7 @@ class IngressController:
             meta = ing["metadata"]
             key = f"{meta['namespace']}/{meta['name']}"
             gen = int(meta.get("generation") or 0)
-            if self._synced_generation.get(key) != gen:
+            if self._synced_generation.get(key) != gen and self.opts.update_status:
                 self._synced_generation[key] = gen
                 recorder.record(ing, "Normal", "Sync", "Scheduled for sync")
             have = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
@@ -225,7 +228,7 @@ async def run(opts: Options) -> None:
     proxy = Proxy(certs.context_from_pem(cert, key))
     await proxy.start()
     ctl = IngressController(opts, proxy)
-    runners = await serve(proxy, "0.0.0.0", opts.http_port, opts.https_port)
+    runners = await serve(proxy, "0.0.0.0", opts.http_port, opts.https_port, reuse_port=True)
     health = await _healthz(ctl, opts.healthz_port)
     try:
         await ctl.run()

@@ -12,7 +12,8 @@ VALUES = {"controller-class": "controller_class", "ingress-class": "ingress_clas
           "publish-service": "publish_service", "publish-status-address": "publish_status_address",
           "watch-namespace": "watch_namespace", "default-ssl-certificate": "default_ssl_certificate",
           "default-backend-service": "default_backend_service", "kubeconfig": "kubeconfig"}
-INTS = {"http-port": "http_port", "https-port": "https_port", "healthz-port": "healthz_port"}
+INTS = {"http-port": "http_port", "https-port": "https_port", "healthz-port": "healthz_port",
+        "worker-processes": "worker_processes"}  # a ConfigMap key upstream; a flag here
 IGNORED_BOOLS = {"enable-metrics", "enable-ssl-passthrough", "v", "enable-topology-aware-routing"}
 
 

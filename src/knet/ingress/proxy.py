@@ -195,16 +195,19 @@ class Proxy:
             pass
 
 
-async def serve(proxy: Proxy, host: str, http_port: int, https_port: int) -> list[web.BaseRunner]:
-    """Listen on the HTTP port, and on the HTTPS port when the proxy has a default certificate."""
+async def serve(proxy: Proxy, host: str, http_port: int, https_port: int,
+                reuse_port: bool = False) -> list[web.BaseRunner]:
+    """Listen on the HTTP port, and on the HTTPS port when the proxy has a default certificate
+    (`reuse_port`: worker processes share the ports, the kernel spreading connections)."""
     runners: list[web.BaseRunner] = []
     http = web.ServerRunner(web.Server(proxy.handle_http), access_log=None)
     await http.setup()
-    await web.TCPSite(http, host, http_port, reuse_address=True).start()
+    await web.TCPSite(http, host, http_port, reuse_address=True, reuse_port=reuse_port or None).start()
     runners.append(http)
     if proxy.default_context is not None and https_port:
         https = web.ServerRunner(web.Server(proxy.handle_https), access_log=None)
         await https.setup()
-        await web.TCPSite(https, host, https_port, ssl_context=proxy.server_context(), reuse_address=True).start()
+        await web.TCPSite(https, host, https_port, ssl_context=proxy.server_context(), reuse_address=True,
+                          reuse_port=reuse_port or None).start()
         runners.append(https)
     return runners
