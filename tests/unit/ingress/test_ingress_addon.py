@@ -57,3 +57,18 @@ def test_the_newest_default_class_wins():
     assert default_class([ic("a", "2026-01-01T00:00:00Z"), ic("b", "2026-02-01T00:00:00Z"),
                           ic("c", "2026-03-01T00:00:00Z", default=False)])["metadata"]["name"] == "b"
     assert default_class([ic("c", "2026-03-01T00:00:00Z", default=False)]) is None
+
+
+def test_knet_up_installs_the_addon_unless_the_config_says_no():
+    from knet.cluster.addons import addon_objects
+    from knet.cluster.config import ConfigError, from_dict, resolve
+
+    def ingress_classes(config):
+        return [o["metadata"]["name"] for _, _, o in addon_objects(config) if o["kind"] == "IngressClass"]
+    config, _ = resolve(None)
+    assert config.ingress_controller and ingress_classes(config) == ["nginx"]
+    off, _ = resolve({"ingressController": False})
+    assert ingress_classes(off) == []
+    assert from_dict(off.to_dict()).ingress_controller is False  # cluster.yaml read back
+    with pytest.raises(ConfigError, match="ingressController must be true or false"):
+        resolve({"ingressController": "no"})
