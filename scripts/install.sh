@@ -15,6 +15,7 @@ APT_PACKAGES=(
   procps iputils-ping curl wget dnsutils util-linux  # ps, ping, curl, wget (knet lab probes, as busybox has it), dig/nslookup, nsenter inside nodes/pods
   openssh-server openssh-client # each node's sshd, `ssh node01` from the controlplane, ssh-keygen
   tzdata                        # IANA time zones (/usr/share/zoneinfo) of CronJob spec.timeZone
+  openssl wrk                   # self-signed certificates of the ingress TLS tests; bench/ingress_bench.py's load generator
 )
 
 missing=()

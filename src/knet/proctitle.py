@@ -26,6 +26,7 @@ BINARIES: dict[str, str] = {
     "coredns": "dns",
     "knet-cni-agent": "cni-agent",
     "knet-netpol": "netpol-controller",
+    "nginx-ingress-controller": "ingress-controller",
 }
 # Where a kubeadm node has the kubelet: systemd's kubelet.service runs /usr/bin/kubelet.
 KUBELET_BINARY = "/usr/bin/kubelet"

@@ -272,10 +272,11 @@ class ApiServer:
         return Union(chain)
 
     def _admission_plugins(self, names: list[str]) -> list:
+        from knet.api.admission.defaultingressclass import DefaultIngressClass
         from knet.api.admission.namespacelifecycle import namespace_lifecycle
         from knet.api.admission.priority import Priority
 
-        plugins = [namespace_lifecycle, Priority(self.store)]
+        plugins = [namespace_lifecycle, Priority(self.store), DefaultIngressClass(self.store)]
         if "RBAC" in self.config.authorization_modes:
             # The RBAC storage's own check (not an admission plugin upstream, but the same place
             # in the write path): no one grants what they do not hold.

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "knet.cli.kubelet",
     "knet.cli.proxy",
     "knet.cli.netpol",
+    "knet.cli.ingress",
     "knet.cli.cniagent",
     "knet.cli.dns",
     "knet.cli.cluster",

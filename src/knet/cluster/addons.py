@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from knet.cluster.config import ClusterConfig
+from knet.ingress import manifests as ingress_manifests
 
 KUBE_SYSTEM = "kube-system"
 KUBE_PROXY_IMAGE_REPO = "registry.k8s.io/kube-proxy"
@@ -633,6 +634,7 @@ def addon_objects(config: ClusterConfig, nodes_dir: str | None = None) -> list[t
         ("v1", "services", kube_dns_service(config)),
         ("apps/v1", "deployments", coredns_deployment(config)),
         *metrics_rbac_objects(),
+        *(ingress_manifests.objects() if config.ingress_controller else []),
     ]
 
 

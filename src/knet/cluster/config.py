@@ -19,6 +19,7 @@ Every value is a flag of `knet up` or a field of a cluster config file:
     loadBalancerPool: 172.30.5.200-172.30.5.250  # addresses of LoadBalancer Services (ranges or
                                   # CIDRs inside nodeNetwork, no node's); default: the node
                                   # network's upper quarter (.192-.254 of a /24)
+    ingressController: true       # install the ingress-nginx-shaped controller add-on
     serviceAccountTokenMaxExpiration: 60s  # for tests: every service-account token lives at most
                                   # this long (apiserver --service-account-max-token-expiration,
                                   # and --service-account-extend-token-expiration=false); below
@@ -109,6 +110,8 @@ class ClusterConfig:
     service_account_token_max_expiration: str = ""
     # The addresses LoadBalancer Services get (knet.ipam.lbpool text); "" = none.
     load_balancer_pool: str = ""
+    # Whether `knet up` installs the ingress controller add-on (knet.ingress.manifests).
+    ingress_controller: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived addresses -------------------------------------------------------------------
@@ -173,6 +176,7 @@ class ClusterConfig:
             "apiServerBindAddress": self.api_server_bind_address,
             "serviceAccountTokenMaxExpiration": self.service_account_token_max_expiration,
             "loadBalancerPool": self.load_balancer_pool,
+            "ingressController": self.ingress_controller,
         }
 
 
@@ -180,6 +184,7 @@ _FILE_FIELDS = {
     "kind", "apiVersion", "name", "nodes", "nodeNetwork", "podSubnet", "nodeCIDRMaskSize",
     "serviceSubnet", "dnsDomain", "kubernetesVersion", "proxyMode", "dataplane", "storage",
     "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration", "loadBalancerPool",
+    "ingressController",
 }
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -423,6 +428,7 @@ def resolve(
         api_server_bind_address=str(values.get("apiServerBindAddress", "")),
         service_account_token_max_expiration=token_max,
         load_balancer_pool=load_balancer_pool,
+        ingress_controller=_flag(values.get("ingressController", True), "ingressController"),
     )
     return config, notes
 
@@ -444,6 +450,12 @@ def _load_balancer_pool(raw: Any, node_network: ipaddress.IPv4Network, nodes: tu
     return str(pool)
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
 def from_dict(values: dict[str, Any]) -> ClusterConfig:
     """Read back a resolved config (cluster.yaml in the state dir)."""
     nodes = tuple(NodeSpec(**n) for n in values["nodes"])
@@ -463,4 +475,5 @@ def from_dict(values: dict[str, Any]) -> ClusterConfig:
         api_server_bind_address=values.get("apiServerBindAddress", ""),
         service_account_token_max_expiration=values.get("serviceAccountTokenMaxExpiration", ""),
         load_balancer_pool=values.get("loadBalancerPool", ""),
+        ingress_controller=bool(values.get("ingressController", True)),
     )

@@ -43,7 +43,11 @@ CONTROL_PLANE_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-sched
 # The binaries of knet's component images (their basenames; the first one is what the image runs
 # when the container's command names none of them: kubeadm's images' paths, CoreDNS's ENTRYPOINT).
 COMPONENT_BINARIES = {"kube-proxy": ("/usr/local/bin/kube-proxy",), "coredns": ("/coredns",),
-                      "knet-net": ("/usr/local/bin/knet-netpol", "/usr/local/bin/knet-cni-agent")}
+                      "knet-net": ("/usr/local/bin/knet-netpol", "/usr/local/bin/knet-cni-agent"),
+                      "ingress-nginx": ("/nginx-ingress-controller",)}
+# ingress-nginx's controller image (registry.k8s.io/ingress-nginx/controller): knet's ingress
+# controller (knet.ingress), taking the same flags.
+INGRESS_NGINX_IMAGE = "ingress-nginx/controller"
 
 
 def knet_argv() -> list[str]:
@@ -79,6 +83,8 @@ def workload_kind(image: str) -> str:
     repo = image_repository(image)
     if repo in CONTROL_PLANE_IMAGES:
         return "control-plane"
+    if INGRESS_NGINX_IMAGE in image.split("@", 1)[0]:
+        return "ingress-nginx"
     if "kube-proxy" in repo:
         return "kube-proxy"
     if "coredns" in repo:
@@ -135,7 +141,7 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
     """The host argv a container runs, from its image and its (already expanded) command/args."""
     image = container.get("image") or ""
     kind = workload_kind(image)
-    if kind in ("control-plane", "kube-proxy", "coredns", "knet-net"):
+    if kind in ("control-plane", "kube-proxy", "coredns", "knet-net", "ingress-nginx"):
         # knet's own components, under the image's binary name: `ps` in the node shows the
         # container's command line (knet.cli.binary).
         knet = knet if knet is not None else knet_argv()

@@ -19,6 +19,8 @@ def build_registry() -> Registry:
         events,
         events_v1,
         horizontalpodautoscalers,
+        ingressclasses,
+        ingresses,
         jobs,
         leases,
         metrics,
@@ -41,7 +43,8 @@ def build_registry() -> Registry:
     registry = Registry()
     for module in (configmaps, endpoints, events, namespaces, nodes, pods, secrets, serviceaccounts, services,
                    daemonsets, deployments, replicasets, events_v1, networkpolicies, endpointslices, leases,
-                   poddisruptionbudgets, priorityclasses, replicationcontrollers, jobs, cronjobs):
+                   poddisruptionbudgets, priorityclasses, replicationcontrollers, jobs, cronjobs,
+                   ingresses, ingressclasses):
         registry.add(module.RESOURCE)
     for module in (statefulsets, controllerrevisions):
         registry.add(module.RESOURCE)

@@ -1,0 +1,148 @@
+"""Ingress controller benchmark (needs root, wrk and a real dataplane): one command
+
+  python bench/ingress_bench.py [--duration 10] [--connections 16] [--json FILE]
+
+brings up a 3-node cluster (`knet up --dataplane real`), runs a minimal aiohttp backend pinned to
+node02 behind a ClusterIP Service and an Ingress to it, then from node01 drives wrk (HTTP/1.1,
+keep-alive) twice: through the ingress controller (its Service's ClusterIP, Host: bench.local; the
+controller then proxies to the backend pod on node02) and directly to the backend's ClusterIP.
+It prints requests/s and p50/p90/p99 latency of both and what the controller adds, then removes
+the cluster. Issue #18's goal: under 1 ms added at p50, at least 5,000 req/s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+
+from knet.cluster.testing import ClusterUnderTest
+
+BACKEND = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bench-backend, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: bench-backend}}
+  template:
+    metadata: {labels: {app: bench-backend}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: node02}
+      containers:
+      - name: hello
+        image: docker.io/library/python:3.11-slim
+        command: [{python}, -c, {server}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bench-backend, namespace: default}
+spec:
+  selector: {app: bench-backend}
+  ports: [{port: 8080, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bench, namespace: default}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: bench.local
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: bench-backend, port: {number: 8080}}}}]
+"""
+# The backend: a minimal aiohttp server on uvloop (the host's Python, as knet runs images it does not
+# know as host programs), fast enough that the controller, not the backend, is what is measured
+# (agnhost netexec serves some hundreds of requests per second).
+SERVER = ("import asyncio, uvloop; from aiohttp import web\n"
+          "async def ok(request): return web.Response(text='ok')\n"
+          "async def main():\n"
+          "    runner = web.ServerRunner(web.Server(ok), access_log=None); await runner.setup()\n"
+          "    await web.TCPSite(runner, '0.0.0.0', 8080).start(); await asyncio.Event().wait()\n"
+          "uvloop.run(main())")
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_wrk(out: str) -> dict:
+    """wrk --latency's Requests/sec and latency percentiles (ms)."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct, value, unit in re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        lat[f"p{pct}_ms"] = round(float(value) * UNITS[unit], 3)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, **lat, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def wrk(cluster: ClusterUnderTest, url: str, host: str | None, duration: int, connections: int) -> dict:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *(["-H", f"Host: {host}"] if host else []),
+            url]
+    r = cluster.ssh("node01", *args, timeout=duration + 30)
+    if r.returncode != 0:
+        raise RuntimeError(f"wrk failed: {r.stderr}")
+    return parse_wrk(r.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("needs wrk (scripts/install.sh installs it)", file=sys.stderr)
+        return 1
+    cluster = ClusterUnderTest.up(nodes=3, dataplane="real")
+    try:
+        cluster.kubectl("apply", "-f", "-", input=BACKEND.replace("{python}", json.dumps(sys.executable))
+                        .replace("{server}", json.dumps(SERVER)))
+        cluster.kubectl("-n", "ingress-nginx", "rollout", "status", "deployment/ingress-nginx-controller",
+                        "--timeout=120s", timeout=130)
+        cluster.kubectl("rollout", "status", "deployment/bench-backend", "--timeout=90s", timeout=100)
+        controller_ip = cluster.kubectl("-n", "ingress-nginx", "get", "service", "ingress-nginx-controller", "-o",
+                                        "jsonpath={.spec.clusterIP}").stdout
+        backend_ip = cluster.kubectl("get", "service", "bench-backend", "-o", "jsonpath={.spec.clusterIP}").stdout
+        controller_node = cluster.kubectl("-n", "ingress-nginx", "get", "pods", "-o",
+                                          "jsonpath={.items[0].spec.nodeName}").stdout
+        ingress_url, direct_url = f"http://{controller_ip}/", f"http://{backend_ip}:8080/"
+        deadline = time.monotonic() + 30
+        while cluster.ssh("node01", "curl", "-sf", "-H", "Host: bench.local", ingress_url).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ingress never answered")
+            time.sleep(0.5)
+        wrk(cluster, ingress_url, "bench.local", 2, args.connections)  # warm-up
+        results = {
+            "direct_clusterip": wrk(cluster, direct_url, None, args.duration, args.connections),
+            "through_ingress": wrk(cluster, ingress_url, "bench.local", args.duration, args.connections),
+        }
+        # one connection: the latency a lone client sees (no queueing in front of either path)
+        results["direct_clusterip_1conn"] = wrk(cluster, direct_url, None, args.duration // 2 or 1, 1)
+        results["through_ingress_1conn"] = wrk(cluster, ingress_url, "bench.local", args.duration // 2 or 1, 1)
+        d, i = results["direct_clusterip"], results["through_ingress"]
+        results["added_p50_ms"] = round(i["p50_ms"] - d["p50_ms"], 3)
+        results["added_p50_ms_1conn"] = round(results["through_ingress_1conn"]["p50_ms"]
+                                              - results["direct_clusterip_1conn"]["p50_ms"], 3)
+        results["setup"] = {"client": "wrk on node01", "backend": "aiohttp hello server on node02",
+                            "controller_node": controller_node, "connections": args.connections,
+                            "duration_s": args.duration}
+        print(f"{'path':22} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for name in ("direct_clusterip", "through_ingress", "direct_clusterip_1conn", "through_ingress_1conn"):
+            r = results[name]
+            print(f"{name:22} {r['rps']:9.0f} {r.get('p50_ms', 0):8.3f} {r.get('p90_ms', 0):8.3f} "
+                  f"{r.get('p99_ms', 0):8.3f} {r['non_2xx']:8d}")
+        print(f"added at p50: {results['added_p50_ms']:.3f} ms with {args.connections} connections, "
+              f"{results['added_p50_ms_1conn']:.3f} ms with one (controller on {controller_node}; goal < 1 ms, "
+              f">= 5000 req/s)")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return 0
+    finally:
+        cluster.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The ingress proxy (knet.ingress.proxy) serving real HTTP and HTTPS on loopback in front of real
+aiohttp backends: routing, the default 404, rewrite, ssl-redirect, SNI certificates, a swap
+during a request, oversized and climbing requests, access logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import ssl
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from knet.ingress import certs
+from knet.ingress.proxy import Proxy, Snapshot, serve
+from knet.ingress.routing import Backend, build_table
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def backend(name: str, delay: float = 0.0) -> tuple[web.AppRunner, int]:
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.json_response({"backend": name, "path": request.path_qs, "host": request.headers.get("Host"),
+                                  "xff": request.headers.get("X-Forwarded-For"),
+                                  "proto": request.headers.get("X-Forwarded-Proto")})
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+def ing(rules, annotations=None, tls=None, namespace="default"):
+    spec = {"rules": rules}
+    if tls:
+        spec["tls"] = tls
+    return {"metadata": {"name": "i", "namespace": namespace, "annotations": annotations or {},
+                         "creationTimestamp": "2026-01-01"}, "spec": spec}
+
+
+def path(p, svc, ptype="Prefix"):
+    return {"path": p, "pathType": ptype, "backend": {"service": {"name": svc, "port": {"number": 80}}}}
+
+
+def self_signed(host: str) -> tuple[bytes, bytes]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+@pytest.fixture
+async def setup():
+    wear, wear_port = await backend("wear")
+    watch, watch_port = await backend("watch", delay=0.3)
+    log = io.StringIO()
+    fake_cert, fake_key = certs.fake_certificate()
+    proxy = Proxy(certs.context_from_pem(fake_cert, fake_key), access_log=log)
+    await proxy.start()
+    http_port, https_port = free_port(), free_port()
+    runners = await serve(proxy, "127.0.0.1", http_port, https_port)
+    endpoints = {Backend("default", "wear", 80): [("127.0.0.1", wear_port)],
+                 Backend("default", "watch", 80): [("127.0.0.1", watch_port)]}
+    yield proxy, endpoints, http_port, https_port, log
+    for r in [*runners, wear, watch]:
+        await r.cleanup()
+    await proxy.close()
+
+
+async def get(url, **kw):
+    async with aiohttp.ClientSession() as s, s.get(url, allow_redirects=False, **kw) as r:
+        return r.status, await r.text(), r.headers
+
+
+async def test_paths_the_default_404_and_access_logs(setup):
+    proxy, endpoints, http_port, _, log = setup
+    proxy.swap(Snapshot(build_table([ing([{"http": {"paths": [path("/wear", "wear"), path("/watch", "watch")]}}])]),
+                        endpoints))
+    status, body, _ = await get(f"http://127.0.0.1:{http_port}/wear/x?a=1")
+    assert status == 200 and '"backend": "wear"' in body and '"path": "/wear/x?a=1"' in body
+    assert '"xff": "127.0.0.1"' in body and '"proto": "http"' in body
+    status, body, _ = await get(f"http://127.0.0.1:{http_port}/nothing")
+    assert status == 404 and "<center><h1>404 Not Found</h1></center>" in body and "nginx" in body
+    lines = log.getvalue().splitlines()
+    assert '"GET /wear/x?a=1 HTTP/1.1" 200' in lines[0] and "[default-wear-80]" in lines[0]
+    assert '"GET /nothing HTTP/1.1" 404' in lines[1] and "[upstream-default-backend]" in lines[1]
+
+
+async def test_no_endpoints_is_503(setup):
+    proxy, _, http_port, _, _ = setup
+    proxy.swap(Snapshot(build_table([ing([{"http": {"paths": [path("/", "wear")]}}])]), {}))
+    status, body, _ = await get(f"http://127.0.0.1:{http_port}/")
+    assert status == 503 and "Service Temporarily Unavailable" in body
+
+
+async def test_rewrite_target(setup):
+    proxy, endpoints, http_port, _, _ = setup
+    proxy.swap(Snapshot(build_table([ing([{"http": {"paths": [path("/shop(/|$)(.*)", "wear",
+                                                                    "ImplementationSpecific")]}}],
+                                         {"nginx.ingress.kubernetes.io/rewrite-target": "/$2"})]), endpoints))
+    status, body, _ = await get(f"http://127.0.0.1:{http_port}/shop/shirts?size=m")
+    assert status == 200 and '"path": "/shirts?size=m"' in body
+
+
+async def test_a_swap_does_not_drop_a_request_in_flight(setup):
+    proxy, endpoints, http_port, _, _ = setup
+    proxy.swap(Snapshot(build_table([ing([{"http": {"paths": [path("/", "watch")]}}])]), endpoints))
+    slow = asyncio.create_task(get(f"http://127.0.0.1:{http_port}/slow"))
+    await asyncio.sleep(0.1)
+    proxy.swap(Snapshot(build_table([ing([{"http": {"paths": [path("/", "wear")]}}])]), endpoints))
+    assert (await get(f"http://127.0.0.1:{http_port}/now"))[1].count('"backend": "wear"') == 1
+    status, body, _ = await slow
+    assert status == 200 and '"backend": "watch"' in body
+
+
+async def test_tls_by_sni_and_the_ssl_redirect(setup, tmp_path):
+    proxy, endpoints, http_port, https_port, _ = setup
+    cert, key = self_signed("secure.example")
+    rules = [{"host": "secure.example", "http": {"paths": [path("/", "wear")]}},
+             {"host": "plain.example", "http": {"paths": [path("/", "wear")]}}]
+    table = build_table([ing(rules, tls=[{"hosts": ["secure.example"], "secretName": "s"}])])
+    proxy.swap(Snapshot(table, endpoints, {"secure.example": certs.context_from_pem(cert, key)}))
+    status, _, headers = await get(f"http://127.0.0.1:{http_port}/a?b=1", headers={"Host": "secure.example"})
+    assert status == 308 and headers["Location"] == "https://secure.example/a?b=1"
+    assert (await get(f"http://127.0.0.1:{http_port}/", headers={"Host": "plain.example"}))[0] == 200
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(cert)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    conn = aiohttp.TCPConnector(ssl=ctx, resolver=_Loopback())
+    async with aiohttp.ClientSession(connector=conn) as s, s.get(f"https://secure.example:{https_port}/x") as r:
+        assert r.status == 200 and '"proto": "https"' in await r.text()
+    # another name gets the fake certificate, which the CA does not sign
+    conn = aiohttp.TCPConnector(ssl=ctx, resolver=_Loopback())
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        async with aiohttp.ClientSession(connector=conn) as s, s.get(f"https://plain.example:{https_port}/"):
+            pass
+
+
+async def test_ssl_redirect_false(setup):
+    proxy, endpoints, http_port, _, _ = setup
+    table = build_table([ing([{"host": "s.example", "http": {"paths": [path("/", "wear")]}}],
+                             {"nginx.ingress.kubernetes.io/ssl-redirect": "false"},
+                             tls=[{"hosts": ["s.example"], "secretName": "s"}])])
+    proxy.swap(Snapshot(table, endpoints))
+    assert (await get(f"http://127.0.0.1:{http_port}/", headers={"Host": "s.example"}))[0] == 200
+
+
+async def test_attacks_stay_in_their_route(setup):
+    proxy, endpoints, http_port, _, _ = setup
+    proxy.swap(Snapshot(build_table([ing([{"host": "a.example", "http": {"paths": [path("/wear", "wear")]}}])]),
+                        endpoints))
+    # a path climbing out of /wear is matched (and sent) as what it resolves to: not /wear's backend
+    status, _, _ = await get(f"http://127.0.0.1:{http_port}/wear/../watch", headers={"Host": "a.example"})
+    assert status == 404
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(b"GET /wear/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+    assert (await reader.read())[:12] == b"HTTP/1.1 400"
+    writer.close()
+    # a huge Host header is refused before routing
+    status, _, _ = await get(f"http://127.0.0.1:{http_port}/wear", headers={"Host": "a" * 20000 + ".example"})
+    assert status in (400, 431)
+
+
+class _Loopback(aiohttp.abc.AbstractResolver):
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        pass
