@@ -1,0 +1,136 @@
+"""kr8s (the Python client `pip install kr8s`, httpx underneath) against a knet apiserver, as a
+user's script uses it: discovery, list with selectors, watch, create, merge and JSON patches,
+server-side apply through kr8s's own request call, delete, and exec (WebSocket
+v4.channel.k8s.io, which is what kr8s asks for) into a pod of a real node agent.
+
+kr8s has no apply method of its own (0.20); users send the apply patch with `api.call_api`, as
+below. Its exec does not send stdin over v4, so none is tested."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kr8s.asyncio
+import pytest
+import yaml
+from kr8s import ExecError, ServerError
+from kr8s.asyncio.objects import ConfigMap, Deployment, Pod
+from node_agents import host_static_pod, sim_kubelet, wait_for
+
+pytestmark = pytest.mark.api
+
+NODE = "kr8s-node"
+POD = f"shell-{NODE}"
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def deployment(namespace: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+
+
+def test_list_watch_create_patch_apply_delete(apiserver, namespace):
+    async def script():
+        api = await kr8s.asyncio.api(kubeconfig=apiserver.kubeconfig)
+        assert (await api.version())["gitVersion"].startswith("v1.32")
+        kinds = {r["kind"] for r in await api.api_resources()}
+        assert {"ConfigMap", "Deployment", "CustomResourceDefinition"} <= kinds
+
+        events: list[tuple[str, str, dict]] = []
+        watching = asyncio.Event()
+
+        async def watch():
+            watching.set()
+            async for event, obj in api.async_watch("configmaps", namespace=namespace, label_selector="app=demo"):
+                events.append((event, obj.name, dict(obj.raw.get("data") or {})))
+                if event == "DELETED":
+                    return
+
+        watcher = asyncio.create_task(watch())
+        await watching.wait()
+        await asyncio.sleep(0.5)  # the watch request is on its way before the first change
+
+        cm = await ConfigMap({"metadata": {"name": "settings", "namespace": namespace, "labels": {"app": "demo"}},
+                              "data": {"color": "blue"}}, api=api)
+        await cm.create()
+        await ConfigMap({"metadata": {"name": "unlabelled", "namespace": namespace}}, api=api).create()
+        listed = [c.name async for c in api.async_get("configmaps", namespace=namespace, label_selector="app=demo")]
+        assert listed == ["settings"]
+        others = [c.name async for c in api.async_get("configmaps", namespace=namespace,
+                                                      field_selector="metadata.name!=settings")]
+        assert others == ["unlabelled"]
+
+        await cm.patch({"data": {"size": "L"}})  # merge patch
+        assert cm.raw["data"] == {"color": "blue", "size": "L"}
+        await cm.patch([{"op": "replace", "path": "/data/color", "value": "green"}], type="json")
+        assert cm.raw["data"] == {"color": "green", "size": "L"}
+
+        # Server-side apply: a YAML body, the field manager, then a conflict with another manager.
+        dep = deployment(namespace)
+        async with api.call_api("POST", version="apps/v1", base="/apis", namespace=namespace, url="deployments",
+                                content=yaml.safe_dump(dep), headers={"Content-Type": "application/yaml"}):
+            pass
+        applied = {**dep, "spec": {"replicas": 3}}
+        async with api.call_api("PATCH", version="apps/v1", base="/apis", namespace=namespace, url="deployments/web",
+                                params={"fieldManager": "kr8s-script"}, content=yaml.safe_dump(applied),
+                                headers={"Content-Type": "application/apply-patch+yaml"}) as resp:
+            body = resp.json()
+        assert body["spec"]["replicas"] == 3
+        assert ["kr8s-script", "Apply"] in [[f["manager"], f["operation"]] for f in body["metadata"]["managedFields"]]
+        with pytest.raises(ServerError) as refused:
+            async with api.call_api("PATCH", version="apps/v1", base="/apis", namespace=namespace,
+                                    url="deployments/web", params={"fieldManager": "someone-else"},
+                                    content=yaml.safe_dump({**dep, "spec": {"replicas": 5}}),
+                                    headers={"Content-Type": "application/apply-patch+yaml"}):
+                pass
+        assert refused.value.response.status_code == 409
+        assert 'conflict with "kr8s-script"' in refused.value.status["message"]
+        web = await Deployment.get("web", namespace=namespace, api=api)
+        assert web.replicas == 3
+
+        await cm.delete()
+        await asyncio.wait_for(watcher, 15)
+        assert events == [("ADDED", "settings", {"color": "blue"}),
+                          ("MODIFIED", "settings", {"color": "blue", "size": "L"}),
+                          ("MODIFIED", "settings", {"color": "green", "size": "L"}),
+                          ("DELETED", "settings", {"color": "green", "size": "L"})]
+        assert not await cm.exists()
+        await web.delete(propagation_policy="Foreground")
+        with pytest.raises(kr8s.NotFoundError):
+            await ConfigMap.get("settings", namespace=namespace, api=api)
+
+    run(script())
+    assert apiserver.kubectl_ok("get", "configmaps", "-n", namespace, "-l", "app=demo", "-o", "name") == ""
+
+
+@pytest.fixture(scope="module")
+def shell_pod(apiserver, tmp_path_factory):
+    manifest = host_static_pod("shell", {"main": "echo started; exec sleep 3600"})
+    with sim_kubelet(apiserver, tmp_path_factory.mktemp("kr8s-kubelet"), NODE, kubeconfig=apiserver.kubeconfig,
+                     pod_cidr="10.244.81.0/24", taint="example.com/kr8s-only:NoSchedule",
+                     static_pods={"shell": manifest}):
+        wait_for("the shell pod to run", lambda: "started" in apiserver.kubectl("logs", POD).stdout, timeout=20.0)
+        yield POD
+
+
+def test_exec(apiserver, shell_pod):
+    async def script():
+        api = await kr8s.asyncio.api(kubeconfig=apiserver.kubeconfig)
+        pod = await Pod.get(shell_pod, namespace="default", api=api)
+        assert pod.status.phase == "Running"
+        done = await pod.exec(["sh", "-c", "echo out; echo err >&2"])
+        assert (done.stdout, done.stderr, done.returncode) == (b"out\n", b"err\n", 0)
+        done = await pod.exec(["sh", "-c", "exit 3"], check=False)
+        assert done.returncode == 3
+        # check=True raises kr8s's ExecError (inside httpx-ws's task group) with the apiserver's message.
+        with pytest.raises(BaseException) as failed:
+            await pod.exec(["sh", "-c", "exit 4"])
+        errors = failed.value.exceptions if isinstance(failed.value, BaseExceptionGroup) else [failed.value]
+        assert any(isinstance(e, ExecError) and "exit code" in str(e) for e in errors), errors
+
+    run(script())
