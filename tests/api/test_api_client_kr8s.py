@@ -70,26 +70,32 @@ def test_list_watch_create_patch_apply_delete(apiserver, namespace):
         await cm.patch([{"op": "replace", "path": "/data/color", "value": "green"}], type="json")
         assert cm.raw["data"] == {"color": "green", "size": "L"}
 
-        # Server-side apply: a YAML body, the field manager, then a conflict with another manager.
+        # Server-side apply: a YAML body and the field manager. kr8s's create named no manager,
+        # so what it wrote belongs to its User-Agent's first word ("kr8s", as kube-apiserver
+        # records it): changing the replicas is a conflict until the apply forces it.
         dep = deployment(namespace)
         async with api.call_api("POST", version="apps/v1", base="/apis", namespace=namespace, url="deployments",
                                 content=yaml.safe_dump(dep), headers={"Content-Type": "application/yaml"}):
             pass
-        applied = {**dep, "spec": {"replicas": 3}}
-        async with api.call_api("PATCH", version="apps/v1", base="/apis", namespace=namespace, url="deployments/web",
-                                params={"fieldManager": "kr8s-script"}, content=yaml.safe_dump(applied),
-                                headers={"Content-Type": "application/apply-patch+yaml"}) as resp:
-            body = resp.json()
-        assert body["spec"]["replicas"] == 3
-        assert ["kr8s-script", "Apply"] in [[f["manager"], f["operation"]] for f in body["metadata"]["managedFields"]]
-        with pytest.raises(ServerError) as refused:
+
+        async def apply(manager: str, replicas: int, force: bool = False) -> dict:
+            params = {"fieldManager": manager, **({"force": "true"} if force else {})}
             async with api.call_api("PATCH", version="apps/v1", base="/apis", namespace=namespace,
-                                    url="deployments/web", params={"fieldManager": "someone-else"},
-                                    content=yaml.safe_dump({**dep, "spec": {"replicas": 5}}),
-                                    headers={"Content-Type": "application/apply-patch+yaml"}):
-                pass
-        assert refused.value.response.status_code == 409
-        assert 'conflict with "kr8s-script"' in refused.value.status["message"]
+                                    url="deployments/web", params=params,
+                                    content=yaml.safe_dump({**dep, "spec": {"replicas": replicas}}),
+                                    headers={"Content-Type": "application/apply-patch+yaml"}) as resp:
+                return resp.json()
+
+        for manager, owner in (("kr8s-script", "kr8s"), ("someone-else", "kr8s-script")):
+            with pytest.raises(ServerError) as refused:
+                await apply(manager, 5)
+            assert refused.value.response.status_code == 409
+            assert f'conflict with "{owner}" using apps/v1: .spec.replicas' in refused.value.status["message"]
+            if manager == "kr8s-script":
+                body = await apply(manager, 3, force=True)
+                assert body["spec"]["replicas"] == 3
+                assert [[f["manager"], f["operation"]] for f in body["metadata"]["managedFields"]] == [
+                    ["kr8s", "Update"], ["kr8s-script", "Apply"]]
         web = await Deployment.get("web", namespace=namespace, api=api)
         assert web.replicas == 3
 

@@ -76,12 +76,20 @@ const dep = await apps.patchNamespacedDeployment(
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
 out('strategic-merge-patch', dep.spec.template.spec.containers[0].env);
 
-// Server-side apply of the scale through the generic object API, with a field manager.
+// Server-side apply of the scale through the generic object API, with a field manager. The
+// create above named no manager, so its replicas belong to the User-Agent's first word
+// (node-fetch): changing them is a conflict until the apply forces it.
 const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-const applied = await objects.patch(
-    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: ns }, spec: { replicas: 3 } },
-    undefined, undefined, 'js-script', true, k8s.PatchStrategy.ServerSideApply);
+const scale = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: ns }, spec: { replicas: 3 } };
+let conflict = null;
+try {
+    await objects.patch(scale, undefined, undefined, 'js-script', false, k8s.PatchStrategy.ServerSideApply);
+} catch (err) {
+    conflict = { code: err.code, message: JSON.parse(err.body).message };
+}
+const applied = await objects.patch(scale, undefined, undefined, 'js-script', true, k8s.PatchStrategy.ServerSideApply);
 out('server-side-apply', {
+    conflict,
     replicas: applied.spec.replicas,
     managers: applied.metadata.managedFields.map((f) => [f.manager, f.operation]),
 });
