@@ -10,6 +10,7 @@ import json
 
 import pytest
 from kubernetes import client as k8s
+from node_agents import host_static_pod, sim_kubelet, wait_for
 
 pytestmark = pytest.mark.api
 
@@ -60,3 +61,21 @@ def test_a_status_write_is_recorded_with_its_subresource(apiserver, namespace):
     assert set(entries) == {("creator", None), ("reporter", "status")}
     assert entries[("reporter", "status")] == {"f:status": {"f:phase": {}}}
     assert "f:spec" in entries[("creator", None)]
+
+
+def test_the_kubelet_owns_the_mirror_pod_and_its_status(apiserver, tmp_path):
+    # As on a kubeadm node: `kubectl get pod -o yaml --show-managed-fields` names the kubelet,
+    # once for the mirror pod it created and once for the status it reports.
+    node = "managers-node"
+    with sim_kubelet(apiserver, tmp_path, node, kubeconfig=apiserver.kubeconfig, pod_cidr="10.244.83.0/24",
+                     taint="example.com/managers-only:NoSchedule",
+                     static_pods={"idle": host_static_pod("idle", {"main": "exec sleep 3600"})}):
+        def entries():
+            found = managed(apiserver, "default", "pod", f"idle-{node}")
+            return found if any(sub == "status" for _, _, sub, _ in found) else None
+
+        found = wait_for("the kubelet's status write", entries, timeout=20.0)
+        assert {(m, op, sub) for m, op, sub, _ in found} == {("kubelet", "Update", None),
+                                                             ("kubelet", "Update", "status")}
+        status = next(fields for _, _, sub, fields in found if sub == "status")
+        assert "f:phase" in status["f:status"]
