@@ -1,7 +1,7 @@
 """kr8s (the Python client `pip install kr8s`, httpx underneath) against a knet apiserver, as a
 user's script uses it: discovery, list with selectors, watch, create, merge and JSON patches,
 server-side apply through kr8s's own request call, delete, and exec (WebSocket
-v4.channel.k8s.io, which is what kr8s asks for) into a pod of a real node agent.
+v4.channel.k8s.io, which is what kr8s asks for) and port-forward into pods of a real node agent.
 
 kr8s has no apply method of its own (0.20); users send the apply patch with `api.call_api`, as
 below. Its exec does not send stdin over v4, so none is tested."""
@@ -9,7 +9,9 @@ below. Its exec does not send stdin over v4, so none is tested."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import httpx
 import kr8s.asyncio
 import pytest
 import yaml
@@ -114,14 +116,31 @@ def test_list_watch_create_patch_apply_delete(apiserver, namespace):
     assert apiserver.kubectl_ok("get", "configmaps", "-n", namespace, "-l", "app=demo", "-o", "name") == ""
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def shell_pod(apiserver, tmp_path_factory):
-    manifest = host_static_pod("shell", {"main": "echo started; exec sleep 3600"})
+def node_pods(apiserver, tmp_path_factory):
+    """The shell pod, and a web pod serving HTTP on 127.0.0.1:port (host network)."""
+    port = free_port()
+    pods = {"shell": host_static_pod("shell", {"main": "echo started; exec sleep 3600"}),
+            "web": host_static_pod("web", {"main": f"exec python3 -m http.server {port} --bind 127.0.0.1"})}
     with sim_kubelet(apiserver, tmp_path_factory.mktemp("kr8s-kubelet"), NODE, kubeconfig=apiserver.kubeconfig,
-                     pod_cidr="10.244.81.0/24", taint="example.com/kr8s-only:NoSchedule",
-                     static_pods={"shell": manifest}):
+                     pod_cidr="10.244.81.0/24", taint="example.com/kr8s-only:NoSchedule", static_pods=pods):
         wait_for("the shell pod to run", lambda: "started" in apiserver.kubectl("logs", POD).stdout, timeout=20.0)
-        yield POD
+        wait_for("the web pod to listen", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                 or True, timeout=20.0)
+        wait_for("the web mirror pod Running", lambda: apiserver.kubectl(
+            "get", "pod", f"web-{NODE}", "-o", "jsonpath={.status.phase}").stdout == "Running", timeout=20.0)
+        yield {"shell": POD, "web": (f"web-{NODE}", port)}
+
+
+@pytest.fixture
+def shell_pod(node_pods):
+    return node_pods["shell"]
 
 
 def test_exec(apiserver, shell_pod):
@@ -138,5 +157,22 @@ def test_exec(apiserver, shell_pod):
             await pod.exec(["sh", "-c", "exit 4"])
         errors = failed.value.exceptions if isinstance(failed.value, BaseExceptionGroup) else [failed.value]
         assert any(isinstance(e, ExecError) and "exit code" in str(e) for e in errors), errors
+
+    run(script())
+
+
+def test_port_forward(apiserver, node_pods):
+    # kr8s forwards over a WebSocket with the channel protocol (v4.channel.k8s.io), one
+    # WebSocket per local connection.
+    name, port = node_pods["web"]
+
+    async def script():
+        api = await kr8s.asyncio.api(kubeconfig=apiserver.kubeconfig)
+        pod = await Pod.get(name, namespace="default", api=api)
+        async with pod.portforward(remote_port=port, local_port=0) as local:
+            async with httpx.AsyncClient(timeout=10) as http:
+                for _ in range(2):
+                    reply = await http.get(f"http://127.0.0.1:{local}/")
+                    assert reply.status_code == 200 and "Directory listing" in reply.text
 
     run(script())
