@@ -31,11 +31,11 @@ POD = f"shell-{NODE}"
 CRD = """
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: widgets.lightkube.knet.dev}
+metadata: {name: gizmos.lightkube.knet.dev}
 spec:
   group: lightkube.knet.dev
   scope: Namespaced
-  names: {kind: Widget, plural: widgets, singular: widget}
+  names: {kind: Gizmo, plural: gizmos, singular: gizmo}
   versions:
   - name: v1
     served: true
@@ -135,15 +135,15 @@ def test_server_side_apply(apiserver, namespace):
 
     # Generic resources: a CRD's objects through create_namespaced_resource, status subresource included.
     apiserver.kubectl_ok("apply", "-f", "-", input=CRD)
-    apiserver.kubectl_ok("wait", "--for=condition=Established", "crd/widgets.lightkube.knet.dev", timeout=30)
-    Widget = create_namespaced_resource("lightkube.knet.dev", "v1", "Widget", "widgets")
-    w = c.apply(Widget(metadata=ObjectMeta(name="w1", namespace=namespace), spec={"size": 3}))
+    apiserver.kubectl_ok("wait", "--for=condition=Established", "crd/gizmos.lightkube.knet.dev", timeout=30)
+    Gizmo = create_namespaced_resource("lightkube.knet.dev", "v1", "Gizmo", "gizmos")
+    w = c.apply(Gizmo(metadata=ObjectMeta(name="w1", namespace=namespace), spec={"size": 3}))
     assert w.spec == {"size": 3}
-    c.apply(Widget.Status(metadata=ObjectMeta(name="w1", namespace=namespace), status={"ready": True}),
-            field_manager="widget-controller")
-    got = c.get(Widget, "w1", namespace=namespace)
+    c.apply(Gizmo.Status(metadata=ObjectMeta(name="w1", namespace=namespace), status={"ready": True}),
+            field_manager="gizmo-controller")
+    got = c.get(Gizmo, "w1", namespace=namespace)
     assert (got.spec, got.status) == ({"size": 3}, {"ready": True})
-    assert [w.metadata.name for w in c.list(Widget, namespace=namespace)] == ["w1"]
+    assert [g.metadata.name for g in c.list(Gizmo, namespace=namespace)] == ["w1"]
 
 
 def test_a_refused_identity_gets_403(apiserver, namespace):
