@@ -16,7 +16,11 @@ APT_PACKAGES=(
   openssh-server openssh-client # each node's sshd, `ssh node01` from the controlplane, ssh-keygen
   tzdata                        # IANA time zones (/usr/share/zoneinfo) of CronJob spec.timeZone
   openssl wrk                   # self-signed certificates of the ingress TLS tests; bench/ingress_bench.py's load generator
+  nodejs                        # Node.js: the JavaScript client test (@kubernetes/client-node)
 )
+# npm installs that client (tests/clients/js). A nodejs that brings its own npm (NodeSource's
+# packages) conflicts with Debian's npm package, so it is only asked for when npm is missing.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -47,3 +51,5 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+# The JavaScript client the API tests run, at the versions of its package-lock.json.
+npm ci --prefix tests/clients/js --no-audit --no-fund --loglevel=error

@@ -185,8 +185,11 @@ def managers(obj: dict | None) -> list[dict]:
     return list(((obj or {}).get("metadata") or {}).get("managedFields") or [])
 
 
-def record_update(new: dict, old: dict | None, manager: str, api_version: str, model: str, now: str) -> None:
-    """Give `manager` (operation Update) the fields this write changed; others lose them."""
+def record_update(new: dict, old: dict | None, manager: str, api_version: str, model: str, now: str,
+                  subresource: str | None = None) -> None:
+    """Give `manager` (operation Update, through `subresource`) the fields this write changed;
+    others lose them. A manager's writes through the main resource and through a subresource
+    (status, scale) are separate entries, as kube-apiserver keeps them."""
     changed = changed_paths(old, new, model)
     if old is not None and not changed:
         new.setdefault("metadata", {})["managedFields"] = managers(old)  # a no-op write stays one
@@ -195,16 +198,38 @@ def record_update(new: dict, old: dict | None, manager: str, api_version: str, m
     mine: set[Path] = set()
     for e in managers(old):
         owned = flatten(e.get("fieldsV1") or {})
-        if e.get("manager") == manager and e.get("operation") == "Update":
+        if e.get("manager") == manager and e.get("operation") == "Update" and e.get("subresource") == subresource:
             mine = owned
             continue
         owned -= changed
         if owned or e.get("operation") == "Apply":
             entries.append({**e, "fieldsV1": unflatten(owned)})
     mine = {p for p in mine | changed if value_at(new, p) is not _MISSING}
-    entries.append({"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now,
-                    "fieldsType": "FieldsV1", "fieldsV1": unflatten(mine)})
+    entry = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now,
+             "fieldsType": "FieldsV1", "fieldsV1": unflatten(mine)}
+    if subresource:
+        entry["subresource"] = subresource
+    entries.append(entry)
     new.setdefault("metadata", {})["managedFields"] = entries
+
+
+FIELD_MANAGER_MAX_LENGTH = 128  # validation.FieldManagerMaxLength, in bytes
+
+
+def manager_from_user_agent(user_agent: str) -> str:
+    """kube-apiserver's prefixFromUserAgent: the User-Agent up to its first "/", without
+    non-printable characters, cut to what fits in 128 bytes of UTF-8
+    ("kubectl/v1.32.0 (linux/amd64) kubernetes/abc" -> "kubectl")."""
+    out, size = [], 0
+    for ch in user_agent.split("/", 1)[0]:
+        if not ch.isprintable():
+            continue
+        n = len(ch.encode())
+        if size + n > FIELD_MANAGER_MAX_LENGTH:
+            break
+        out.append(ch)
+        size += n
+    return "".join(out)
 
 
 def conflicts(live: dict, applied: dict, manager: str, model: str) -> list[tuple[str, Path]]:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from knet.api import errors, podlogoptions, spdyrelay
+from knet.api import errors, podlogoptions, spdyrelay, wsportforward
 from knet.api.errors import ApiError
 from knet.api.rest import ObjectService
 
@@ -192,14 +192,19 @@ class KubeletRelay:
         return ws
 
     async def portforward(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
-        """pods/portforward over SPDY/3.1, upgraded to or tunnelled in a WebSocket: each forwarded
-        connection is a WebSocket to the kubelet's /portForward/NS/POD?port=N."""
+        """pods/portforward over SPDY/3.1, upgraded to or tunnelled in a WebSocket, or over a
+        WebSocket's channels (wsportforward): each forwarded connection is a WebSocket to the
+        kubelet's /portForward/NS/POD?port=N."""
         pod = self._pod(ns, name)
         offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
-        tunnel = (request.headers.get("Upgrade", "").lower() == "websocket" and spdyrelay.TUNNEL_PROTOCOL in offered)
-        if not tunnel and not spdyrelay.wants_spdy(request.headers):
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        tunnel = websocket and spdyrelay.TUNNEL_PROTOCOL in offered
+        # A WebSocket without the SPDY tunnel speaks the channel protocol (kr8s, client libraries).
+        channels = websocket and not tunnel
+        ports = wsportforward.parse_ports(request.query.getall("ports", [])) if channels else []
+        if not websocket and not spdyrelay.wants_spdy(request.headers):
             raise ApiError(400, "BadRequest", "Upgrade request required")
-        if not tunnel:
+        if not websocket:
             try:
                 spdyrelay.negotiate(request.headers.getall("X-Stream-Protocol-Version", []),
                                     spdyrelay.PORTFORWARD_PROTOCOLS)
@@ -216,4 +221,6 @@ class KubeletRelay:
             except aiohttp.WSServerHandshakeError as exc:
                 raise RuntimeError(f"error dialing backend: the kubelet answered {exc.status}") from None
 
+        if channels:
+            return await wsportforward.serve(request, ports, offered, dial, f"{ns}/{name}, uid {uid}")
         return await spdyrelay.serve_portforward(request, dial, f"{ns}/{name}, uid {uid}", tunnel=tunnel)

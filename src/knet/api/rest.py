@@ -80,10 +80,19 @@ class Options:
     lifecycle, garbage collection), for admission plugins that judge by the requester."""
 
     def __init__(self, dry_run: bool = False, field_validation: str = "Warn", field_manager: str | None = None,
-                 force: bool = False, user: User | None = None) -> None:
+                 force: bool = False, user: User | None = None, user_agent: str = "") -> None:
         self.dry_run, self.field_validation, self.field_manager, self.force = dry_run, field_validation, field_manager, force
         self.user = user
+        self.user_agent = user_agent
         self.warnings: list[str] = []
+
+    @property
+    def update_manager(self) -> str:
+        """Who a create, update or (non-apply) patch records in managedFields: the fieldManager,
+        else the first word of the client's User-Agent, as kube-apiserver's managerOrUserAgent
+        (so a client that names no manager still owns what it wrote, and a later apply that
+        changes it conflicts). "" (the apiserver's own writes): nothing is recorded."""
+        return self.field_manager or ssa.manager_from_user_agent(self.user_agent)
 
 
 @dataclass(frozen=True)
@@ -266,8 +275,8 @@ class ObjectService:
         self._validate(rt, obj, None)
         self._admit("CREATE", rt, ns if rt.namespaced else "", meta["name"], obj, None, None, opts)
         with self._reserved(self._allocator(rt), rt, meta["name"], obj, None, opts.dry_run):
-            if opts.field_manager:
-                ssa.record_update(obj, None, opts.field_manager, rt.api_version, rt.model, timestamp())
+            if opts.update_manager:
+                ssa.record_update(obj, None, opts.update_manager, rt.api_version, rt.model, timestamp())
             if opts.dry_run:
                 return obj
             try:
@@ -390,8 +399,8 @@ class ObjectService:
         self._validate(rt, new, old, subresource)
         self._admit("UPDATE", rt, old["metadata"].get("namespace", "") if rt.namespaced else "", name, new, old,
                     subresource, opts)
-        if opts.field_manager:
-            ssa.record_update(new, old, opts.field_manager, rt.api_version, rt.model, timestamp())
+        if opts.update_manager:
+            ssa.record_update(new, old, opts.update_manager, rt.api_version, rt.model, timestamp(), subresource)
         if new == old:
             return old  # a no-op write keeps the resourceVersion, as kube-apiserver does
         ns = old["metadata"].get("namespace", "") if rt.namespaced else ""
@@ -493,7 +502,8 @@ class ObjectService:
             expected = versions.parse(patched_rv) or None
         if patch_type == "apply":
             self._record_manager(new, new, opts, "Apply", ssa.fields_v1(body, rt.model))
-        inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager, user=opts.user)
+        inner = Options(opts.dry_run, "Ignore", None if patch_type == "apply" else opts.field_manager, user=opts.user,
+                        user_agent="" if patch_type == "apply" else opts.user_agent)
         result = await self._write_update(rt, current, new, inner, subresource, expected)
         return 200, result
 

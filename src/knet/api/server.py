@@ -643,7 +643,7 @@ class ApiServer:
         if manager is not None and len(manager) > 128:
             raise errors.bad_request("fieldManager: Too long: may not be longer than 128 characters")
         return Options(dry_run=bool(dry), field_validation=fv, field_manager=manager, force=_flag(q.get("force")),
-                       user=request.get("user"))
+                       user=request.get("user"), user_agent=request.headers.get("User-Agent", ""))
 
     @staticmethod
     def _warn_headers(opts: Options) -> dict | None:

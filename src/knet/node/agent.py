@@ -516,7 +516,9 @@ class Kubelet:
         if not self.cfg.kubeconfig:
             await asyncio.Event().wait()  # standalone: static pods only
         config = load_config(kubeconfig=self.cfg.kubeconfig)
-        async with ApiClient(config) as api:
+        # "kubelet/…", as the other components name themselves: the apiserver records the first
+        # word as the field manager of what the kubelet writes (node and pod status), as upstream.
+        async with ApiClient(config, user_agent="kubelet/knet") as api:
             self.api = api
             while True:  # wait for the apiserver (it may be one of our own static pods)
                 try:

@@ -47,3 +47,40 @@ def test_prune_keeps_co_owned_fields():
     assert obj == {"data": {"a": "1", "b": "2"}}
     ssa.prune(obj, removed)
     assert obj == {"data": {"a": "1"}}
+
+
+def test_manager_from_user_agent():
+    # kube-apiserver's prefixFromUserAgent (handlers/create.go): up to the first "/", no
+    # non-printable characters, at most 128 bytes of UTF-8.
+    cases = [
+        ("kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9", "kubectl"),
+        ("OpenAPI-Generator/37.0.2/python", "OpenAPI-Generator"),
+        ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", "node-fetch"),
+        ("kopf/1.45.2", "kopf"),
+        ("no slash at all", "no slash at all"),
+        ("", ""),
+        ("tab\there\x00/1", "tabhere"),
+        ("x" * 200 + "/1", "x" * 128),
+        ("é" * 100, "é" * 64),  # two bytes each: 64 fit, a 65th would make 130
+    ]
+    for user_agent, manager in cases:
+        assert ssa.manager_from_user_agent(user_agent) == manager, user_agent
+
+
+def test_a_subresource_write_is_its_own_entry():
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    ssa.record_update(pod, None, "kubelet", "v1", "V1Pod", "t0")
+    running = {**pod, "status": {"phase": "Running"}}
+    ssa.record_update(running, pod, "kubelet", "v1", "V1Pod", "t1", "status")
+    entries = [(e["manager"], e["operation"], e.get("subresource"), ssa.flatten(e["fieldsV1"]))
+               for e in running["metadata"]["managedFields"]]
+    assert entries[0][:3] == ("kubelet", "Update", None) and ("f:spec", "f:containers") in {
+        p[:2] for p in entries[0][3]}
+    assert entries[1] == ("kubelet", "Update", "status", {("f:status", "f:phase")})
+    assert running["metadata"]["managedFields"][1]["subresource"] == "status"
+    # The next status write updates that entry, not the main resource's.
+    failed = {**running, "status": {"phase": "Failed"}}
+    ssa.record_update(failed, running, "kubelet", "v1", "V1Pod", "t2", "status")
+    assert [(e["manager"], e.get("subresource"), e["time"]) for e in failed["metadata"]["managedFields"]] == [
+        ("kubelet", None, "t0"), ("kubelet", "status", "t2")]
