@@ -31,6 +31,7 @@ NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
 MARK_MASQ = "mark-for-masquerade"
 REJECT_CHAIN = "reject-chain"
 
+TABLE_LINE = f'add table {P} {{ comment "rules for kube-proxy" ; }}'
 SETS = (
     f'add set {P} {CLUSTER_IPS} {{ type ipv4_addr ; comment "Active ClusterIPs" ; }}',
     f'add set {P} {NODEPORT_IPS} {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}',
@@ -373,7 +374,7 @@ class Renderer:
                 target.extend(by_chain[c])
         transactions: list[str] = []
         if full:
-            setup = [f'add table {P} {{ comment "rules for kube-proxy" ; }}', *SETS, *MAPS]
+            setup = [TABLE_LINE, *SETS, *MAPS]
             for c, spec in BASE_CHAINS.items():
                 setup.append(f"add chain {P} {c}{spec}")
                 setup.append(f"flush chain {P} {c}")
@@ -384,7 +385,11 @@ class Renderer:
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
             # existing_chains is the kernel's own listing: every stale chain in it is there to flush
             stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
-            final = [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
+            # every transaction that ends a sync starts with the table, as upstream's (knftables
+            # tx.Add(Table)): besides making sure it exists, that makes nft read its cache for
+            # every kind of object, so the next partial sync finds that cache complete (libnft.py)
+            final = [TABLE_LINE]
+            final += [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
             final += [f"flush map {P} {m}" for m in MAP_NAMES]
             final += [element_line("add", e, v) for e, v in elements.items()]
             final += [f"flush chain {P} {c}" for c in sorted(stale)]
@@ -392,7 +397,7 @@ class Renderer:
             transactions.append(_join(final))
         else:
             old = existing_elements or {}
-            lines = leaf_lines + service_lines + external_lines
+            lines = [TABLE_LINE, *leaf_lines, *service_lines, *external_lines]
             stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
             # only chains that go out of use now: the earlier stale ones are empty already
             lines.extend(f"flush chain {P} {c}" for c in sorted(stale - set(stale_chains)))
@@ -434,7 +439,7 @@ def render(state: ProxyState, opts: RenderOptions) -> str:
     """The objects kube-proxy's nftables mode programs for this state (a full, valid nft script)."""
     r = Renderer(opts)
     objs = r._objects(state)
-    lines = [f'add table {P} {{ comment "rules for kube-proxy" ; }}', *SETS, *MAPS]
+    lines = [TABLE_LINE, *SETS, *MAPS]
     lines.extend(f"add chain {P} {c}{spec}" for c, spec in BASE_CHAINS.items())
     for _, o in objs:
         lines.extend(o.sets.values())
