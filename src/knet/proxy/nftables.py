@@ -312,7 +312,8 @@ class Renderer:
             self._cache.clear()
             return
         wanted = set(services)
-        for spn in [s for s in self._cache if s.service in wanted]:
+        # (namespace, name) equals the NamespacedName (a NamedTuple) without building one per port
+        for spn in [s for s in self._cache if (s[0], s[1]) in wanted]:
             del self._cache[spn]
 
     def _objects(self, state: ProxyState) -> list[tuple[ServicePortName, ServiceObjects]]:
@@ -359,7 +360,7 @@ class Renderer:
             elements.update(o.elements)
             nli += o.no_local_internal
             nle += o.no_local_external
-            if not (full or spn.service in changed):  # type: ignore[operator]
+            if not (full or (spn[0], spn[1]) in changed):  # type: ignore[operator]
                 continue
             written += 1
             leaf_lines.extend(o.sets.values())
@@ -384,7 +385,7 @@ class Renderer:
             for part in (service_lines, external_lines):
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
             # existing_chains is the kernel's own listing: every stale chain in it is there to flush
-            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
+            stale = {c for c in set(existing_chains).difference(chains) if is_service_chain_name(c)}
             # every transaction that ends a sync starts with the table, as upstream's (knftables
             # tx.Add(Table)): besides making sure it exists, that makes nft read its cache for
             # every kind of object, so the next partial sync finds that cache complete (libnft.py)
@@ -398,7 +399,7 @@ class Renderer:
         else:
             old = existing_elements or {}
             lines = [TABLE_LINE, *leaf_lines, *service_lines, *external_lines]
-            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
+            stale = {c for c in set(existing_chains).difference(chains) if is_service_chain_name(c)}
             # only chains that go out of use now: the earlier stale ones are empty already
             lines.extend(f"flush chain {P} {c}" for c in sorted(stale - set(stale_chains)))
             for e, v in old.items():
