@@ -5,9 +5,10 @@ chain in the ruleset. At 10,000 Services that is 110,000 chains, and the kernel'
 quadratic (each dump round walks the table's chain list from its head), so a one-Service change
 spent ~0.5 s listing and ~0.2 s on everything else. A context that lives on keeps its cache
 between transactions, but libnftables 1.0.6 (Debian 12) throws it away whenever the kernel's
-ruleset generation differs from the cached one, which our own commit always makes it. Newer
-libnftables (nftables commit "cache: ... genid + 1", 1.0.7+) treats the generation right after its
-own commit as still cached; this module does the same for 1.0.6: after a transaction of ours
+ruleset generation differs from the cached one, which our own commit always makes it. A
+netfilter-devel patch to libnftables (nft_cache_is_updated accepting the cached generation + 1)
+treats the generation right after its own commit as still cached; this module does the same
+from outside for 1.0.6: after a transaction of ours
 succeeded, if the kernel's generation is exactly one past the cached one (no other writer
 committed in between), it moves the cached generation forward. Any other writer (the network
 policy controller, iptables-nft, an operator's `nft`) bumps the generation further and the next
