@@ -166,7 +166,7 @@ def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
     topo = topo_mod.Topology()
     topo.build()
     try:
-        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS), hostname="node01")
+        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objects(present - 1, endpoints=2))
         target = {"kind": "Service", "metadata": {"namespace": "zz", "name": "web"},

@@ -88,7 +88,7 @@ def _slice(i: int, ips: list[str]) -> dict:
 
 
 def test_proxier_partial_syncs_through_the_context(netns: str) -> None:
-    nf = RealNetfilter(netns=netns)
+    nf = RealNetfilter(netns=netns, libnftables=True)  # as kube-proxy's server makes it
     opts = RenderOptions(node_name="node01", node_ip="192.168.50.1", cluster_cidr="10.244.0.0/16")
     p = Proxier("nftables", opts, nf, hostname="node01")
     p.services_synced = p.endpoints_synced = True

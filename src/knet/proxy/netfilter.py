@@ -44,8 +44,9 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 class RealNetfilter:
     netns: str | None = None  # None: the namespace this process runs in (the node's)
     # nft transactions through one long-lived libnftables context (knet.proxy.libnft), which keeps
-    # nft's cache of the table's chains between our own transactions; False: an `nft -f` process each
-    libnftables: bool = True
+    # nft's cache of the table's chains between our own transactions (kube-proxy turns it on);
+    # False: an `nft -f` process each (the network policy controller, whose tables are small)
+    libnftables: bool = False
     _nft_ctx: NftContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def _argv(self, *argv: str) -> list[str]:
