@@ -7,6 +7,10 @@ apply in a fresh network namespace (iptables-restore / nft -f, as the proxier do
 Service changed with N present (a partial sync: render + apply). Then the first-packet latency:
 TCP connect() time to a Service's ClusterIP from another "machine" namespace through the node's
 rules, with 10 and with 10,000 Services present (the target sorts last in KUBE-SERVICES).
+
+nftables goes through one long-lived libnftables context (knet.proxy.libnft) as the proxier
+does; `one_change_nft_process_s` is the same change applied by an `nft -f` process per
+transaction (the path before issue #19) for comparison, and `--nft-process` runs everything that way.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ def fresh_ns() -> None:
     subprocess.run(["ip", "netns", "add", BENCH_NS], check=True)
 
 
+NFT_PROCESS = False  # --nft-process: an `nft -f` process per transaction, no libnftables context
+
+
 def bench_size(mode: str, n: int) -> dict:
     objs = objects(n)
     row: dict = {"mode": mode, "services": n, "endpoints": n * 10}
@@ -96,7 +103,7 @@ def bench_size(mode: str, n: int) -> dict:
         return row
     fresh_ns()
     try:
-        nf = TimedNetfilter(netns=BENCH_NS)
+        nf = TimedNetfilter(netns=BENCH_NS, libnftables=not NFT_PROCESS)
         p = Proxier(mode, OPTS, nf, hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objs)
@@ -114,6 +121,29 @@ def bench_size(mode: str, n: int) -> dict:
         assert out.ok and not out.full, out.error
         row["one_change_s"] = round(out.seconds, 4)
         row["one_change_apply_s"] = round(nf.seconds, 4)
+        for k in range(2, 6):  # four more changes: the median of five
+            old, new = new, slice_(old["metadata"]["namespace"], old["metadata"]["labels"]["kubernetes.io/service-name"],
+                                   [e["addresses"][0] for e in new["endpoints"][:-1]] + [f"10.201.255.{254 - k}"])
+            p.on_endpoint_slice(old, new)
+            t0 = out.seconds
+            out = p.sync()
+            assert out.ok and not out.full, out.error
+            row.setdefault("_changes", [t0]).append(out.seconds)
+        changes = row.pop("_changes")
+        row["one_change_median_s"] = round(statistics.median(changes), 4)
+        row["one_change_samples_s"] = [round(x, 4) for x in changes]
+        if mode == "nftables" and not NFT_PROCESS:
+            # the same kind of change through an nft process per transaction (the old path)
+            p.netfilter = TimedNetfilter(netns=BENCH_NS, libnftables=False)
+            times = []
+            for k in range(3):
+                old, new = new, slice_(old["metadata"]["namespace"], old["metadata"]["labels"]["kubernetes.io/service-name"],
+                                       [e["addresses"][0] for e in new["endpoints"][:-1]] + [f"10.201.254.{250 - k}"])
+                p.on_endpoint_slice(old, new)
+                out = p.sync()
+                assert out.ok and not out.full, out.error
+                times.append(out.seconds)
+            row["one_change_nft_process_s"] = round(statistics.median(times), 4)
     finally:
         subprocess.run(["ip", "netns", "del", BENCH_NS], capture_output=True, check=False)
     return row
@@ -136,7 +166,7 @@ def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
     topo = topo_mod.Topology()
     topo.build()
     try:
-        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS), hostname="node01")
+        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objects(present - 1, endpoints=2))
         target = {"kind": "Service", "metadata": {"namespace": "zz", "name": "web"},
@@ -159,7 +189,10 @@ def main() -> None:
     ap.add_argument("--modes", default="iptables,nftables")
     ap.add_argument("--latency-services", default="10,10000")
     ap.add_argument("--json", default="")
+    ap.add_argument("--nft-process", action="store_true", help="nft -f per transaction (no libnftables context)")
     args = ap.parse_args()
+    global NFT_PROCESS
+    NFT_PROCESS = args.nft_process
     rows, lat = [], []
     for mode in args.modes.split(","):
         for n in (int(x) for x in args.sizes.split(",") if x):

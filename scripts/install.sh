@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   iproute2                      # ip netns/link/addr/route: node and pod namespaces
   iptables                      # iptables-restore: kube-proxy iptables mode
-  nftables                      # nft: kube-proxy nftables mode
+  nftables                      # nft and libnftables.so.1 (libnftables1): kube-proxy nftables mode
   conntrack                     # stale UDP flow cleanup, as kube-proxy does
   containernetworking-plugins   # bridge, host-local, loopback, portmap CNI plugins
   etcd-server                   # optional etcd storage backend

@@ -306,7 +306,8 @@ class Renderer:
             self._top.clear()
             return
         wanted = set(services)
-        for spn in [s for s in self._cache if s.service in wanted]:
+        # (namespace, name) equals the NamespacedName (a NamedTuple) without building one per port
+        for spn in [s for s in self._cache if (s[0], s[1]) in wanted]:
             del self._cache[spn]
 
     def render(self, state: ProxyState, changed: set[NamespacedName] | None = None,
@@ -341,7 +342,7 @@ class Renderer:
             active.update(frag.nat_chains)
             nli += frag.no_local_internal
             nle += frag.no_local_external
-            if changed is None or spn.service in changed:
+            if changed is None or (spn[0], spn[1]) in changed:
                 written += 1
                 nat_chain_lines.extend(f":{c} - [0:0]" for c in frag.nat_chains)
                 nat_rules.extend(frag.nat_rules)

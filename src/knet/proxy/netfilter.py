@@ -9,6 +9,7 @@ before 6.2 do: a deleted map element keeps its chain referenced for a moment aft
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import subprocess
@@ -19,6 +20,9 @@ from typing import Protocol
 
 from knet.proxy import restore
 from knet.proxy.iptables import quote
+from knet.proxy.libnft import LibNftError, NftContext
+
+log = logging.getLogger("knet.proxy")
 
 
 class NetfilterError(Exception):
@@ -40,6 +44,11 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 @dataclass
 class RealNetfilter:
     netns: str | None = None  # None: the namespace this process runs in (the node's)
+    # nft transactions through one long-lived libnftables context (knet.proxy.libnft), which keeps
+    # nft's cache of the table's chains between our own transactions (kube-proxy turns it on);
+    # False: an `nft -f` process each (the network policy controller, whose tables are small)
+    libnftables: bool = False
+    _nft_ctx: NftContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def _argv(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv] if self.netns else list(argv)
@@ -60,6 +69,18 @@ class RealNetfilter:
         return _run(self._argv("iptables", "-w", "5", *args)).returncode == 0
 
     def nft(self, script: str) -> None:
+        if self.libnftables and self._nft_ctx is None:
+            try:
+                self._nft_ctx = NftContext(self.netns)
+            except (LibNftError, OSError) as exc:
+                log.warning("libnftables unavailable, running nft per transaction: %s", exc)
+                self.libnftables = False
+        if self._nft_ctx is not None:
+            try:
+                self._nft_ctx.run(script)
+            except LibNftError as exc:
+                raise NetfilterError(f"nft -f failed: {str(exc)[:2000]}") from None
+            return
         p = _run(self._argv("nft", "-f", "-"), script)
         if p.returncode != 0:
             raise NetfilterError(f"nft -f failed: {p.stderr.strip()[:2000]}")

@@ -31,6 +31,7 @@ NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
 MARK_MASQ = "mark-for-masquerade"
 REJECT_CHAIN = "reject-chain"
 
+TABLE_LINE = f'add table {P} {{ comment "rules for kube-proxy" ; }}'
 SETS = (
     f'add set {P} {CLUSTER_IPS} {{ type ipv4_addr ; comment "Active ClusterIPs" ; }}',
     f'add set {P} {NODEPORT_IPS} {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}',
@@ -311,7 +312,8 @@ class Renderer:
             self._cache.clear()
             return
         wanted = set(services)
-        for spn in [s for s in self._cache if s.service in wanted]:
+        # (namespace, name) equals the NamespacedName (a NamedTuple) without building one per port
+        for spn in [s for s in self._cache if (s[0], s[1]) in wanted]:
             del self._cache[spn]
 
     def _objects(self, state: ProxyState) -> list[tuple[ServicePortName, ServiceObjects]]:
@@ -358,7 +360,7 @@ class Renderer:
             elements.update(o.elements)
             nli += o.no_local_internal
             nle += o.no_local_external
-            if not (full or spn.service in changed):  # type: ignore[operator]
+            if not (full or (spn[0], spn[1]) in changed):  # type: ignore[operator]
                 continue
             written += 1
             leaf_lines.extend(o.sets.values())
@@ -373,7 +375,7 @@ class Renderer:
                 target.extend(by_chain[c])
         transactions: list[str] = []
         if full:
-            setup = [f'add table {P} {{ comment "rules for kube-proxy" ; }}', *SETS, *MAPS]
+            setup = [TABLE_LINE, *SETS, *MAPS]
             for c, spec in BASE_CHAINS.items():
                 setup.append(f"add chain {P} {c}{spec}")
                 setup.append(f"flush chain {P} {c}")
@@ -383,8 +385,12 @@ class Renderer:
             for part in (service_lines, external_lines):
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
             # existing_chains is the kernel's own listing: every stale chain in it is there to flush
-            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
-            final = [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
+            stale = {c for c in set(existing_chains).difference(chains) if is_service_chain_name(c)}
+            # every transaction that ends a sync starts with the table, as upstream's (knftables
+            # tx.Add(Table)): besides making sure it exists, that makes nft read its cache for
+            # every kind of object, so the next partial sync finds that cache complete (libnft.py)
+            final = [TABLE_LINE]
+            final += [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
             final += [f"flush map {P} {m}" for m in MAP_NAMES]
             final += [element_line("add", e, v) for e, v in elements.items()]
             final += [f"flush chain {P} {c}" for c in sorted(stale)]
@@ -392,8 +398,8 @@ class Renderer:
             transactions.append(_join(final))
         else:
             old = existing_elements or {}
-            lines = leaf_lines + service_lines + external_lines
-            stale = {c for c in existing_chains if c not in chains and is_service_chain_name(c)}
+            lines = [TABLE_LINE, *leaf_lines, *service_lines, *external_lines]
+            stale = {c for c in set(existing_chains).difference(chains) if is_service_chain_name(c)}
             # only chains that go out of use now: the earlier stale ones are empty already
             lines.extend(f"flush chain {P} {c}" for c in sorted(stale - set(stale_chains)))
             for e, v in old.items():
@@ -434,7 +440,7 @@ def render(state: ProxyState, opts: RenderOptions) -> str:
     """The objects kube-proxy's nftables mode programs for this state (a full, valid nft script)."""
     r = Renderer(opts)
     objs = r._objects(state)
-    lines = [f'add table {P} {{ comment "rules for kube-proxy" ; }}', *SETS, *MAPS]
+    lines = [TABLE_LINE, *SETS, *MAPS]
     lines.extend(f"add chain {P} {c}{spec}" for c, spec in BASE_CHAINS.items())
     for _, o in objs:
         lines.extend(o.sets.values())

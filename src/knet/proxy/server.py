@@ -177,7 +177,7 @@ async def run(cfg: KubeProxyConfig) -> None:
             masquerade_all=cfg.masquerade_all, masquerade_bit=cfg.masquerade_bit,
             localhost_node_ports=cfg.localhost_node_ports, node_port_addresses=npa,
             node_ips=tuple(local_ipv4_addresses()), tcp_be_liberal=cfg.conntrack_tcp_be_liberal)
-        nf = RealNetfilter()
+        nf = RealNetfilter(libnftables=True)  # one long-lived nft context: knet.proxy.libnft
         proxier = Proxier(cfg.mode, opts, nf, hostname=hostname, sync_period=cfg.sync_period,
                           min_sync_period=cfg.min_sync_period, metrics=Metrics(), conntrack=ConntrackCli())
         log.info("kube-proxy on node %s (%s), mode %s", hostname, node_ip, cfg.mode)
