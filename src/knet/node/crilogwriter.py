@@ -32,26 +32,9 @@ _ARGV: dict[str, list[str]] = {}
 
 
 def _build(build_dir: Path) -> list[str] | None:
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
+    from knet.node.cbuild import build_c_helper
 
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or not SOURCE.exists():
-        return None
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    binary = build_dir / f"knet-crilog-{digest}"
-    if not binary.exists():
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=binary.parent, delete=False) as tmp:
-            pass
-        result = subprocess.run([compiler, "-O2", "-o", tmp.name, str(SOURCE)], capture_output=True)
-        if result.returncode != 0:
-            os.unlink(tmp.name)
-            return None
-        os.replace(tmp.name, binary)  # atomic: kubelets of several nodes may race here
-    return [str(binary)]
+    return build_c_helper(SOURCE, "knet-crilog", build_dir)
 
 
 def writer_argv(build_dir: Path | None) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from knet.net import cni, spawn
 from knet.node import attachio, checkpoint, crilogwriter, oci, podshm
+from knet.node.cbuild import build_c_helper
 from knet.node.runc import AdoptedProcess, ContainerProcess, RealRunc, RuncCli, process_start_time
 
 Obj = dict[str, Any]
@@ -78,27 +79,7 @@ def pause_build_dir(root_dir: str) -> Path:
 
 
 def _build_pause(build_dir: Path) -> list[str] | None:
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
-
-    source = PAUSE.with_suffix(".c")
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or not source.exists():
-        return None
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    binary = build_dir / f"knet-pause-{digest}"
-    if not binary.exists():
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=binary.parent, delete=False) as tmp:
-            pass
-        result = subprocess.run([compiler, "-O2", "-o", tmp.name, str(source)], capture_output=True)
-        if result.returncode != 0:
-            os.unlink(tmp.name)
-            return None
-        os.replace(tmp.name, binary)  # atomic: kubelets of several nodes may race here
-    return [str(binary)]
+    return build_c_helper(PAUSE.with_suffix(".c"), "knet-pause", build_dir)
 
 
 def host_process_env(hostname: str) -> dict[str, str]:
