@@ -2,8 +2,9 @@
 routes in the node's network namespace. A pod -> Service trace ends at one of the Service's pods
 (the one the walk chose; `--all` lists each), a Service without endpoints is rejected, a DNS name
 resolves as the pod's resolver would, and the answer comes in under a second. With --probe a real
-connection from the source agrees with the walk: ClusterIP, no endpoints, policy allow, policy deny,
-both in the outcome and in the rules the kernel traced on the source's node."""
+connection from the source agrees with the walk: ClusterIP, NodePort (at another node's address, in
+both proxy modes), no endpoints, policy allow, policy deny, both in the outcome and in the rules the
+kernel traced on the source's node."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 from knet.cluster.testing import knet_argv
+
+from .test_proxy_cluster import current_mode, node_ips, set_mode, written_mode
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +36,9 @@ def manifests() -> str:
          "spec": {"nodeName": "node02", "containers": [container]}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo", "namespace": NS},
          "spec": {"selector": {"app": "echo"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-np", "namespace": NS},
+         "spec": {"type": "NodePort", "selector": {"app": "echo"},
+                  "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nobody", "namespace": NS},
          "spec": {"selector": {"app": "nobody"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "guarded", "namespace": NS, "labels": {"app": "guarded"}},
@@ -133,3 +139,34 @@ def test_probe_agrees_with_the_walk(traced, frm, to, outcome):
     assert probe["agrees"] and probe["outcome"] == outcome, probe
     # the kernel's own trace of the first packet on the source's node: the walk's rules, in order
     assert probe["rules_agree"] and probe["kernel_rules"], probe["rules"]
+
+
+def test_probe_agrees_at_a_nodeport_of_another_node_in_both_modes(traced):
+    """client (node02) to node01's InternalIP:nodePort: node02 only routes it; node01's kube-proxy
+    (KUBE-NODEPORTS / the nftables nodeport map) DNATs it to an echo pod and masquerades it (the
+    source is not local to node01); the probe's connection ends where the walk says."""
+    c = traced
+    node_ip = node_ips(c)["node01"]
+    node_port = c.kubectl("-n", NS, "get", "svc", "echo-np", "-o", "jsonpath={.spec.ports[0].nodePort}").stdout
+    endpoints = {f"{p['status']['podIP']}:8080": name for name, p in echo_pods(c).items()}
+    first, written = current_mode(c), written_mode(c)
+    try:
+        for mode in (first, "nftables" if first == "iptables" else "iptables"):
+            if mode != first:
+                set_mode(c, mode)
+            p, _ = trace(c, f"{NS}/client", node_ip, "--port", node_port, "--probe", "--all", "-o", "json")
+            assert p.returncode == 0, p.stdout + p.stderr
+            d = json.loads(p.stdout)
+            assert d["mode"] == mode and d["target"]["kind"] == "node" and d["target"]["name"] == "node01"
+            assert {path["endpoint"] for path in d["paths"]} == set(endpoints), d["paths"]
+            for path in d["paths"]:
+                assert path["verdict"] == "delivered" and path["endpoint_pod"] == endpoints[path["endpoint"]]
+                assert path["masquerade"], path
+                dnat = [h["node"] for h in path["hops"] for s in h["steps"] if "DNAT to" in s["note"]]
+                assert dnat == ["node01"], path["hops"]
+            probe = d["probe"]
+            assert probe["agrees"] and probe["outcome"] == "connected" and probe["endpoint"] in endpoints, probe
+            assert probe["rules_agree"] and probe["kernel_rules"], probe["rules"]
+    finally:
+        if written_mode(c) != written:
+            set_mode(c, written)

@@ -120,7 +120,9 @@ def _probe(name: str, dataplane: str, mode: str, src: Any, dst_ip: str, port: in
     if protocol != "tcp":
         raise click.ClickException("--probe sends TCP only")
     try:
-        got = probe.RealProber(name, mode).connect(src, dst_ip, port, timeout)
+        # a node's address (a NodePort): that node's kube-proxy picks the endpoint, not the source's
+        nat_node = result.target.name if result.target.kind == "node" else ""
+        got = probe.RealProber(name, mode).connect(src, dst_ip, port, timeout, nat_node)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     agrees, message = probe.compare(result, got)

@@ -120,11 +120,13 @@ class Prober(Protocol):
     def connect(self, source: Place, dst: str, port: int, timeout: float) -> ProbeResult: ...
 
 
-def parse_conntrack(text: str, src: str, sport: int) -> str:
-    """`conntrack -L` lines -> the reply's source "ip:port" of the connection from src:sport."""
+def parse_conntrack(text: str, src: str, sport: int, dst: str = "") -> str:
+    """`conntrack -L` lines -> the reply's source "ip:port" of the connection from src:sport (src ""
+    on another node: any source, as a node on the way may have masqueraded it; then dst says which)."""
     for line in text.splitlines():
         fields = re.findall(r"(src|dst|sport|dport)=(\S+)", line)
-        if len(fields) >= 8 and fields[0] == ("src", src) and ("sport", str(sport)) in fields[:4]:
+        if (len(fields) >= 8 and (not src or fields[0] == ("src", src)) and ("sport", str(sport)) in fields[:4]
+                and (not dst or fields[1] == ("dst", dst))):
             reply = dict(fields[4:8])
             return f"{reply['src']}:{reply['sport']}"
     return ""
@@ -190,7 +192,9 @@ class RealProber:
             raise LookupError(f"no network namespace holds pod {source.name}'s address {source.ip}")
         raise LookupError("--probe sends from a pod or a node")
 
-    def connect(self, source: Place, dst: str, port: int, timeout: float) -> ProbeResult:
+    def connect(self, source: Place, dst: str, port: int, timeout: float, nat_node: str = "") -> ProbeResult:
+        """nat_node: the node whose kube-proxy translates the destination, when it is not the
+        source's (a NodePort at another node's address): its conntrack names the endpoint."""
         import random
         import sys
         import time
@@ -240,5 +244,11 @@ class RealProber:
         if outcome != "connected":
             return ProbeResult(outcome, detail=" ".join(words[2:]), kernel=kernel, kernel_node=node)
         ct = in_node("conntrack", "-L", "-p", "tcp", "--orig-src", source.ip, "--sport", str(sport))
-        return ProbeResult("connected", parse_conntrack(ct.stdout, source.ip, sport),
-                           "" if ct.returncode == 0 else ct.stderr.strip()[:300], kernel, node)
+        endpoint = parse_conntrack(ct.stdout, source.ip, sport)
+        if nat_node and nat_node != node and endpoint == f"{dst}:{port}":  # not translated here
+            nat_pid = self._netns_pid(Place("node", "", nat_node, nat_node))
+            ct = subprocess.run(["nsenter", f"--target={nat_pid}", "--net", "--", "conntrack", "-L", "-p", "tcp",
+                                 "--orig-dst", dst, "--dport", str(port)],
+                                capture_output=True, text=True, check=False, timeout=10)
+            endpoint = parse_conntrack(ct.stdout, "", sport, dst)
+        return ProbeResult("connected", endpoint, "" if ct.returncode == 0 else ct.stderr.strip()[:300], kernel, node)

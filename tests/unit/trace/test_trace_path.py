@@ -113,6 +113,24 @@ def test_nodeport_from_outside_is_masqueraded_to_a_remote_endpoint(mode: str) ->
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_pod_to_a_nodeport_at_another_nodes_address(mode: str) -> None:
+    """x/a on node01 to node02's InternalIP:nodePort: node01 only forwards it (its nodeport rules
+    match its own addresses); node02 DNATs to an endpoint and masquerades (the source is not local)."""
+    svc = web_service(type="NodePort", ports=[{"name": "p80", "port": 80, "protocol": "TCP", "nodePort": 30080}])
+    _, r = run(mode, "x/a", "192.168.0.3", *svc, port=30080)
+    assert r.target.kind == "node" and r.target.name == "node02"
+    assert outcomes(r) == {"10.244.1.3:80": ("delivered", 0.5), "10.244.2.4:80": ("delivered", 0.5)}
+    for p in r.paths:
+        assert p.masquerade and p.dnat == p.endpoint
+        routes = [(h.node, h.note) for h in p.hops if h.hook == "route"]
+        assert routes[0] == ("node01", "192.168.0.3/32 dev eth0 -> node node02")
+        dnats = [(h.node, s.note) for h in p.hops for s in h.steps if "DNAT to" in s.note]
+        assert [n for n, _ in dnats] == ["node02"] and p.endpoint in dnats[0][1]
+    back = next(p for p in r.paths if p.endpoint_pod == "x/b")  # masqueraded, so back through node02
+    assert [h.node for h in back.hops if h.hook == "route"] == ["node01", "node02", "node01"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_external_traffic_policy_local_without_a_local_endpoint(mode: str) -> None:
     svc = web_service(type="NodePort", externalTrafficPolicy="Local", endpoints=(("10.244.1.3", "node01"),),
                       ports=[{"name": "p80", "port": 80, "protocol": "TCP", "nodePort": 30080}])

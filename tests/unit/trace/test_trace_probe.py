@@ -33,6 +33,19 @@ def test_conntrack_reply_source_is_the_endpoint() -> None:
     assert parse_conntrack(CONNTRACK, "10.244.1.2", 1) == ""
 
 
+def test_conntrack_on_the_node_that_translated_a_nodeport() -> None:
+    """A NodePort at another node's address: the source's node sees no translation; the entry on the
+    target node (its source maybe masqueraded on the way) is found by destination and source port."""
+    here = ("tcp      6 117 TIME_WAIT src=10.244.1.2 dst=192.168.0.3 sport=40333 dport=30080 src=192.168.0.3 "
+            "dst=10.244.1.2 sport=30080 dport=40333 [ASSURED] mark=0 use=1\n")
+    assert parse_conntrack(here, "10.244.1.2", 40333) == "192.168.0.3:30080"
+    there = ("tcp      6 117 TIME_WAIT src=10.244.1.2 dst=192.168.0.3 sport=40333 dport=30080 src=10.244.1.3 "
+             "dst=192.168.0.3 sport=80 dport=15001 [ASSURED] mark=0 use=1\n")
+    assert parse_conntrack(there, "", 40333, "192.168.0.3") == "10.244.1.3:80"
+    assert parse_conntrack(there, "", 40333, "192.168.0.2") == ""  # another node's NodePort: not this one
+    assert parse_conntrack(there, "", 40334, "192.168.0.3") == ""
+
+
 def walk(*extra: dict, to: str = "svc/x/web"):
     view = ClusterView.of(objects(*extra))
     src = resolve(view, "x/a")
