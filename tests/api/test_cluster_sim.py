@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import subprocess
 
@@ -76,9 +77,17 @@ def test_get_nodes_wide(sim_cluster):
 
 
 def test_get_pods_all_namespaces(sim_cluster):
-    out = sim_cluster.kubectl("get", "pods", "-A").stdout
+    # `knet up` returns once the cluster is usable; the ingress controller add-on may still be starting
+    def all_running() -> str | None:
+        out = sim_cluster.kubectl("get", "pods", "-A").stdout
+        return out if all(r[3] == "Running" for r in rows(out)) else None
+
+    out = sim_cluster.wait_for("every pod Running", all_running, timeout=60, interval=0.5)
     assert out.splitlines()[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     table = rows(out)
+    # kubeadm's kube-system, and the ingress controller add-on as ingress-nginx's manifest installs it
+    assert [r[1].rsplit("-", 2)[0] for r in table if r[0] == "ingress-nginx"] == ["ingress-nginx-controller"], out
+    table = [r for r in table if r[0] != "ingress-nginx"]
     assert all(r[0] == "kube-system" for r in table), out
     # the network add-on's pods run two containers (cni, netpol), as weave-net's do
     assert all(r[2] == ("2/2" if r[1].startswith("knet-net-") else "1/1") and r[3] == "Running" for r in table), out
@@ -102,7 +111,10 @@ def test_get_services_all_namespaces(sim_cluster):
     assert out.splitlines()[0].split() == ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)",
                                            "AGE"]
     table = [r[:6] for r in rows(out)]
-    assert table == [
+    ingress = [r for r in table if r[0] == "ingress-nginx"]
+    assert [r[1:3] + [r[4]] for r in ingress] == [["ingress-nginx-controller", "NodePort", "<none>"]], out
+    assert re.fullmatch(r"80:3\d{4}/TCP,443:3\d{4}/TCP", ingress[0][5]), out
+    assert [r for r in table if r[0] != "ingress-nginx"] == [
         ["default", "kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"],
         ["kube-system", "kube-dns", "ClusterIP", "10.96.0.10", "<none>", "53/UDP,53/TCP,9153/TCP"],
     ]

@@ -67,6 +67,10 @@ def test_debug_target_sees_the_targets_processes(knet_cluster):
         time.sleep(3)  # never restarted, though the pod's restartPolicy is Always
         status = ephemeral_status(knet_cluster, ns, "web", name)
         assert status["restartCount"] == 0 and "terminated" in status["state"] and status["ready"] is False
+        # Its log is on the node where a log shipper looks, as every container's is.
+        knet_cluster.wait_for("the debugger's /var/log/containers link", lambda: knet_cluster.ssh(
+            "node01", "sh", "-c", f"ls /var/log/containers/web_{ns}_{name}-*.log", timeout=30).returncode == 0,
+            timeout=20, interval=0.5)
         # A long-running one: exec into it, as into any container, sees the target too.
         p = knet_cluster.kubectl("debug", "web", "-n", ns, "--image=busybox", "--target=app", "-c", "shell", "--",
                                  "sleep", "300")

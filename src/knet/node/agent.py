@@ -499,7 +499,7 @@ class Kubelet:
             for node in self.nodes.values():
                 logs = [logpaths.ContainerLog(w.namespace, w.name, w.uid, run.record.name, run.record.container_id,
                                               run.log_index)
-                        for w in list(node.workers.values()) for run in [*w.init_runs, *w.runs.values()]
+                        for w in list(node.workers.values()) for run in w.all_runs().values()
                         if run.record.container_id]
                 pending = list(node.adoptions.values())  # a restarted kubelet's pods not adopted yet
                 try:
