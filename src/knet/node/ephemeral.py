@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knet.node import oci, podenv
 from knet.node.runtime import new_id
 from knet.node.status import ContainerRecord, now_rfc3339
 from knet.node.workloads import container_argv
@@ -106,15 +105,9 @@ async def run(worker: PodWorker, run: ContainerRun) -> None:
 async def _start(worker: PodWorker, run: ContainerRun, path: str) -> bool:
     rec = run.record
     try:
-        await worker.host.fetch_env_sources(worker.namespace, run.spec)
-        env = run.env = worker._env(run.spec)
-        command, args = podenv.command_and_args(run.spec, env)
-        oci.verify_run_as_non_root(worker.pod, run.spec)
+        env, command, args = await worker.container_config(run)
     except (LookupError, ValueError) as exc:
-        # Never retried: an ephemeral container gets one attempt.
-        rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
-        worker.changed()
-        await worker.event("Warning", "Failed", f"Error: {exc}", path)
+        await worker.config_error(run, exc, path)  # never retried: an ephemeral container gets one attempt
         return False
     await worker.event("Normal", "Pulled", f'Container image "{run.spec.get("image", "")}" already present on machine',
                        path)

@@ -363,6 +363,21 @@ class PodWorker:
         # container listens or dials (knet.netpol's guard of pending isolated pods lifts on it).
         self.host.status_changed(self)
 
+    async def container_config(self, run: ContainerRun) -> tuple[dict[str, str], list[str], list[str]]:
+        """What a container starts with: its environment (env sources fetched), command and args,
+        and the runAsNonRoot check; LookupError/ValueError is a CreateContainerConfigError."""
+        await self.host.fetch_env_sources(self.namespace, run.spec)
+        env = run.env = self._env(run.spec)
+        command, args = podenv.command_and_args(run.spec, env)
+        oci.verify_run_as_non_root(self.pod, run.spec)
+        return env, command, args
+
+    async def config_error(self, run: ContainerRun, exc: Exception, field_path: str) -> None:
+        rec = run.record
+        rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
+        self.changed()
+        await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+
     def _env(self, container: Obj) -> dict[str, str]:
         pod = dict(self.pod)
         pod["status"] = dict(pod.get("status") or {}, podIP=self.sandbox.ip if self.sandbox else "",
@@ -407,14 +422,9 @@ class PodWorker:
                             return
                     rec.restart_count += 1
                 try:
-                    await self.host.fetch_env_sources(self.namespace, run.spec)
-                    env = run.env = self._env(run.spec)
-                    command, args = podenv.command_and_args(run.spec, env)
-                    oci.verify_run_as_non_root(self.pod, run.spec)
+                    env, command, args = await self.container_config(run)
                 except (LookupError, ValueError) as exc:
-                    rec.state, rec.reason, rec.message = "waiting", "CreateContainerConfigError", str(exc)
-                    self.changed()
-                    await self.event("Warning", "Failed", f"Error: {exc}", field_path)
+                    await self.config_error(run, exc, field_path)
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), 2.0)
                     continue
