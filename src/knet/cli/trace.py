@@ -15,9 +15,11 @@ import yaml
 from knet.cluster.config import DEFAULT_NAME
 
 READS = (("v1", "pods"), ("v1", "services"), ("discovery.k8s.io/v1", "endpointslices"), ("v1", "nodes"),
-         ("networking.k8s.io/v1", "networkpolicies"), ("v1", "namespaces"))
+         ("networking.k8s.io/v1", "networkpolicies"), ("v1", "namespaces"),
+         ("networking.k8s.io/v1", "ingresses"), ("networking.k8s.io/v1", "ingressclasses"))
 KINDS = {"pods": "Pod", "services": "Service", "endpointslices": "EndpointSlice", "nodes": "Node",
-         "networkpolicies": "NetworkPolicy", "namespaces": "Namespace"}
+         "networkpolicies": "NetworkPolicy", "namespaces": "Namespace", "ingresses": "Ingress",
+         "ingressclasses": "IngressClass"}
 
 
 async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
@@ -52,18 +54,29 @@ async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
 @click.option("--probe", is_flag=True, help="Also make a real TCP connection from FROM and check the walk "
               "against what the kernel did (exit 1 when they disagree).")
 @click.option("--probe-timeout", default=2.0, show_default=True, help="Seconds a probe waits to connect.")
+@click.option("--host", "http_host", default="", help="An HTTP request with this Host header to TO (the ingress "
+              "controller's address), followed through the controller to the backend pod.")
+@click.option("--path", "http_path", default="", help="An HTTP request for this path (see --host).")
+@click.option("--controller", default="ingress-nginx/ingress-nginx-controller", show_default=True,
+              help="For an HTTP trace: the ingress controller's Service (NAMESPACE/NAME), reached when TO is a URL "
+              "with a host name.")
 def trace_command(name: str, source: str, destination: str, port: int, protocol: str, output: str,
-                  all_paths: bool, via: str, probe: bool, probe_timeout: float) -> None:
+                  all_paths: bool, via: str, probe: bool, probe_timeout: float, http_host: str, http_path: str,
+                  controller: str) -> None:
     """Where a new connection from FROM to TO goes, and why: each rule it matches on each node
     (kube-proxy's iptables or nftables, the network add-on's NetworkPolicy rules), every DNAT
     choice with its probability, masquerade, the routes, the policies, and the verdict.
 
     FROM and TO: a pod (`ns/name`, `name`), a Service (`svc/name`, `svc/ns/name`,
     `name.ns.svc`), a node (`node/name` or its name) or an IP; TO may also be a DNS name,
-    resolved as the source pod's resolver would."""
+    resolved as the source pod's resolver would. FROM may be `host` (this machine, on the node
+    network: it reaches a LoadBalancer address through the node answering ARP for it). TO may be
+    a LoadBalancer address or `lb/[ns/]name` (a Service at its external address), or an HTTP URL
+    (`http://foo.example/wear`; or --host/--path with TO the controller's address): the request is
+    followed to the ingress controller, through its routing rules, and on to the backend pod."""
     from knet.cluster import config as config_mod
     from knet.cluster.paths import ClusterPaths
-    from knet.trace import path, report
+    from knet.trace import report
     from knet.trace.dataplane import Dataplane, RealDataplane, RenderedDataplane
     from knet.trace.view import ClusterView, TraceError, resolve
 
@@ -84,10 +97,21 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
         real.prefetch(names if len(names) <= 16 else [])  # larger clusters: only the nodes the walk visits
     else:
         dp = RenderedDataplane(view, mode, cfg.pod_subnet, (cfg.service_subnet,))
+    from knet.trace import http, lb
+
+    pool = _pool(cfg.load_balancer_pool)
     try:
-        src = resolve(view, source)
-        dst = resolve(view, destination, source=src)
-        result = path.trace(view, dp, src, dst, port or dst.port, protocol, entry_node=via)
+        src = lb.host_place(cfg.host_ip) if lb.is_host(source) else resolve(view, source)
+        if http.is_url(destination) or http_host or http_path:
+            if probe:
+                raise click.ClickException("--probe does not follow an HTTP request through the ingress controller")
+            _trace_http(view, dp, objects, src, destination, http_host, http_path, controller, port, via, pool,
+                        output, all_paths)
+            return
+        if probe and src.kind == "host":
+            raise click.ClickException("--probe sends from a pod or a node, not from the host")
+        dst = lb.resolve_target(view, destination, src)
+        result = lb.trace_from(view, dp, src, dst, port or dst.port, protocol, via=via, pool=pool)
     except (TraceError, LookupError) as exc:
         raise click.ClickException(str(exc)) from None
     checked: dict[str, Any] | None = None
@@ -109,6 +133,43 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
                        + ("" if checked["rules_agree"] else " (DISAGREES with the walk)"))
     if checked is not None and not checked["agrees"]:
         sys.exit(1)
+
+
+def _pool(text: str):  # noqa: ANN202 - a Pool or None
+    from knet.ipam.lbpool import PoolError, parse_pool
+
+    try:
+        return parse_pool(text) if text else None
+    except PoolError:
+        return None
+
+
+def _trace_http(view: Any, dp: Any, objects: list[dict[str, Any]], src: Any, destination: str, host: str,
+                path_: str, controller: str, port: int, via: str, pool: Any, output: str, all_paths: bool) -> None:
+    from knet.trace import http, lb, routes
+
+    target = http.http_target(destination, host, path_)
+    if target.connect:
+        connect = lb.resolve_target(view, target.connect, src)
+        port = port or target.port or connect.port or routes.SCHEME_PORTS[target.request.scheme]
+        why = connect.describe()
+    else:
+        connect, cport, why = http.controller_address(view, src, controller, target.request.scheme)
+        port = port or target.port or cport
+    ingresses = [o for o in objects if o.get("kind") == "Ingress"]
+    classes = [o for o in objects if o.get("kind") == "IngressClass"]
+
+    def router_for(pod: dict[str, Any]) -> routes.Router | None:
+        opts = routes.controller_options(pod)
+        return routes.IngressRouter.of(opts, ingresses, classes) if opts is not None else None
+
+    result = http.trace_http(view, dp, src, target.request, connect, port, router_for, connect_why=why, via=via,
+                             pool=pool, all_paths=all_paths)
+    if output == "json":
+        json.dump(http.data(result, all_paths=all_paths), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(http.text(view, result, all_paths=all_paths))
 
 
 def _probe(name: str, dataplane: str, mode: str, src: Any, dst_ip: str, port: int, protocol: str,

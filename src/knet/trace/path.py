@@ -64,6 +64,7 @@ class TraceResult:
     paths: list[Path]
     sources: dict[str, str] = field(default_factory=dict)  # node -> where its rules came from
     chosen: int = 0
+    notes: list[str] = field(default_factory=list)  # what the walk alone does not show (ARP, ...)
 
     @property
     def path(self) -> Path:
@@ -152,6 +153,7 @@ def trace(view: ClusterView, dp: Dataplane, source: Place, target: Place, port: 
     # a node, or a hostNetwork pod (its address is its node's), sends from the node itself
     first = "output" if source.kind == "node" or (source.ip and source.ip == view.node_ip(node)) else "prerouting"
     start = Hop(node, "source", note=(f"from {source.describe()}" if source.kind in ("pod", "node")
+                                      else f"from {source.describe()}, arriving at node {node}" if source.kind == "host"
                                       else f"from {source.ip}, outside the cluster, arriving at node {node}"))
     paths: list[Path] = []
     sources: dict[str, str] = {}

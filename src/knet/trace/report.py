@@ -19,6 +19,9 @@ def _path_lines(result: TraceResult, path: Path, indent: str = "") -> list[str]:
     for hop in path.hops:
         if hop.node != node:
             node = hop.node
+            if not node:  # the packet reached no node
+                out.append(f"{indent}{hop.note}")
+                continue
             out.append(f"{indent}node {node}  ({result.sources.get(node, '')})")
         if hop.hook == "source":
             out.append(f"{indent}  {hop.note}")
@@ -48,6 +51,7 @@ def text(view: ClusterView, result: TraceResult, *, all_paths: bool = False) -> 
            f"(kube-proxy mode {result.mode})"]
     for line in result.target.dns:
         out.append(f"DNS (as the source pod resolves it): {line}")
+    out += result.notes
     egress = selecting_policies(view, result.source, "egress")
     if egress:
         out.append(f"egress policies selecting {result.source.name}: {', '.join(egress)}")

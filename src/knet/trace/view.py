@@ -147,7 +147,7 @@ def pod_node(pod: Obj) -> str:
 
 @dataclass
 class Place:
-    kind: str          # "pod", "service", "node", "ip" (outside the cluster, or unknown)
+    kind: str          # "pod", "service", "node", "host" (the machine), "ip" (outside, or unknown)
     ip: str
     name: str = ""     # "ns/pod", "ns/svc", node name
     node: str = ""     # the node it is on (pods, nodes)
@@ -161,6 +161,8 @@ class Place:
             return f"Service {self.name} ({self.ip})"
         if self.kind == "node":
             return f"node {self.name} ({self.ip})"
+        if self.kind == "host":
+            return f"the host ({self.ip}, on the node network)"
         return f"{self.ip}"
 
 

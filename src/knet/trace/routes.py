@@ -1,0 +1,172 @@
+"""The HTTP routing step of `knet trace`: which route of which controller a request matches and
+where it sends it. Pure.
+
+A Router answers one question, `route(request) -> RouteMatch`: the route that matched (kind,
+namespace/name, host, path, pathType), the rewrite, the backend Service and port, or the
+controller's own answer (default backend 404, a 308 redirect to HTTPS). IngressRouter answers it
+for Ingresses with the ingress controller's own routing table (knet.ingress.routing.build_table,
+the code the controller serves with); a Gateway API router can answer it for HTTPRoutes the same
+way, and the trace (http.py) needs nothing else from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from knet.ingress import routing
+from knet.ingress.controller import Options
+
+Obj = dict[str, Any]
+# The Service port of the controller's listeners (ingress-nginx's `http`/`https` Service ports).
+SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    scheme: str   # "http" or "https"
+    host: str     # the Host header (or SNI name)
+    path: str     # the request path as sent (query string kept)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}{self.path}"
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    namespace: str
+    service: str
+    port: int | str   # the Service port's number or name
+
+    def text(self) -> str:
+        return f"Service {self.namespace}/{self.service} port {self.port}"
+
+
+@dataclass
+class RouteMatch:
+    """What a controller does with one request."""
+    kind: str                   # the route's kind: "Ingress" (a Gateway router: "HTTPRoute")
+    route: str = ""             # NAMESPACE/NAME of the route that matched; "" when none did
+    host: str = ""              # the rule's host ("*" for a rule without host)
+    path: str = ""              # the rule's path
+    path_type: str = ""         # Exact, Prefix, ImplementationSpecific (a Gateway: PathPrefix, ...)
+    backend: BackendRef | None = None
+    upstream_path: str = ""     # the path the backend gets (after any rewrite)
+    rewrite: str = ""           # the rewrite rule, as written ("" when none)
+    default_backend: bool = False  # no rule matched: the default backend took it
+    status: int = 0             # the controller's own answer (404, 308, 400); 0: proxied to the backend
+    location: str = ""          # where a redirect points
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.status == 400:
+            return "the path is malformed: the controller answers 400"
+        if self.status == 308:
+            return f"{self.kind} {self.route} redirects plain HTTP to {self.location} (308)"
+        rule = (f"{self.kind} {self.route} rule host {self.host} path {self.path} ({self.path_type})"
+                if self.route else "no rule")
+        if self.default_backend:
+            target = self.backend.text() if self.backend else "the controller's own 404 page"
+            return f"{rule} matched: default backend, {target}"
+        assert self.backend is not None
+        return f"{rule} matched -> {self.backend.text()}"
+
+
+class Router(Protocol):
+    """One controller's routing for the requests it serves."""
+    kind: str
+
+    def route(self, request: HttpRequest) -> RouteMatch: ...
+
+
+# -- Ingress (ingress-nginx semantics, knet.ingress.routing) -------------------------------------
+
+def controller_options(pod: Obj) -> Options | None:
+    """The ingress controller's flags as the pod runs it (None: the pod runs no ingress controller)."""
+    from knet.ingress import flags
+    from knet.node.workloads import workload_kind
+
+    meta = pod.get("metadata") or {}
+    env = {"POD_NAMESPACE": meta.get("namespace", ""), "POD_NAME": meta.get("name", "")}
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        if workload_kind(c.get("image", "")) != "ingress-nginx":
+            continue
+        argv = [*(c.get("command") or []), *(c.get("args") or [])]
+        for k, v in env.items():  # the kubelet's $(VAR) expansion of the manifest's fieldRef env
+            argv = [a.replace(f"$({k})", v) for a in argv]
+        try:
+            return flags.parse(argv)
+        except flags.FlagError:
+            return None
+    return None
+
+
+@dataclass
+class IngressRouter:
+    """The Ingresses one ingress controller serves, routed as it routes them."""
+    table: routing.RouteTable
+    kind: str = "Ingress"
+
+    @classmethod
+    def of(cls, opts: Options, ingresses: list[Obj], classes: list[Obj]) -> IngressRouter:
+        by_name = {(c.get("metadata") or {}).get("name", ""): c for c in classes}
+        served = [i for i in ingresses
+                  if (not opts.watch_namespace or (i.get("metadata") or {}).get("namespace") == opts.watch_namespace)
+                  and routing.ingress_class_selected(i, opts.ingress_class, by_name, opts.controller_class,
+                                                     opts.watch_ingress_without_class)]
+        default = None
+        if opts.default_backend_service:  # as IngressController.build: the Service's port 80
+            ns, _, name = opts.default_backend_service.partition("/")
+            default = routing.Backend(ns, name, 80)
+        return cls(routing.build_table(served, default))
+
+    def route(self, request: HttpRequest) -> RouteMatch:
+        # the decisions of knet.ingress.proxy.Proxy._handle, in its order
+        path = routing.normalize_path(request.path)
+        if path is None:
+            return RouteMatch(self.kind, status=400)
+        server, loc = self.table.route(request.host, path)
+        notes = [f"server {server.host!r} serves host {routing.normalize_host(request.host) or '(none)'}"
+                 + (" (the catch-all server: no rule names this host)" if server.host == routing.CATCH_ALL else "")]
+        if loc is None:
+            backend = server.default_backend or self.table.default_backend
+            return RouteMatch(self.kind, backend=_ref(backend), upstream_path=path, default_backend=True,
+                              status=0 if backend else 404, notes=notes)
+        match = RouteMatch(self.kind, loc.ingress, "*" if server.host == routing.CATCH_ALL else server.host,
+                           loc.path, loc.path_type, notes=notes)
+        if loc.regex is not None:
+            notes.append(f"paths of host {server.host} are regular expressions (rewrite-target or use-regex): "
+                         f"{loc.path!r} matched as ^{loc.path}, case-insensitive")
+        if request.scheme == "http" and server.tls_secret is not None and (loc.ssl_redirect or loc.force_ssl_redirect):
+            match.status, match.location = 308, f"https://{routing.normalize_host(request.host)}{request.path}"
+            return match
+        if loc.backend is None:  # a resource backend: not served (the 404 page)
+            match.default_backend, match.status = True, 404
+            return match
+        match.backend = _ref(loc.backend)
+        match.upstream_path = loc.rewrite(path) if loc.rewrite_target is not None else path
+        if loc.rewrite_target is not None:
+            match.rewrite = loc.rewrite_target
+        if "?" in request.path:
+            match.upstream_path += "?" + request.path.split("?", 1)[1]
+        if loc.backend_protocol != "HTTP":
+            notes.append(f"backend-protocol {loc.backend_protocol}: the controller speaks {loc.backend_protocol} "
+                         "to the backend")
+        return match
+
+
+def _ref(b: routing.Backend | None) -> BackendRef | None:
+    return BackendRef(b.namespace, b.service, b.port) if b is not None else None
+
+
+def backend_endpoints(backend: BackendRef, services: list[Obj], slices: list[Obj]) -> tuple[Obj | None, list[tuple[str, int]]]:
+    """The backend's Service and its ready (address, port) pairs, as the controller's proxy picks
+    among them (routing.endpoints_for on the Service's own EndpointSlices)."""
+    svc = next((s for s in services if (s.get("metadata") or {}).get("namespace") == backend.namespace
+                and (s.get("metadata") or {}).get("name") == backend.service), None)
+    if svc is None:
+        return None, []
+    own = [s for s in slices if (s.get("metadata") or {}).get("namespace") == backend.namespace
+           and ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == backend.service]
+    return svc, routing.endpoints_for(svc, backend.port, own)
