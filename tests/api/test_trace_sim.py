@@ -79,3 +79,20 @@ def test_trace_on_the_simulated_dataplane(sim_cluster):
     p = trace(sim_cluster, one, other, "--port", "8080")
     assert p.returncode == 0, p.stderr
     assert f"verdict: dropped by NetworkPolicy: pod {other} is selected by policies for ingress" in p.stdout
+
+
+def test_http_trace_through_the_ingress_controller_on_the_simulated_dataplane(sim_cluster):
+    """The ingress add-on's controller pod reached at its ClusterIP, the Ingress rule, then the
+    controller's own connection to an echo pod, which only-client's NetworkPolicy drops: 504."""
+    c = sim_cluster
+    c.kubectl("-n", "ingress-nginx", "rollout", "status", "deployment/ingress-nginx-controller", "--timeout=90s",
+              timeout=100)
+    c.kubectl("-n", NS, "create", "ingress", "echo", "--class=nginx", "--rule=/echo*=echo:80")
+    p = trace(c, f"{NS}/client", "http://sim.example/echo/x", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["controller"].startswith("ingress-nginx/ingress-nginx-controller-")
+    assert (d["route"]["route"], d["route"]["path"], d["route"]["backend"]) == (
+        f"{NS}/echo", "/echo", {"namespace": NS, "service": "echo", "port": 80})
+    assert (d["verdict"], d["status"]) == ("gateway-timeout", 504), d["reason"]
+    assert "dropped by NetworkPolicy" in d["back"][0]["reason"]

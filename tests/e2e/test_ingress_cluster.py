@@ -183,3 +183,32 @@ def test_tls_with_a_self_signed_secret(lab):
                                                      f"https://stolen.example.com:{https}/").stdout.startswith("video-"))
     r = curl("-kv", "--resolve", f"stolen.example.com:{https}:{ip}", f"https://stolen.example.com:{https}/")
     assert "CN=Kubernetes Ingress Controller Fake Certificate" in r.stderr and "secure.example.com" not in r.stderr
+
+
+def test_trace_follows_a_request_through_the_controller(lab):
+    """`knet trace` from the host (the controller's NodePort) and from a pod (its ClusterIP): the
+    controller pod reached, the Ingress rule that matched, the backend pod; the 404 curl gets."""
+    c, ns, _, node_ip, http_port, _, _ = lab
+    c.kubectl("-n", ns, "create", "ingress", "traced", "--class=nginx", "--rule=trace.example/wear*=wear:8080")
+    eventually(c, "trace.example served", lambda: get(lab, "/wear", "trace.example")[0] == 200)
+    wear = json.loads(c.kubectl("-n", ns, "get", "pods", "-l", "app=wear", "-o", "json").stdout)["items"][0]
+    ctrl = json.loads(c.kubectl("-n", CONTROLLER_NS, "get", "pods", "-o", "json").stdout)["items"]
+    p = c.knet("trace", "--name", c.name, "host", f"http://{node_ip}:{http_port}/wear/shirts", "--host",
+               "trace.example", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert got["verdict"] == "delivered", got["reason"]
+    assert got["controller"] in {f"{CONTROLLER_NS}/{x['metadata']['name']}" for x in ctrl}
+    route = got["route"]
+    assert (route["kind"], route["route"], route["host"], route["path"], route["path_type"]) == (
+        "Ingress", f"{ns}/traced", "trace.example", "/wear", "Prefix")
+    assert route["backend"] == {"namespace": ns, "service": "wear", "port": 8080}
+    assert got["back"][0]["paths"][0]["endpoint_pod"] == f"{ns}/{wear['metadata']['name']}"
+    assert got["back"][0]["paths"][0]["endpoint"] == f"{wear['status']['podIP']}:8080"
+    # from a pod, a path no rule matches: the default backend's 404, as curl gets it
+    p = c.knet("trace", "--name", c.name, f"{ns}/{wear['metadata']['name']}", "http://trace.example/nothing")
+    assert p.returncode == 0, p.stderr
+    assert f"Service {CONTROLLER_NS}/{CONTROLLER}'s ClusterIP" in p.stdout
+    assert p.stdout.splitlines()[-1] == ("verdict: no rule of the controller matches host trace.example path "
+                                         "/nothing: the default backend answers 404 Not Found (HTTP 404)"), p.stdout
+    assert get(lab, "/nothing", "trace.example")[0] == 404

@@ -174,6 +174,34 @@ def test_source_ranges_admit_the_host_and_refuse_a_pod(knet_cluster, lb):  # noq
     assert lb.from_pod(f"http://{ip}/hostname") == "CURL-EXIT-28"
 
 
+def check_trace(c, lb: Lb) -> None:  # noqa: ANN001
+    """`knet trace` agrees with curl on web-ranges (after check_reachable/answers): from the host
+    through the node that answered the host's ARP to the backend; from the client pod dropped by
+    the source ranges on its own node."""
+    ip = lb.external_ip("web-ranges")
+    p = c.knet("trace", "--name", c.name, "host", f"lb/{NS}/web-ranges", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert (got["verdict"], got["paths"][0]["endpoint_pod"]) == ("delivered", f"{NS}/backend"), got["reason"]
+    assert got["target"]["ip"] == ip and got["source"]["kind"] == "host"
+    announcer = got["paths"][0]["hops"][0]["node"]
+    assert f"answered by node {announcer} " in got["notes"][1], got["notes"]
+    # the node the trace names is the one whose MAC the host learned for the address
+    neigh = subprocess.run(["ip", "neigh", "show", ip, "dev", lb.bridge], capture_output=True, text=True).stdout
+    mac = c.ssh(announcer, "cat", "/sys/class/net/eth0/address").stdout.strip()
+    assert mac and f"lladdr {mac}" in neigh, (announcer, neigh, mac)
+    p = c.knet("trace", "--name", c.name, f"{NS}/client", ip)
+    assert p.returncode == 0, p.stderr
+    assert "stays on the pod's node node02" in p.stdout and p.stdout.splitlines()[-1].startswith(
+        "verdict: dropped by kube-proxy: the source is not in the Service's loadBalancerSourceRanges"), p.stdout
+
+
+def test_trace_from_the_host_and_a_pod_through_the_address(knet_cluster, lb):  # noqa: ANN001
+    ip = lb.external_ip("web-ranges")
+    lb.answers(f"http://{ip} from the host (allowed)", lambda: lb.from_host(f"http://{ip}/hostname"), "backend")
+    check_trace(knet_cluster, lb)
+
+
 def test_an_address_it_may_not_have_leaves_the_service_pending_with_an_event(knet_cluster, lb):  # noqa: ANN001
     taken = lb.external_ip("web")
     node_ip = knet_cluster.config["nodes"][1]["ip"]
@@ -234,5 +262,6 @@ def test_in_the_other_proxy_mode_too(knet_cluster, lb):  # noqa: ANN001
         lb.answers(f"http://{ip} from the host in {other} mode", lambda: lb.from_host(f"http://{ip}/hostname"),
                    "backend")
         assert lb.from_pod(f"http://{ip}/hostname") == "CURL-EXIT-28"
+        check_trace(knet_cluster, lb)
     finally:
         set_mode(knet_cluster, original)

@@ -298,3 +298,27 @@ def test_redirect_to_https_and_bad_paths() -> None:
     assert t.front.packet.dport == 443 and t.verdict == "delivered" and t.back[0].path.endpoint_pod == "x/b"
     t = run_http("iptables", "y/b", "http://shop.example/../../etc/passwd")
     assert (t.verdict, t.status) == ("bad-request", 400)
+
+
+def test_an_ingress_cannot_route_to_another_namespaces_service() -> None:
+    # as the ingress e2e's steal.example.com: the backend is looked up in the Ingress's own namespace
+    steal = ingress("steal", [rule([("/", "Prefix", "wear")], host="steal.example")], ns="y")
+    t = run_http("iptables", "y/b", "http://steal.example/", steal)
+    assert t.route is not None and t.route.backend == routes.BackendRef("y", "wear", 80)
+    assert (t.verdict, t.status, t.back) == ("unavailable", 503, [])
+    assert t.reason.startswith("Service y/wear port 80 does not exist")
+
+
+@pytest.mark.parametrize(("to", "host", "path", "request_", "connect", "port"), [
+    ("http://shop.example/wear?x=1", "", "", ("http", "shop.example", "/wear?x=1"), "", 0),
+    ("https://shop.example:8443", "", "", ("https", "shop.example:8443", "/"), "", 8443),
+    ("http://172.30.0.2:31080/wear", "shop.example", "", ("http", "shop.example", "/wear"), "172.30.0.2", 31080),
+    ("http://172.30.0.2/", "", "", ("http", "172.30.0.2", "/"), "172.30.0.2", 0),
+    ("172.30.0.2:31080", "shop.example", "/wear", ("http", "shop.example", "/wear"), "172.30.0.2", 31080),
+    ("svc/ingress-nginx/ingress-nginx-controller", "", "/x", ("http", "", "/x"),
+     "svc/ingress-nginx/ingress-nginx-controller", 0),
+])
+def test_what_an_http_target_asks_for(to: str, host: str, path: str, request_: tuple, connect: str, port: int) -> None:
+    t = http.http_target(to, host, path)
+    assert (t.request.scheme, t.request.host, t.request.path) == request_
+    assert (t.connect, t.port) == (connect, port)
