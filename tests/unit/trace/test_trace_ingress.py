@@ -48,7 +48,7 @@ def lb_service(name: str, ip: str = LB_IP, endpoints: tuple[tuple[str, str], ...
 
 
 def backend(name: str, endpoints: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
-    ip = {"wear": "10.96.0.31", "watch": "10.96.0.32", "empty": "10.96.0.33"}[name]
+    ip = {"wear": "10.96.0.31", "watch": "10.96.0.32", "empty": "10.96.0.33", "pair": "10.96.0.34"}[name]
     return [service(name, ip, ns="x"), endpoint_slice(name, [ep(a, n, ready=True) for a, n in endpoints], ns="x")]
 
 
@@ -322,3 +322,14 @@ def test_what_an_http_target_asks_for(to: str, host: str, path: str, request_: t
     t = http.http_target(to, host, path)
     assert (t.request.scheme, t.request.host, t.request.path) == request_
     assert (t.connect, t.port) == (connect, port)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_all_walks_the_controller_to_every_endpoint(mode: str) -> None:
+    both = [*backend("pair", (("10.244.1.3", "node01"), ("10.244.2.4", "node02"))),
+            ingress("two", [rule([("/", "Prefix", "pair")], host="two.example")])]
+    t = run_http(mode, "y/b", "http://two.example/", *both, all_paths=True)
+    assert t.endpoints == ["10.244.1.3:80", "10.244.2.4:80"]
+    assert [(b.path.endpoint_pod, b.path.node) for b in t.back] == [("x/b", "node01"), ("x/c", "node02")]
+    t = run_http(mode, "y/b", "http://two.example/", *both)
+    assert len(t.back) == 1 and t.verdict == "delivered"
