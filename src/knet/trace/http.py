@@ -205,7 +205,7 @@ def text(view: ClusterView, t: HttpTrace, *, all_paths: bool = False) -> str:
 def data(t: HttpTrace, *, all_paths: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {"request": dataclasses.asdict(t.request), "connect": t.connect_why,
                          "front": report.data(t.front, all_paths=all_paths), "controller": t.controller,
-                         "controllerNode": t.controller_node,
+                         "controller_node": t.controller_node,
                          "route": dataclasses.asdict(t.route) if t.route is not None else None,
                          "endpoints": t.endpoints, "back": [report.data(b) for b in t.back],
                          "verdict": t.verdict, "status": t.status, "reason": t.reason}
