@@ -37,6 +37,7 @@ NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 KEY_ANNOTATION = "knet.io/gateway"
 FIRST_POD_PORT = 20000
 INFORMER_BACKOFF = 5.0
+DISCOVERY_POLL = 2.0
 
 
 # ---- pure: the per-Gateway Service ------------------------------------------------------------
@@ -127,7 +128,27 @@ class GatewaySync:
         ns.add_handler(on_add=lambda _o: wake.set(), on_update=lambda _o, _n: wake.set(),
                        on_delete=lambda _o: wake.set())
         self.informers["namespaces"] = ns
-        return [asyncio.create_task(inf.run()) for inf in self.informers.values()]
+        return [asyncio.create_task(self._run_when_served(api))]
+
+    async def _run_when_served(self, api: ApiClient) -> None:
+        """Start the informers once the apiserver serves the group (quietly polling discovery
+        until then: without the CRDs, informers would log a failed list every few seconds)."""
+        while True:
+            try:
+                await api.request("GET", f"/apis/{gateway.GROUP}/v1")
+                break
+            except ApiError:
+                await asyncio.sleep(DISCOVERY_POLL)
+            except OSError as exc:
+                log.debug("discovery of %s: %s", gateway.GROUP, exc)
+                await asyncio.sleep(DISCOVERY_POLL)
+        log.info("the Gateway API is served: watching GatewayClasses of %s", self.controller)
+        tasks = [asyncio.create_task(inf.run()) for inf in self.informers.values()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
 
     @property
     def ready(self) -> bool:
