@@ -109,7 +109,7 @@ def curl(*args: str) -> tuple[int, str, str]:
     r = subprocess.run(["curl", "-sS", "--max-time", "5", "-D", "-", "-w", "\n%{http_code}", *args],
                        capture_output=True, text=True, timeout=15)
     out, _, code = r.stdout.rpartition("\n")
-    head, _, body = out.partition("\r\n\r\n")
+    head, _, body = out.partition("\n\n")  # text mode: the \r\n are \n
     return int(code or 0), body, head
 
 

@@ -116,10 +116,15 @@ class IngressController:
                 if ctx is not None:
                     contexts[host] = ctx
         default_ctx = self._context(self.opts.default_ssl_certificate) if self.opts.default_ssl_certificate else None
-        gateway_tables = self.gateways.compile(self.informers["services"].list()) if self.gateways else {}
+        gateway_tables = self.gateways.compile(self.informers["services"].list(),
+                                               self.informers["secrets"].list()) if self.gateways else {}
+        gateway_certificates = {}
         if self.gateways:
             endpoints.update({b: self._endpoints(b) for b in self.gateways.compiled.backends})
-        return Snapshot(table, endpoints, contexts, default_ctx, gateway_tables), ingresses
+            for pod_port, t in gateway_tables.items():
+                loaded = {h: self._context(secret) for h, secret in t.certificates.items()}
+                gateway_certificates[pod_port] = {h: ctx for h, ctx in loaded.items() if ctx is not None}
+        return Snapshot(table, endpoints, contexts, default_ctx, gateway_tables, gateway_certificates), ingresses
 
     # -- status ---------------------------------------------------------------------------------------
     def status_addresses(self) -> list[dict]:
@@ -196,7 +201,7 @@ class IngressController:
                     wake.clear()
                     snapshot, ingresses = self.build()
                     self.proxy.swap(snapshot)
-                    await self.gateway_listeners.reconcile(set(snapshot.gateways))
+                    await self.gateway_listeners.reconcile({p: t.scheme for p, t in snapshot.gateways.items()})
                     if not self.synced:
                         log.info("serving %d ingress(es) on :%d and :%d", len(ingresses), opts.http_port,
                                  opts.https_port)

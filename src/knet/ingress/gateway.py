@@ -4,9 +4,10 @@ decision on such a port. Pure: no I/O.
 
 Semantics follow the Gateway API specification (v1.2 standard channel):
 - a Gateway is ours when its GatewayClass's spec.controllerName is ours (CONTROLLER_NAME);
-- HTTP listeners only (HTTPS/TLS/TCP/UDP listeners are refused with UnsupportedProtocol); two
-  HTTP listeners on one port with the same hostname conflict (HostnameConflict), an HTTP listener
-  and another protocol on one port too (ProtocolConflict);
+- HTTP and HTTPS listeners (TLS terminated with the certificate of a kubernetes.io/tls Secret
+  of certificateRefs, of another namespace only by a ReferenceGrant; TLS, TCP and UDP listeners
+  are refused with UnsupportedProtocol); two listeners of one protocol on one port with the same
+  hostname conflict (HostnameConflict), HTTP and HTTPS on one port too (ProtocolConflict);
 - an HTTPRoute attaches through each parentRef to the listeners of that Gateway chosen by
   sectionName and port, when the listener allows the route's namespace (Same, All, Selector)
   and kind, and their hostnames intersect; the route's rules serve the intersection;
@@ -153,6 +154,9 @@ class PortTable:
     gateway: str
     port: int
     hosts: dict[str, list[Match]] = field(default_factory=dict)
+    scheme: str = "http"
+    # HTTPS: listener hostname (`*` for none) -> NAMESPACE/NAME of its certificate's Secret
+    certificates: dict[str, str] = field(default_factory=dict)
 
     def matches_for(self, host: str) -> list[Match]:
         host = normalize_host(host)
@@ -164,6 +168,22 @@ class PortTable:
             if wildcard in self.hosts:
                 return self.hosts[wildcard]
         return self.hosts.get("*", [])
+
+
+def certificate_for(certificates: dict[str, Any], server_name: str | None) -> Any:
+    """The certificate (of `PortTable.certificates`' shape) for a TLS client's SNI name: its
+    listener hostname exactly, else the longest wildcard covering it, else the listener without
+    hostname, else any."""
+    if not certificates:
+        return None
+    name = normalize_host(server_name or "")
+    if name in certificates:
+        return certificates[name]
+    labels = name.split(".")
+    for i in range(1, len(labels)):
+        if "*." + ".".join(labels[i:]) in certificates:
+            return certificates["*." + ".".join(labels[i:])]
+    return certificates.get("*") or next(iter(certificates.values()))
 
 
 # ---- the request decision -------------------------------------------------------------------------
@@ -199,7 +219,7 @@ def _split_query(qs: str) -> dict[str, str]:
 
 
 def decide(table: PortTable | None, method: str, raw_path: str, headers: Iterable[tuple[str, str]],
-           pick: Callable[[int], int], scheme: str = "http") -> Decision:
+           pick: Callable[[int], int]) -> Decision:
     """What to do with one request on a Gateway port. `pick(n)` returns a number in [0, n) (the
     weighted backend choice; random in the proxy, fixed in tests)."""
     hdrs: dict[str, str] = {}
@@ -215,7 +235,7 @@ def decide(table: PortTable | None, method: str, raw_path: str, headers: Iterabl
     host = hdrs.get("host", "")
     for m in table.matches_for(host):
         if m.matches(method, path, hdrs, query):
-            return _decide_rule(m, path, query_string, host, table.port, pick, scheme)
+            return _decide_rule(m, path, query_string, host, table.port, pick, table.scheme)
     return Decision(status=404)
 
 
@@ -285,6 +305,7 @@ class ListenerState:
     conditions: list[Cond] = field(default_factory=list)
     attached: set[str] = field(default_factory=set)
     valid: bool = True
+    certificate: str | None = None   # HTTPS: NAMESPACE/NAME of the Secret served
 
 
 @dataclass
@@ -330,7 +351,32 @@ def hostname_intersection(route_host: str, listener_host: str | None) -> str | N
     return None
 
 
-def _listeners(gw: Obj) -> list[ListenerState]:
+def _certificate(gw: Obj, ls_spec: Obj, secrets: dict[str, Obj], grants: list[Obj]) -> tuple[str | None, Cond]:
+    """The Secret an HTTPS listener serves, or why none (its ResolvedRefs condition)."""
+    tls = ls_spec.get("tls") or {}
+    gw_ns = gw["metadata"]["namespace"]
+    refs = tls.get("certificateRefs") or []
+    if not refs:
+        return None, Cond("ResolvedRefs", False, "InvalidCertificateRef", "an HTTPS listener needs certificateRefs")
+    for ref in refs:
+        ns, name = ref.get("namespace") or gw_ns, ref.get("name", "")
+        if (ref.get("group") or "") != "" or ref.get("kind", "Secret") != "Secret":
+            return None, Cond("ResolvedRefs", False, "InvalidCertificateRef",
+                              f"certificateRef {ref.get('kind')} {name} is not a Secret")
+        if ns != gw_ns and not _granted(grants, gw_ns, ns, "Secret", name, from_kind="Gateway"):
+            return None, Cond("ResolvedRefs", False, "RefNotPermitted",
+                              f"Secret {ns}/{name} is not permitted by any ReferenceGrant")
+        secret = secrets.get(f"{ns}/{name}")
+        data = (secret or {}).get("data") or {}
+        if secret is None or "tls.crt" not in data or "tls.key" not in data:
+            return None, Cond("ResolvedRefs", False, "InvalidCertificateRef",
+                              f"Secret {ns}/{name} is missing or has no tls.crt and tls.key")
+        return f"{ns}/{name}", Cond("ResolvedRefs", True, "ResolvedRefs", "all references are resolved")
+    raise AssertionError("unreachable")
+
+
+def _listeners(gw: Obj, secrets: dict[str, Obj] | None = None, grants: list[Obj] | None = None
+               ) -> list[ListenerState]:
     out = []
     specs = (gw.get("spec") or {}).get("listeners") or []
     for ls in specs:
@@ -341,7 +387,7 @@ def _listeners(gw: Obj) -> list[ListenerState]:
         supported = []
         kinds_ok = True
         if kinds is None:
-            supported = [dict(HTTP_ROUTE_KIND)] if protocol == "HTTP" else []
+            supported = [dict(HTTP_ROUTE_KIND)] if protocol in ("HTTP", "HTTPS") else []
         else:
             for k in kinds:
                 if (k.get("group", GROUP) or "") == GROUP and k.get("kind") == "HTTPRoute":
@@ -350,21 +396,23 @@ def _listeners(gw: Obj) -> list[ListenerState]:
                     kinds_ok = False
         out.append(ListenerState(ls.get("name", ""), int(ls.get("port") or 0), protocol, ls.get("hostname"),
                                  ns.get("from", "Same"), ns.get("selector"), kinds_ok, supported))
-    for ls in out:
+    for ls, ls_spec in zip(out, specs, strict=True):
         same_port = [o for o in out if o is not ls and o.port == ls.port]
         conds: list[Cond] = []
-        if ls.protocol != "HTTP":
+        tls_mode = (ls_spec.get("tls") or {}).get("mode", "Terminate")
+        if ls.protocol not in ("HTTP", "HTTPS") or (ls.protocol == "HTTPS" and tls_mode != "Terminate"):
             ls.valid = False
             conds += [Cond("Accepted", False, "UnsupportedProtocol",
-                           f"knet's gateway controller serves HTTP listeners only, not {ls.protocol}"),
+                           f"knet's gateway controller serves HTTP and HTTPS (Terminate) listeners, not "
+                           f"{ls.protocol}" + (f" ({tls_mode})" if ls.protocol == "HTTPS" else "")),
                       Cond("Programmed", False, "Invalid", "the listener is not accepted")]
-        elif any(o.protocol != "HTTP" for o in same_port):
+        elif any(o.protocol != ls.protocol for o in same_port):
             ls.valid = False
             conds += [Cond("Accepted", False, "ProtocolConflict", f"another listener uses port {ls.port} with "
                                                                   "another protocol"),
                       Cond("Conflicted", True, "ProtocolConflict", "protocols conflict on the port"),
                       Cond("Programmed", False, "Invalid", "the listener conflicts")]
-        elif any(o.hostname == ls.hostname for o in same_port if o.protocol == "HTTP"):
+        elif any(o.hostname == ls.hostname for o in same_port):
             ls.valid = False
             conds += [Cond("Accepted", False, "HostnameConflict", f"another listener uses port {ls.port} with "
                                                                   "the same hostname"),
@@ -373,11 +421,16 @@ def _listeners(gw: Obj) -> list[ListenerState]:
         else:
             conds += [Cond("Accepted", True, "Accepted", "the listener is accepted"),
                       Cond("Conflicted", False, "NoConflicts", "no conflicts")]
+        resolved = Cond("ResolvedRefs", True, "ResolvedRefs", "all references are resolved")
+        if ls.protocol == "HTTPS" and tls_mode == "Terminate":
+            ls.certificate, resolved = _certificate(gw, ls_spec, secrets or {}, grants or [])
+            if ls.certificate is None and ls.valid:
+                ls.valid = False
+                conds.append(Cond("Programmed", False, "Invalid", "the listener has no usable certificate"))
         if not ls.kinds_ok:
-            conds.append(Cond("ResolvedRefs", False, "InvalidRouteKinds",
-                              "knet serves HTTPRoutes (gateway.networking.k8s.io) only"))
-        else:
-            conds.append(Cond("ResolvedRefs", True, "ResolvedRefs", "all references are resolved"))
+            resolved = Cond("ResolvedRefs", False, "InvalidRouteKinds",
+                            "knet serves HTTPRoutes (gateway.networking.k8s.io) only")
+        conds.append(resolved)
         ls.conditions = conds
     return out
 
@@ -547,7 +600,7 @@ def _check_regexes(route: Obj, problems: dict[str, list[str]]) -> None:
 
 def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], grants: list[Obj],
                 namespaces: list[Obj], services: list[Obj], controller: str = CONTROLLER_NAME,
-                addresses: dict[str, list[str]] | None = None) -> Compiled:
+                addresses: dict[str, list[str]] | None = None, secrets: list[Obj] = ()) -> Compiled:
     """Everything the controller serves and says. `addresses`: each Gateway's addresses (from its
     LoadBalancer Service) -- a Gateway without one is not Programmed."""
     addresses = addresses or {}
@@ -557,10 +610,11 @@ def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], gran
         out.classes[name] = [Cond("Accepted", True, "Accepted", "the GatewayClass is accepted by knet")]
     ns_by_name = {n["metadata"]["name"]: n for n in namespaces}
     svc_by_key = {key(s): s for s in services}
+    secret_by_key = {key(s): s for s in secrets}
     for gw in sorted(gateways, key=key):
         if (gw.get("spec") or {}).get("gatewayClassName") not in ours:
             continue
-        state = GatewayState(gw, _listeners(gw))
+        state = GatewayState(gw, _listeners(gw, secret_by_key, grants))
         requested = (gw.get("spec") or {}).get("addresses") or []
         bad_address = next((a for a in requested if a.get("type", "IPAddress") != "IPAddress"), None)
         if bad_address is not None or len(requested) > 1:
@@ -637,7 +691,7 @@ def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], gran
                 continue
             for ls, hosts in attached:
                 ls.attached.add(rkey)
-                table = out.tables.setdefault((gkey, ls.port), PortTable(gkey, ls.port))
+                table = _port_table(out, gkey, ls)
                 for spec_rule, rule in rules:
                     for b in rule.backends:
                         if b.backend is not None:
@@ -647,6 +701,10 @@ def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], gran
                         table.hosts.setdefault(h, []).extend(ms)
         if parents:
             out.routes[rkey] = parents
+    for gkey, state in out.gateways.items():
+        for ls in state.listeners:
+            if ls.valid:
+                _port_table(out, gkey, ls)
     for table in out.tables.values():
         for h, ms in table.hosts.items():
             # one match object may come twice (two parentRefs to the same listener)
@@ -669,6 +727,15 @@ def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], gran
                                           "Programmed" if addrs and accepted else "Pending",
                                           "the listener is served" if addrs else "waiting for an address"))
     return out
+
+
+def _port_table(out: Compiled, gkey: str, ls: ListenerState) -> PortTable:
+    table = out.tables.get((gkey, ls.port))
+    if table is None:
+        table = out.tables[(gkey, ls.port)] = PortTable(gkey, ls.port, scheme=ls.protocol.lower())
+    if ls.certificate is not None:
+        table.certificates[ls.hostname or "*"] = ls.certificate
+    return table
 
 
 def served_ports(state: GatewayState) -> list[int]:

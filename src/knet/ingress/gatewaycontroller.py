@@ -20,13 +20,14 @@ import asyncio
 import datetime
 import hashlib
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
 
 from knet.client import ApiClient, Informer
 from knet.client.errors import ApiError
-from knet.ingress import gateway, gatewaystatus
+from knet.ingress import certs, gateway, gatewaystatus
 from knet.ingress.gateway import Compiled, GatewayState, PortTable
 
 log = logging.getLogger("knet.ingress.gateway")
@@ -154,7 +155,7 @@ class GatewaySync:
     def ready(self) -> bool:
         return bool(self.informers) and all(inf.has_synced for inf in self.informers.values())
 
-    def compile(self, services: list[Obj]) -> dict[int, PortTable]:
+    def compile(self, services: list[Obj], secrets: list[Obj] = ()) -> dict[int, PortTable]:
         """Compile the model; the tables the proxy serves, by pod port."""
         if not self.ready:
             self.compiled = Compiled()
@@ -164,7 +165,7 @@ class GatewaySync:
         self.compiled = gateway.compile_all(
             self.informers["gatewayclasses"].list(), self.informers["gateways"].list(),
             self.informers["httproutes"].list(), self.informers["referencegrants"].list(),
-            self.informers["namespaces"].list(), services, self.controller, addresses)
+            self.informers["namespaces"].list(), services, self.controller, addresses, secrets)
         tables = {}
         for pod_port, (gkey, port) in pod_ports(owned).items():
             if gkey in self.compiled.gateways:
@@ -245,29 +246,50 @@ class GatewaySync:
 # ---- the listeners --------------------------------------------------------------------------------
 
 class GatewayListeners:
-    """One HTTP server per Gateway pod port, started and stopped as the Services come and go."""
+    """One HTTP(S) server per Gateway pod port, started and stopped as the Services come and go.
+    An HTTPS port's certificate is picked per connection by SNI from the current Snapshot's
+    gateway_certificates (a fresh fake certificate until one is there)."""
 
     def __init__(self, proxy: Any, host: str = "0.0.0.0") -> None:
         self.proxy = proxy
         self.host = host
-        self.runners: dict[int, web.BaseRunner] = {}
+        self.runners: dict[int, tuple[str, web.BaseRunner]] = {}
+        self._fake: tuple[bytes, bytes] | None = None
 
-    async def reconcile(self, ports: set[int]) -> None:
-        for port in sorted(set(self.runners) - ports):
-            await self.runners.pop(port).cleanup()
-        for port in sorted(ports - set(self.runners)):
+    async def reconcile(self, ports: dict[int, str]) -> None:
+        """`ports`: pod port -> scheme (http or https)."""
+        for port in sorted(self.runners):
+            if ports.get(port) != self.runners[port][0]:
+                await self.runners.pop(port)[1].cleanup()
+        for port, scheme in sorted(ports.items()):
+            if port in self.runners:
+                continue
             runner = web.ServerRunner(web.Server(_handler(self.proxy, port)), access_log=None)
             await runner.setup()
             try:
-                await web.TCPSite(runner, self.host, port, reuse_address=True, reuse_port=True).start()
+                await web.TCPSite(runner, self.host, port, reuse_address=True, reuse_port=True,
+                                  ssl_context=self._tls(port) if scheme == "https" else None).start()
             except OSError as exc:
                 log.warning("cannot listen on gateway port %d: %s", port, exc)
                 await runner.cleanup()
                 continue
-            self.runners[port] = runner
+            self.runners[port] = (scheme, runner)
+
+    def _tls(self, port: int) -> ssl.SSLContext:
+        if self._fake is None:
+            self._fake = certs.fake_certificate()
+        ctx = certs.context_from_pem(*self._fake)
+        proxy = self.proxy
+
+        def sni(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+            chosen = gateway.certificate_for(proxy.snapshot.gateway_certificates.get(port) or {}, server_name)
+            if chosen is not None:
+                sslobj.context = chosen
+        ctx.sni_callback = sni
+        return ctx
 
     async def close(self) -> None:
-        await self.reconcile(set())
+        await self.reconcile({})
 
 
 def _handler(proxy: Any, port: int):

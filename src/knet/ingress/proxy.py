@@ -44,6 +44,7 @@ class Snapshot:
     certificates: dict[str, ssl.SSLContext] = field(default_factory=dict)  # server host -> its context
     default_certificate: ssl.SSLContext | None = None  # --default-ssl-certificate (else the fake one)
     gateways: dict[int, gateway.PortTable] = field(default_factory=dict)  # Gateway pod port -> its routes
+    gateway_certificates: dict[int, dict[str, ssl.SSLContext]] = field(default_factory=dict)  # HTTPS pod ports
 
 
 class Proxy:
@@ -125,15 +126,16 @@ class Proxy:
         snap = self.snapshot
         self.requests += 1
         info = {"upstream": "-", "addr": "-", "status_up": "-", "rtime": "-"}
-        d = gateway.decide(snap.gateways.get(pod_port), request.method, request.raw_path, request.headers.items(),
-                           self._gateway_pick)
+        table = snap.gateways.get(pod_port)
+        d = gateway.decide(table, request.method, request.raw_path, request.headers.items(), self._gateway_pick)
         if d.location is not None:
             resp: web.StreamResponse = web.Response(status=d.status, headers={"Location": d.location})
         elif d.status:
             resp = self._page(d.status, {400: "Bad Request", 404: "Not Found"}.get(d.status, "Internal Server Error"))
         else:
             assert d.backend is not None
-            resp = await self._forward(request, "http", snap, d.backend, None, d.path, info, d)
+            resp = await self._forward(request, table.scheme if table else "http", snap, d.backend, None, d.path,
+                                       info, d)
         if d.response_headers is not None and not resp.prepared:
             edited = d.response_headers.apply(resp.headers.items())
             resp.headers.clear()

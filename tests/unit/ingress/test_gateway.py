@@ -460,7 +460,8 @@ def test_invalid_routes_status_reasons():
 
 def test_listener_conditions_and_programmed():
     gws = [_gw("gw", [_http(name="a"), _http(name="b"), _http(name="c", port=8080, hostname="x.example.com"),
-                      {"name": "tls", "port": 443, "protocol": "HTTPS"},
+                      {"name": "tls", "port": 6443, "protocol": "TLS"},
+                      {"name": "https-no-cert", "port": 443, "protocol": "HTTPS"},
                       _http(name="kinds", port=9090) | {"allowedRoutes": {"kinds": [{"kind": "TCPRoute"}]}}])]
     c = compile_all(CLASSES, gws, [], [], NAMESPACES, SERVICES, addresses={f"{INFRA}/gw": ["192.168.50.200"]})
     state = c.gateways[f"{INFRA}/gw"]
@@ -469,10 +470,12 @@ def test_listener_conditions_and_programmed():
     assert conds["c"] == {"Accepted": (True, "Accepted"), "Conflicted": (False, "NoConflicts"),
                           "ResolvedRefs": (True, "ResolvedRefs"), "Programmed": (True, "Programmed")}
     assert conds["tls"]["Accepted"] == (False, "UnsupportedProtocol")
+    assert conds["https-no-cert"]["ResolvedRefs"] == (False, "InvalidCertificateRef")
+    assert conds["https-no-cert"]["Programmed"] == (False, "Invalid")
     assert conds["kinds"]["ResolvedRefs"] == (False, "InvalidRouteKinds")
     assert {x.type: (x.status, x.reason) for x in state.conditions} == {
         "Accepted": (True, "Accepted"), "Programmed": (True, "Programmed")}
-    assert gateway.served_ports(state) == [8080, 9090]
+    assert gateway.served_ports(state) == [8080, 9090]  # not the conflicting, TLS or cert-less ones
     assert c.classes == {"knet": c.classes["knet"]} and c.classes["knet"][0].status
     # without an address the Gateway is accepted but not programmed
     c = compile_all(CLASSES, gws, [], [], NAMESPACES, SERVICES, addresses={})
@@ -494,3 +497,46 @@ spec:
 """)
     assert parent_conditions(c, f"{INFRA}/bad")["Accepted"] == (False, "UnsupportedValue")
     assert ask(c, "/x").status == 404
+
+
+# GatewaySecretReferenceGrantSpecific / GatewaySecretMissingReferenceGrant /
+# GatewayInvalidTLSConfiguration (gateway-secret-*.go, gateway-invalid-tls-configuration.go)
+def test_https_listener_certificates():
+    secret = {"metadata": {"namespace": APP, "name": "cert"}, "type": "kubernetes.io/tls",
+              "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"}}
+    local = {"metadata": {"namespace": INFRA, "name": "local"}, "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"}}
+    broken = {"metadata": {"namespace": INFRA, "name": "broken"}, "data": {"ca.crt": "Y2E="}}
+
+    def https(name, ref, hostname=None):
+        return {"name": name, "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [ref]},
+                **({"hostname": hostname} if hostname else {})}
+    gws = [_gw("gw", [https("local", {"name": "local"}, "a.example.com"),
+                      https("cross", {"name": "cert", "namespace": APP}, "b.example.com"),
+                      https("broken", {"name": "broken"}, "c.example.com"),
+                      https("missing", {"name": "nope"}, "d.example.com"),
+                      https("kind", {"name": "local", "kind": "ConfigMap"}, "e.example.com"),
+                      _http(name="plain", port=443, hostname="f.example.com")])]
+    grant = {"metadata": {"namespace": APP, "name": "g"}, "spec": {
+        "from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": INFRA}],
+        "to": [{"group": "", "kind": "Secret", "name": "cert"}]}}
+
+    def conds(grants):
+        c = compile_all(CLASSES, gws, [], grants, NAMESPACES, SERVICES, addresses={f"{INFRA}/gw": ["10.0.0.1"]},
+                        secrets=[secret, local, broken])
+        return c, {ls.name: {x.type: (x.status, x.reason) for x in ls.conditions}
+                   for ls in c.gateways[f"{INFRA}/gw"].listeners}
+    c, before = conds([])
+    assert before["cross"]["ResolvedRefs"] == (False, "RefNotPermitted")
+    assert before["broken"]["ResolvedRefs"] == (False, "InvalidCertificateRef")
+    assert before["missing"]["ResolvedRefs"] == (False, "InvalidCertificateRef")
+    assert before["kind"]["ResolvedRefs"] == (False, "InvalidCertificateRef")
+    # HTTP beside HTTPS on one port: both conflict
+    assert before["plain"]["Conflicted"] == (True, "ProtocolConflict")
+    assert before["local"]["Conflicted"] == (True, "ProtocolConflict")
+    gws[0]["spec"]["listeners"].pop()
+    c, after = conds([grant])
+    assert after["local"]["Programmed"] == (True, "Programmed")
+    assert after["cross"]["ResolvedRefs"] == (True, "ResolvedRefs")
+    table = c.tables[(f"{INFRA}/gw", 443)]
+    assert table.scheme == "https"
+    assert table.certificates == {"a.example.com": f"{INFRA}/local", "b.example.com": f"{APP}/cert"}

@@ -130,6 +130,26 @@ def test_gateway_service_keeps_and_allocates_pod_ports():
     assert len(long) <= 63 and long.startswith("gw-a-very-long")
 
 
+def self_signed(host: str) -> tuple[bytes, bytes]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,7 +204,7 @@ async def test_the_proxy_serves_a_gateway_port():
     proxy.swap(Snapshot(endpoints={one: [("127.0.0.1", p1)], two: [("127.0.0.1", p2)]},
                         gateways={pod_port: c.tables[("apps/web", 80)]}))
     listeners = GatewayListeners(proxy, "127.0.0.1")
-    await listeners.reconcile({pod_port})
+    await listeners.reconcile({pod_port: "http"})
     base = f"http://127.0.0.1:{pod_port}"
     try:
         async with aiohttp.ClientSession() as s:
@@ -204,7 +224,7 @@ async def test_the_proxy_serves_a_gateway_port():
                 assert r.status == 500
             async with s.get(base + "/nothing-here") as r:
                 assert r.status == 404
-        await listeners.reconcile(set())  # the Gateway went away: its port closes
+        await listeners.reconcile({})  # the Gateway went away: its port closes
         async with aiohttp.ClientSession() as s:
             try:
                 async with s.get(base + "/api/x") as r:
@@ -217,3 +237,46 @@ async def test_the_proxy_serves_a_gateway_port():
         await r1.cleanup()
         await r2.cleanup()
     await asyncio.sleep(0)
+
+
+async def test_an_https_gateway_port_serves_each_listeners_certificate():
+    import base64
+    import ssl
+
+    from knet.ingress import certs
+    (r1, p1) = await _backend("one")
+    pems = {h: self_signed(h) for h in ("a.example.com", "b.example.com")}
+    secrets = [{"metadata": {"namespace": "apps", "name": h.split(".")[0]}, "type": "kubernetes.io/tls",
+                "data": {"tls.crt": base64.b64encode(c).decode(), "tls.key": base64.b64encode(k).decode()}}
+               for h, (c, k) in pems.items()]
+    classes = [{"metadata": {"name": "knet"}, "spec": {"controllerName": gateway.CONTROLLER_NAME}}]
+    gw = {"metadata": {"namespace": "apps", "name": "web"}, "spec": {"gatewayClassName": "knet", "listeners": [
+        {"name": h.split(".")[0], "port": 443, "protocol": "HTTPS", "hostname": h,
+         "tls": {"certificateRefs": [{"name": h.split(".")[0]}]}} for h in pems]}}
+    route = {"metadata": {"namespace": "apps", "name": "r"}, "spec": {
+        "parentRefs": [{"name": "web"}], "rules": [{"filters": [{"type": "RequestRedirect", "requestRedirect": {
+            "path": {"type": "ReplaceFullPath", "replaceFullPath": "/elsewhere"}}}]}]}}
+    c = gateway.compile_all(classes, [gw], [route], [], [], [{"metadata": {"namespace": "apps", "name": "one"},
+                                                              "spec": {"ports": [{"port": 80}]}}],
+                            addresses={"apps/web": ["10.0.0.1"]}, secrets=secrets)
+    table = c.tables[("apps/web", 443)]
+    pod_port = _free_port()
+    proxy = Proxy()
+    await proxy.start()
+    proxy.swap(Snapshot(gateways={pod_port: table}, gateway_certificates={pod_port: {
+        h: certs.context_from_secret(next(s for s in secrets if s["metadata"]["name"] == k.split("/")[1]))
+        for h, k in table.certificates.items()}}))
+    listeners = GatewayListeners(proxy, "127.0.0.1")
+    await listeners.reconcile({pod_port: "https"})
+    try:
+        for host, (cert, _) in pems.items():
+            ctx = ssl.create_default_context(cadata=cert.decode())
+            async with aiohttp.ClientSession() as s, s.get(
+                    f"https://127.0.0.1:{pod_port}/x", ssl=ctx, server_hostname=host, headers={"Host": host},
+                    allow_redirects=False) as r:
+                # the listener's own certificate verifies; the scheme of the redirect is https
+                assert (r.status, r.headers["Location"]) == (302, f"https://{host}/elsewhere")
+    finally:
+        await listeners.close()
+        await proxy.close()
+        await r1.cleanup()
