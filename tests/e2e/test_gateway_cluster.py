@@ -6,6 +6,7 @@ Gateway's LoadBalancer address to agnhost pods. Cases ported from the upstream c
 suite's core HTTPRoute tests: HTTPRouteSimpleSameNamespace, HTTPRouteHostnameIntersection (a
 host the route does not name is 404), HTTPRouteHeaderMatching, HTTPRouteWeight (both backends
 answer), HTTPRouteRequestHeaderModifier with HTTPRouteRewritePath, HTTPRouteRedirectPath,
+HTTPRouteHTTPSListener (an HTTPS listener with a TLS Secret, checked with `curl --cacert`),
 HTTPRouteCrossNamespace / HTTPRouteReferenceGrant (refused with RefNotPermitted and 500 until a
 ReferenceGrant exists), HTTPRouteInvalidParentRefNotMatchingSectionName; the status conditions;
 a Gateway invalid per the CRD schema is refused (422) as on any cluster."""
@@ -65,6 +66,16 @@ spec:
   gatewayClassName: {CLASS}
   listeners:
   - {{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
+  - {{name: https, port: 443, protocol: HTTPS, hostname: secure.example.com,
+     tls: {{certificateRefs: [{{name: secure-cert}}]}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: secure, namespace: {ns}}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [secure.example.com]
+  rules: [{{backendRefs: [{{name: v2, port: 8080}}]}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -121,16 +132,22 @@ def conditions(c, kind: str, name: str, ns: str, parent: bool = False) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def gw(knet_cluster):
+def gw(knet_cluster, tmp_path_factory):
     c = knet_cluster
     stamp = int(time.time())
     ns, web = f"gw-{stamp}", f"gw-web-{stamp}"
+    tls = tmp_path_factory.mktemp("gw-tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
+                    str(tls / "tls.key"), "-out", str(tls / "tls.crt"), "-subj", "/CN=secure.example.com",
+                    "-addext", "subjectAltName=DNS:secure.example.com"], check=True, capture_output=True)
     c.kubectl("apply", "-f", str(MANIFEST))
     c.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/gateways.gateway.networking.k8s.io",
               "crd/httproutes.gateway.networking.k8s.io", "crd/gatewayclasses.gateway.networking.k8s.io",
               "crd/referencegrants.gateway.networking.k8s.io", timeout=40)
     for n in (ns, web):
         c.kubectl("create", "namespace", n)
+    c.kubectl("-n", ns, "create", "secret", "tls", "secure-cert", f"--cert={tls / 'tls.crt'}",
+              f"--key={tls / 'tls.key'}")
     c.kubectl("apply", "-f", "-", input="\n---\n".join([
         deployment("v1", ns, ["serve-hostname", "--http", "--port=8080"]),
         deployment("v2", ns, ["serve-hostname", "--http", "--port=8080"]),
@@ -138,7 +155,7 @@ def gw(knet_cluster):
         deployment("web", web, ["serve-hostname", "--http", "--port=8080"]),
         objects(ns, web)]))
     try:
-        yield c, ns, web
+        yield c, ns, web, tls / "tls.crt"
     finally:
         for n in (ns, web):
             c.kubectl("delete", "namespace", n, "--wait=false", check=False)
@@ -146,7 +163,7 @@ def gw(knet_cluster):
 
 
 def test_gateway_routes_and_status(gw):
-    c, ns, web = gw
+    c, ns, web, cacert = gw
     # status: the class accepted, the Gateway Programmed with an address, as users wait for it
     c.kubectl("wait", "--for=condition=Accepted", f"gatewayclass/{CLASS}", "--timeout=60s", timeout=70)
     c.kubectl("-n", ns, "wait", "--for=condition=Programmed", "gateway/gw", "--timeout=90s", timeout=100)
@@ -182,9 +199,13 @@ def test_gateway_routes_and_status(gw):
         "Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}
     gwobj = json.loads(c.kubectl("-n", ns, "get", "gateway", "gw", "-o", "json").stdout)
     assert gwobj["status"]["addresses"] == [{"type": "IPAddress", "value": addr}]
-    assert gwobj["status"]["listeners"][0]["attachedRoutes"] == 2
+    assert [ls["attachedRoutes"] for ls in gwobj["status"]["listeners"]] == [3, 1]  # shop, cross, secure; secure
     described = c.kubectl("-n", ns, "describe", "gateway", "gw").stdout
-    assert "Attached Routes:  2" in described and "Programmed" in described
+    assert "Attached Routes:  3" in described and "Programmed" in described
+    # an HTTPS listener: TLS with the Secret's certificate (checked with --cacert), then the route
+    code, body, _ = curl("--cacert", str(cacert), "--resolve", f"secure.example.com:443:{addr}",
+                         "https://secure.example.com/")
+    assert code == 200 and body.startswith("v2-")
     # HTTPRouteInvalidParentRefNotMatchingSectionName
     assert conditions(c, "httproute", "wrong-section", ns, parent=True)["Accepted"] == ("False", "NoMatchingParent")
 
