@@ -8,7 +8,8 @@ host the route does not name is 404), HTTPRouteHeaderMatching, HTTPRouteWeight (
 answer), HTTPRouteRequestHeaderModifier with HTTPRouteRewritePath, HTTPRouteRedirectPath,
 HTTPRouteHTTPSListener (an HTTPS listener with a TLS Secret, checked with `curl --cacert`),
 HTTPRouteCrossNamespace / HTTPRouteReferenceGrant (refused with RefNotPermitted and 500 until a
-ReferenceGrant exists), HTTPRouteInvalidParentRefNotMatchingSectionName; the status conditions;
+ReferenceGrant exists), HTTPRouteInvalidParentRefNotMatchingSectionName; the status conditions
+(a GRPCRoute, which knet does not serve, is not Accepted);
 a Gateway invalid per the CRD schema is refused (422) as on any cluster."""
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ spec:
   rules: [{{backendRefs: [{{name: web, namespace: {web}, port: 8080}}]}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: grpc, namespace: {ns}}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: v1, port: 8080}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: wrong-section, namespace: {ns}}}
 spec:
@@ -143,7 +151,8 @@ def gw(knet_cluster, tmp_path_factory):
     c.kubectl("apply", "-f", str(MANIFEST))
     c.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/gateways.gateway.networking.k8s.io",
               "crd/httproutes.gateway.networking.k8s.io", "crd/gatewayclasses.gateway.networking.k8s.io",
-              "crd/referencegrants.gateway.networking.k8s.io", timeout=40)
+              "crd/grpcroutes.gateway.networking.k8s.io", "crd/referencegrants.gateway.networking.k8s.io",
+              timeout=40)
     for n in (ns, web):
         c.kubectl("create", "namespace", n)
     c.kubectl("-n", ns, "create", "secret", "tls", "secure-cert", f"--cert={tls / 'tls.crt'}",
@@ -208,6 +217,9 @@ def test_gateway_routes_and_status(gw):
     assert code == 200 and body.startswith("v2-")
     # HTTPRouteInvalidParentRefNotMatchingSectionName
     assert conditions(c, "httproute", "wrong-section", ns, parent=True)["Accepted"] == ("False", "NoMatchingParent")
+    # knet's listeners do not serve GRPCRoutes: one attached is not accepted
+    c.wait_for("the GRPCRoute refused", lambda: conditions(c, "grpcroute", "grpc", ns, parent=True).get(
+        "Accepted") == ("False", "NotAllowedByListeners"), timeout=20, interval=0.3)
 
     # HTTPRouteCrossNamespace without a ReferenceGrant: refused, requests get 500
     assert conditions(c, "httproute", "cross", ns, parent=True)["ResolvedRefs"] == ("False", "RefNotPermitted")

@@ -327,6 +327,7 @@ class Compiled:
     classes: dict[str, list[Cond]] = field(default_factory=dict)        # our GatewayClasses
     gateways: dict[str, GatewayState] = field(default_factory=dict)     # NAMESPACE/NAME
     routes: dict[str, list[ParentState]] = field(default_factory=dict)  # HTTPRoute -> our parents' status
+    grpc_routes: dict[str, list[ParentState]] = field(default_factory=dict)  # GRPCRoute -> (refused)
     tables: dict[tuple[str, int], PortTable] = field(default_factory=dict)
     backends: set[Backend] = field(default_factory=set)
 
@@ -600,7 +601,8 @@ def _check_regexes(route: Obj, problems: dict[str, list[str]]) -> None:
 
 def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], grants: list[Obj],
                 namespaces: list[Obj], services: list[Obj], controller: str = CONTROLLER_NAME,
-                addresses: dict[str, list[str]] | None = None, secrets: list[Obj] = ()) -> Compiled:
+                addresses: dict[str, list[str]] | None = None, secrets: list[Obj] = (),
+                grpc_routes: list[Obj] = ()) -> Compiled:
     """Everything the controller serves and says. `addresses`: each Gateway's addresses (from its
     LoadBalancer Service) -- a Gateway without one is not Programmed."""
     addresses = addresses or {}
@@ -701,6 +703,15 @@ def compile_all(classes: list[Obj], gateways: list[Obj], routes: list[Obj], gran
                         table.hosts.setdefault(h, []).extend(ms)
         if parents:
             out.routes[rkey] = parents
+    for route in grpc_routes:
+        # knet's proxy speaks HTTP/1.1 only: no listener serves GRPCRoutes (supportedKinds says so)
+        refused = [ParentState(pref, [Cond("Accepted", False, "NotAllowedByListeners",
+                                           "knet's listeners serve HTTPRoutes only, not GRPCRoutes")])
+                   for pref in (route.get("spec") or {}).get("parentRefs") or []
+                   if (pref.get("group", GROUP) or "") == GROUP and pref.get("kind", "Gateway") == "Gateway"
+                   and f"{pref.get('namespace') or route['metadata']['namespace']}/{pref.get('name')}" in out.gateways]
+        if refused:
+            out.grpc_routes[key(route)] = refused
     for gkey, state in out.gateways.items():
         for ls in state.listeners:
             if ls.valid:

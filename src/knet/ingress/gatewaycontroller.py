@@ -116,36 +116,50 @@ class GatewaySync:
         self.informers: dict[str, Informer] = {}
         self.compiled = Compiled()
         self._said = ""
+        self._wake = asyncio.Event()
 
     def start(self, api: ApiClient, wake: asyncio.Event) -> list[asyncio.Task]:
-        specs = {"gatewayclasses": GW_VERSION, "gateways": GW_VERSION, "httproutes": GW_VERSION,
-                 "referencegrants": GRANT_VERSION}
-        for resource, version in specs.items():
-            inf = Informer(api, version, resource, max_backoff=INFORMER_BACKOFF)
-            inf.add_handler(on_add=lambda _o: wake.set(), on_update=lambda _o, _n: wake.set(),
-                            on_delete=lambda _o: wake.set())
-            self.informers[resource] = inf
-        ns = Informer(api, "v1", "namespaces")
-        ns.add_handler(on_add=lambda _o: wake.set(), on_update=lambda _o, _n: wake.set(),
-                       on_delete=lambda _o: wake.set())
-        self.informers["namespaces"] = ns
+        self._wake = wake
         return [asyncio.create_task(self._run_when_served(api))]
+
+    def _informer(self, api: ApiClient, version: str, resource: str) -> None:
+        wake = self._wake
+        inf = Informer(api, version, resource, max_backoff=INFORMER_BACKOFF)
+        inf.add_handler(on_add=lambda _o: wake.set(), on_update=lambda _o, _n: wake.set(),
+                        on_delete=lambda _o: wake.set())
+        self.informers[resource] = inf
 
     async def _run_when_served(self, api: ApiClient) -> None:
         """Start the informers once the apiserver serves the group (quietly polling discovery
-        until then: without the CRDs, informers would log a failed list every few seconds)."""
+        until then: without the CRDs, informers would log a failed list every few seconds).
+        GRPCRoutes are watched when their CRD is there (older standard installs lack it)."""
         while True:
             try:
-                await api.request("GET", f"/apis/{gateway.GROUP}/v1")
-                break
+                served = {r.get("name") for r in (await api.request("GET", f"/apis/{gateway.GROUP}/v1")).get(
+                    "resources") or []}
+                if {"gatewayclasses", "gateways", "httproutes"} <= served:
+                    break
             except ApiError:
-                await asyncio.sleep(DISCOVERY_POLL)
+                pass
             except OSError as exc:
                 log.debug("discovery of %s: %s", gateway.GROUP, exc)
-                await asyncio.sleep(DISCOVERY_POLL)
+            await asyncio.sleep(DISCOVERY_POLL)
+        for resource in ("gatewayclasses", "gateways", "httproutes"):
+            self._informer(api, GW_VERSION, resource)
+        self._informer(api, GRANT_VERSION, "referencegrants")
+        self._informer(api, "v1", "namespaces")
         log.info("the Gateway API is served: watching GatewayClasses of %s", self.controller)
         tasks = [asyncio.create_task(inf.run()) for inf in self.informers.values()]
         try:
+            while "grpcroutes" not in served:  # its CRD may come later than the others, or never
+                await asyncio.sleep(DISCOVERY_POLL)
+                try:
+                    served = {r.get("name") for r in (await api.request("GET", f"/apis/{gateway.GROUP}/v1")).get(
+                        "resources") or []}
+                except (ApiError, OSError):
+                    continue
+            self._informer(api, GW_VERSION, "grpcroutes")
+            tasks.append(asyncio.create_task(self.informers["grpcroutes"].run()))
             await asyncio.gather(*tasks)
         finally:
             for t in tasks:
@@ -153,7 +167,12 @@ class GatewaySync:
 
     @property
     def ready(self) -> bool:
-        return bool(self.informers) and all(inf.has_synced for inf in self.informers.values())
+        required = ("gatewayclasses", "gateways", "httproutes", "referencegrants", "namespaces")
+        return all(r in self.informers and self.informers[r].has_synced for r in required)
+
+    def _grpc_routes(self) -> list[Obj]:
+        inf = self.informers.get("grpcroutes")
+        return inf.list() if inf is not None and inf.has_synced else []
 
     def compile(self, services: list[Obj], secrets: list[Obj] = ()) -> dict[int, PortTable]:
         """Compile the model; the tables the proxy serves, by pod port."""
@@ -165,7 +184,8 @@ class GatewaySync:
         self.compiled = gateway.compile_all(
             self.informers["gatewayclasses"].list(), self.informers["gateways"].list(),
             self.informers["httproutes"].list(), self.informers["referencegrants"].list(),
-            self.informers["namespaces"].list(), services, self.controller, addresses, secrets)
+            self.informers["namespaces"].list(), services, self.controller, addresses, secrets,
+            self._grpc_routes())
         tables = {}
         for pod_port, (gkey, port) in pod_ports(owned).items():
             if gkey in self.compiled.gateways:
@@ -218,11 +238,12 @@ class GatewaySync:
         for gkey, state in c.gateways.items():
             status = gatewaystatus.gateway_status(state, service_addresses(owned.get(gkey)), now)
             await self._patch_status(api, "gateways", state.obj, status)
-        for rkey, parents in c.routes.items():
-            route = self.informers["httproutes"].get(rkey)
-            if route is not None:
-                await self._patch_status(api, "httproutes", route, gatewaystatus.route_status(route, parents, now,
-                                                                                              self.controller))
+        for resource, routes in (("httproutes", c.routes), ("grpcroutes", c.grpc_routes)):
+            for rkey, parents in routes.items():
+                route = self.informers[resource].get(rkey) if resource in self.informers else None
+                if route is not None:
+                    await self._patch_status(api, resource, route,
+                                             gatewaystatus.route_status(route, parents, now, self.controller))
 
     async def _patch_status(self, api: ApiClient, resource: str, o: Obj, status: Obj) -> None:
         old = o.get("status") or {}

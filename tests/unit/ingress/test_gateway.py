@@ -540,3 +540,13 @@ def test_https_listener_certificates():
     table = c.tables[(f"{INFRA}/gw", 443)]
     assert table.scheme == "https"
     assert table.certificates == {"a.example.com": f"{INFRA}/local", "b.example.com": f"{APP}/cert"}
+
+
+def test_grpc_routes_are_refused_by_knets_listeners():
+    grpc = {"metadata": {"namespace": INFRA, "name": "g"}, "spec": {"parentRefs": [
+        {"name": "same-namespace"}, {"name": "gw-of-someone-else"}], "rules": [{}]}}
+    c = compile_all(CLASSES, BASE_GATEWAYS, [], [], NAMESPACES, SERVICES, grpc_routes=[grpc])
+    [parent] = c.grpc_routes[f"{INFRA}/g"]
+    assert parent.parent_ref == {"name": "same-namespace"}
+    assert [(x.type, x.status, x.reason) for x in parent.conditions] == [
+        ("Accepted", False, "NotAllowedByListeners")]

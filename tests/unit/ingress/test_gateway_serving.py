@@ -34,7 +34,7 @@ def test_the_manifest_is_current_and_its_crds_valid():
     docs = list(yaml.safe_load_all(MANIFEST.read_text()))
     assert [(d["spec"]["names"]["kind"], [v["name"] for v in d["spec"]["versions"]]) for d in docs] == [
         ("GatewayClass", ["v1", "v1beta1"]), ("Gateway", ["v1", "v1beta1"]), ("HTTPRoute", ["v1", "v1beta1"]),
-        ("ReferenceGrant", ["v1beta1"])]
+        ("GRPCRoute", ["v1"]), ("ReferenceGrant", ["v1beta1"])]
     for d in docs:
         crd_resource.defaults(d)
         assert crd_resource.validate(d, None) == [], d["metadata"]["name"]
