@@ -60,6 +60,16 @@ def ingress_manifest() -> None:
     click.echo(manifest_yaml(), nl=False)
 
 
+@click.command("gateway-api-manifest")
+def gateway_api_manifest() -> None:
+    """Print the Gateway API standard channel CRDs (deploy/gateway-api/standard-install.yaml):
+    `| kubectl apply -f -` installs them."""
+    from knet.ingress.gatewaycrds import manifest_yaml
+
+    click.echo(manifest_yaml(), nl=False)
+
+
 def register(group: click.Group) -> None:
     group.add_command(ingress_controller)
     group.add_command(ingress_manifest)
+    group.add_command(gateway_api_manifest)

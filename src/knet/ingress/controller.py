@@ -18,6 +18,7 @@ from knet.client import ApiClient, Informer, load_config
 from knet.client.errors import ApiError
 from knet.client.events import EventRecorder
 from knet.ingress import certs, routing
+from knet.ingress.gatewaycontroller import GatewayListeners, GatewaySync
 from knet.ingress.proxy import Proxy, Snapshot, serve
 
 log = logging.getLogger("knet.ingress")
@@ -54,6 +55,10 @@ class IngressController:
         self._said: dict[str, str] = {}
         self._synced_generation: dict[str, int] = {}
         self.synced = False
+        # the Gateway API (gatewaycontroller.py): Gateways' Services go beside the publish-service
+        self.gateways = GatewaySync(opts.publish_service.partition("/")[0], opts.publish_service) \
+            if opts.publish_service else None
+        self.gateway_listeners = GatewayListeners(proxy)
 
     # -- the snapshot -------------------------------------------------------------------------------
     def served_ingresses(self) -> list[dict]:
@@ -111,7 +116,15 @@ class IngressController:
                 if ctx is not None:
                     contexts[host] = ctx
         default_ctx = self._context(self.opts.default_ssl_certificate) if self.opts.default_ssl_certificate else None
-        return Snapshot(table, endpoints, contexts, default_ctx), ingresses
+        gateway_tables = self.gateways.compile(self.informers["services"].list(),
+                                               self.informers["secrets"].list()) if self.gateways else {}
+        gateway_certificates = {}
+        if self.gateways:
+            endpoints.update({b: self._endpoints(b) for b in self.gateways.compiled.backends})
+            for pod_port, t in gateway_tables.items():
+                loaded = {h: self._context(secret) for h, secret in t.certificates.items()}
+                gateway_certificates[pod_port] = {h: ctx for h, ctx in loaded.items() if ctx is not None}
+        return Snapshot(table, endpoints, contexts, default_ctx, gateway_tables, gateway_certificates), ingresses
 
     # -- status ---------------------------------------------------------------------------------------
     def status_addresses(self) -> list[dict]:
@@ -157,6 +170,10 @@ class IngressController:
             except ApiError as exc:
                 log.warning("updating status of ingress %s: %s", key, exc)
 
+    def _selector(self) -> dict[str, str] | None:
+        svc = self.informers["services"].get(self.opts.publish_service)
+        return ((svc or {}).get("spec") or {}).get("selector")
+
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> None:
         opts = self.opts
@@ -174,6 +191,8 @@ class IngressController:
                                 on_delete=lambda _o: wake.set())
                 self.informers[resource] = inf
             tasks = [asyncio.create_task(inf.run()) for inf in self.informers.values()]
+            if self.gateways is not None:  # not waited for: the Gateway API CRDs may come later, or never
+                tasks += self.gateways.start(api, wake)
             try:
                 for inf in self.informers.values():
                     await inf.wait_synced()
@@ -182,16 +201,20 @@ class IngressController:
                     wake.clear()
                     snapshot, ingresses = self.build()
                     self.proxy.swap(snapshot)
+                    await self.gateway_listeners.reconcile({p: t.scheme for p, t in snapshot.gateways.items()})
                     if not self.synced:
                         log.info("serving %d ingress(es) on :%d and :%d", len(ingresses), opts.http_port,
                                  opts.https_port)
                     self.synced = True
                     await self.update_status(api, ingresses, recorder)
+                    if self.gateways is not None and opts.update_status:
+                        await self.gateways.reconcile(api, self.informers["services"].list(), self._selector())
                     await wake.wait()
                     await asyncio.sleep(DEBOUNCE_SECONDS)
             finally:
                 for t in tasks:
                     t.cancel()
+                await self.gateway_listeners.close()
 
 
 def _is_ip(value: str) -> bool:

@@ -18,6 +18,7 @@ CLASS_NAME = "nginx"
 CONTROLLER_CLASS = "k8s.io/ingress-nginx"
 IMAGE = "registry.k8s.io/ingress-nginx/controller:v1.12.0"
 RBAC = "rbac.authorization.k8s.io/v1"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
 LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/instance": "ingress-nginx",
           "app.kubernetes.io/part-of": "ingress-nginx"}
 SELECTOR = {**LABELS, "app.kubernetes.io/component": "controller"}
@@ -51,6 +52,8 @@ def objects() -> list[tuple[str, str, dict[str, Any]]]:
             _rule([""], ["namespaces"], ["get"]),
             _rule([""], ["configmaps", "pods", "secrets", "endpoints"], ["get", "list", "watch"]),
             _rule([""], ["services"], ["get", "list", "watch"]),
+            # knet's Gateway API side: each Gateway's LoadBalancer Service (gatewaycontroller.py)
+            _rule([""], ["services"], ["create", "update", "patch", "delete"]),
             _rule(["networking.k8s.io"], ["ingresses"], ["get", "list", "watch"]),
             _rule(["networking.k8s.io"], ["ingresses/status"], ["update", "patch"]),
             _rule(["networking.k8s.io"], ["ingressclasses"], ["get", "list", "watch"]),
@@ -72,6 +75,10 @@ def objects() -> list[tuple[str, str, dict[str, Any]]]:
             _rule(["networking.k8s.io"], ["ingresses/status"], ["update", "patch"]),
             _rule(["networking.k8s.io"], ["ingressclasses"], ["get", "list", "watch"]),
             _rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch", "get"]),
+            _rule([GATEWAY_GROUP], ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"],
+                  ["get", "list", "watch"]),
+            _rule([GATEWAY_GROUP], ["gatewayclasses/status", "gateways/status", "httproutes/status",
+                                    "grpcroutes/status"], ["update", "patch"]),
         ]}),
         (RBAC, "clusterrolebindings", {"apiVersion": RBAC, "kind": "ClusterRoleBinding",
                                        "metadata": _meta(NAME, False, None),

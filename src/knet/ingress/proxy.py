@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import ssl
 import sys
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from knet.ingress import gateway
 from knet.ingress.routing import Backend, Location, RouteTable, normalize_host, normalize_path
 
 log = logging.getLogger("knet.ingress")
@@ -41,6 +43,8 @@ class Snapshot:
     endpoints: dict[Backend, list[tuple[str, int]]] = field(default_factory=dict)
     certificates: dict[str, ssl.SSLContext] = field(default_factory=dict)  # server host -> its context
     default_certificate: ssl.SSLContext | None = None  # --default-ssl-certificate (else the fake one)
+    gateways: dict[int, gateway.PortTable] = field(default_factory=dict)  # Gateway pod port -> its routes
+    gateway_certificates: dict[int, dict[str, ssl.SSLContext]] = field(default_factory=dict)  # HTTPS pod ports
 
 
 class Proxy:
@@ -116,6 +120,33 @@ class Proxy:
         self._log(request, resp, start, info)
         return resp
 
+    async def handle_gateway(self, request: web.BaseRequest, pod_port: int) -> web.StreamResponse:
+        """A request on a Gateway's pod port: gateway.decide() says where it goes (or what to answer)."""
+        start = time.monotonic()
+        snap = self.snapshot
+        self.requests += 1
+        info = {"upstream": "-", "addr": "-", "status_up": "-", "rtime": "-"}
+        table = snap.gateways.get(pod_port)
+        d = gateway.decide(table, request.method, request.raw_path, request.headers.items(), self._gateway_pick)
+        if d.location is not None:
+            resp: web.StreamResponse = web.Response(status=d.status, headers={"Location": d.location})
+        elif d.status:
+            resp = self._page(d.status, {400: "Bad Request", 404: "Not Found"}.get(d.status, "Internal Server Error"))
+        else:
+            assert d.backend is not None
+            resp = await self._forward(request, table.scheme if table else "http", snap, d.backend, None, d.path,
+                                       info, d)
+        if d.response_headers is not None and not resp.prepared:
+            edited = d.response_headers.apply(resp.headers.items())
+            resp.headers.clear()
+            resp.headers.extend(edited)
+        self._log(request, resp, start, info)
+        return resp
+
+    @staticmethod
+    def _gateway_pick(n: int) -> int:
+        return random.randrange(n)
+
     def _page(self, status: int, reason: str) -> web.Response:
         return web.Response(status=status, text=nginx_page(status, reason), content_type="text/html")
 
@@ -127,15 +158,18 @@ class Proxy:
         return [eps[(n + i) % len(eps)] for i in range(min(TRIES, len(eps)))]
 
     async def _forward(self, request: web.BaseRequest, scheme: str, snap: Snapshot, backend: Backend,
-                       loc: Location | None, path: str, info: dict) -> web.StreamResponse:
+                       loc: Location | None, path: str, info: dict,
+                       plan: gateway.Decision | None = None) -> web.StreamResponse:
         info["upstream"] = backend.upstream_name
         targets = self._pick(snap, backend)
         if not targets:
             return self._page(503, "Service Temporarily Unavailable")
         upstream_path = loc.rewrite(path) if loc is not None and loc.rewrite_target is not None else path
-        if request.query_string:
+        if request.query_string and plan is None:  # a Gateway's plan has the query string in its path
             upstream_path += "?" + request.query_string
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        if plan is not None:
+            headers = gateway.apply_plan_headers(plan, headers)
         peer = request.remote or ""
         forwarded_for = request.headers.get("X-Forwarded-For")
         headers += [("X-Request-ID", uuid.uuid4().hex), ("X-Real-IP", peer),
