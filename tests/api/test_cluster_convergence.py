@@ -21,12 +21,18 @@ pytestmark = [
 IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.39"
 
 
-CLUSTER_CONFIG = """\
+# A killed leader's successor takes over once the old lease has expired (client-go's leader
+# election): with upstream's 15 s leases that is 15 s of waiting per kill; kubeadm's extraArgs
+# shorten them here (the renew deadline stays above an apiserver restart).
+LEADER_ELECTION = "{leader-elect-lease-duration: 8s, leader-elect-renew-deadline: 6s, leader-elect-retry-period: 1s}"
+CLUSTER_CONFIG = f"""\
 kind: Cluster
 apiVersion: knet.io/v1alpha1
 nodes: [controlplane, node01, node02]
 podSubnet: 10.244.0.0/16
 serviceSubnet: 10.96.0.0/12
+controllerManagerExtraArgs: {LEADER_ELECTION}
+schedulerExtraArgs: {LEADER_ELECTION}
 """
 
 

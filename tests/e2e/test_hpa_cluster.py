@@ -1,8 +1,10 @@
 """A HorizontalPodAutoscaler on a real 3-node `knet up` cluster (session fixture `knet_cluster`):
-a Deployment whose pods burn CPU for a minute then idle is scaled up by the
-kube-controller-manager's horizontalpodautoscaling controller from the metrics.k8s.io figures
-(the apiserver's scraper of the kubelets' /stats/summary, every 15 s) and back down once
-the scale-down stabilisation window has passed."""
+a Deployment whose pods burn CPU until the test has seen the scale-up (then idle) is scaled up
+by the kube-controller-manager's horizontalpodautoscaling controller from the metrics.k8s.io
+figures (the apiserver's scraper of the kubelets' /stats/summary, every 15 s) and back down once
+the scale-down stabilisation window has passed. The test ends the busy phase itself (a file in
+each container) instead of a fixed busy minute from each container's start: the pods the
+scale-up adds would otherwise burn a minute of their own before the scale-down could begin."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from .cluster_namespaces import cluster_namespace
 
 pytestmark = pytest.mark.e2e
 
-# busy for a minute from each container's start, then idle
-BUSY_THEN_IDLE = "timeout 60 sh -c 'while :; do :; done'; sleep 3600"
+# busy (a core's worth, as `while :; do :; done`) until /tmp/stop exists, then idle
+STOP_FILE = "/tmp/stop"
+BUSY_THEN_IDLE = f"while [ ! -e {STOP_FILE} ]; do :; done; sleep 3600"
 
 
 def _deployment(ns: str) -> str:
@@ -61,8 +64,18 @@ def test_hpa_scales_a_busy_deployment_up_and_back_down(knet_cluster):
         row = k("get", "hpa", "burn", "-n", ns).stdout.splitlines()[1]
         assert re.match(r"burn\s+Deployment/burn\s+cpu: \d+%/50%\s+1\s+3\s+\d\s+", row), row
 
-        # The busy minute ends, utilisation falls, the 20 s window passes: back to one.
-        knet_cluster.wait_for("the HPA scales burn back down to 1", lambda: replicas() == 1, timeout=240, interval=3)
+        # The busy phase ends in every pod (also in those the scale-up is still starting),
+        # utilisation falls, the 20 s window passes: back to one.
+        stopped: set[str] = set()
+
+        def idle_and_scaled_down() -> bool:
+            pods = json.loads(k("get", "pods", "-n", ns, "-l", "app=burn", "-o", "json").stdout)["items"]
+            for name in {p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"} - stopped:
+                if k("exec", "-n", ns, name, "--", "touch", STOP_FILE, check=False).returncode == 0:
+                    stopped.add(name)
+            return replicas() == 1
+
+        knet_cluster.wait_for("the HPA scales burn back down to 1", idle_and_scaled_down, timeout=240, interval=3)
         events = k("get", "events", "-n", ns, "--field-selector=involvedObject.kind=HorizontalPodAutoscaler",
                    "-o", "json").stdout
         messages = [e["message"] for e in json.loads(events)["items"] if e["reason"] == "SuccessfulRescale"]

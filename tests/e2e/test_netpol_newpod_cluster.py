@@ -6,7 +6,8 @@ listens (no guard for it).
 
 A prober in another pod's network namespace (nsenter into its pause process, as bench/netpol_bench.py)
 connects every 5 ms to the addresses the new pod can get (host-local hands out the addresses after
-the last one, the prober pod's), from before the pod exists until after it is Running.
+the last one, the prober pod's), from before the pod exists until 3 s after it is Running (the test
+ends the prober then through its stdin; 60 s at most).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ PROBER = r"""
 import errno, json, select, socket, sys, time
 ips, port, seconds = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 seen = {ip: {"ok": 0, "refused": 0, "first": None} for ip in ips}
-end, rounds = time.time() + seconds, 0
+start = time.time()
+end, rounds = start + seconds, 0
 sys.stdout.write("started\n"); sys.stdout.flush()
-while time.time() < end:
+while time.time() < end and not select.select([sys.stdin], [], [], 0)[0]:  # a line or EOF on stdin: stop
     socks = {}
     for ip in ips:
         s = socket.socket(); s.setblocking(False)
@@ -45,7 +47,7 @@ while time.time() < end:
         s.close()
     rounds += 1
     time.sleep(max(0.0, deadline - time.time()))
-print(json.dumps({"rounds": rounds, "seen": seen}))
+print(json.dumps({"rounds": rounds, "seconds": time.time() - start, "seen": seen}))
 """
 
 
@@ -85,8 +87,8 @@ def _probe_new_pod(cluster, ns: str, prober: dict) -> tuple[dict, dict, float, f
     ips = [str(base + i) for i in range(1, CANDIDATES + 1)]
     argv = ["nsenter", f"--target={_node_init_pid(cluster)}", "--pid", "--mount", "--net", "--",
             "nsenter", f"--target={_pause_pid(cluster, prober['metadata']['uid'])}", "--net", "--",
-            "python3", "-I", "-S", "-c", PROBER, json.dumps(ips), "80", "30"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            "python3", "-I", "-S", "-c", PROBER, json.dumps(ips), "80", "60"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started", proc.stderr.read() if proc.stderr else ""
         time.sleep(0.5)  # probing before the pod exists
@@ -94,14 +96,16 @@ def _probe_new_pod(cluster, ns: str, prober: dict) -> tuple[dict, dict, float, f
         _apply(cluster, _pod(ns, "server", ["/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80"]))
         server = _running(cluster, ns, "server")
         running = time.time()
-        out, err = proc.communicate(timeout=60)
+        time.sleep(3.0)  # probing on after Running
+        out, err = proc.communicate(input="stop\n", timeout=60)
     finally:
         proc.kill()
     result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     assert result, f"prober failed: {err}"
     ip = server["status"]["podIP"]
     assert ip in result["seen"], f"server got {ip}, not one of the probed {ips}: cannot tell"
-    assert result["rounds"] > 1000, result["rounds"]  # ~5 ms apart over 30 s
+    # ~5 ms apart: more than 1000 rounds per 30 s of probing
+    assert result["rounds"] > 1000 * result["seconds"] / 30, (result["rounds"], result["seconds"])
     return server, result["seen"][ip], created, running
 
 

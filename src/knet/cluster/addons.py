@@ -423,14 +423,15 @@ def kubeadm_config_configmap(config: ClusterConfig, certificates_dir: str) -> di
         "certificatesDir": certificates_dir,
         "clusterName": "kubernetes",
         "controlPlaneEndpoint": f"{config.control_plane.name}:{config.api_server_port}",
-        "controllerManager": {},
+        "controllerManager": {"extraArgs": dict(config.controller_manager_extra_args)}
+        if config.controller_manager_extra_args else {},
         "dns": {},
         "imageRepository": "registry.k8s.io",
         "kind": "ClusterConfiguration",
         "kubernetesVersion": config.kubernetes_version,
         "networking": {"dnsDomain": config.dns_domain, "podSubnet": config.pod_subnet,
                        "serviceSubnet": config.service_subnet},
-        "scheduler": {},
+        "scheduler": {"extraArgs": dict(config.scheduler_extra_args)} if config.scheduler_extra_args else {},
     }
     return {
         "apiVersion": "v1", "kind": "ConfigMap",

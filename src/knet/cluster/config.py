@@ -24,6 +24,9 @@ Every value is a flag of `knet up` or a field of a cluster config file:
                                   # this long (apiserver --service-account-max-token-expiration,
                                   # and --service-account-extend-token-expiration=false); below
                                   # kube-apiserver's 1h minimum only here. Default: unset (no cap)
+    controllerManagerExtraArgs:   # kubeadm's controllerManager.extraArgs: flags added to (or
+      leader-elect-lease-duration: 6s  # overriding) kube-controller-manager's command line
+    schedulerExtraArgs: {}        # kubeadm's scheduler.extraArgs, the same for kube-scheduler
 
 This module is pure: parsing, defaulting, validation and address arithmetic; the caller
 supplies what it observed of the host (networks in use, whether real mode works).
@@ -112,6 +115,10 @@ class ClusterConfig:
     load_balancer_pool: str = ""
     # Whether `knet up` installs the ingress controller add-on (knet.ingress.manifests).
     ingress_controller: bool = True
+    # kubeadm's ClusterConfiguration controllerManager.extraArgs / scheduler.extraArgs: flag name
+    # (without --) to value, added to the static pod's command line over knet's own flags.
+    controller_manager_extra_args: dict[str, str] = field(default_factory=dict)
+    scheduler_extra_args: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived addresses -------------------------------------------------------------------
@@ -177,6 +184,8 @@ class ClusterConfig:
             "serviceAccountTokenMaxExpiration": self.service_account_token_max_expiration,
             "loadBalancerPool": self.load_balancer_pool,
             "ingressController": self.ingress_controller,
+            "controllerManagerExtraArgs": dict(self.controller_manager_extra_args),
+            "schedulerExtraArgs": dict(self.scheduler_extra_args),
         }
 
 
@@ -184,7 +193,7 @@ _FILE_FIELDS = {
     "kind", "apiVersion", "name", "nodes", "nodeNetwork", "podSubnet", "nodeCIDRMaskSize",
     "serviceSubnet", "dnsDomain", "kubernetesVersion", "proxyMode", "dataplane", "storage",
     "apiServerPort", "apiServerBindAddress", "serviceAccountTokenMaxExpiration", "loadBalancerPool",
-    "ingressController",
+    "ingressController", "controllerManagerExtraArgs", "schedulerExtraArgs",
 }
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -429,6 +438,9 @@ def resolve(
         service_account_token_max_expiration=token_max,
         load_balancer_pool=load_balancer_pool,
         ingress_controller=_flag(values.get("ingressController", True), "ingressController"),
+        controller_manager_extra_args=_extra_args(values.get("controllerManagerExtraArgs"),
+                                                  "controllerManagerExtraArgs"),
+        scheduler_extra_args=_extra_args(values.get("schedulerExtraArgs"), "schedulerExtraArgs"),
     )
     return config, notes
 
@@ -448,6 +460,25 @@ def _load_balancer_pool(raw: Any, node_network: ipaddress.IPv4Network, nodes: tu
     except PoolError as exc:
         raise ConfigError(f"loadBalancerPool: {exc}") from exc
     return str(pool)
+
+
+_FLAG_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _extra_args(raw: Any, name: str) -> dict[str, str]:
+    """An extraArgs mapping as kubeadm takes it: flag names without `--`, string values."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name} must be a mapping of flag names to values, not {raw!r}")
+    out: dict[str, str] = {}
+    for flag, value in raw.items():
+        if not isinstance(flag, str) or not _FLAG_NAME.match(flag):
+            raise ConfigError(f"{name}: {flag!r} is not a flag name (e.g. leader-elect-lease-duration, no --)")
+        if isinstance(value, dict | list) or value is None:
+            raise ConfigError(f"{name}: the value of {flag} must be a string, not {value!r}")
+        out[flag] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -476,4 +507,6 @@ def from_dict(values: dict[str, Any]) -> ClusterConfig:
         service_account_token_max_expiration=values.get("serviceAccountTokenMaxExpiration", ""),
         load_balancer_pool=values.get("loadBalancerPool", ""),
         ingress_controller=bool(values.get("ingressController", True)),
+        controller_manager_extra_args=dict(values.get("controllerManagerExtraArgs") or {}),
+        scheduler_extra_args=dict(values.get("schedulerExtraArgs") or {}),
     )

@@ -100,6 +100,7 @@ def controller_manager_flags(config: ClusterConfig, paths: ClusterPaths) -> list
             "use-service-account-credentials": "true",
             **({"load-balancer-pool": config.load_balancer_pool} if config.load_balancer_pool else {}),
             **_no_serving_when_simulated(config),
+            **config.controller_manager_extra_args,
         }
     )
 
@@ -120,6 +121,7 @@ def scheduler_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
             "kubeconfig": kubeconfig,
             "leader-elect": "true",
             **_no_serving_when_simulated(config),
+            **config.scheduler_extra_args,
         }
     )
 

@@ -163,6 +163,42 @@ def test_service_account_token_test_setting_caps_tokens():
             resolve({"name": "demo", "serviceAccountTokenMaxExpiration": bad})
 
 
+def test_extra_args_reach_the_controller_manager_and_the_scheduler_as_kubeadms():
+    """controllerManagerExtraArgs / schedulerExtraArgs (kubeadm's controllerManager.extraArgs,
+    scheduler.extraArgs): added to the static pod's flags, overriding knet's own; kubeadm-config
+    shows them; anything but a mapping of flag names to plain values is refused."""
+    import pytest
+    import yaml
+
+    from knet.cluster.config import ConfigError, from_dict
+
+    plain = control_plane_manifests(config(), PATHS)
+    assert "--leader-elect=true" in command_of(plain["kube-controller-manager.yaml"])
+    assert not [f for f in command_of(plain["kube-scheduler.yaml"]) if f.startswith("--leader-elect-lease")]
+    tuned, _ = resolve({"name": "demo",
+                        "controllerManagerExtraArgs": {"leader-elect-lease-duration": "6s", "leader-elect": False},
+                        "schedulerExtraArgs": {"leader-elect-retry-period": "1s"}})
+    manifests = control_plane_manifests(tuned, PATHS)
+    kcm = command_of(manifests["kube-controller-manager.yaml"])
+    assert "--leader-elect-lease-duration=6s" in kcm and "--leader-elect=false" in kcm
+    assert "--leader-elect=true" not in kcm
+    names = [f.split("=", 1)[0] for f in kcm[1:]]
+    assert names == sorted(names)  # still sorted by flag name, as kubeadm writes them
+    sched = command_of(manifests["kube-scheduler.yaml"])
+    assert "--leader-elect-retry-period=1s" in sched and "--leader-elect=true" in sched
+    assert not [f for f in command_of(manifests["kube-apiserver.yaml"]) if "leader-elect" in f]
+    shown = yaml.safe_load(addons.kubeadm_config_configmap(tuned, "/etc/kubernetes/pki")["data"]["ClusterConfiguration"])
+    assert shown["controllerManager"] == {"extraArgs": {"leader-elect-lease-duration": "6s", "leader-elect": "false"}}
+    assert shown["scheduler"] == {"extraArgs": {"leader-elect-retry-period": "1s"}}
+    assert from_dict(tuned.to_dict()) == tuned
+    for bad in ({"controllerManagerExtraArgs": ["leader-elect=false"]},
+                {"controllerManagerExtraArgs": {"--leader-elect": "false"}},
+                {"schedulerExtraArgs": {"leader elect": "false"}},
+                {"schedulerExtraArgs": {"leader-elect": {"nested": 1}}}):
+        with pytest.raises(ConfigError):
+            resolve({"name": "demo", **bad})
+
+
 def test_static_pods_see_their_files_through_hostpath_volumes_as_kubeadms():
     """Pods do not see the cluster's directory (a runc container has only its binds): each
     control-plane pod mounts what it reads, at its own path, as kubeadm's mount /etc/kubernetes."""
