@@ -234,15 +234,21 @@ class Proxier:
 
     def _sync_iptables(self, changed: set[NamespacedName] | None) -> int:
         nf = self.netfilter
-        # a partial sync deletes the chains the last sync left out of use (a full sync's whole-table
-        # restore drops them anyway)
-        result = self._ipt.render(self.state(), changed, stale_chains=self._ipt_chains if changed is not None else ())
         try:
             if changed is None:
-                # whole tables (foreign rules kept): see iptables.merge_with_foreign
-                saved = {t: nf.iptables_save(t) for t in ("filter", "nat")}
-                nf.iptables_restore(iptables.merge_with_foreign(saved, result.text), noflush=False)
+                # whole tables, other components' rules kept (iptables.merge_with_foreign), streamed
+                # into iptables-restore as the services are rendered
+                # one iptables-save of every table: iptables-nft dumps the whole ruleset whichever
+                # table is asked for (~3 s each at 10,000 Services)
+                saved = nf.iptables_save("")
+                whole = self._ipt.whole_tables(self.state(), {"filter": saved, "nat": saved})
+                nf.iptables_restore_lines(whole.lines(), noflush=False)
+                assert whole.result is not None
+                result = whole.result
             else:
+                # a partial sync also deletes the chains the last sync left out of use (a full
+                # sync's whole-table restore drops them anyway)
+                result = self._ipt.render(self.state(), changed, stale_chains=self._ipt_chains)
                 nf.iptables_restore(result.text, noflush=True)
         except NetfilterError:
             self._ipt.invalidate()
