@@ -53,7 +53,7 @@ from knet.proxy.model import (
     ServicePortMap,
 )
 from knet.proxy.netfilter import Netfilter, NetfilterError
-from knet.proxy.options import LARGE_CLUSTER_ENDPOINTS_THRESHOLD, RenderOptions
+from knet.proxy.options import RenderOptions
 from knet.proxy.pending import PendingBatch
 
 log = logging.getLogger("knet.proxy")
@@ -213,7 +213,9 @@ class Proxier:
         self.need_full_sync = False
         if full:
             self.last_full_sync = self._clock()
-        self.large_cluster_mode = self.state().total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+        # only the iptables proxier's periodic full sync depends on it; its renderer just computed it
+        if self.mode == "iptables":
+            self.large_cluster_mode = self._ipt.large_cluster
         if self.conntrack is not None:
             # only now: a flow deleted while the old rules still DNAT to a gone endpoint comes back
             for args in plan_cleanup(self.services, batch.services, batch.endpoints):
