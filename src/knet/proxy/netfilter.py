@@ -390,6 +390,8 @@ class FakeNetfilter:
             return chain in table
         if op == "-C":
             return rest in table.get(chain, [])
+        if op == "-L":  # listing a chain: only whether it exists matters here
+            return chain in table
         if op == "-I":
             table.setdefault(chain, []).insert(0, rest)
             return True

@@ -324,6 +324,23 @@ class Proxier:
 
     # -- the other mode's leftovers ------------------------------------------------------------------
 
+    def other_mode_present(self) -> bool:
+        """A cheap look for the other mode's rules (milliseconds at 10,000 Services, where the full
+        cleanup's `nft list table` / `iptables-save` take seconds: both tools read every chain of
+        the ruleset): the nftables table's `services` chain, or iptables' KUBE-SERVICES / canary."""
+        nf = self.netfilter
+        if self.mode == "iptables":
+            for family in ("ip", "ip6"):
+                try:
+                    nf.nft_list("list", "chain", family, nftables.TABLE, "services")
+                    return True
+                except NetfilterError:
+                    pass
+            return False
+        return any(nf.iptables("-t", table, "-L", chain, "-n") for table, chain in (
+            ("nat", iptables.KUBE_SERVICES), ("filter", iptables.KUBE_SERVICES),
+            ("mangle", iptables.KUBE_PROXY_CANARY)))
+
     def cleanup_other_mode(self) -> bool:
         """Remove the other mode's rules; True if there were any."""
         if self.mode == "iptables":
@@ -337,12 +354,11 @@ class Proxier:
         against a predecessor in the other mode). Sets need_full_sync when the rules must be
         rewritten: the iptables canary is gone (someone flushed the tables), or the other mode's
         rules had to be removed (the DNATs they shadowed may be gone too)."""
-        try:
-            found_other = self.cleanup_other_mode()
-        except NetfilterError as exc:
-            log.warning("cleaning up the other mode's rules: %s", exc)
-            found_other = False
-        if found_other:
+        if self.other_mode_present():
+            try:
+                self.cleanup_other_mode()
+            except NetfilterError as exc:
+                log.warning("cleaning up the other mode's rules: %s", exc)
             log.info("removed the other proxy mode's rules; forcing a full sync")
             self.need_full_sync = True
         # upstream polls the first canary table (mangle); `-N` succeeds only if it was missing
