@@ -179,7 +179,8 @@ class Proxier:
             # being replaced by a mode switch) may have written rules after our start-up cleanup,
             # and its stale DNATs would shadow ours.
             try:
-                self.cleanup_other_mode()
+                if self.other_mode_present():
+                    self.cleanup_other_mode()
             except NetfilterError as exc:
                 log.warning("cleaning up the other mode's rules: %s", exc)
         if full:
