@@ -271,12 +271,14 @@ class Proxier:
             self.netfilter.iptables("-t", table, "-N", iptables.KUBE_PROXY_CANARY)
 
     def _nft_existing(self) -> tuple[set[str], set[str]]:
+        """The chains and sets of our table, as the kernel has them (a full sync's starting point).
+        Listed apart, sets without their elements: `nft list table` printed every rule and element
+        (13-21 s at 10,000 Services × 10), `list chains` + `-t list sets` take ~0.85 s."""
         try:
-            listing = self.netfilter.nft_list("list", "table", "ip", nftables.TABLE)
+            chains = _names_in_table(self.netfilter.nft_list("list", "chains", "ip"), "chain")
+            sets = _names_in_table(self.netfilter.nft_list("-t", "list", "sets", "ip"), "set")
         except NetfilterError:
             return set(), set()
-        chains = set(re.findall(r"^\s*chain (\S+) \{", listing, re.M))
-        sets = set(re.findall(r"^\s*set (\S+) \{", listing, re.M))
         return chains, sets
 
     def _sync_nftables(self, changed: set[NamespacedName] | None) -> int:
@@ -425,6 +427,19 @@ class Proxier:
         except TimeoutError:
             return False
         return True
+
+
+def _names_in_table(listing: str, kind: str) -> set[str]:
+    """Names of the `kind` ("chain", "set") objects of table ip kube-proxy in an `nft list` output
+    that may hold other tables of the family too (iptables-nft's, the network policy's)."""
+    out: set[str] = set()
+    inside = False
+    for line in listing.splitlines():
+        if line.startswith("table "):
+            inside = line.split()[1:3] == ["ip", nftables.TABLE]
+        elif inside and (m := re.match(rf"\s+{kind} (\S+) {{", line)):
+            out.add(m.group(1))
+    return out
 
 
 def cleanup_nftables(nf: Netfilter) -> bool:

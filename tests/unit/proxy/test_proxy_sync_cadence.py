@@ -204,3 +204,38 @@ async def test_run_loop_idle_runs_housekeeping_not_syncs_then_syncs_at_the_max_i
         assert p.metrics.sync.n == syncs + 1
     finally:
         task.cancel()
+
+
+def test_nftables_full_sync_listing_keeps_only_our_tables_chains_and_sets() -> None:
+    # `nft list chains ip` / `nft -t list sets ip` as nft 1.0.6 prints them, with iptables-nft's
+    # tables beside ours: their chains must not count as our stale chains
+    from knet.proxy.proxier import _names_in_table
+    chains = """table ip kube-proxy {
+\tchain nat-prerouting {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t}
+\tchain endpoint-NUGP3IYE-ns0/svc00000/tcp/http__10.200.0.0/8080 {
+\t}
+}
+table ip filter {
+\tchain KUBE-FIREWALL {
+\t}
+}
+"""
+    sets = """table ip kube-proxy {
+\tset cluster-ips {
+\t\ttype ipv4_addr
+\t\tcomment "Active ClusterIPs"
+\t}
+\tset affinity-XYZ-ns1/s0/tcp/p80__10.0.0.1/80 {
+\t\ttype ipv4_addr
+\t}
+}
+table ip filter {
+\tset other {
+\t}
+}
+"""
+    assert _names_in_table(chains, "chain") == {"nat-prerouting",
+                                                 "endpoint-NUGP3IYE-ns0/svc00000/tcp/http__10.200.0.0/8080"}
+    assert _names_in_table(sets, "set") == {"cluster-ips", "affinity-XYZ-ns1/s0/tcp/p80__10.0.0.1/80"}
