@@ -21,6 +21,10 @@ class TimedNetfilter(RealNetfilter):
     def iptables_restore(self, text: str, *, noflush: bool = True) -> None:
         self._timed(super().iptables_restore, text, noflush=noflush)
 
+    def iptables_restore_lines(self, lines, *, noflush: bool = True) -> None:  # noqa: ANN001
+        # streamed: the time includes the rendering the tool waits for
+        self._timed(super().iptables_restore_lines, lines, noflush=noflush)
+
     def iptables_save(self, table: str) -> str:
         return self._timed(super().iptables_save, table)
 

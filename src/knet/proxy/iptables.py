@@ -11,7 +11,7 @@ other chains as they are. Per-service fragments are cached so a partial sync cos
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -300,6 +300,11 @@ class Renderer:
         # the chains that changed, and a few changed rules as -D/-I instead of the whole chain
         self._top: dict[tuple[str, str], list[str]] = {}
 
+    @property
+    def large_cluster(self) -> bool:
+        """Large-cluster mode as of the last render (upstream's largeClusterMode)."""
+        return bool(self._large_cluster)
+
     def invalidate(self, services: Iterable[NamespacedName] | None = None) -> None:
         if services is None:
             self._cache.clear()
@@ -314,15 +319,11 @@ class Renderer:
                stale_chains: Iterable[str] = ()) -> RenderResult:
         """changed=None: a full sync (every chain); else only the chains of the changed Services."""
         opts = self.opts
-        large = state.total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
-        if large != self._large_cluster:
-            self._cache.clear()
-            self._large_cluster = large
+        if self._prepare(state):
             changed = None
+        large = bool(self._large_cluster)
         if changed is not None:
             self.invalidate(changed)
-        for spn in [s for s in self._cache if s not in state.services]:
-            del self._cache[spn]
 
         filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
         nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
@@ -347,6 +348,35 @@ class Renderer:
                 nat_chain_lines.extend(f":{c} - [0:0]" for c in frag.nat_chains)
                 nat_rules.extend(frag.nat_rules)
 
+        top = self._top_level(filter_rules, nat_top)
+        decl: dict[str, list[str]] = {"filter": [], "nat": []}
+        body: dict[str, list[str]] = {"filter": [], "nat": []}
+        for (table, chain), rules in top.items():
+            old = self._top.get((table, chain)) if changed is not None else None
+            if old is None:
+                decl[table].append(f":{chain} - [0:0]")
+                body[table].extend(rules)
+            elif old != rules:
+                body[table].extend(_chain_delta(chain, old, rules) or [])
+                if not _chain_delta(chain, old, rules):
+                    decl[table].append(f":{chain} - [0:0]")
+                    body[table].extend(rules)
+        self._top = top
+        # a set difference: the proxier passes the ~110k chains of the last sync at 10,000 Services
+        gone = (stale_chains if isinstance(stale_chains, set | frozenset) else set(stale_chains)) - active
+        stale = sorted(c for c in gone if c.startswith(SERVICE_CHAIN_PREFIXES))
+        lines = ["*filter", *decl["filter"], *body["filter"], "COMMIT", "*nat", *decl["nat"], *nat_chain_lines]
+        lines.extend(f":{c} - [0:0]" for c in stale)
+        lines.extend(body["nat"])
+        lines.extend(nat_rules)
+        lines.extend(f"-X {c}" for c in stale)
+        lines.append("COMMIT")
+        return RenderResult("\n".join(lines) + "\n", active, written, nli, nle)
+
+    def _top_level(self, filter_rules: dict[str, list[str]],
+                   nat_top: dict[str, list[str]]) -> dict[tuple[str, str], list[str]]:
+        """The top-level chains' rules, (table, chain) -> rules, from the services' part of them."""
+        opts = self.opts
         mark = opts.masquerade_mark
         chains_in_filter = list(FILTER_TOP_CHAINS)
         if opts.effective_localhost_node_ports:
@@ -372,29 +402,126 @@ class Renderer:
                 '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
                 "-j MASQUERADE" + (" --random-fully" if opts.random_fully else "")],
         }
-        top = {**{("filter", c): filter_rules[c] for c in chains_in_filter},
-               **{("nat", c): nat_top_all[c] for c in NAT_TOP_CHAINS}}
-        decl: dict[str, list[str]] = {"filter": [], "nat": []}
-        body: dict[str, list[str]] = {"filter": [], "nat": []}
-        for (table, chain), rules in top.items():
-            old = self._top.get((table, chain)) if changed is not None else None
-            if old is None:
-                decl[table].append(f":{chain} - [0:0]")
-                body[table].extend(rules)
-            elif old != rules:
-                body[table].extend(_chain_delta(chain, old, rules) or [])
-                if not _chain_delta(chain, old, rules):
-                    decl[table].append(f":{chain} - [0:0]")
-                    body[table].extend(rules)
-        self._top = top
-        stale = sorted(c for c in stale_chains if c not in active and c.startswith(SERVICE_CHAIN_PREFIXES))
-        lines = ["*filter", *decl["filter"], *body["filter"], "COMMIT", "*nat", *decl["nat"], *nat_chain_lines]
-        lines.extend(f":{c} - [0:0]" for c in stale)
-        lines.extend(body["nat"])
-        lines.extend(nat_rules)
-        lines.extend(f"-X {c}" for c in stale)
-        lines.append("COMMIT")
-        return RenderResult("\n".join(lines) + "\n", active, written, nli, nle)
+        return {**{("filter", c): filter_rules[c] for c in chains_in_filter},
+                **{("nat", c): nat_top_all[c] for c in NAT_TOP_CHAINS}}
+
+    def _prepare(self, state: ProxyState) -> bool:
+        """Large-cluster mode for this state (its change drops the cache); drops deleted services."""
+        large = state.total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+        changed_mode = large != self._large_cluster
+        if changed_mode:
+            self._cache.clear()
+            self._large_cluster = large
+        for spn in [s for s in self._cache if s not in state.services]:
+            del self._cache[spn]
+        return changed_mode
+
+    def whole_tables(self, state: ProxyState, saved: dict[str, str]) -> WholeTables:
+        """A full sync's input for a restore without --noflush (see merge_with_foreign: the same
+        lines, other components' chains and rules kept), produced as it is consumed."""
+        return WholeTables(self, state, saved)
+
+
+class WholeTables:
+    """A full sync's restore input (no --noflush), line by line: `lines()` renders the services as
+    iptables-restore reads them, so the tool parses while Python renders; `result` is set once
+    the lines are exhausted. The same lines as merge_with_foreign(saved, render(state).text), in
+    another order: *nat first, each Service's chains declared right before their rules (iptables
+    1.8's nft backend finds a chain by name in a 512-bucket hash whose newest entry comes first:
+    with all 110k chains declared up front, each rule's lookup walked ~200 names), the top-level
+    chains' rules last, then *filter, whose rules come from every Service."""
+
+    def __init__(self, renderer: Renderer, state: ProxyState, saved: dict[str, str]) -> None:
+        self.renderer = renderer
+        self.state = state
+        self.saved = saved
+        self.result: RenderResult | None = None
+
+    def lines(self) -> Iterator[str]:
+        r, state, opts = self.renderer, self.state, self.renderer.opts
+        r._prepare(state)
+        large = bool(r._large_cluster)
+        own_filter = [*FILTER_TOP_CHAINS, *([KUBE_FIREWALL] if opts.effective_localhost_node_ports else [])]
+        foreign = {t: _foreign_part(t, self.saved.get(t, ""), set(own))
+                   for t, own in (("nat", NAT_TOP_CHAINS), ("filter", own_filter))}
+        yield from _table_head("nat", foreign["nat"], NAT_TOP_CHAINS)
+        filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
+        nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
+        active: set[str] = set()
+        nli = nle = 0
+        for spn in sorted(state.services):
+            frag = r._cache.get(spn)
+            if frag is None:
+                frag = render_service(state.services[spn], state.endpoints.get(spn, []), opts, large)
+                r._cache[spn] = frag
+            for chain, rules in frag.filter_rules.items():
+                filter_rules[chain].extend(rules)
+            for chain, rules in frag.nat_top_rules.items():
+                nat_top[chain].extend(rules)
+            active.update(frag.nat_chains)
+            nli += frag.no_local_internal
+            nle += frag.no_local_external
+            for c in frag.nat_chains:
+                yield f":{c} - [0:0]"
+            yield from frag.nat_rules
+        top = r._top_level(filter_rules, nat_top)
+        r._top = top
+        for (table, _), rules in top.items():
+            if table == "nat":
+                yield from rules
+        yield "COMMIT"
+        yield from _table_head("filter", foreign["filter"], own_filter)
+        for (table, _), rules in top.items():
+            if table == "filter":
+                yield from rules
+        yield "COMMIT"
+        self.result = RenderResult("", active, len(state.services), nli, nle)
+
+
+def _table_head(table: str, foreign: tuple[list[str], list[str], list[str]], own: Iterable[str]) -> Iterator[str]:
+    """A whole-table restore's start: built-in chains, the other components' chains, our top-level
+    chains, the jump targets nobody declared, then the other components' rules with our jumps."""
+    builtin, foreign_chains, foreign_rules = foreign
+    yield f"*{table}"
+    yield from builtin
+    yield from foreign_chains
+    declared = {c.split()[0][1:] for c in foreign_chains} | set(own)
+    for chain in own:
+        yield f":{chain} - [0:0]"
+    for jump in JUMP_RULES:  # a jump's target must exist (KUBE-FIREWALL may not be rendered)
+        if jump.table == table and jump.chain not in declared:
+            yield f":{jump.chain} - [0:0]"
+            declared.add(jump.chain)
+    yield from foreign_rules
+
+
+# our own per-service chains and rules, and the rules of the top-level chains we own in both tables,
+# in a saved table: skipped before parsing (a full sync over 10,000 Services reads 434k of them back)
+_OWN_SAVED_LINES = (tuple(f"-A {p}" for p in SERVICE_CHAIN_PREFIXES) + tuple(f":{p}" for p in SERVICE_CHAIN_PREFIXES)
+                    + (f"-A {KUBE_SERVICES} ", f"-A {KUBE_NODEPORTS} "))
+
+
+def _foreign_part(table: str, saved: str, own: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """From `iptables-save -t table`: the built-in chains' declarations (policy kept), the other
+    components' chains, and their rules with the missing JUMP_RULES prepended (_with_jumps)."""
+    text = "\n".join(line for line in saved.splitlines() if not line.startswith(_OWN_SAVED_LINES))
+    builtin: dict[str, str] = {}
+    foreign_chains: list[str] = []
+    foreign_rules: list[str] = []
+    for t in restore.parse(text, strict=False):
+        if t.name != table:
+            continue
+        for e in t.entries:
+            if e.op == ":":
+                if e.rest != "-":
+                    builtin[e.chain] = f":{e.chain} {e.rest} [0:0]"
+                elif not _owned(table, e.chain, own):
+                    foreign_chains.append(f":{e.chain} - [0:0]")
+            elif e.op == "-A" and not _owned(table, e.chain, own):
+                foreign_rules.append(e.line)
+    for name in BUILTIN_CHAINS[table]:
+        builtin.setdefault(name, f":{name} ACCEPT [0:0]")
+    return list(builtin.values()), foreign_chains, _with_jumps(table, foreign_rules)
 
 
 # Rules in these chains match disjoint traffic (one destination each), so their order does not matter

@@ -13,8 +13,9 @@ import logging
 import re
 import shlex
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +32,9 @@ class NetfilterError(Exception):
 
 class Netfilter(Protocol):
     def iptables_restore(self, text: str, *, noflush: bool = True) -> None: ...
-    def iptables_save(self, table: str) -> str: ...
+    # the same, fed line by line as `lines` produces them (the tool parses while they are made)
+    def iptables_restore_lines(self, lines: Iterable[str], *, noflush: bool = True) -> None: ...
+    def iptables_save(self, table: str) -> str: ...  # "": every table
     def iptables(self, *args: str) -> bool: ...  # one iptables command; True if it succeeded
     def nft(self, script: str) -> None: ...  # `nft -f -`, atomic
     def nft_list(self, *what: str) -> str: ...  # `nft list ...`
@@ -59,8 +62,35 @@ class RealNetfilter:
         if p.returncode != 0:
             raise NetfilterError(f"iptables-restore failed: {p.stderr.strip()}")
 
+    def iptables_restore_lines(self, lines: Iterable[str], *, noflush: bool = True) -> None:
+        argv = ["iptables-restore", "-w", "5"] + (["--noflush"] if noflush else [])
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(self._argv(*argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=err)
+            assert proc.stdin is not None
+            try:
+                chunk: list[str] = []
+                for line in lines:
+                    chunk.append(line)
+                    if len(chunk) >= 2048:  # ~200 KB: a few pipe-fulls per write
+                        chunk.append("")
+                        proc.stdin.write("\n".join(chunk).encode())
+                        chunk = []
+                chunk.append("")
+                proc.stdin.write("\n".join(chunk).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the tool stopped reading (a bad line): its exit status and stderr say why
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            if proc.wait() != 0:
+                err.seek(0)
+                raise NetfilterError(f"iptables-restore failed: {err.read().decode(errors='replace').strip()}")
+
     def iptables_save(self, table: str) -> str:
-        p = _run(self._argv("iptables-save", "-t", table))
+        p = _run(self._argv("iptables-save", *(["-t", table] if table else [])))
         if p.returncode != 0:
             raise NetfilterError(f"iptables-save failed: {p.stderr.strip()}")
         return p.stdout
@@ -328,7 +358,12 @@ class FakeNetfilter:
         self._maybe_fail()
         self.ipt.restore(text, noflush)
 
+    def iptables_restore_lines(self, lines: Iterable[str], *, noflush: bool = True) -> None:
+        self.iptables_restore("\n".join(lines) + "\n", noflush=noflush)
+
     def iptables_save(self, table: str) -> str:
+        if not table:  # every table, as `iptables-save` prints them
+            return "".join(self.ipt.save(t) for t in self.ipt.tables)
         return self.ipt.save(table)
 
     def iptables(self, *args: str) -> bool:
@@ -355,6 +390,8 @@ class FakeNetfilter:
             return chain in table
         if op == "-C":
             return rest in table.get(chain, [])
+        if op == "-L":  # listing a chain: only whether it exists matters here
+            return chain in table
         if op == "-I":
             table.setdefault(chain, []).insert(0, rest)
             return True

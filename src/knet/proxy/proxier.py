@@ -1,12 +1,26 @@
 """The proxier: applies the model to the kernel, one sync at a time (upstream's syncProxyRules).
 
 A sync drains the change trackers into the service/endpoint maps, renders (only the changed
-Services' chains on a partial sync; everything on a full sync, which also happens every syncPeriod
-and after any failure) and applies atomically (iptables-restore --noflush, or one `nft -f`
-transaction). Syncs are rate limited by minSyncPeriod (upstream's BoundedFrequencyRunner, burst 2).
+Services' chains on a partial sync; everything on a full sync) and applies atomically
+(iptables-restore --noflush, or one `nft -f` transaction). Syncs are rate limited by
+minSyncPeriod (upstream's BoundedFrequencyRunner, burst 2).
+
+The cadence is upstream's (pkg/proxy/{iptables,nftables}/proxier.go, pkg/proxy/runner): a sync
+runs when something changed, and at least once per FULL_SYNC_PERIOD (proxyutil.FullSyncPeriod,
+an hour: the runner's maxInterval). A sync is full at start, after a failure, when the iptables
+canary went missing, or when the last full sync is more than FULL_SYNC_PERIOD ago; in iptables
+mode not the last of these in large-cluster mode (kubernetes#138571: at 10,000 Services a full
+sync costs seconds, and the canary check covers a flushed table). Every other sync is partial.
+syncPeriod only paces the housekeeping between syncs (upstream's iptables Monitor): the canary
+check in iptables mode and, in both modes, removing what a predecessor in the other mode wrote.
+
 A failed apply leaves the previous ruleset in place (both tools are all-or-nothing), is counted,
 and is retried as a full sync after minSyncPeriod; what the failed sync drained (its conntrack
 cleanup above all) waits in a PendingBatch and is acted on once the retry has succeeded.
+
+iptables: a partial sync also deletes the per-service chains that went out of use (upstream does
+the same from an iptables-save; knet knows which chains it wrote), so with full syncs an hour
+apart deleted Services leave no chains behind.
 
 nftables: a per-service chain that goes out of use is flushed in the sync that drops the map
 elements and rules pointing at it, and deleted by a transaction of its own at the start of a sync
@@ -51,6 +65,7 @@ IPTABLES_OWN_CHAINS = {
 }
 CANARY_TABLES = ("mangle", "nat", "filter")
 STALE_CHAIN_DELAY = 1.0  # seconds between flushing a stale nftables chain and deleting it (upstream's)
+FULL_SYNC_PERIOD = 3600.0  # upstream proxyutil.FullSyncPeriod: full syncs at most this far apart
 
 
 @dataclass
@@ -65,7 +80,8 @@ class SyncOutcome:
 class Proxier:
     def __init__(self, mode: str, opts: RenderOptions, netfilter: Netfilter, *, hostname: str,
                  sync_period: float = 30.0, min_sync_period: float = 1.0, metrics: Metrics | None = None,
-                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic,
+                 full_sync_period: float = FULL_SYNC_PERIOD) -> None:
         if mode not in ("iptables", "nftables"):
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
@@ -73,6 +89,7 @@ class Proxier:
         self.netfilter = netfilter
         self.sync_period = sync_period
         self.min_sync_period = min_sync_period
+        self.full_sync_period = full_sync_period
         self.metrics = metrics or Metrics()
         self.conntrack = conntrack
         self.services = ServicePortMap()
@@ -82,6 +99,8 @@ class Proxier:
         self.services_synced = False
         self.endpoints_synced = False
         self.need_full_sync = True
+        self.last_full_sync: float | None = None  # clock() of the last successful full sync
+        self.large_cluster_mode = False  # as of the last sync (upstream's largeClusterMode)
         self.last_sync_ok = 0.0  # time.time() of the last successful sync
         self.queued_since = 0.0  # time.time() of the oldest change not yet programmed (0: none)
         self._ipt = iptables.Renderer(opts)
@@ -91,6 +110,7 @@ class Proxier:
         self._nft_stale: dict[str, float] = {}  # flushed, out-of-use chain -> when it went stale
         self._nft_sets: set[str] = set()
         self._nft_elements: dict[nftables.Element, str] = {}
+        self._ipt_chains: set[str] = set()  # per-service nat chains the kernel has (iptables mode)
         self._pending = PendingBatch()  # drained by a sync that failed: for the next one
         self._wake = asyncio.Event()
         # handlers run on the event loop, sync() in a worker thread: the trackers are shared
@@ -129,9 +149,19 @@ class Proxier:
 
     # -- one sync ---------------------------------------------------------------------------------------
 
+    def full_sync_due(self, now: float | None = None) -> bool:
+        """Whether the next sync is a full one (upstream syncProxyRules' doFullSync)."""
+        if self.need_full_sync or self.last_full_sync is None:
+            return True
+        now = self._clock() if now is None else now
+        if now - self.last_full_sync <= self.full_sync_period:
+            return False
+        # kubernetes#138571: the iptables proxier skips the periodic full sync in large-cluster mode
+        return not (self.mode == "iptables" and self.large_cluster_mode)
+
     def sync(self) -> SyncOutcome:
         start = time.monotonic()
-        full = self.need_full_sync
+        full = self.full_sync_due()
         with self._lock:
             changed = self.service_changes.pending() | self.endpoint_changes.pending()
             self.metrics.set("kubeproxy_sync_proxy_rules_service_changes_pending", len(self.service_changes.items))
@@ -149,7 +179,8 @@ class Proxier:
             # being replaced by a mode switch) may have written rules after our start-up cleanup,
             # and its stale DNATs would shadow ours.
             try:
-                self.cleanup_other_mode()
+                if self.other_mode_present():
+                    self.cleanup_other_mode()
             except NetfilterError as exc:
                 log.warning("cleaning up the other mode's rules: %s", exc)
         if full:
@@ -181,6 +212,11 @@ class Proxier:
             self._pending = batch  # run() retries after a crash too
             raise
         self.need_full_sync = False
+        if full:
+            self.last_full_sync = self._clock()
+        # only the iptables proxier's periodic full sync depends on it; its renderer just computed it
+        if self.mode == "iptables":
+            self.large_cluster_mode = self._ipt.large_cluster
         if self.conntrack is not None:
             # only now: a flow deleted while the old rules still DNAT to a gone endpoint comes back
             for args in plan_cleanup(self.services, batch.services, batch.endpoints):
@@ -201,17 +237,26 @@ class Proxier:
 
     def _sync_iptables(self, changed: set[NamespacedName] | None) -> int:
         nf = self.netfilter
-        result = self._ipt.render(self.state(), changed)
         try:
             if changed is None:
-                # whole tables (foreign rules kept): see iptables.merge_with_foreign
-                saved = {t: nf.iptables_save(t) for t in ("filter", "nat")}
-                nf.iptables_restore(iptables.merge_with_foreign(saved, result.text), noflush=False)
+                # whole tables, other components' rules kept (iptables.merge_with_foreign), streamed
+                # into iptables-restore as the services are rendered
+                # one iptables-save of every table: iptables-nft dumps the whole ruleset whichever
+                # table is asked for (~3 s each at 10,000 Services)
+                saved = nf.iptables_save("")
+                whole = self._ipt.whole_tables(self.state(), {"filter": saved, "nat": saved})
+                nf.iptables_restore_lines(whole.lines(), noflush=False)
+                assert whole.result is not None
+                result = whole.result
             else:
+                # a partial sync also deletes the chains the last sync left out of use (a full
+                # sync's whole-table restore drops them anyway)
+                result = self._ipt.render(self.state(), changed, stale_chains=self._ipt_chains)
                 nf.iptables_restore(result.text, noflush=True)
         except NetfilterError:
             self._ipt.invalidate()
             raise
+        self._ipt_chains = result.nat_chains
         if changed is None:
             # the restore wrote the jumps (iptables.merge_with_foreign); only the canaries are left
             self._ensure_canaries()
@@ -226,12 +271,14 @@ class Proxier:
             self.netfilter.iptables("-t", table, "-N", iptables.KUBE_PROXY_CANARY)
 
     def _nft_existing(self) -> tuple[set[str], set[str]]:
+        """The chains and sets of our table, as the kernel has them (a full sync's starting point).
+        Listed apart, sets without their elements: `nft list table` printed every rule and element
+        (13-21 s at 10,000 Services × 10), `list chains` + `-t list sets` take ~0.85 s."""
         try:
-            listing = self.netfilter.nft_list("list", "table", "ip", nftables.TABLE)
+            chains = _names_in_table(self.netfilter.nft_list("list", "chains", "ip"), "chain")
+            sets = _names_in_table(self.netfilter.nft_list("-t", "list", "sets", "ip"), "set")
         except NetfilterError:
             return set(), set()
-        chains = set(re.findall(r"^\s*chain (\S+) \{", listing, re.M))
-        sets = set(re.findall(r"^\s*set (\S+) \{", listing, re.M))
         return chains, sets
 
     def _sync_nftables(self, changed: set[NamespacedName] | None) -> int:
@@ -280,17 +327,55 @@ class Proxier:
 
     # -- the other mode's leftovers ------------------------------------------------------------------
 
-    def cleanup_other_mode(self) -> None:
+    def other_mode_present(self) -> bool:
+        """A cheap look for the other mode's rules (milliseconds at 10,000 Services, where the full
+        cleanup's `nft list table` / `iptables-save` take seconds: both tools read every chain of
+        the ruleset): the nftables table's `services` chain, or iptables' KUBE-SERVICES / canary."""
+        nf = self.netfilter
         if self.mode == "iptables":
-            cleanup_nftables(self.netfilter)
-        else:
-            cleanup_iptables(self.netfilter)
+            for family in ("ip", "ip6"):
+                try:
+                    nf.nft_list("list", "chain", family, nftables.TABLE, "services")
+                    return True
+                except NetfilterError:
+                    pass
+            return False
+        return any(nf.iptables("-t", table, "-L", chain, "-n") for table, chain in (
+            ("nat", iptables.KUBE_SERVICES), ("filter", iptables.KUBE_SERVICES),
+            ("mangle", iptables.KUBE_PROXY_CANARY)))
+
+    def cleanup_other_mode(self) -> bool:
+        """Remove the other mode's rules; True if there were any."""
+        if self.mode == "iptables":
+            return cleanup_nftables(self.netfilter)
+        return cleanup_iptables(self.netfilter)
 
     # -- the loop -------------------------------------------------------------------------------------------
 
+    def housekeeping(self) -> None:
+        """What runs every syncPeriod between syncs (upstream's iptables Monitor, and knet's guard
+        against a predecessor in the other mode). Sets need_full_sync when the rules must be
+        rewritten: the iptables canary is gone (someone flushed the tables), or the other mode's
+        rules had to be removed (the DNATs they shadowed may be gone too)."""
+        if self.other_mode_present():
+            try:
+                self.cleanup_other_mode()
+            except NetfilterError as exc:
+                log.warning("cleaning up the other mode's rules: %s", exc)
+            log.info("removed the other proxy mode's rules; forcing a full sync")
+            self.need_full_sync = True
+        # upstream polls the first canary table (mangle); `-N` succeeds only if it was missing
+        if self.mode == "iptables" and self.last_sync_ok and \
+                self.netfilter.iptables("-t", CANARY_TABLES[0], "-N", iptables.KUBE_PROXY_CANARY):
+            log.info("iptables canary %s/%s was deleted; forcing a full sync", CANARY_TABLES[0],
+                     iptables.KUBE_PROXY_CANARY)
+            self.need_full_sync = True
+
     async def run(self) -> None:
-        """Sync when something changed (at most 2 syncs per minSyncPeriod), and fully every syncPeriod."""
-        last_full = time.monotonic()
+        """Sync when something changed (at most 2 syncs per minSyncPeriod) and at least once per
+        FULL_SYNC_PERIOD; run housekeeping() every syncPeriod in between."""
+        loop = asyncio.get_running_loop()
+        last_housekeeping = time.monotonic()
         while True:
             if not self.initialized:
                 self._wake.clear()
@@ -301,50 +386,83 @@ class Proxier:
             if len(self._sync_times) >= 2:
                 await asyncio.sleep(self.min_sync_period - (now - self._sync_times[0]))
                 continue
-            if now - last_full >= self.sync_period:
-                self.need_full_sync = True
             self._wake.clear()
-            full = self.need_full_sync
+            full = self.full_sync_due()
             try:
-                outcome = await asyncio.get_running_loop().run_in_executor(None, self.sync)
+                outcome = await loop.run_in_executor(None, self.sync)
             except Exception as exc:  # noqa: BLE001 -- a bug in one sync must not stop the proxy
                 log.exception("sync crashed; retrying as a full sync")
                 self.need_full_sync = True
                 self._ipt.invalidate()
                 self._nft.invalidate()
                 outcome = SyncOutcome(full, False, 0.0, 0, repr(exc))
-            self._sync_times.append(time.monotonic())
-            if outcome.ok and full:
-                last_full = time.monotonic()
+            last_sync = time.monotonic()
+            self._sync_times.append(last_sync)
             if not outcome.ok:
                 await asyncio.sleep(self.min_sync_period or 1.0)
                 continue
-            await self._wait(max(0.0, self.sync_period - (time.monotonic() - last_full)))
+            # wait for a change, the runner's maxInterval, or housekeeping asking for a full sync
+            while True:
+                now = time.monotonic()
+                next_housekeeping = last_housekeeping + self.sync_period
+                next_sync = last_sync + self.full_sync_period
+                if now >= next_sync:
+                    break
+                if now >= next_housekeeping:
+                    last_housekeeping = now
+                    try:
+                        await loop.run_in_executor(None, self.housekeeping)
+                    except Exception:  # noqa: BLE001 -- housekeeping must not stop the proxy
+                        log.exception("proxier housekeeping failed")
+                    if self.need_full_sync:
+                        break
+                    continue
+                if await self._wait(min(next_sync, next_housekeeping) - now):
+                    break
 
-    async def _wait(self, timeout: float) -> None:
+    async def _wait(self, timeout: float) -> bool:
+        """Wait for a change up to `timeout` seconds; True if one came."""
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
         except TimeoutError:
-            pass
+            return False
+        return True
 
 
-def cleanup_nftables(nf: Netfilter) -> None:
+def _names_in_table(listing: str, kind: str) -> set[str]:
+    """Names of the `kind` ("chain", "set") objects of table ip kube-proxy in an `nft list` output
+    that may hold other tables of the family too (iptables-nft's, the network policy's)."""
+    out: set[str] = set()
+    inside = False
+    for line in listing.splitlines():
+        if line.startswith("table "):
+            inside = line.split()[1:3] == ["ip", nftables.TABLE]
+        elif inside and (m := re.match(rf"\s+{kind} (\S+) {{", line)):
+            out.add(m.group(1))
+    return out
+
+
+def cleanup_nftables(nf: Netfilter) -> bool:
+    found = False
     for family in ("ip", "ip6"):
         try:
             nf.nft_list("list", "table", family, nftables.TABLE)
         except NetfilterError:
             continue
         nf.nft(f"delete table {family} {nftables.TABLE}\n")
+        found = True
+    return found
 
 
-def cleanup_iptables(nf: Netfilter) -> None:
+def cleanup_iptables(nf: Netfilter) -> bool:
     """Remove the iptables mode's jump rules and chains (upstream CleanupLeftovers); KUBE-FIREWALL is
-    the kubelet's and stays."""
+    the kubelet's and stays. True if there was anything to remove."""
+    found = False
     for jump in iptables.JUMP_RULES:
         if jump.chain == iptables.KUBE_FIREWALL:
             continue
         while nf.iptables("-t", jump.table, "-D", jump.source, *jump.args()):
-            pass
+            found = True
     lines: list[str] = []
     for table in ("filter", "nat", "mangle"):
         try:
@@ -362,3 +480,4 @@ def cleanup_iptables(nf: Netfilter) -> None:
         lines.append("COMMIT")
     if lines:
         nf.iptables_restore("\n".join(lines) + "\n", noflush=True)
+    return found or bool(lines)

@@ -78,8 +78,9 @@ def test_iptables_deleted_service_chains_are_removed_on_full_sync() -> None:
     assert any(c.startswith("KUBE-SEP-") for c in nat_chains(nf))
     p.on_service(svc, None)
     p.on_endpoint_slice(endpoint_slice("s0", [ep("10.244.1.10")]), None)
-    p.sync()  # partial: the chains are unreferenced now
+    p.sync()  # partial: it deletes the chains it took out of use
     assert not any("10.96.0.10" in r for r in nf.ipt.tables["nat"]["KUBE-SERVICES"])
+    assert not any(c.startswith(("KUBE-SEP-", "KUBE-SVC-")) for c in nat_chains(nf))
     p.need_full_sync = True
     p.sync()
     assert not any(c.startswith(("KUBE-SEP-", "KUBE-SVC-")) for c in nat_chains(nf))
@@ -240,7 +241,7 @@ async def test_run_loop_syncs_on_changes_and_rate_limits() -> None:
 
 
 def test_nftables_repeated_full_syncs_keep_the_fixed_chains() -> None:
-    # Every syncPeriod is a full sync against what the kernel has; fixed chains such as
+    # Every full sync (at start, after a failure, hourly) works from what the kernel has; fixed chains such as
     # firewall-check and service-endpoints-check share the per-service prefixes but are no service's,
     # and deleting them fails (they are in use), which used to fail every full sync after the first.
     now = [0.0]
