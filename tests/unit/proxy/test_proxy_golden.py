@@ -58,6 +58,9 @@ NFTABLES_CASES = [
                  id="external-ip-cluster-policy"),
     pytest.param("localhost_nodeports_no_detector.yaml", "nftables_nodeports_all_addresses.golden",
                  RenderOptions(node_name=NODE, node_ip="192.168.0.2"), id="nodeports-on-all-addresses"),
+    # the newest upstream shape, for kubernetesVersion v1.37 (knet.proxy.nftables.Shape)
+    pytest.param("overall.yaml", "nftables_overall_v1.37.golden",
+                 RenderOptions(**{**NFT_OPTS.__dict__, "kubernetes_version": "v1.37.0"}), id="overall-v1.37"),
 ]
 
 
