@@ -178,12 +178,13 @@ print(" ".join(f"{x:.6f}" for x in out))
 """
 
 
-def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
+def bench_latency(mode: str, present: int, shape: str = "", connects: int = 200) -> dict:
     import proxy_netns_topology as topo_mod
     topo = topo_mod.Topology()
     topo.build()
     try:
-        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
+        p = Proxier(mode, replace(OPTS, kubernetes_version=shape),
+                    RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objects(present - 1, endpoints=2))
         target = {"kind": "Service", "metadata": {"namespace": "zz", "name": "web"},
@@ -193,7 +194,8 @@ def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
         out = topo_mod.in_ns(topo_mod.CLIENT_NS, sys.executable, "-c", LATENCY_CLIENT, "10.111.0.1", "80",
                              str(connects))
         samples = sorted(float(x) for x in out.split())
-        return {"mode": mode, "services_present": present, "connects": connects,
+        return {"mode": mode, **({"shape": shape} if mode == "nftables" else {}),
+                "services_present": present, "connects": connects,
                 "connect_median_ms": round(statistics.median(samples) * 1e3, 3),
                 "connect_p99_ms": round(samples[int(len(samples) * 0.99) - 1] * 1e3, 3)}
     finally:
@@ -223,10 +225,11 @@ def main() -> None:
                     rows.append(row)
     if os.geteuid() == 0:
         for mode in args.modes.split(","):
-            for n in (int(x) for x in args.latency_services.split(",") if x):
-                r = bench_latency(mode, n)
-                print(json.dumps(r), flush=True)
-                lat.append(r)
+            for shape in (args.nft_shapes.split(",") if mode == "nftables" else [""]):
+                for n in (int(x) for x in args.latency_services.split(",") if x):
+                    r = bench_latency(mode, n, shape)
+                    print(json.dumps(r), flush=True)
+                    lat.append(r)
     if args.json:
         Path(args.json).write_text(json.dumps({"sync": rows, "latency": lat}, indent=2))
 
