@@ -424,8 +424,12 @@ class _Aggregate:
         self.elements: dict[Element, str] = dict(nodeport_ip_elements(opts))
         self._shared: dict[Element, int] = {}  # holders of keys held more than once
         self.no_local_internal = self.no_local_external = 0
+        # (namespace, name) -> its cached ports: a partial sync finds a changed Service's old
+        # ports without scanning every key (perf: that scan was ~20 % of a one-Service sync)
+        self.ports: dict[tuple[str, str], set[ServicePortName]] = {}
 
-    def add(self, o: ServiceObjects) -> None:
+    def add(self, spn: ServicePortName, o: ServiceObjects) -> None:
+        self.ports.setdefault((spn[0], spn[1]), set()).add(spn)
         self.chains.update(o.chains)
         self.sets.update(o.sets)
         elements, shared = self.elements, self._shared
@@ -437,7 +441,11 @@ class _Aggregate:
         self.no_local_internal += o.no_local_internal
         self.no_local_external += o.no_local_external
 
-    def remove(self, o: ServiceObjects) -> None:
+    def remove(self, spn: ServicePortName, o: ServiceObjects) -> None:
+        ports = self.ports[(spn[0], spn[1])]
+        ports.discard(spn)
+        if not ports:
+            del self.ports[(spn[0], spn[1])]
         self.chains.difference_update(o.chains)  # names hold the service port: never shared
         self.sets.difference_update(o.sets)
         elements, shared = self.elements, self._shared
@@ -530,8 +538,8 @@ class Renderer:
         try:
             script = self._sync(state, changed, existing_chains, existing_sets, existing_elements, stale_chains)
             agg = _Aggregate(self.opts)
-            for o in self._cache.values():
-                agg.add(o)
+            for spn, o in self._cache.items():
+                agg.add(spn, o)
         finally:
             if gc_was_on:
                 gc.enable()
@@ -541,8 +549,14 @@ class Renderer:
 
     def _partial(self, state: ProxyState, changed: set[NamespacedName], agg: _Aggregate,
                  stale_chains: Iterable[str]) -> SyncScript:
-        spns = {s for s in self._cache if (s[0], s[1]) in changed}
-        spns.update(s for s in state.services if (s[0], s[1]) in changed)
+        spns: set[ServicePortName] = set()
+        for name in changed:
+            spns.update(agg.ports.get((name[0], name[1]), ()))
+        if len(changed) == 1:  # the usual case: compare strings, build no tuple per key
+            ns, svc_name = next(iter(changed))
+            spns.update(s for s in state.services if s[1] == svc_name and s[0] == ns)
+        else:
+            spns.update(s for s in state.services if (s[0], s[1]) in changed)
         touched: dict[Element, str | None] = {}  # element -> its value before (None: absent)
         old_chains: set[str] = set()
         old_sets: set[str] = set()
@@ -557,7 +571,7 @@ class Renderer:
                     touched.setdefault(e, agg.elements.get(e))
                 old_chains.update(old.chains)
                 old_sets.update(old.sets)
-                agg.remove(old)
+                agg.remove(spn, old)
             svc = state.services.get(spn)
             if svc is None:
                 continue
@@ -565,7 +579,7 @@ class Renderer:
             self._cache[spn] = o
             for e in o.elements:
                 touched.setdefault(e, agg.elements.get(e))
-            agg.add(o)
+            agg.add(spn, o)
             written += 1
             _service_lines(o, leaf_lines, service_lines, external_lines)
         lines = [TABLE_LINE, *leaf_lines, *service_lines, *external_lines]
