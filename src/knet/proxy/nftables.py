@@ -641,17 +641,23 @@ class Renderer:
                 transactions.extend(_join(chunk) for chunk in _chunks(part, self.chunk_lines))
             # existing_chains is the kernel's own listing: every stale chain in it is there to flush
             stale = {c for c in set(existing_chains).difference(chains) if is_service_chain_name(c)}
+            squashed = shape_of(self.opts).squashed
+            if squashed and MARK_MASQ in existing_chains:
+                # left by an older kube-proxy (v1.35-): goes with the stale chains that jump to it
+                stale.add(MARK_MASQ)
             # every transaction that ends a sync starts with the table, as upstream's (knftables
             # tx.Add(Table)): besides making sure it exists, that makes nft read its cache for
             # every kind of object, so the next partial sync finds that cache complete (libnft.py)
             final = [TABLE_LINE]
             final += [f"flush set {P} {s}" for s in (CLUSTER_IPS, NODEPORT_IPS)]
-            if shape_of(self.opts).squashed:
+            if squashed:
                 final.append(f"flush set {P} {HAIRPIN}")
             final += [f"flush map {P} {m}" for m in MAP_NAMES]
             final += element_lines_batched(elements)
             final += [f"flush chain {P} {c}" for c in sorted(stale)]
             final += [f"delete set {P} {s}" for s in sorted(set(existing_sets) - sets) if s.startswith("affinity-")]
+            if not squashed and HAIRPIN in existing_sets:
+                final.append(f"delete set {P} {HAIRPIN}")  # left by a newer one (v1.36+); `masquerading` is rewritten
             transactions.append(_join(final))
         else:
             old = existing_elements or {}

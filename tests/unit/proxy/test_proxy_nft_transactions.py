@@ -103,3 +103,40 @@ def test_partial_syncs_leave_what_a_full_sync_writes(version: str) -> None:
             (q.on_service if k == "Service" else q.on_endpoint_slice)(None, o)
         assert q.sync().ok
         assert _kernel(nf) == _kernel(fresh), f"after {kind} {name}"
+
+
+def test_a_kube_proxy_of_another_version_takes_over_the_table() -> None:
+    """kubernetesVersion changes (an upgrade or a rollback replaces kube-proxy): the new one's
+    full sync takes over the old one's table, and what only the old shape had goes: v1.29's
+    endpoint chains and mark-for-masquerade chain (a second later, with the stale chains), v1.37's
+    hairpin-connections set."""
+    now = [0.0]
+    nf = FakeNetfilter()
+    objs = [service("a", "10.96.0.10"), endpoint_slice("a", [ep("10.244.1.1", "node01"), ep("10.244.2.1")]),
+            service("b", "10.96.0.11"), endpoint_slice("b", [ep("10.244.1.2", "node01")])]
+
+    def kube_proxy(version: str) -> Proxier:
+        p = Proxier("nftables", RenderOptions(**{**OPTS.__dict__, "kubernetes_version": version}), nf,
+                    hostname="node01", clock=lambda: now[0])
+        p.services_synced = p.endpoints_synced = True
+        for o in objs:
+            (p.on_service if o["kind"] == "Service" else p.on_endpoint_slice)(None, o)
+        assert p.sync().ok
+        return p
+
+    def table() -> tuple[set[str], set[str]]:
+        t = nf.nf.tables["ip kube-proxy"]
+        return set(t.chains), set(t.sets)
+
+    kube_proxy("")
+    assert "mark-for-masquerade" in table()[0] and any(c.startswith("endpoint-") for c in table()[0])
+    new = kube_proxy("v1.37.0")
+    now[0] += 1.5
+    new.on_service(None, service("c", "10.96.0.12"))
+    assert new.sync().ok  # a partial sync deletes the chains stale for a second
+    chains, sets = table()
+    assert "mark-for-masquerade" not in chains and not any(c.startswith("endpoint-") for c in chains)
+    assert "hairpin-connections" in sets
+    kube_proxy("v1.29.0")
+    chains, sets = table()
+    assert "hairpin-connections" not in sets and "mark-for-masquerade" in chains
