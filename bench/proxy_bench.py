@@ -1,14 +1,20 @@
 """kube-proxy benchmark, both modes (needs root for the apply and latency parts):
 
-  python bench/proxy_bench.py [--sizes 1000,5000,10000] [--modes iptables,nftables] [--json FILE]
+  python bench/proxy_bench.py [--sizes 1000,5000,10000] [--modes iptables,nftables]
+                              [--nft-shapes v1.29,v1.37] [--workloads uniform,mix] [--json FILE]
 
-For N services x 10 endpoints: model ingest, full render time and peak memory (tracemalloc), full
+For N services x 10 endpoints ("uniform"), and for N services of a realistic mix ("mix": 40% with one
+endpoint, 20% two, 10% three, 10% five, 10% ten, 10% thirty; 2% ClientIP affinity; every tenth a
+NodePort): model ingest, full render time and peak memory (tracemalloc), full
 apply in a fresh network namespace (iptables-restore / nft -f, as the proxier does it), and one
 Service changed with N present (a partial sync: render + apply). Then the first-packet latency:
 TCP connect() time to a Service's ClusterIP from another "machine" namespace through the node's
 rules, with 10 and with 10,000 Services present (the target sorts last in KUBE-SERVICES).
 
-nftables goes through one long-lived libnftables context (knet.proxy.libnft) as the proxier
+nftables runs once per rule shape (`--nft-shapes`, the kubernetesVersion whose upstream rules are
+written, knet.proxy.nftables.Shape): v1.29 (knet's default: per-endpoint chains, a verdict map per
+Service) against v1.37 (upstream's newest: no endpoint chains, no map for one endpoint), the
+`shape` column of each row. nftables goes through one long-lived libnftables context (knet.proxy.libnft) as the proxier
 does; `one_change_nft_process_s` is the same change applied by an `nft -f` process per
 transaction (the path before issue #19) for comparison, and `--nft-process` runs everything that way.
 """
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
@@ -43,15 +50,23 @@ def ip4(base: int, i: int) -> str:
     return f"{base >> 24 & 255}.{base >> 16 & 255 | i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
 
 
-def objects(n: int, endpoints: int = 10) -> list[dict]:
+MIX = (1, 1, 1, 1, 2, 2, 3, 5, 10, 30)  # endpoints of Service i: MIX[i % 10] (5.6 on average)
+
+
+def objects(n: int, endpoints: int = 10, workload: str = "uniform") -> list[dict]:
     out = []
+    first_ep = 0
     for i in range(n):
         ns, name = f"ns{i % 100}", f"svc{i:05d}"
+        count = endpoints if workload == "uniform" else MIX[i % 10]
+        affinity = workload == "mix" and i % 50 == 7  # 2%, spread over endpoint counts
         out.append({"kind": "Service", "metadata": {"namespace": ns, "name": name},
                     "spec": {"clusterIP": ip4(10 << 24 | 96 << 16, i + 100), "type": "NodePort" if i % 10 == 0 else "ClusterIP",
+                             **({"sessionAffinity": "ClientIP"} if affinity else {}),
                              "ports": [{"name": "http", "port": 80, "protocol": "TCP",
                                         **({"nodePort": 30000 + i % 2700} if i % 10 == 0 else {})}]}})
-        out.append(slice_(ns, name, [ip4(10 << 24 | 200 << 16, i * endpoints + j) for j in range(endpoints)]))
+        out.append(slice_(ns, name, [ip4(10 << 24 | 200 << 16, first_ep + j) for j in range(count)]))
+        first_ep += count
     return out
 
 
@@ -78,17 +93,19 @@ def fresh_ns() -> None:
 NFT_PROCESS = False  # --nft-process: an `nft -f` process per transaction, no libnftables context
 
 
-def bench_size(mode: str, n: int) -> dict:
-    objs = objects(n)
-    row: dict = {"mode": mode, "services": n, "endpoints": n * 10}
+def bench_size(mode: str, n: int, shape: str = "", workload: str = "uniform") -> dict:
+    objs = objects(n, workload=workload)
+    opts = replace(OPTS, kubernetes_version=shape)
+    row: dict = {"mode": mode, **({"shape": shape} if mode == "nftables" else {}), "workload": workload,
+                 "services": n, "endpoints": sum(len(o["endpoints"]) for o in objs if o["kind"] == "EndpointSlice")}
     from knet.proxy.model import state_from_objects
     t = time.perf_counter()
     state = state_from_objects(objs, "node01")
     row["model_s"] = round(time.perf_counter() - t, 3)
     def render() -> str:
         if mode == "iptables":
-            return iptables.Renderer(OPTS).render(state).text
-        return "".join(nftables.Renderer(OPTS).sync(state).transactions)
+            return iptables.Renderer(opts).render(state).text
+        return "".join(nftables.Renderer(opts).sync(state).transactions)
     t = time.perf_counter()
     text = render()
     row["render_s"] = round(time.perf_counter() - t, 3)
@@ -104,7 +121,7 @@ def bench_size(mode: str, n: int) -> dict:
     fresh_ns()
     try:
         nf = TimedNetfilter(netns=BENCH_NS, libnftables=not NFT_PROCESS)
-        p = Proxier(mode, OPTS, nf, hostname="node01")
+        p = Proxier(mode, opts, nf, hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objs)
         out = p.sync()
@@ -161,12 +178,13 @@ print(" ".join(f"{x:.6f}" for x in out))
 """
 
 
-def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
+def bench_latency(mode: str, present: int, shape: str = "", connects: int = 200) -> dict:
     import proxy_netns_topology as topo_mod
     topo = topo_mod.Topology()
     topo.build()
     try:
-        p = Proxier(mode, OPTS, RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
+        p = Proxier(mode, replace(OPTS, kubernetes_version=shape),
+                    RealNetfilter(netns=topo_mod.NODE_NS, libnftables=not NFT_PROCESS), hostname="node01")
         p.services_synced = p.endpoints_synced = True
         feed(p, objects(present - 1, endpoints=2))
         target = {"kind": "Service", "metadata": {"namespace": "zz", "name": "web"},
@@ -176,7 +194,8 @@ def bench_latency(mode: str, present: int, connects: int = 200) -> dict:
         out = topo_mod.in_ns(topo_mod.CLIENT_NS, sys.executable, "-c", LATENCY_CLIENT, "10.111.0.1", "80",
                              str(connects))
         samples = sorted(float(x) for x in out.split())
-        return {"mode": mode, "services_present": present, "connects": connects,
+        return {"mode": mode, **({"shape": shape} if mode == "nftables" else {}),
+                "services_present": present, "connects": connects,
                 "connect_median_ms": round(statistics.median(samples) * 1e3, 3),
                 "connect_p99_ms": round(samples[int(len(samples) * 0.99) - 1] * 1e3, 3)}
     finally:
@@ -187,6 +206,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,5000,10000")
     ap.add_argument("--modes", default="iptables,nftables")
+    ap.add_argument("--nft-shapes", default="v1.29,v1.37",
+                    help="nftables rule shapes (kubernetesVersions) to compare; knet.proxy.nftables.Shape")
+    ap.add_argument("--workloads", default="uniform,mix", help="uniform: N x 10 endpoints; mix: see above")
     ap.add_argument("--latency-services", default="10,10000")
     ap.add_argument("--json", default="")
     ap.add_argument("--nft-process", action="store_true", help="nft -f per transaction (no libnftables context)")
@@ -194,17 +216,20 @@ def main() -> None:
     global NFT_PROCESS
     NFT_PROCESS = args.nft_process
     rows, lat = [], []
-    for mode in args.modes.split(","):
-        for n in (int(x) for x in args.sizes.split(",") if x):
-            row = bench_size(mode, n)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    for workload in args.workloads.split(","):
+        for mode in args.modes.split(","):
+            for shape in (args.nft_shapes.split(",") if mode == "nftables" else [""]):
+                for n in (int(x) for x in args.sizes.split(",") if x):
+                    row = bench_size(mode, n, shape, workload)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
     if os.geteuid() == 0:
         for mode in args.modes.split(","):
-            for n in (int(x) for x in args.latency_services.split(",") if x):
-                r = bench_latency(mode, n)
-                print(json.dumps(r), flush=True)
-                lat.append(r)
+            for shape in (args.nft_shapes.split(",") if mode == "nftables" else [""]):
+                for n in (int(x) for x in args.latency_services.split(",") if x):
+                    r = bench_latency(mode, n, shape)
+                    print(json.dumps(r), flush=True)
+                    lat.append(r)
     if args.json:
         Path(args.json).write_text(json.dumps({"sync": rows, "latency": lat}, indent=2))
 

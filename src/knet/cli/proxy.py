@@ -74,9 +74,11 @@ async def _objects_from_cluster(kubeconfig: str | None) -> list[dict[str, Any]]:
 @click.option("--localhost-nodeports/--no-localhost-nodeports", default=True, show_default=True)
 @click.option("--nodeport-addresses", default="", help="Comma-separated CIDRs (default: every local address).")
 @click.option("--service-cidr", default="", help="nftables: drop traffic to unallocated ClusterIPs in it.")
+@click.option("--kubernetes-version", default="", help="nftables: write this kube-proxy release's rules "
+              "(v1.36+: no endpoint chains; v1.37+: no map for one endpoint); default v1.29's.")
 def render(mode: str, node_name: str, node_ip: str, cluster_cidr: str, filename: Any, kubeconfig: str | None,
            masquerade_all: bool, masquerade_bit: int, localhost_nodeports: bool, nodeport_addresses: str,
-           service_cidr: str) -> None:
+           service_cidr: str, kubernetes_version: str) -> None:
     """Print the rules kube-proxy on NODE would program (iptables-restore input or an nft script)."""
     from knet.proxy import iptables, nftables
     from knet.proxy.model import state_from_objects
@@ -88,7 +90,8 @@ def render(mode: str, node_name: str, node_ip: str, cluster_cidr: str, filename:
                          masquerade_all=masquerade_all, masquerade_bit=masquerade_bit,
                          localhost_node_ports=localhost_nodeports, node_port_addresses=npa,
                          node_ips=(node_ip, "127.0.0.1") if node_ip else ("127.0.0.1",),
-                         service_cidrs=tuple(c for c in service_cidr.split(",") if c))
+                         service_cidrs=tuple(c for c in service_cidr.split(",") if c),
+                         kubernetes_version=kubernetes_version)
     state = state_from_objects(objects, node_name)
     text = iptables.render(state, opts) if mode == "iptables" else nftables.render(state, opts)
     sys.stdout.write(text)

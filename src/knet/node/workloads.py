@@ -149,7 +149,8 @@ def container_argv(container: dict[str, Any], command: list[str], args: list[str
         # answers it (`kubectl version` shows the server at the cluster's kubernetesVersion, as
         # its nodes). kubectl 1.29, which version-matching dispatchers then run, speaks SPDY for
         # exec/attach/port-forward, which knet serves too (knet.api.spdyrelay).
-        image_flag = [f"--image={image}"] if kind == "control-plane" else []
+        # kube-proxy's tag also picks the nftables rule shape it writes (knet.proxy.nftables.Shape).
+        image_flag = [f"--image={image}"] if kind in ("control-plane", "kube-proxy") else []
         return [*knet, "as-binary", *image_flag, *component_argv(kind, image, command, args)]
     agnhost = agnhost if agnhost is not None else agnhost_argv()
     if kind == "agnhost":

@@ -322,24 +322,26 @@ class FakeNft:
                 raise NetfilterError(f"unsupported: {line}")
             t.chains[name].append(" ".join(words[5:]))
         elif kind == "element":
-            body = line[line.index("{") + 1: line.rindex("}")].strip()
-            key = body.split(" comment ")[0].split(" : ")[0].strip()
-            target = body.split(" : ")[1].strip() if " : " in body else ""
-            entry = f"{key} -> {target}" if target else key
             s = t.sets[name]
-            if verb == "add":
-                for target_chain in _REF.findall(target):
-                    if target_chain not in t.chains:
-                        raise NetfilterError(f"element {body!r} jumps to a non-existent chain")
-                if any(e.split(" -> ")[0] == key for e in s):
-                    raise NetfilterError(f"element {key!r} exists in {name}")
-                s.add(entry)
-            elif verb == "delete":
-                matches = [e for e in s if e.split(" -> ")[0] == key]
-                if not matches:
-                    raise NetfilterError(f"element {key!r} not in {name}: {ENOENT}")
-                self._release_later(held, {matches[0]})
-                s.discard(matches[0])
+            # one element or a list (`{ a : goto x , b : drop }`); keys, values and comments hold no commas
+            for body in line[line.index("{") + 1: line.rindex("}")].split(","):
+                body = body.strip()
+                key = body.split(" comment ")[0].split(" : ")[0].strip()
+                target = body.split(" : ")[1].strip() if " : " in body else ""
+                entry = f"{key} -> {target}" if target else key
+                if verb == "add":
+                    for target_chain in _REF.findall(target):
+                        if target_chain not in t.chains:
+                            raise NetfilterError(f"element {body!r} jumps to a non-existent chain")
+                    if any(e.split(" -> ")[0] == key for e in s):
+                        raise NetfilterError(f"element {key!r} exists in {name}")
+                    s.add(entry)
+                elif verb == "delete":
+                    matches = [e for e in s if e.split(" -> ")[0] == key]
+                    if not matches:
+                        raise NetfilterError(f"element {key!r} not in {name}: {ENOENT}")
+                    self._release_later(held, {matches[0]})
+                    s.discard(matches[0])
 
 
 @dataclass

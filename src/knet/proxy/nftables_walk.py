@@ -8,10 +8,11 @@ runs the base chains of every table registered on it in priority order (filter -
 forks the walk N ways; `ip saddr @affinity-X` matches when the source is in that set (`dynamic`:
 set name -> addresses, read from the live set).
 
-Expressions understood: ip saddr/daddr, meta l4proto, th/tcp/udp/sctp dport, ct state, fib
-saddr/daddr type, (meta) mark with & / and, `.` concatenations, anonymous and named sets and
-verdict maps, numgen; statements: mark set, dnat to, masquerade, update, counter, comment, and the
-verdicts. Anything else is taken as matching and named in the step's note.
+Expressions understood: ip saddr/daddr, meta l4proto, th/tcp/udp/sctp dport, ct state, ct status
+(dnat), fib saddr/daddr type, (meta) mark with & / and, `.` concatenations, anonymous and named sets
+and verdict maps, numgen; statements: mark set, dnat to (an address, or `ip addr . port to numgen
+random mod N map {...}`, which forks N ways as the vmap does: kube-proxy v1.36+), masquerade, update,
+counter, comment, and the verdicts. Anything else is taken as matching and named in the step's note.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def _selector(ws: list[str], i: int) -> tuple[str, int] | None:
     """The selector at ws[i] ("ip saddr", "th dport", ...) and the index after it."""
     two = " ".join(ws[i:i + 2])
     if two in ("ip saddr", "ip daddr", "meta l4proto", "th dport", "tcp dport", "udp dport", "sctp dport",
-               "ct state", "meta mark", "th sport", "tcp sport", "udp sport"):
+               "ct state", "ct status", "meta mark", "th sport", "tcp sport", "udp sport"):
         return two, i + 2
     if two in ("fib saddr", "fib daddr") and ws[i + 2:i + 3] == ["type"]:
         return two + " type", i + 3
@@ -230,6 +231,7 @@ class _Ctx:
         return {
             "ip saddr": p.src, "ip daddr": p.dst, "meta l4proto": p.proto, "th dport": p.dport,
             "tcp dport": p.dport, "udp dport": p.dport, "sctp dport": p.dport, "ct state": "new",
+            "ct status": "dnat" if self.flow.dnat else "",
             "meta mark": self.flow.mark,
             "fib saddr type": "local" if is_local(p.src, self.local_ips) else "unicast",
             "fib daddr type": "local" if is_local(p.dst, self.local_ips) else "unicast",
@@ -248,7 +250,7 @@ def _atom_eq(sel: str, actual: str | int, want: str) -> bool:
             return (int(lo) <= int(actual) <= int(hi)) if hi else int(actual) == int(lo)
         except ValueError:
             return False
-    if sel == "ct state":
+    if sel in ("ct state", "ct status"):
         return str(actual) in want.split(",")
     if sel == "meta mark":
         return int(actual) == int(want, 0)
@@ -365,9 +367,24 @@ class NftWalker:
                 op, val = expr[1], int(expr[2], 0)
                 flow.mark = {"or": flow.mark | val, "|": flow.mark | val, "xor": flow.mark ^ val,
                              "^": flow.mark ^ val, "and": flow.mark & val, "&": flow.mark & val}[op]
+                if op in ("or", "|") and table.name == "ip kube-proxy" and not flow.masquerade_why:  # v1.36+: inline
+                    flow.masquerade_why = f"{table.name} {chain}: {rule}"
                 notes.append(f"mark {flow.mark:#x}")
                 j += 3 if ws[j] != "meta" else 4
                 continue
+            if w == "dnat" and "to" in ws[j + 1:j + 6] and ws[ws.index("to", j) + 1] == "numgen":
+                # dnat ip addr . port to numgen random mod N map { 0 : IP . PORT , ... } (v1.36+)
+                t = ws.index("to", j)
+                n = int(ws[t + 4])
+                body = " ".join(ws[ws.index("{", t) + 1:ws.index("}", t)])
+                forks: list[tuple[Flow, str]] = []
+                for e in _elements(body):
+                    f = flow.fork(1 / n)
+                    f.do_dnat(e.verdict.replace(" . ", ":"))
+                    f.steps.append(Step(table.name, chain, rule,
+                                        "; ".join([*notes, f"numgen {e.key}: p={1 / n:.4g}, DNAT to {f.dnat}"])))
+                    forks.append((f, "stop"))
+                return forks
             if w == "dnat" and "to" in ws[j + 1:j + 3]:
                 flow.do_dnat(ws[ws.index("to", j) + 1])
                 notes.append(f"DNAT to {flow.dnat}")
@@ -376,6 +393,7 @@ class NftWalker:
                 return [(flow, "stop")]
             if w == "masquerade":
                 flow.masquerade = True
+                flow.masquerade_why = flow.masquerade_why or f"{table.name} {chain}: {rule}"  # v1.36+ hairpin
                 notes.append("masquerade: source becomes the node's address")
                 flow.steps.append(Step(table.name, chain, rule, "; ".join(notes)))
                 return [(flow, "stop")]

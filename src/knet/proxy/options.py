@@ -30,6 +30,9 @@ class RenderOptions:
     nfacct: bool = False  # newer upstreams count packets with xt_nfacct; needs the module
     tcp_be_liberal: bool = False  # conntrack.tcpBeLiberal: then INVALID packets are not dropped
     service_cidrs: tuple[str, ...] = ()  # nftables: drop traffic to unallocated ClusterIPs
+    # the kube-proxy version whose nftables rule shape to write ("" = knet's default, v1.29's);
+    # see knet.proxy.nftables.Shape
+    kubernetes_version: str = ""
 
     @property
     def masquerade_mark(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -176,7 +177,10 @@ async def run(cfg: KubeProxyConfig) -> None:
             node_name=hostname, node_ip=node_ip, cluster_cidr=cfg.cluster_cidr,
             masquerade_all=cfg.masquerade_all, masquerade_bit=cfg.masquerade_bit,
             localhost_node_ports=cfg.localhost_node_ports, node_port_addresses=npa,
-            node_ips=tuple(local_ipv4_addresses()), tcp_be_liberal=cfg.conntrack_tcp_be_liberal)
+            node_ips=tuple(local_ipv4_addresses()), tcp_be_liberal=cfg.conntrack_tcp_be_liberal,
+            # the version this kube-proxy is (its image's tag, from `knet as-binary --image`):
+            # which upstream release's nftables rules to write (knet.proxy.nftables.Shape)
+            kubernetes_version=os.environ.get("KNET_KUBERNETES_VERSION", ""))
         nf = RealNetfilter(libnftables=True)  # one long-lived nft context: knet.proxy.libnft
         proxier = Proxier(cfg.mode, opts, nf, hostname=hostname, sync_period=cfg.sync_period,
                           min_sync_period=cfg.min_sync_period, metrics=Metrics(), conntrack=ConntrackCli())

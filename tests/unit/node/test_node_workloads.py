@@ -92,10 +92,12 @@ def test_exec_of_agnhost_in_an_agnhost_container():
 def test_kube_proxy_runs_as_its_binary():
     c = {"image": "registry.k8s.io/kube-proxy:v1.29.0"}
     argv = container_argv(c, ["/usr/local/bin/kube-proxy", "--config=/x", "--hostname-override=n1"], [], KNET)
-    assert argv == ["knet", "as-binary", "/usr/local/bin/kube-proxy", "--config=/x", "--hostname-override=n1"]
+    # the image's tag is the version kube-proxy is (it picks the nftables rule shape)
+    assert argv == ["knet", "as-binary", "--image=registry.k8s.io/kube-proxy:v1.29.0", "/usr/local/bin/kube-proxy",
+                    "--config=/x", "--hostname-override=n1"]
     # a command without the image's binary: the image's binary runs it
-    assert container_argv(c, [], ["--config=/x"], KNET) == ["knet", "as-binary", "/usr/local/bin/kube-proxy",
-                                                           "--config=/x"]
+    assert container_argv(c, [], ["--config=/x"], KNET) == [
+        "knet", "as-binary", "--image=registry.k8s.io/kube-proxy:v1.29.0", "/usr/local/bin/kube-proxy", "--config=/x"]
 
 
 def test_coredns_args_follow_its_entrypoint():

@@ -81,6 +81,12 @@ def test_render_command_prints_upstream_rules_without_root() -> None:
     nft = CliRunner().invoke(cli, ["proxy", "render", "--mode", "nftables", "--node", "test-node",
                                    "-f", str(GOLDEN / "overall.yaml")])
     assert nft.exit_code == 0 and "add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80" in nft.output
+    # a newer kube-proxy's rules: v1.37 DNATs a one-endpoint Service with no map and no endpoint chain
+    new = CliRunner().invoke(cli, ["proxy", "render", "--mode", "nftables", "--node", "test-node",
+                                   "--kubernetes-version", "v1.37.0", "-f", str(GOLDEN / "overall.yaml")])
+    assert new.exit_code == 0, new.output
+    assert "service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat to 10.180.0.1:80" in new.output
+    assert "endpoint-5OJB2KTY" not in new.output and "endpoint-5OJB2KTY" in nft.output
 
 
 def test_render_accepts_kubectl_list_output(tmp_path) -> None:  # noqa: ANN001

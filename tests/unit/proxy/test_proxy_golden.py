@@ -58,6 +58,9 @@ NFTABLES_CASES = [
                  id="external-ip-cluster-policy"),
     pytest.param("localhost_nodeports_no_detector.yaml", "nftables_nodeports_all_addresses.golden",
                  RenderOptions(node_name=NODE, node_ip="192.168.0.2"), id="nodeports-on-all-addresses"),
+    # the newest upstream shape, for kubernetesVersion v1.37 (knet.proxy.nftables.Shape)
+    pytest.param("overall.yaml", "nftables_overall_v1.37.golden",
+                 RenderOptions(**{**NFT_OPTS.__dict__, "kubernetes_version": "v1.37.0"}), id="overall-v1.37"),
 ]
 
 
@@ -122,3 +125,16 @@ def test_udp_and_sctp_ports() -> None:
     assert "-m sctp -p sctp -j DNAT --to-destination 10.180.0.9:9" in text
     nft = nftables.render(state, NFT_OPTS)
     assert "172.30.0.10 . udp . 53 : goto service-" in nft and "meta l4proto sctp dnat to 10.180.0.9:9" in nft
+
+
+def test_v136_single_endpoint_service_still_uses_a_map() -> None:
+    """Between the squashed endpoint chains (v1.36) and #140723 (v1.37) a one-endpoint Service
+    DNATs through a one-element map: upstream TestOverallNFTablesRules' svc1 lines of that time
+    (the removed side of kubernetes #140362's proxier_test.go diff), verbatim."""
+    state = state_from_objects(load_objects("overall.yaml"), NODE)
+    got = normalize_nftables(nftables.render(state, RenderOptions(**{**NFT_OPTS.__dict__,
+                                                                   "kubernetes_version": "v1.36.2"})))
+    assert "add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80" in got
+    assert ("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip addr . port to "
+            "numgen random mod 1 map { 0 : 10.180.0.1 . 80 }") in got
+    assert not [line for line in got if "endpoint-5OJB2KTY" in line]
