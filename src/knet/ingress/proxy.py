@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import ssl
 import sys
 import time
@@ -478,7 +478,7 @@ class Proxy:
         if not has_host:
             parts.append(b"Host: %s\r\n" % normalize_host(req.host or "localhost").encode("latin-1"))
         for name, value in forwarded_headers(conn.scheme, req.host, conn.peer, req.forwarded_for,
-                                             os.urandom(16).hex()):
+                                             f"{random.getrandbits(128):032x}"):
             parts.append(b"%s: %s\r\n" % (name, value))
         for name, value in (*decision.set_headers, *decision.add_headers):
             parts.append(b"%s: %s\r\n" % (name, value))
