@@ -16,7 +16,9 @@ proxy processes (ingress-nginx's worker-processes; default: one per CPU). Issue 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import re
 import shutil
 import sys
@@ -77,7 +79,41 @@ def parse_wrk(out: str) -> dict:
     for pct, value, unit in re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
         lat[f"p{pct}_ms"] = round(float(value) * UNITS[unit], 3)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, **lat, "non_2xx": int(errors.group(1)) if errors else 0}
+    requests = re.search(r"(\d+) requests in", out)
+    return {"rps": rps, **lat, "non_2xx": int(errors.group(1)) if errors else 0,
+            "requests": int(requests.group(1)) if requests else 0}
+
+
+def pod_cgroup(uid: str) -> str | None:
+    """The pod's cgroup directory with CPU accounting on this host (v1 cpuacct, else v2), as the
+    kubelet names it: cgroupfs `pod<uid>`, systemd `...pod<uid with _>.slice`."""
+    for root in ("/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup"):
+        for form in (uid, uid.replace("-", "_")):
+            for path in sorted(glob.glob(f"{root}/**/*pod{form}*", recursive=True), key=len):
+                if cpu_usec(path) is not None:
+                    return path
+    return None
+
+
+def cpu_usec(path: str | None) -> int | None:
+    """CPU time (µs) the cgroup's processes used so far (v1 cpuacct.usage, v2 cpu.stat)."""
+    if path is None:
+        return None
+    try:
+        with open(f"{path}/cpuacct.usage") as f:
+            return int(f.read()) // 1000
+    except OSError:
+        pass
+    try:
+        with open(f"{path}/cpu.stat") as f:
+            return int(next(line.split()[1] for line in f if line.startswith("usage_usec")))
+    except (OSError, StopIteration):
+        return None
+
+
+def pod_uid(cluster: ClusterUnderTest, namespace: str, selector: str) -> str:
+    pods = json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
+    return next(p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp"))
 
 
 def wrk(cluster: ClusterUnderTest, node: str, url: str, host: str | None, duration: int, connections: int) -> dict:
@@ -128,9 +164,22 @@ def main() -> int:
                 raise RuntimeError("the Ingress never answered")
             time.sleep(0.5)
         wrk(cluster, client_node, ingress_url, "bench.local", 2, args.connections)  # warm-up
+        # CPU per request of the controller's pod and the backend's (their cgroups' usage over a run):
+        # what the 2 shared cores pay per request, less swayed by whatever else runs than req/s is
+        cgroups = {"controller": pod_cgroup(pod_uid(cluster, "ingress-nginx", "app.kubernetes.io/component=controller")),
+                   "backend": pod_cgroup(pod_uid(cluster, "default", "app=bench-backend"))}
+
+        def measured(url: str, host: str | None, duration: int, connections: int) -> dict:
+            before = {k: cpu_usec(p) for k, p in cgroups.items()}
+            r = wrk(cluster, client_node, url, host, duration, connections)
+            for k, p in cgroups.items():
+                after = cpu_usec(p)
+                if after is not None and before[k] is not None and r["requests"]:
+                    r[f"{k}_cpu_us_per_req"] = round((after - before[k]) / r["requests"], 1)
+            return r
         results = {
-            "direct_clusterip": wrk(cluster, client_node, direct_url, None, args.duration, args.connections),
-            "through_ingress": wrk(cluster, client_node, ingress_url, "bench.local", args.duration, args.connections),
+            "direct_clusterip": measured(direct_url, None, args.duration, args.connections),
+            "through_ingress": measured(ingress_url, "bench.local", args.duration, args.connections),
         }
         # one connection: the latency a lone client sees (no queueing in front of either path)
         results["direct_clusterip_1conn"] = wrk(cluster, client_node, direct_url, None, args.duration // 2 or 1, 1)
@@ -143,15 +192,19 @@ def main() -> int:
         results["setup"] = {"client": f"wrk on {client_node}", "backend": f"aiohttp hello server on {backend_node}",
                             "controller_node": controller_node, "worker_processes": workers,
                             "connections": args.connections, "duration_s": args.duration}
-        print(f"{'path':22} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        print(f"{'path':22} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+              f"{'CPU µs/req: controller':>22} {'backend':>8}")
         for name in ("direct_clusterip", "through_ingress", "direct_clusterip_1conn", "through_ingress_1conn"):
             r = results[name]
+            cpu = [r.get(f"{k}_cpu_us_per_req") for k in ("controller", "backend")]
             print(f"{name:22} {r['rps']:9.0f} {r.get('p50_ms', 0):8.3f} {r.get('p90_ms', 0):8.3f} "
-                  f"{r.get('p99_ms', 0):8.3f} {r['non_2xx']:8d}")
+                  f"{r.get('p99_ms', 0):8.3f} {r['non_2xx']:8d} {cpu[0] if cpu[0] is not None else '':>22} "
+                  f"{cpu[1] if cpu[1] is not None else '':>8}")
         print(f"added at p50: {results['added_p50_ms']:.3f} ms with {args.connections} connections, "
               f"{results['added_p50_ms_1conn']:.3f} ms with one (goal < 1 ms, >= 5000 req/s through the controller)")
         print(f"client {client_node}, controller on {controller_node} ({workers} worker processes), "
-              f"backend on {backend_node}")
+              f"backend on {backend_node}; load average {open('/proc/loadavg').read().split()[0]} on "
+              f"{len(os.sched_getaffinity(0))} CPUs")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)

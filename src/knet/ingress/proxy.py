@@ -158,6 +158,8 @@ class ClientConnection(asyncio.Protocol):
             self._upstream.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():  # refused: whatever else comes is not read
+            return
         self._last_active = self.loop.time()
         if self._in_head or not self._busy:
             self._head_size += len(data)
