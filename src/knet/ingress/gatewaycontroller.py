@@ -23,12 +23,11 @@ import logging
 import ssl
 from typing import Any
 
-from aiohttp import web
-
 from knet.client import ApiClient, Informer
 from knet.client.errors import ApiError
 from knet.ingress import certs, gateway, gatewaystatus
 from knet.ingress.gateway import Compiled, GatewayState, PortTable
+from knet.ingress.proxy import Listener, serve_gateway_port
 
 log = logging.getLogger("knet.ingress.gateway")
 Obj = dict[str, Any]
@@ -274,7 +273,7 @@ class GatewayListeners:
     def __init__(self, proxy: Any, host: str = "0.0.0.0") -> None:
         self.proxy = proxy
         self.host = host
-        self.runners: dict[int, tuple[str, web.BaseRunner]] = {}
+        self.runners: dict[int, tuple[str, Listener]] = {}
         self._fake: tuple[bytes, bytes] | None = None
 
     async def reconcile(self, ports: dict[int, str]) -> None:
@@ -285,16 +284,13 @@ class GatewayListeners:
         for port, scheme in sorted(ports.items()):
             if port in self.runners:
                 continue
-            runner = web.ServerRunner(web.Server(_handler(self.proxy, port)), access_log=None)
-            await runner.setup()
             try:
-                await web.TCPSite(runner, self.host, port, reuse_address=True, reuse_port=True,
-                                  ssl_context=self._tls(port) if scheme == "https" else None).start()
+                listener = await serve_gateway_port(self.proxy, self.host, port, scheme,
+                                                    self._tls(port) if scheme == "https" else None)
             except OSError as exc:
                 log.warning("cannot listen on gateway port %d: %s", port, exc)
-                await runner.cleanup()
                 continue
-            self.runners[port] = (scheme, runner)
+            self.runners[port] = (scheme, listener)
 
     def _tls(self, port: int) -> ssl.SSLContext:
         if self._fake is None:
@@ -312,8 +308,3 @@ class GatewayListeners:
     async def close(self) -> None:
         await self.reconcile({})
 
-
-def _handler(proxy: Any, port: int):
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        return await proxy.handle_gateway(request, port)
-    return handle
