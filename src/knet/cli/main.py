@@ -52,5 +52,12 @@ _register_all(cli)
 
 
 def main() -> None:
-    cli()
+    from knet.client.errors import ConfigError
+
+    try:
+        cli()
+    except ConfigError as exc:
+        # No kubeconfig for a command that reads the live cluster: say so, not a traceback.
+        click.echo(f"Error: {exc} (set --kubeconfig or KUBECONFIG, or start a cluster with: knet up)", err=True)
+        raise SystemExit(1) from None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import yaml
 from click.testing import CliRunner
 
 from knet.cli.main import cli
+from knet.cluster.config import resolve
 
 
 def run(tmp_path, *args):
@@ -52,3 +54,30 @@ def test_status_ignores_shared_dirs_of_the_state_root(tmp_path):
     out = run(tmp_path, "status").output
     assert "cluster bin" not in out
     assert "cluster crashed: dataplane=? api=no config (half-made cluster: knet down --name crashed)" in out
+
+
+def test_crictl_names_an_unknown_cluster_or_node_rather_than_a_missing_socket(tmp_path):
+    result = run(tmp_path, "crictl", "--name", "ghost", "node01", "ps")
+    assert result.exit_code == 1
+    assert 'no cluster named "ghost" (see: knet status)' in result.output
+    assert "containerd.sock" not in result.output
+    config, _ = resolve({"name": "demo", "nodes": 2}, dataplane="sim", real_dataplane_available=False)
+    (tmp_path / "state" / "demo").mkdir(parents=True)
+    (tmp_path / "state" / "demo" / "cluster.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    result = run(tmp_path, "crictl", "--name", "demo", "node07", "ps")
+    assert result.exit_code == 1
+    assert 'cluster "demo" has no node "node07" (nodes: controlplane, node01)' in result.output
+
+
+def test_a_command_reading_the_live_cluster_without_a_kubeconfig_says_so_without_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KNET_STATE_DIR": str(tmp_path / "state"), "KUBECONFIG": str(tmp_path / "missing")}
+    proc = subprocess.run([sys.executable, "-c", "from knet.cli.main import main; main()", "proxy", "render"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"Error: cannot read kubeconfig {tmp_path / 'missing'}" in proc.stderr
+    assert "knet up" in proc.stderr
