@@ -129,12 +129,12 @@ def status_command() -> None:
 def cluster_config_with_node(name: str, node: str):
     """The config of cluster NAME, which must have NODE; else a ClickException saying what exists."""
     from knet.cluster import config as config_mod
-    from knet.cluster.paths import ClusterPaths
+    from knet.cluster.paths import ClusterPaths, list_cluster_names, missing_cluster_message
 
     try:
         cfg = config_mod.from_dict(yaml.safe_load(ClusterPaths.of(name).config_file.read_text()))
     except FileNotFoundError:
-        raise click.ClickException(f'no cluster named "{name}" (see: knet status)') from None
+        raise click.ClickException(missing_cluster_message(name, list_cluster_names())) from None
     if node not in {n.name for n in cfg.nodes}:
         raise click.ClickException(
             f'cluster "{name}" has no node "{node}" (nodes: {", ".join(n.name for n in cfg.nodes)})')

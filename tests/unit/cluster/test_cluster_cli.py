@@ -59,7 +59,7 @@ def test_status_ignores_shared_dirs_of_the_state_root(tmp_path):
 def test_crictl_names_an_unknown_cluster_or_node_rather_than_a_missing_socket(tmp_path):
     result = run(tmp_path, "crictl", "--name", "ghost", "node01", "ps")
     assert result.exit_code == 1
-    assert 'no cluster named "ghost" (see: knet status)' in result.output
+    assert 'no cluster named "ghost" (there is none: create one with knet up)' in result.output
     assert "containerd.sock" not in result.output
     config, _ = resolve({"name": "demo", "nodes": 2}, dataplane="sim", real_dataplane_available=False)
     (tmp_path / "state" / "demo").mkdir(parents=True)
@@ -81,3 +81,19 @@ def test_a_command_reading_the_live_cluster_without_a_kubeconfig_says_so_without
     assert "Traceback" not in proc.stderr
     assert f"Error: cannot read kubeconfig {tmp_path / 'missing'}" in proc.stderr
     assert "knet up" in proc.stderr
+
+
+def test_a_command_without_name_says_which_cluster_there_is(tmp_path):
+    # `knet up --name uw`, then `knet ssh node01` (default --name knet): say to use --name uw
+    for name in ("uw", "other"):
+        config, _ = resolve({"name": name, "nodes": 2}, dataplane="sim", real_dataplane_available=False)
+        (tmp_path / "state" / name).mkdir(parents=True)
+        (tmp_path / "state" / name / "cluster.yaml").write_text(yaml.safe_dump(config.to_dict()))
+        if name == "uw":
+            for argv in (["ssh", "node01"], ["crictl", "node01", "ps"], ["trace", "a", "b"], ["lab", "check"]):
+                result = run(tmp_path, *argv)
+                assert result.exit_code == 1, argv
+                assert 'no cluster named "knet" (there is "uw": use --name uw)' in result.output, (argv, result.output)
+    result = run(tmp_path, "ssh", "node01")
+    assert 'no cluster named "knet" (there are other, uw: pick one with --name NAME)' in result.output
+
