@@ -97,3 +97,17 @@ def test_a_command_without_name_says_which_cluster_there_is(tmp_path):
     result = run(tmp_path, "ssh", "node01")
     assert 'no cluster named "knet" (there are other, uw: pick one with --name NAME)' in result.output
 
+
+def test_a_manifest_that_is_not_yaml_is_said_so_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "objects.yaml"
+    bad.write_text(": :\n")
+    for argv in (["proxy", "render", "-f", str(bad)], ["netpol", "render", "--node", "node01", "-f", str(bad)]):
+        proc = subprocess.run([sys.executable, "-c", "from knet.cli.main import main; main()", *argv],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, argv
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("Error: not valid YAML: ") and "line 1, column 1" in proc.stderr
+
