@@ -67,6 +67,11 @@ def test_crictl_names_an_unknown_cluster_or_node_rather_than_a_missing_socket(tm
     result = run(tmp_path, "crictl", "--name", "demo", "node07", "ps")
     assert result.exit_code == 1
     assert 'cluster "demo" has no node "node07" (nodes: controlplane, node01)' in result.output
+    # a simulated node has no runtime endpoint, and that is not a kubelet that stopped
+    result = run(tmp_path, "crictl", "--name", "demo", "node01", "ps")
+    assert result.exit_code == 1
+    assert 'cluster "demo" has a simulated dataplane: node "node01" runs no containers' in result.output
+    assert "is the node's kubelet running" not in result.output
 
 
 def test_a_command_reading_the_live_cluster_without_a_kubeconfig_says_so_without_a_traceback(tmp_path):
