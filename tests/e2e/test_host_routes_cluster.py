@@ -241,6 +241,9 @@ def test_a_second_cluster_gets_free_ranges_and_down_after_kill_9_removes_its_rou
     assert [r for r in routes_after if bridge in r or second.config["podSubnet"] in r
             or second.config["serviceSubnet"] in r] == []
     assert "removed host routes and rules" in result.stdout
+    # Also after kill -9: the nodes' namespaces and the bridge, said by name.
+    assert f"removed network namespaces knet-{second.name}-controlplane, knet-{second.name}-node01 and links " \
+        in result.stdout and bridge in result.stdout
 
 
 @pytest.mark.parametrize("field", ["podSubnet", "serviceSubnet", "nodeNetwork"])

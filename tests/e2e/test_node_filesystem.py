@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from knet.cluster.testing import ClusterUnderTest
+from knet.net.names import netns_name
 
 from .cluster_namespaces import busybox_pod, cluster_namespace, wait_running
 from .conftest import real_mode_problem
@@ -89,6 +90,25 @@ def test_cni_conf_dir_holds_the_addons_conflist_for_the_nodes_pod_cidr(knet_clus
     assert len(files) == 1 and files[0].endswith(".conflist"), files
     conflist = json.loads(sh(knet_cluster, node, f"cat /etc/cni/net.d/{files[0]}").stdout)
     assert cidr and cidr in json.dumps(conflist), (cidr, conflist)
+
+
+def test_a_nodes_ip_tools_see_its_own_namespace_not_the_hosts_others(knet_cluster):
+    # A namespace made on the host after the node started (another cluster, a test's): the node's
+    # `ip addr` once printed "Error: Peer netns reference is invalid." for it, and `ip netns list`
+    # showed every namespace of the machine.
+    later = f"knet-later-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", later], check=True)
+    try:
+        p = knet_cluster.ssh("node01", "ip", "addr")
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+        assert "inet 10." in p.stdout or "cni0" in p.stdout
+        listed = knet_cluster.ssh("node01", "ip", "netns", "list")
+        assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+        # Its own name only: the kubelet recognises its node by it (KUBE-KUBELET-CANARY is its).
+        assert [line.split()[0] for line in listed.stdout.splitlines()] == [netns_name(knet_cluster.name, "node01")]
+        assert "KUBE-KUBELET-CANARY" in knet_cluster.ssh("node01", "iptables", "-t", "mangle", "-S").stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", later], check=False)
 
 
 def test_a_worker_has_its_kubelet_conf_and_the_cas_certificate_only(knet_cluster):

@@ -126,23 +126,28 @@ def status_command() -> None:
     click.echo(format_status(all_statuses()), nl=False)
 
 
+def cluster_config_with_node(name: str, node: str):
+    """The config of cluster NAME, which must have NODE; else a ClickException saying what exists."""
+    from knet.cluster import config as config_mod
+    from knet.cluster.paths import ClusterPaths, list_cluster_names, missing_cluster_message
+
+    try:
+        cfg = config_mod.from_dict(yaml.safe_load(ClusterPaths.of(name).config_file.read_text()))
+    except FileNotFoundError:
+        raise click.ClickException(missing_cluster_message(name, list_cluster_names())) from None
+    if node not in {n.name for n in cfg.nodes}:
+        raise click.ClickException(
+            f'cluster "{name}" has no node "{node}" (nodes: {", ".join(n.name for n in cfg.nodes)})')
+    return cfg
+
+
 @click.command("ssh", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="cluster name")
 @click.argument("node")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh_command(name: str, node: str, command: tuple[str, ...]) -> None:
     """Open a shell in NODE (or run `-- CMD...`) inside the node's namespaces."""
-    from knet.cluster import config as config_mod
-    from knet.cluster.paths import ClusterPaths
-
-    paths = ClusterPaths.of(name)
-    try:
-        cfg = config_mod.from_dict(yaml.safe_load(paths.config_file.read_text()))
-    except FileNotFoundError:
-        raise click.ClickException(f'no cluster named "{name}" (see: knet status)') from None
-    if node not in {n.name for n in cfg.nodes}:
-        raise click.ClickException(
-            f'cluster "{name}" has no node "{node}" (nodes: {", ".join(n.name for n in cfg.nodes)})')
+    cfg = cluster_config_with_node(name, node)
     if cfg.dataplane != "real":
         raise click.ClickException(
             f'cluster "{name}" has a simulated dataplane: node "{node}" is not a machine you can enter '

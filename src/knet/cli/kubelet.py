@@ -232,9 +232,15 @@ def node_runtime_socket(cluster: str, node: str) -> str:
 def crictl_cmd(cluster: str, node: str, argv: tuple[str, ...]) -> None:
     """crictl on NODE's container runtime endpoint: `knet crictl [--name CLUSTER] NODE ps|pods|inspect|
     inspectp|logs|images|info|version ...` (what `crictl ...` answers in the node's shell)."""
+    from knet.cli.cluster import cluster_config_with_node
     from knet.node import crictl
 
+    cfg = cluster_config_with_node(cluster, node)  # an unknown cluster or node is said as such
     path = node_runtime_socket(cluster, node)
+    if not os.path.exists(path) and cfg.dataplane != "real":
+        raise click.ClickException(
+            f'cluster "{cluster}" has a simulated dataplane: node "{node}" runs no containers for crictl to list '
+            "(create the cluster with --dataplane real, as root; kubectl get pods -o wide shows its pods)")
     if not os.path.exists(path):
         raise click.ClickException(f"no container runtime endpoint of node {node!r} of cluster {cluster!r} "
                                    f"({path} is missing: is the node's kubelet running?)")

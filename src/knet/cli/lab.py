@@ -25,7 +25,9 @@ def _engine(name: str, *, need_cluster: bool = True):
         config = yaml.safe_load(paths.config_file.read_text()) or {}
     except FileNotFoundError:
         if need_cluster:
-            raise click.ClickException(f'no cluster named "{name}" (start one with knet up --name {name})') from None
+            from knet.cluster.paths import list_cluster_names, missing_cluster_message
+
+            raise click.ClickException(missing_cluster_message(name, list_cluster_names())) from None
         config = {}
     dataplane = str(config.get("dataplane") or "real")
     cluster = KubectlCluster(name, paths.admin_kubeconfig, dataplane=dataplane)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 import click
+import yaml
 
 # Modules that expose `register(group: click.Group) -> None`.
 COMMAND_MODULES = (
@@ -52,5 +53,16 @@ _register_all(cli)
 
 
 def main() -> None:
-    cli()
+    from knet.client.errors import ConfigError
+
+    try:
+        cli()
+    except ConfigError as exc:
+        # No kubeconfig for a command that reads the live cluster: say so, not a traceback.
+        click.echo(f"Error: {exc} (set --kubeconfig or KUBECONFIG, or start a cluster with: knet up)", err=True)
+        raise SystemExit(1) from None
+    except yaml.YAMLError as exc:
+        # A manifest given with -f that does not parse: where, not a traceback.
+        click.echo(f"Error: not valid YAML: {exc}", err=True)
+        raise SystemExit(1) from None
 

@@ -84,7 +84,9 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
     try:
         cfg = config_mod.from_dict(yaml.safe_load(paths.config_file.read_text()))
     except FileNotFoundError:
-        raise click.ClickException(f'no cluster named "{name}" (see: knet status)') from None
+        from knet.cluster.paths import list_cluster_names, missing_cluster_message
+
+        raise click.ClickException(missing_cluster_message(name, list_cluster_names())) from None
     objects, mode = asyncio.run(_read_cluster(str(paths.admin_kubeconfig)))
     mode = mode or cfg.proxy_mode or "iptables"
     if mode not in ("iptables", "nftables"):

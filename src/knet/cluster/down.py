@@ -83,6 +83,16 @@ def remove_tree(root: Path) -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def removed_objects_line(namespaces: list[str], links: list[str]) -> str:
+    """What `knet down` says of the nodes' namespaces and the host's links it removed."""
+    parts = []
+    if namespaces:
+        parts.append(f"network namespaces {', '.join(namespaces)}")
+    if links:
+        parts.append(f"links {', '.join(links)}")
+    return f"removed {' and '.join(parts)}" if parts else ""
+
+
 def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[str]:
     """Remove cluster paths.name entirely. Returns what it did (for the user)."""
     done: list[str] = []
@@ -92,9 +102,15 @@ def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[st
         done.append(f"stopped {len(records)} process(es)")
     if os.geteuid() == 0 and shutil.which("ip"):
         try:
-            from knet.net.machines import teardown_cluster_network
+            from knet.net.machines import cluster_host_objects, teardown_cluster_network
 
+            spaces, links = cluster_host_objects(paths.name)
             removed = teardown_cluster_network(paths.name)
+            spaces_left, links_left = cluster_host_objects(paths.name)
+            gone = removed_objects_line([s for s in spaces if s not in spaces_left],
+                                        [link for link in links if link not in links_left])
+            if gone:
+                done.append(gone)
             if removed:
                 done.append(f"removed host routes and rules: {', '.join(removed)}")
         except ImportError:

@@ -90,3 +90,13 @@ def list_cluster_names(root: Path | None = None) -> list[str]:
         return []
     return sorted(p.name for p in base.iterdir()
                   if p.is_dir() and any((p / marker).exists() for marker in _CLUSTER_MARKERS))
+
+
+def missing_cluster_message(name: str, existing: list[str]) -> str:
+    """What a command naming cluster NAME says when there is none: which clusters there are and how
+    to pick one (commands default to --name knet; a cluster made with --name NAME needs it)."""
+    if not existing:
+        return f'no cluster named "{name}" (there is none: create one with knet up)'
+    if len(existing) == 1:
+        return f'no cluster named "{name}" (there is "{existing[0]}": use --name {existing[0]})'
+    return f'no cluster named "{name}" (there are {", ".join(existing)}: pick one with --name NAME)'

@@ -324,3 +324,12 @@ def teardown_cluster_network(cluster: str) -> list[str]:
     for name in _host_links_with_prefix(prefix):
         _ip("link", "del", name, check=False)
     return removed
+
+
+def cluster_host_objects(cluster: str) -> tuple[list[str], list[str]]:
+    """The network namespaces and host links of `cluster` as they are now (what `knet down` says
+    it removed): namespaces named knet-CLUSTER-NODE that no other cluster records, links of its
+    prefix."""
+    others = _netns_of_other_clusters(cluster)
+    spaces = sorted(ns for ns in _netns_list() if ns.startswith(netns_prefix(cluster)) and ns not in others)
+    return spaces, sorted(_host_links_with_prefix(link_prefix(cluster)))

@@ -41,10 +41,54 @@ def _start_sshd(config: str, log: str) -> int:
     return pid
 
 
+def netns_name_of(netns_dir: str, target: os.stat_result) -> str | None:
+    """The name `ip netns` gives the namespace `target` is (an entry of netns_dir that is it)."""
+    try:
+        names = sorted(os.listdir(netns_dir))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            st = os.stat(os.path.join(netns_dir, name))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return name
+    return None
+
+
+def show_own_netns_only(netns_dir: str = "/run/netns") -> None:
+    """The node's /run/netns names its own namespace only (the kubelet recognises its node by it).
+    The host's copy lists every namespace of the machine as it was when the node started: other
+    clusters' (pinned alive by this node's mounts after their `ip netns del`), and those made
+    later show as empty files that `ip addr` reports as `Error: Peer netns reference is
+    invalid.` on every link with a peer namespace."""
+    if not os.path.isdir(netns_dir):
+        return
+    own = netns_name_of(netns_dir, os.stat("/proc/self/ns/net"))
+    try:  # /run/netns is a bind mount of its own (ip netns add makes it one), with one per entry
+        linux.umount(netns_dir, linux.MNT_DETACH)
+    except OSError:
+        for name in os.listdir(netns_dir):
+            try:
+                linux.umount(os.path.join(netns_dir, name), linux.MNT_DETACH)
+            except OSError:
+                pass
+    linux.mount("tmpfs", netns_dir, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=755")
+    if own:
+        path = os.path.join(netns_dir, own)
+        open(path, "w").close()
+        linux.bind_mount("/proc/self/ns/net", path)
+
+
 def _pid1(hostname: str, hosts_file: str | None, bin_dir: str | None, ready_fd: int,
           view: str | None = None, sshd_config: str | None = None, sshd_log: str = "/dev/null") -> None:
     linux.make_mounts_private()
     linux.mount_proc()
+    try:
+        show_own_netns_only()
+    except OSError as exc:
+        print(f"node init: /run/netns left as the host's: {exc}", file=sys.stderr)
     linux.set_hostname(hostname)
     try:
         linux.mount_cgroups()  # the kubelet's pod cgroups (limits, stats) live there

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from knet.node.agnhost.webpages import INDEX_PAGES
+
 # Images whose processes are knet's own (the image's binary -> what stands in for it).
 NETEXEC_IMAGES = ("nginx", "httpd", "echo")
 DEFAULT_HTTP_PORT = 80
@@ -184,4 +186,6 @@ def web_server_flags(container: dict[str, Any]) -> list[str]:
     call, which holds no fixed port (two such containers share a pod) yet makes netexec's
     /healthz and /readyz answer 200, as a web server's health paths do."""
     udp = _first_port(container, "UDP")
-    return [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}", f"--udp-port={udp or 0}"]
+    flags = [f"--http-port={_first_port(container, 'TCP') or DEFAULT_HTTP_PORT}", f"--udp-port={udp or 0}"]
+    server = next((name for name in INDEX_PAGES if name in image_repository(container.get("image") or "")), None)
+    return [*flags, f"--index-page={server}"] if server else flags

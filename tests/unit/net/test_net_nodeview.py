@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from knet.net import nodeview
 
 MOUNTINFO = """\
@@ -26,3 +28,15 @@ def test_remounts_are_the_outermost_mounts_and_kept_paths_below_the_overlay():
     assert nodeview.remounts(points, "/var/lib", ["/var/lib/knet", "/tmp/state"]) == [
         "/var/lib/docker", "/var/lib/knet"]  # docker's own submount comes with the recursive bind
     assert nodeview.remounts(points, "/opt", ["/var/lib/knet"]) == []
+
+
+def test_a_nodes_own_netns_name_is_the_entry_that_is_its_namespace(tmp_path):
+    from knet.net import node_init
+
+    netns = tmp_path / "netns"
+    netns.mkdir()
+    for name in ("knet-other-node01", "knet-demo-node01", "cni-1234"):
+        (netns / name).write_text(name)
+    assert node_init.netns_name_of(str(netns), os.stat(netns / "knet-demo-node01")) == "knet-demo-node01"
+    assert node_init.netns_name_of(str(netns), os.stat(tmp_path)) is None
+    assert node_init.netns_name_of(str(tmp_path / "missing"), os.stat(tmp_path)) is None

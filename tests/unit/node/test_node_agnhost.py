@@ -142,6 +142,18 @@ def test_root_and_unknown_paths_answer_the_time():
         assert body.startswith(f"NOW: {time.strftime('%Y-')}") and body.endswith(("UTC", time.strftime("%Z")))
 
 
+def test_an_nginx_or_httpd_stand_in_answers_its_index_page_at_root_only():
+    # `kubectl create deployment web --image=nginx` then curl: nginx's page (615 bytes), as on any cluster
+    state = netexec.State(index_page="nginx")
+    for path in ("/", "/index.html"):
+        r = get(state, path)
+        assert r.status == 200 and b"<title>Welcome to nginx!</title>" in r.body and len(r.body) == 615
+        assert ("Content-Type", "text/html") in r.headers
+    assert get(state, "/hostname").body.decode() == socket.gethostname()  # what labs and tests ask
+    assert get(netexec.State(index_page="httpd"), "/").body == b"<html><body><h1>It works!</h1></body></html>\n"
+    assert get(netexec.State(index_page="bogus"), "/").body.startswith(b"NOW: ")
+
+
 def test_healthz_and_readyz_follow_udp_readiness_and_sigterm():
     state = netexec.State()
     assert get(state, "/healthz").status == 412 and get(state, "/readyz").status == 412

@@ -119,11 +119,14 @@ def test_control_plane_images_run_their_component():
 
 def test_nginx_serves_on_its_container_port_or_80():
     assert container_argv({"image": "nginx", "ports": [{"containerPort": 8000}]}, [], [], KNET, AG) == \
-        ["agnhost", "netexec", "--http-port=8000", "--udp-port=0"]
+        ["agnhost", "netexec", "--http-port=8000", "--udp-port=0", "--index-page=nginx"]
     assert container_argv({"image": "nginx:1.25"}, [], [], KNET, AG) == \
-        ["agnhost", "netexec", "--http-port=80", "--udp-port=0"]
+        ["agnhost", "netexec", "--http-port=80", "--udp-port=0", "--index-page=nginx"]
     assert container_argv({"image": "httpd", "ports": [{"containerPort": 53, "protocol": "UDP"}]}, [], [], KNET,
-                          AG) == ["agnhost", "netexec", "--http-port=80", "--udp-port=53"]
+                          AG) == ["agnhost", "netexec", "--http-port=80", "--udp-port=53", "--index-page=httpd"]
+    # an echo server has no index page of its own: / stays netexec's NOW
+    assert container_argv({"image": "registry.k8s.io/echoserver:1.10"}, [], [], KNET, AG) == \
+        ["agnhost", "netexec", "--http-port=80", "--udp-port=0"]
 
 
 def test_other_images_run_their_command():

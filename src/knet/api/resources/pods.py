@@ -58,8 +58,47 @@ def _container_defaults(c: dict) -> None:
         p.setdefault("protocol", "TCP")
 
 
+# The mode of the files of configMap, secret, downwardAPI and projected volumes (0644).
+VOLUME_DEFAULT_MODE = 420
+# VolumeSource fields that name a source (a volume with none of them is an emptyDir).
+_NOT_A_SOURCE = ("name",)
+
+
+def _field_ref_defaults(items: list | None) -> None:
+    for item in items or []:
+        if isinstance(item, dict) and isinstance(item.get("fieldRef"), dict):
+            item["fieldRef"].setdefault("apiVersion", "v1")
+
+
+def _volume_defaults(v: dict) -> None:
+    """pkg/apis/core/v1/defaults.go: SetDefaults_Volume, _HostPathVolumeSource, _SecretVolumeSource,
+    _ConfigMapVolumeSource, _DownwardAPIVolumeSource, _ProjectedVolumeSource (and their
+    ObjectFieldSelector and ServiceAccountTokenProjection), so `kubectl get -o yaml` and
+    `describe` read as on kube-apiserver (`defaultMode: 420`, `HostPathType:` empty)."""
+    if not any(k not in _NOT_A_SOURCE for k in v):
+        v["emptyDir"] = {}
+    if isinstance(v.get("hostPath"), dict):
+        v["hostPath"].setdefault("type", "")
+    for kind in ("secret", "configMap", "downwardAPI", "projected"):
+        if isinstance(v.get(kind), dict):
+            v[kind].setdefault("defaultMode", VOLUME_DEFAULT_MODE)
+    if isinstance(v.get("downwardAPI"), dict):
+        _field_ref_defaults(v["downwardAPI"].get("items"))
+    if isinstance(v.get("projected"), dict):
+        for source in v["projected"].get("sources") or []:
+            if not isinstance(source, dict):
+                continue
+            if isinstance(source.get("downwardAPI"), dict):
+                _field_ref_defaults(source["downwardAPI"].get("items"))
+            if isinstance(source.get("serviceAccountToken"), dict):
+                source["serviceAccountToken"].setdefault("expirationSeconds", 3600)
+
+
 def defaults(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
+    for v in spec.get("volumes") or []:
+        if isinstance(v, dict):
+            _volume_defaults(v)
     for c in spec.get("containers") or []:
         _container_defaults(c)
     for c in spec.get("initContainers") or []:

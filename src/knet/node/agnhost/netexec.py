@@ -39,6 +39,7 @@ from knet.node.agnhost.httpserve import (
     serve_in_thread,
     tls_context,
 )
+from knet.node.agnhost.webpages import INDEX_PAGES, INDEX_PATHS
 
 FLAGS = [
     fl.Flag("http-port", fl.INT, 8080, "HTTP Listen Port"),
@@ -50,6 +51,8 @@ FLAGS = [
             "Override the HTTP handler to always respond as if it were a GET with this path & params"),
     fl.Flag("udp-listen-addresses", fl.STRING, "", "A comma separated list of ip addresses the udp servers listen from"),
     fl.Flag("delay-shutdown", fl.INT, 0, "Number of seconds to delay shutdown when receiving SIGTERM."),
+    # knet's, not upstream's: netexec standing in for a web server's image answers / with its page.
+    fl.Flag("index-page", fl.STRING, "", "knet: answer / and /index.html with this server's index page (nginx, httpd)"),
 ]
 
 _SIGNAL_WORDS = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGINT: "interrupt",
@@ -65,6 +68,7 @@ class State:
     upload_dir: str = "/uploads"
     shell_path: str = "/bin/sh"
     http_override: str = ""
+    index_page: str = ""                       # webpages.INDEX_PAGES key: / is that server's page
     exit: Any = os._exit                       # exit(code): replaced in tests
     graceful_exit: Any = None                  # graceful_exit(code, timeout): stop listening, drain, exit
 
@@ -416,6 +420,8 @@ def handle(state: State, r: Request) -> Response:
     if state.http_override:
         from knet.node.agnhost.httpserve import parse_request
         r = parse_request("GET", state.http_override, r.headers, b"", r.client)
+    if state.index_page in INDEX_PAGES and r.path in INDEX_PATHS and r.method in ("GET", "HEAD"):
+        return Response(200, INDEX_PAGES[state.index_page].encode(), [("Content-Type", "text/html")])
     return ROUTES.get(r.path, _root)(state, r)
 
 
@@ -456,7 +462,7 @@ def _fatal_thread(target: Any, *args: Any) -> None:
 
 def run(argv: list[str]) -> int:
     values, _ = fl.parse(FLAGS, argv)
-    state = State(http_override=values["http-override"])
+    state = State(http_override=values["http-override"], index_page=values["index-page"])
     delay = int(values["delay-shutdown"])
 
     def on_sigterm(signum: int, frame: object) -> None:
