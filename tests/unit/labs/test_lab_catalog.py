@@ -156,15 +156,19 @@ def test_network_policy(play):
     ns = "lab-network-policy"
     cluster.create({"kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": ns},
                     "spec": {"podSelector": {"matchLabels": {"name": "payroll"}}, "policyTypes": ["Ingress"]}})
-    check(engine, False, "internal cannot reach payroll on port 8080", "policies selecting payroll: deny")
+    check(engine, False, "internal cannot reach payroll on port 8080 (the probe: timeout; dropped by NetworkPolicy",
+          "policies selecting payroll: deny")
     cluster.delete("networkpolicies", "deny", ns)
     cluster.create({"kind": "NetworkPolicy", "metadata": {"name": "too-open", "namespace": ns},
                     "spec": {"podSelector": {"matchLabels": {"name": "payroll"}}, "policyTypes": ["Ingress"],
                              "ingress": [{"ports": [{"port": 8080}]}]}})
-    check(engine, False, "external still reaches payroll")
+    check(engine, False, "external still reaches payroll on port 8080 (allowed by NetworkPolicy "
+          "lab-network-policy/too-open ingress rule 1)")
     cluster.patch("networkpolicies", "too-open", ns, {"spec": {"ingress": [
         {"from": [{"podSelector": {"matchLabels": {"name": "internal"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}})
-    check(engine, True, "only internal reaches payroll:8080")
+    check(engine, True, "only internal reaches payroll:8080", "external: timeout, dropped by NetworkPolicy")
+    # the check ran the probe (knet trace --probe) from each client, not a wget
+    assert ("probe", "lab-network-policy/external", "lab-network-policy/payroll", "8080", "tcp") in cluster.calls
 
 
 def test_troubleshoot_service_selector(play):
