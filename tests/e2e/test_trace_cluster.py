@@ -131,6 +131,9 @@ def test_service_without_endpoints_is_rejected(traced):
 def test_unknown_names_fail_with_a_message(traced):
     p, _ = trace(traced, f"{NS}/client", f"svc/{NS}/missing")
     assert p.returncode != 0 and f"no Service {NS}/missing" in p.stderr
+    # SCTP is walked, not probed: said, nothing sent
+    p, _ = trace(traced, f"{NS}/client", f"svc/{NS}/echo", "--protocol", "sctp", "--probe")
+    assert p.returncode != 0 and "--probe sends TCP and UDP only" in p.stderr, p.stdout + p.stderr
 
 
 def set_dataplane_mode(c, mode: str) -> None:  # noqa: ANN001
@@ -183,7 +186,7 @@ def probe(c, *args: str) -> dict:  # noqa: ANN001
     (f"{NS}/client", f"svc/{NS}/echo", [], "connected"),
     (f"{NS}/client", f"svc/{NS}/nobody", [], "refused"),
     (f"{NS}/client", f"{NS}/guarded", ["--port", "8080"], "connected"),    # the policy allows the client
-    (f"{NS}/stranger", f"{NS}/guarded", ["--port", "8080"], "timeout"),    # and no one else
+    (f"{NS}/stranger", f"{NS}/guarded", ["--port", "8080", "--probe-timeout", "1"], "timeout"),  # no one else
     (f"{NS}/client", f"svc/{NS}/echo", ["--port", "81", "--protocol", "udp"], "connected"),  # agnhost answers
     (f"{NS}/client", f"svc/{NS}/nobody", ["--port", "81", "--protocol", "udp"], "refused"),  # ICMP unreachable
 ], ids=["clusterip", "no-endpoints", "policy-allow", "policy-deny", "udp-clusterip", "udp-no-endpoints"])
