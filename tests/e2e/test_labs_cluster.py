@@ -172,11 +172,16 @@ def test_network_policy_lab(knet_cluster):
         p.check(False, "no NetworkPolicy in lab-network-policy selects pod payroll")
         # a policy that shuts everyone out is wrong too
         knet_cluster.kubectl("apply", "-f", "-", input=ALLOW_INTERNAL.replace("name: internal}", "name: nobody}"))
-        knet_cluster.wait_for("internal refused", lambda: "internal cannot reach payroll" in p.lab("check").stdout,
-                              timeout=30, interval=1.0)
+        refused = knet_cluster.wait_for("internal refused", lambda: "internal cannot reach payroll" in (
+            out := p.lab("check").stdout) and out, timeout=30, interval=1.0)
+        # the check ran knet trace --probe: a real connection, and the walk saying why it went nowhere
+        assert ("(the probe: timeout; dropped by NetworkPolicy: pod lab-network-policy/payroll is selected by "
+                "policies for ingress") in refused, refused
         knet_cluster.kubectl("apply", "-f", "-", input=ALLOW_INTERNAL)
         p.check_until_ok("only internal reaching payroll")
-        p.check(True, "only internal reaches payroll:8080 (policies: internal-only)")
+        p.check(True, "only internal reaches payroll:8080 (policies: internal-only)",
+                "internal: allowed by NetworkPolicy lab-network-policy/internal-only ingress rule 1",
+                "external: timeout, dropped by NetworkPolicy")
         assert knet_cluster.kubectl("-n", ns, "get", "networkpolicy", "-o", "name").stdout.strip()
     gone = knet_cluster.kubectl("get", "namespace", ns, check=False)
     assert gone.returncode != 0 or "Terminating" in gone.stdout

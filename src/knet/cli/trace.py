@@ -51,8 +51,9 @@ async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--all", "all_paths", is_flag=True, help="Every possible path (each endpoint), not one.")
 @click.option("--via", default="", help="For a source outside the cluster: the node it arrives at.")
-@click.option("--probe", is_flag=True, help="Also make a real TCP connection from FROM and check the walk "
-              "against what the kernel did (exit 1 when they disagree).")
+@click.option("--probe", is_flag=True, help="Also make a real connection from FROM (TCP; UDP: a datagram an "
+              "agnhost netexec/UDP echo server answers) and check the walk against what the kernel did, on every "
+              "node it crosses (exit 1 when they disagree).")
 @click.option("--probe-timeout", default=2.0, show_default=True, help="Seconds a probe waits to connect.")
 @click.option("--host", "http_host", default="", help="An HTTP request with this Host header to TO (the ingress "
               "controller's address), followed through the controller to the backend pod.")
@@ -118,8 +119,8 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
         raise click.ClickException(str(exc)) from None
     checked: dict[str, Any] | None = None
     if probe:
-        checked = _probe(name, cfg.dataplane, mode, src, result.target.ip, result.packet.dport, protocol,
-                         probe_timeout, result)
+        checked = _probe(name, cfg.dataplane, mode, probe_timeout, result,
+                         {n: view.node_ip(n) for n in view.node_names()})
     if output == "json":
         data = report.data(result, all_paths=all_paths)
         if checked is not None:
@@ -133,7 +134,7 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
                        "the walk)")
             click.echo(f"kernel trace: {checked['rules']}"
                        + ("" if checked["rules_agree"] else " (DISAGREES with the walk)"))
-    if checked is not None and not checked["agrees"]:
+    if checked is not None and not (checked["agrees"] and checked["rules_agree"]):
         sys.exit(1)
 
 
@@ -174,25 +175,25 @@ def _trace_http(view: Any, dp: Any, objects: list[dict[str, Any]], src: Any, des
         sys.stdout.write(http.text(view, result, all_paths=all_paths))
 
 
-def _probe(name: str, dataplane: str, mode: str, src: Any, dst_ip: str, port: int, protocol: str,
-           timeout: float, result: Any) -> dict[str, Any]:
+def _probe(name: str, dataplane: str, mode: str, timeout: float, result: Any,
+           node_ips: dict[str, str]) -> dict[str, Any]:
     from knet.trace import probe
 
     if dataplane != "real":
         raise click.ClickException("--probe needs a real dataplane: a simulated cluster has no kernel to ask")
-    if protocol != "tcp":
-        raise click.ClickException("--probe sends TCP only")
+    if result.packet.proto not in probe.PROTOCOLS:
+        raise click.ClickException(f"--probe sends {' and '.join(p.upper() for p in probe.PROTOCOLS)} only: "
+                                   f"drop --probe to walk {result.packet.proto.upper()} without sending")
     try:
-        # a node's address (a NodePort): that node's kube-proxy picks the endpoint, not the source's
-        nat_node = result.target.name if result.target.kind == "node" else ""
-        got = probe.RealProber(name, mode).connect(src, dst_ip, port, timeout, nat_node)
+        got = probe.RealProber(name, mode).probe(result, timeout, node_ips)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     agrees, message = probe.compare(result, got)
     rules_agree, rules = probe.compare_rules(result, got)
     return {"outcome": got.outcome, "endpoint": got.endpoint, "agrees": agrees, "message": message,
             "rules_agree": rules_agree, "rules": rules, "kernel_node": got.kernel_node,
-            "kernel_rules": [list(r) for r in got.kernel]}
+            "kernel_rules": [list(r) for r in got.kernel], "detail": got.detail,
+            "kernel_nodes": {n: [[list(r) for r in seg] for seg in segs] for n, segs in got.traced().items()}}
 
 
 def register(group: click.Group) -> None:

@@ -48,6 +48,13 @@ class ClusterAccess(Protocol):
 
     def node_run(self, node: str, argv: list[str], timeout: float = 15.0) -> ExecResult: ...
 
+    def probe(self, source: str, destination: str, port: int, protocol: str = "tcp") -> dict[str, Any]:
+        """`knet trace SOURCE DESTINATION --port P --probe`: a real connection, what the kernel did
+        with it and why (the walk): {"outcome": connected|refused|timeout|error, "agrees": the walk
+        and the kernel agree, "reason": the walk's verdict, "policy": the policy rules that allowed it,
+        "message": the probe's summary}."""
+        ...
+
     def sleep(self, seconds: float) -> None: ...
 
 
@@ -130,6 +137,27 @@ class KubectlCluster:
         except subprocess.TimeoutExpired:
             return ExecResult(124, "", f"no answer from node {node} within {timeout:.0f}s")
         return ExecResult(result.returncode, result.stdout, result.stderr)
+
+    def probe(self, source: str, destination: str, port: int, protocol: str = "tcp") -> dict[str, Any]:
+        if self.dataplane != "real":
+            raise LabClusterError(f'cluster "{self.cluster_name}" has a simulated dataplane: no kernel to probe '
+                                  "(this lab needs --dataplane real)")
+        argv = [*self._knet, "trace", "--name", self.cluster_name, source, destination, "--port", str(port),
+                "--protocol", protocol, "--probe", "-o", "json"]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise LabClusterError(f"knet trace {source} {destination} --probe: no answer within 60s") from None
+        try:  # exit 1 with a report: the kernel and the walk disagree (said in the facts)
+            data = json.loads(result.stdout)
+        except ValueError:
+            raise LabClusterError(f"knet trace {source} {destination} --probe: "
+                                  f"{(result.stderr or result.stdout).strip()[:500]}") from None
+        got = data.get("probe") or {}
+        path = (data.get("paths") or [{}])[0]
+        return {"outcome": got.get("outcome", "error"), "agrees": bool(got.get("agrees") and got.get("rules_agree")),
+                "reason": data.get("reason", ""), "policy": path.get("policy") or [],
+                "message": f"{got.get('message', '')}; kernel trace: {got.get('rules', '')}"}
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -1,7 +1,7 @@
 """The fake side of `ClusterAccess`: an in-memory cluster for unit tests. Objects are stored as
 given; creating a Pod marks it Ready and a Deployment's ready count follows its replicas (what
 the controllers would do); `exec` and `node_run` answer through functions the test supplies
-(which may compute the answer from the fake's objects)."""
+(which may compute the answer from the fake's objects), as does `probe` (`knet trace --probe`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ CLUSTER_SCOPED = ("namespaces", "nodes")
 
 ExecFn = Callable[["FakeCluster", str, str, list[str]], ExecResult]
 NodeFn = Callable[["FakeCluster", str, list[str]], ExecResult]
+ProbeFn = Callable[["FakeCluster", str, str, int, str], dict[str, Any]]
 WriteHook = Callable[["FakeCluster"], None]
 
 
@@ -33,10 +34,12 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 
 class FakeCluster:
     def __init__(self, objects: list[dict[str, Any]] = (), *, exec_fn: ExecFn | None = None,
-                 node_fn: NodeFn | None = None, after_write: WriteHook | None = None) -> None:
+                 node_fn: NodeFn | None = None, after_write: WriteHook | None = None,
+                 probe_fn: ProbeFn | None = None) -> None:
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         self.exec_fn = exec_fn
         self.node_fn = node_fn
+        self.probe_fn = probe_fn
         self.calls: list[tuple[str, ...]] = []
         # What the controllers would do after a write (make a Deployment's pods, give addresses).
         self.after_write = after_write
@@ -121,6 +124,12 @@ class FakeCluster:
         if self.node_fn is None:
             return ExecResult(127, "", f"{argv[0]}: not found")
         return self.node_fn(self, node, argv)
+
+    def probe(self, source: str, destination: str, port: int, protocol: str = "tcp") -> dict[str, Any]:
+        self.calls.append(("probe", source, destination, str(port), protocol))
+        if self.probe_fn is None:
+            raise LabClusterError("this fake cluster has no kernel to probe")
+        return self.probe_fn(self, source, destination, port, protocol)
 
     def sleep(self, seconds: float) -> None:
         pass

@@ -11,6 +11,7 @@ goes: a pod on this node's bridge, another node (host-gw: via that node's addres
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from dataclasses import dataclass, field
@@ -157,7 +158,8 @@ def trace(view: ClusterView, dp: Dataplane, source: Place, target: Place, port: 
                                       else f"from {source.ip}, outside the cluster, arriving at node {node}"))
     paths: list[Path] = []
     sources: dict[str, str] = {}
-    work: list[tuple[Flow, list[Hop], str, str, int]] = [(Flow(packet, node=node), [start], node, first, 0)]
+    # the walk's flows change their packet (DNAT, masquerade): result.packet stays what was sent
+    work: list[tuple[Flow, list[Hop], str, str, int]] = [(Flow(copy.copy(packet), node=node), [start], node, first, 0)]
     while work:
         flow, hops, at, how, visits = work.pop(0)
         nr = dp.node(at)

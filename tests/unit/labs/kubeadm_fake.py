@@ -286,5 +286,26 @@ def exec_fn(cluster: FakeCluster, ns: str, pod_name: str, argv: list[str]) -> Ex
     return ExecResult(127, "", f"{argv[0]}: not found")
 
 
+def probe_fn(cluster: FakeCluster, source: str, destination: str, port: int, protocol: str) -> dict:
+    """`knet trace ns/pod ns/pod --probe` between two pods: NetworkPolicy semantics decide, and the
+    walk's words say why (the allowing rule of the first selecting policy that has one)."""
+    src, dst = (cluster.get("pods", ref.split("/")[1], ref.split("/")[0]) for ref in (source, destination))
+    if port not in {p for _n, p, _ in container_ports(dst)}:
+        return {"outcome": "refused", "agrees": True, "policy": [], "message": "refused",
+                "reason": f"delivered to pod {destination}, where nothing listens on {port}"}
+    if not _allowed(cluster, src, dst, port, protocol.upper()):
+        return {"outcome": "timeout", "agrees": True, "policy": [], "message": "timeout",
+                "reason": f"dropped by NetworkPolicy: pod {destination} is selected by policies for ingress "
+                          "and none of their rules allows this connection"}
+    ns = dst["metadata"]["namespace"]
+    selecting = [p["metadata"]["name"] for p in cluster.list("networkpolicies", ns)
+                 if all(_labels(dst).get(k) == v
+                        for k, v in ((p["spec"].get("podSelector") or {}).get("matchLabels") or {}).items())]
+    return {"outcome": "connected", "agrees": True, "message": "connected",
+            "policy": [f"allowed by NetworkPolicy {ns}/{selecting[0]} ingress rule 1"] if selecting else [],
+            "reason": f"delivered to pod {destination}"}
+
+
 def kubeadm_cluster(proxy_mode: str = "") -> FakeCluster:
-    return FakeCluster(kubeadm_objects(proxy_mode), exec_fn=exec_fn, node_fn=node_fn, after_write=controllers)
+    return FakeCluster(kubeadm_objects(proxy_mode), exec_fn=exec_fn, node_fn=node_fn, after_write=controllers,
+                       probe_fn=probe_fn)

@@ -156,15 +156,19 @@ def test_network_policy(play):
     ns = "lab-network-policy"
     cluster.create({"kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": ns},
                     "spec": {"podSelector": {"matchLabels": {"name": "payroll"}}, "policyTypes": ["Ingress"]}})
-    check(engine, False, "internal cannot reach payroll on port 8080", "policies selecting payroll: deny")
+    check(engine, False, "internal cannot reach payroll on port 8080 (the probe: timeout; dropped by NetworkPolicy",
+          "policies selecting payroll: deny")
     cluster.delete("networkpolicies", "deny", ns)
     cluster.create({"kind": "NetworkPolicy", "metadata": {"name": "too-open", "namespace": ns},
                     "spec": {"podSelector": {"matchLabels": {"name": "payroll"}}, "policyTypes": ["Ingress"],
                              "ingress": [{"ports": [{"port": 8080}]}]}})
-    check(engine, False, "external still reaches payroll")
+    check(engine, False, "external still reaches payroll on port 8080 (allowed by NetworkPolicy "
+          "lab-network-policy/too-open ingress rule 1)")
     cluster.patch("networkpolicies", "too-open", ns, {"spec": {"ingress": [
         {"from": [{"podSelector": {"matchLabels": {"name": "internal"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}})
-    check(engine, True, "only internal reaches payroll:8080")
+    check(engine, True, "only internal reaches payroll:8080", "external: timeout, dropped by NetworkPolicy")
+    # the check ran the probe (knet trace --probe) from each client, not a wget
+    assert ("probe", "lab-network-policy/external", "lab-network-policy/payroll", "8080", "tcp") in cluster.calls
 
 
 def test_troubleshoot_service_selector(play):
@@ -274,3 +278,20 @@ def test_a_namespace_of_the_users_is_never_taken_nor_deleted(tmp_path):
         engine.start("troubleshoot-service-selector")
     assert engine.reset().ok
     assert cluster.get("configmaps", "mine", "lab-svc-selector") is not None
+
+
+def test_a_crash_looping_pod_counts_as_failing_in_the_second_it_looks_ready():
+    """kubelet restarts a crashing container and reports it Ready until it crashes again: the
+    kube-proxy lab still sees the pod failing (its last exit was an error, a moment ago)."""
+    from datetime import UTC, datetime
+
+    from knet.labs.catalog.troubleshoot_kube_proxy import crashed_lately
+
+    now = datetime(2026, 12, 5, 10, 0, 30, tzinfo=UTC)
+    looping = {"status": {"containerStatuses": [{"ready": True, "restartCount": 2, "lastState": {
+        "terminated": {"exitCode": 1, "finishedAt": "2026-12-05T10:00:20Z"}}}]}}
+    assert crashed_lately(looping, now)
+    assert not crashed_lately(looping, datetime(2026, 12, 5, 10, 5, tzinfo=UTC))  # long ago: it runs now
+    clean = {"status": {"containerStatuses": [{"ready": True, "restartCount": 1, "lastState": {
+        "terminated": {"exitCode": 0, "finishedAt": "2026-12-05T10:00:20Z"}}}]}}
+    assert not crashed_lately(clean, now) and not crashed_lately({"status": {}}, now)

@@ -1,5 +1,8 @@
-"""Network policies: write the NetworkPolicy that lets only one pod in. Checked by probes: pod
-internal must reach payroll on its port, pod external must not."""
+"""Network policies: write the NetworkPolicy that lets only one pod in. The first question is
+answered (yes/no) and checked with a wget; the second is observed: the check runs `knet trace
+--probe` from each client (a real connection, the kernel's own trace of it, and the walk that says
+which policy rule allowed or dropped it): pod internal must reach payroll on its port, pod
+external must not."""
 
 from __future__ import annotations
 
@@ -49,32 +52,41 @@ def _selects(policy: dict, labels: dict[str, str]) -> bool:
 
 
 def observe_access(cluster: ClusterAccess, answer: str | None) -> Facts:
+    """Observed, not typed: `knet trace --probe` from each client sends a real connection to payroll,
+    and says why it went where it went (the policy rule that allowed it, or the isolation that
+    dropped it) and whether the kernel agrees."""
     payroll = cluster.get("pods", "payroll", NS)
     if payroll is None or not pod_ip(payroll):
         raise LabClusterError(f"pod {NS}/payroll is gone or has no IP: knet lab reset, then start the lab again")
-    url = f"http://{pod_ip(payroll)}:{PORT}/hostname"
     facts: Facts = {"selecting": sorted(p["metadata"]["name"] for p in cluster.list("networkpolicies", NS)
-                                        if _selects(p, payroll["metadata"].get("labels") or {})),
-                    "url": url}
+                                        if _selects(p, payroll["metadata"].get("labels") or {}))}
     for client in ("internal", "external"):
-        result = kit.http_get(cluster, NS, client, url)
-        facts[client] = result.rc == 0
-        facts[f"{client}_output"] = result.output
+        got = cluster.probe(f"{NS}/{client}", f"{NS}/payroll", PORT)
+        facts[client] = got["outcome"] == "connected"
+        facts[f"{client}_outcome"] = got["outcome"]
+        facts[f"{client}_why"] = "; ".join(got.get("policy") or []) if facts[client] and got.get("policy") \
+            else got.get("reason", "")
+        if not got.get("agrees", True):
+            facts.setdefault("disagreements", []).append(f"{client}: {got.get('message', '')}")
     return facts
 
 
 def judge_access(facts: Facts, answer: str | None) -> Verdict:
+    selecting = ", ".join(facts["selecting"]) or "none"
+    note = ("" if not facts.get("disagreements") else
+            " (knet trace and the kernel disagree, please report it: " + "; ".join(facts["disagreements"]) + ")")
     if not facts["selecting"] and facts["external"]:
         return wrong(f"no NetworkPolicy in {NS} selects pod payroll, so every pod may reach it "
-                     "(external did): write one that selects payroll (podSelector) with an ingress rule")
+                     "(external did): write one that selects payroll (podSelector) with an ingress rule" + note)
     if not facts["internal"]:
-        return wrong(f"internal cannot reach payroll on port {PORT} ({facts['internal_output'] or 'no answer'}): "
-                     f"the policy must allow ingress from pods labelled name=internal on TCP {PORT} "
-                     f"(policies selecting payroll: {', '.join(facts['selecting']) or 'none'})")
+        return wrong(f"internal cannot reach payroll on port {PORT} (the probe: {facts['internal_outcome']}; "
+                     f"{facts['internal_why']}): the policy must allow ingress from pods labelled name=internal "
+                     f"on TCP {PORT} (policies selecting payroll: {selecting})" + note)
     if facts["external"]:
-        return wrong(f"external still reaches payroll on port {PORT}: allow only pods labelled name=internal "
-                     f"(policies selecting payroll: {', '.join(facts['selecting']) or 'none'})")
-    return right(f"only internal reaches payroll:{PORT} (policies: {', '.join(facts['selecting'])})")
+        return wrong(f"external still reaches payroll on port {PORT} ({facts['external_why'] or 'allowed'}): "
+                     f"allow only pods labelled name=internal (policies selecting payroll: {selecting})" + note)
+    return right(f"only internal reaches payroll:{PORT} (policies: {selecting}); internal: {facts['internal_why']}; "
+                 f"external: {facts['external_outcome']}, {facts['external_why']}" + note)
 
 
 LAB = Lab(
@@ -96,6 +108,8 @@ clients, pods internal (name=internal) and external (name=external). Try:
                         "ingress: - from: - podSelector: {matchLabels: {name: internal}}  ports: - protocol: TCP, "
                         f"port: {PORT}",
                         f"kubectl -n {NS} exec internal -- wget -qO- -T 3 payroll-service:{PORT}/hostname should work, "
-                        "the same from external should time out")),
+                        "the same from external should time out",
+                        f"the check runs knet trace {NS}/external {NS}/payroll --port {PORT} --probe (and the same "
+                        "from internal): run it to see which policy rule lets a connection in or drops it")),
     ),
 )

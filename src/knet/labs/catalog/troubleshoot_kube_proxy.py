@@ -6,6 +6,8 @@ kube-proxy's pods, waiting until they are ready on every node."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from knet.labs import kit
 from knet.labs.access import ClusterAccess, LabClusterError, Setup
 from knet.labs.facts import (
@@ -48,13 +50,30 @@ def setup(s: Setup) -> None:
     s.wait_ready(NS)
 
 
+def crashed_lately(pod: dict, now: datetime, within: float = 60.0) -> bool:
+    """A container that exited with an error in the last minute and was restarted: a crash-looping
+    pod is Ready for the second after each restart (kubectl shows its RESTARTS climbing)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if last.get("exitCode") and last.get("finishedAt"):
+            finished = datetime.fromisoformat(str(last["finishedAt"]).replace("Z", "+00:00"))
+            if (now - finished).total_seconds() < within:
+                return True
+    return False
+
+
 def observe_failing(cluster: ClusterAccess, answer: str | None) -> Facts:
     failing = set()
+    now = datetime.now(UTC)
     for pod in cluster.list("pods", kit.KUBE_SYSTEM):
-        if not pod_ready(pod):
+        if not pod_ready(pod) or crashed_lately(pod, now):
             refs = pod["metadata"].get("ownerReferences") or []
             owner = next((r["name"] for r in refs if r.get("controller")), pod["metadata"]["name"])
             failing.add((controller_kind(pod) or "Pod", owner))
+    for ds in cluster.list("daemonsets", kit.KUBE_SYSTEM):  # pods deleted and not made again yet
+        status = ds.get("status") or {}
+        if "numberReady" in status and status["numberReady"] < status.get("desiredNumberScheduled", 0):
+            failing.add(("DaemonSet", ds["metadata"]["name"]))
     return {"failing": sorted(failing)}
 
 
