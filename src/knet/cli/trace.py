@@ -107,7 +107,8 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
     network: it reaches a LoadBalancer address through the node answering ARP for it). TO may be
     a LoadBalancer address or `lb/[ns/]name` (a Service at its external address), or an HTTP URL
     (`http://foo.example/wear`; or --host/--path with TO the controller's address): the request is
-    followed to the ingress controller, through its routing rules, and on to the backend pod."""
+    followed to the ingress controller, through its routing rules, and on to the backend pod. Through
+    a Gateway API Gateway: TO its address as a URL, or `gateway/[ns/]name` with --host/--path."""
     from knet.cluster import config as config_mod
     from knet.cluster.paths import ClusterPaths
     from knet.trace import report

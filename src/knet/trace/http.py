@@ -101,7 +101,10 @@ def gateway_address(view: ClusterView, source: Place, objs: GatewayObjects, name
                     port: int = 0) -> tuple[Place, int, str]:
     """Where FROM reaches Gateway `ref` (`[ns/]name`): its Service's address as for the controller's
     (controller_address), at the listener port `port` (default: the scheme's). `namespace`: the
-    controller's, where the Gateways' Services are."""
+    controller's, where the Gateways' Services are. `ref` may end in `:PORT` (`gateway/x/gw:443`)."""
+    if ":" in ref:
+        ref, _, named = ref.rpartition(":")
+        port = port or int(named) if named.isdigit() else port
     try:
         key = gateway_service_key(objs, namespace, ref)
     except LookupError as exc:

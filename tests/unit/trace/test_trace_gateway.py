@@ -231,6 +231,13 @@ def test_the_listener_by_hostname_and_a_route_it_does_not_allow() -> None:
     assert t.route is not None and t.route.listener == "any" and (t.verdict, t.status) == ("not-found", 404)
 
 
+def test_a_gateway_port_names_its_listener() -> None:
+    listeners = [{"name": "web", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 8080, "protocol": "HTTP"}]
+    t = run("iptables", "host", "gateway/x/gw:8080", host="shop.example", gw_obj=gw(listeners))
+    assert t.front.path.endpoint == f"{CONTROLLER_IP}:20001" and t.route is not None
+    assert (t.route.listener, t.route.route, t.verdict) == ("alt", "x/shop", "delivered")
+
+
 def test_an_unknown_gateway_is_refused() -> None:
     objs = gatewayroutes.GatewayObjects.of([CLASS, gw(), *gateway_service([CLASS, gw()])])
     assert gatewayroutes.gateway_service_key(objs, manifests.NAMESPACE, "x/gw") == "ingress-nginx/gw-x-gw"
