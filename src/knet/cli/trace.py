@@ -35,11 +35,11 @@ async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
             conf = yaml.safe_load((cm.get("data") or {}).get("config.conf") or "") or {}
             return str(conf.get("mode") or "") if isinstance(conf, dict) else ""
 
-        lists = await asyncio.gather(*(api.list(v, r, namespace=None) for v, r in READS), kube_proxy_mode())
-    objects = [{**o, "kind": KINDS[r]} for (_, r), got in zip(READS, lists[:-1], strict=True)
+        lists = await asyncio.gather(*(api.list(v, r, namespace=None) for v, r in READS), kube_proxy_mode(),
+                                     _read_gateway_api(api))
+    objects = [{**o, "kind": KINDS[r]} for (_, r), got in zip(READS, lists[:-2], strict=True)
                for o in got.get("items") or []]
-    objects += await _read_gateway_api(api)
-    return objects, lists[-1]
+    return objects + lists[-1], lists[-2]
 
 
 GATEWAY_READS = (("gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass"),
