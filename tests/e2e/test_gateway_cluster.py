@@ -8,7 +8,7 @@ host the route does not name is 404), HTTPRouteHeaderMatching, HTTPRouteWeight (
 answer), HTTPRouteRequestHeaderModifier with HTTPRouteRewritePath, HTTPRouteRedirectPath,
 HTTPRouteHTTPSListener (an HTTPS listener with a TLS Secret, checked with `curl --cacert`),
 HTTPRouteCrossNamespace / HTTPRouteReferenceGrant (refused with RefNotPermitted and 500 until a
-ReferenceGrant exists), HTTPRouteInvalidParentRefNotMatchingSectionName; the status conditions
+ReferenceGrant exists), HTTPRouteInvalidParentRefNotMatchingSectionName; `knet trace` through the Gateway; the status conditions
 (a GRPCRoute, which knet does not serve, is not Accepted);
 a Gateway invalid per the CRD schema is refused (422) as on any cluster."""
 
@@ -191,6 +191,16 @@ def test_gateway_routes_and_status(gw):
     # HTTPRouteSimpleSameNamespace: through the Gateway's address to the backend pod
     c.wait_for("the route served", lambda: get("/")[0] == 200, timeout=30, interval=0.3)
     assert get("/")[1].startswith("v1-")
+    # `knet trace` through the Gateway's address: its listener, the route's rule, the pod curl reached
+    p = c.knet("trace", "--name", c.name, "host", f"http://{addr}/", "--host", "shop.example.com", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    traced = json.loads(p.stdout)
+    assert traced["verdict"] == "delivered", traced["reason"]
+    r = traced["route"]
+    assert (r["kind"], r["gateway"], r["listener"], r["route"], r["rule"], r["match"], r["host"]) == (
+        "HTTPRoute", f"{ns}/gw", "http", f"{ns}/shop", 0, 0, "shop.example.com")
+    assert r["backend"] == {"namespace": ns, "service": "v1", "port": 8080}
+    assert traced["back"][0]["paths"][0]["endpoint_pod"] == f"{ns}/{get('/')[1].strip()}"
     # HTTPRouteHeaderMatching
     assert get("/", "shop.example.com", "-H", "version: two")[1].startswith("v2-")
     # HTTPRouteHostnameIntersection: a host no route names is not served

@@ -35,10 +35,44 @@ async def _read_cluster(kubeconfig: str) -> tuple[list[dict[str, Any]], str]:
             conf = yaml.safe_load((cm.get("data") or {}).get("config.conf") or "") or {}
             return str(conf.get("mode") or "") if isinstance(conf, dict) else ""
 
-        lists = await asyncio.gather(*(api.list(v, r, namespace=None) for v, r in READS), kube_proxy_mode())
-    objects = [{**o, "kind": KINDS[r]} for (_, r), got in zip(READS, lists[:-1], strict=True)
+        lists = await asyncio.gather(*(api.list(v, r, namespace=None) for v, r in READS), kube_proxy_mode(),
+                                     _read_gateway_api(api))
+    objects = [{**o, "kind": KINDS[r]} for (_, r), got in zip(READS, lists[:-2], strict=True)
                for o in got.get("items") or []]
-    return objects, lists[-1]
+    return objects + lists[-1], lists[-2]
+
+
+GATEWAY_READS = (("gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass"),
+                 ("gateway.networking.k8s.io/v1", "gateways", "Gateway"),
+                 ("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute"),
+                 ("gateway.networking.k8s.io/v1beta1", "referencegrants", "ReferenceGrant"))
+
+
+async def _read_gateway_api(api: Any) -> list[dict[str, Any]]:
+    """The Gateway API objects, when its CRDs are installed (else none), and the TLS Secrets that
+    HTTPS listeners name (their keys only: the trace needs to know they are usable, not what they hold)."""
+    from knet.client.errors import ApiError
+
+    async def read(version: str, resource: str) -> list[dict[str, Any]]:
+        try:
+            return (await api.list(version, resource, namespace=None)).get("items") or []
+        except ApiError:
+            return []
+    got = await asyncio.gather(*(read(v, r) for v, r, _ in GATEWAY_READS))
+    out = [{**o, "kind": k} for (_, _, k), items in zip(GATEWAY_READS, got, strict=True) for o in items]
+    refs = {((ref.get("namespace") or g["metadata"]["namespace"]), ref.get("name", ""))
+            for g in out if g["kind"] == "Gateway" for ls in (g.get("spec") or {}).get("listeners") or []
+            for ref in (ls.get("tls") or {}).get("certificateRefs") or []}
+
+    async def secret(ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            s = await api.get("v1", "secrets", name, namespace=ns)
+        except ApiError:
+            return None
+        return {"kind": "Secret", "metadata": {"namespace": ns, "name": name},
+                "data": {k: "" for k in (s.get("data") or {})}}
+    out += [s for s in await asyncio.gather(*(secret(ns, n) for ns, n in sorted(refs))) if s is not None]
+    return out
 
 
 @click.command("trace")
@@ -74,7 +108,8 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
     network: it reaches a LoadBalancer address through the node answering ARP for it). TO may be
     a LoadBalancer address or `lb/[ns/]name` (a Service at its external address), or an HTTP URL
     (`http://foo.example/wear`; or --host/--path with TO the controller's address): the request is
-    followed to the ingress controller, through its routing rules, and on to the backend pod."""
+    followed to the ingress controller, through its routing rules, and on to the backend pod. Through
+    a Gateway API Gateway: TO its address as a URL, or `gateway/[ns/]name` with --host/--path."""
     from knet.cluster import config as config_mod
     from knet.cluster.paths import ClusterPaths
     from knet.trace import report
@@ -105,7 +140,7 @@ def trace_command(name: str, source: str, destination: str, port: int, protocol:
     pool = _pool(cfg.load_balancer_pool)
     try:
         src = lb.host_place(cfg.host_ip) if lb.is_host(source) else resolve(view, source)
-        if http.is_url(destination) or http_host or http_path:
+        if http.is_url(destination) or http_host or http_path or destination.startswith("gateway/"):
             if probe:
                 raise click.ClickException("--probe does not follow an HTTP request through the ingress controller")
             _trace_http(view, dp, objects, src, destination, http_host, http_path, controller, port, via, pool,
@@ -149,10 +184,15 @@ def _pool(text: str):  # noqa: ANN202 - a Pool or None
 
 def _trace_http(view: Any, dp: Any, objects: list[dict[str, Any]], src: Any, destination: str, host: str,
                 path_: str, controller: str, port: int, via: str, pool: Any, output: str, all_paths: bool) -> None:
-    from knet.trace import http, lb, routes
+    from knet.trace import gatewayroutes, http, lb, routes
 
+    gw_objects = gatewayroutes.GatewayObjects.of(objects)
     target = http.http_target(destination, host, path_)
-    if target.connect:
+    if target.connect.startswith("gateway/"):  # a Gateway: its Service's address (as for the controller's)
+        connect, port, why = http.gateway_address(view, src, gw_objects, controller.partition("/")[0],
+                                                   target.connect.removeprefix("gateway/"), target.request.scheme,
+                                                   port)
+    elif target.connect:
         connect = lb.resolve_target(view, target.connect, src)
         port = port or target.port or connect.port or routes.SCHEME_PORTS[target.request.scheme]
         why = connect.describe()
@@ -162,9 +202,16 @@ def _trace_http(view: Any, dp: Any, objects: list[dict[str, Any]], src: Any, des
     ingresses = [o for o in objects if o.get("kind") == "Ingress"]
     classes = [o for o in objects if o.get("kind") == "IngressClass"]
 
-    def router_for(pod: dict[str, Any]) -> routes.Router | None:
+    def router_for(pod: dict[str, Any], pod_port: int) -> routes.Router | None:
         opts = routes.controller_options(pod)
-        return routes.IngressRouter.of(opts, ingresses, classes) if opts is not None else None
+        if opts is None:
+            return None
+        if opts.publish_service:  # the controller serves Gateways on the pod ports their Services name
+            gw = gatewayroutes.GatewayRouter.for_pod_port(gw_objects, opts.publish_service.partition("/")[0],
+                                                          pod_port)
+            if gw is not None:
+                return gw
+        return routes.IngressRouter.of(opts, ingresses, classes)
 
     result = http.trace_http(view, dp, src, target.request, connect, port, router_for, connect_why=why, via=via,
                              pool=pool, all_paths=all_paths)

@@ -5,7 +5,9 @@ Pure (rules from a Dataplane, objects from a ClusterView, routing from a Router)
    ClusterIP; lb.trace_from: ARP, kube-proxy's rules, DNAT to one controller pod).
 2. The routing in that controller pod: the Router (routes.py) built from the pod's own flags says
    which rule matched (route, host, path, pathType), any rewrite, the backend Service and port,
-   or the controller's own answer (default backend 404, 308 to HTTPS, 400).
+   or the controller's own answer (default backend 404, 308 to HTTPS, 400). When the connection
+   reached a Gateway's pod port, the Gateway's router (gatewayroutes.py) says it: the HTTPRoute
+   rule and match, filters, weighted backends, or a redirect's 30x, a refused backendRef's 500, 404.
 3. The controller's connection to the backend: it connects to an endpoint of the backend Service
    (from the Service's EndpointSlices, in turn, not through the ClusterIP: ingress-nginx's
    upstreams are endpoints), so the walk goes from the controller pod to that endpoint.
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 from knet.ipam.lbpool import Pool
 from knet.trace import lb, report
 from knet.trace.dataplane import Dataplane
+from knet.trace.gatewayroutes import GatewayObjects, gateway_service_key
 from knet.trace.path import TraceResult, trace
 from knet.trace.routes import SCHEME_PORTS, HttpRequest, RouteMatch, Router, backend_endpoints
 from knet.trace.view import ClusterView, Obj, Place, TraceError, is_ip, place_of_ip
@@ -62,19 +65,22 @@ def http_target(to: str, host: str = "", path: str = "") -> Target:
                   int(port) if port else 0)
 
 
-def controller_address(view: ClusterView, source: Place, key: str, scheme: str) -> tuple[Place, int, str]:
+def controller_address(view: ClusterView, source: Place, key: str, scheme: str, port: int = 0
+                       ) -> tuple[Place, int, str]:
     """Where FROM reaches the controller's Service: (place, port, why). A pod uses its ClusterIP
-    (the Service's DNS name); the host its LoadBalancer address, else its NodePort on the first node."""
+    (the Service's DNS name); the host its LoadBalancer address, else its NodePort on the first node.
+    `port`: that Service port (a Gateway's listener port), else the scheme's."""
     svc = view.service(key)
     if svc is None:
         raise TraceError(f"no ingress controller Service {key} (name it with --controller, or give its "
                          "address as TO with --host/--path)")
     spec = svc.get("spec") or {}
     ports = spec.get("ports") or []
-    sp = next((p for p in ports if p.get("name") == scheme), None) or \
+    sp = next((p for p in ports if p.get("port") == port), None) if port else \
+        next((p for p in ports if p.get("name") == scheme), None) or \
         next((p for p in ports if p.get("port") == SCHEME_PORTS[scheme]), None)
     if sp is None:
-        raise TraceError(f"Service {key} has no {scheme} port")
+        raise TraceError(f"Service {key} has no {f'port {port}' if port else scheme + ' port'}")
     lb_ips = [i.get("ip") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
               if i.get("ip")]
     if source.kind == "host":
@@ -91,6 +97,22 @@ def controller_address(view: ClusterView, source: Place, key: str, scheme: str) 
     return Place("service", ip, key), sp["port"], f"Service {key}'s ClusterIP"
 
 
+def gateway_address(view: ClusterView, source: Place, objs: GatewayObjects, namespace: str, ref: str, scheme: str,
+                    port: int = 0) -> tuple[Place, int, str]:
+    """Where FROM reaches Gateway `ref` (`[ns/]name`): its Service's address as for the controller's
+    (controller_address), at the listener port `port` (default: the scheme's). `namespace`: the
+    controller's, where the Gateways' Services are. `ref` may end in `:PORT` (`gateway/x/gw:443`)."""
+    if ":" in ref:
+        ref, _, named = ref.rpartition(":")
+        port = port or int(named) if named.isdigit() else port
+    try:
+        key = gateway_service_key(objs, namespace, ref)
+    except LookupError as exc:
+        raise TraceError(str(exc)) from None
+    place, p, why = controller_address(view, source, key, scheme, port or SCHEME_PORTS[scheme])
+    return place, p, f"Gateway {ref}: {why}"
+
+
 @dataclass
 class HttpTrace:
     request: HttpRequest
@@ -102,13 +124,13 @@ class HttpTrace:
     endpoints: list[str] = field(default_factory=list)  # "ip:port" the controller takes in turn
     back: list[TraceResult] = field(default_factory=list)  # the chosen endpoint's walk (--all: every one)
     verdict: str = ""   # delivered, not-found, redirect, bad-request, unavailable, bad-gateway,
-    #                     gateway-timeout, not-a-controller, or the first leg's (rejected, dropped, unrouted)
+    #                     gateway-timeout, server-error (a Gateway's 500), not-a-controller, or the first leg's (rejected, dropped, unrouted)
     status: int = 0     # the HTTP status the client gets (0: no HTTP answer, the connection failed)
     reason: str = ""
 
 
 def trace_http(view: ClusterView, dp: Dataplane, source: Place, request: HttpRequest, connect: Place, port: int,
-               router_for: Callable[[Obj], Router | None], *, connect_why: str = "", via: str = "",
+               router_for: Callable[[Obj, int], Router | None], *, connect_why: str = "", via: str = "",
                pool: Pool | None = None, all_paths: bool = False, rng: random.Random | None = None) -> HttpTrace:
     rng = rng or random.Random()
     front = lb.trace_from(view, dp, source, connect, port, "tcp", via=via, pool=pool, rng=rng)
@@ -118,7 +140,9 @@ def trace_http(view: ClusterView, dp: Dataplane, source: Place, request: HttpReq
         out.verdict, out.reason = fp.verdict, f"the connection to the ingress controller fails: {fp.reason}"
         return out
     pod = view.pod(fp.endpoint_pod) if fp.endpoint_pod else None
-    router = router_for(pod) if pod is not None else None
+    # the pod port the connection reached: a Gateway's own port (20000+) or the Ingress listeners
+    pod_port = int(fp.endpoint.rpartition(":")[2] or 0) if fp.endpoint else 0
+    router = router_for(pod, pod_port) if pod is not None else None
     if pod is None or router is None:
         out.verdict = "not-a-controller"
         out.reason = (f"the connection ends at {fp.endpoint_pod or fp.endpoint}, which runs no ingress "
@@ -129,9 +153,24 @@ def trace_http(view: ClusterView, dp: Dataplane, source: Place, request: HttpReq
     if m.status == 400:
         out.verdict, out.status, out.reason = "bad-request", 400, "the controller answers 400: the path is malformed"
         return out
-    if m.status == 308:
+    if m.status == 308 and not m.gateway:
         out.verdict, out.status = "redirect", 308
         out.reason = f"the controller answers 308 Permanent Redirect to {m.location} ({m.kind} {m.route} has TLS)"
+        return out
+    if m.gateway and 300 <= m.status < 400:
+        out.verdict, out.status = "redirect", m.status
+        out.reason = (f"the controller answers {m.status} to {m.location} (HTTPRoute {m.route} rule {m.rule}'s "
+                      "RequestRedirect)")
+        return out
+    if m.gateway and m.status == 500:
+        out.verdict, out.status = "server-error", 500
+        out.reason = (f"the controller answers 500 Internal Server Error: HTTPRoute {m.route} rule {m.rule}: "
+                      f"{m.error}")
+        return out
+    if m.gateway and m.backend is None:
+        out.verdict, out.status = "not-found", 404
+        out.reason = (f"no HTTPRoute attached to Gateway {m.gateway} matches host {request.host} path "
+                      f"{request.path}: the controller answers 404 Not Found")
         return out
     if m.backend is None:
         out.verdict, out.status = "not-found", 404
@@ -189,7 +228,13 @@ def text(view: ClusterView, t: HttpTrace, *, all_paths: bool = False) -> str:
         assert m is not None
         out += [f"  {n}" for n in m.notes]
         out.append(f"  {m.describe()}")
-        if m.rewrite:
+        out += [f"  filter {f}" for f in m.filters]
+        if len(m.backends) > 1 or any(w.refused for w in m.backends):
+            shown = m.backends if all_paths else [w for w in m.backends if w.chosen]
+            total = sum(w.weight for w in m.backends)
+            out += [f"  backend {w.text()} of total weight {total}" + (" (chosen)" if w.chosen and all_paths else "")
+                    for w in shown]
+        if m.rewrite and not m.gateway:
             out.append(f"  rewrite-target {m.rewrite}: the backend gets path {m.upstream_path}")
         if t.endpoints:
             out.append(f"  endpoints of {m.backend.text() if m.backend else ''}: {', '.join(t.endpoints)} "

@@ -5,8 +5,9 @@ A Router answers one question, `route(request) -> RouteMatch`: the route that ma
 namespace/name, host, path, pathType), the rewrite, the backend Service and port, or the
 controller's own answer (default backend 404, a 308 redirect to HTTPS). IngressRouter answers it
 for Ingresses with the ingress controller's own routing table (knet.ingress.routing.build_table,
-the code the controller serves with); a Gateway API router can answer it for HTTPRoutes the same
-way, and the trace (http.py) needs nothing else from it.
+the code the controller serves with); GatewayRouter (gatewayroutes.py) answers it for the
+HTTPRoutes of one Gateway port with the controller's gateway.compile_all/decide, and the trace
+(http.py) needs nothing else from it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ class BackendRef:
         return f"Service {self.namespace}/{self.service} port {self.port}"
 
 
+@dataclass(frozen=True)
+class WeightedRef:
+    """One backendRef of a Gateway rule: its Service (None when refused), weight, and why refused."""
+    backend: BackendRef | None
+    weight: int
+    refused: str = ""      # why the controller cannot send to it (e.g. no ReferenceGrant): 500
+    chosen: bool = False   # the one the trace follows
+
+    def text(self) -> str:
+        what = self.backend.text() if self.backend else "an invalid backendRef"
+        return f"{what} weight {self.weight}" + (f" (refused: {self.refused})" if self.refused else "")
+
+
 @dataclass
 class RouteMatch:
     """What a controller does with one request."""
@@ -58,8 +72,35 @@ class RouteMatch:
     status: int = 0             # the controller's own answer (404, 308, 400); 0: proxied to the backend
     location: str = ""          # where a redirect points
     notes: list[str] = field(default_factory=list)
+    # a Gateway's route (empty for an Ingress)
+    gateway: str = ""           # NAMESPACE/NAME of the Gateway the request reached
+    listener: str = ""          # the listener (by name) serving the request's host on that port
+    rule: int = -1              # the HTTPRoute rule's index
+    match: int = -1             # the index of the match within the rule
+    filters: list[str] = field(default_factory=list)         # the rule's filters, as applied
+    backends: list[WeightedRef] = field(default_factory=list)  # the rule's backendRefs with weights
+    error: str = ""             # why the controller answers 500
 
     def describe(self) -> str:
+        if self.gateway:
+            return self._describe_gateway()
+        return self._describe_ingress()
+
+    def _describe_gateway(self) -> str:
+        if self.status == 400:
+            return "the path is malformed: the controller answers 400"
+        if not self.route:
+            return f"no HTTPRoute of Gateway {self.gateway} matches: the controller answers 404"
+        rule = (f"HTTPRoute {self.route} rule {self.rule} match {self.match} (host {self.host}, path "
+                f"{self.path_type} {self.path})")
+        if 300 <= self.status < 400:
+            return f"{rule} matched: RequestRedirect to {self.location} ({self.status})"
+        if self.status == 500:
+            return f"{rule} matched: {self.error} (500)"
+        assert self.backend is not None
+        return f"{rule} matched -> {self.backend.text()}"
+
+    def _describe_ingress(self) -> str:
         if self.status == 400:
             return "the path is malformed: the controller answers 400"
         if self.status == 308:

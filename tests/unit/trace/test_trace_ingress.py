@@ -127,7 +127,7 @@ def run_http(mode: str, frm: str, to: str, *extra: dict[str, Any], host: str = "
     ings = [o for o in [*LAB, *extra] if o.get("kind") == "Ingress"]
     classes = [o for o in controller_objects() if o.get("kind") == "IngressClass"]
 
-    def router_for(pod: dict[str, Any]) -> routes.Router | None:
+    def router_for(pod: dict[str, Any], _port: int) -> routes.Router | None:
         opts = routes.controller_options(pod)
         return routes.IngressRouter.of(opts, ings, classes) if opts is not None else None
     result = http.trace_http(view, dp, src, target.request, connect, port, router_for, connect_why=why, pool=POOL,
