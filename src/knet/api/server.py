@@ -134,6 +134,10 @@ class ApiServerConfig:
     # 0: never, the group answers empty lists).
     metric_resolution: float = 0.0
     kubernetes_version: str = ""  # what /version reports ("" = knet's own); see version_info
+    # knet only (--kubelet-endpoint-annotation): reach a node's kubelet at its
+    # `knet.io/kubelet-endpoint` annotation (simulated nodes, many on one loopback port); off,
+    # the annotation is ignored and kubelets are reached at their address and port, as upstream.
+    kubelet_endpoint_annotation: bool = False
 
     # TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): an etcd://
     # storage URL is reached over HTTPS when any is set.
@@ -223,8 +227,10 @@ class ApiServer:
         # As kube-apiserver: kubelet serving certificates are verified only against
         # --kubelet-certificate-authority, when given.
         self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority,
-                                  config.kubelet_client_certificate, config.kubelet_client_key)
-        self.metrics = MetricsServer(self.service, self.relay.summary, config.metric_resolution)
+                                  config.kubelet_client_certificate, config.kubelet_client_key,
+                                  config.kubelet_endpoint_annotation)
+        self.metrics = MetricsServer(self.service, self.relay.summary, config.metric_resolution,
+                                     config.kubelet_endpoint_annotation)
         advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
                                                  else "127.0.0.1")
         self.advertise = advertise
@@ -849,7 +855,8 @@ class ApiServer:
         subpath = request["requestinfo"].subpath()
         if rt.resource == "nodes":
             scheme, name, port = nodeproxy.split_name(name)
-            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port)
+            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port,
+                                       self.config.kubelet_endpoint_annotation)
             return await podproxy.forward(self.relay.session(), request, where.scheme, where.host, where.port, subpath,
                                           ssl=self.relay.ssl_context if where.kubelet else False)
         scheme, name, port = podproxy.split_name(name)
