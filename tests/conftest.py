@@ -106,7 +106,9 @@ class ApiServerUnderTest:
             f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             f"--data-dir={self.data_dir}", "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction", *self.extra_args,
+            "--enable-admission-plugins=NodeRestriction",
+            # The suite's node agents are simulated: reach their kubelets where they register.
+            "--kubelet-endpoint-annotation=true", *self.extra_args,
         ]
 
     def prepare(self) -> None:

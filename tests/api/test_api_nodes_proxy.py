@@ -10,7 +10,9 @@ as the `knet.io/kubelet-endpoint` annotation, and the proxy reaches the kubelet 
 
 Attacker cases: a user without nodes/proxy gets 403; `..` in the proxied path never leaves the
 kubelet's API (nor, on the kubelet, /var/log); a node that does not exist is a 404; a malformed
-NODE:PORT is a 400; another port of a node at a loopback address is refused."""
+NODE:PORT is a 400; another port of a node at a loopback address is refused; a node's own
+credentials (and another node's) cannot re-aim the endpoint annotation at the apiserver's port.
+The suite's apiserver runs with --kubelet-endpoint-annotation=true, as a simulated cluster's."""
 
 from __future__ import annotations
 
@@ -118,6 +120,38 @@ def test_a_user_needs_nodes_proxy(apiserver, sim_endpoint):
         wait_for("the binding to apply", lambda: apiserver.kubectl("get", "--raw", path, f"--as={user}").stdout == "ok")
     finally:
         apiserver.kubectl("delete", "clusterrolebinding", user)
+
+
+def test_a_node_cannot_redirect_the_apiservers_kubelet_client(apiserver, sim_endpoint, tmp_path):
+    """NodeRestriction (knet's rule): a node's kubelet credentials cannot change, add or remove
+    its own kubelet-endpoint annotation, through the Node or its status, and another node's
+    cannot touch it at all; the apiserver keeps reaching the real kubelet."""
+    from knet.cluster.pki import load_cert_key, write_client_kubeconfig
+
+    own = str(sim_endpoint["root"] / "kubelet.conf")
+    other = str(write_client_kubeconfig(tmp_path / "other.conf", load_cert_key(apiserver.pki_dir, "ca"),
+                                        server=apiserver.url, user="system:node:intruder", groups=["system:nodes"]))
+    hijack = f"{ANNOTATION}=127.0.0.1:{apiserver.port}"
+    forbidden = f'node "{NODE}" is not allowed to modify annotation {ANNOTATION}'
+    for args in (("annotate", "--overwrite", "node", NODE, hijack), ("annotate", "node", NODE, f"{ANNOTATION}-")):
+        p = apiserver.kubectl(f"--kubeconfig={own}", *args)
+        assert p.returncode == 1 and forbidden in p.stderr, (args, p.stdout, p.stderr)
+    # Through nodes/status, as the kubelet's own client writes: a status write keeps the stored
+    # metadata (NodeRestriction refuses the change if it ever did not).
+    import kubernetes
+
+    core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=own))
+    try:
+        core.patch_node_status(NODE, {"metadata": {"annotations": {ANNOTATION: f"127.0.0.1:{apiserver.port}"}}})
+    except kubernetes.client.ApiException as exc:
+        assert exc.status == 403 and forbidden in exc.body
+    p = apiserver.kubectl(f"--kubeconfig={other}", "annotate", "--overwrite", "node", NODE, hijack)
+    assert p.returncode == 1 and f'node "intruder" is not allowed to modify node "{NODE}"' in p.stderr, p.stderr
+    # Its other annotations are still the node's to write.
+    assert apiserver.kubectl(f"--kubeconfig={own}", "annotate", "--overwrite", "node", NODE, "note=1").returncode == 0
+    node = json.loads(apiserver.kubectl_ok("get", "node", NODE, "-o", "json"))
+    assert node["metadata"]["annotations"][ANNOTATION] == f"127.0.0.1:{sim_endpoint['port']}"
+    assert raw(apiserver, f"/api/v1/nodes/{NODE}/proxy/healthz") == "ok"
 
 
 def test_missing_and_malformed_nodes(apiserver, sim_endpoint):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from knet.api import errors
+from knet.api import errors, nodeproxy
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -187,8 +187,10 @@ def _previous(entry: tuple[Point | None, Point] | None, new: Point) -> Point | N
 class MetricsServer:
     """Scrapes the kubelets (through `fetch(endpoint) -> summary`) and answers get/list."""
 
-    def __init__(self, service: Any, fetch: Any, resolution: float = RESOLUTION) -> None:
+    def __init__(self, service: Any, fetch: Any, resolution: float = RESOLUTION,
+                 honor_endpoint_annotation: bool = False) -> None:
         self.service = service
+        self.honor_endpoint_annotation = honor_endpoint_annotation
         self.fetch = fetch
         self.resolution = resolution
         self.store = MetricsStore()
@@ -219,7 +221,7 @@ class MetricsServer:
     def _endpoints(self) -> list[str]:
         found = []
         for entry in self.service.store.list("nodes")[0]:
-            endpoint = kubelet_endpoint(entry.obj)
+            endpoint = kubelet_endpoint(entry.obj, self.honor_endpoint_annotation)
             if endpoint and endpoint not in found:
                 found.append(endpoint)
         return found
@@ -293,14 +295,9 @@ def _selected(obj: Obj, labels: Any, fields: Any) -> bool:
     return labels.matches(meta.get("labels") or {}) and fields.matches(values.get)
 
 
-def kubelet_endpoint(node: Obj) -> str | None:
+def kubelet_endpoint(node: Obj, honor_annotation: bool) -> str | None:
     """host:port of a node's kubelet, as the apiserver's kubelet relay finds it."""
-    endpoint = ((node.get("metadata") or {}).get("annotations") or {}).get("knet.io/kubelet-endpoint")
-    if endpoint:
-        return endpoint
-    status = node.get("status") or {}
-    ip = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250
-    if not ip:
+    try:
+        return nodeproxy.host_port(*nodeproxy.kubelet_endpoint(node, honor_annotation))
+    except errors.ApiError:  # no address to reach it at
         return None
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

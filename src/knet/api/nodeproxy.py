@@ -13,7 +13,10 @@ The node's address is the first of its InternalIP, ExternalIP, Hostname addresse
 upstream's 400 `address not allowed`, so a node cannot point the proxy at the apiserver's own
 host. knet's difference: a simulated node's kubelet, which registers the endpoint it really
 serves on as the `knet.io/kubelet-endpoint` annotation (127.0.0.1:PORT, one process for many
-nodes), is reached there for its kubelet port, as the apiserver's exec and logs reach it.
+nodes), is reached there for its kubelet port, as the apiserver's exec and logs reach it, but
+only when the apiserver runs with `--kubelet-endpoint-annotation=true` (`knet up --dataplane
+sim` and the API suite); otherwise the annotation is ignored and every kubelet is reached as
+upstream reaches it (`kubelet_endpoint`). NodeRestriction keeps a node from changing it.
 
 Pure: no I/O."""
 
@@ -61,7 +64,9 @@ def _kubelet_port(node: dict) -> int:
     return port if isinstance(port, int) and port > 0 else KUBELET_PORT
 
 
-def _sim_endpoint(node: dict) -> tuple[str, int] | None:
+def _sim_endpoint(node: dict, honored: bool) -> tuple[str, int] | None:
+    if not honored:
+        return None
     endpoint = ((node.get("metadata") or {}).get("annotations") or {}).get(SIM_ENDPOINT_ANNOTATION)
     if not endpoint:
         return None
@@ -88,11 +93,24 @@ def _port_number(port: str) -> int:
     return int(port)
 
 
-def location(node: dict, scheme: str, port: str) -> Location:
+def kubelet_endpoint(node: dict, honor_annotation: bool) -> tuple[str, int]:
+    """(host, port) of a node's kubelet for exec, attach, logs, port-forward and the metrics
+    scraper: its `knet.io/kubelet-endpoint` when the apiserver honors it, else the preferred
+    address and status.daemonEndpoints port (upstream's NodeConnectionInfoGetter; no
+    proxyable-address check there either)."""
+    sim = _sim_endpoint(node, honor_annotation)
+    return sim if sim is not None else (_address(node), _kubelet_port(node))
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def location(node: dict, scheme: str, port: str, honor_annotation: bool = False) -> Location:
     """Where a proxy request for NODE (its Node object) with the SCHEME and PORT of its name goes."""
     kubelet_port = _kubelet_port(node)
     if not port or port == str(kubelet_port):
-        sim = _sim_endpoint(node)
+        sim = _sim_endpoint(node, honor_annotation)
         if sim is not None:
             return Location("https", sim[0], sim[1], kubelet=True)
         host = _address(node)
@@ -104,4 +122,5 @@ def location(node: dict, scheme: str, port: str) -> Location:
     return Location(scheme or "http", host, number, kubelet=False)
 
 
-__all__ = ["KUBELET_PORT", "Location", "check_proxyable", "location", "split_name"]
+__all__ = ["KUBELET_PORT", "SIM_ENDPOINT_ANNOTATION", "Location", "check_proxyable", "host_port", "kubelet_endpoint",
+           "location", "split_name"]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from knet.api import errors, podlogoptions, spdyrelay, wsportforward
+from knet.api import errors, nodeproxy, podlogoptions, spdyrelay, wsportforward
 from knet.api.errors import ApiError
 from knet.api.rest import ObjectService
 
@@ -23,8 +23,12 @@ EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
 
 
 class KubeletRelay:
-    def __init__(self, service: ObjectService, ca_file: str | None, client_cert: str | None, client_key: str | None) -> None:
+    def __init__(self, service: ObjectService, ca_file: str | None, client_cert: str | None, client_key: str | None,
+                 honor_endpoint_annotation: bool = False) -> None:
         self.service = service
+        # --kubelet-endpoint-annotation: simulated nodes' kubelets are reached at the endpoint
+        # they register (knet.api.nodeproxy.kubelet_endpoint); else as upstream.
+        self.honor_endpoint_annotation = honor_endpoint_annotation
         ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         ctx.check_hostname = False  # kubelets are addressed by IP; the CA check is what matters
         if not ca_file:
@@ -73,15 +77,8 @@ class KubeletRelay:
         node = self.service.store.get("nodes", "", node_name)
         if node is None:
             raise errors.not_found("nodes", "", node_name)
-        nobj = node.obj
-        endpoint = ((nobj.get("metadata") or {}).get("annotations") or {}).get("knet.io/kubelet-endpoint")
-        if not endpoint:
-            status = nobj.get("status") or {}
-            ip = next((a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250
-            if not ip:
-                raise ApiError(500, "InternalError", f"node {node_name} has no InternalIP to reach its kubelet")
-            endpoint = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        host, port = nodeproxy.kubelet_endpoint(node.obj, self.honor_endpoint_annotation)
+        endpoint = nodeproxy.host_port(host, port)
         return f"https://{endpoint}"
 
     async def summary(self, endpoint: str) -> dict:

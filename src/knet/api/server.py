@@ -24,6 +24,7 @@ from knet.api import (
     decoding,
     discovery,
     errors,
+    negotiation,
     nodeproxy,
     openapi,
     podproxy,
@@ -134,6 +135,10 @@ class ApiServerConfig:
     # 0: never, the group answers empty lists).
     metric_resolution: float = 0.0
     kubernetes_version: str = ""  # what /version reports ("" = knet's own); see version_info
+    # knet only (--kubelet-endpoint-annotation): reach a node's kubelet at its
+    # `knet.io/kubelet-endpoint` annotation (simulated nodes, many on one loopback port); off,
+    # the annotation is ignored and kubelets are reached at their address and port, as upstream.
+    kubelet_endpoint_annotation: bool = False
 
     # TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): an etcd://
     # storage URL is reached over HTTPS when any is set.
@@ -223,8 +228,10 @@ class ApiServer:
         # As kube-apiserver: kubelet serving certificates are verified only against
         # --kubelet-certificate-authority, when given.
         self.relay = KubeletRelay(self.service, config.kubelet_certificate_authority,
-                                  config.kubelet_client_certificate, config.kubelet_client_key)
-        self.metrics = MetricsServer(self.service, self.relay.summary, config.metric_resolution)
+                                  config.kubelet_client_certificate, config.kubelet_client_key,
+                                  config.kubelet_endpoint_annotation)
+        self.metrics = MetricsServer(self.service, self.relay.summary, config.metric_resolution,
+                                     config.kubelet_endpoint_annotation)
         advertise = config.advertise_address or (config.bind_address if config.bind_address not in ("0.0.0.0", "::")
                                                  else "127.0.0.1")
         self.advertise = advertise
@@ -535,10 +542,16 @@ class ApiServer:
             rt.group, version, rt.resource, sub or "", info.scope, dry_run=bool(q.getall("dryRun", ())))
         if watching or connect:
             self.prom.long_running(metric)
+        if not connect and sub != "log":
+            # As the REST handlers: the output is negotiated before anything is read or written.
+            request["output"] = negotiation.negotiate(request.headers.get("Accept"), watch=watching)
         if rt.group == "metrics.k8s.io":
             return self._metrics(request, rt, ns, name, watching)
-        if watching and name is not None:  # the legacy /watch/.../NAME
-            raise errors.method_not_allowed()
+        if watching and name is not None:
+            # The legacy /watch/.../NAME: a watch of the collection narrowed to the name.
+            if sub is not None:
+                raise errors.method_not_allowed()
+            return await self._watch(request, rt, ns, name=name)
         review = reviews.HANDLERS.get((rt.group, rt.resource))
         if review is not None:
             if method != "POST" or name is not None:
@@ -657,15 +670,48 @@ class ApiServer:
 
         return {"Warning": ", ".join(f"299 - {quoted(w)}" for w in opts.warnings)}
 
+    @staticmethod
+    def _output(request: web.Request) -> negotiation.Output:
+        out = request.get("output")
+        return out if out is not None else negotiation.negotiate(request.headers.get("Accept"))
+
+    @staticmethod
+    def _answer(out: negotiation.Output, body: dict | bytes, status: int = 200,
+                headers: dict | None = None) -> web.Response:
+        return _json(negotiation.encode(out.media_type, body), status, content_type=out.media_type, headers=headers)
+
     def _render(self, request: web.Request, rt: ResourceType, obj: dict, status: int = 200,
                 headers: dict | None = None) -> web.Response:
-        accept = request.headers.get("Accept")
-        if tables.wants_table(accept):
-            ver = tables.table_version(accept)
-            tbl = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                               include=request.query.get("includeObject", "Metadata"), api_version=ver)
-            return _json(tbl, status, headers=headers)
-        return _json(self._encoded(rt, obj), status, headers=headers)
+        """One object in the negotiated form (a Status is never converted, as upstream)."""
+        out = self._output(request)
+        if out.convert is None or obj.get("kind") == "Status":
+            body: dict | bytes = self._encoded(rt, obj)
+        elif out.convert == negotiation.TABLE:
+            body = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                include=request.query.get("includeObject", "Metadata"), api_version=out.group_version)
+        elif out.convert == negotiation.PARTIAL:
+            body = negotiation.partial(obj, out.group_version)
+        else:
+            raise negotiation.object_refused(rt)
+        return self._answer(out, body, status, headers)
+
+    def _render_list(self, request: web.Request, rt: ResourceType, objs: list[dict], list_meta: dict,
+                     raws: list[bytes] | None = None) -> web.Response:
+        """A list in the negotiated form; `raws` (the items' JSON) spares re-encoding plain JSON."""
+        out = self._output(request)
+        if out.convert == negotiation.TABLE:
+            body: dict | bytes = tables.table(rt, objs, list_meta=list_meta, api_version=out.group_version,
+                                              include=request.query.get("includeObject", "Metadata"))
+        elif out.convert == negotiation.PARTIAL_LIST:
+            body = negotiation.partial_list(objs, list_meta, out.group_version)
+        elif out.convert == negotiation.PARTIAL:
+            raise negotiation.list_refused(rt)
+        elif raws is not None and out.media_type == negotiation.JSON:
+            head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
+            body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
+        else:
+            body = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta, "items": objs}
+        return self._answer(out, body)
 
     def _encoded(self, rt: ResourceType, obj: dict) -> bytes | dict:
         """The stored JSON when `obj` is the stored object itself (what a write returns), so a
@@ -699,19 +745,21 @@ class ApiServer:
             objs = [rt.from_storage(e.obj) for e in entries]
             raws = [orjson.dumps(o) for o in objs]
         else:
-            objs, raws = None, [e.raw for e in entries]
-        accept = request.headers.get("Accept")
-        if tables.wants_table(accept):
-            tbl = tables.table(rt, objs if objs is not None else [e.obj for e in entries], list_meta=list_meta,
-                               include=q.get("includeObject", "Metadata"), api_version=tables.table_version(accept))
-            return _json(tbl)
-        head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
-        body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
-        return _json(body)
+            objs, raws = [e.obj for e in entries], [e.raw for e in entries]
+        return self._render_list(request, rt, objs, list_meta, raws)
 
-    async def _watch(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.StreamResponse:
+    async def _watch(self, request: web.Request, rt: ResourceType, ns: str | None,
+                     name: str | None = None) -> web.StreamResponse:
         q = request.query
         labels, fields = self._selectors(request, rt)
+        if name is not None:
+            # As ListResource for a name in the path: the field selector is metadata.name=NAME,
+            # and one given must select exactly that name.
+            if not fields.empty:
+                if fields.value_of("metadata.name") != name:
+                    raise errors.bad_request("fieldSelector metadata.name doesn't match requested name")
+            else:
+                fields = parse_field_selector(f"metadata.name={name}", rt.supported_fields)
         if rt.namespaced and ns is None:
             ns = fields.value_of("metadata.namespace")
         timeout = None
@@ -733,9 +781,11 @@ class ApiServer:
                     break
             else:
                 too_large = versions.too_large(since, self.store.revision)
-        accept = request.headers.get("Accept")
-        as_table = tables.wants_table(accept)
-        table_version = tables.table_version(accept)
+        out = request.get("output") or negotiation.negotiate(request.headers.get("Accept"), watch=True)
+        if out.convert == negotiation.PARTIAL_LIST:  # each event holds one object
+            raise negotiation.object_refused(rt)
+        as_table, as_partial = out.convert == negotiation.TABLE, out.convert == negotiation.PARTIAL
+        table_version = out.group_version
         include = q.get("includeObject", "Metadata")
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                        "Cache-Control": "no-cache, private"})
@@ -757,6 +807,8 @@ class ApiServer:
                         obj = tables.table(rt, [obj], list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                            include=include, api_version=table_version, headers=first)
                         first, raw = False, None
+                    elif as_partial and etype != "ERROR":
+                        obj, raw = negotiation.partial(obj, table_version), None
                     lines.append(b'{"type":"' + etype.encode() + b'","object":' + (raw or orjson.dumps(obj)) + b"}\n")
                 # Everything ready goes out in one chunk: one TLS record and send for many events.
                 await resp.write(b"".join(lines))
@@ -829,7 +881,7 @@ class ApiServer:
         metas = [e.obj["metadata"] for e in entries]
         for i in range(0, len(metas), 200):  # in parallel, sharing commits
             items += [o for o in await asyncio.gather(*(delete_one(m) for m in metas[i:i + 200])) if o is not None]
-        return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items})
+        return self._render_list(request, rt, items, meta)
 
     async def _list_collection(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
         return self._list(request, rt, ns)
@@ -849,7 +901,8 @@ class ApiServer:
         subpath = request["requestinfo"].subpath()
         if rt.resource == "nodes":
             scheme, name, port = nodeproxy.split_name(name)
-            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port)
+            where = nodeproxy.location(self.service.entry(rt, "", name).obj, scheme, port,
+                                       self.config.kubelet_endpoint_annotation)
             return await podproxy.forward(self.relay.session(), request, where.scheme, where.host, where.port, subpath,
                                           ssl=self.relay.ssl_context if where.kubelet else False)
         scheme, name, port = podproxy.split_name(name)
@@ -901,7 +954,7 @@ class ApiServer:
             entry = svc.entry(rt, ns, name)
             if rt.from_storage is not None:  # a custom resource's defaults
                 return self._render(request, rt, rt.from_storage(entry.obj))
-            if tables.wants_table(request.headers.get("Accept")):
+            if not self._output(request).plain_json:
                 return self._render(request, rt, entry.obj)
             return _json(entry.raw)
         if method == "PUT":
@@ -921,7 +974,7 @@ class ApiServer:
                 raise errors.method_not_allowed()
             options, opts = await self._delete_options(request)
             code, obj = await svc.delete(rt, ns, name, options, opts)
-            return _json(obj, code)
+            return self._render(request, rt, obj, code)
         raise errors.method_not_allowed()
 
     async def _aliased_object(self, request: web.Request, rt: ResourceType, ns: str, name: str,
@@ -935,7 +988,7 @@ class ApiServer:
                 raise errors.method_not_allowed()
             options, opts = await self._delete_options(request)
             code, obj = await alias.delete(ns, name, options, opts)
-            return _json(obj, code)
+            return self._render(request, rt, obj, code)
         if method == "PUT":
             body, _ = await self._body(request)
             opts = self._options(request)

@@ -136,6 +136,9 @@ def _requestheader(kw: dict):
 @click.option("--metric-resolution", default="0s", show_default=True,
               help="knet only: serve metrics.k8s.io by scraping every kubelet's /stats/summary this often "
                    "(metrics-server's flag; 0s: the group is served empty, no kubelet is contacted).")
+@click.option("--kubelet-endpoint-annotation", type=click.BOOL, default=False, show_default=True,
+              help="knet only: reach a node's kubelet at its knet.io/kubelet-endpoint annotation (simulated "
+                   "nodes); false: at its address and kubelet port, as kube-apiserver.")
 @click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
               help="Ordered list of authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC (kubeadm: Node,RBAC).")
 @click.option("--anonymous-auth", default="true", show_default=True,
@@ -223,6 +226,7 @@ def apiserver(**kw) -> None:
         admission_plugins=[p.strip() for p in kw["enable_admission_plugins"].split(",") if p.strip()],
         etcd_cafile=kw["etcd_cafile"], etcd_certfile=kw["etcd_certfile"], etcd_keyfile=kw["etcd_keyfile"],
         metric_resolution=metric_resolution, kubernetes_version=kw["kubernetes_version"],
+        kubelet_endpoint_annotation=kw["kubelet_endpoint_annotation"],
     )
     _run(config)
 

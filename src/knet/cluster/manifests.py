@@ -57,6 +57,10 @@ def apiserver_flags(config: ClusterConfig, paths: ClusterPaths) -> list[str]:
         "tls-private-key-file": str(pki / "apiserver.key"),
         "token-auth-file": str(paths.token_file),
     }
+    if config.dataplane != "real":
+        # knet only: simulated nodes' kubelets share a loopback port each agent registers as the
+        # node's knet.io/kubelet-endpoint; a real cluster's apiserver ignores that annotation.
+        flags["kubelet-endpoint-annotation"] = "true"
     if config.service_account_token_max_expiration:
         # The test setting: tokens as short as asked, none extended to a year.
         flags["service-account-max-token-expiration"] = config.service_account_token_max_expiration

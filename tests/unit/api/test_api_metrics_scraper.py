@@ -113,7 +113,7 @@ def test_scraper_serves_get_and_list_with_selectors():
         cpu = 0 if t.endswith("00Z") else 1_000_000_000
         return _summary("n1", t, cpu, [("d", "busy", "main", cpu), ("e", "other", "c", 0)])
 
-    server = MetricsServer(_Service(_Store({"nodes": nodes, "pods": pods})), fetch)
+    server = MetricsServer(_Service(_Store({"nodes": nodes, "pods": pods})), fetch, honor_endpoint_annotation=True)
     asyncio.run(server.scrape())
     asyncio.run(server.scrape())
     assert asked.count("10.0.0.1:10250") == 2 and asked.count("127.0.0.1:9") == 2  # one per endpoint

@@ -1,7 +1,8 @@
 """NodeRestriction admission. The table ports upstream's plugin/pkg/admission/noderestriction/
 admission_test.go (Test_nodePlugin_Admit) for the kinds knet holds: mirror and normal pods
 (create, update, delete, status, eviction), Node objects (labels, taints, configSource), token
-requests, leases and CSINodes; the expected errors are upstream's substrings."""
+requests, leases and CSINodes; the expected errors are upstream's substrings. Rows marked
+`knet:` are knet's own (the `knet.io/kubelet-endpoint` annotation), not upstream's."""
 
 from __future__ import annotations
 
@@ -63,11 +64,15 @@ MYMIRROR, OTHERMIRROR, UNBOUNDMIRROR = (make_pod("mymirrorpod", "mynode", True),
                                         make_pod("unboundmirrorpod", "", True))
 MYPOD, OTHERPOD, UNBOUNDPOD = make_pod("mypod", "mynode", False), make_pod("otherpod", "othernode", False), \
     make_pod("unboundpod", "", False)
+ENDPOINT_A, ENDPOINT_B = {"knet.io/kubelet-endpoint": "127.0.0.1:41000"}, {"knet.io/kubelet-endpoint": "127.0.0.1:6443"}
 EXISTING = [MYMIRROR, OTHERMIRROR, UNBOUNDMIRROR, MYPOD, OTHERPOD, UNBOUNDPOD]
 
 
-def node_obj(name: str = "mynode", labels: dict | None = None, taints=None, config_source=None) -> dict:
+def node_obj(name: str = "mynode", labels: dict | None = None, taints=None, config_source=None,
+             annotations: dict | None = None) -> dict:
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"{name}-uid"}, "spec": {}}
+    if annotations is not None:
+        node["metadata"]["annotations"] = annotations
     if labels is not None:
         node["metadata"]["labels"] = labels
     if taints is not None:
@@ -272,6 +277,21 @@ TABLE = [
     pytest.param(req("UPDATE", NODES, "mynode", node_obj(labels=forbidden_update_labels("new")),
                      node_obj(labels=forbidden_update_labels("old"))),
                  f"is not allowed to modify labels: {FORBIDDEN_LIST}", id="forbid update of my node: change labels"),
+    # knet's own rule: the kubelet endpoint a simulated node registers is fixed once registered.
+    pytest.param(req("CREATE", NODES, "mynode", node_obj(annotations=ENDPOINT_A)), "",
+                 id="knet: allow create of my node with its kubelet endpoint"),
+    pytest.param(req("UPDATE", NODES, "mynode", node_obj(annotations={**ENDPOINT_A, "x": "1"}),
+                     node_obj(annotations=ENDPOINT_A)), "", id="knet: allow update of my node keeping its endpoint"),
+    pytest.param(req("UPDATE", NODES, "mynode", node_obj(annotations=ENDPOINT_B), node_obj(annotations=ENDPOINT_A)),
+                 "is not allowed to modify annotation knet.io/kubelet-endpoint", id="knet: forbid changing endpoint"),
+    pytest.param(req("UPDATE", NODES, "mynode", node_obj(annotations=ENDPOINT_B), node_obj()),
+                 "is not allowed to modify annotation knet.io/kubelet-endpoint", id="knet: forbid adding endpoint"),
+    pytest.param(req("UPDATE", NODES, "mynode", node_obj(), node_obj(annotations=ENDPOINT_A)),
+                 "is not allowed to modify annotation knet.io/kubelet-endpoint", id="knet: forbid removing endpoint"),
+    pytest.param(req("UPDATE", NODES, "mynode", node_obj(annotations=ENDPOINT_B), node_obj(annotations=ENDPOINT_A),
+                     sub="status"),
+                 "is not allowed to modify annotation knet.io/kubelet-endpoint",
+                 id="knet: forbid changing endpoint through status"),
     # Other node objects.
     pytest.param(req("CREATE", NODES, "othernode", node_obj("othernode")), "is not allowed to modify node",
                  id="forbid create of other node"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from knet.api.errors import ApiError
-from knet.api.nodeproxy import Location, location, split_name
+from knet.api.nodeproxy import Location, kubelet_endpoint, location, split_name
 from knet.api.podproxy import clean_path, join_preserving_trailing_slash
 
 
@@ -57,12 +57,32 @@ def test_an_address_that_is_not_global_unicast_is_not_proxied(address):
 
 def test_a_simulated_nodes_kubelet_is_reached_where_it_registered():
     sim = node(addresses=(("InternalIP", "10.200.0.5"),), annotations={"knet.io/kubelet-endpoint": "127.0.0.1:41234"})
-    assert location(sim, "", "") == Location("https", "127.0.0.1", 41234, kubelet=True)
+    assert location(sim, "", "", honor_annotation=True) == Location("https", "127.0.0.1", 41234, kubelet=True)
+    assert kubelet_endpoint(sim, honor_annotation=True) == ("127.0.0.1", 41234)
     # Not for other ports: those go to the node's address, checked as always.
-    assert location(sim, "", "8080") == Location("http", "10.200.0.5", 8080, kubelet=False)
+    assert location(sim, "", "8080", honor_annotation=True) == Location("http", "10.200.0.5", 8080, kubelet=False)
     loopback = node(addresses=(("InternalIP", "127.0.0.1"),), annotations={"knet.io/kubelet-endpoint": "127.0.0.1:1"})
     with pytest.raises(ApiError):
-        location(loopback, "", "2379")
+        location(loopback, "", "2379", honor_annotation=True)
+
+
+def test_an_apiserver_of_real_nodes_ignores_the_endpoint_annotation():
+    """Without --kubelet-endpoint-annotation (a real dataplane), a node that writes the
+    annotation (to aim the apiserver's kubelet client certificate at the apiserver's own port)
+    is reached at its address and kubelet port as upstream, and a loopback address is refused."""
+    hijack = {"knet.io/kubelet-endpoint": "127.0.0.1:6443"}
+    real = node(addresses=(("InternalIP", "10.200.0.5"),), port=10250, annotations=hijack)
+    assert location(real, "", "") == Location("https", "10.200.0.5", 10250, kubelet=True)
+    assert kubelet_endpoint(real, honor_annotation=False) == ("10.200.0.5", 10250)
+    with pytest.raises(ApiError) as err:
+        location(node(addresses=(("InternalIP", "127.0.0.1"),), annotations=hijack), "", "")
+    assert (err.value.code, err.value.message) == (400, "address not allowed")
+    # The relay (exec, logs) prefers addresses as --kubelet-preferred-address-types does.
+    assert kubelet_endpoint(node(addresses=(("Hostname", "n1"), ("ExternalIP", "192.0.2.9")), port=10333),
+                            honor_annotation=False) == ("192.0.2.9", 10333)
+    with pytest.raises(ApiError) as err:
+        kubelet_endpoint(node(addresses=()), honor_annotation=False)
+    assert err.value.code == 500
 
 
 @pytest.mark.parametrize("name", ["a:b:c:d", "ftp:node01:80", ":10250", "https::10250", ""])

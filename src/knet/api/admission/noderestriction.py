@@ -11,6 +11,13 @@ the Node authorizer lets every node write, narrowed to the node's own objects. A
 - request service-account tokens only bound to a pod bound to itself (uid checked);
 - write only its own Lease in kube-node-lease (and its own CSINode), and of a PVC only status.
 
+knet's addition: a node may set `knet.io/kubelet-endpoint` (where the apiserver reaches a
+simulated node's kubelet, knet.api.nodeproxy) only when it registers its Node, and never add,
+change or remove it afterwards; with it a node could otherwise point the apiserver's kubelet
+client certificate (exec, logs, nodes/proxy) at any port of the apiserver's host. Nodes cannot
+delete Node objects (bootstrap policy), so registering again is no way around it. Apiservers of
+a real dataplane ignore the annotation altogether (--kubelet-endpoint-annotation=false).
+
 Everyone else passes untouched. Refusals are 403 Forbidden worded as upstream
 (`pods "web" is forbidden: node "node01" can only delete pods with spec.nodeName set to itself`).
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 from knet.api.authz.node import NODE_LEASE_NAMESPACE, node_identity
 from knet.api.authz.podrefs import configmap_names, is_mirror, secret_names
 from knet.api.errors import ApiError, not_found, qualified
+from knet.api.nodeproxy import SIM_ENDPOINT_ANNOTATION
 from knet.api.rest import AdmissionRequest
 
 # k8s.io/kubelet/pkg/apis: the labels (and label namespaces) a kubelet may set on its Node.
@@ -224,6 +232,9 @@ class NodeRestriction:
                                                    (old.get("metadata") or {}).get("labels")))
             if bad:
                 raise _Forbidden(f"is not allowed to modify labels: {', '.join(bad)}")
+            if SIM_ENDPOINT_ANNOTATION in modified_labels((new.get("metadata") or {}).get("annotations"),
+                                                          (old.get("metadata") or {}).get("annotations")):
+                raise _Forbidden(f'node "{node}" is not allowed to modify annotation {SIM_ENDPOINT_ANNOTATION}')
 
     # -- other kinds -------------------------------------------------------------------------
     def _pvc_status(self, node: str, req: AdmissionRequest) -> None:
