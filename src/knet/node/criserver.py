@@ -216,10 +216,10 @@ def make_app(kubelet: Kubelet) -> web.Application:
                 raise web.HTTPNotFound(text=json.dumps({"code": "NotFound", "message": f"previous terminated container "
                                                         f"{c.name} not found"}), content_type="application/json")
         if request.query.get("follow") in ("1", "true"):  # crictl logs -f
-            def running() -> bool:  # this very instance, still running
+            def running() -> bool:  # this very instance, still running, and the endpoint still served
                 proc = run.process
                 return (run.record.container_id == c.id and index == run.log_index and proc is not None
-                        and proc.returncode is None)
+                        and proc.returncode is None and not closing.is_set())
 
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await resp.prepare(request)
@@ -251,6 +251,14 @@ def make_app(kubelet: Kubelet) -> web.Application:
         return _json({"images": cri.images(used, pause_image)})
 
     app = web.Application()
+    # A kubelet going away (its containers may run on, to be re-adopted) ends the followers,
+    # rather than the server waiting on them.
+    closing = asyncio.Event()
+
+    async def on_shutdown(_app: web.Application) -> None:
+        closing.set()
+
+    app.on_shutdown.append(on_shutdown)
     app.router.add_get("/v1/version", version)
     app.router.add_get("/v1/info", info)
     app.router.add_get("/v1/containers", containers)

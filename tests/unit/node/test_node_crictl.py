@@ -337,3 +337,23 @@ async def test_crictl_logs_follow_prints_new_lines_until_the_container_exits(tmp
             assert out.getvalue() == "second\nthird\nlast words\n"
         finally:
             await runner.cleanup()
+
+
+async def test_a_kubelet_going_away_ends_crictl_logs_follow(tmp_path):
+    """The endpoint's shutdown does not wait on a follower (the container runs on, to be
+    re-adopted by the next kubelet): crictl ends with what was written."""
+    sock = tmp_path / "c.sock"
+    async with running_kubelet(tmp_path / "root") as k:
+        k.kubelet.cfg.container_runtime_endpoint = f"unix://{sock}"
+        await k.create_pod({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"), what="app running")
+        runner = await criserver.start(k.kubelet)
+        ep = f"unix://{sock}"
+        cid = (await _ask("-r", ep, "ps", "-q"))[1].strip()
+        out = io.StringIO()
+        follower = asyncio.create_task(asyncio.to_thread(
+            crictl.run, ["-r", ep, "logs", "-f", cid], out=out, err=io.StringIO(), env={}))
+        await eventually(lambda: out.getvalue() == "started app\n", what="the log so far")
+        await asyncio.wait_for(runner.cleanup(), 3)
+        assert await asyncio.wait_for(follower, 3) == 0
+        assert k.runtime.running("web", "app").returncode is None  # still running
