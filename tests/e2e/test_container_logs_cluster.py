@@ -1,7 +1,7 @@
 """Container logs on a real cluster (runc containers) as on a kubeadm node with containerd: the
 files under /var/log/pods (and /var/log/containers) hold CRI records (`<RFC3339Nano> <stream> <F|P>
 <text>`, stdout and stderr apart, a line over 16 KiB split into P records); `crictl logs` in the
-node reads them with its flags; and the container's log writer keeps stamping what the container
+node reads them with its flags (-f follows); and the container's log writer keeps stamping what the container
 prints while its kubelet is dead and restarting."""
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def test_crictl_logs_flags(knet_cluster, ticker):
     assert all(int(line.split()[1]) >= last - 6 for line in recent), (last, recent)  # ~2 lines a second
     limited = ok(knet_cluster, "node01", f"crictl logs --limit-bytes 5 --tail 1 {cid} 2>&1")
     assert len(limited) == 5 and limited[:4] in ("out ", "err "), limited
+    # -f: the last record, then the lines as the ticker prints them (2 a second) until ^C.
+    followed = ok(knet_cluster, "node01", f"timeout -s INT 2 crictl logs -f --tail 1 {cid} 2>/dev/null; echo rc=$?")
+    *lines, rc = followed.splitlines()
+    numbers = [int(line.split()[1]) for line in lines]
+    assert rc == "rc=124" and len(numbers) >= 3, followed  # timeout's code: it was still following
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), followed
 
 
 def test_the_writer_keeps_stamping_while_the_kubelet_is_down(knet_cluster, ticker):

@@ -126,6 +126,12 @@ def tear_down(paths: ClusterPaths, *, remove_kubeconfig: bool = True) -> list[st
                 done.append(f"removed cgroups /knet/{paths.name}")
         except OSError:
             pass
+        # /run/containerd and /run/sshd, if `knet up` made them and this was the last cluster up.
+        from knet.cluster import hostdirs
+
+        removed_dirs = hostdirs.remove_unused()
+        if removed_dirs:
+            done.append(f"removed {', '.join(removed_dirs)} (made by knet up; no knet cluster is up)")
     unmount_all(paths.root)
     if paths.root.exists():
         remove_tree(paths.root)

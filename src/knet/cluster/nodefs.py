@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from knet.cluster import hostdirs
 from knet.cluster.agents import CNI_BIN_DIR, RUNTIME_ENDPOINT
 from knet.cluster.config import ClusterConfig, NodeSpec
 from knet.cluster.paths import ClusterPaths
@@ -199,9 +200,9 @@ def write_node_files(config: ClusterConfig, paths: ClusterPaths, kubelet_configu
                 write_file(home_ssh / "id_ed25519.pub", client_pub + "\n", 0o644)
             write_file(ndir / SSHD_CONFIG, sshd_config(node, node_ssh_dir(paths, node.name) / "ssh_host_ed25519_key"))
         write_file(ndir / VIEW_PLAN, json.dumps(view_plan(config, paths, node), indent=1))
-    if not os.path.isdir(RUNTIME_DIR):  # the mount point of every node's own /run/containerd
-        os.makedirs(RUNTIME_DIR, mode=0o711, exist_ok=True)
-    if with_sshd and not os.path.isdir("/run/sshd"):
+    # Made if missing, noted so that the last `knet down` removes them (knet.cluster.hostdirs).
+    hostdirs.ensure(RUNTIME_DIR, 0o711)  # the mount point of every node's own /run/containerd
+    if with_sshd:
         # sshd's privilege separation directory (compiled in): what ssh.service's
         # RuntimeDirectory makes on any machine with openssh-server; empty, root's, 0755.
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        hostdirs.ensure("/run/sshd", 0o755)

@@ -277,6 +277,31 @@ class Endpoint:
                 raise CrictlError(f"rpc error: code = Unknown desc = {body.decode(errors='replace')}") from None
         return json.loads(body)
 
+    def stream(self, path: str) -> http.client.HTTPResponse:
+        """GET a path whose answer goes on (crictl logs -f): the response to read as it comes,
+        with no timeout once connected (it may be quiet for long)."""
+        conn = _UnixConnection(self.path, self.timeout)
+        try:
+            conn.request("GET", path)
+            conn.sock.settimeout(None)
+            resp = conn.getresponse()
+        except OSError as exc:
+            conn.close()
+            reason = (exc.strerror or str(exc)).lower()
+            raise CrictlError(
+                f'validate service connection: validate CRI v1 runtime API for endpoint "{self.endpoint}": '
+                f'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: '
+                f'dial unix {self.path}: connect: {reason}"') from exc
+        if resp.status != 200:
+            body = resp.read()
+            conn.close()
+            try:
+                err = json.loads(body)
+                raise CrictlError(f"rpc error: code = {err['code']} desc = {err['message']}")
+            except (ValueError, KeyError):
+                raise CrictlError(f"rpc error: code = Unknown desc = {body.decode(errors='replace')}") from None
+        return resp
+
     def text(self, path: str) -> bytes:
         status, body = self._get(path)
         if status != 200:
@@ -475,13 +500,15 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
         p.add_argument("--limit-bytes", type=int, default=-1)
         p.add_argument("--stream", default="")
         p.add_argument("-p", "--previous", action="store_true")
+        p.add_argument("-f", "--follow", action="store_true")
         o = p.parse_args(args)
         if not o.id:
             raise CrictlError("ID cannot be empty")
         if o.stream not in ("", crilog.STDOUT, crilog.STDERR):
             raise CrictlError(f"invalid stream type {o.stream!r}, must be 'stdout' or 'stderr'")
         since = parse_since(o.since, crilog.Stamp.now()) if o.since else None
-        query = urlencode({"tail": o.tail, **({"previous": 1} if o.previous else {})})
+        query = urlencode({"tail": o.tail, **({"previous": 1} if o.previous else {}),
+                           **({"follow": 1} if o.follow else {})})
         if o.previous:  # crictl's own check, before it reads the previous attempt's file
             status = api.get(f"/v1/containers/{quote(o.id, safe='')}")["status"]
             if not status["metadata"].get("attempt"):
@@ -489,19 +516,20 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
         out.flush()
         # The container's log file (its last --tail records), rendered here as crictl renders the
         # file it reads with the kubelet's logs package: stdout records to stdout, stderr to stderr.
-        data = api.text(f"/v1/containers/{quote(o.id, safe='')}/logs?{query}")
         opts = crilog.LogOptions(tail=o.tail, bytes=o.limit_bytes, since=since, timestamps=o.timestamps)
-        for name, text in crilog.render(data, opts):
-            if o.stream and name != o.stream:
-                continue
-            target = out if name == crilog.STDOUT else err
-            target.flush()
-            raw = getattr(target, "buffer", None)
-            if raw is not None:
-                raw.write(text)
-                raw.flush()
-            else:
-                target.write(text.decode(errors="replace"))
+        if o.follow:  # the records as they come, until the container stops (or ^C)
+            resp = api.stream(f"/v1/containers/{quote(o.id, safe='')}/logs?{query}")
+            try:
+                opts.tail = -1  # the endpoint sent the last --tail records first
+                items = (i for i in crilog.messages(_Records(resp), opts) if i is not None)
+                _write_logs(items, o.stream, out, err)
+            except KeyboardInterrupt:
+                return 130  # as a shell reports a command ended by SIGINT
+            finally:
+                resp.close()
+            return 0
+        data = api.text(f"/v1/containers/{quote(o.id, safe='')}/logs?{query}")
+        _write_logs(crilog.render(data, opts), o.stream, out, err)
     elif cmd in ("images", "image", "img"):
         p = _sub("images")
         p.add_argument("image", nargs="?")
@@ -526,6 +554,37 @@ def _run(argv: list[str], out, err, env: dict[str, str], tty: bool) -> int:
     elif cmd == "version":
         out.write(format_version(api.get("/v1/version")))
     return 0
+
+
+class _Records:
+    """A followed log as crilog.messages reads a file: line by line as they arrive; the end of
+    the answer (the container stopped) is the end of the file."""
+
+    def __init__(self, resp: http.client.HTTPResponse) -> None:
+        self.resp = resp
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0  # messages seeks to the tail's start, 0 here: the endpoint did the tail
+
+    def readline(self) -> bytes:
+        return self.resp.readline()
+
+
+def _write_logs(items, stream: str, out, err) -> None:
+    """Rendered records: stdout's to out, stderr's to err (--stream: only that one), each as it
+    comes (a followed log's lines show at once)."""
+    for name, text in items:
+        if stream and name != stream:
+            continue
+        target = out if name == crilog.STDOUT else err
+        target.flush()
+        raw = getattr(target, "buffer", None)
+        if raw is not None:
+            raw.write(text)
+            raw.flush()
+        else:
+            target.write(text.decode(errors="replace"))
+            target.flush()
 
 
 def _yaml(obj: object) -> str:

@@ -4,6 +4,7 @@ on a kubeadm node), served by the kubelet itself, which is knet's container runt
 
 knet's protocol: HTTP/1.1 with JSON bodies (knet.node.cri's objects), read-only:
   GET /v1/version  /v1/info  /v1/containers  /v1/containers/ID  /v1/containers/ID/logs?tail=N
+      (&follow=1: the records stream on as the container writes them, until it stops running)
   GET /v1/pods  /v1/pods/ID  /v1/images
 An unknown ID answers 404 {"code": "NotFound", "message": ...}. IDs may be unique prefixes.
 
@@ -15,19 +16,21 @@ cannot see the path at all (a container's root filesystem has no /run of the nod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import socket
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from aiohttp import web
 
-from knet.node import cri, logpaths
+from knet.node import cri, crilog, logpaths
 
 if TYPE_CHECKING:
     from knet.node.agent import Kubelet, NodeAgent
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SOCKET_MODE = 0o660
 DIR_MODE = 0o711
+FOLLOW_POLL = 0.1  # seconds between looks at a followed log file's end (kubectl logs -f's too)
 
 
 def socket_path(endpoint: str) -> str:
@@ -130,6 +134,39 @@ class RuntimeView:
         return all(n.network_ready() for n in self.kubelet.nodes.values())
 
 
+async def follow_log(path: Path, tail: int, running: Callable[[], bool],
+                     write: Callable[[bytes], Awaitable[None]], poll: float = FOLLOW_POLL) -> None:
+    """`crictl logs -f`: the log file's last `tail` records (tail < 0: all), then each record the
+    container appends, whole records only, until it is no longer running; then what it wrote last
+    (as the kubelet's ReadLogs with Follow, which crictl runs: at the end of the file it looks
+    whether the container still runs, and once it does not, reads to the end and stops)."""
+    f = None
+    pending = b""
+    try:
+        while True:
+            alive = running()  # before the read: whatever it wrote before it stopped is read below
+            if f is None:
+                with contextlib.suppress(FileNotFoundError):
+                    f = open(path, "rb")  # noqa: SIM115 -- held across awaits, closed below
+                    f.seek(crilog.tail_start(f, tail))
+            data = f.read() if f is not None else b""
+            if data:
+                pending += data
+                cut = pending.rfind(b"\n") + 1
+                if cut:
+                    await write(pending[:cut])
+                    pending = pending[cut:]
+            if not alive:
+                if pending:
+                    await write(pending)
+                return
+            if not data:
+                await asyncio.sleep(poll)
+    finally:
+        if f is not None:
+            f.close()
+
+
 def _json(obj: object, status: int = 200) -> web.Response:
     return web.json_response(obj, status=status)
 
@@ -178,6 +215,18 @@ def make_app(kubelet: Kubelet) -> web.Application:
             if index < 0:
                 raise web.HTTPNotFound(text=json.dumps({"code": "NotFound", "message": f"previous terminated container "
                                                         f"{c.name} not found"}), content_type="application/json")
+        if request.query.get("follow") in ("1", "true"):  # crictl logs -f
+            def running() -> bool:  # this very instance, still running, and the endpoint still served
+                proc = run.process
+                return (run.record.container_id == c.id and index == run.log_index and proc is not None
+                        and proc.returncode is None and not closing.is_set())
+
+            resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await resp.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                await follow_log(w.log_path(c.name, index), -1 if lines is None else lines, running, resp.write)
+                await resp.write_eof()
+            return resp
         try:
             data = w.log_path(c.name, index).read_bytes()
         except OSError:
@@ -202,6 +251,14 @@ def make_app(kubelet: Kubelet) -> web.Application:
         return _json({"images": cri.images(used, pause_image)})
 
     app = web.Application()
+    # A kubelet going away (its containers may run on, to be re-adopted) ends the followers,
+    # rather than the server waiting on them.
+    closing = asyncio.Event()
+
+    async def on_shutdown(_app: web.Application) -> None:
+        closing.set()
+
+    app.on_shutdown.append(on_shutdown)
     app.router.add_get("/v1/version", version)
     app.router.add_get("/v1/info", info)
     app.router.add_get("/v1/containers", containers)

@@ -1,6 +1,7 @@
 """A pod's ephemeral containers on its node (`kubectl debug`), as the kubelet runs them: each
 one the pod gains (pods/ephemeralcontainers) is started once in the pod's sandbox, even while
-init containers run, and never restarted; it may join its targetContainerName's PID namespace;
+init containers run, and never restarted (one whose config cannot be made yet, e.g. a missing
+ConfigMap key, is retried until it can: it was never created); it may join its targetContainerName's PID namespace;
 its status is in status.ephemeralContainerStatuses (never ready, no restart count)."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 NEVER_STARTED = "1970-01-01T00:00:00Z"
+CONFIG_RETRY_SECONDS = 2.0  # as a pod's own containers (PodWorker._container_loop)
 
 
 def field_path(name: str) -> str:
@@ -104,11 +106,19 @@ async def run(worker: PodWorker, run: ContainerRun) -> None:
 
 async def _start(worker: PodWorker, run: ContainerRun, path: str) -> bool:
     rec = run.record
-    try:
-        env, command, args = await worker.container_config(run)
-    except (LookupError, ValueError) as exc:
-        await worker.config_error(run, exc, path)  # never retried: an ephemeral container gets one attempt
-        return False
+    while True:
+        try:
+            env, command, args = await worker.container_config(run)
+            break
+        except (LookupError, ValueError) as exc:
+            # As upstream's kubelet: a container that could not be configured (a missing
+            # ConfigMap, key or Secret) was never created, so the next pod sync tries again; it
+            # waits in CreateContainerConfigError meanwhile. Only a created one never restarts.
+            await worker.config_error(run, exc, path)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(worker.stopping.wait(), CONFIG_RETRY_SECONDS)
+            if worker.stopping.is_set():
+                return False
     await worker.event("Normal", "Pulled", f'Container image "{run.spec.get("image", "")}" already present on machine',
                        path)
     rec.container_id = new_id()

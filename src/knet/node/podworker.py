@@ -536,13 +536,24 @@ class PodWorker:
         if self.runs_processes:
             await self.host.cgroups.remove_pod(self.pod)
 
+    def field_path(self, run: ContainerRun) -> str:
+        """The container's fieldPath in its events, by the list it is in (as the kubelet's
+        ref.GetPartialReference: spec.initContainers/containers/ephemeralContainers{NAME})."""
+        name = run.record.name
+        if self.ephemeral_runs.get(name) is run:
+            return ephemeral.field_path(name)
+        if any(r is run for r in self.init_runs):
+            return f"spec.initContainers{{{name}}}"
+        return f"spec.containers{{{name}}}"
+
     async def kill_container(self, run: ContainerRun, grace: float, reason_message: str) -> None:
         proc = run.process
+        field_path = self.field_path(run)
         if proc is None or proc.returncode is not None:
             if not self.runs_processes and run.record.state == "running":  # simulated container
-                await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
+                await self.event("Normal", "Killing", reason_message, field_path)
             return
-        await self.event("Normal", "Killing", reason_message, f"spec.containers{{{run.record.name}}}")
+        await self.event("Normal", "Killing", reason_message, field_path)
         grace = await lifecycle.run_pre_stop(self, run, grace)  # before SIGTERM, within the grace period
         signal_process(proc, signal.SIGTERM)
         try:

@@ -305,3 +305,55 @@ def test_crictl_since_takes_a_duration_a_time_or_unix_seconds():
     assert crictl.parse_since("1764918000", now) == crilog.parse_time("2025-12-05T07:00:00Z")
     with pytest.raises(crictl.CrictlError):
         crictl.parse_since("yesterday", now)
+
+
+async def test_crictl_logs_follow_prints_new_lines_until_the_container_exits(tmp_path):
+    """crictl logs -f (cri-tools' logs.go: the kubelet's ReadLogs with Follow): the last --tail
+    records, then each line as the container writes it, and it ends (exit 0) once the container
+    has exited, with what it wrote last."""
+    sock = tmp_path / "c.sock"
+    async with running_kubelet(tmp_path / "root") as k:
+        k.kubelet.cfg.container_runtime_endpoint = f"unix://{sock}"
+        await k.create_pod({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"), what="app running")
+        app = k.runtime.running("web", "app")
+        app.log("second")
+        runner = await criserver.start(k.kubelet)
+        try:
+            ep = f"unix://{sock}"
+            cid = (await _ask("-r", ep, "ps", "-q"))[1].strip()
+            out, err = io.StringIO(), io.StringIO()
+            follower = asyncio.create_task(asyncio.to_thread(
+                crictl.run, ["-r", ep, "logs", "-f", "--tail", "1", cid], out=out, err=err, env={}))
+            await eventually(lambda: out.getvalue() == "second\n", what="the last record")
+            app.log("third")
+            app.log("oops", crilog.STDERR)
+            await eventually(lambda: out.getvalue() == "second\nthird\n" and err.getvalue() == "oops\n",
+                             what="the new lines as they were written")
+            assert not follower.done()  # it follows on while the container runs
+            app.log("last words")
+            app.exit(0)
+            assert await asyncio.wait_for(follower, 5) == 0
+            assert out.getvalue() == "second\nthird\nlast words\n"
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_kubelet_going_away_ends_crictl_logs_follow(tmp_path):
+    """The endpoint's shutdown does not wait on a follower (the container runs on, to be
+    re-adopted by the next kubelet): crictl ends with what was written."""
+    sock = tmp_path / "c.sock"
+    async with running_kubelet(tmp_path / "root") as k:
+        k.kubelet.cfg.container_runtime_endpoint = f"unix://{sock}"
+        await k.create_pod({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"), what="app running")
+        runner = await criserver.start(k.kubelet)
+        ep = f"unix://{sock}"
+        cid = (await _ask("-r", ep, "ps", "-q"))[1].strip()
+        out = io.StringIO()
+        follower = asyncio.create_task(asyncio.to_thread(
+            crictl.run, ["-r", ep, "logs", "-f", cid], out=out, err=io.StringIO(), env={}))
+        await eventually(lambda: out.getvalue() == "started app\n", what="the log so far")
+        await asyncio.wait_for(runner.cleanup(), 3)
+        assert await asyncio.wait_for(follower, 3) == 0
+        assert k.runtime.running("web", "app").returncode is None  # still running

@@ -179,3 +179,39 @@ def test_the_runc_bundle_of_an_ephemeral_container(tmp_path):
             raise AssertionError("joined the PID namespace of a container that does not run")
 
     asyncio.run(main())
+
+
+async def test_an_ephemeral_container_waiting_for_its_config_map_starts_once_it_exists(tmp_path):
+    # As upstream's kubelet: CreateContainerConfigError means no container was created, so the
+    # next pod sync tries again (kuberuntime_manager's SyncPod: startContainer of each ephemeral
+    # container not yet started); once it runs, it is never started again.
+    env = [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "dbg", "key": "mode"}}}]
+    async with running_kubelet(tmp_path) as k:
+        await k.create_pod(POD)
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"))
+        await add(k, debugger(env=env))
+        waiting = await eventually(lambda: ephemeral_status(k, "debugger-abcde").get("state", {}).get("waiting"),
+                                   what="debugger waiting")
+        assert waiting == {"reason": "CreateContainerConfigError", "message": 'configmap "dbg" not found'}
+        assert instances(k.runtime, "debugger-abcde") == []
+        await k.api.create("v1", "configmaps", {"metadata": {"name": "dbg", "namespace": "default"},
+                                               "data": {"mode": "blue"}}, namespace="default")
+        await eventually(lambda: "running" in ephemeral_status(k, "debugger-abcde").get("state", {}),
+                         timeout=10, what="debugger running once its ConfigMap exists")
+        assert k.runtime.running("web", "debugger-abcde").env["MODE"] == "blue"
+        assert len(instances(k.runtime, "debugger-abcde")) == 1
+
+
+async def test_killing_an_ephemeral_container_names_its_field_path(tmp_path):
+    async with running_kubelet(tmp_path) as k:
+        await k.create_pod(POD)
+        await eventually(lambda: k.container_status("web", "app").get("state", {}).get("running"))
+        await add(k, debugger())
+        await eventually(lambda: "running" in ephemeral_status(k, "debugger-abcde").get("state", {}))
+        await k.delete_pod("web", grace_seconds=1)
+        await eventually(lambda: k.pod("web") is None, timeout=10, what="the pod object gone")
+        await k.kubelet.recorder.flush()
+        killing = {e["message"]: e["involvedObject"].get("fieldPath") for e in k.api.objects("v1", "events")
+                   if e["reason"] == "Killing"}
+        assert killing == {"Stopping container app": "spec.containers{app}",
+                           "Stopping container debugger-abcde": "spec.ephemeralContainers{debugger-abcde}"}
