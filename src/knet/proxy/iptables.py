@@ -318,37 +318,25 @@ class Renderer:
     def render(self, state: ProxyState, changed: set[NamespacedName] | None = None,
                stale_chains: Iterable[str] = ()) -> RenderResult:
         """changed=None: a full sync (every chain); else only the chains of the changed Services."""
-        opts = self.opts
         if self._prepare(state):
             changed = None
         large = bool(self._large_cluster)
         if changed is not None:
             self.invalidate(changed)
 
-        filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
-        nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
         nat_chain_lines: list[str] = []
         nat_rules: list[str] = []
-        active: set[str] = set()
-        written = nli = nle = 0
-        for spn in sorted(state.services):
-            frag = self._cache.get(spn)
-            if frag is None:
-                frag = render_service(state.services[spn], state.endpoints.get(spn, []), opts, large)
-                self._cache[spn] = frag
-            for chain, lines in frag.filter_rules.items():
-                filter_rules[chain].extend(lines)
-            for chain, lines in frag.nat_top_rules.items():
-                nat_top[chain].extend(lines)
-            active.update(frag.nat_chains)
-            nli += frag.no_local_internal
-            nle += frag.no_local_external
+        written = 0
+        parts = _TopParts()
+        for spn, frag in self._fragments(state, large):
+            parts.add(frag)
             if changed is None or (spn[0], spn[1]) in changed:
                 written += 1
                 nat_chain_lines.extend(f":{c} - [0:0]" for c in frag.nat_chains)
                 nat_rules.extend(frag.nat_rules)
 
-        top = self._top_level(filter_rules, nat_top)
+        top = self._top_level(parts.filter_rules, parts.nat_top)
+        active = parts.active
         decl: dict[str, list[str]] = {"filter": [], "nat": []}
         body: dict[str, list[str]] = {"filter": [], "nat": []}
         for (table, chain), rules in top.items():
@@ -371,7 +359,17 @@ class Renderer:
         lines.extend(nat_rules)
         lines.extend(f"-X {c}" for c in stale)
         lines.append("COMMIT")
-        return RenderResult("\n".join(lines) + "\n", active, written, nli, nle)
+        return RenderResult("\n".join(lines) + "\n", active, written, parts.nli, parts.nle)
+
+    def _fragments(self, state: ProxyState, large: bool) -> Iterator[tuple[ServicePortName, ServiceRules]]:
+        """Every Service port's rules in order, rendered again only when not cached."""
+        opts = self.opts
+        for spn in sorted(state.services):
+            frag = self._cache.get(spn)
+            if frag is None:
+                frag = render_service(state.services[spn], state.endpoints.get(spn, []), opts, large)
+                self._cache[spn] = frag
+            yield spn, frag
 
     def _top_level(self, filter_rules: dict[str, list[str]],
                    nat_top: dict[str, list[str]]) -> dict[tuple[str, str], list[str]]:
@@ -445,26 +443,13 @@ class WholeTables:
         foreign = {t: _foreign_part(t, self.saved.get(t, ""), set(own))
                    for t, own in (("nat", NAT_TOP_CHAINS), ("filter", own_filter))}
         yield from _table_head("nat", foreign["nat"], NAT_TOP_CHAINS)
-        filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
-        nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
-        active: set[str] = set()
-        nli = nle = 0
-        for spn in sorted(state.services):
-            frag = r._cache.get(spn)
-            if frag is None:
-                frag = render_service(state.services[spn], state.endpoints.get(spn, []), opts, large)
-                r._cache[spn] = frag
-            for chain, rules in frag.filter_rules.items():
-                filter_rules[chain].extend(rules)
-            for chain, rules in frag.nat_top_rules.items():
-                nat_top[chain].extend(rules)
-            active.update(frag.nat_chains)
-            nli += frag.no_local_internal
-            nle += frag.no_local_external
+        parts = _TopParts()
+        for _, frag in r._fragments(state, large):
+            parts.add(frag)
             for c in frag.nat_chains:
                 yield f":{c} - [0:0]"
             yield from frag.nat_rules
-        top = r._top_level(filter_rules, nat_top)
+        top = r._top_level(parts.filter_rules, parts.nat_top)
         r._top = top
         for (table, _), rules in top.items():
             if table == "nat":
@@ -475,7 +460,28 @@ class WholeTables:
             if table == "filter":
                 yield from rules
         yield "COMMIT"
-        self.result = RenderResult("", active, len(state.services), nli, nle)
+        self.result = RenderResult("", parts.active, len(state.services), parts.nli, parts.nle)
+
+
+class _TopParts:
+    """What the Services add to the top-level chains, gathered over one pass: their rules in
+    KUBE-SERVICES/KUBE-NODEPORTS and the filter chains, the chains in use, and the counts of
+    Services with no local endpoints (the sync metrics)."""
+
+    def __init__(self) -> None:
+        self.filter_rules: dict[str, list[str]] = {c: [] for c in (*FILTER_TOP_CHAINS, KUBE_FIREWALL)}
+        self.nat_top: dict[str, list[str]] = {KUBE_SERVICES: [], KUBE_NODEPORTS: []}
+        self.active: set[str] = set()
+        self.nli = self.nle = 0
+
+    def add(self, frag: ServiceRules) -> None:
+        for chain, rules in frag.filter_rules.items():
+            self.filter_rules[chain].extend(rules)
+        for chain, rules in frag.nat_top_rules.items():
+            self.nat_top[chain].extend(rules)
+        self.active.update(frag.nat_chains)
+        self.nli += frag.no_local_internal
+        self.nle += frag.no_local_external
 
 
 def _table_head(table: str, foreign: tuple[list[str], list[str], list[str]], own: Iterable[str]) -> Iterator[str]:

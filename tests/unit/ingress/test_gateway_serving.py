@@ -12,6 +12,7 @@ import socket
 import aiohttp
 import yaml
 from aiohttp import web
+from tests.unit.ingress.tls_helpers import self_signed
 
 from knet.api.crd.structural import validate_object
 from knet.api.resources import crds as crd_resource
@@ -128,26 +129,6 @@ def test_gateway_service_keeps_and_allocates_pod_ports():
         "192.168.1.240"]
     long = service_name("a-very-long-namespace-name-for-testing/" + "g" * 60)
     assert len(long) <= 63 and long.startswith("gw-a-very-long")
-
-
-def self_signed(host: str) -> tuple[bytes, bytes]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
 def _free_port() -> int:
