@@ -383,6 +383,7 @@ class Proxy:
         self.connections: set[ClientConnection] = set()
         self.clock = _Clock()
         self.balancer = RoundRobin(TRIES)
+        self._weighted = random.Random()  # weighted backendRefs' choice (its own: unaffected by random.seed)
         self._insecure = ssl.create_default_context()
         self._insecure.check_hostname = False
         self._insecure.verify_mode = ssl.CERT_NONE
@@ -424,7 +425,7 @@ class Proxy:
         """The decision for one request (pure but for the weighted pick): a Gateway's pod port by its
         HTTPRoutes, the HTTP(S) ports by the Ingresses."""
         if gateway_port is not None:
-            return decide_gateway(snap.gateways.get(gateway_port), line, random.randrange)
+            return decide_gateway(snap.gateways.get(gateway_port), line, self._weighted.randrange)
         return decide_ingress(snap.table, line)
 
     async def handle(self, conn: ClientConnection, req: _Request) -> None:
