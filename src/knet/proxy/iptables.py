@@ -491,14 +491,21 @@ def _table_head(table: str, foreign: tuple[list[str], list[str], list[str]], own
     yield f"*{table}"
     yield from builtin
     yield from foreign_chains
-    declared = {c.split()[0][1:] for c in foreign_chains} | set(own)
     for chain in own:
         yield f":{chain} - [0:0]"
-    for jump in JUMP_RULES:  # a jump's target must exist (KUBE-FIREWALL may not be rendered)
-        if jump.table == table and jump.chain not in declared:
-            yield f":{jump.chain} - [0:0]"
-            declared.add(jump.chain)
+    yield from _undeclared_jump_targets(table, {c.split()[0][1:] for c in foreign_chains} | set(own))
     yield from foreign_rules
+
+
+def _undeclared_jump_targets(table: str, declared: set[str]) -> list[str]:
+    """Declarations of the JUMP_RULES targets of `table` not in `declared`: a jump's target must
+    exist (KUBE-FIREWALL may not be rendered)."""
+    out = []
+    for jump in JUMP_RULES:
+        if jump.table == table and jump.chain not in declared:
+            out.append(f":{jump.chain} - [0:0]")
+            declared.add(jump.chain)
+    return out
 
 
 # our own per-service chains and rules, and the rules of the top-level chains we own in both tables,
@@ -511,20 +518,24 @@ def _foreign_part(table: str, saved: str, own: set[str]) -> tuple[list[str], lis
     """From `iptables-save -t table`: the built-in chains' declarations (policy kept), the other
     components' chains, and their rules with the missing JUMP_RULES prepended (_with_jumps)."""
     text = "\n".join(line for line in saved.splitlines() if not line.startswith(_OWN_SAVED_LINES))
+    return _saved_parts(table, [e for t in restore.parse(text, strict=False) if t.name == table for e in t.entries],
+                        own)
+
+
+def _saved_parts(table: str, saved: Iterable[restore.Entry], own: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """A saved table's entries split into the built-in chains' declarations (policy kept), the
+    chains that are not ours, and their rules with the missing JUMP_RULES prepended (_with_jumps)."""
     builtin: dict[str, str] = {}
     foreign_chains: list[str] = []
     foreign_rules: list[str] = []
-    for t in restore.parse(text, strict=False):
-        if t.name != table:
-            continue
-        for e in t.entries:
-            if e.op == ":":
-                if e.rest != "-":
-                    builtin[e.chain] = f":{e.chain} {e.rest} [0:0]"
-                elif not _owned(table, e.chain, own):
-                    foreign_chains.append(f":{e.chain} - [0:0]")
-            elif e.op == "-A" and not _owned(table, e.chain, own):
-                foreign_rules.append(e.line)
+    for e in saved:
+        if e.op == ":":
+            if e.rest != "-":
+                builtin[e.chain] = f":{e.chain} {e.rest} [0:0]"
+            elif not _owned(table, e.chain, own):
+                foreign_chains.append(f":{e.chain} - [0:0]")
+        elif e.op == "-A" and not _owned(table, e.chain, own):
+            foreign_rules.append(e.line)
     for name in BUILTIN_CHAINS[table]:
         builtin.setdefault(name, f":{name} ACCEPT [0:0]")
     return list(builtin.values()), foreign_chains, _with_jumps(table, foreign_rules)
@@ -594,27 +605,11 @@ def merge_with_foreign(saved: dict[str, str], rendered: str) -> str:
         chain_lines = [e.line for e in ours.entries if e.op == ":"]
         rule_lines = [e.line for e in ours.entries if e.op == "-A"]
         rendered_chains = set(ours.chains())
-        builtin: dict[str, str] = {}
-        foreign_chains: list[str] = []
-        foreign_rules: list[str] = []
-        for e in saved_tables[table].entries if table in saved_tables else ():
-            if e.op == ":":
-                if e.rest != "-":
-                    builtin[e.chain] = f":{e.chain} {e.rest} [0:0]"
-                elif not _owned(table, e.chain, rendered_chains):
-                    foreign_chains.append(f":{e.chain} - [0:0]")
-            elif e.op == "-A" and not _owned(table, e.chain, rendered_chains):
-                foreign_rules.append(e.line)
-        for name in BUILTIN_CHAINS[table]:
-            builtin.setdefault(name, f":{name} ACCEPT [0:0]")
-        foreign_rules = _with_jumps(table, foreign_rules)
-        declared = rendered_chains | {c.split()[0][1:] for c in foreign_chains}
-        for jump in JUMP_RULES:  # a jump's target must exist (KUBE-FIREWALL may not be rendered)
-            if jump.table == table and jump.chain not in declared:
-                foreign_chains.append(f":{jump.chain} - [0:0]")
-                declared.add(jump.chain)
+        builtin, foreign_chains, foreign_rules = _saved_parts(
+            table, saved_tables[table].entries if table in saved_tables else (), rendered_chains)
+        foreign_chains += _undeclared_jump_targets(table, rendered_chains | {c.split()[0][1:] for c in foreign_chains})
         out.append(f"*{table}")
-        out += builtin.values()
+        out += builtin
         out += foreign_chains
         out += chain_lines
         out += foreign_rules
