@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from knet.api.spdysession import Session, Stream
+from knet.api.wsportforward import kubelet_port_frames
 
 log = logging.getLogger(__name__)
 
@@ -378,18 +379,7 @@ async def _forward(data: Stream, error: Stream, dial: Dial, pod_label: str) -> N
                 await upstream.send_bytes(bytes([CLOSE, 0]))  # the client's side ended
 
         async def pod_to_client() -> None:
-            seen: set[int] = set()
-            async for msg in upstream:
-                if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
-                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        break
-                    continue
-                channel, payload = msg.data[0], msg.data[1:]
-                if channel not in seen:  # each channel's first message starts with the port (2 bytes, LE)
-                    seen.add(channel)
-                    payload = payload[2:]
-                if not payload:
-                    continue
+            async for channel, payload in kubelet_port_frames(upstream):
                 if channel == 0:
                     await data.write(payload)
                 elif channel == 1:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -70,6 +70,24 @@ def decode(message: bytes | str) -> tuple[int, bytes] | None:
     return message[0], bytes(message[1:])
 
 
+async def kubelet_port_frames(upstream: aiohttp.ClientWebSocketResponse) -> AsyncIterator[tuple[int, bytes]]:
+    """The kubelet leg of a port-forward as (channel, payload): binary messages only, each
+    channel's first message without the port it starts with (2 bytes, little-endian), empty
+    payloads skipped; ends when the WebSocket closes."""
+    seen: set[int] = set()
+    async for msg in upstream:
+        if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+            continue
+        channel, payload = msg.data[0], msg.data[1:]
+        if channel not in seen:
+            seen.add(channel)
+            payload = payload[2:]
+        if payload:
+            yield channel, payload
+
+
 async def serve(request: web.Request, ports: list[int], offered: list[str], dial: Dial,
                 pod_label: str) -> web.WebSocketResponse:
     protocol = choose_protocol(offered)
@@ -95,17 +113,8 @@ async def serve(request: web.Request, ports: list[int], offered: list[str], dial
             await send(2 * i + 1, f"error forwarding port {port} to pod {pod_label}: {exc}".encode())
 
     async def pod_to_client(i: int, upstream: aiohttp.ClientWebSocketResponse) -> None:
-        seen: set[int] = set()
-        async for msg in upstream:
-            if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                    break
-                continue
-            channel, payload = msg.data[0], msg.data[1:]
-            if channel not in seen:  # the kubelet leg's first message per channel is its port too
-                seen.add(channel)
-                payload = payload[2:]
-            if payload and channel in (0, 1):
+        async for channel, payload in kubelet_port_frames(upstream):
+            if channel in (0, 1):
                 await send(2 * i + channel, payload)
 
     async def client_to_pods() -> None:
