@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from knet.node.runtime import new_id
 from knet.node.status import ContainerRecord, now_rfc3339
-from knet.node.workloads import container_argv
 
 if TYPE_CHECKING:
     from knet.node.podworker import ContainerRun, PodWorker
 
 Obj = dict[str, Any]
-NEVER_STARTED = "1970-01-01T00:00:00Z"
 CONFIG_RETRY_SECONDS = 2.0  # as a pod's own containers (PodWorker._container_loop)
 
 
@@ -126,21 +124,11 @@ async def _start(worker: PodWorker, run: ContainerRun, path: str) -> bool:
     await worker.event("Normal", "Created", f"Created container {rec.name}", path)
     if worker.runs_processes:
         try:
-            target = _target_id(worker, run.spec)
-            cgroup = worker._container_cgroup(run)
-            run.process = await worker.host.runtime.start_container(
-                worker.sandbox, worker.pod, run.spec, container_argv(run.spec, command, args), env,
-                worker.log_path(rec.name, 0), _hostname(worker), rec.container_id,
-                worker.dir / "containers" / rec.name, cgroup,
-                mounts=container_mounts(worker.pod, worker.dir, worker.sandbox.mounts, run.spec),
-                pid_target=target)
-            worker._join_cgroup(run, cgroup)
-            run.shim_start = worker.host.runtime.process_start_time(run.process.pid) \
-                if run.process is not None else None
+            await worker.start_process(
+                run, command, args, env, pid_target=_target_id(worker, run.spec),
+                mounts=container_mounts(worker.pod, worker.dir, worker.sandbox.mounts, run.spec))
         except (OSError, ValueError) as exc:
-            rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
-            rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
-            rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
+            worker.start_error(run, exc)
             worker.changed()
             await worker.event("Warning", "Failed", f"Error: {exc}", path)
             return False
@@ -150,12 +138,6 @@ async def _start(worker: PodWorker, run: ContainerRun, path: str) -> bool:
     await worker.event("Normal", "Started", f"Started container {rec.name}", path)
     worker.changed()
     return True
-
-
-def _hostname(worker: PodWorker) -> str:
-    from knet.node import dnsconfig
-
-    return dnsconfig.pod_hostname(worker.pod)
 
 
 def _target_id(worker: PodWorker, spec: Obj) -> str | None:

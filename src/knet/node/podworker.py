@@ -442,21 +442,11 @@ class PodWorker:
                 if self.runs_processes:
                     run.log_index = rec.restart_count
                     try:
-                        cgroup = self._container_cgroup(run)
-                        run.process = await self.host.runtime.start_container(
-                            self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
-                            self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
-                            self.dir / "containers" / rec.name, cgroup)
-                        self._join_cgroup(run, cgroup)
-                        run.shim_start = self.host.runtime.process_start_time(run.process.pid) \
-                            if run.process is not None else None
+                        await self.start_process(run, command, args, env)
                     except (OSError, ValueError) as exc:
-                        # As the kubelet over containerd: the attempt ends StartError (exit code
-                        # 128, never started, the runtime's message); a container that will be
-                        # restarted waits in RunContainerError with that as its last state.
-                        rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
-                        rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
-                        rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
+                        # a container that will be restarted waits in RunContainerError with
+                        # its StartError as its last state
+                        self.start_error(run, exc)
                         if should_restart(policy, rec.exit_code) and not self.stopping.is_set():
                             rec.last_state = rec.state_dict()
                             rec.state, rec.reason = "waiting", "RunContainerError"
@@ -505,6 +495,28 @@ class PodWorker:
                 rec.last_state = rec.state_dict()
             run.process = None
             self.changed()
+
+    async def start_process(self, run: ContainerRun, command: list[str], args: list[str], env: dict[str, str],
+                            **runtime_options: Any) -> None:
+        """Start the container's process in its cgroup (the runtime's start_container); raises
+        OSError/ValueError when the runtime cannot (see start_error)."""
+        rec = run.record
+        cgroup = self._container_cgroup(run)
+        run.process = await self.host.runtime.start_container(
+            self.sandbox, self.pod, run.spec, container_argv(run.spec, command, args), env,
+            self.log_path(rec.name, run.log_index), dnsconfig.pod_hostname(self.pod), rec.container_id,
+            self.dir / "containers" / rec.name, cgroup, **runtime_options)
+        self._join_cgroup(run, cgroup)
+        run.shim_start = self.host.runtime.process_start_time(run.process.pid) if run.process is not None else None
+
+    @staticmethod
+    def start_error(run: ContainerRun, exc: Exception) -> None:
+        """As the kubelet over containerd: an attempt the runtime could not start ends StartError
+        (exit code 128, never started, the runtime's message)."""
+        rec = run.record
+        rec.ran, rec.exit_code, rec.started, rec.ready = True, 128, False, False
+        rec.started_at, rec.finished_at = NEVER_STARTED, now_rfc3339()
+        rec.state, rec.reason, rec.message = "terminated", "StartError", str(exc)
 
     def _container_cgroup(self, run: ContainerRun) -> str | None:
         """The container's cgroup, made with its limits before it starts (None: no cgroups).
