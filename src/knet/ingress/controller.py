@@ -46,6 +46,24 @@ class Options:
     worker_processes: int = 0
 
 
+def served_ingresses(opts: Options, ingresses: list[dict], classes: list[dict]) -> list[dict]:
+    """The Ingresses a controller with these flags serves: of its class (--ingress-class,
+    --controller-class, --watch-ingress-without-class) and in --watch-namespace if set."""
+    by_name = {(c.get("metadata") or {}).get("name", ""): c for c in classes}
+    return [i for i in ingresses
+            if (not opts.watch_namespace or (i.get("metadata") or {}).get("namespace") == opts.watch_namespace)
+            and routing.ingress_class_selected(i, opts.ingress_class, by_name, opts.controller_class,
+                                               opts.watch_ingress_without_class)]
+
+
+def default_backend(opts: Options) -> routing.Backend | None:
+    """--default-backend-service's port 80 (None: nginx's own 404)."""
+    if not opts.default_backend_service:
+        return None
+    ns, _, name = opts.default_backend_service.partition("/")
+    return routing.Backend(ns, name, 80)
+
+
 class IngressController:
     def __init__(self, opts: Options, proxy: Proxy) -> None:
         self.opts = opts
@@ -62,10 +80,7 @@ class IngressController:
 
     # -- the snapshot -------------------------------------------------------------------------------
     def served_ingresses(self) -> list[dict]:
-        classes = {c["metadata"]["name"]: c for c in self.informers["ingressclasses"].list()}
-        return [i for i in self.informers["ingresses"].list()
-                if routing.ingress_class_selected(i, self.opts.ingress_class, classes, self.opts.controller_class,
-                                                  self.opts.watch_ingress_without_class)]
+        return served_ingresses(self.opts, self.informers["ingresses"].list(), self.informers["ingressclasses"].list())
 
     def _endpoints(self, backend: routing.Backend) -> list[tuple[str, int]]:
         svc = self.informers["services"].get(f"{backend.namespace}/{backend.service}")
@@ -99,11 +114,7 @@ class IngressController:
 
     def build(self) -> tuple[Snapshot, list[dict]]:
         ingresses = self.served_ingresses()
-        default = None
-        if self.opts.default_backend_service:
-            ns, _, name = self.opts.default_backend_service.partition("/")
-            default = routing.Backend(ns, name, 80)
-        table = routing.build_table(ingresses, default)
+        table = routing.build_table(ingresses, default_backend(self.opts))
         for key, reasons in table.skipped.items():
             self._say(f"ingress {key}", "; ".join(reasons))
         backends = {table.default_backend} | {s.default_backend for s in table.servers.values()} | {

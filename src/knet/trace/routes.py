@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from knet.ingress import routing
-from knet.ingress.controller import Options
+from knet.ingress.controller import Options, default_backend, served_ingresses
 
 Obj = dict[str, Any]
 # The Service port of the controller's listeners (ingress-nginx's `http`/`https` Service ports).
@@ -151,16 +151,7 @@ class IngressRouter:
 
     @classmethod
     def of(cls, opts: Options, ingresses: list[Obj], classes: list[Obj]) -> IngressRouter:
-        by_name = {(c.get("metadata") or {}).get("name", ""): c for c in classes}
-        served = [i for i in ingresses
-                  if (not opts.watch_namespace or (i.get("metadata") or {}).get("namespace") == opts.watch_namespace)
-                  and routing.ingress_class_selected(i, opts.ingress_class, by_name, opts.controller_class,
-                                                     opts.watch_ingress_without_class)]
-        default = None
-        if opts.default_backend_service:  # as IngressController.build: the Service's port 80
-            ns, _, name = opts.default_backend_service.partition("/")
-            default = routing.Backend(ns, name, 80)
-        return cls(routing.build_table(served, default))
+        return cls(routing.build_table(served_ingresses(opts, ingresses, classes), default_backend(opts)))
 
     def route(self, request: HttpRequest) -> RouteMatch:
         # the decisions of knet.ingress.proxy.Proxy._handle, in its order
