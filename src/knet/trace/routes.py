@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from knet.ingress import routing
 from knet.ingress.controller import Options, default_backend, served_ingresses
+from knet.ingress.decide import RequestLine, decide_ingress, matched_path, split_target
 
 Obj = dict[str, Any]
 # The Service port of the controller's listeners (ingress-nginx's `http`/`https` Service ports).
@@ -154,35 +155,31 @@ class IngressRouter:
         return cls(routing.build_table(served_ingresses(opts, ingresses, classes), default_backend(opts)))
 
     def route(self, request: HttpRequest) -> RouteMatch:
-        # the decisions of knet.ingress.proxy.Proxy._handle, in its order
-        path = routing.normalize_path(request.path)
-        if path is None:
+        # the proxy's own decision (decide_ingress); the table's match explains it
+        d = decide_ingress(self.table, RequestLine(request.scheme, "GET", request.host, request.path))
+        if d.status == 400:
             return RouteMatch(self.kind, status=400)
+        path = matched_path(split_target(request.path)[0])
+        assert path is not None  # decide_ingress answers 400 otherwise
         server, loc = self.table.route(request.host, path)
         notes = [f"server {server.host!r} serves host {routing.normalize_host(request.host) or '(none)'}"
                  + (" (the catch-all server: no rule names this host)" if server.host == routing.CATCH_ALL else "")]
         if loc is None:
-            backend = server.default_backend or self.table.default_backend
-            return RouteMatch(self.kind, backend=_ref(backend), upstream_path=path, default_backend=True,
-                              status=0 if backend else 404, notes=notes)
-        match = RouteMatch(self.kind, loc.ingress, "*" if server.host == routing.CATCH_ALL else server.host,
-                           loc.path, loc.path_type, notes=notes)
-        if loc.regex is not None:
-            notes.append(f"paths of host {server.host} are regular expressions (rewrite-target or use-regex): "
-                         f"{loc.path!r} matched as ^{loc.path}, case-insensitive")
-        if request.scheme == "http" and server.tls_secret is not None and (loc.ssl_redirect or loc.force_ssl_redirect):
-            match.status, match.location = 308, f"https://{routing.normalize_host(request.host)}{request.path}"
+            match = RouteMatch(self.kind, notes=notes)
+        else:
+            match = RouteMatch(self.kind, loc.ingress, "*" if server.host == routing.CATCH_ALL else server.host,
+                               loc.path, loc.path_type, notes=notes)
+            if loc.regex is not None:
+                notes.append(f"paths of host {server.host} are regular expressions (rewrite-target or use-regex): "
+                             f"{loc.path!r} matched as ^{loc.path}, case-insensitive")
+        match.status, match.location = d.status, d.location
+        match.default_backend = loc is None or (loc.backend is None and d.status == 404)
+        if d.status:  # a redirect, or the 404 page
             return match
-        if loc.backend is None:  # a resource backend: not served (the 404 page)
-            match.default_backend, match.status = True, 404
-            return match
-        match.backend = _ref(loc.backend)
-        match.upstream_path = loc.rewrite(path) if loc.rewrite_target is not None else path
-        if loc.rewrite_target is not None:
+        match.backend, match.upstream_path = _ref(d.backend), d.target
+        if loc is not None and loc.rewrite_target is not None:
             match.rewrite = loc.rewrite_target
-        if "?" in request.path:
-            match.upstream_path += "?" + request.path.split("?", 1)[1]
-        if loc.backend_protocol != "HTTP":
+        if loc is not None and loc.backend_protocol != "HTTP":
             notes.append(f"backend-protocol {loc.backend_protocol}: the controller speaks {loc.backend_protocol} "
                          "to the backend")
         return match
